@@ -1,0 +1,55 @@
+# ResoMap. `make demo` runs the default sweep; `make test` runs every test.
+# LIBTORCH=/path/to/libtorch builds the bridge against another libtorch (a
+# PyTorch wheel's torch/ folder or a CUDA libtorch zip); default: Debian's.
+SHELL := /bin/bash
+LIBTORCH ?=
+BUILD ?= build
+GOBIN ?= $(shell go env GOPATH)/bin
+export GOBIN
+TEMPORAL_VERSION := v1.5.1
+VERSITYGW_VERSION := v1.8.0
+
+ifeq ($(LIBTORCH),)
+TORCH_INC := -I/usr/include/torch/csrc/api/include
+TORCH_LIB := -ltorch -ltorch_cpu -lc10
+else
+TORCH_INC := -I$(LIBTORCH)/include -I$(LIBTORCH)/include/torch/csrc/api/include
+TORCH_LIB := -L$(LIBTORCH)/lib -Wl,-rpath,$(LIBTORCH)/lib -Wl,--no-as-needed -ltorch -ltorch_cpu -lc10 \
+	$(if $(wildcard $(LIBTORCH)/lib/libtorch_cuda.so),-ltorch_cuda -lc10_cuda) -Wl,--as-needed
+ABI := $(shell python3 -c 'import torch;print(int(torch.compiled_with_cxx11_abi()))' 2>/dev/null || echo 1)
+TORCH_INC += -D_GLIBCXX_USE_CXX11_ABI=$(ABI)
+endif
+
+SHIM := $(BUILD)/libresomap.so
+export RESOMAP_LIB := $(abspath $(SHIM))
+
+.PHONY: all deps shim build test bench demo clean tools
+all: shim build
+
+# System packages a fresh Debian/Ubuntu machine needs (run as root, or with sudo).
+deps:
+	@bash scripts/install-deps.sh
+
+shim: $(SHIM)
+$(SHIM): trainer/csrc/resomap.cpp trainer/csrc/resomap.h
+	@mkdir -p $(BUILD)
+	g++ -O2 -std=c++17 -fPIC -shared -Wall $(TORCH_INC) -o $@ $< $(TORCH_LIB)
+
+build:
+	@mkdir -p $(BUILD)
+	CGO_ENABLED=0 go build -o $(BUILD)/ ./...
+
+tools:
+	@bash scripts/install-tools.sh
+
+test: deps shim tools
+	CGO_ENABLED=0 go test -count=1 -timeout 80m ./...
+
+bench: deps shim
+	CGO_ENABLED=0 go run ./cmd/resomap-bench
+
+demo: deps shim tools build
+	@bash scripts/demo.sh
+
+clean:
+	rm -rf $(BUILD)

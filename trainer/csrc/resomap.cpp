@@ -1,0 +1,524 @@
+// Implementation of resomap.h. Models mirror torchvision's module trees so
+// that parameter and buffer names are exactly torchvision's state_dict keys.
+#include "resomap.h"
+
+#include <torch/torch.h>
+#include <torch/version.h>
+#include <ATen/autocast_mode.h>
+
+#include <cmath>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace nn = torch::nn;
+
+namespace {
+
+thread_local std::string g_error;
+
+struct InvalidArgument : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+bool is_oom_message(const std::string &msg) {
+  return msg.find("out of memory") != std::string::npos ||
+         msg.find("can't allocate memory") != std::string::npos;
+}
+
+// Runs f, converting every exception into a status code and a message.
+template <typename F>
+int32_t guard(F &&f) {
+  try {
+    f();
+    return RM_OK;
+  } catch (const InvalidArgument &e) {
+    g_error = e.what();
+    return RM_INVALID;
+  } catch (const std::bad_alloc &e) {
+    g_error = std::string("out of memory: ") + e.what();
+    return RM_OOM;
+  } catch (const c10::Error &e) {
+    g_error = e.what_without_backtrace();
+    return is_oom_message(g_error) ? RM_OOM : RM_ERR;
+  } catch (const std::exception &e) {
+    g_error = e.what();
+    return is_oom_message(g_error) ? RM_OOM : RM_ERR;
+  } catch (...) {
+    g_error = "unknown C++ exception";
+    return RM_ERR;
+  }
+}
+
+// torchvision's initialisation for VGG and ResNet convolutions and norms.
+void init_conv_bn(nn::Module &root, bool vgg_linear) {
+  torch::NoGradGuard ng;
+  for (auto &mod : root.modules(/*include_self=*/false)) {
+    if (auto *conv = mod->as<nn::Conv2d>()) {
+      nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut, torch::kReLU);
+      if (conv->bias.defined()) nn::init::zeros_(conv->bias);
+    } else if (auto *bn = mod->as<nn::BatchNorm2d>()) {
+      nn::init::ones_(bn->weight);
+      nn::init::zeros_(bn->bias);
+    } else if (auto *lin = mod->as<nn::Linear>()) {
+      if (vgg_linear) {
+        nn::init::normal_(lin->weight, 0.0, 0.01);
+        nn::init::zeros_(lin->bias);
+      }
+    }
+  }
+}
+
+struct Net : nn::Module {
+  virtual torch::Tensor forward(torch::Tensor x) = 0;
+};
+
+// VGG as torchvision builds it: features / avgpool(7x7) / classifier.
+struct VGG : Net {
+  nn::Sequential features, classifier;
+  nn::AdaptiveAvgPool2d avgpool{nn::AdaptiveAvgPool2dOptions({7, 7})};
+  VGG(const std::vector<int> &cfg, bool bn, int in_ch, int nc) {
+    int c = in_ch;
+    for (int v : cfg) {
+      if (v == 0) {
+        features->push_back(nn::MaxPool2d(nn::MaxPool2dOptions(2).stride(2)));
+        continue;
+      }
+      features->push_back(nn::Conv2d(nn::Conv2dOptions(c, v, 3).padding(1)));
+      if (bn) features->push_back(nn::BatchNorm2d(v));
+      features->push_back(nn::ReLU(nn::ReLUOptions(true)));
+      c = v;
+    }
+    classifier = nn::Sequential(nn::Linear(512 * 7 * 7, 4096), nn::ReLU(nn::ReLUOptions(true)),
+                                nn::Dropout(0.5), nn::Linear(4096, 4096),
+                                nn::ReLU(nn::ReLUOptions(true)), nn::Dropout(0.5),
+                                nn::Linear(4096, nc));
+    register_module("features", features);
+    register_module("avgpool", avgpool);
+    register_module("classifier", classifier);
+    init_conv_bn(*this, true);
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    x = avgpool(features->forward(x));
+    return classifier->forward(torch::flatten(x, 1));
+  }
+};
+
+// The small CNN of the default sweep: three conv blocks and a global pool, so
+// it accepts any resolution from 8 px and trains in seconds on a CPU.
+struct SmallCNN : Net {
+  nn::Sequential features, classifier;
+  SmallCNN(int in_ch, int nc) {
+    int c = in_ch, i = 0;
+    for (int v : {16, 32, 64}) {
+      if (i++ > 0) features->push_back(nn::MaxPool2d(nn::MaxPool2dOptions(2).stride(2)));
+      features->push_back(nn::Conv2d(nn::Conv2dOptions(c, v, 3).padding(1).bias(false)));
+      features->push_back(nn::BatchNorm2d(v));
+      features->push_back(nn::ReLU(nn::ReLUOptions(true)));
+      c = v;
+    }
+    features->push_back(nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions({1, 1})));
+    classifier = nn::Sequential(nn::Linear(c, nc));
+    register_module("features", features);
+    register_module("classifier", classifier);
+    init_conv_bn(*this, false);
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    return classifier->forward(torch::flatten(features->forward(x), 1));
+  }
+};
+
+nn::Conv2d conv(int in, int out, int k, int stride, int pad) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(pad).bias(false));
+}
+
+struct Block : nn::Module {
+  virtual torch::Tensor forward(torch::Tensor x) = 0;
+};
+
+struct BasicBlock : Block {
+  static const int expansion = 1;
+  nn::Conv2d conv1{nullptr}, conv2{nullptr};
+  nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
+  nn::Sequential downsample{nullptr};
+  BasicBlock(int in, int planes, int stride, nn::Sequential ds) {
+    conv1 = register_module("conv1", conv(in, planes, 3, stride, 1));
+    bn1 = register_module("bn1", nn::BatchNorm2d(planes));
+    conv2 = register_module("conv2", conv(planes, planes, 3, 1, 1));
+    bn2 = register_module("bn2", nn::BatchNorm2d(planes));
+    if (ds) downsample = register_module("downsample", ds);
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    auto idt = downsample ? downsample->forward(x) : x;
+    auto y = (bn1(conv1(x))).relu_();
+    y = bn2(conv2(y));
+    return (y + idt).relu_();
+  }
+};
+
+struct Bottleneck : Block {
+  static const int expansion = 4;
+  nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
+  nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
+  nn::Sequential downsample{nullptr};
+  Bottleneck(int in, int planes, int stride, nn::Sequential ds) {
+    conv1 = register_module("conv1", conv(in, planes, 1, 1, 0));
+    bn1 = register_module("bn1", nn::BatchNorm2d(planes));
+    conv2 = register_module("conv2", conv(planes, planes, 3, stride, 1));
+    bn2 = register_module("bn2", nn::BatchNorm2d(planes));
+    conv3 = register_module("conv3", conv(planes, planes * 4, 1, 1, 0));
+    bn3 = register_module("bn3", nn::BatchNorm2d(planes * 4));
+    if (ds) downsample = register_module("downsample", ds);
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    auto idt = downsample ? downsample->forward(x) : x;
+    auto y = (bn1(conv1(x))).relu_();
+    y = (bn2(conv2(y))).relu_();
+    y = bn3(conv3(y));
+    return (y + idt).relu_();
+  }
+};
+
+template <typename B>
+struct ResNet : Net {
+  nn::Conv2d conv1{nullptr};
+  nn::BatchNorm2d bn1{nullptr};
+  nn::Linear fc{nullptr};
+  std::vector<std::shared_ptr<B>> blocks;
+  int inplanes = 64;
+  ResNet(const std::vector<int> &layers, int in_ch, int nc) {
+    conv1 = register_module("conv1", conv(in_ch, 64, 7, 2, 3));
+    bn1 = register_module("bn1", nn::BatchNorm2d(64));
+    const int planes[4] = {64, 128, 256, 512};
+    for (int l = 0; l < 4; l++) {
+      nn::Sequential layer;
+      for (int b = 0; b < layers[l]; b++) {
+        int stride = (b == 0 && l > 0) ? 2 : 1;
+        nn::Sequential ds{nullptr};
+        if (b == 0 && (stride != 1 || inplanes != planes[l] * B::expansion)) {
+          ds = nn::Sequential(conv(inplanes, planes[l] * B::expansion, 1, stride, 0),
+                              nn::BatchNorm2d(planes[l] * B::expansion));
+        }
+        auto blk = std::make_shared<B>(inplanes, planes[l], stride, ds);
+        inplanes = planes[l] * B::expansion;
+        layer->push_back(std::to_string(b), blk);
+        blocks.push_back(blk);
+      }
+      register_module("layer" + std::to_string(l + 1), layer);
+    }
+    fc = register_module("fc", nn::Linear(512 * B::expansion, nc));
+    init_conv_bn(*this, false);
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    x = (bn1(conv1(x))).relu_();
+    x = torch::max_pool2d(x, 3, 2, 1);
+    for (auto &b : blocks) x = b->forward(x);
+    x = torch::adaptive_avg_pool2d(x, {1, 1});
+    return fc(torch::flatten(x, 1));
+  }
+};
+
+std::shared_ptr<Net> make_net(const std::string &name, int in_ch, int nc) {
+  // 0 marks a max-pool, as 'M' does in torchvision's cfgs.
+  static const std::vector<int> A = {64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0};
+  static const std::vector<int> B = {64, 64, 0, 128, 128, 0, 256, 256, 0,
+                                     512, 512, 0, 512, 512, 0};
+  static const std::vector<int> D = {64,  64,  0,   128, 128, 0,   256, 256, 256,
+                                     0,   512, 512, 512, 0,   512, 512, 512, 0};
+  static const std::vector<int> E = {64,  64,  0,   128, 128, 0,   256, 256, 256, 256, 0,
+                                     512, 512, 512, 512, 0,   512, 512, 512, 512, 0};
+  if (name == "smallcnn") return std::make_shared<SmallCNN>(in_ch, nc);
+  if (name == "vgg11") return std::make_shared<VGG>(A, false, in_ch, nc);
+  if (name == "vgg11_bn") return std::make_shared<VGG>(A, true, in_ch, nc);
+  if (name == "vgg13") return std::make_shared<VGG>(B, false, in_ch, nc);
+  if (name == "vgg13_bn") return std::make_shared<VGG>(B, true, in_ch, nc);
+  if (name == "vgg16") return std::make_shared<VGG>(D, false, in_ch, nc);
+  if (name == "vgg16_bn") return std::make_shared<VGG>(D, true, in_ch, nc);
+  if (name == "vgg19") return std::make_shared<VGG>(E, false, in_ch, nc);
+  if (name == "vgg19_bn") return std::make_shared<VGG>(E, true, in_ch, nc);
+  if (name == "resnet18") return std::make_shared<ResNet<BasicBlock>>(std::vector<int>{2, 2, 2, 2}, in_ch, nc);
+  if (name == "resnet34") return std::make_shared<ResNet<BasicBlock>>(std::vector<int>{3, 4, 6, 3}, in_ch, nc);
+  if (name == "resnet50") return std::make_shared<ResNet<Bottleneck>>(std::vector<int>{3, 4, 6, 3}, in_ch, nc);
+  throw InvalidArgument("unknown model \"" + name + "\"");
+}
+
+int32_t dtype_code(c10::ScalarType t) {
+  switch (t) {
+    case torch::kFloat32: return RM_F32;
+    case torch::kFloat64: return RM_F64;
+    case torch::kInt64: return RM_I64;
+    case torch::kBFloat16: return RM_BF16;
+    case torch::kFloat16: return RM_F16;
+    case torch::kInt32: return RM_I32;
+    case torch::kUInt8: return RM_U8;
+    default: throw std::runtime_error("unsupported tensor dtype");
+  }
+}
+
+void set_autocast(bool on) {
+#if TORCH_VERSION_MAJOR >= 2 && TORCH_VERSION_MINOR >= 4 || TORCH_VERSION_MAJOR >= 3
+  at::autocast::set_autocast_enabled(at::kCUDA, on);
+  if (on) at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+#else
+  at::autocast::set_enabled(on);
+  if (on) at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+#endif
+  if (!on) at::autocast::clear_cache();
+}
+
+}  // namespace
+
+struct rm_model {
+  std::shared_ptr<Net> net;
+  torch::Device device{torch::kCPU};
+  int optimizer = 0;
+  double momentum = 0, weight_decay = 0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  bool nesterov = false, amp = false, channels_last = false;
+  int num_classes = 0, in_channels = 0;
+  torch::Tensor mean, std;  // [1, C, 1, 1] on device
+  std::vector<torch::Tensor> params;
+  std::vector<torch::Tensor> buf1, buf2;  // momentum or Adam moments, one per param
+  torch::Tensor step;                     // AdamW step count (int64 scalar)
+  std::vector<std::pair<std::string, torch::Tensor>> state;  // exported tensors
+
+  torch::Tensor input(const uint8_t *images, int64_t n, int c, int h, int w) {
+    if (n <= 0 || c != in_channels || h < 1 || w < 1)
+      throw InvalidArgument("batch shape [" + std::to_string(n) + "," + std::to_string(c) + "," +
+                            std::to_string(h) + "," + std::to_string(w) +
+                            "] does not fit a model with " + std::to_string(in_channels) +
+                            " input channels");
+    auto x = torch::from_blob(const_cast<uint8_t *>(images), {n, c, h, w}, torch::kUInt8)
+                 .to(device, /*non_blocking=*/false, /*copy=*/true)
+                 .to(torch::kFloat32)
+                 .div_(255.0)
+                 .sub_(mean)
+                 .div_(std);
+    if (channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+    return x;
+  }
+  torch::Tensor targets(const int64_t *labels, int64_t n) {
+    auto y = torch::from_blob(const_cast<int64_t *>(labels), {n}, torch::kInt64)
+                 .to(device, false, /*copy=*/true);
+    if (y.min().item<int64_t>() < 0 || y.max().item<int64_t>() >= num_classes)
+      throw InvalidArgument("label out of range [0," + std::to_string(num_classes) + ")");
+    return y;
+  }
+};
+
+extern "C" {
+
+int32_t rm_abi_version(void) { return RM_ABI_VERSION; }
+const char *rm_last_error(void) { return g_error.c_str(); }
+const char *rm_torch_version(void) { return TORCH_VERSION; }
+
+int32_t rm_set_threads(int32_t n) {
+  return guard([&] {
+    if (n < 1) throw InvalidArgument("thread count must be >= 1");
+    at::set_num_threads(n);
+  });
+}
+int32_t rm_get_threads(void) { return at::get_num_threads(); }
+int32_t rm_cuda_device_count(void) { return (int32_t)torch::cuda::device_count(); }
+void rm_manual_seed(uint64_t seed) { torch::manual_seed(seed); }
+
+int32_t rm_model_new(const char *name, int32_t in_channels, int32_t num_classes,
+                     const char *device, uint64_t init_seed, int32_t optimizer,
+                     double momentum, int32_t nesterov, double weight_decay, double beta1,
+                     double beta2, double eps, const float *mean, const float *std,
+                     int32_t mixed_precision, int32_t channels_last, rm_model **out) {
+  return guard([&] {
+    *out = nullptr;
+    if (in_channels < 1 || in_channels > 4) throw InvalidArgument("input channels must be 1..4");
+    if (num_classes < 2) throw InvalidArgument("need at least 2 classes");
+    if (optimizer != 0 && optimizer != 1) throw InvalidArgument("optimizer must be 0 (SGD) or 1 (AdamW)");
+    auto m = std::make_unique<rm_model>();
+    m->device = torch::Device(std::string(device));
+    if (m->device.is_cuda() && !torch::cuda::is_available())
+      throw InvalidArgument(std::string("device ") + device + " requested but this libtorch sees no CUDA device");
+    torch::manual_seed(init_seed);
+    m->net = make_net(name, in_channels, num_classes);
+    m->net->to(m->device);
+    m->in_channels = in_channels;
+    m->num_classes = num_classes;
+    m->optimizer = optimizer;
+    m->momentum = momentum;
+    m->nesterov = nesterov != 0;
+    m->weight_decay = weight_decay;
+    m->beta1 = beta1;
+    m->beta2 = beta2;
+    m->eps = eps;
+    m->amp = mixed_precision != 0 && m->device.is_cuda();
+    m->channels_last = channels_last != 0 && m->device.is_cuda();
+    if (m->channels_last) {
+      torch::NoGradGuard ng;
+      for (auto &p : m->net->parameters())
+        if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+    }
+    m->mean = torch::from_blob(const_cast<float *>(mean), {1, in_channels, 1, 1}, torch::kFloat32).clone().to(m->device);
+    m->std = torch::from_blob(const_cast<float *>(std), {1, in_channels, 1, 1}, torch::kFloat32).clone().to(m->device);
+    for (auto &p : m->net->named_parameters()) {
+      m->state.emplace_back(p.key(), p.value());
+      m->params.push_back(p.value());
+    }
+    for (auto &b : m->net->named_buffers()) m->state.emplace_back(b.key(), b.value());
+    // Optimiser state is allocated up front (zeros are exactly PyTorch's first
+    // step for dampening 0) so that a checkpoint always has the same tensors.
+    auto names = m->net->named_parameters();
+    for (size_t i = 0; i < m->params.size(); i++) {
+      auto &p = m->params[i];
+      const std::string &pn = names[i].key();
+      if (optimizer == 0) {
+        if (momentum != 0) {
+          m->buf1.push_back(torch::zeros_like(p));
+          m->state.emplace_back("optimizer.momentum_buffer." + pn, m->buf1.back());
+        }
+      } else {
+        m->buf1.push_back(torch::zeros_like(p));
+        m->buf2.push_back(torch::zeros_like(p));
+        m->state.emplace_back("optimizer.exp_avg." + pn, m->buf1.back());
+        m->state.emplace_back("optimizer.exp_avg_sq." + pn, m->buf2.back());
+      }
+    }
+    if (optimizer == 1) {
+      m->step = torch::zeros({}, torch::kInt64);
+      m->state.emplace_back("optimizer.step", m->step);
+    }
+    m->net->train();
+    *out = m.release();
+  });
+}
+
+void rm_model_free(rm_model *m) { delete m; }
+
+void rm_zero_grad(rm_model *m) {
+  for (auto &p : m->params) {
+    auto &g = p.mutable_grad();
+    if (g.defined()) g.zero_();
+  }
+}
+
+int32_t rm_forward_backward(rm_model *m, const uint8_t *images, const int64_t *labels,
+                            int64_t n, int32_t c, int32_t h, int32_t w, double loss_scale,
+                            double label_smoothing, double *loss_sum, int64_t *correct) {
+  return guard([&] {
+    auto x = m->input(images, n, c, h, w);
+    auto y = m->targets(labels, n);
+    m->net->train();
+    if (m->amp) set_autocast(true);
+    torch::Tensor logits, loss;
+    try {
+      logits = m->net->forward(x);
+      loss = torch::nn::functional::cross_entropy(
+          logits.to(torch::kFloat32), y,
+          torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(label_smoothing));
+    } catch (...) {
+      if (m->amp) set_autocast(false);
+      throw;
+    }
+    if (m->amp) set_autocast(false);
+    (loss * loss_scale).backward();
+    *loss_sum = loss.item<double>() * (double)n;
+    *correct = logits.argmax(1).eq(y).sum().item<int64_t>();
+  });
+}
+
+int32_t rm_optimizer_step(rm_model *m, double lr) {
+  return guard([&] {
+    torch::NoGradGuard ng;
+    if (m->optimizer == 1) m->step.add_(1);
+    const double t = m->optimizer == 1 ? (double)m->step.item<int64_t>() : 0;
+    for (size_t i = 0; i < m->params.size(); i++) {
+      auto &p = m->params[i];
+      auto g = p.grad();
+      if (!g.defined()) continue;
+      if (m->optimizer == 0) {  // torch.optim.SGD, dampening 0
+        if (m->weight_decay != 0) g = g.add(p, m->weight_decay);
+        if (m->momentum != 0) {
+          auto &buf = m->buf1[i];
+          buf.mul_(m->momentum).add_(g);
+          g = m->nesterov ? g.add(buf, m->momentum) : buf;
+        }
+        p.add_(g, -lr);
+      } else {  // torch.optim.AdamW
+        p.mul_(1.0 - lr * m->weight_decay);
+        auto &ea = m->buf1[i], &es = m->buf2[i];
+        ea.lerp_(g, 1.0 - m->beta1);
+        es.mul_(m->beta2).addcmul_(g, g, 1.0 - m->beta2);
+        const double bc1 = 1.0 - std::pow(m->beta1, t);
+        const double bc2 = 1.0 - std::pow(m->beta2, t);
+        auto denom = (es.sqrt() / std::sqrt(bc2)).add_(m->eps);
+        p.addcdiv_(ea, denom, -lr / bc1);
+      }
+    }
+  });
+}
+
+int32_t rm_evaluate(rm_model *m, const uint8_t *images, const int64_t *labels, int64_t n,
+                    int32_t c, int32_t h, int32_t w, double *loss_sum, int64_t *correct,
+                    float *logits_out) {
+  return guard([&] {
+    torch::NoGradGuard ng;
+    auto x = m->input(images, n, c, h, w);
+    auto y = m->targets(labels, n);
+    m->net->eval();
+    if (m->amp) set_autocast(true);
+    torch::Tensor logits;
+    try {
+      logits = m->net->forward(x).to(torch::kFloat32);
+    } catch (...) {
+      if (m->amp) set_autocast(false);
+      m->net->train();
+      throw;
+    }
+    if (m->amp) set_autocast(false);
+    m->net->train();
+    auto loss = torch::nn::functional::cross_entropy(logits, y);
+    *loss_sum = loss.item<double>() * (double)n;
+    *correct = logits.argmax(1).eq(y).sum().item<int64_t>();
+    if (logits_out) {
+      auto cpu = logits.to(torch::kCPU).contiguous();
+      std::memcpy(logits_out, cpu.data_ptr<float>(), sizeof(float) * cpu.numel());
+    }
+  });
+}
+
+int32_t rm_state_count(rm_model *m) { return (int32_t)m->state.size(); }
+
+int32_t rm_state_info(rm_model *m, int32_t i, const char **name, int32_t *dtype, int32_t *ndim,
+                      int64_t *shape, int64_t *nbytes) {
+  return guard([&] {
+    if (i < 0 || i >= (int32_t)m->state.size()) throw InvalidArgument("state index out of range");
+    auto &e = m->state[i];
+    *name = e.first.c_str();
+    *dtype = dtype_code(e.second.scalar_type());
+    *ndim = (int32_t)e.second.dim();
+    if (*ndim > 8) throw std::runtime_error("tensor has more than 8 dimensions");
+    for (int d = 0; d < *ndim; d++) shape[d] = e.second.size(d);
+    *nbytes = (int64_t)(e.second.numel() * e.second.element_size());
+  });
+}
+
+int32_t rm_state_read(rm_model *m, int32_t i, void *dst, int64_t nbytes) {
+  return guard([&] {
+    if (i < 0 || i >= (int32_t)m->state.size()) throw InvalidArgument("state index out of range");
+    auto t = m->state[i].second.detach().to(torch::kCPU).contiguous();
+    if (nbytes != (int64_t)(t.numel() * t.element_size())) throw InvalidArgument("size mismatch for " + m->state[i].first);
+    std::memcpy(dst, t.data_ptr(), nbytes);
+  });
+}
+
+int32_t rm_state_write(rm_model *m, int32_t i, const void *src, int64_t nbytes) {
+  return guard([&] {
+    if (i < 0 || i >= (int32_t)m->state.size()) throw InvalidArgument("state index out of range");
+    auto &t = m->state[i].second;
+    if (nbytes != (int64_t)(t.numel() * t.element_size())) throw InvalidArgument("size mismatch for " + m->state[i].first);
+    auto cpu = torch::from_blob(const_cast<void *>(src), t.sizes(), t.scalar_type());
+    torch::NoGradGuard ng;
+    t.copy_(cpu);
+  });
+}
+
+}  // extern "C"

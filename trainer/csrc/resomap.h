@@ -1,0 +1,75 @@
+/* ResoMap's C ABI over libtorch. Kept deliberately small: everything that is
+ * not numerics (data, schedules, checkpoints, orchestration) lives in Go.
+ * Bump RM_ABI_VERSION on any change to a signature below; the Go loader
+ * refuses a library whose version differs. */
+#ifndef RESOMAP_H
+#define RESOMAP_H
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RM_ABI_VERSION 1
+
+/* Status codes returned by every call that can fail. */
+#define RM_OK 0
+#define RM_ERR 1     /* any other C++ exception; see rm_last_error */
+#define RM_OOM 2     /* std::bad_alloc or a (CUDA) out-of-memory error */
+#define RM_INVALID 3 /* bad argument (unknown model, wrong size, ...) */
+
+/* Tensor element types used by rm_state_info. */
+#define RM_F32 0
+#define RM_F64 1
+#define RM_I64 2
+#define RM_BF16 3
+#define RM_F16 4
+#define RM_I32 5
+#define RM_U8 6
+
+typedef struct rm_model rm_model;
+
+int32_t rm_abi_version(void);
+/* Message of the last failed call on this OS thread. */
+const char *rm_last_error(void);
+const char *rm_torch_version(void);
+int32_t rm_set_threads(int32_t n);
+int32_t rm_get_threads(void);
+int32_t rm_cuda_device_count(void);
+void rm_manual_seed(uint64_t seed);
+
+/* optimizer: 0 = SGD, 1 = AdamW. device: "cpu", "cuda", "cuda:1", ...
+ * mean/std: per-channel normalisation applied to uint8 inputs (/255 first). */
+int32_t rm_model_new(const char *name, int32_t in_channels, int32_t num_classes,
+                     const char *device, uint64_t init_seed, int32_t optimizer,
+                     double momentum, int32_t nesterov, double weight_decay,
+                     double beta1, double beta2, double eps,
+                     const float *mean, const float *std, int32_t mixed_precision,
+                     int32_t channels_last, rm_model **out);
+void rm_model_free(rm_model *m);
+
+void rm_zero_grad(rm_model *m);
+/* Forward and backward of one micro-batch (uint8 NCHW images, int64 labels);
+ * the loss is scaled by loss_scale before backward so micro-batches can be
+ * accumulated into one effective batch. Writes the summed (unscaled) loss and
+ * the count of correct predictions. */
+int32_t rm_forward_backward(rm_model *m, const uint8_t *images, const int64_t *labels,
+                            int64_t n, int32_t c, int32_t h, int32_t w, double loss_scale,
+                            double label_smoothing, double *loss_sum, int64_t *correct);
+int32_t rm_optimizer_step(rm_model *m, double lr);
+/* Evaluation mode, no gradients. logits (n*num_classes floats) may be NULL. */
+int32_t rm_evaluate(rm_model *m, const uint8_t *images, const int64_t *labels, int64_t n,
+                    int32_t c, int32_t h, int32_t w, double *loss_sum, int64_t *correct,
+                    float *logits);
+
+/* Named tensors: the model's parameters and buffers (torchvision state_dict
+ * keys) followed by the optimiser's state ("optimizer." prefix). */
+int32_t rm_state_count(rm_model *m);
+int32_t rm_state_info(rm_model *m, int32_t i, const char **name, int32_t *dtype,
+                      int32_t *ndim, int64_t *shape /* [8] */, int64_t *nbytes);
+int32_t rm_state_read(rm_model *m, int32_t i, void *dst, int64_t nbytes);
+int32_t rm_state_write(rm_model *m, int32_t i, const void *src, int64_t nbytes);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,191 @@
+package trainer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+)
+
+// ABIVersion is the version of trainer/csrc/resomap.h this package speaks.
+const ABIVersion = 1
+
+// Status codes of the C ABI.
+const (
+	statusOK      = 0
+	statusErr     = 1
+	statusOOM     = 2
+	statusInvalid = 3
+)
+
+// ErrOutOfMemory marks an allocation failure inside libtorch (CPU or CUDA);
+// the orchestration retries such a step with a smaller micro-batch.
+var ErrOutOfMemory = errors.New("out of memory")
+
+// ErrInvalid marks bad input detected by libtorch (unknown model, wrong shape).
+var ErrInvalid = errors.New("invalid argument")
+
+// ErrLibraryMissing is returned by Open when the bridge library is absent.
+var ErrLibraryMissing = errors.New("libresomap.so not found")
+
+// Lib is the loaded libtorch bridge. Load it once per process with Open.
+type Lib struct {
+	path string
+
+	abiVersion      func() int32
+	lastError       func() string
+	torchVersion    func() string
+	setThreads      func(int32) int32
+	getThreads      func() int32
+	cudaDeviceCount func() int32
+	manualSeed      func(uint64)
+	modelNew        func(name string, inCh, nc int32, device string, seed uint64, opt int32,
+		momentum float64, nesterov int32, wd, b1, b2, eps float64, mean, std *float32,
+		amp, channelsLast int32, out *uintptr) int32
+	modelFree       func(uintptr)
+	zeroGrad        func(uintptr)
+	forwardBackward func(m uintptr, images *byte, labels *int64, n int64, c, h, w int32,
+		scale, smoothing float64, lossSum *float64, correct *int64) int32
+	optimizerStep func(m uintptr, lr float64) int32
+	evaluate      func(m uintptr, images *byte, labels *int64, n int64, c, h, w int32,
+		lossSum *float64, correct *int64, logits *float32) int32
+	stateCount func(m uintptr) int32
+	stateInfo  func(m uintptr, i int32, name **byte, dtype, ndim *int32, shape *int64, nbytes *int64) int32
+	stateRead  func(m uintptr, i int32, dst unsafe.Pointer, nbytes int64) int32
+	stateWrite func(m uintptr, i int32, src unsafe.Pointer, nbytes int64) int32
+}
+
+var (
+	openMu sync.Mutex
+	opened = map[string]*Lib{}
+)
+
+// LibraryPath finds the bridge: $RESOMAP_LIB, else build/libresomap.so in
+// the working directory or any parent (so tests find it from a package dir).
+func LibraryPath() string {
+	if p := os.Getenv("RESOMAP_LIB"); p != "" {
+		return p
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "build/libresomap.so"
+	}
+	for {
+		p := filepath.Join(dir, "build", "libresomap.so")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "build/libresomap.so"
+		}
+		dir = parent
+	}
+}
+
+// Open loads the bridge library at path ("" = LibraryPath()). Loading the
+// same path twice returns the same Lib: a shared object cannot be unloaded
+// safely while libtorch's threads run.
+func Open(path string) (*Lib, error) {
+	if path == "" {
+		path = LibraryPath()
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	openMu.Lock()
+	defer openMu.Unlock()
+	if l, ok := opened[abs]; ok {
+		return l, nil
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return nil, fmt.Errorf("%w at %s: build it with `make shim` (Debian: apt-get install libtorch-dev; other libtorch: make shim LIBTORCH=/path/to/libtorch) or set RESOMAP_LIB", ErrLibraryMissing, abs)
+	}
+	h, err := purego.Dlopen(abs, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w (is libtorch on the library path?)", abs, err)
+	}
+	l := &Lib{path: abs}
+	reg := func(fptr any, name string) {
+		if err != nil {
+			return
+		}
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("load %s: symbol %s: %v", abs, name, r)
+			}
+		}()
+		purego.RegisterLibFunc(fptr, h, name)
+	}
+	reg(&l.abiVersion, "rm_abi_version")
+	if err != nil {
+		return nil, err
+	}
+	if v := l.abiVersion(); v != ABIVersion {
+		return nil, fmt.Errorf("load %s: ABI version %d, this program needs %d: rebuild with `make shim`", abs, v, ABIVersion)
+	}
+	reg(&l.lastError, "rm_last_error")
+	reg(&l.torchVersion, "rm_torch_version")
+	reg(&l.setThreads, "rm_set_threads")
+	reg(&l.getThreads, "rm_get_threads")
+	reg(&l.cudaDeviceCount, "rm_cuda_device_count")
+	reg(&l.manualSeed, "rm_manual_seed")
+	reg(&l.modelNew, "rm_model_new")
+	reg(&l.modelFree, "rm_model_free")
+	reg(&l.zeroGrad, "rm_zero_grad")
+	reg(&l.forwardBackward, "rm_forward_backward")
+	reg(&l.optimizerStep, "rm_optimizer_step")
+	reg(&l.evaluate, "rm_evaluate")
+	reg(&l.stateCount, "rm_state_count")
+	reg(&l.stateInfo, "rm_state_info")
+	reg(&l.stateRead, "rm_state_read")
+	reg(&l.stateWrite, "rm_state_write")
+	if err != nil {
+		return nil, err
+	}
+	opened[abs] = l
+	return l, nil
+}
+
+// Path is the file the library was loaded from.
+func (l *Lib) Path() string { return l.path }
+
+// TorchVersion is the libtorch version the bridge was compiled against.
+func (l *Lib) TorchVersion() string { return l.torchVersion() }
+
+// CUDADevices is the number of CUDA devices libtorch sees.
+func (l *Lib) CUDADevices() int { return int(l.cudaDeviceCount()) }
+
+// SetThreads sets libtorch's intra-op thread count (it starts with one here).
+func (l *Lib) SetThreads(n int) error {
+	return l.call(func() int32 { return l.setThreads(int32(n)) })
+}
+
+// Threads reports libtorch's intra-op thread count.
+func (l *Lib) Threads() int { return int(l.getThreads()) }
+
+// call runs f on one locked OS thread so that the thread-local error message
+// read afterwards belongs to that call.
+func (l *Lib) call(f func() int32) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	st := f()
+	if st == statusOK {
+		return nil
+	}
+	msg := l.lastError()
+	switch st {
+	case statusOOM:
+		return fmt.Errorf("%w: %s", ErrOutOfMemory, msg)
+	case statusInvalid:
+		return fmt.Errorf("%w: %s", ErrInvalid, msg)
+	default:
+		return fmt.Errorf("libtorch: %s", msg)
+	}
+}
