@@ -1,0 +1,162 @@
+package dataset
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"image"
+	_ "image/jpeg" // register decoders for image folders
+	_ "image/png"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/resomap/resomap/internal/seed"
+)
+
+// fileSplit is a list of image files with labels.
+type fileSplit struct {
+	files  []string
+	labels []int
+}
+
+func (f *fileSplit) Len() int        { return len(f.files) }
+func (f *fileSplit) Channels() int   { return 3 }
+func (f *fileSplit) Label(i int) int { return f.labels[i] }
+func (f *fileSplit) Resize(i, res int, dst []byte) error {
+	fh, err := os.Open(f.files[i])
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadData, err)
+	}
+	defer fh.Close()
+	img, _, err := image.Decode(fh)
+	if err != nil {
+		return fmt.Errorf("%w: decode %s: %v", ErrBadData, f.files[i], err)
+	}
+	if b := img.Bounds(); b.Dx() < 1 || b.Dy() < 1 {
+		return fmt.Errorf("%w: %s is empty", ErrBadData, f.files[i])
+	}
+	resizeImage(img, res, dst)
+	return nil
+}
+
+func isImage(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".jpg", ".jpeg", ".png":
+		return true
+	}
+	return false
+}
+
+// listClasses returns the sorted class folders of dir and their images.
+func listClasses(dir string) ([]string, map[string][]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrBadData, err)
+	}
+	var classes []string
+	files := map[string][]string{}
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		var imgs []string
+		err := filepath.WalkDir(filepath.Join(dir, e.Name()), func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() && isImage(p) {
+				imgs = append(imgs, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", ErrBadData, err)
+		}
+		if len(imgs) == 0 {
+			return nil, nil, fmt.Errorf("%w: class folder %s has no JPEG or PNG images", ErrBadData, filepath.Join(dir, e.Name()))
+		}
+		sort.Strings(imgs)
+		classes = append(classes, e.Name())
+		files[e.Name()] = imgs
+	}
+	return classes, files, nil
+}
+
+// openFolder reads an image folder: dir/<class>/*.png, or dir/train/<class>
+// and dir/val/<class>. Without val/, a seeded fraction of each class is held
+// out.
+func openFolder(dir string, opts Options) (*source, error) {
+	trainDir, valDir := dir, ""
+	if st, err := os.Stat(filepath.Join(dir, "train")); err == nil && st.IsDir() {
+		trainDir = filepath.Join(dir, "train")
+		if st, err := os.Stat(filepath.Join(dir, "val")); err == nil && st.IsDir() {
+			valDir = filepath.Join(dir, "val")
+		}
+	}
+	classes, files, err := listClasses(trainDir)
+	if err != nil {
+		return nil, err
+	}
+	if len(classes) < 2 {
+		return nil, fmt.Errorf("%w: %s has %d class folders; an image folder needs at least 2 (one sub-folder per class, or IDX files)", ErrBadData, trainDir, len(classes))
+	}
+	if len(classes) > 65535 {
+		return nil, fmt.Errorf("%w: %s has %d classes", ErrBadData, trainDir, len(classes))
+	}
+	train, val := &fileSplit{}, &fileSplit{}
+	if valDir != "" {
+		vclasses, vfiles, err := listClasses(valDir)
+		if err != nil {
+			return nil, err
+		}
+		if strings.Join(vclasses, "/") != strings.Join(classes, "/") {
+			return nil, fmt.Errorf("%w: classes of %s (%v) differ from %s (%v)", ErrBadData, valDir, vclasses, trainDir, classes)
+		}
+		for ci, c := range classes {
+			for _, f := range files[c] {
+				train.files, train.labels = append(train.files, f), append(train.labels, ci)
+			}
+			for _, f := range vfiles[c] {
+				val.files, val.labels = append(val.files, f), append(val.labels, ci)
+			}
+		}
+	} else {
+		for ci, c := range classes {
+			imgs := files[c]
+			rng := rand.New(rand.NewPCG(seed.Derive(opts.SplitSeed, "split", c), 0))
+			perm := rng.Perm(len(imgs))
+			nval := int(float64(len(imgs)) * opts.ValFraction)
+			if len(imgs) >= 2 && nval == 0 {
+				nval = 1
+			}
+			for k, pi := range perm {
+				if k < nval {
+					val.files, val.labels = append(val.files, imgs[pi]), append(val.labels, ci)
+				} else {
+					train.files, train.labels = append(train.files, imgs[pi]), append(train.labels, ci)
+				}
+			}
+		}
+	}
+	if train.Len() == 0 || val.Len() == 0 {
+		return nil, fmt.Errorf("%w: %s yields %d training and %d validation images; need at least one of each", ErrBadData, dir, train.Len(), val.Len())
+	}
+	// The source hash covers names, sizes and modification times: cheap, and
+	// any edit to the folder invalidates the cache.
+	h := sha256.New()
+	for _, list := range [][]string{train.files, val.files} {
+		for _, f := range list {
+			st, err := os.Stat(f)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrBadData, err)
+			}
+			rel, _ := filepath.Rel(dir, f)
+			fmt.Fprintf(h, "%s\x00%d\x00%d\n", rel, st.Size(), st.ModTime().UnixNano())
+		}
+		h.Write([]byte{0xff})
+	}
+	return &source{name: filepath.Base(dir), hash: hex.EncodeToString(h.Sum(nil)), classes: classes, train: train, val: val}, nil
+}

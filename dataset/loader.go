@@ -1,0 +1,122 @@
+package dataset
+
+import (
+	"context"
+	"math/rand/v2"
+)
+
+// Batch is a set of images (NCHW uint8) and labels.
+type Batch struct {
+	Step    int
+	Images  []byte
+	Labels  []int64
+	C, H, W int
+}
+
+// Augment configures training-time augmentation.
+type Augment struct {
+	CropPadding int  // random crop after zero-padding by this many pixels (0 = off)
+	Flip        bool // random horizontal flip
+}
+
+// EpochOrder is the permutation of the training split for one epoch; it
+// depends only on the seed, so a resumed epoch visits the same images.
+func EpochOrder(n int, seed uint64) []int {
+	return rand.New(rand.NewPCG(seed, 0x5eed)).Perm(n)
+}
+
+// StepsPerEpoch is the number of full batches (the last partial one is dropped
+// so every step has the same batch size).
+func StepsPerEpoch(n, batch int) int { return n / batch }
+
+// Batches assembles training batches from step start onwards in a goroutine,
+// a few steps ahead of the consumer. stepSeed gives each step's augmentation
+// seed. The channel closes after the epoch's last step or when ctx ends.
+func Batches(ctx context.Context, s Split, order []int, batch, start int, aug Augment, stepSeed func(step int) uint64) <-chan Batch {
+	out := make(chan Batch, 3)
+	steps := StepsPerEpoch(len(order), batch)
+	go func() {
+		defer close(out)
+		for step := start; step < steps; step++ {
+			b := assemble(s, order[step*batch:(step+1)*batch], aug, stepSeed(step))
+			b.Step = step
+			select {
+			case out <- b:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+func assemble(s Split, idx []int, aug Augment, seed uint64) Batch {
+	sz := s.C * s.H * s.W
+	b := Batch{Images: make([]byte, len(idx)*sz), Labels: make([]int64, len(idx)), C: s.C, H: s.H, W: s.W}
+	rng := rand.New(rand.NewPCG(seed, 0xa09))
+	for k, i := range idx {
+		b.Labels[k] = int64(s.Label(i))
+		dst := b.Images[k*sz : (k+1)*sz]
+		src := s.Image(i)
+		dx, dy, flip := 0, 0, false
+		if aug.CropPadding > 0 {
+			p := aug.CropPadding
+			dx, dy = rng.IntN(2*p+1)-p, rng.IntN(2*p+1)-p
+		}
+		if aug.Flip {
+			flip = rng.IntN(2) == 1
+		}
+		if dx == 0 && dy == 0 && !flip {
+			copy(dst, src)
+			continue
+		}
+		shiftFlip(src, dst, s.C, s.H, s.W, dx, dy, flip)
+	}
+	return b
+}
+
+// shiftFlip writes src shifted by (dx,dy) (zero fill), optionally mirrored;
+// the same as torchvision's RandomCrop(padding) followed by a flip.
+func shiftFlip(src, dst []byte, c, h, w, dx, dy int, flip bool) {
+	for ch := 0; ch < c; ch++ {
+		sp, dp := src[ch*h*w:(ch+1)*h*w], dst[ch*h*w:(ch+1)*h*w]
+		for y := 0; y < h; y++ {
+			sy := y + dy
+			row := dp[y*w : (y+1)*w]
+			if sy < 0 || sy >= h {
+				clear(row)
+				continue
+			}
+			for x := 0; x < w; x++ {
+				sx := x + dx
+				v := byte(0)
+				if sx >= 0 && sx < w {
+					v = sp[sy*w+sx]
+				}
+				if flip {
+					row[w-1-x] = v
+				} else {
+					row[x] = v
+				}
+			}
+		}
+	}
+}
+
+// ValBatches splits the validation split into consecutive batches.
+func ValBatches(s Split, batch int) []Batch {
+	var out []Batch
+	sz := s.C * s.H * s.W
+	for lo := 0; lo < s.N; lo += batch {
+		hi := min(lo+batch, s.N)
+		b := Batch{Step: lo / batch, Images: s.images[lo*sz : hi*sz], Labels: make([]int64, hi-lo), C: s.C, H: s.H, W: s.W}
+		for i := lo; i < hi; i++ {
+			b.Labels[i-lo] = int64(s.Label(i))
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// N is the number of images in the batch.
+func (b Batch) N() int { return len(b.Labels) }

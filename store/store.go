@@ -1,0 +1,90 @@
+// Package store keeps checkpoints and results in a blob store addressed by
+// URL: file:///path (a local directory, the default) or s3://bucket/prefix.
+// Writes are atomic: a reader sees a whole object under its name or none.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+)
+
+var (
+	// ErrNotFound: no object under that key.
+	ErrNotFound = errors.New("not found")
+	// ErrExists: PutIfAbsent found the key taken.
+	ErrExists = errors.New("already exists")
+)
+
+// Info describes one stored object.
+type Info struct {
+	Key     string
+	Size    int64
+	ModTime time.Time
+}
+
+// Store is a flat key space of immutable-once-written blobs. Keys use '/'.
+type Store interface {
+	// Put stores r under key atomically (replacing any previous object).
+	Put(ctx context.Context, key string, r io.Reader) error
+	// PutIfAbsent stores data only if key does not exist yet (ErrExists).
+	PutIfAbsent(ctx context.Context, key string, data []byte) error
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	Stat(ctx context.Context, key string) (Info, error)
+	// List returns every object whose key starts with prefix, sorted by key.
+	List(ctx context.Context, prefix string) ([]Info, error)
+	Delete(ctx context.Context, key string) error
+	// URL is the store's address, without secrets.
+	URL() string
+}
+
+// Open opens a store by URL. A plain path means file://.
+func Open(ctx context.Context, rawURL string) (Store, error) {
+	if rawURL == "" {
+		return nil, fmt.Errorf("store: empty URL (use file:///path or s3://bucket/prefix)")
+	}
+	if !strings.Contains(rawURL, "://") {
+		return NewFile(rawURL)
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("store %q: %w", rawURL, err)
+	}
+	switch u.Scheme {
+	case "file":
+		return NewFile(u.Path)
+	case "s3":
+		return NewS3(ctx, u)
+	}
+	return nil, fmt.Errorf("store %q: unknown scheme %q (use file:// or s3://)", rawURL, u.Scheme)
+}
+
+// ReadAll reads a whole object.
+func ReadAll(ctx context.Context, s Store, key string) ([]byte, error) {
+	rc, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, fmt.Errorf("read %s from %s: %w", key, s.URL(), err)
+	}
+	return b, nil
+}
+
+func checkKey(key string) error {
+	if key == "" || strings.HasPrefix(key, "/") || strings.Contains(key, "\\") {
+		return fmt.Errorf("store: invalid key %q", key)
+	}
+	for _, part := range strings.Split(key, "/") {
+		if part == "" || part == "." || part == ".." {
+			return fmt.Errorf("store: invalid key %q", key)
+		}
+	}
+	return nil
+}

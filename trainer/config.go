@@ -1,0 +1,152 @@
+package trainer
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+)
+
+// Config is everything that determines a training run's result. Two runs
+// with the same Config (and the same libtorch and thread count on CPU) end
+// with the same weights; its Hash names the result.
+type Config struct {
+	Model      string `json:"model" yaml:"model"`
+	Resolution int    `json:"resolution" yaml:"resolution"`
+	Epochs     int    `json:"epochs" yaml:"epochs"`
+	BatchSize  int    `json:"batch_size" yaml:"batch_size"`
+
+	Optimizer   string  `json:"optimizer" yaml:"optimizer"` // sgd | adamw
+	LR          float64 `json:"lr" yaml:"lr"`
+	Momentum    float64 `json:"momentum" yaml:"momentum"`
+	Nesterov    bool    `json:"nesterov" yaml:"nesterov"`
+	WeightDecay float64 `json:"weight_decay" yaml:"weight_decay"`
+	Beta1       float64 `json:"beta1,omitempty" yaml:"beta1"`
+	Beta2       float64 `json:"beta2,omitempty" yaml:"beta2"`
+	Eps         float64 `json:"eps,omitempty" yaml:"eps"`
+
+	Schedule     string  `json:"schedule" yaml:"schedule"` // cosine | step | constant
+	WarmupEpochs float64 `json:"warmup_epochs" yaml:"warmup_epochs"`
+	StepEpochs   int     `json:"step_epochs,omitempty" yaml:"step_epochs"` // step schedule: decay every N epochs
+	Gamma        float64 `json:"gamma,omitempty" yaml:"gamma"`
+	MinLR        float64 `json:"min_lr" yaml:"min_lr"`
+
+	LabelSmoothing float64 `json:"label_smoothing" yaml:"label_smoothing"`
+	CropPadding    int     `json:"crop_padding" yaml:"crop_padding"`
+	Flip           bool    `json:"flip" yaml:"flip"`
+
+	Seed       uint64 `json:"seed" yaml:"seed"`
+	Data       string `json:"data" yaml:"data"`               // fashion-mnist, IDX folder or image folder
+	DataHash   string `json:"data_hash" yaml:"-"`             // filled in from the data set's content
+	TrainLimit int    `json:"train_limit" yaml:"train_limit"` // first N training images (0 = all)
+	ValLimit   int    `json:"val_limit" yaml:"val_limit"`
+}
+
+// WithDefaults fills unset optional fields.
+func (c Config) WithDefaults() Config {
+	if c.Optimizer == "" {
+		c.Optimizer = "sgd"
+	}
+	c.Optimizer = strings.ToLower(c.Optimizer)
+	if c.Optimizer == "adamw" {
+		if c.Beta1 == 0 {
+			c.Beta1 = 0.9
+		}
+		if c.Beta2 == 0 {
+			c.Beta2 = 0.999
+		}
+		if c.Eps == 0 {
+			c.Eps = 1e-8
+		}
+	}
+	if c.Schedule == "" {
+		c.Schedule = "cosine"
+	}
+	if c.Schedule == "step" && c.Gamma == 0 {
+		c.Gamma = 0.1
+	}
+	if c.Data == "" {
+		c.Data = "fashion-mnist"
+	}
+	return c
+}
+
+// Validate reports the first invalid field by name.
+func (c Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
+	}
+	info, err := LookupModel(c.Model)
+	if err != nil {
+		return err
+	}
+	if err := info.CheckResolution(c.Resolution); err != nil {
+		return err
+	}
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	switch {
+	case c.Epochs < 1 || c.Epochs > 100000:
+		return bad("epochs", "%d, want 1..100000", c.Epochs)
+	case c.BatchSize < 1 || c.BatchSize > 65536:
+		return bad("batch_size", "%d, want 1..65536", c.BatchSize)
+	case c.Optimizer != "sgd" && c.Optimizer != "adamw":
+		return bad("optimizer", "%q, want sgd or adamw", c.Optimizer)
+	case !(c.LR > 0) || !finite(c.LR):
+		return bad("lr", "%v, want > 0", c.LR)
+	case c.Momentum < 0 || c.Momentum >= 1:
+		return bad("momentum", "%v, want 0 <= momentum < 1", c.Momentum)
+	case c.Nesterov && c.Momentum == 0:
+		return bad("nesterov", "needs momentum > 0")
+	case c.WeightDecay < 0 || !finite(c.WeightDecay):
+		return bad("weight_decay", "%v, want >= 0", c.WeightDecay)
+	case c.Optimizer == "adamw" && (c.Beta1 < 0 || c.Beta1 >= 1 || c.Beta2 < 0 || c.Beta2 >= 1 || !(c.Eps > 0)):
+		return bad("beta1/beta2/eps", "need 0 <= beta < 1 and eps > 0")
+	case c.Schedule != "cosine" && c.Schedule != "step" && c.Schedule != "constant":
+		return bad("schedule", "%q, want cosine, step or constant", c.Schedule)
+	case c.Schedule == "step" && (c.StepEpochs < 1 || !(c.Gamma > 0)):
+		return bad("step_epochs/gamma", "step schedule needs step_epochs >= 1 and gamma > 0")
+	case c.WarmupEpochs < 0 || c.WarmupEpochs > float64(c.Epochs):
+		return bad("warmup_epochs", "%v, want 0..epochs", c.WarmupEpochs)
+	case c.MinLR < 0 || c.MinLR > c.LR:
+		return bad("min_lr", "%v, want 0..lr", c.MinLR)
+	case c.LabelSmoothing < 0 || c.LabelSmoothing >= 1:
+		return bad("label_smoothing", "%v, want 0 <= x < 1", c.LabelSmoothing)
+	case c.CropPadding < 0 || c.CropPadding > c.Resolution/2:
+		return bad("crop_padding", "%d, want 0..resolution/2", c.CropPadding)
+	case c.TrainLimit < 0 || c.ValLimit < 0:
+		return bad("train_limit/val_limit", "must be >= 0")
+	}
+	return nil
+}
+
+// Hash identifies the training result: the same hash means the same
+// weights. Device, threads, micro-batch and checkpoint cadence are not part
+// of it.
+func (c Config) Hash() string {
+	b, _ := json.Marshal(c)
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// LR is the learning rate at global step t of total steps, stepsPerEpoch
+// steps to an epoch: linear warm-up, then cosine or step decay.
+func (c Config) LRAt(t, total, stepsPerEpoch int) float64 {
+	warm := int(math.Round(c.WarmupEpochs * float64(stepsPerEpoch)))
+	if t < warm {
+		return c.LR * float64(t+1) / float64(warm)
+	}
+	switch c.Schedule {
+	case "cosine":
+		span := total - warm
+		if span <= 1 {
+			return c.LR
+		}
+		p := float64(t-warm) / float64(span-1)
+		return c.MinLR + 0.5*(c.LR-c.MinLR)*(1+math.Cos(math.Pi*p))
+	case "step":
+		return max(c.MinLR, c.LR*math.Pow(c.Gamma, float64((t/stepsPerEpoch)/c.StepEpochs)))
+	}
+	return c.LR
+}

@@ -1,0 +1,128 @@
+package trainer_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/dataset"
+	"github.com/resomap/resomap/store"
+	"github.com/resomap/resomap/trainer"
+)
+
+// testThreads is fixed so that every process of a test computes the same
+// floating-point reductions.
+const testThreads = 2
+
+func newTrainer(t testing.TB, cacheDir string) *trainer.Trainer {
+	t.Helper()
+	tr, err := trainer.New("", "cpu", testThreads)
+	if err != nil {
+		t.Fatalf("load bridge (run `make shim`): %v", err)
+	}
+	tr.Data = dataset.Options{CacheDir: cacheDir}
+	return tr
+}
+
+// helperJob is what a fresh helper process is asked to do.
+type helperJob struct {
+	Config      trainer.Config
+	StoreDir    string
+	CacheDir    string
+	StopAtEpoch int // cancel once this 1-based epoch has completed StopAtStep steps
+	StopAtStep  int
+}
+
+// TestMain lets a test re-run this binary as a fresh process that trains
+// from the latest checkpoint in a store: resume must not rely on anything
+// left in memory.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv("RESOMAP_TEST_HELPER"); spec != "" {
+		if err := runHelper(spec); err != nil {
+			fmt.Fprintln(os.Stderr, "helper:", err)
+			os.Exit(3)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func runHelper(spec string) error {
+	var job helperJob
+	if err := json.Unmarshal([]byte(spec), &job); err != nil {
+		return err
+	}
+	tr, err := trainer.New("", "cpu", testThreads)
+	if err != nil {
+		return err
+	}
+	tr.Data = dataset.Options{CacheDir: job.CacheDir}
+	st, err := store.NewFile(job.StoreDir)
+	if err != nil {
+		return err
+	}
+	repo := checkpoint.Repo{Blobs: st}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg, err := tr.Prepare(job.Config)
+	if err != nil {
+		return err
+	}
+	info, _ := trainer.LookupModel(cfg.Model)
+	from, _, err := repo.LoadLatest(ctx, info.Family, cfg.Model, cfg.Resolution)
+	if err != nil {
+		return err
+	}
+	_, err = tr.Train(ctx, cfg, from, trainer.RunOptions{
+		OnProgress: func(p trainer.Progress) {
+			if p.Epoch == job.StopAtEpoch && p.Step == job.StopAtStep {
+				cancel()
+			}
+		},
+		OnCheckpoint: func(ctx context.Context, c *checkpoint.Checkpoint) error {
+			_, err := repo.Save(ctx, c)
+			return err
+		},
+	})
+	if job.StopAtEpoch > 0 {
+		if err == nil {
+			return fmt.Errorf("expected an interruption at epoch %d step %d", job.StopAtEpoch, job.StopAtStep)
+		}
+		if !errorsIs(err, trainer.ErrInterrupted) {
+			return err
+		}
+		return nil
+	}
+	return err
+}
+
+// runFreshProcess runs job in a new process of this test binary.
+func runFreshProcess(t *testing.T, job helperJob) {
+	t.Helper()
+	spec, _ := json.Marshal(job)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "RESOMAP_TEST_HELPER="+string(spec))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper process: %v\n%s", err, out)
+	}
+}
+
+func readFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func comboDir(root string, cfg trainer.Config) string {
+	info, _ := trainer.LookupModel(cfg.Model)
+	return filepath.Join(root, filepath.FromSlash(checkpoint.Dir(info.Family, cfg.Model, cfg.Resolution)))
+}

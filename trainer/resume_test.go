@@ -1,0 +1,84 @@
+package trainer_test
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/store"
+	"github.com/resomap/resomap/trainer"
+)
+
+func resumeConfig() trainer.Config {
+	return trainer.Config{
+		Model: "smallcnn", Resolution: 16, Epochs: 2, BatchSize: 32,
+		Optimizer: "sgd", LR: 0.05, Momentum: 0.9, Nesterov: true, WeightDecay: 5e-4,
+		Schedule: "cosine", WarmupEpochs: 0.5, LabelSmoothing: 0.1, CropPadding: 2, Flip: true,
+		Seed: 7, Data: "fashion-mnist", TrainLimit: 640, ValLimit: 256,
+	}
+}
+
+// Interrupting training at any step and resuming it in a fresh process ends
+// with the same weights, optimiser state and metrics, bit for bit.
+func TestExactResumeAcrossFreshProcesses(t *testing.T) {
+	cache := t.TempDir()
+	cfg := resumeConfig()
+
+	// Uninterrupted reference run, in this process.
+	refDir := t.TempDir()
+	tr := newTrainer(t, cache)
+	st, _ := store.NewFile(refDir)
+	repo := checkpoint.Repo{Blobs: st}
+	res, err := tr.Train(context.Background(), cfg, nil, trainer.RunOptions{
+		OnCheckpoint: func(ctx context.Context, c *checkpoint.Checkpoint) error { _, err := repo.Save(ctx, c); return err },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StepsRun != 2*20 {
+		t.Fatalf("reference ran %d steps, want 40", res.StepsRun)
+	}
+
+	// The same training, killed twice (inside epoch 1 and inside epoch 2),
+	// each part in its own process.
+	runDir := t.TempDir()
+	runFreshProcess(t, helperJob{Config: cfg, StoreDir: runDir, CacheDir: cache, StopAtEpoch: 1, StopAtStep: 7})
+	mids, _ := filepath.Glob(filepath.Join(comboDir(runDir, cfg), "mid_e0001_s000007.json"))
+	if len(mids) != 1 {
+		t.Fatalf("no mid-epoch checkpoint at epoch 1 step 7 after the interruption")
+	}
+	runFreshProcess(t, helperJob{Config: cfg, StoreDir: runDir, CacheDir: cache, StopAtEpoch: 2, StopAtStep: 13})
+	runFreshProcess(t, helperJob{Config: cfg, StoreDir: runDir, CacheDir: cache})
+
+	for _, f := range []string{"final_model.safetensors", "final_model.optim.safetensors"} {
+		want := readFile(t, filepath.Join(comboDir(refDir, cfg), f))
+		got := readFile(t, filepath.Join(comboDir(runDir, cfg), f))
+		if !bytes.Equal(want, got) {
+			t.Errorf("%s differs between the uninterrupted and the resumed run", f)
+		}
+	}
+	wantRec, err := checkpoint.UnmarshalRecord(readFile(t, filepath.Join(comboDir(refDir, cfg), "final_model.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotRec, err := checkpoint.UnmarshalRecord(readFile(t, filepath.Join(comboDir(runDir, cfg), "final_model.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	strip := func(ms []checkpoint.EpochMetrics) []checkpoint.EpochMetrics {
+		out := append([]checkpoint.EpochMetrics(nil), ms...)
+		for i := range out {
+			out[i].Seconds, out[i].ImagesPS = 0, 0 // wall-clock figures
+		}
+		return out
+	}
+	if !reflect.DeepEqual(strip(wantRec.Metrics), strip(gotRec.Metrics)) {
+		t.Errorf("per-epoch metrics differ:\nuninterrupted %+v\nresumed       %+v", wantRec.Metrics, gotRec.Metrics)
+	}
+	if len(gotRec.Metrics) != 2 || gotRec.SamplesSeen != 2*20*32 || !gotRec.IsFinal {
+		t.Errorf("resumed record: %d epochs of metrics, %d samples, final=%v", len(gotRec.Metrics), gotRec.SamplesSeen, gotRec.IsFinal)
+	}
+}
