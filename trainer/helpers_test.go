@@ -42,6 +42,13 @@ type helperJob struct {
 // from the latest checkpoint in a store: resume must not rely on anything
 // left in memory.
 func TestMain(m *testing.M) {
+	if os.Getenv("RESOMAP_TEST_HELPER_OOM") != "" {
+		if err := oomHelper(); err != nil {
+			fmt.Fprintln(os.Stderr, "oom helper:", err)
+			os.Exit(3)
+		}
+		os.Exit(0)
+	}
 	if spec := os.Getenv("RESOMAP_TEST_HELPER"); spec != "" {
 		if err := runHelper(spec); err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)

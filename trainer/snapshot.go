@@ -71,3 +71,12 @@ func restore(m *Model, modelST, optimST []byte) error {
 	}
 	return nil
 }
+
+// Export returns the model's tensors (torchvision state_dict keys) and the
+// optimiser's state as two safetensors files.
+func (m *Model) Export() (modelST, optimST []byte, err error) {
+	return snapshot(m, map[string]string{"format": "pt", "model": m.spec.Name})
+}
+
+// Import loads tensors written by Export (or a checkpoint's two files).
+func (m *Model) Import(modelST, optimST []byte) error { return restore(m, modelST, optimST) }

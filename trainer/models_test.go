@@ -1,0 +1,51 @@
+package trainer_test
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/resomap/resomap/trainer"
+)
+
+// Every model trains at a small resolution with both optimisers, and its
+// loss falls on a repeated batch.
+func TestEveryModelTrains(t *testing.T) {
+	tr := newTrainer(t, t.TempDir())
+	const n, c, res, nc = 4, 3, 32, 5
+	rng := rand.New(rand.NewPCG(3, 4))
+	b := trainer.Batch{Images: make([]byte, n*c*res*res), Labels: []int64{0, 1, 2, 3}, C: c, H: res, W: res}
+	for i := range b.Images {
+		b.Images[i] = byte(rng.IntN(256))
+	}
+	for i, info := range trainer.Models() {
+		opt, lr := trainer.SGD, 0.002
+		if i%2 == 1 {
+			opt, lr = trainer.AdamW, 1e-4
+		}
+		t.Run(info.Name, func(t *testing.T) {
+			m, err := tr.Lib.NewModel(trainer.ModelSpec{Name: info.Name, InChannels: c, NumClasses: nc, InitSeed: 9,
+				Optimizer: opt, Momentum: 0.9, WeightDecay: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
+				Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			var losses []float64
+			for step := 0; step < 4; step++ {
+				tr.Lib.ManualSeed(uint64(step))
+				m.ZeroGrad()
+				l, _, err := m.ForwardBackward(b, 1, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := m.Step(lr); err != nil {
+					t.Fatal(err)
+				}
+				losses = append(losses, l/n)
+			}
+			if !(losses[3] < losses[0]) {
+				t.Fatalf("%s (optimizer %d): loss did not fall on a repeated batch: %v", info.Name, opt, losses)
+			}
+		})
+	}
+}

@@ -1,0 +1,78 @@
+package trainer_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/resomap/resomap/trainer"
+)
+
+// vmSize reads this process's virtual memory size in bytes.
+func vmSize() (uint64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmSize:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no VmSize")
+}
+
+// oomHelper runs in its own process: under an address-space limit, a batch
+// too big for it fails with ErrOutOfMemory (not a crash), and the same batch
+// in smaller micro-batches then trains — what the orchestration does on OOM.
+func oomHelper() error {
+	tr, err := trainer.New("", "cpu", testThreads)
+	if err != nil {
+		return err
+	}
+	m, err := tr.Lib.NewModel(trainer.ModelSpec{Name: "smallcnn", InChannels: 1, NumClasses: 10, Momentum: 0.9, Mean: []float32{0.5}, Std: []float32{0.5}})
+	if err != nil {
+		return err
+	}
+	const n, res = 64, 384
+	b := trainer.Batch{Images: make([]byte, n*res*res), Labels: make([]int64, n), C: 1, H: res, W: res}
+	vm, err := vmSize()
+	if err != nil {
+		return err
+	}
+	// 1.5 GiB of headroom: one 64-image step needs several GiB of
+	// activations, an 8-image micro-batch well under one.
+	lim := syscall.Rlimit{Cur: vm + 3<<29, Max: ^uint64(0)}
+	if err := syscall.Setrlimit(syscall.RLIMIT_AS, &lim); err != nil {
+		return err
+	}
+	_, _, err = m.ForwardBackward(b, 1, 0)
+	if !errors.Is(err, trainer.ErrOutOfMemory) {
+		return fmt.Errorf("full batch under the memory limit: %v, want ErrOutOfMemory", err)
+	}
+	fmt.Println("full batch:", err)
+	m.ZeroGrad()
+	for lo := 0; lo < n; lo += 8 {
+		mb := trainer.Batch{Images: b.Images[lo*res*res : (lo+8)*res*res], Labels: b.Labels[lo : lo+8], C: 1, H: res, W: res}
+		if _, _, err := m.ForwardBackward(mb, 8.0/n, 0); err != nil {
+			return fmt.Errorf("micro-batch of 8 after OOM: %v", err)
+		}
+	}
+	return m.Step(0.01)
+}
+
+func TestOutOfMemoryIsItsOwnErrorAndRecoverable(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "RESOMAP_TEST_HELPER_OOM=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("OOM helper: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+}

@@ -1,0 +1,64 @@
+package trainer_test
+
+import (
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"unsafe"
+
+	"github.com/resomap/resomap/trainer"
+)
+
+// A fresh model exported by ResoMap loads into torchvision's model of the
+// same name with strict=True and gives the same logits.
+func TestTorchvisionParity(t *testing.T) {
+	py := "/usr/bin/python3"
+	if out, err := exec.Command(py, "-c", "import torch, torchvision, numpy").CombinedOutput(); err != nil {
+		t.Fatalf("parity needs Debian's python3-torch, python3-torchvision and python3-numpy (make deps): %v\n%s", err, out)
+	}
+	tr := newTrainer(t, t.TempDir())
+	const n, c, res, nc = 2, 3, 32, 10
+	rng := rand.New(rand.NewPCG(1, 2))
+	batch := trainer.Batch{Images: make([]byte, n*c*res*res), Labels: []int64{3, 7}, C: c, H: res, W: res}
+	for i := range batch.Images {
+		batch.Images[i] = byte(rng.IntN(256))
+	}
+	for _, name := range []string{"vgg11", "vgg11_bn", "resnet18"} {
+		t.Run(name, func(t *testing.T) {
+			m, err := tr.Lib.NewModel(trainer.ModelSpec{Name: name, InChannels: c, NumClasses: nc, InitSeed: 5,
+				Momentum: 0.9, Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			// One training step first, so BatchNorm running statistics are
+			// not their defaults and eval mode is really exercised.
+			if _, _, err := m.ForwardBackward(batch, 1, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Step(0.01); err != nil {
+				t.Fatal(err)
+			}
+			logits := make([]float32, n*nc)
+			if _, _, err := m.Evaluate(batch, logits); err != nil {
+				t.Fatal(err)
+			}
+			weights, _, err := m.Export()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			wp, xp, lp := filepath.Join(dir, "w.safetensors"), filepath.Join(dir, "x.bin"), filepath.Join(dir, "l.bin")
+			os.WriteFile(wp, weights, 0o644)
+			os.WriteFile(xp, batch.Images, 0o644)
+			os.WriteFile(lp, unsafe.Slice((*byte)(unsafe.Pointer(&logits[0])), 4*len(logits)), 0o644)
+			out, err := exec.Command(py, "testdata/parity.py", name, wp, xp, lp, "2", "3", "32", "32", "10", "0.5", "0.25").CombinedOutput()
+			t.Logf("%s", out)
+			if err != nil {
+				t.Fatalf("torchvision parity failed: %v", err)
+			}
+		})
+	}
+}
