@@ -23,7 +23,7 @@ endif
 SHIM := $(BUILD)/libresomap.so
 export RESOMAP_LIB := $(abspath $(SHIM))
 
-.PHONY: all deps shim build test bench demo clean tools
+.PHONY: all deps shim build test bench demo clean tools stop
 all: shim build
 
 # System packages a fresh Debian/Ubuntu machine needs (run as root, or with sudo).
@@ -53,3 +53,7 @@ demo: deps shim tools build
 
 clean:
 	rm -rf $(BUILD)
+
+# Stops the dev server and worker that `make demo` left running.
+stop:
+	-@for p in state/worker.pid state/temporal.pid; do [ -f $$p ] && kill $$(cat $$p) 2>/dev/null; rm -f $$p; done; true

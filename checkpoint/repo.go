@@ -183,3 +183,44 @@ func (r Repo) LoadLatest(ctx context.Context, family, model string, resolution i
 	}
 	return nil, problems, nil
 }
+
+// Prunable lists the base keys that retention may delete in a combination's
+// directory: every mid-epoch checkpoint but the newest, and every epoch
+// checkpoint but the newest keep. best_model and final_model are separate
+// copies and never listed. The newest checkpoint is never listed, so the
+// good checkpoint a crash would resume from always survives.
+func (r Repo) Prunable(ctx context.Context, dir string, keep int) ([]string, error) {
+	keys, err := r.Records(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	var doomed []string
+	mids, epochs := 0, 0
+	for i, k := range keys {
+		base := strings.TrimSuffix(k, ".json")
+		isMid := strings.HasPrefix(path.Base(base), "mid_")
+		if isMid {
+			mids++
+		} else {
+			epochs++
+		}
+		if i == 0 {
+			continue
+		}
+		if isMid && mids > 1 || !isMid && epochs > keep {
+			doomed = append(doomed, base)
+		}
+	}
+	return doomed, nil
+}
+
+// DeleteCheckpoint removes one checkpoint: its record first, so that it
+// stops counting before its data goes.
+func (r Repo) DeleteCheckpoint(ctx context.Context, base string) error {
+	for _, k := range []string{RecordFile(base), ModelFile(base), OptimFile(base)} {
+		if err := r.Blobs.Delete(ctx, k); err != nil {
+			return fmt.Errorf("delete checkpoint %s: %w", base, err)
+		}
+	}
+	return nil
+}

@@ -56,7 +56,8 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 	}
 	switch u.Scheme {
 	case "file":
-		return NewFile(u.Path)
+		// file:///abs/path, or file://rel/path relative to the working directory.
+		return NewFile(strings.TrimPrefix(rawURL, "file://"))
 	case "s3":
 		return NewS3(ctx, u)
 	}

@@ -1,0 +1,12 @@
+package activities
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+)
+
+func jsonReader(v any) io.Reader {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	return bytes.NewReader(b)
+}

@@ -1,0 +1,27 @@
+package activities
+
+import (
+	"context"
+
+	"github.com/resomap/resomap/checkpoint"
+)
+
+// KeepEpochs is how many per-epoch checkpoints retention keeps besides best
+// and final.
+const KeepEpochs = 3
+
+// prune applies retention after a newer checkpoint was committed: never
+// before, so the newest good checkpoint always survives.
+func (a *Activities) prune(ctx context.Context, repo checkpoint.Repo, committed checkpoint.Record) {
+	dir := repo.DirOf(committed.Family, committed.Model, committed.Resolution)
+	doomed, err := repo.Prunable(ctx, dir, KeepEpochs)
+	if err != nil {
+		a.Logger.Warn("retention: list failed", "dir", dir, "err", err)
+		return
+	}
+	for _, base := range doomed {
+		if err := repo.DeleteCheckpoint(ctx, base); err != nil {
+			a.Logger.Warn("retention: delete failed", "checkpoint", base, "err", err)
+		}
+	}
+}

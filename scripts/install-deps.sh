@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the system packages ResoMap needs on Debian/Ubuntu, only if missing:
+# a C++ compiler and libtorch for the bridge, Fashion-MNIST (the default data
+# set), and Python's torch/torchvision for the torchvision parity test.
+set -euo pipefail
+pkgs=(g++ make libtorch-dev dataset-fashion-mnist python3-torch python3-torchvision python3-numpy)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing: ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "need root (or sudo) to apt-get install ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the Go-built tools the demo and the tests run, once, into GOBIN:
+# the Temporal CLI (dev server + Web UI) and versitygw (a real S3 server).
+set -euo pipefail
+GOBIN=${GOBIN:-$(go env GOPATH)/bin}
+export GOBIN
+if ! "$GOBIN/temporal" --version 2>/dev/null | grep -q "1.5.1"; then
+  echo "installing the Temporal CLI v1.5.1 (about 10 minutes the first time)"
+  go install github.com/temporalio/cli/cmd/temporal@v1.5.1
+fi
+if [ "${RESOMAP_SKIP_S3:-}" = "" ] && ! [ -x "$GOBIN/versitygw" ]; then
+  echo "installing versitygw v1.8.0 (S3 server for the store tests)"
+  go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+fi

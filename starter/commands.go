@@ -1,0 +1,430 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/resomap/resomap/activities"
+	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/internal/temporalx"
+	"github.com/resomap/resomap/results"
+	"github.com/resomap/resomap/store"
+	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/workflows"
+)
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func start(ctx context.Context, o options, w io.Writer, logger *slog.Logger) error {
+	spec, err := loadSpec(o)
+	if err != nil {
+		return err
+	}
+	c, err := temporalx.Dial(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := temporalx.RegisterSearchAttributes(ctx, c); err != nil {
+		return err
+	}
+	id := o.id
+	if id == "" {
+		id = "sweep-" + spec.Name
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: id, TaskQueue: o.taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		StaticSummary:            fmt.Sprintf("sweep %s: %d models x %d resolutions, %d epochs", spec.Name, len(spec.Models), len(spec.Resolutions), spec.Epochs),
+	}, workflows.Sweep, workflows.SweepInput{Spec: spec})
+	if err != nil {
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &started) {
+			return fmt.Errorf("sweep %s is already running as %s: follow it with `starter status --sweep %s`", spec.Name, id, spec.Name)
+		}
+		return fmt.Errorf("start sweep %s: %w", spec.Name, err)
+	}
+	fmt.Fprintf(w, "started sweep %s: %d combinations (workflow %s, run %s)\nWeb UI: %s\n",
+		spec.Name, len(spec.Combinations()), id, run.GetRunID(), uiURL(id))
+	if !o.wait {
+		return nil
+	}
+	p, err := follow(ctx, c, id, w)
+	if err != nil {
+		return err
+	}
+	printTable(w, p.Combos)
+	if err := writeReport(ctx, o.store, spec.Name, o.out, w); err != nil {
+		fmt.Fprintln(w, "report:", err)
+	}
+	fmt.Fprintf(w, "Web UI: %s\n", uiURL(id))
+	return nil
+}
+
+// sweepProgress returns the live progress of a running sweep, or the result
+// of a finished one.
+func sweepProgress(ctx context.Context, c client.Client, id string) (workflows.SweepProgress, enumspb.WorkflowExecutionStatus, error) {
+	var p workflows.SweepProgress
+	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return p, 0, fmt.Errorf("no sweep with workflow ID %s (start it with `starter --sweep NAME`)", id)
+		}
+		return p, 0, err
+	}
+	st := desc.WorkflowExecutionInfo.Status
+	if st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		err := c.GetWorkflow(ctx, id, "").Get(ctx, &p)
+		if err != nil {
+			return p, st, fmt.Errorf("sweep %s ended %s: %w", id, strings.ToLower(strings.TrimPrefix(st.String(), "WORKFLOW_EXECUTION_STATUS_")), err)
+		}
+		return p, st, nil
+	}
+	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryProgress)
+	if err != nil {
+		return p, st, fmt.Errorf("query sweep %s (is a worker running?): %w", id, err)
+	}
+	return p, st, v.Get(&p)
+}
+
+// stepOf reads a running combination's step from its TrainEpoch heartbeat.
+func stepOf(ctx context.Context, c client.Client, childID string) (done, of int) {
+	desc, err := c.DescribeWorkflowExecution(ctx, childID, "")
+	if err != nil {
+		return 0, 0
+	}
+	for _, pa := range desc.PendingActivities {
+		if pa.HeartbeatDetails == nil {
+			continue
+		}
+		var hb activities.Heartbeat
+		if converter.GetDefaultDataConverter().FromPayloads(pa.HeartbeatDetails, &hb) == nil {
+			return hb.Done, hb.Of
+		}
+	}
+	return 0, 0
+}
+
+func bar(frac float64, width int) string {
+	n := int(frac*float64(width) + 0.5)
+	n = max(0, min(width, n))
+	return "[" + strings.Repeat("#", n) + strings.Repeat("-", width-n) + "]"
+}
+
+// follow renders per-combination progress bars until the sweep ends.
+func follow(ctx context.Context, c client.Client, id string, w io.Writer) (workflows.SweepProgress, error) {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	last := map[string]string{}
+	drawn := 0
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		p, st, err := sweepProgress(ctx, c, id)
+		if err != nil {
+			return p, err
+		}
+		var lines []string
+		for _, o := range p.Combos {
+			done, of := 0, 0
+			if o.Status == results.Running {
+				done, of = stepOf(ctx, c, id+"/"+o.ID())
+			}
+			frac := float64(o.EpochsDone) / float64(max(1, o.Epochs))
+			if of > 0 {
+				frac += float64(done) / float64(of) / float64(max(1, o.Epochs))
+			}
+			line := fmt.Sprintf("%-18s %s epoch %d/%d", o.ID(), bar(frac, 24), o.EpochsDone, o.Epochs)
+			if of > 0 {
+				line += fmt.Sprintf(" step %d/%d", done, of)
+			}
+			if o.BestEpoch > 0 {
+				line += fmt.Sprintf(" best val acc %.4f", o.BestValAcc)
+			}
+			line += " " + string(o.Status)
+			lines = append(lines, line)
+		}
+		if tty {
+			if drawn > 0 {
+				fmt.Fprintf(w, "\x1b[%dA", drawn)
+			}
+			for _, l := range lines {
+				fmt.Fprintf(w, "\x1b[2K%s\n", l)
+			}
+			drawn = len(lines)
+		} else {
+			// Not a terminal: print a combination only when its epoch or
+			// status changes, so logs stay readable.
+			for i, o := range p.Combos {
+				key := fmt.Sprintf("%d %s", o.EpochsDone, o.Status)
+				if last[o.ID()] != key {
+					last[o.ID()] = key
+					fmt.Fprintln(w, lines[i])
+				}
+			}
+		}
+		if st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			return p, nil
+		}
+		select {
+		case <-ctx.Done():
+			return p, fmt.Errorf("stopped following (the sweep goes on; `starter status` shows it): %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+func printTable(w io.Writer, combos []results.Outcome) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "model\tresolution\tstatus\tepochs\tbest val acc\tbest epoch\timages/s\twall\tnote")
+	for _, o := range combos {
+		acc := "-"
+		if o.BestEpoch > 0 {
+			acc = fmt.Sprintf("%.4f", o.BestValAcc)
+		}
+		note := o.Reason
+		if len(o.Resumes) > 0 {
+			note = strings.TrimSpace(fmt.Sprintf("%s resumed %dx", note, len(o.Resumes)))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d/%d\t%s\t%d\t%.0f\t%s\t%s\n", o.Model, o.Resolution, o.Status, o.EpochsDone, o.Epochs,
+			acc, o.BestEpoch, o.ImagesPerSec(), fmtDuration(o.WallSeconds), note)
+	}
+	tw.Flush()
+}
+
+func status(ctx context.Context, o options, w io.Writer, logger *slog.Logger) error {
+	if o.sweep == "" && o.id == "" {
+		return fmt.Errorf("%w: status needs --sweep NAME or --id ID", errUsage)
+	}
+	c, err := temporalx.Dial(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	id := sweepID(o)
+	if o.combination != "" {
+		v, err := c.QueryWorkflow(ctx, id+"/"+o.combination, "", workflows.QueryProgress)
+		if err != nil {
+			return fmt.Errorf("combination %s of %s: %w", o.combination, id, err)
+		}
+		var out results.Outcome
+		if err := v.Get(&out); err != nil {
+			return err
+		}
+		printTable(w, []results.Outcome{out})
+		return nil
+	}
+	p, st, err := sweepProgress(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	state := strings.ToLower(strings.TrimPrefix(st.String(), "WORKFLOW_EXECUTION_STATUS_"))
+	if p.Paused && st == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		state = "paused"
+	}
+	fmt.Fprintf(w, "sweep %s (%s): %s\nWeb UI: %s\n", p.Name, id, state, uiURL(id))
+	printTable(w, p.Combos)
+	return nil
+}
+
+func control(ctx context.Context, cmd string, o options, w io.Writer, logger *slog.Logger) error {
+	if o.sweep == "" && o.id == "" {
+		return fmt.Errorf("%w: %s needs --sweep NAME or --id ID", errUsage, cmd)
+	}
+	c, err := temporalx.Dial(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	id := sweepID(o)
+	target := id
+	if o.combination != "" {
+		target = id + "/" + o.combination
+	}
+	name := map[string]string{"pause": workflows.UpdatePause, "resume": workflows.UpdateResume, "cancel": workflows.UpdateCancel}[cmd]
+	desc, err := c.DescribeWorkflowExecution(ctx, target, "")
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return fmt.Errorf("nothing to %s: no workflow %s", cmd, target)
+		}
+		return err
+	}
+	if st := desc.WorkflowExecutionInfo.Status; st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return fmt.Errorf("nothing to %s: %s has already finished (%s)", cmd, target, strings.ToLower(strings.TrimPrefix(st.String(), "WORKFLOW_EXECUTION_STATUS_")))
+	}
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: target, UpdateName: name, WaitForStage: client.WorkflowUpdateStageCompleted})
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", cmd, target, err)
+	}
+	if err := h.Get(ctx, nil); err != nil {
+		return fmt.Errorf("%s %s: %w", cmd, target, err)
+	}
+	fmt.Fprintf(w, "%s: %s\n", target, map[string]string{"pause": "paused (running epochs checkpoint first)", "resume": "resumed", "cancel": "cancelled (running epochs checkpoint first)"}[cmd])
+	return nil
+}
+
+func list(ctx context.Context, w io.Writer, logger *slog.Logger) error {
+	c, err := temporalx.Dial(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: "WorkflowType = 'Sweep'"})
+	if err != nil {
+		return fmt.Errorf("list sweeps: %w", err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "workflow id\tstatus\tstarted\tclosed")
+	for _, e := range resp.Executions {
+		closed := ""
+		if e.CloseTime != nil {
+			closed = e.CloseTime.AsTime().Local().Format(time.DateTime)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Execution.WorkflowId, strings.ToLower(strings.TrimPrefix(e.Status.String(), "WORKFLOW_EXECUTION_STATUS_")),
+			e.StartTime.AsTime().Local().Format(time.DateTime), closed)
+	}
+	return tw.Flush()
+}
+
+// checkpoints lists every stored checkpoint per combination and whether it
+// verifies.
+func checkpoints(ctx context.Context, o options, w io.Writer) error {
+	st, err := store.Open(ctx, o.store)
+	if err != nil {
+		return err
+	}
+	infos, err := st.List(ctx, "runs/")
+	if err != nil {
+		return err
+	}
+	models := map[string]bool{}
+	for _, m := range splitList(o.models) {
+		models[m] = true
+	}
+	resolutions := map[string]bool{}
+	for _, r := range splitList(o.resolutions) {
+		resolutions[r] = true
+	}
+	repo := checkpoint.Repo{Blobs: st}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "model\tresolution\tcheckpoint\tepoch\tstep\tval loss\tval acc\tsize\ttime\tverified\tkey")
+	n := 0
+	for _, in := range infos {
+		base, ok := strings.CutSuffix(in.Key, ".json")
+		if !ok || path.Base(in.Key) == "latest.json" {
+			continue
+		}
+		parts := strings.Split(in.Key, "/") // runs/<hash>/<family>/<model>/<res>/<name>.json
+		if len(parts) != 6 || len(models) > 0 && !models[parts[3]] || len(resolutions) > 0 && !resolutions[parts[4]] {
+			continue
+		}
+		verified := "yes"
+		c, err := repo.Load(ctx, in.Key)
+		var r checkpoint.Record
+		if err != nil {
+			verified = "NO: " + err.Error()
+			if b, rerr := store.ReadAll(ctx, st, in.Key); rerr == nil {
+				r, _ = checkpoint.UnmarshalRecord(b)
+			}
+		} else {
+			r = c.Record
+		}
+		vl, va := "-", "-"
+		if k := len(r.Metrics); k > 0 {
+			vl, va = fmt.Sprintf("%.4f", r.Metrics[k-1].ValLoss), fmt.Sprintf("%.4f", r.Metrics[k-1].ValAcc)
+		}
+		size := r.ModelFile.Size + r.OptimFile.Size + in.Size
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%.1f MB\t%s\t%s\t%s\n", parts[3], parts[4], path.Base(base), r.EpochsDone, r.StepInEpoch,
+			vl, va, float64(size)/1e6, r.CreatedAt.Local().Format(time.DateTime), verified, in.Key)
+		n++
+	}
+	tw.Flush()
+	if n == 0 {
+		fmt.Fprintf(w, "no checkpoints in %s\n", st.URL())
+	}
+	return nil
+}
+
+// gc applies retention to every combination in the store.
+func gc(ctx context.Context, o options, w io.Writer) error {
+	st, err := store.Open(ctx, o.store)
+	if err != nil {
+		return err
+	}
+	infos, err := st.List(ctx, "runs/")
+	if err != nil {
+		return err
+	}
+	dirs := map[string]bool{}
+	for _, in := range infos {
+		if path.Base(in.Key) == "latest.json" {
+			dirs[path.Dir(in.Key)] = true
+		}
+	}
+	var sorted []string
+	for d := range dirs {
+		sorted = append(sorted, d)
+	}
+	sort.Strings(sorted)
+	repo := checkpoint.Repo{Blobs: st}
+	total := 0
+	for _, d := range sorted {
+		doomed, err := repo.Prunable(ctx, d, activities.KeepEpochs)
+		if err != nil {
+			return err
+		}
+		for _, base := range doomed {
+			total++
+			if o.dryRun {
+				fmt.Fprintf(w, "would delete %s\n", base)
+				continue
+			}
+			if err := repo.DeleteCheckpoint(ctx, base); err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "deleted %s\n", base)
+		}
+	}
+	fmt.Fprintf(w, "%d checkpoints %s\n", total, map[bool]string{true: "would be deleted", false: "deleted"}[o.dryRun])
+	return nil
+}
+
+func writeReport(ctx context.Context, storeURL, sweepName, out string, w io.Writer) error {
+	return fmt.Errorf("reports are not built yet")
+}
+
+func report(ctx context.Context, o options, w io.Writer) error {
+	if o.sweep == "" {
+		return fmt.Errorf("%w: report needs --sweep NAME", errUsage)
+	}
+	name := o.sweep
+	if spec, err := sweep.Load(o.sweep); err == nil {
+		name = spec.Name
+	}
+	return writeReport(ctx, o.store, name, o.out, w)
+}

@@ -1,0 +1,193 @@
+// Command starter starts and steers sweeps:
+//
+//	starter --sweep default [--models a,b] [--resolutions 16,32] [--epochs N] [--data DIR] [--wait]
+//	starter status|pause|resume|cancel [--sweep NAME | --id WORKFLOW-ID] [--combination model@res]
+//	starter list
+//	starter report [--sweep NAME] [--out DIR]
+//	starter checkpoints [--models a,b] [--resolutions 16,32]
+//	starter gc [--dry-run]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/workflows"
+)
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, `usage:
+  starter --sweep NAME|FILE.yaml [--models a,b] [--resolutions 16,32] [--epochs N] [--data DIR] [--id ID] [--wait]
+  starter status|pause|resume|cancel --sweep NAME [--combination model@res]
+  starter list
+  starter report --sweep NAME [--out DIR]
+  starter checkpoints [--models a,b] [--resolutions 16,32]
+  starter gc [--dry-run]
+presets: `+strings.Join(sweep.Presets(), ", "))
+}
+
+// options are the flags shared by every sub-command.
+type options struct {
+	sweep, id, models, resolutions, data, combination, store, out, taskQueue string
+	epochs                                                                   int
+	wait, dryRun                                                             bool
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func parse(args []string) (string, options, error) {
+	cmd := "start"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	var o options
+	fs := flag.NewFlagSet("starter "+cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.sweep, "sweep", "", "preset name or YAML file")
+	fs.StringVar(&o.id, "id", "", "sweep workflow ID (default sweep-<name>)")
+	fs.StringVar(&o.models, "models", "", "comma-separated models (overrides the spec)")
+	fs.StringVar(&o.resolutions, "resolutions", "", "comma-separated resolutions (overrides the spec)")
+	fs.IntVar(&o.epochs, "epochs", 0, "epochs (overrides the spec)")
+	fs.StringVar(&o.data, "data", "", "data set: fashion-mnist, an IDX folder or an image folder")
+	fs.StringVar(&o.combination, "combination", "", "one combination, model@resolution")
+	fs.StringVar(&o.store, "store", envOr("RESOMAP_STORE", "file://state/store"), "checkpoint store URL")
+	fs.StringVar(&o.out, "out", "", "report folder (default reports/<sweep>)")
+	fs.StringVar(&o.taskQueue, "task-queue", envOr("RESOMAP_TASK_QUEUE", workflows.TaskQueue), "Temporal task queue")
+	fs.BoolVar(&o.wait, "wait", false, "follow the sweep with live progress until it ends")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "gc: list what would be deleted")
+	if err := fs.Parse(args); err != nil {
+		return cmd, o, err
+	}
+	if fs.NArg() > 0 {
+		return cmd, o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return cmd, o, nil
+}
+
+// loadSpec reads the named sweep and applies overrides; it is validated
+// before anything starts.
+func loadSpec(o options) (sweep.Spec, error) {
+	if o.sweep == "" {
+		return sweep.Spec{}, fmt.Errorf("%w: --sweep is required (presets: %s)", sweep.ErrInvalid, strings.Join(sweep.Presets(), ", "))
+	}
+	spec, err := sweep.Load(o.sweep)
+	if err != nil {
+		return spec, err
+	}
+	if o.models != "" {
+		spec.Models = splitList(o.models)
+		if len(spec.Models) == 0 {
+			return spec, fmt.Errorf("%w: models: empty list", sweep.ErrInvalid)
+		}
+	}
+	if o.resolutions != "" {
+		spec.Resolutions = nil
+		for _, r := range splitList(o.resolutions) {
+			n, err := strconv.Atoi(r)
+			if err != nil {
+				return spec, fmt.Errorf("%w: resolutions: %q is not a number", sweep.ErrInvalid, r)
+			}
+			spec.Resolutions = append(spec.Resolutions, n)
+		}
+		if len(spec.Resolutions) == 0 {
+			return spec, fmt.Errorf("%w: resolutions: empty list", sweep.ErrInvalid)
+		}
+	}
+	if o.epochs != 0 {
+		spec.Epochs = o.epochs
+	}
+	if o.data != "" {
+		spec.Data = o.data
+	}
+	return spec, spec.Validate()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func sweepID(o options) string {
+	if o.id != "" {
+		return o.id
+	}
+	name := o.sweep
+	if strings.Contains(name, "/") || strings.HasSuffix(name, ".yaml") {
+		if spec, err := sweep.Load(name); err == nil {
+			name = spec.Name
+		}
+	}
+	return "sweep-" + name
+}
+
+func main() {
+	if len(os.Args) > 1 && (os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help") {
+		usage(os.Stdout)
+		return
+	}
+	cmd, o, err := parse(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starter:", err)
+		usage(os.Stderr)
+		os.Exit(2)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx, stop := signalContext()
+	defer stop()
+	if err := run(ctx, cmd, o, os.Stdout, logger); err != nil {
+		fmt.Fprintln(os.Stderr, "starter:", err)
+		if errors.Is(err, sweep.ErrInvalid) || errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, cmd string, o options, w io.Writer, logger *slog.Logger) error {
+	switch cmd {
+	case "start":
+		return start(ctx, o, w, logger)
+	case "status":
+		return status(ctx, o, w, logger)
+	case "pause", "resume", "cancel":
+		return control(ctx, cmd, o, w, logger)
+	case "list":
+		return list(ctx, w, logger)
+	case "report":
+		return report(ctx, o, w)
+	case "checkpoints":
+		return checkpoints(ctx, o, w)
+	case "gc":
+		return gc(ctx, o, w)
+	}
+	return fmt.Errorf("%w: unknown command %q (start, status, pause, resume, cancel, list, report, checkpoints, gc)", errUsage, cmd)
+}
+
+func uiURL(id string) string {
+	base := envOr("RESOMAP_UI_URL", "http://localhost:8233")
+	ns := envOr("TEMPORAL_NAMESPACE", "default")
+	return fmt.Sprintf("%s/namespaces/%s/workflows/%s", base, ns, id)
+}
+
+func fmtDuration(s float64) string { return (time.Duration(s) * time.Second).String() }

@@ -1,0 +1,231 @@
+// Package sweep defines a sweep: models x resolutions with shared training
+// settings, read from YAML presets or files, validated before anything runs.
+package sweep
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/resomap/resomap/trainer"
+)
+
+//go:embed presets/*.yaml
+var presets embed.FS
+
+// ErrInvalid marks a spec that must not start.
+var ErrInvalid = errors.New("invalid sweep spec")
+
+// Hyper are the training settings shared by every combination.
+type Hyper struct {
+	BatchSize      int     `yaml:"batch_size" json:"batch_size"`
+	Optimizer      string  `yaml:"optimizer" json:"optimizer"`
+	LR             float64 `yaml:"lr" json:"lr"`
+	Momentum       float64 `yaml:"momentum" json:"momentum"`
+	Nesterov       bool    `yaml:"nesterov" json:"nesterov"`
+	WeightDecay    float64 `yaml:"weight_decay" json:"weight_decay"`
+	Beta1          float64 `yaml:"beta1" json:"beta1"`
+	Beta2          float64 `yaml:"beta2" json:"beta2"`
+	Eps            float64 `yaml:"eps" json:"eps"`
+	Schedule       string  `yaml:"schedule" json:"schedule"`
+	WarmupEpochs   float64 `yaml:"warmup_epochs" json:"warmup_epochs"`
+	StepEpochs     int     `yaml:"step_epochs" json:"step_epochs"`
+	Gamma          float64 `yaml:"gamma" json:"gamma"`
+	MinLR          float64 `yaml:"min_lr" json:"min_lr"`
+	LabelSmoothing float64 `yaml:"label_smoothing" json:"label_smoothing"`
+	CropPadding    int     `yaml:"crop_padding" json:"crop_padding"`
+	Flip           bool    `yaml:"flip" json:"flip"`
+	// MicroBatch splits batches for memory; results do not depend on it.
+	MicroBatch int `yaml:"micro_batch" json:"micro_batch"`
+}
+
+// Checkpointing: a mid-epoch checkpoint every N steps or T seconds.
+type Checkpointing struct {
+	EverySteps   int `yaml:"every_steps" json:"every_steps"`
+	EverySeconds int `yaml:"every_seconds" json:"every_seconds"`
+}
+
+// ActivitySettings tune the per-epoch activity's durability.
+type ActivitySettings struct {
+	HeartbeatTimeoutSeconds int `yaml:"heartbeat_timeout_seconds" json:"heartbeat_timeout_seconds"`
+	MaxAttempts             int `yaml:"max_attempts" json:"max_attempts"`
+}
+
+// Spec is one sweep.
+type Spec struct {
+	Name        string           `yaml:"name" json:"name"`
+	Models      []string         `yaml:"models" json:"models"`
+	Resolutions []int            `yaml:"resolutions" json:"resolutions"`
+	Epochs      int              `yaml:"epochs" json:"epochs"`
+	Data        string           `yaml:"data" json:"data"`
+	TrainLimit  int              `yaml:"train_limit" json:"train_limit"`
+	ValLimit    int              `yaml:"val_limit" json:"val_limit"`
+	Seed        uint64           `yaml:"seed" json:"seed"`
+	MaxParallel int              `yaml:"max_parallel" json:"max_parallel"`
+	Patience    int              `yaml:"patience" json:"patience"` // early stopping (0 = off)
+	Hyper       Hyper            `yaml:"hyper" json:"hyper"`
+	Checkpoint  Checkpointing    `yaml:"checkpoint" json:"checkpoint"`
+	Activity    ActivitySettings `yaml:"activity" json:"activity"`
+	// ContinueAsNewAfter bounds the sweep workflow's history (events).
+	ContinueAsNewAfter int `yaml:"continue_as_new_after" json:"continue_as_new_after"`
+}
+
+// Combination is one (model, resolution) pair of a sweep.
+type Combination struct {
+	Model      string `json:"model"`
+	Resolution int    `json:"resolution"`
+}
+
+// ID is the combination's readable name: model@resolution.
+func (c Combination) ID() string { return fmt.Sprintf("%s@%d", c.Model, c.Resolution) }
+
+// Presets lists the names of the shipped presets.
+func Presets() []string {
+	entries, _ := presets.ReadDir("presets")
+	var names []string
+	for _, e := range entries {
+		names = append(names, strings.TrimSuffix(e.Name(), ".yaml"))
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Load reads a preset by name, or a YAML file by path.
+func Load(nameOrPath string) (Spec, error) {
+	var data []byte
+	var err error
+	if strings.HasSuffix(nameOrPath, ".yaml") || strings.HasSuffix(nameOrPath, ".yml") || strings.Contains(nameOrPath, "/") {
+		data, err = os.ReadFile(nameOrPath)
+		if err != nil {
+			return Spec{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+	} else {
+		data, err = presets.ReadFile(path.Join("presets", nameOrPath+".yaml"))
+		if err != nil {
+			return Spec{}, fmt.Errorf("%w: unknown sweep %q (presets: %s; or give a path to a .yaml file)", ErrInvalid, nameOrPath, strings.Join(Presets(), ", "))
+		}
+	}
+	return Parse(data)
+}
+
+// Parse decodes YAML, refusing unknown fields.
+func Parse(data []byte) (Spec, error) {
+	var s Spec
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil {
+		return Spec{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return s.WithDefaults(), nil
+}
+
+// WithDefaults fills optional settings.
+func (s Spec) WithDefaults() Spec {
+	if s.MaxParallel == 0 {
+		s.MaxParallel = 1
+	}
+	if s.Data == "" {
+		s.Data = "fashion-mnist"
+	}
+	if s.Activity.HeartbeatTimeoutSeconds == 0 {
+		s.Activity.HeartbeatTimeoutSeconds = 60
+	}
+	if s.Activity.MaxAttempts == 0 {
+		s.Activity.MaxAttempts = 10
+	}
+	if s.ContinueAsNewAfter == 0 {
+		s.ContinueAsNewAfter = 10000
+	}
+	return s
+}
+
+// Combinations expands the sweep in a stable order: models as listed, each
+// at every resolution in ascending order.
+func (s Spec) Combinations() []Combination {
+	res := append([]int(nil), s.Resolutions...)
+	sort.Ints(res)
+	var out []Combination
+	for _, m := range s.Models {
+		for _, r := range res {
+			out = append(out, Combination{Model: m, Resolution: r})
+		}
+	}
+	return out
+}
+
+// Config is the full training config of one combination.
+func (s Spec) Config(c Combination) trainer.Config {
+	h := s.Hyper
+	return trainer.Config{
+		Model: c.Model, Resolution: c.Resolution, Epochs: s.Epochs, BatchSize: h.BatchSize,
+		Optimizer: h.Optimizer, LR: h.LR, Momentum: h.Momentum, Nesterov: h.Nesterov, WeightDecay: h.WeightDecay,
+		Beta1: h.Beta1, Beta2: h.Beta2, Eps: h.Eps, Schedule: h.Schedule, WarmupEpochs: h.WarmupEpochs,
+		StepEpochs: h.StepEpochs, Gamma: h.Gamma, MinLR: h.MinLR, LabelSmoothing: h.LabelSmoothing,
+		CropPadding: h.CropPadding, Flip: h.Flip, Seed: s.Seed, Data: s.Data,
+		TrainLimit: s.TrainLimit, ValLimit: s.ValLimit,
+	}.WithDefaults()
+}
+
+// Validate names the first invalid field. It is pure, so workflows call it.
+func (s Spec) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
+	}
+	if s.Name == "" || strings.ContainsAny(s.Name, "/ \t\n@") {
+		return bad("name", "%q must be non-empty, without spaces, '/' or '@'", s.Name)
+	}
+	if len(s.Models) == 0 {
+		return bad("models", "empty: name at least one model")
+	}
+	if len(s.Resolutions) == 0 {
+		return bad("resolutions", "empty: name at least one resolution")
+	}
+	seen := map[string]bool{}
+	for _, m := range s.Models {
+		if _, err := trainer.LookupModel(m); err != nil {
+			return bad("models", "%v", err)
+		}
+		if seen[m] {
+			return bad("models", "%s listed twice", m)
+		}
+		seen[m] = true
+	}
+	seenRes := map[int]bool{}
+	for _, r := range s.Resolutions {
+		if seenRes[r] {
+			return bad("resolutions", "%d listed twice", r)
+		}
+		seenRes[r] = true
+	}
+	if s.Epochs < 1 {
+		return bad("epochs", "%d, want >= 1", s.Epochs)
+	}
+	if s.MaxParallel < 1 || s.MaxParallel > 1000 {
+		return bad("max_parallel", "%d, want 1..1000", s.MaxParallel)
+	}
+	if s.Patience < 0 {
+		return bad("patience", "%d, want >= 0", s.Patience)
+	}
+	if s.Hyper.MicroBatch < 0 || s.Hyper.MicroBatch > s.Hyper.BatchSize {
+		return bad("hyper.micro_batch", "%d, want 0..batch_size", s.Hyper.MicroBatch)
+	}
+	if s.Checkpoint.EverySteps < 0 || s.Checkpoint.EverySeconds < 0 {
+		return bad("checkpoint", "intervals must be >= 0")
+	}
+	if s.Activity.HeartbeatTimeoutSeconds < 1 || s.Activity.MaxAttempts < 1 {
+		return bad("activity", "heartbeat_timeout_seconds and max_attempts must be >= 1")
+	}
+	for _, c := range s.Combinations() {
+		if err := s.Config(c).Validate(); err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrInvalid, c.ID(), strings.TrimPrefix(err.Error(), trainer.ErrInvalid.Error()+": "))
+		}
+	}
+	return nil
+}

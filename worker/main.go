@@ -1,0 +1,85 @@
+// Command worker trains sweeps: it polls a Temporal task queue for ResoMap's
+// workflows and activities. Several workers on several machines can share
+// one task queue and one checkpoint store. On SIGTERM or SIGINT it stops
+// taking work, lets running epochs checkpoint, and exits: nothing is lost.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"go.temporal.io/sdk/worker"
+
+	"github.com/resomap/resomap/activities"
+	"github.com/resomap/resomap/dataset"
+	"github.com/resomap/resomap/internal/temporalx"
+	"github.com/resomap/resomap/store"
+	"github.com/resomap/resomap/trainer"
+	"github.com/resomap/resomap/workflows"
+)
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func main() {
+	taskQueue := flag.String("task-queue", envOr("RESOMAP_TASK_QUEUE", workflows.TaskQueue), "Temporal task queue")
+	storeURL := flag.String("store", envOr("RESOMAP_STORE", "file://state/store"), "checkpoint store: file:///dir or s3://bucket/prefix")
+	device := flag.String("device", envOr("RESOMAP_DEVICE", "cpu"), "cpu, cuda or cuda:N")
+	threads := flag.Int("threads", 0, "libtorch intra-op threads (0 = all cores)")
+	concurrency := flag.Int("concurrency", 1, "trainings run at once by this worker")
+	lib := flag.String("lib", "", "path to libresomap.so (default: $RESOMAP_LIB or build/libresomap.so)")
+	cacheDir := flag.String("data-cache", envOr("RESOMAP_DATA_CACHE", ""), "resized data cache directory (default ~/.cache/resomap)")
+	amp := flag.Bool("bf16", true, "bf16 autocast and channels-last on CUDA")
+	stopTimeout := flag.Duration("stop-timeout", 2*time.Minute, "how long running epochs get to checkpoint on shutdown")
+	flag.Parse()
+
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := run(logger, *taskQueue, *storeURL, *device, *threads, *concurrency, *lib, *cacheDir, *amp, *stopTimeout); err != nil {
+		logger.Error("worker failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(logger *slog.Logger, taskQueue, storeURL, device string, threads, concurrency int, lib, cacheDir string, amp bool, stopTimeout time.Duration) error {
+	if concurrency < 1 {
+		return fmt.Errorf("--concurrency must be >= 1")
+	}
+	ctx := context.Background()
+	tr, err := trainer.New(lib, device, threads)
+	if err != nil {
+		return err
+	}
+	tr.Logger = logger
+	tr.Data = dataset.Options{CacheDir: cacheDir}
+	tr.MixedPrecision, tr.ChannelsLast = amp, amp
+	st, err := store.Open(ctx, storeURL)
+	if err != nil {
+		return err
+	}
+	c, err := temporalx.Dial(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := temporalx.RegisterSearchAttributes(ctx, c); err != nil {
+		return err
+	}
+	w := worker.New(c, taskQueue, worker.Options{
+		MaxConcurrentActivityExecutionSize: concurrency,
+		WorkerStopTimeout:                  stopTimeout,
+	})
+	w.RegisterWorkflow(workflows.Sweep)
+	w.RegisterWorkflow(workflows.Combination)
+	w.RegisterActivity(&activities.Activities{Trainer: tr, Store: st, Logger: logger})
+	logger.Info("worker started", "task_queue", taskQueue, "store", st.URL(), "device", device,
+		"torch", tr.Lib.TorchVersion(), "threads", tr.Lib.Threads(), "pid", os.Getpid())
+	return w.Run(worker.InterruptCh())
+}

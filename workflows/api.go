@@ -1,0 +1,83 @@
+// Package workflows holds ResoMap's Temporal workflows: Sweep starts one
+// Combination child per (model, resolution); each Combination runs one
+// TrainEpoch activity per epoch. Everything here is deterministic workflow
+// code: no I/O, no wall clock, no native goroutines, no map-order decisions.
+package workflows
+
+import (
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/resomap/resomap/results"
+	"github.com/resomap/resomap/sweep"
+)
+
+// TaskQueue is the default task queue of workers and starters.
+const TaskQueue = "resomap"
+
+// Signal, query and update names, for code and the CLI
+// (temporal workflow signal --name pause --workflow-id sweep-default).
+const (
+	SignalPause  = "pause"
+	SignalResume = "resume"
+	SignalCancel = "cancel"
+	// SignalProgress carries a child's progress to its sweep.
+	SignalProgress = "combination-progress"
+	QueryProgress  = "progress"
+	// Updates do what the signals do, but answer: a validator refuses
+	// pausing a finished or already paused workflow.
+	UpdatePause  = "pause-update"
+	UpdateResume = "resume-update"
+	UpdateCancel = "cancel-update"
+)
+
+// Search attributes shown and filterable in the Web UI, e.g.
+// ResoMapModel="vgg11" AND ResoMapResolution=320.
+var (
+	AttrSweep      = temporal.NewSearchAttributeKeyKeyword("ResoMapSweep")
+	AttrModel      = temporal.NewSearchAttributeKeyKeyword("ResoMapModel")
+	AttrResolution = temporal.NewSearchAttributeKeyInt64("ResoMapResolution")
+	AttrStatus     = temporal.NewSearchAttributeKeyKeyword("ResoMapStatus")
+	AttrEpoch      = temporal.NewSearchAttributeKeyInt64("ResoMapEpoch")
+	AttrBestValAcc = temporal.NewSearchAttributeKeyFloat64("ResoMapBestValAcc")
+)
+
+// SearchAttributes maps each attribute to its type name for registration.
+var SearchAttributes = []struct{ Name, Type string }{
+	{"ResoMapSweep", "Keyword"}, {"ResoMapModel", "Keyword"}, {"ResoMapResolution", "Int"},
+	{"ResoMapStatus", "Keyword"}, {"ResoMapEpoch", "Int"}, {"ResoMapBestValAcc", "Double"},
+}
+
+// SweepInput starts (or continues as new) a sweep.
+type SweepInput struct {
+	Spec sweep.Spec
+	// Carry is the state handed over by continue-as-new.
+	Carry *SweepCarry `json:",omitempty"`
+}
+
+// SweepCarry is the sweep's state across continue-as-new.
+type SweepCarry struct {
+	Outcomes  []results.Outcome
+	Next      int
+	Paused    bool
+	Cancelled bool
+	Runs      int
+}
+
+// SweepProgress answers the progress query and is the sweep's result.
+type SweepProgress struct {
+	Name      string
+	Paused    bool
+	Cancelled bool
+	Done      bool
+	Runs      int // continue-as-new generations
+	Combos    []results.Outcome
+}
+
+// CombinationInput starts one combination.
+type CombinationInput struct {
+	Spec        sweep.Spec
+	Combination sweep.Combination
+	Paused      bool // start paused (the sweep is paused)
+}
+
+func childID(sweepID string, c sweep.Combination) string { return sweepID + "/" + c.ID() }
