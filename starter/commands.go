@@ -243,8 +243,11 @@ func status(ctx context.Context, o options, w io.Writer, logger *slog.Logger) er
 		return err
 	}
 	state := strings.ToLower(strings.TrimPrefix(st.String(), "WORKFLOW_EXECUTION_STATUS_"))
-	if p.Paused && st == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+	switch {
+	case p.Paused && st == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
 		state = "paused"
+	case p.Cancelled:
+		state = "cancelled"
 	}
 	fmt.Fprintf(w, "sweep %s (%s): %s\nWeb UI: %s\n", p.Name, id, state, uiURL(id))
 	printTable(w, p.Combos)

@@ -40,6 +40,7 @@ type options struct {
 	sweep, id, models, resolutions, data, combination, store, out, taskQueue string
 	epochs                                                                   int
 	wait, dryRun                                                             bool
+	set                                                                      map[string]bool // flags given
 }
 
 func envOr(name, def string) string {
@@ -72,6 +73,8 @@ func parse(args []string) (string, options, error) {
 	if err := fs.Parse(args); err != nil {
 		return cmd, o, err
 	}
+	o.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
 	if fs.NArg() > 0 {
 		return cmd, o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
@@ -88,13 +91,13 @@ func loadSpec(o options) (sweep.Spec, error) {
 	if err != nil {
 		return spec, err
 	}
-	if o.models != "" {
+	if o.set["models"] {
 		spec.Models = splitList(o.models)
 		if len(spec.Models) == 0 {
 			return spec, fmt.Errorf("%w: models: empty list", sweep.ErrInvalid)
 		}
 	}
-	if o.resolutions != "" {
+	if o.set["resolutions"] {
 		spec.Resolutions = nil
 		for _, r := range splitList(o.resolutions) {
 			n, err := strconv.Atoi(r)
@@ -107,10 +110,10 @@ func loadSpec(o options) (sweep.Spec, error) {
 			return spec, fmt.Errorf("%w: resolutions: empty list", sweep.ErrInvalid)
 		}
 	}
-	if o.epochs != 0 {
+	if o.set["epochs"] {
 		spec.Epochs = o.epochs
 	}
-	if o.data != "" {
+	if o.set["data"] {
 		spec.Data = o.data
 	}
 	return spec, spec.Validate()
