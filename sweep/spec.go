@@ -73,7 +73,8 @@ type Spec struct {
 	Hyper       Hyper            `yaml:"hyper" json:"hyper"`
 	Checkpoint  Checkpointing    `yaml:"checkpoint" json:"checkpoint"`
 	Activity    ActivitySettings `yaml:"activity" json:"activity"`
-	// ContinueAsNewAfter bounds the sweep workflow's history (events).
+	// ContinueAsNewAfter bounds the sweep workflow's history: it continues
+	// as new after this many combinations finished in one run.
 	ContinueAsNewAfter int `yaml:"continue_as_new_after" json:"continue_as_new_after"`
 }
 
@@ -141,7 +142,7 @@ func (s Spec) WithDefaults() Spec {
 		s.Activity.MaxAttempts = 10
 	}
 	if s.ContinueAsNewAfter == 0 {
-		s.ContinueAsNewAfter = 10000
+		s.ContinueAsNewAfter = 200
 	}
 	return s
 }

@@ -86,6 +86,14 @@ func Sweep(ctx workflow.Context, in SweepInput) (SweepProgress, error) {
 		case SignalCancel:
 			s.cancelled = true
 		}
+		for _, i := range s.running {
+			switch {
+			case name == SignalPause:
+				s.outcomes[i].Status = results.Paused
+			case name == SignalResume:
+				s.outcomes[i].Status = results.Running
+			}
+		}
 		forward(name)
 	}
 	for _, u := range []struct {
@@ -147,6 +155,9 @@ func Sweep(ctx workflow.Context, in SweepInput) (SweepProgress, error) {
 		s.cancelled = true
 	})
 
+	// Each finished child adds a handful of events to this history; after
+	// ContinueAsNewAfter of them the sweep continues as new.
+	finishedThisRun := 0
 	start := func(i int) {
 		c := s.combos[i]
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
@@ -170,12 +181,12 @@ func Sweep(ctx workflow.Context, in SweepInput) (SweepProgress, error) {
 			}
 			s.outcomes[i] = o
 			s.remove(i)
+			finishedThisRun++
 		})
 	}
 
 	for {
-		tooLong := workflow.GetInfo(ctx).GetContinueAsNewSuggested() ||
-			workflow.GetInfo(ctx).GetCurrentHistoryLength() > spec.ContinueAsNewAfter
+		tooLong := workflow.GetInfo(ctx).GetContinueAsNewSuggested() || finishedThisRun >= spec.ContinueAsNewAfter
 		for !s.cancelled && !s.paused && !tooLong && len(s.running) < spec.MaxParallel && s.next < len(s.combos) {
 			start(s.next)
 			s.next++

@@ -1,0 +1,391 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/converter"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/resomap/resomap/activities"
+	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/results"
+	"github.com/resomap/resomap/sweep"
+)
+
+func testSpec(resolutions ...int) sweep.Spec {
+	return sweep.Spec{
+		Name: "unit", Models: []string{"smallcnn"}, Resolutions: resolutions, Epochs: 3, MaxParallel: 2,
+		Hyper: sweep.Hyper{BatchSize: 64, Optimizer: "sgd", LR: 0.1, Momentum: 0.9, Schedule: "cosine"},
+	}.WithDefaults()
+}
+
+// fakeTraining stands in for the activities: it trains nothing but keeps
+// per-combination state the way the store would.
+type fakeTraining struct {
+	mu        sync.Mutex
+	epochs    map[int]int // resolution -> epochs done
+	calls     []activities.TrainEpochInput
+	running   int
+	maxActive int
+	done      map[string]bool // config hash -> recorded
+	failRes   int             // TrainEpoch at this resolution fails for good
+	oomOnce   map[int]bool    // resolution -> OOM on the first call
+	resume    map[int]activities.ResumePoint
+}
+
+func newFake() *fakeTraining {
+	return &fakeTraining{epochs: map[int]int{}, done: map[string]bool{}, oomOnce: map[int]bool{}, resume: map[int]activities.ResumePoint{}}
+}
+
+func hashOf(res int) string { return fmt.Sprintf("%064d", res) }
+
+func (f *fakeTraining) register(env *testsuite.TestWorkflowEnvironment, trainDelay time.Duration) {
+	env.OnActivity(a.Prepare, mockAny, mockAny).Return(func(_ context.Context, in activities.PrepareInput) (activities.Prepared, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.running++
+		f.maxActive = max(f.maxActive, f.running)
+		cfg := in.Spec.Config(in.Combination)
+		return activities.Prepared{Config: cfg, ConfigHash: hashOf(cfg.Resolution), Family: "cnn", Prefix: "runs/x"}, nil
+	})
+	env.OnActivity(a.LookupResult, mockAny, mockAny).Return(func(_ context.Context, hash string) (activities.LookupOutput, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.done[hash] {
+			return activities.LookupOutput{Found: true, Sweep: "earlier", Outcome: results.Outcome{Status: results.Completed, EpochsDone: 3, BestEpoch: 3, BestValAcc: 0.9}}, nil
+		}
+		return activities.LookupOutput{}, nil
+	})
+	env.OnActivity(a.FindResumePoint, mockAny, mockAny).Return(func(_ context.Context, p activities.Prepared) (activities.ResumePoint, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		rp := f.resume[p.Config.Resolution]
+		f.epochs[p.Config.Resolution] = rp.EpochsDone
+		return rp, nil
+	})
+	env.OnActivity(a.TrainEpoch, mockAny, mockAny).After(trainDelay).Return(func(_ context.Context, in activities.TrainEpochInput) (activities.TrainEpochOutput, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		res := in.Config.Resolution
+		f.calls = append(f.calls, in)
+		if res == f.failRes {
+			return activities.TrainEpochOutput{}, temporal.NewNonRetryableApplicationError("data is broken", activities.ErrTypeInvalidInput, nil)
+		}
+		if f.oomOnce[res] {
+			f.oomOnce[res] = false
+			return activities.TrainEpochOutput{}, temporal.NewNonRetryableApplicationError("out of memory", activities.ErrTypeOutOfMemory, nil)
+		}
+		f.epochs[res] = in.Epoch
+		m := make([]checkpoint.EpochMetrics, in.Epoch)
+		for i := range m {
+			m[i] = checkpoint.EpochMetrics{Epoch: i + 1, ValLoss: 1 / float64(i+1), ValAcc: 0.5 + 0.1*float64(i)}
+		}
+		return activities.TrainEpochOutput{
+			Key: fmt.Sprintf("runs/x/cnn/smallcnn/%d/epoch_%04d.json", res, in.Epoch), Attempt: 1,
+			Record: checkpoint.Record{EpochsDone: in.Epoch, Epochs: in.Config.Epochs, Metrics: m, BestEpoch: in.Epoch,
+				BestValLoss: m[in.Epoch-1].ValLoss, BestValAcc: m[in.Epoch-1].ValAcc},
+		}, nil
+	})
+	env.OnActivity(a.RecordResult, mockAny, mockAny).Return(func(_ context.Context, in activities.RecordInput) (activities.RecordOutput, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.running--
+		if in.Outcome.Status == results.Completed {
+			f.done[in.Outcome.ConfigHash] = true
+			return activities.RecordOutput{Key: results.ResultKey(in.Outcome.ConfigHash)}, nil
+		}
+		return activities.RecordOutput{}, nil
+	})
+}
+
+var mockAny = mock.Anything
+
+func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(Sweep)
+	env.RegisterWorkflow(Combination)
+	env.RegisterActivity(a)
+	return env
+}
+
+func sweepResult(t *testing.T, env *testsuite.TestWorkflowEnvironment) SweepProgress {
+	t.Helper()
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("workflow did not complete")
+	}
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var p SweepProgress
+	if err := env.GetWorkflowResult(&p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSweepRunsAtMostMaxParallelAndIsolatesFailures(t *testing.T) {
+	env := newEnv(t)
+	f := newFake()
+	f.failRes = 24
+	f.register(env, time.Minute)
+	env.ExecuteWorkflow(Sweep, SweepInput{Spec: testSpec(16, 24, 32, 48)})
+	p := sweepResult(t, env)
+	if f.maxActive != 2 {
+		t.Errorf("%d combinations ran at once, want max_parallel = 2", f.maxActive)
+	}
+	want := map[int]results.Status{16: results.Completed, 24: results.Failed, 32: results.Completed, 48: results.Completed}
+	for _, o := range p.Combos {
+		if o.Status != want[o.Resolution] {
+			t.Errorf("%s: %s (%s), want %s", o.ID(), o.Status, o.Reason, want[o.Resolution])
+		}
+		if o.Status == results.Completed && o.EpochsDone != 3 {
+			t.Errorf("%s: %d epochs done", o.ID(), o.EpochsDone)
+		}
+	}
+	if p.Combos[1].Reason == "" {
+		t.Error("failed combination has no reason")
+	}
+}
+
+func TestSweepSkipsCompletedCombinations(t *testing.T) {
+	env := newEnv(t)
+	f := newFake()
+	f.done[hashOf(16)] = true
+	f.register(env, time.Minute)
+	env.ExecuteWorkflow(Sweep, SweepInput{Spec: testSpec(16, 32)})
+	p := sweepResult(t, env)
+	if p.Combos[0].Status != results.Skipped || p.Combos[1].Status != results.Completed {
+		t.Fatalf("statuses %s, %s; want skipped, completed", p.Combos[0].Status, p.Combos[1].Status)
+	}
+	for _, c := range f.calls {
+		if c.Config.Resolution == 16 {
+			t.Fatal("a completed combination was trained again")
+		}
+	}
+}
+
+func TestCombinationResumesFromFoundCheckpoint(t *testing.T) {
+	env := newEnv(t)
+	f := newFake()
+	// A previous (terminated) run left epoch 2 half done.
+	f.resume[16] = activities.ResumePoint{Key: "runs/x/cnn/smallcnn/16/mid_e0002_s000040.json", EpochsDone: 1, Step: 40}
+	f.register(env, time.Minute)
+	env.ExecuteWorkflow(Combination, CombinationInput{Spec: testSpec(16), Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
+	var o results.Outcome
+	if err := env.GetWorkflowResult(&o); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.calls) != 2 || f.calls[0].Epoch != 2 || f.calls[1].Epoch != 3 {
+		t.Fatalf("trained epochs %v, want 2 then 3", epochsOf(f.calls))
+	}
+	if o.Status != results.Completed || len(o.Resumes) != 1 || o.Resumes[0].Step != 40 {
+		t.Fatalf("outcome %s with resumes %+v", o.Status, o.Resumes)
+	}
+}
+
+func epochsOf(calls []activities.TrainEpochInput) []int {
+	var e []int
+	for _, c := range calls {
+		e = append(e, c.Epoch)
+	}
+	return e
+}
+
+func TestOutOfMemoryHalvesMicroBatchKeepingTheBatch(t *testing.T) {
+	env := newEnv(t)
+	f := newFake()
+	f.oomOnce[16] = true
+	f.register(env, time.Minute)
+	env.ExecuteWorkflow(Combination, CombinationInput{Spec: testSpec(16), Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
+	var o results.Outcome
+	if err := env.GetWorkflowResult(&o); err != nil {
+		t.Fatal(err)
+	}
+	if f.calls[0].MicroBatch != 64 || f.calls[1].MicroBatch != 32 || f.calls[1].Epoch != 1 {
+		t.Fatalf("calls: first micro-batch %d, retry micro-batch %d epoch %d; want 64, then 32 for epoch 1", f.calls[0].MicroBatch, f.calls[1].MicroBatch, f.calls[1].Epoch)
+	}
+	if f.calls[1].Config.BatchSize != 64 {
+		t.Fatalf("effective batch changed to %d", f.calls[1].Config.BatchSize)
+	}
+	if o.Status != results.Completed || o.OOMs != 1 || o.MicroBatch != 32 {
+		t.Fatalf("outcome %s, OOMs %d, micro-batch %d", o.Status, o.OOMs, o.MicroBatch)
+	}
+}
+
+func TestPauseResumeCancelOfOneCombination(t *testing.T) {
+	env := newEnv(t)
+	f := newFake()
+	f.register(env, 10*time.Minute)
+	var pausedStatus results.Status
+	var pausedEpochs, callsAtPause, callsBeforeResume int
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalPause, nil) }, 15*time.Minute)
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(QueryProgress)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		var o results.Outcome
+		v.Get(&o)
+		pausedStatus, pausedEpochs = o.Status, o.EpochsDone
+		f.mu.Lock()
+		callsAtPause = len(f.calls)
+		f.mu.Unlock()
+	}, 2*time.Hour)
+	env.RegisterDelayedCallback(func() {
+		f.mu.Lock()
+		callsBeforeResume = len(f.calls)
+		f.mu.Unlock()
+	}, 170*time.Minute)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalResume, nil) }, 3*time.Hour)
+	env.ExecuteWorkflow(Combination, CombinationInput{Spec: testSpec(16), Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
+	var o results.Outcome
+	if err := env.GetWorkflowResult(&o); err != nil {
+		t.Fatal(err)
+	}
+	if pausedStatus != results.Paused || pausedEpochs != 1 {
+		t.Errorf("while paused: status %s, %d epochs; want paused after 1 epoch", pausedStatus, pausedEpochs)
+	}
+	if callsAtPause != 2 || callsBeforeResume != callsAtPause {
+		t.Errorf("TrainEpoch calls: %d at the pause (epoch 1, interrupted epoch 2), %d just before resume; want 2 and no new ones", callsAtPause, callsBeforeResume)
+	}
+	if len(f.calls) != 4 || f.calls[2].Epoch != 2 {
+		t.Errorf("epochs called %v, want [1 2 2 3]: the interrupted epoch runs again after resume", epochsOf(f.calls))
+	}
+	if o.Status != results.Completed || o.EpochsDone != 3 {
+		t.Errorf("after resume: %s with %d epochs", o.Status, o.EpochsDone)
+	}
+
+	env = newEnv(t)
+	f = newFake()
+	f.register(env, 10*time.Minute)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalCancel, nil) }, 15*time.Minute)
+	env.ExecuteWorkflow(Combination, CombinationInput{Spec: testSpec(16), Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
+	if err := env.GetWorkflowResult(&o); err != nil {
+		t.Fatal(err)
+	}
+	if o.Status != results.Cancelled || o.EpochsDone != 1 {
+		t.Errorf("after cancel: %s with %d epochs, want cancelled after 1", o.Status, o.EpochsDone)
+	}
+}
+
+func TestPauseResumeCancelOfTheSweep(t *testing.T) {
+	env := newEnv(t)
+	f := newFake()
+	f.register(env, 10*time.Minute)
+	var paused SweepProgress
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalPause, nil) }, 15*time.Minute)
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(QueryProgress)
+		if err == nil {
+			v.Get(&paused)
+		}
+	}, 2*time.Hour)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalResume, nil) }, 3*time.Hour)
+	env.ExecuteWorkflow(Sweep, SweepInput{Spec: testSpec(16, 24, 32)})
+	p := sweepResult(t, env)
+	if !paused.Paused || paused.Combos[0].Status != results.Paused || paused.Combos[2].Status != results.Pending {
+		t.Errorf("during pause: paused=%v, statuses %s %s %s", paused.Paused, paused.Combos[0].Status, paused.Combos[1].Status, paused.Combos[2].Status)
+	}
+	for _, o := range p.Combos {
+		if o.Status != results.Completed {
+			t.Errorf("%s: %s after resume", o.ID(), o.Status)
+		}
+	}
+
+	env = newEnv(t)
+	f = newFake()
+	f.register(env, 10*time.Minute)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalCancel, nil) }, 15*time.Minute)
+	env.ExecuteWorkflow(Sweep, SweepInput{Spec: testSpec(16, 24, 32)})
+	p = sweepResult(t, env)
+	for _, o := range p.Combos {
+		if o.Status != results.Cancelled {
+			t.Errorf("%s: %s after cancelling the sweep", o.ID(), o.Status)
+		}
+	}
+	if !p.Cancelled {
+		t.Error("sweep not marked cancelled")
+	}
+}
+
+func TestUpdatesRefuseInvalidControl(t *testing.T) {
+	env := newEnv(t)
+	f := newFake()
+	f.register(env, 10*time.Minute)
+	var firstErr, secondErr error
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(UpdateResume, "u1", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { firstErr = err }, OnAccept: func() {}, OnComplete: func(any, error) {}})
+		env.UpdateWorkflow(UpdatePause, "u2", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { secondErr = err }, OnAccept: func() {}, OnComplete: func(any, error) {}})
+	}, 5*time.Minute)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalResume, nil) }, time.Hour)
+	env.ExecuteWorkflow(Sweep, SweepInput{Spec: testSpec(16)})
+	sweepResult(t, env)
+	if firstErr == nil {
+		t.Error("resuming a sweep that is not paused was accepted")
+	}
+	if secondErr != nil {
+		t.Errorf("pausing a running sweep was refused: %v", secondErr)
+	}
+}
+
+func TestSweepContinuesAsNewKeepingState(t *testing.T) {
+	env := newEnv(t)
+	f := newFake()
+	f.register(env, time.Minute)
+	spec := testSpec(16, 24, 32)
+	spec.MaxParallel = 1
+	spec.ContinueAsNewAfter = 1 // as soon as the first child is done
+	env.ExecuteWorkflow(Sweep, SweepInput{Spec: spec})
+	err := env.GetWorkflowError()
+	var can *workflow.ContinueAsNewError
+	if !errors.As(err, &can) {
+		t.Fatalf("workflow ended with %v, want continue-as-new", err)
+	}
+	var in SweepInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &in); err != nil {
+		t.Fatal(err)
+	}
+	if in.Carry == nil || in.Carry.Next != 1 || in.Carry.Outcomes[0].Status != results.Completed || in.Carry.Outcomes[1].Status != results.Pending || in.Carry.Runs != 1 {
+		t.Fatalf("carried state %+v", in.Carry)
+	}
+
+	// The next run picks up where the first left off.
+	env2 := newEnv(t)
+	f.register(env2, time.Minute)
+	in.Spec.ContinueAsNewAfter = 100000
+	env2.ExecuteWorkflow(Sweep, in)
+	p := sweepResult(t, env2)
+	if p.Runs != 1 || p.Combos[0].Status != results.Completed || p.Combos[2].Status != results.Completed {
+		t.Fatalf("after continue-as-new: %+v", p)
+	}
+	if n := len(f.calls); n != 9 {
+		t.Fatalf("%d epochs trained over both runs, want 9 (nothing twice)", n)
+	}
+}
+
+func TestInvalidSpecIsRefused(t *testing.T) {
+	env := newEnv(t)
+	spec := testSpec()
+	env.ExecuteWorkflow(Sweep, SweepInput{Spec: spec})
+	err := env.GetWorkflowError()
+	if err == nil || !strings.Contains(err.Error(), "resolutions") {
+		t.Fatalf("error %v, want one naming resolutions", err)
+	}
+}
