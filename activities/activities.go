@@ -176,25 +176,25 @@ func (a *Activities) TrainEpoch(ctx context.Context, in TrainEpochInput) (TrainE
 	started := time.Now()
 	info := activity.GetInfo(ctx)
 	repo := a.repo(in.Prefix)
-	var from *checkpoint.Checkpoint
+	// The heartbeat names the newest checkpoint the server heard of; the
+	// store may hold a newer one whose heartbeat was still throttled when
+	// the worker died. Resume from whichever is further along.
+	from, problems, err := repo.LoadLatest(ctx, in.Family, in.Config.Model, in.Config.Resolution)
+	if err != nil {
+		return TrainEpochOutput{}, err
+	}
+	for _, p := range problems {
+		a.Logger.Warn("checkpoint failed verification, falling back", "key", p.Key, "err", p.Err)
+	}
 	var hb Heartbeat
 	if activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &hb) == nil && hb.Key != "" {
 		c, err := repo.Load(ctx, hb.Key)
-		if err != nil {
-			a.Logger.Warn("heartbeat checkpoint unusable, falling back to newest good one", "key", hb.Key, "err", err)
-		} else {
+		switch {
+		case err != nil:
+			a.Logger.Warn("heartbeat checkpoint unusable, using the newest good one", "key", hb.Key, "err", err)
+		case from == nil || c.Record.After(from.Record):
 			from = c
 		}
-	}
-	if from == nil {
-		c, problems, err := repo.LoadLatest(ctx, in.Family, in.Config.Model, in.Config.Resolution)
-		if err != nil {
-			return TrainEpochOutput{}, err
-		}
-		for _, p := range problems {
-			a.Logger.Warn("checkpoint failed verification, falling back", "key", p.Key, "err", p.Err)
-		}
-		from = c
 	}
 	out := TrainEpochOutput{Attempt: info.Attempt, Device: a.Trainer.Device}
 	out.ResumedFrom = results.Resume{Epoch: 1, Attempt: int(info.Attempt)}

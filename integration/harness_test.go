@@ -1,0 +1,179 @@
+// Package integration runs ResoMap end to end: a real Temporal dev server
+// (the CLI binary), real worker processes, the starter binary, libtorch.
+package integration
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/resomap/resomap/internal/temporalx"
+	"github.com/resomap/resomap/trainer"
+)
+
+var (
+	server   *testsuite.DevServer
+	binDir   string
+	cacheDir string
+)
+
+func temporalBinary() (string, error) {
+	gobin := os.Getenv("GOBIN")
+	if gobin == "" {
+		out, err := exec.Command("go", "env", "GOPATH").Output()
+		if err != nil {
+			return "", err
+		}
+		gobin = filepath.Join(strings.TrimSpace(string(out)), "bin")
+	}
+	p := filepath.Join(gobin, "temporal")
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	if p, err := exec.LookPath("temporal"); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("temporal CLI not found in %s or PATH: run `make tools`", gobin)
+}
+
+func TestMain(m *testing.M) {
+	code, err := setup(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "integration setup:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func setup(m *testing.M) (int, error) {
+	tmp, err := os.MkdirTemp("", "resomap-it-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(tmp)
+	binDir, cacheDir = filepath.Join(tmp, "bin"), filepath.Join(tmp, "cache")
+	build := exec.Command("go", "build", "-o", binDir+"/", "../worker", "../starter")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("build binaries: %v\n%s", err, out)
+	}
+	if os.Getenv("RESOMAP_LIB") == "" {
+		os.Setenv("RESOMAP_LIB", trainer.LibraryPath())
+	}
+	bin, err := temporalBinary()
+	if err != nil {
+		return 0, err
+	}
+	server, err = testsuite.StartDevServer(context.Background(), testsuite.DevServerOptions{
+		ExistingPath: bin,
+		ClientOptions: &client.Options{Logger: sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))},
+		LogLevel:      "error",
+		ExtraArgs:     temporalx.DevServerFlags(),
+	})
+	if err != nil {
+		return 0, fmt.Errorf("start dev server: %w", err)
+	}
+	defer server.Stop()
+	return m.Run(), nil
+}
+
+// env is the environment of worker and starter processes in a test.
+func env(taskQueue, storeDir string) []string {
+	return append(os.Environ(),
+		"TEMPORAL_ADDRESS="+server.FrontendHostPort(), "TEMPORAL_NAMESPACE=default",
+		"RESOMAP_TASK_QUEUE="+taskQueue, "RESOMAP_STORE=file://"+storeDir, "RESOMAP_DATA_CACHE="+cacheDir)
+}
+
+type workerProc struct {
+	cmd *exec.Cmd
+	log *os.File
+}
+
+// startWorker runs a real worker process.
+func startWorker(t *testing.T, taskQueue, storeDir string) *workerProc {
+	t.Helper()
+	logf, err := os.CreateTemp(t.TempDir(), "worker-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(binDir, "worker"), "--threads", "2", "--stop-timeout", "30s")
+	cmd.Env = env(taskQueue, storeDir)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w := &workerProc{cmd: cmd, log: logf}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("worker log:\n%s", b)
+		}
+	})
+	return w
+}
+
+func (w *workerProc) kill9(t *testing.T) {
+	t.Helper()
+	if err := w.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	w.cmd.Wait()
+}
+
+// starter runs the starter binary and returns its output.
+func starter(t *testing.T, taskQueue, storeDir string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "starter"), args...)
+	cmd.Env = env(taskQueue, storeDir)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func dial(t *testing.T) client.Client {
+	t.Helper()
+	c, err := client.Dial(client.Options{HostPort: server.FrontendHostPort(), Namespace: "default",
+		Logger: sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// waitFor polls cond until it holds or the deadline passes: the condition
+// is the synchronisation, the interval only bounds the polling rate.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// writeSpec writes a sweep YAML file for a test.
+func writeSpec(t *testing.T, yaml string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "sweep.yaml")
+	if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
