@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages ResoMap needs on Debian/Ubuntu, only if missing:
 # a C++ compiler and libtorch for the bridge, Fashion-MNIST (the default data
-# set), and Python's torch/torchvision for the torchvision parity test.
+# set), Python's torch/torchvision for the torchvision parity test, and
+# docker-compose to validate docker-compose.yml (that needs no Docker engine).
 set -euo pipefail
-pkgs=(g++ make libtorch-dev dataset-fashion-mnist python3-torch python3-torchvision python3-numpy)
+pkgs=(g++ make libtorch-dev dataset-fashion-mnist python3-torch python3-torchvision python3-numpy docker-compose)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
