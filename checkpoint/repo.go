@@ -185,30 +185,43 @@ func (r Repo) LoadLatest(ctx context.Context, family, model string, resolution i
 }
 
 // Prunable lists the base keys that retention may delete in a combination's
-// directory: every mid-epoch checkpoint but the newest, and every epoch
-// checkpoint but the newest keep. best_model and final_model are separate
-// copies and never listed. The newest checkpoint is never listed, so the
-// good checkpoint a crash would resume from always survives.
+// directory. It first finds the newest checkpoint that verifies; only
+// checkpoints older than that one are candidates, and of those it keeps the
+// newest keep epoch checkpoints and the newest mid-epoch one. best_model and
+// final_model are separate copies and never listed. So retention can never
+// delete the only good checkpoint, whatever happened to the newer ones.
 func (r Repo) Prunable(ctx context.Context, dir string, keep int) ([]string, error) {
 	keys, err := r.Records(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
+	good := -1
+	for i, k := range keys {
+		if _, err := r.Load(ctx, k); err == nil {
+			good = i
+			break
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	if good < 0 {
+		return nil, nil
+	}
 	var doomed []string
 	mids, epochs := 0, 0
-	for i, k := range keys {
-		base := strings.TrimSuffix(k, ".json")
-		isMid := strings.HasPrefix(path.Base(base), "mid_")
-		if isMid {
+	for i := good; i < len(keys); i++ {
+		base := strings.TrimSuffix(keys[i], ".json")
+		if strings.HasPrefix(path.Base(base), "mid_") {
 			mids++
+			if i > good && mids > 1 {
+				doomed = append(doomed, base)
+			}
 		} else {
 			epochs++
-		}
-		if i == 0 {
-			continue
-		}
-		if isMid && mids > 1 || !isMid && epochs > keep {
-			doomed = append(doomed, base)
+			if i > good && epochs > keep {
+				doomed = append(doomed, base)
+			}
 		}
 	}
 	return doomed, nil

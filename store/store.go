@@ -59,7 +59,11 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 		// file:///abs/path, or file://rel/path relative to the working directory.
 		return NewFile(strings.TrimPrefix(rawURL, "file://"))
 	case "s3":
-		return NewS3(ctx, u)
+		s, err := NewS3(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
 	return nil, fmt.Errorf("store %q: unknown scheme %q (use file:// or s3://)", rawURL, u.Scheme)
 }
