@@ -35,6 +35,10 @@ $(SHIM): trainer/csrc/resomap.cpp trainer/csrc/resomap.h
 	@mkdir -p $(BUILD)
 	g++ -O2 -std=c++17 -fPIC -shared -Wall $(TORCH_INC) -o $@ $< $(TORCH_LIB)
 
+BENCH_CPP := $(BUILD)/resomap-bench-cpp
+$(BENCH_CPP): trainer/csrc/bench_main.cpp trainer/csrc/resomap.h $(SHIM)
+	g++ -O2 -std=c++17 -Wall -o $@ $< -L$(BUILD) -lresomap -Wl,-rpath,'$$ORIGIN' $(filter -L% -Wl%,$(TORCH_LIB))
+
 build:
 	@mkdir -p $(BUILD)
 	CGO_ENABLED=0 go build -o $(BUILD)/ ./...
@@ -45,8 +49,11 @@ tools:
 test: deps shim tools
 	CGO_ENABLED=0 go test -count=1 -timeout 80m ./...
 
-bench: deps shim
-	CGO_ENABLED=0 go run ./cmd/resomap-bench
+# Figures, not pass/fail: trainer (Go vs C++ step loop), store throughput,
+# orchestration overhead of the default sweep and worker-death recovery.
+bench: deps shim tools $(BENCH_CPP)
+	CGO_ENABLED=0 go run ./cmd/resomap-bench --cpp $(BENCH_CPP)
+	CGO_ENABLED=0 go test -run '^$$' -bench . -benchtime 1x ./store ./integration
 
 demo: deps shim tools build
 	@bash scripts/demo.sh

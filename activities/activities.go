@@ -157,15 +157,17 @@ type Heartbeat struct {
 
 // TrainEpochOutput is one finished epoch.
 type TrainEpochOutput struct {
-	Key          string // record key of the epoch checkpoint
-	BestKey      string
-	FinalKey     string
-	Record       checkpoint.Record // without the config
-	ResumedFrom  results.Resume    // where this attempt started
-	Attempt      int32
-	TrainSeconds float64
-	WallSeconds  float64
-	Device       string
+	Key               string // record key of the epoch checkpoint
+	BestKey           string
+	FinalKey          string
+	Record            checkpoint.Record // without the config
+	ResumedFrom       results.Resume    // where this attempt started
+	Attempt           int32
+	TrainSeconds      float64 // training steps
+	EvalSeconds       float64 // validation
+	CheckpointSeconds float64 // snapshot + store
+	WallSeconds       float64 // the whole activity
+	Device            string
 }
 
 // TrainEpoch trains one epoch. A retried attempt reads the last heartbeat
@@ -251,7 +253,7 @@ func (a *Activities) TrainEpoch(ctx context.Context, in TrainEpochInput) (TrainE
 		}
 		return TrainEpochOutput{}, classify(err)
 	}
-	out.TrainSeconds = res.TrainSeconds
+	out.TrainSeconds, out.EvalSeconds, out.CheckpointSeconds = res.TrainSeconds, res.EvalSeconds, res.CheckpointSeconds
 	return a.epochOutput(repo, in, res.Last.Record, out, started), nil
 }
 

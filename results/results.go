@@ -74,7 +74,10 @@ type Outcome struct {
 	ResultKey    string                    `json:"result_key,omitempty"` // results index entry
 	Device       string                    `json:"device,omitempty"`
 	TrainSeconds float64                   `json:"train_seconds,omitempty"`
-	OtherSeconds float64                   `json:"other_seconds,omitempty"` // checkpoint I/O, validation, set-up
+	EvalSeconds  float64                   `json:"eval_seconds,omitempty"`
+	CkptSeconds  float64                   `json:"checkpoint_seconds,omitempty"`
+	EpochSeconds float64                   `json:"epoch_activity_seconds,omitempty"` // TrainEpoch activities, wall
+	OtherSeconds float64                   `json:"other_seconds,omitempty"`          // checkpoint I/O, validation, set-up
 	WallSeconds  float64                   `json:"wall_seconds,omitempty"`
 	SkippedFrom  string                    `json:"skipped_from,omitempty"` // sweep that trained it
 	FinishedAt   time.Time                 `json:"finished_at,omitzero"`

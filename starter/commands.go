@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -24,6 +25,7 @@ import (
 	"github.com/resomap/resomap/activities"
 	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/internal/temporalx"
+	"github.com/resomap/resomap/report"
 	"github.com/resomap/resomap/results"
 	"github.com/resomap/resomap/store"
 	"github.com/resomap/resomap/sweep"
@@ -414,14 +416,39 @@ func gc(ctx context.Context, o options, w io.Writer) error {
 		}
 	}
 	fmt.Fprintf(w, "%d checkpoints %s\n", total, map[bool]string{true: "would be deleted", false: "deleted"}[o.dryRun])
+	if s3, ok := st.(*store.S3); ok && !o.dryRun {
+		aborted, err := s3.AbortStaleUploads(ctx, 24*time.Hour)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%d abandoned multipart uploads aborted\n", len(aborted))
+	}
 	return nil
 }
 
+// writeReport builds the sweep's report folder and prints its table.
 func writeReport(ctx context.Context, storeURL, sweepName, out string, w io.Writer) error {
-	return fmt.Errorf("reports are not built yet")
+	st, err := store.Open(ctx, storeURL)
+	if err != nil {
+		return err
+	}
+	r, err := report.Build(ctx, st, sweepName)
+	if err != nil {
+		return err
+	}
+	if out == "" {
+		out = filepath.Join("reports", sweepName)
+	}
+	files, err := r.Write(out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nreport: %s (%d files: resomap.png/.svg, heatmap, learning curves, results.csv/.json, README.md)\n", out, len(files))
+	r.Table(w)
+	return nil
 }
 
-func report(ctx context.Context, o options, w io.Writer) error {
+func reportCmd(ctx context.Context, o options, w io.Writer) error {
 	if o.sweep == "" {
 		return fmt.Errorf("%w: report needs --sweep NAME", errUsage)
 	}

@@ -178,7 +178,7 @@ func run(ctx context.Context, cmd string, o options, w io.Writer, logger *slog.L
 	case "list":
 		return list(ctx, w, logger)
 	case "report":
-		return report(ctx, o, w)
+		return reportCmd(ctx, o, w)
 	case "checkpoints":
 		return checkpoints(ctx, o, w)
 	case "gc":

@@ -82,10 +82,11 @@ type RunOptions struct {
 
 // Result is where a Train call stopped.
 type Result struct {
-	Last         *checkpoint.Checkpoint // the last checkpoint handed out
-	StepsRun     int
-	TrainSeconds float64 // time inside training steps
-	EvalSeconds  float64
+	Last              *checkpoint.Checkpoint // the last checkpoint handed out
+	StepsRun          int
+	TrainSeconds      float64 // time inside training steps
+	EvalSeconds       float64 // validation
+	CheckpointSeconds float64 // snapshots and OnCheckpoint (storing them)
 }
 
 // Prepare fills defaults, validates and stamps the data set's content hash
@@ -173,6 +174,10 @@ func (t *Trainer) Train(ctx context.Context, cfg Config, from *checkpoint.Checkp
 				from.Record.Model, from.Record.Resolution, from.Record.ConfigHash, cfg.Model, cfg.Resolution, rec.ConfigHash)
 		}
 	}
+	// One OS thread drives libtorch for the whole run: OpenMP keeps one
+	// thread team per calling thread, and CUDA autocast state is per thread.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	ds, err := t.OpenData(cfg)
 	if err != nil {
 		return nil, err
@@ -201,6 +206,8 @@ func (t *Trainer) Train(ctx context.Context, cfg Config, from *checkpoint.Checkp
 	res := &Result{}
 	meta := map[string]string{"format": "pt", "model": cfg.Model, "resolution": fmt.Sprint(cfg.Resolution)}
 	emit := func(ctx context.Context, r checkpoint.Record) error {
+		t0 := time.Now()
+		defer func() { res.CheckpointSeconds += time.Since(t0).Seconds() }()
 		r.MicroBatch = micro
 		r.CreatedAt = time.Now().UTC()
 		ms, os, err := snapshot(m, meta)

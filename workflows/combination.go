@@ -281,6 +281,9 @@ func (c *combination) apply(res activities.TrainEpochOutput) {
 		c.out.Keys.Final = res.FinalKey
 	}
 	c.out.TrainSeconds += res.TrainSeconds
+	c.out.EvalSeconds += res.EvalSeconds
+	c.out.CkptSeconds += res.CheckpointSeconds
+	c.out.EpochSeconds += res.WallSeconds
 	c.out.Device = res.Device
 }
 

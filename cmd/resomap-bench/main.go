@@ -1,0 +1,178 @@
+// Command resomap-bench prints training throughput of the Go trainer next to
+// the same step loop written in C++ against the bridge (no Go in that
+// process), so the Go + purego overhead is visible. With --device cuda it
+// prints the GPU rows in the JSON form of shared/bench/pytorch_anchor.py.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/resomap/resomap/trainer"
+)
+
+type row struct {
+	Model        string  `json:"model"`
+	Res          int     `json:"res"`
+	BS           int     `json:"bs"`
+	BF16         bool    `json:"bf16"`
+	ChannelsLast bool    `json:"channels_last"`
+	ImgS         float64 `json:"img_s"`
+}
+
+// goSteps runs the step loop through the Go API and returns images/s.
+func goSteps(lib *trainer.Lib, model string, res, bs, steps, warm int, device string, amp bool) (float64, error) {
+	// As in Trainer.Train: one OS thread drives libtorch throughout.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	m, err := lib.NewModel(trainer.ModelSpec{Name: model, InChannels: 3, NumClasses: 10, Device: device, InitSeed: 1,
+		Momentum: 0.9, Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}, MixedPrecision: amp, ChannelsLast: amp})
+	if err != nil {
+		return 0, err
+	}
+	defer m.Close()
+	rng := rand.New(rand.NewPCG(1, 1))
+	b := trainer.Batch{Images: make([]byte, bs*3*res*res), Labels: make([]int64, bs), C: 3, H: res, W: res}
+	for i := range b.Images {
+		b.Images[i] = byte(rng.IntN(256))
+	}
+	for i := range b.Labels {
+		b.Labels[i] = int64(i % 10)
+	}
+	step := func() error {
+		m.ZeroGrad()
+		if _, _, err := m.ForwardBackward(b, 1, 0); err != nil {
+			return err
+		}
+		return m.Step(0.01)
+	}
+	for i := 0; i < warm; i++ {
+		if err := step(); err != nil {
+			return 0, err
+		}
+	}
+	t0 := time.Now()
+	for i := 0; i < steps; i++ {
+		if err := step(); err != nil {
+			return 0, err
+		}
+	}
+	// The loss read-back in each step synchronises the device, so wall
+	// time covers all queued work.
+	return float64(bs*steps) / time.Since(t0).Seconds(), nil
+}
+
+func cppSteps(bin, model string, res, bs, steps, warm, threads int, device string) (float64, error) {
+	out, err := exec.Command(bin, model, strconv.Itoa(res), strconv.Itoa(bs), strconv.Itoa(steps), strconv.Itoa(warm), strconv.Itoa(threads), device).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("%s: %v: %s", bin, err, out)
+	}
+	var r row
+	if err := json.Unmarshal(out, &r); err != nil {
+		return 0, fmt.Errorf("%s printed %q", bin, out)
+	}
+	return r.ImgS, nil
+}
+
+func median(v []float64) float64 {
+	sort.Float64s(v)
+	return v[len(v)/2]
+}
+
+func spread(v []float64) string {
+	sort.Float64s(v)
+	return fmt.Sprintf("%.0f..%.0f", v[0], v[len(v)-1])
+}
+
+func main() {
+	cpp := flag.String("cpp", "build/resomap-bench-cpp", "C++ step-loop binary")
+	device := flag.String("device", "cpu", "cpu or cuda")
+	threads := flag.Int("threads", 2, "libtorch threads (CPU)")
+	repeats := flag.Int("repeats", 3, "interleaved runs of each loop; the median is printed")
+	out := flag.String("json", "", "GPU mode: write the rows to this JSON file")
+	flag.Parse()
+	lib, err := trainer.Open("")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := lib.SetThreads(*threads); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if strings.HasPrefix(*device, "cuda") {
+		gpu(lib, *device, *out)
+		return
+	}
+	fmt.Printf("CPU training throughput, libtorch %s, %d threads, median of %d interleaved runs\n", lib.TorchVersion(), lib.Threads(), *repeats)
+	fmt.Printf("%-9s %5s %5s %12s %12s %9s\n", "model", "res", "batch", "Go img/s", "C++ img/s", "Go vs C++")
+	cases := []struct {
+		model          string
+		res, bs, steps int
+	}{{"smallcnn", 32, 64, 80}, {"smallcnn", 64, 64, 30}, {"smallcnn", 128, 32, 12}, {"resnet18", 32, 32, 30}, {"resnet18", 64, 32, 12}}
+	// The bridge's own cost: one purego call into libtorch's C ABI.
+	const calls = 200000
+	t0 := time.Now()
+	for i := 0; i < calls; i++ {
+		lib.Threads()
+	}
+	perCall := time.Since(t0) / calls
+	fmt.Printf("bridge call overhead: %v per call; a training step makes 3 calls (zero grad, forward+backward, optimiser step)\n", perCall)
+	for _, c := range cases {
+		var g, p []float64
+		for i := 0; i < *repeats; i++ {
+			gv, err := goSteps(lib, c.model, c.res, c.bs, c.steps, 2, "cpu", false)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			pv, err := cppSteps(*cpp, c.model, c.res, c.bs, c.steps, 2, *threads, "cpu")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			g, p = append(g, gv), append(p, pv)
+		}
+		gm, pm := median(g), median(p)
+		stepTime := time.Duration(float64(c.bs) / gm * float64(time.Second))
+		fmt.Printf("%-9s %5d %5d %12.1f %12.1f %+8.1f%%   (runs: Go %s, C++ %s; bridge calls = %.4f%% of a step)\n", c.model, c.res, c.bs, gm, pm, 100*(gm-pm)/pm,
+			spread(g), spread(p), 100*3*float64(perCall)/float64(stepTime))
+	}
+}
+
+// gpu prints rows comparable with shared/bench/pytorch_anchor.py.
+func gpu(lib *trainer.Lib, device, out string) {
+	var rows []row
+	for _, name := range []string{"resnet18", "vgg11"} {
+		for _, res := range []int{224, 512} {
+			bs := 256
+			if res == 512 {
+				bs = 64
+			}
+			for _, amp := range []bool{false, true} {
+				v, err := goSteps(lib, name, res, bs, 12, 4, device, amp)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(1)
+				}
+				r := row{Model: name, Res: res, BS: bs, BF16: amp, ChannelsLast: amp, ImgS: float64(int(v*10)) / 10}
+				b, _ := json.Marshal(r)
+				fmt.Println(string(b))
+				rows = append(rows, r)
+			}
+		}
+	}
+	if out != "" {
+		b, _ := json.MarshalIndent(rows, "", " ")
+		os.WriteFile(out, b, 0o644)
+	}
+}

@@ -1,0 +1,307 @@
+package report
+
+import (
+	"fmt"
+	"image/color"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/palette/moreland"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+	"gonum.org/v1/plot/vg/vgsvg"
+)
+
+// models returns model names in row order and, per model, its rows sorted
+// by resolution.
+func (r *Report) byModel() ([]string, map[string][]Row) {
+	var names []string
+	rows := map[string][]Row{}
+	for _, x := range r.Rows {
+		if _, ok := rows[x.Model]; !ok {
+			names = append(names, x.Model)
+		}
+		rows[x.Model] = append(rows[x.Model], x)
+	}
+	for _, n := range names {
+		sort.Slice(rows[n], func(i, j int) bool { return rows[n][i].Resolution < rows[n][j].Resolution })
+	}
+	return names, rows
+}
+
+func (r *Report) resolutions() []int {
+	set := map[int]bool{}
+	for _, x := range r.Rows {
+		set[x.Resolution] = true
+	}
+	var out []int
+	for v := range set {
+		out = append(out, v)
+	}
+	sort.Ints(out)
+	return out
+}
+
+// resolutionTicks labels the resolutions that exist, on a log axis.
+type resolutionTicks []int
+
+func (t resolutionTicks) Ticks(min, max float64) []plot.Tick {
+	var out []plot.Tick
+	for _, r := range t {
+		out = append(out, plot.Tick{Value: float64(r), Label: fmt.Sprint(r)})
+	}
+	return out
+}
+
+func newPlot(title, x, y string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = x
+	p.Y.Label.Text = y
+	p.Add(plotter.NewGrid())
+	p.Legend.Top = true
+	return p
+}
+
+// seriesPlot draws one line with markers per model of value(row), skipping
+// rows without a value (missing and failed combinations get no point).
+func (r *Report) seriesPlot(title, ylabel string, value func(Row) *float64) (*plot.Plot, error) {
+	p := newPlot(title, "input resolution (px, log scale)", ylabel)
+	res := r.resolutions()
+	if len(res) > 1 {
+		p.X.Scale = plot.LogScale{}
+	}
+	p.X.Tick.Marker = resolutionTicks(res)
+	names, rows := r.byModel()
+	for i, name := range names {
+		var pts plotter.XYs
+		for _, x := range rows[name] {
+			if v := value(x); v != nil {
+				pts = append(pts, plotter.XY{X: float64(x.Resolution), Y: *v})
+			}
+		}
+		if len(pts) == 0 {
+			continue
+		}
+		l, s, err := plotter.NewLinePoints(pts)
+		if err != nil {
+			return nil, err
+		}
+		l.Color, s.Color = plotutil.Color(i), plotutil.Color(i)
+		l.Width = vg.Points(2)
+		s.Shape = plotutil.Shape(i)
+		s.Radius = vg.Points(4)
+		p.Add(l, s)
+		p.Legend.Add(name, l, s)
+	}
+	if len(res) > 0 {
+		lo, hi := float64(res[0]), float64(res[len(res)-1])
+		p.X.Min, p.X.Max = lo/1.15, hi*1.15
+	}
+	return p, nil
+}
+
+// save draws a grid of plots into PNG (and SVG when svg is set).
+func save(plots [][]*plot.Plot, w, h vg.Length, base string, svg bool) ([]string, error) {
+	rows, cols := len(plots), len(plots[0])
+	tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Millimeter * 4, PadY: vg.Millimeter * 4,
+		PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 2}
+	var files []string
+	render := func(c vg.CanvasSizer) {
+		dc := draw.New(c)
+		canvases := plot.Align(plots, tiles, dc)
+		for i := range plots {
+			for j := range plots[i] {
+				if plots[i][j] != nil {
+					plots[i][j].Draw(canvases[i][j])
+				}
+			}
+		}
+	}
+	img := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(96), vgimg.UseBackgroundColor(color.White))
+	render(img)
+	f, err := os.Create(base + ".png")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	f.Close()
+	files = append(files, base+".png")
+	if svg {
+		c := vgsvg.New(w, h)
+		render(c)
+		f, err := os.Create(base + ".svg")
+		if err != nil {
+			return files, err
+		}
+		if _, err := c.WriteTo(f); err != nil {
+			f.Close()
+			return files, err
+		}
+		f.Close()
+		files = append(files, base+".svg")
+	}
+	return files, nil
+}
+
+// FigureSize of the main figure (two panels), in pixels at 96 dpi.
+const FigureWidthPx, FigureHeightPx = 1440, 540
+
+func px(n int) vg.Length { return vg.Length(n) * vg.Inch / 96 }
+
+func (r *Report) figures(dir string) ([]string, error) {
+	acc, err := r.seriesPlot("Best validation accuracy vs resolution", "top-1 accuracy", func(x Row) *float64 { return x.BestValAcc })
+	if err != nil {
+		return nil, err
+	}
+	speed, err := r.seriesPlot("Training throughput vs resolution", "images / s (training)", func(x Row) *float64 { return x.ImagesPerSec })
+	if err != nil {
+		return nil, err
+	}
+	files, err := save([][]*plot.Plot{{acc, speed}}, px(FigureWidthPx), px(FigureHeightPx), filepath.Join(dir, "resomap"), true)
+	if err != nil {
+		return files, err
+	}
+	hm, err := r.heatMap()
+	if err != nil {
+		return files, err
+	}
+	names, _ := r.byModel()
+	more, err := save([][]*plot.Plot{{hm}}, px(200+120*len(r.resolutions())), px(160+60*len(names)), filepath.Join(dir, "heatmap"), true)
+	files = append(files, more...)
+	if err != nil {
+		return files, err
+	}
+	lc, err := r.learningCurves(dir)
+	return append(files, lc...), err
+}
+
+// grid is models x resolutions of best val accuracy (NaN where none).
+type grid struct {
+	res    []int
+	models []string
+	z      [][]float64 // [model][res]
+}
+
+func (g grid) Dims() (c, r int)   { return len(g.res), len(g.models) }
+func (g grid) Z(c, r int) float64 { return g.z[r][c] }
+func (g grid) X(c int) float64    { return float64(c) }
+func (g grid) Y(r int) float64    { return float64(r) }
+
+type indexTicks []string
+
+func (t indexTicks) Ticks(min, max float64) []plot.Tick {
+	out := make([]plot.Tick, len(t))
+	for i, l := range t {
+		out[i] = plot.Tick{Value: float64(i), Label: l}
+	}
+	return out
+}
+
+func (r *Report) heatMap() (*plot.Plot, error) {
+	names, rows := r.byModel()
+	g := grid{res: r.resolutions(), models: names}
+	var labels plotter.XYLabels
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for mi, name := range names {
+		line := make([]float64, len(g.res))
+		for ci := range line {
+			line[ci] = math.NaN()
+		}
+		for _, x := range rows[name] {
+			ci := sort.SearchInts(g.res, x.Resolution)
+			text := x.Status
+			if x.BestValAcc != nil {
+				line[ci] = *x.BestValAcc
+				lo, hi = math.Min(lo, *x.BestValAcc), math.Max(hi, *x.BestValAcc)
+				text = fmt.Sprintf("%.3f", *x.BestValAcc)
+			}
+			labels.XYs = append(labels.XYs, plotter.XY{X: float64(ci), Y: float64(mi)})
+			labels.Labels = append(labels.Labels, text)
+		}
+		g.z = append(g.z, line)
+	}
+	p := plot.New()
+	p.Title.Text = "Best validation accuracy (models × resolutions)"
+	p.X.Label.Text = "input resolution (px)"
+	p.X.Tick.Marker = indexTicks(intLabels(g.res))
+	p.Y.Tick.Marker = indexTicks(names)
+	pal := moreland.SmoothBlueRed()
+	if lo > hi { // nothing trained yet
+		lo, hi = 0, 1
+	}
+	if lo == hi {
+		lo, hi = lo-0.01, hi+0.01
+	}
+	pal.SetMin(lo)
+	pal.SetMax(hi)
+	h := plotter.NewHeatMap(g, pal.Palette(64))
+	h.Min, h.Max = lo, hi
+	h.NaN = color.Gray{Y: 220}
+	p.Add(h)
+	l, err := plotter.NewLabels(labels)
+	if err != nil {
+		return nil, err
+	}
+	for i := range l.TextStyle {
+		l.TextStyle[i].XAlign, l.TextStyle[i].YAlign = draw.XCenter, draw.YCenter
+	}
+	p.Add(l)
+	p.X.Min, p.X.Max = -0.5, float64(len(g.res))-0.5
+	p.Y.Min, p.Y.Max = -0.5, float64(len(names))-0.5
+	return p, nil
+}
+
+func intLabels(v []int) []string {
+	out := make([]string, len(v))
+	for i, x := range v {
+		out[i] = fmt.Sprint(x)
+	}
+	return out
+}
+
+// learningCurves writes one small-multiples figure per model: a column per
+// resolution, losses on top, validation accuracy below.
+func (r *Report) learningCurves(dir string) ([]string, error) {
+	names, rows := r.byModel()
+	var files []string
+	for _, name := range names {
+		var top, bottom []*plot.Plot
+		for _, x := range rows[name] {
+			loss := newPlot(fmt.Sprintf("%s@%d (%s)", name, x.Resolution, x.Status), "epoch", "loss")
+			acc := newPlot("", "epoch", "val accuracy")
+			if x.outcome != nil && len(x.outcome.Metrics) > 0 {
+				var tl, vl, va plotter.XYs
+				for _, m := range x.outcome.Metrics {
+					tl = append(tl, plotter.XY{X: float64(m.Epoch), Y: m.TrainLoss})
+					vl = append(vl, plotter.XY{X: float64(m.Epoch), Y: m.ValLoss})
+					va = append(va, plotter.XY{X: float64(m.Epoch), Y: m.ValAcc})
+				}
+				if err := plotutil.AddLinePoints(loss, "train", tl, "val", vl); err != nil {
+					return files, err
+				}
+				if err := plotutil.AddLinePoints(acc, "val", va); err != nil {
+					return files, err
+				}
+			} else {
+				loss.Title.Text += ": no epochs"
+			}
+			top, bottom = append(top, loss), append(bottom, acc)
+		}
+		out, err := save([][]*plot.Plot{top, bottom}, px(80+300*len(top)), px(620), filepath.Join(dir, "learning_curves_"+name), false)
+		files = append(files, out...)
+		if err != nil {
+			return files, err
+		}
+	}
+	return files, nil
+}

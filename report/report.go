@@ -1,0 +1,277 @@
+// Package report turns a sweep's recorded results into the resolution map:
+// figures (accuracy and throughput against resolution, learning curves, a
+// heat map), results.csv/json and a README.md that embeds them. Missing,
+// failed, skipped and cancelled combinations appear as such, never as zeros.
+package report
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/resomap/resomap/results"
+	"github.com/resomap/resomap/store"
+	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/trainer"
+)
+
+// ErrNoSweep: the store has nothing of that sweep.
+var ErrNoSweep = errors.New("no such sweep")
+
+// Missing marks a combination of the spec with no recorded outcome.
+const Missing = "missing"
+
+// Row is one combination. Figures that do not exist are nil (null in JSON,
+// empty in CSV), not zero.
+type Row struct {
+	Model        string       `json:"model"`
+	Family       string       `json:"family"`
+	Resolution   int          `json:"resolution"`
+	Status       string       `json:"status"`
+	Reason       string       `json:"reason,omitempty"`
+	EpochsRun    int          `json:"epochs_run"`
+	Epochs       int          `json:"epochs"`
+	BestEpoch    *int         `json:"best_epoch"`
+	BestValLoss  *float64     `json:"best_val_loss"`
+	BestValAcc   *float64     `json:"best_val_acc"`
+	FinalValAcc  *float64     `json:"final_val_acc"`
+	ImagesPerSec *float64     `json:"images_per_s"`
+	WallSeconds  *float64     `json:"wall_seconds"`
+	Device       string       `json:"device,omitempty"`
+	Keys         results.Keys `json:"checkpoint_keys"`
+	Resumes      int          `json:"resumed"`
+	OOMs         int          `json:"out_of_memory"`
+	EarlyStopped bool         `json:"early_stopped"`
+	outcome      *results.Outcome
+}
+
+// Report is a sweep's results.
+type Report struct {
+	Sweep string
+	Spec  *sweep.Spec
+	Rows  []Row
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// Build reads a sweep's spec and outcomes from the store.
+func Build(ctx context.Context, st store.Store, name string) (*Report, error) {
+	idx := results.Index{Store: st}
+	outcomes, err := idx.Outcomes(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("read outcomes of %s: %w", name, err)
+	}
+	r := &Report{Sweep: name}
+	if b, err := store.ReadAll(ctx, st, results.SpecKey(name)); err == nil {
+		var s sweep.Spec
+		if err := json.Unmarshal(b, &s); err != nil {
+			return nil, fmt.Errorf("spec of %s: %w", name, err)
+		}
+		r.Spec = &s
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if r.Spec == nil && len(outcomes) == 0 {
+		return nil, fmt.Errorf("%w: %q has no results in %s (sweeps are named by their spec's name, e.g. default)", ErrNoSweep, name, st.URL())
+	}
+	// Rows in the spec's order; outcomes of combinations since removed from
+	// the spec follow.
+	var combos []sweep.Combination
+	if r.Spec != nil {
+		combos = r.Spec.Combinations()
+	}
+	seen := map[string]bool{}
+	for _, c := range combos {
+		seen[c.ID()] = true
+		if o, ok := outcomes[c.ID()]; ok {
+			r.Rows = append(r.Rows, rowOf(o))
+			continue
+		}
+		info, _ := trainer.LookupModel(c.Model)
+		r.Rows = append(r.Rows, Row{Model: c.Model, Family: info.Family, Resolution: c.Resolution, Status: Missing,
+			Reason: "no result recorded (not started, or the sweep is still running)", Epochs: r.Spec.Epochs})
+	}
+	var rest []string
+	for id := range outcomes {
+		if !seen[id] {
+			rest = append(rest, id)
+		}
+	}
+	sortIDs(rest, outcomes)
+	for _, id := range rest {
+		r.Rows = append(r.Rows, rowOf(outcomes[id]))
+	}
+	return r, nil
+}
+
+func sortIDs(ids []string, o map[string]results.Outcome) {
+	for i := 1; i < len(ids); i++ {
+		for j := i; j > 0; j-- {
+			a, b := o[ids[j-1]], o[ids[j]]
+			if a.Model < b.Model || a.Model == b.Model && a.Resolution <= b.Resolution {
+				break
+			}
+			ids[j-1], ids[j] = ids[j], ids[j-1]
+		}
+	}
+}
+
+func rowOf(o results.Outcome) Row {
+	row := Row{Model: o.Model, Family: o.Family, Resolution: o.Resolution, Status: string(o.Status), Reason: o.Reason,
+		EpochsRun: len(o.Metrics), Epochs: o.Epochs, Device: o.Device, Keys: o.Keys, Resumes: len(o.Resumes), OOMs: o.OOMs,
+		EarlyStopped: o.EarlyStopped, outcome: &o}
+	if o.BestEpoch > 0 {
+		row.BestEpoch, row.BestValLoss, row.BestValAcc = ptr(o.BestEpoch), ptr(o.BestValLoss), ptr(o.BestValAcc)
+	}
+	if n := len(o.Metrics); n > 0 {
+		row.FinalValAcc = ptr(o.Metrics[n-1].ValAcc)
+		row.ImagesPerSec = ptr(o.ImagesPerSec())
+	}
+	if o.WallSeconds > 0 && o.Status != results.Skipped {
+		row.WallSeconds = ptr(o.WallSeconds)
+	}
+	return row
+}
+
+// Write writes every file of the report into dir and returns their paths.
+func (r *Report) Write(dir string) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	var files []string
+	add := func(name string, write func(io.Writer) error) error {
+		p := filepath.Join(dir, name)
+		f, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		if err := write(f); err != nil {
+			f.Close()
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+		files = append(files, p)
+		return f.Close()
+	}
+	if err := add("results.json", r.writeJSON); err != nil {
+		return files, err
+	}
+	if err := add("results.csv", r.writeCSV); err != nil {
+		return files, err
+	}
+	figs, err := r.figures(dir)
+	files = append(files, figs...)
+	if err != nil {
+		return files, err
+	}
+	if err := add("README.md", func(w io.Writer) error { return r.writeMarkdown(w, figs) }); err != nil {
+		return files, err
+	}
+	return files, nil
+}
+
+func (r *Report) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(struct {
+		Sweep string      `json:"sweep"`
+		Spec  *sweep.Spec `json:"spec"`
+		Rows  []Row       `json:"results"`
+	}{r.Sweep, r.Spec, r.Rows})
+}
+
+// CSVHeader is the first line of results.csv.
+var CSVHeader = []string{"model", "family", "resolution", "status", "reason", "epochs_run", "epochs", "best_epoch",
+	"best_val_loss", "best_val_acc", "final_val_acc", "images_per_s", "wall_seconds", "device",
+	"best_checkpoint", "final_checkpoint", "latest_checkpoint", "resumed", "out_of_memory", "early_stopped"}
+
+func fmtF(v *float64) string {
+	if v == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*v, 'g', -1, 64)
+}
+
+func fmtI(v *int) string {
+	if v == nil {
+		return ""
+	}
+	return strconv.Itoa(*v)
+}
+
+func (r *Report) writeCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	cw.Write(CSVHeader)
+	for _, x := range r.Rows {
+		cw.Write([]string{x.Model, x.Family, strconv.Itoa(x.Resolution), x.Status, x.Reason, strconv.Itoa(x.EpochsRun),
+			strconv.Itoa(x.Epochs), fmtI(x.BestEpoch), fmtF(x.BestValLoss), fmtF(x.BestValAcc), fmtF(x.FinalValAcc),
+			fmtF(x.ImagesPerSec), fmtF(x.WallSeconds), x.Device, x.Keys.Best, x.Keys.Final, x.Keys.Latest,
+			strconv.Itoa(x.Resumes), strconv.Itoa(x.OOMs), strconv.FormatBool(x.EarlyStopped)})
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func cell(v *float64, format string) string {
+	if v == nil {
+		return "—"
+	}
+	return fmt.Sprintf(format, *v)
+}
+
+// Table writes the results as a Markdown table.
+func (r *Report) Table(w io.Writer) {
+	fmt.Fprintln(w, "| model | resolution | status | epochs | best val acc | best epoch | final val acc | images/s | wall (s) |")
+	fmt.Fprintln(w, "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, x := range r.Rows {
+		be := "—"
+		if x.BestEpoch != nil {
+			be = strconv.Itoa(*x.BestEpoch)
+		}
+		fmt.Fprintf(w, "| %s | %d | %s | %d/%d | %s | %s | %s | %s | %s |\n", x.Model, x.Resolution, x.Status, x.EpochsRun, x.Epochs,
+			cell(x.BestValAcc, "%.4f"), be, cell(x.FinalValAcc, "%.4f"), cell(x.ImagesPerSec, "%.0f"), cell(x.WallSeconds, "%.0f"))
+	}
+}
+
+func (r *Report) writeMarkdown(w io.Writer, figs []string) error {
+	fmt.Fprintf(w, "# ResoMap report: sweep %s\n\n", r.Sweep)
+	fmt.Fprintln(w, "How validation accuracy and training cost change with input resolution, per model.")
+	fmt.Fprintln(w)
+	for _, f := range figs {
+		if strings.HasSuffix(f, ".png") {
+			fmt.Fprintf(w, "![%s](%s)\n\n", strings.TrimSuffix(filepath.Base(f), ".png"), filepath.Base(f))
+		}
+	}
+	fmt.Fprintln(w, "## Results")
+	fmt.Fprintln(w)
+	r.Table(w)
+	fmt.Fprintln(w)
+	var problems []string
+	for _, x := range r.Rows {
+		switch results.Status(x.Status) {
+		case results.Completed:
+		case results.Skipped:
+			problems = append(problems, fmt.Sprintf("- %s@%d skipped: %s", x.Model, x.Resolution, x.Reason))
+		default:
+			problems = append(problems, fmt.Sprintf("- %s@%d **%s**: %s", x.Model, x.Resolution, x.Status, x.Reason))
+		}
+	}
+	if len(problems) > 0 {
+		fmt.Fprintln(w, "## Not completed in this sweep")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, strings.Join(problems, "\n"))
+		fmt.Fprintln(w)
+	}
+	if r.Spec != nil {
+		b, _ := json.MarshalIndent(r.Spec, "", "  ")
+		fmt.Fprintf(w, "## Sweep spec\n\n```json\n%s\n```\n", b)
+	}
+	fmt.Fprintln(w, "\nFiles: `results.csv`, `results.json`; figures as PNG and SVG.")
+	return nil
+}

@@ -1,0 +1,50 @@
+// The training step loop written directly in C++ against the bridge's C ABI,
+// with no Go in the process: the baseline that `make bench` compares the Go
+// trainer with. Usage: resomap-bench-cpp MODEL RES BATCH STEPS WARMUP THREADS DEVICE
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "resomap.h"
+
+int main(int argc, char **argv) {
+  if (argc != 8) {
+    std::fprintf(stderr, "usage: %s MODEL RES BATCH STEPS WARMUP THREADS DEVICE\n", argv[0]);
+    return 2;
+  }
+  const char *model = argv[1];
+  int res = std::atoi(argv[2]), batch = std::atoi(argv[3]), steps = std::atoi(argv[4]),
+      warm = std::atoi(argv[5]), threads = std::atoi(argv[6]);
+  const char *device = argv[7];
+  rm_set_threads(threads);
+  float mean[3] = {0.5f, 0.5f, 0.5f}, stdv[3] = {0.25f, 0.25f, 0.25f};
+  rm_model *m = nullptr;
+  if (rm_model_new(model, 3, 10, device, 1, 0, 0.9, 0, 0, 0.9, 0.999, 1e-8, mean, stdv, 0, 0, &m) != RM_OK) {
+    std::fprintf(stderr, "%s\n", rm_last_error());
+    return 1;
+  }
+  std::mt19937 rng(1);
+  std::vector<uint8_t> x((size_t)batch * 3 * res * res);
+  std::vector<int64_t> y(batch);
+  for (auto &v : x) v = (uint8_t)(rng() & 255);
+  for (int i = 0; i < batch; i++) y[i] = i % 10;
+  double loss;
+  int64_t correct;
+  auto step = [&] {
+    rm_zero_grad(m);
+    if (rm_forward_backward(m, x.data(), y.data(), batch, 3, res, res, 1.0, 0.0, &loss, &correct) != RM_OK ||
+        rm_optimizer_step(m, 0.01) != RM_OK) {
+      std::fprintf(stderr, "%s\n", rm_last_error());
+      std::exit(1);
+    }
+  };
+  for (int i = 0; i < warm; i++) step();
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < steps; i++) step();
+  double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("{\"model\": \"%s\", \"res\": %d, \"bs\": %d, \"img_s\": %.1f}\n", model, res, batch, batch * steps / dt);
+  rm_model_free(m);
+  return 0;
+}
