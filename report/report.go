@@ -134,8 +134,10 @@ func rowOf(o results.Outcome) Row {
 		row.FinalValAcc = ptr(o.Metrics[n-1].ValAcc)
 		row.ImagesPerSec = ptr(o.ImagesPerSec())
 	}
-	if o.WallSeconds > 0 && o.Status != results.Skipped {
-		row.WallSeconds = ptr(o.WallSeconds)
+	// Wall time is the time the combination's epochs took on a worker
+	// (training, validation, checkpoints), not time spent queued for one.
+	if o.EpochSeconds > 0 && o.Status != results.Skipped {
+		row.WallSeconds = ptr(o.EpochSeconds)
 	}
 	return row
 }

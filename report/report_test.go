@@ -50,7 +50,7 @@ func recordSmallSweep(t *testing.T, st store.Store) map[string]results.Outcome {
 		rec := r.Last.Record
 		o := results.Outcome{Model: "smallcnn", Family: "cnn", Resolution: res, Status: results.Completed, Epochs: 2,
 			EpochsDone: rec.EpochsDone, Metrics: rec.Metrics, BestEpoch: rec.BestEpoch, BestValLoss: rec.BestValLoss,
-			BestValAcc: rec.BestValAcc, Device: "cpu", WallSeconds: 3, ConfigHash: rec.ConfigHash}
+			BestValAcc: rec.BestValAcc, Device: "cpu", WallSeconds: 30, EpochSeconds: 3, ConfigHash: rec.ConfigHash}
 		if res == 24 {
 			o.Status, o.Reason, o.SkippedFrom = results.Skipped, "already completed by sweep earlier", "earlier"
 		}

@@ -202,7 +202,7 @@ func follow(ctx context.Context, c client.Client, id string, w io.Writer) (workf
 
 func printTable(w io.Writer, combos []results.Outcome) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "model\tresolution\tstatus\tepochs\tbest val acc\tbest epoch\timages/s\twall\tnote")
+	fmt.Fprintln(tw, "model\tresolution\tstatus\tepochs\tbest val acc\tbest epoch\timages/s\ttraining time\tnote")
 	for _, o := range combos {
 		acc := "-"
 		if o.BestEpoch > 0 {
@@ -213,7 +213,7 @@ func printTable(w io.Writer, combos []results.Outcome) {
 			note = strings.TrimSpace(fmt.Sprintf("%s resumed %dx", note, len(o.Resumes)))
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d/%d\t%s\t%d\t%.0f\t%s\t%s\n", o.Model, o.Resolution, o.Status, o.EpochsDone, o.Epochs,
-			acc, o.BestEpoch, o.ImagesPerSec(), fmtDuration(o.WallSeconds), note)
+			acc, o.BestEpoch, o.ImagesPerSec(), fmtDuration(o.EpochSeconds), note)
 	}
 	tw.Flush()
 }

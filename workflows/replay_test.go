@@ -1,0 +1,43 @@
+package workflows
+
+import (
+	"log/slog"
+	"os"
+	"testing"
+
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+)
+
+// Histories recorded from a real default sweep (make demo) must replay
+// against the current workflow code: a change that breaks them needs
+// workflow.GetVersion, or running sweeps would fail on deploy.
+func TestReplayRecordedHistories(t *testing.T) {
+	r := worker.NewWorkflowReplayer()
+	r.RegisterWorkflow(Sweep)
+	r.RegisterWorkflow(Combination)
+	logger := sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	for _, tc := range []struct{ file, id string }{
+		{"testdata/sweep_history.json", "sweep-default"},
+		{"testdata/combination_history.json", "sweep-default/smallcnn@16"},
+	} {
+		f, err := os.Open(tc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{})
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.file, err)
+		}
+		// Child workflow IDs derive from the sweep's own ID: replay under it.
+		err = r.ReplayWorkflowHistoryWithOptions(logger, h, worker.ReplayWorkflowHistoryOptions{
+			OriginalExecution: workflow.Execution{ID: tc.id, RunID: "recorded"},
+		})
+		if err != nil {
+			t.Errorf("%s: %v", tc.file, err)
+		}
+	}
+}
