@@ -76,7 +76,7 @@ func setup(m *testing.M) (int, error) {
 		return 0, err
 	}
 	server, err = testsuite.StartDevServer(context.Background(), testsuite.DevServerOptions{
-		ExistingPath: bin,
+		ExistingPath:  bin,
 		ClientOptions: &client.Options{Logger: sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))},
 		LogLevel:      "error",
 		ExtraArgs:     temporalx.DevServerFlags(),
@@ -101,7 +101,7 @@ type workerProc struct {
 }
 
 // startWorker runs a real worker process.
-func startWorker(t *testing.T, taskQueue, storeDir string) *workerProc {
+func startWorker(t testing.TB, taskQueue, storeDir string) *workerProc {
 	t.Helper()
 	logf, err := os.CreateTemp(t.TempDir(), "worker-*.log")
 	if err != nil {
@@ -127,7 +127,7 @@ func startWorker(t *testing.T, taskQueue, storeDir string) *workerProc {
 	return w
 }
 
-func (w *workerProc) kill9(t *testing.T) {
+func (w *workerProc) kill9(t testing.TB) {
 	t.Helper()
 	if err := w.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -136,7 +136,7 @@ func (w *workerProc) kill9(t *testing.T) {
 }
 
 // starter runs the starter binary and returns its output.
-func starter(t *testing.T, taskQueue, storeDir string, args ...string) (string, error) {
+func starter(t testing.TB, taskQueue, storeDir string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "starter"), args...)
 	cmd.Env = env(taskQueue, storeDir)
@@ -144,7 +144,9 @@ func starter(t *testing.T, taskQueue, storeDir string, args ...string) (string, 
 	return string(out), err
 }
 
-func dial(t *testing.T) client.Client {
+func dial(t *testing.T) client.Client { return dialTB(t) }
+
+func dialTB(t testing.TB) client.Client {
 	t.Helper()
 	c, err := client.Dial(client.Options{HostPort: server.FrontendHostPort(), Namespace: "default",
 		Logger: sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))})
@@ -157,7 +159,7 @@ func dial(t *testing.T) client.Client {
 
 // waitFor polls cond until it holds or the deadline passes: the condition
 // is the synchronisation, the interval only bounds the polling rate.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -169,11 +171,22 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 }
 
 // writeSpec writes a sweep YAML file for a test.
-func writeSpec(t *testing.T, yaml string) string {
+func writeSpec(t testing.TB, yaml string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "sweep.yaml")
 	if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// rewriteHeartbeat sets a spec file's heartbeat timeout.
+func rewriteHeartbeat(t testing.TB, specPath string, seconds int) string {
+	t.Helper()
+	b, err := os.ReadFile(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(b), "heartbeat_timeout_seconds: 3", fmt.Sprintf("heartbeat_timeout_seconds: %d", seconds), 1)
+	return writeSpec(t, s)
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -218,5 +219,52 @@ func TestPauseResumeCancelBySignals(t *testing.T) {
 	// Pausing the finished sweep is refused and changes nothing.
 	if out, err := starter(t, tq, store, "pause", "--id", id); err == nil || !strings.Contains(out, "already finished") {
 		t.Fatalf("pausing a finished sweep: %v %s", err, out)
+	}
+}
+
+// SIGTERM: the worker stops taking work, the running epoch checkpoints, the
+// worker exits cleanly, and another worker continues from that checkpoint
+// without waiting for a heartbeat timeout.
+func TestSigtermCheckpointsAndAnotherWorkerContinues(t *testing.T) {
+	c := dial(t)
+	store, tq := t.TempDir(), "tq-sigterm"
+	w := startWorker(t, tq, store)
+	spec := writeSpec(t, strings.Replace(specYAML("sigterm", "32", 6400), "every_steps: 10", "every_steps: 1000", 1))
+	if out, err := starter(t, tq, store, "--sweep", spec); err != nil {
+		t.Fatalf("starter: %v\n%s", err, out)
+	}
+	child := "sweep-sigterm/smallcnn@32"
+	waitFor(t, "training progress", 3*time.Minute, func() bool {
+		d, err := c.DescribeWorkflowExecution(context.Background(), child, "")
+		return err == nil && len(d.PendingActivities) > 0 && d.PendingActivities[0].HeartbeatDetails != nil
+	})
+	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.cmd.Wait(); err != nil {
+		t.Fatalf("worker did not exit cleanly on SIGTERM: %v", err)
+	}
+	// With checkpoints every 1000 steps, the only mid-epoch checkpoint is
+	// the one written on shutdown.
+	mids := glob(t, filepath.Join(store, "runs", "*", "cnn", "smallcnn", "32", "mid_e0001_s*.json"))
+	if len(mids) != 1 {
+		t.Fatalf("%d mid-epoch checkpoints after SIGTERM, want the shutdown one", len(mids))
+	}
+	var step int
+	fmt.Sscanf(filepath.Base(mids[0]), "mid_e0001_s%d.json", &step)
+	startWorker(t, tq, store)
+	p := result(t, c, "sweep-sigterm", 5*time.Minute)
+	o := p.Combos[0]
+	if o.Status != results.Completed {
+		t.Fatalf("%s: %s", o.Status, o.Reason)
+	}
+	var resumed bool
+	for _, r := range o.Resumes {
+		if r.Attempt > 1 && r.Epoch == 1 && r.Step == step {
+			resumed = true
+		}
+	}
+	if !resumed || step == 0 {
+		t.Fatalf("resumes %+v; want epoch 1 continued at step %d", o.Resumes, step)
 	}
 }

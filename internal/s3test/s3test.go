@@ -63,23 +63,30 @@ func freePort() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// Start runs versitygw on a free port over dir, with the test credentials.
+// Start runs versitygw on a free port over dir, with the test credentials,
+// until the test ends.
 func Start(tb testing.TB, dir string) *Server {
 	tb.Helper()
-	bin, err := Binary()
+	s, err := Launch(dir)
 	if err != nil {
-		tb.Fatal(err)
-	}
-	addr, err := freePort()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s := &Server{Addr: addr, Dir: dir, bin: bin}
-	if err := s.start(); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(s.Stop)
 	return s
+}
+
+// Launch runs versitygw on a free port over dir; the caller stops it.
+func Launch(dir string) (*Server, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
+	}
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Addr: addr, Dir: dir, bin: bin}
+	return s, s.start()
 }
 
 func (s *Server) start() error {

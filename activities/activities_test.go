@@ -1,0 +1,108 @@
+package activities_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path"
+	"testing"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/resomap/resomap/activities"
+	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/dataset"
+	"github.com/resomap/resomap/store"
+	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/trainer"
+)
+
+func setup(t *testing.T) (*activities.Activities, activities.Prepared, *testsuite.TestActivityEnvironment) {
+	t.Helper()
+	tr, err := trainer.New("", "cpu", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.Data = dataset.Options{CacheDir: t.TempDir()}
+	st, _ := store.NewFile(t.TempDir())
+	acts := &activities.Activities{Trainer: tr, Store: st, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(acts)
+	spec := sweep.Spec{Name: "act", Models: []string{"smallcnn"}, Resolutions: []int{16}, Epochs: 2, Data: "fashion-mnist",
+		TrainLimit: 640, ValLimit: 128, Seed: 9,
+		Hyper: sweep.Hyper{BatchSize: 32, Optimizer: "sgd", LR: 0.05, Momentum: 0.9, Schedule: "cosine", Flip: true}}.WithDefaults()
+	v, err := env.ExecuteActivity(acts.Prepare, activities.PrepareInput{Spec: spec, Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p activities.Prepared
+	v.Get(&p)
+	return acts, p, env
+}
+
+// A retried TrainEpoch reads its heartbeat details and continues from that
+// checkpoint's step, ending where an uninterrupted epoch ends.
+func TestTrainEpochResumesFromHeartbeatCheckpoint(t *testing.T) {
+	acts, p, env := setup(t)
+	repo := checkpoint.Repo{Blobs: acts.Store, Prefix: p.Prefix}
+
+	// The first attempt died after storing a checkpoint at step 7.
+	ctx, cancel := context.WithCancel(context.Background())
+	var key string
+	_, err := acts.Trainer.Train(ctx, p.Config, nil, trainer.RunOptions{
+		UntilEpoch: 1,
+		OnProgress: func(pr trainer.Progress) {
+			if pr.Step == 7 {
+				cancel()
+			}
+		},
+		OnCheckpoint: func(ctx context.Context, c *checkpoint.Checkpoint) error {
+			k, err := repo.Save(ctx, c)
+			key = k
+			return err
+		},
+	})
+	if !errors.Is(err, trainer.ErrInterrupted) {
+		t.Fatalf("first attempt: %v", err)
+	}
+	env.SetHeartbeatDetails(activities.Heartbeat{Key: key, Epoch: 1, Step: 7})
+	v, err := env.ExecuteActivity(acts.TrainEpoch, activities.TrainEpochInput{Prepared: p, Epoch: 1, CheckpointSteps: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out activities.TrainEpochOutput
+	v.Get(&out)
+	if out.ResumedFrom.Epoch != 1 || out.ResumedFrom.Step != 7 {
+		t.Fatalf("resumed from %+v, want epoch 1 step 7", out.ResumedFrom)
+	}
+	if out.Record.EpochsDone != 1 || out.Key != path.Join(repo.DirOf("cnn", "smallcnn", 16), "epoch_0001.json") {
+		t.Fatalf("output %+v", out)
+	}
+	resumed, err := repo.Load(context.Background(), out.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The same epoch without interruption, in another store.
+	ref, err := acts.Trainer.Train(context.Background(), p.Config, nil, trainer.RunOptions{UntilEpoch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(resumed.Model, ref.Last.Model) || !bytes.Equal(resumed.Optim, ref.Last.Optim) {
+		t.Fatal("resumed epoch differs from an uninterrupted one")
+	}
+}
+
+func TestBadInputIsNotRetried(t *testing.T) {
+	acts, p, env := setup(t)
+	p.Config.Data = "/nonexistent"
+	_, err := env.ExecuteActivity(acts.TrainEpoch, activities.TrainEpochInput{Prepared: p, Epoch: 1})
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != activities.ErrTypeInvalidInput || !appErr.NonRetryable() {
+		t.Fatalf("error %v, want a non-retryable InvalidInput", err)
+	}
+}

@@ -1,0 +1,113 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/resomap/resomap/dataset"
+	"github.com/resomap/resomap/results"
+	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/workflows"
+)
+
+// BenchmarkDefaultSweep runs the default preset through the dev server and a
+// worker process and splits each combination's time into training (steps +
+// validation), checkpoint I/O and orchestration (everything else: Temporal
+// round trips, the bookkeeping activities, building the model). Target:
+// checkpoint + orchestration under 2% of the time. Data caches are built
+// first, so their one-off cost is not counted.
+func BenchmarkDefaultSweep(b *testing.B) {
+	spec, err := sweep.Load("default")
+	if err != nil {
+		b.Fatal(err)
+	}
+	spec.MaxParallel = 1 // one worker: children would only queue
+	for _, r := range spec.Resolutions {
+		ds, err := dataset.Open(spec.Data, r, dataset.Options{CacheDir: cacheDir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ds.Close()
+	}
+	c := dialTB(b)
+	for i := 0; i < b.N; i++ {
+		store, tq := b.TempDir(), fmt.Sprintf("tq-bench-%d", i)
+		startWorker(b, tq, store)
+		id := fmt.Sprintf("sweep-bench-%d-%d", time.Now().UnixNano(), i)
+		run, err := c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: id, TaskQueue: tq}, workflows.Sweep, workflows.SweepInput{Spec: spec})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var p workflows.SweepProgress
+		if err := run.Get(context.Background(), &p); err != nil {
+			b.Fatal(err)
+		}
+		var wall, train, eval, ckpt float64
+		fmt.Printf("%-14s %8s %8s %8s %10s %10s %8s\n", "combination", "wall s", "train s", "valid s", "ckpt I/O s", "orchestr s", "overhead")
+		for _, o := range p.Combos {
+			if o.Status != results.Completed {
+				b.Fatalf("%s: %s %s", o.ID(), o.Status, o.Reason)
+			}
+			d, err := c.DescribeWorkflowExecution(context.Background(), id+"/"+o.ID(), "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			info := d.WorkflowExecutionInfo
+			w := info.CloseTime.AsTime().Sub(info.StartTime.AsTime()).Seconds()
+			other := w - o.TrainSeconds - o.EvalSeconds - o.CkptSeconds
+			fmt.Printf("%-14s %8.2f %8.2f %8.2f %10.3f %10.3f %7.2f%%\n", o.ID(), w, o.TrainSeconds, o.EvalSeconds, o.CkptSeconds, other, 100*(o.CkptSeconds+other)/w)
+			wall, train, eval, ckpt = wall+w, train+o.TrainSeconds, eval+o.EvalSeconds, ckpt+o.CkptSeconds
+		}
+		other := wall - train - eval - ckpt
+		per := float64(len(p.Combos) * spec.Epochs)
+		fmt.Printf("per epoch: %.2f s wall = %.2f training + %.2f validation + %.3f checkpoint I/O + %.3f orchestration\n", wall/per, train/per, eval/per, ckpt/per, other/per)
+		b.ReportMetric(100*ckpt/wall, "ckpt-%")
+		b.ReportMetric(100*other/wall, "orchestration-%")
+		b.ReportMetric(100*(ckpt+other)/wall, "overhead-%")
+	}
+}
+
+// BenchmarkWorkerDeathToResume kills a worker with SIGKILL in the middle of
+// an epoch, starts another, and measures the time until the retried attempt
+// heartbeats from the new worker. Target: heartbeat timeout + 5 s.
+func BenchmarkWorkerDeathToResume(b *testing.B) {
+	const heartbeat = 10
+	spec := writeSpec(b, specYAML("death", "48", 12000))
+	spec = rewriteHeartbeat(b, spec, heartbeat)
+	c := dialTB(b)
+	for i := 0; i < b.N; i++ {
+		store, tq := b.TempDir(), fmt.Sprintf("tq-death-%d", i)
+		w := startWorker(b, tq, store)
+		id := fmt.Sprintf("sweep-death-%d", time.Now().UnixNano())
+		if out, err := starter(b, tq, store, "--sweep", spec, "--id", id); err != nil {
+			b.Fatalf("%v %s", err, out)
+		}
+		mids := filepath.Join(store, "runs", "*", "cnn", "smallcnn", "48", "mid_e0001_s*.json")
+		waitFor(b, "training", 3*time.Minute, func() bool { m, _ := filepath.Glob(mids); return len(m) > 0 })
+		w.kill9(b)
+		killed := time.Now()
+		startWorker(b, tq, store)
+		child := id + "/smallcnn@48"
+		var resumed time.Duration
+		waitFor(b, "the retried attempt to heartbeat", 3*time.Minute, func() bool {
+			d, err := c.DescribeWorkflowExecution(context.Background(), child, "")
+			if err != nil || len(d.PendingActivities) == 0 {
+				return false
+			}
+			pa := d.PendingActivities[0]
+			if pa.Attempt < 2 || pa.LastHeartbeatTime == nil || !pa.LastHeartbeatTime.AsTime().After(killed) {
+				return false
+			}
+			resumed = pa.LastHeartbeatTime.AsTime().Sub(killed)
+			return true
+		})
+		fmt.Printf("worker killed -> training resumed on the new worker: %.1f s (heartbeat timeout %d s, target <= %d s)\n", resumed.Seconds(), heartbeat, heartbeat+5)
+		b.ReportMetric(resumed.Seconds(), "s-to-resume")
+		c.CancelWorkflow(context.Background(), id, "")
+	}
+}

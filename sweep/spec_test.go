@@ -1,0 +1,69 @@
+package sweep
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestPresetsAreValid(t *testing.T) {
+	for _, name := range Presets() {
+		s, err := Load(name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := s.Validate(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	s, _ := Load("resomap")
+	if got := len(s.Combinations()); got != 4*5 {
+		t.Fatalf("resomap preset has %d combinations", got)
+	}
+}
+
+func TestCombinationsAreInStableOrder(t *testing.T) {
+	s := Spec{Models: []string{"vgg11", "resnet18"}, Resolutions: []int{320, 224}}
+	var ids []string
+	for _, c := range s.Combinations() {
+		ids = append(ids, c.ID())
+	}
+	if strings.Join(ids, " ") != "vgg11@224 vgg11@320 resnet18@224 resnet18@320" {
+		t.Fatalf("order %v", ids)
+	}
+}
+
+func TestInvalidSpecsNameTheField(t *testing.T) {
+	base, _ := Load("default")
+	cases := []struct {
+		edit func(*Spec)
+		want string
+	}{
+		{func(s *Spec) { s.Models = nil }, "models: empty"},
+		{func(s *Spec) { s.Models = []string{"alexnet"} }, `unknown model "alexnet"`},
+		{func(s *Spec) { s.Resolutions = nil }, "resolutions: empty"},
+		{func(s *Spec) { s.Resolutions = []int{16, 16} }, "resolutions: 16 listed twice"},
+		{func(s *Spec) { s.Resolutions = []int{4} }, "resolution 4 out of range"},
+		{func(s *Spec) { s.Epochs = 0 }, "epochs"},
+		{func(s *Spec) { s.MaxParallel = -1 }, "max_parallel"},
+		{func(s *Spec) { s.Hyper.LR = 0 }, "lr"},
+		{func(s *Spec) { s.Hyper.MicroBatch = 1000 }, "hyper.micro_batch"},
+		{func(s *Spec) { s.Name = "a/b" }, "name"},
+	}
+	for _, tc := range cases {
+		s := base
+		s.Models = append([]string(nil), base.Models...)
+		s.Resolutions = append([]int(nil), base.Resolutions...)
+		tc.edit(&s)
+		err := s.Validate()
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("error %v, want one containing %q", err, tc.want)
+		}
+	}
+	if _, err := Parse([]byte("name: x\nmodelz: [vgg11]\n")); err == nil || !strings.Contains(err.Error(), "modelz") {
+		t.Errorf("unknown field: %v", err)
+	}
+	if _, err := Load("no-such"); err == nil || !strings.Contains(err.Error(), "presets: default, resomap") {
+		t.Errorf("unknown preset: %v", err)
+	}
+}
