@@ -23,7 +23,7 @@ endif
 SHIM := $(BUILD)/libresomap.so
 export RESOMAP_LIB := $(abspath $(SHIM))
 
-.PHONY: all deps shim build test bench demo clean tools stop
+.PHONY: all deps shim build test bench demo clean tools temporal-cli stop
 all: shim build
 
 # System packages a fresh Debian/Ubuntu machine needs (run as root, or with sudo).
@@ -44,7 +44,10 @@ build:
 	CGO_ENABLED=0 go build -o $(BUILD)/ ./...
 
 tools:
-	@bash scripts/install-tools.sh
+	@bash scripts/install-tools.sh all
+
+temporal-cli:
+	@bash scripts/install-tools.sh temporal
 
 test: deps shim tools
 	CGO_ENABLED=0 go test -count=1 -timeout 80m ./...
@@ -55,7 +58,7 @@ bench: deps shim tools $(BENCH_CPP)
 	CGO_ENABLED=0 go run ./cmd/resomap-bench --cpp $(BENCH_CPP)
 	CGO_ENABLED=0 go test -run '^$$' -bench . -benchtime 1x ./store ./integration
 
-demo: deps shim tools build
+demo: deps shim temporal-cli build
 	@bash scripts/demo.sh
 
 clean:

@@ -39,6 +39,8 @@ type Options struct {
 	// val/ sub-folder (seeded by SplitSeed). Default 0.1.
 	ValFraction float64
 	SplitSeed   uint64
+	// Hashes, if set, memoises content hashes across calls.
+	Hashes *HashMemo
 }
 
 // Split is one part (train or validation) of a data set at one resolution.
@@ -141,45 +143,112 @@ func Resolve(spec string) (string, error) {
 	return filepath.Abs(spec)
 }
 
-func openSource(dir string, opts Options) (*source, error) {
-	if paths, err := findIDX(dir); err == nil {
-		h := sha256.New()
-		for _, p := range paths {
-			f, err := os.Open(p)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrBadData, err)
-			}
-			_, err = io.Copy(h, f)
-			f.Close()
-			if err != nil {
-				return nil, fmt.Errorf("%w: read %s: %v", ErrBadData, p, err)
-			}
-		}
-		train, err := loadIDXSplit(paths[0], paths[1])
-		if err != nil {
-			return nil, err
-		}
-		val, err := loadIDXSplit(paths[2], paths[3])
-		if err != nil {
-			return nil, err
-		}
-		maxLabel := 0
-		for _, l := range append(append([]byte{}, train.labels...), val.labels...) {
-			maxLabel = max(maxLabel, int(l))
-		}
-		if maxLabel < 1 {
-			return nil, fmt.Errorf("%w: %s has a single class", ErrBadData, dir)
-		}
-		classes := make([]string, maxLabel+1)
-		for i := range classes {
-			classes[i] = fmt.Sprint(i)
-		}
-		if filepath.Base(dir) == "fashion-mnist" && len(classes) == 10 {
-			classes = []string{"t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"}
-		}
-		return &source{name: filepath.Base(dir), hash: hex.EncodeToString(h.Sum(nil)), classes: classes, train: train, val: val}, nil
+// HashMemo remembers the content hashes of IDX files by path, size and
+// modification time, so that naming a data set does not re-read it on every
+// epoch. The zero value is ready to use.
+type HashMemo struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (h *HashMemo) get(key string) (string, bool) {
+	if h == nil {
+		return "", false
 	}
-	return openFolder(dir, opts)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v, ok := h.m[key]
+	return v, ok
+}
+
+func (h *HashMemo) put(key, v string) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil {
+		h.m = map[string]string{}
+	}
+	h.m[key] = v
+}
+
+// idxHash is the SHA-256 of the four IDX files' bytes.
+func idxHash(paths [4]string, memo *HashMemo) (string, error) {
+	var key strings.Builder
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return "", fmt.Errorf("%w: %v", ErrBadData, err)
+		}
+		fmt.Fprintf(&key, "%s\x00%d\x00%d\n", p, st.Size(), st.ModTime().UnixNano())
+	}
+	if v, ok := memo.get(key.String()); ok {
+		return v, nil
+	}
+	h := sha256.New()
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return "", fmt.Errorf("%w: %v", ErrBadData, err)
+		}
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("%w: read %s: %v", ErrBadData, p, err)
+		}
+	}
+	v := hex.EncodeToString(h.Sum(nil))
+	memo.put(key.String(), v)
+	return v, nil
+}
+
+// identify names a source and hashes its content without decoding images.
+func identify(dir string, opts Options) (name, hash string, err error) {
+	if paths, err := findIDX(dir); err == nil {
+		h, err := idxHash(paths, opts.Hashes)
+		return filepath.Base(dir), h, err
+	}
+	src, err := openFolder(dir, opts) // lists and stats files; decodes nothing
+	if err != nil {
+		return "", "", err
+	}
+	return src.name, src.hash, nil
+}
+
+// openSource reads a source for resizing (IDX files are decoded here).
+func openSource(dir string, opts Options) (*source, error) {
+	paths, err := findIDX(dir)
+	if err != nil {
+		return openFolder(dir, opts)
+	}
+	train, err := loadIDXSplit(paths[0], paths[1])
+	if err != nil {
+		return nil, err
+	}
+	val, err := loadIDXSplit(paths[2], paths[3])
+	if err != nil {
+		return nil, err
+	}
+	maxLabel := 0
+	for _, l := range append(append([]byte{}, train.labels...), val.labels...) {
+		maxLabel = max(maxLabel, int(l))
+	}
+	if maxLabel < 1 {
+		return nil, fmt.Errorf("%w: %s has a single class", ErrBadData, dir)
+	}
+	classes := make([]string, maxLabel+1)
+	for i := range classes {
+		classes[i] = fmt.Sprint(i)
+	}
+	if filepath.Base(dir) == "fashion-mnist" && len(classes) == 10 {
+		classes = []string{"t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"}
+	}
+	hash, err := idxHash(paths, opts.Hashes)
+	if err != nil {
+		return nil, err
+	}
+	return &source{name: filepath.Base(dir), hash: hash, classes: classes, train: train, val: val}, nil
 }
 
 func defaultCacheDir() string {
@@ -222,13 +291,17 @@ func Open(spec string, res int, opts Options) (*Set, error) {
 	if opts.ValFraction == 0 {
 		opts.ValFraction = 0.1
 	}
-	src, err := openSource(dir, opts)
+	name, hash, err := identify(dir, opts)
 	if err != nil {
 		return nil, err
 	}
-	key := sha256.Sum256([]byte(fmt.Sprintf("%s|%s|%d|%g|%d", cacheVersion, src.hash, res, opts.ValFraction, opts.SplitSeed)))
-	path := filepath.Join(opts.CacheDir, fmt.Sprintf("%s-%dpx-%s.rmds", sanitize(src.name), res, hex.EncodeToString(key[:8])))
+	key := sha256.Sum256([]byte(fmt.Sprintf("%s|%s|%d|%g|%d", cacheVersion, hash, res, opts.ValFraction, opts.SplitSeed)))
+	path := filepath.Join(opts.CacheDir, fmt.Sprintf("%s-%dpx-%s.rmds", sanitize(name), res, hex.EncodeToString(key[:8])))
 	if _, err := os.Stat(path); err != nil {
+		src, err := openSource(dir, opts)
+		if err != nil {
+			return nil, err
+		}
 		if err := buildCache(src, res, path); err != nil {
 			return nil, err
 		}
@@ -412,9 +485,6 @@ func SourceHash(spec string, opts Options) (string, error) {
 	if opts.ValFraction == 0 {
 		opts.ValFraction = 0.1
 	}
-	src, err := openSource(dir, opts)
-	if err != nil {
-		return "", err
-	}
-	return src.hash, nil
+	_, hash, err := identify(dir, opts)
+	return hash, err
 }

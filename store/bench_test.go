@@ -27,7 +27,6 @@ func BenchmarkCheckpointThroughput(b *testing.B) {
 		b.Fatal(err)
 	}
 	srv := s3test.Start(b, filepath.Join(dir, "s3"))
-	os.MkdirAll(srv.Dir, 0o755)
 	srv.Env(b)
 	srv.CreateBucket(b, "bench")
 	ctx := context.Background()

@@ -31,6 +31,16 @@ type Trainer struct {
 	ChannelsLast   bool   // (CUDA only)
 	Data           dataset.Options
 	Logger         *slog.Logger
+	hashes         dataset.HashMemo // data set content hashes, per process
+}
+
+// dataOptions are the data options with the trainer's hash memo.
+func (t *Trainer) dataOptions() dataset.Options {
+	o := t.Data
+	if o.Hashes == nil {
+		o.Hashes = &t.hashes
+	}
+	return o
 }
 
 // New loads the bridge (libPath "" = default search) and sets libtorch's
@@ -96,7 +106,7 @@ func (t *Trainer) Prepare(cfg Config) (Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
 	}
-	h, err := dataset.SourceHash(cfg.Data, t.Data)
+	h, err := dataset.SourceHash(cfg.Data, t.dataOptions())
 	if err != nil {
 		return cfg, err
 	}
@@ -121,7 +131,7 @@ func (t *Trainer) NewModel(cfg Config, ds *dataset.Set) (*Model, error) {
 
 // OpenData opens cfg's data set at cfg's resolution (cached, memory-mapped).
 func (t *Trainer) OpenData(cfg Config) (*dataset.Set, error) {
-	ds, err := dataset.Open(cfg.Data, cfg.Resolution, t.Data)
+	ds, err := dataset.Open(cfg.Data, cfg.Resolution, t.dataOptions())
 	if err != nil {
 		return nil, err
 	}

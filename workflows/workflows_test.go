@@ -43,6 +43,7 @@ type fakeTraining struct {
 	failRes   int             // TrainEpoch at this resolution fails for good
 	oomOnce   map[int]bool    // resolution -> OOM on the first call
 	resume    map[int]activities.ResumePoint
+	plateau   bool // validation loss never improves after epoch 1
 }
 
 func newFake() *fakeTraining {
@@ -92,10 +93,14 @@ func (f *fakeTraining) register(env *testsuite.TestWorkflowEnvironment, trainDel
 		for i := range m {
 			m[i] = checkpoint.EpochMetrics{Epoch: i + 1, ValLoss: 1 / float64(i+1), ValAcc: 0.5 + 0.1*float64(i)}
 		}
+		best := in.Epoch
+		if f.plateau {
+			best = 1
+		}
 		return activities.TrainEpochOutput{
 			Key: fmt.Sprintf("runs/x/cnn/smallcnn/%d/epoch_%04d.json", res, in.Epoch), Attempt: 1,
-			Record: checkpoint.Record{EpochsDone: in.Epoch, Epochs: in.Config.Epochs, Metrics: m, BestEpoch: in.Epoch,
-				BestValLoss: m[in.Epoch-1].ValLoss, BestValAcc: m[in.Epoch-1].ValAcc},
+			Record: checkpoint.Record{EpochsDone: in.Epoch, Epochs: in.Config.Epochs, Metrics: m, BestEpoch: best,
+				BestValLoss: m[best-1].ValLoss, BestValAcc: m[best-1].ValAcc},
 		}, nil
 	})
 	env.OnActivity(a.RecordResult, mockAny, mockAny).Return(func(_ context.Context, in activities.RecordInput) (activities.RecordOutput, error) {
@@ -387,5 +392,25 @@ func TestInvalidSpecIsRefused(t *testing.T) {
 	err := env.GetWorkflowError()
 	if err == nil || !strings.Contains(err.Error(), "resolutions") {
 		t.Fatalf("error %v, want one naming resolutions", err)
+	}
+}
+
+func TestEarlyStoppingAfterPatienceEpochsWithoutImprovement(t *testing.T) {
+	env := newEnv(t)
+	f := newFake()
+	f.plateau = true
+	f.register(env, time.Minute)
+	spec := testSpec(16)
+	spec.Epochs, spec.Patience = 10, 2
+	env.ExecuteWorkflow(Combination, CombinationInput{Spec: spec, Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
+	var o results.Outcome
+	if err := env.GetWorkflowResult(&o); err != nil {
+		t.Fatal(err)
+	}
+	if !o.EarlyStopped || o.Status != results.Completed || o.EpochsDone != 3 || len(f.calls) != 3 || o.BestEpoch != 1 {
+		t.Fatalf("early stop: stopped=%v status=%s after %d epochs (%d calls), best epoch %d; want stop after epoch 3", o.EarlyStopped, o.Status, o.EpochsDone, len(f.calls), o.BestEpoch)
+	}
+	if o.Keys.Final != "runs/x/cnn/smallcnn/16/epoch_0003.json" {
+		t.Fatalf("final key %q", o.Keys.Final)
 	}
 }

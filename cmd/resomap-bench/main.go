@@ -5,18 +5,23 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/internal/s3test"
+	"github.com/resomap/resomap/store"
 	"github.com/resomap/resomap/trainer"
 )
 
@@ -127,6 +132,7 @@ func main() {
 	}
 	perCall := time.Since(t0) / calls
 	fmt.Printf("bridge call overhead: %v per call; a training step makes 3 calls (zero grad, forward+backward, optimiser step)\n", perCall)
+	var resnet32 float64
 	for _, c := range cases {
 		var g, p []float64
 		for i := 0; i < *repeats; i++ {
@@ -143,10 +149,81 @@ func main() {
 			g, p = append(g, gv), append(p, pv)
 		}
 		gm, pm := median(g), median(p)
+		if c.model == "resnet18" && c.res == 32 {
+			resnet32 = gm
+		}
 		stepTime := time.Duration(float64(c.bs) / gm * float64(time.Second))
 		fmt.Printf("%-9s %5d %5d %12.1f %12.1f %+8.1f%%   (runs: Go %s, C++ %s; bridge calls = %.4f%% of a step)\n", c.model, c.res, c.bs, gm, pm, 100*(gm-pm)/pm,
 			spread(g), spread(p), 100*3*float64(perCall)/float64(stepTime))
 	}
+	if err := checkpointShare(lib, resnet32); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// checkpointShare times saving and verifying a resnet18 checkpoint (weights
+// and SGD momentum) to a local directory and to a local S3 server, as a share
+// of one Fashion-MNIST epoch of resnet18 at 32 px on this machine.
+func checkpointShare(lib *trainer.Lib, imgPerSec float64) error {
+	m, err := lib.NewModel(trainer.ModelSpec{Name: "resnet18", InChannels: 3, NumClasses: 10, Momentum: 0.9,
+		Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "resomap-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	stores := map[string]store.Store{}
+	if fs, err := store.NewFile(filepath.Join(dir, "file")); err == nil {
+		stores["file"] = fs
+	}
+	if srv, err := s3test.Launch(filepath.Join(dir, "s3")); err == nil {
+		defer srv.Stop()
+		for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": s3test.AccessKey, "AWS_SECRET_ACCESS_KEY": s3test.SecretKey,
+			"AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": "http://" + srv.Addr, "RESOMAP_S3_PATH_STYLE": "true"} {
+			os.Setenv(k, v)
+		}
+		os.MkdirAll(filepath.Join(dir, "s3", "bench"), 0o755) // versitygw posix: a bucket is a folder
+		if s3, err := store.Open(ctx, "s3://bench/ckpt"); err == nil {
+			stores["s3"] = s3
+		} else {
+			fmt.Println("S3 store unavailable:", err)
+		}
+	} else {
+		fmt.Println("S3 server unavailable:", err)
+	}
+	epoch := 60000 / imgPerSec
+	for _, name := range []string{"file", "s3"} {
+		st, ok := stores[name]
+		if !ok {
+			continue
+		}
+		t0 := time.Now()
+		ms, os_, err := m.Export()
+		if err != nil {
+			return err
+		}
+		c := &checkpoint.Checkpoint{Record: checkpoint.Record{Kind: checkpoint.KindMid, Model: "resnet18", Family: "resnet",
+			Resolution: 32, StepInEpoch: 1}, Model: ms, Optim: os_}
+		c.Seal()
+		repo := checkpoint.Repo{Blobs: st}
+		key, err := repo.Save(ctx, c)
+		if err != nil {
+			return err
+		}
+		if _, err := repo.Load(ctx, key); err != nil {
+			return err
+		}
+		d := time.Since(t0).Seconds()
+		fmt.Printf("resnet18 checkpoint (%.0f MB) export+save+verify to %-4s: %.2f s = %.2f%% of one Fashion-MNIST epoch at 32 px (%.0f s at %.0f img/s)\n",
+			float64(len(ms)+len(os_))/1e6, name, d, 100*d/epoch, epoch, imgPerSec)
+	}
+	return nil
 }
 
 // gpu prints rows comparable with shared/bench/pytorch_anchor.py.

@@ -90,6 +90,9 @@ func Launch(dir string) (*Server, error) {
 }
 
 func (s *Server) start() error {
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return err
+	}
 	s.cmd = exec.Command(s.bin, "--port", s.Addr, "--health", "/health", "posix", s.Dir)
 	s.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+AccessKey, "ROOT_SECRET_KEY="+SecretKey)
 	s.cmd.Stdout, s.cmd.Stderr = nil, nil
