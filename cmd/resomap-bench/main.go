@@ -88,6 +88,18 @@ func cppSteps(bin, model string, res, bs, steps, warm, threads int, device strin
 	return r.ImgS, nil
 }
 
+func goFresh(model string, res, bs, steps, threads int) (float64, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	out, err := exec.Command(self, "--threads", strconv.Itoa(threads), "--one", fmt.Sprintf("%s,%d,%d,%d", model, res, bs, steps)).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("%v: %s", err, out)
+	}
+	return strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+}
+
 func median(v []float64) float64 {
 	sort.Float64s(v)
 	return v[len(v)/2]
@@ -102,8 +114,9 @@ func main() {
 	cpp := flag.String("cpp", "build/resomap-bench-cpp", "C++ step-loop binary")
 	device := flag.String("device", "cpu", "cpu or cuda")
 	threads := flag.Int("threads", 2, "libtorch threads (CPU)")
-	repeats := flag.Int("repeats", 3, "interleaved runs of each loop; the median is printed")
+	repeats := flag.Int("repeats", 5, "interleaved runs of each loop; the median is printed")
 	out := flag.String("json", "", "GPU mode: write the rows to this JSON file")
+	one := flag.String("one", "", "internal: run one Go measurement MODEL,RES,BATCH,STEPS in this fresh process")
 	flag.Parse()
 	lib, err := trainer.Open("")
 	if err != nil {
@@ -118,7 +131,23 @@ func main() {
 		gpu(lib, *device, *out)
 		return
 	}
-	fmt.Printf("CPU training throughput, libtorch %s, %d threads, median of %d interleaved runs\n", lib.TorchVersion(), lib.Threads(), *repeats)
+	if *one != "" {
+		var model string
+		var res, bs, steps int
+		f := strings.Split(*one, ",")
+		model = f[0]
+		res, _ = strconv.Atoi(f[1])
+		bs, _ = strconv.Atoi(f[2])
+		steps, _ = strconv.Atoi(f[3])
+		v, err := goSteps(lib, model, res, bs, steps, 2, "cpu", false)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println(v)
+		return
+	}
+	fmt.Printf("CPU training throughput, libtorch %s, %d threads, median of %d interleaved runs, each in a fresh process\n", lib.TorchVersion(), lib.Threads(), *repeats)
 	fmt.Printf("%-9s %5s %5s %12s %12s %9s\n", "model", "res", "batch", "Go img/s", "C++ img/s", "Go vs C++")
 	cases := []struct {
 		model          string
@@ -136,7 +165,8 @@ func main() {
 	for _, c := range cases {
 		var g, p []float64
 		for i := 0; i < *repeats; i++ {
-			gv, err := goSteps(lib, c.model, c.res, c.bs, c.steps, 2, "cpu", false)
+			// Each measurement runs in a fresh process, as the C++ one does.
+			gv, err := goFresh(c.model, c.res, c.bs, c.steps, *threads)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				os.Exit(1)
