@@ -41,14 +41,11 @@ func start(ctx context.Context, o options, w io.Writer, logger *slog.Logger) err
 	if err != nil {
 		return err
 	}
-	c, err := temporalx.Dial(ctx, logger)
+	c, err := temporalx.DialAndRegister(ctx, logger)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if err := temporalx.RegisterSearchAttributes(ctx, c); err != nil {
-		return err
-	}
 	id := o.id
 	if id == "" {
 		id = "sweep-" + spec.Name

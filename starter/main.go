@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/resomap/resomap/internal/temporalx"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/workflows"
 )
@@ -43,13 +44,6 @@ type options struct {
 	set                                                                      map[string]bool // flags given
 }
 
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
 func parse(args []string) (string, options, error) {
 	cmd := "start"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -65,9 +59,9 @@ func parse(args []string) (string, options, error) {
 	fs.IntVar(&o.epochs, "epochs", 0, "epochs (overrides the spec)")
 	fs.StringVar(&o.data, "data", "", "data set: fashion-mnist, an IDX folder or an image folder")
 	fs.StringVar(&o.combination, "combination", "", "one combination, model@resolution")
-	fs.StringVar(&o.store, "store", envOr("RESOMAP_STORE", "file://state/store"), "checkpoint store URL")
+	fs.StringVar(&o.store, "store", temporalx.EnvOr("RESOMAP_STORE", "file://state/store"), "checkpoint store URL")
 	fs.StringVar(&o.out, "out", "", "report folder (default reports/<sweep>)")
-	fs.StringVar(&o.taskQueue, "task-queue", envOr("RESOMAP_TASK_QUEUE", workflows.TaskQueue), "Temporal task queue")
+	fs.StringVar(&o.taskQueue, "task-queue", temporalx.EnvOr("RESOMAP_TASK_QUEUE", workflows.TaskQueue), "Temporal task queue")
 	fs.BoolVar(&o.wait, "wait", false, "follow the sweep with live progress until it ends")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "gc: list what would be deleted")
 	if err := fs.Parse(args); err != nil {
@@ -188,8 +182,8 @@ func run(ctx context.Context, cmd string, o options, w io.Writer, logger *slog.L
 }
 
 func uiURL(id string) string {
-	base := envOr("RESOMAP_UI_URL", "http://localhost:8233")
-	ns := envOr("TEMPORAL_NAMESPACE", "default")
+	base := temporalx.EnvOr("RESOMAP_UI_URL", "http://localhost:8233")
+	ns := temporalx.EnvOr("TEMPORAL_NAMESPACE", "default")
 	return fmt.Sprintf("%s/namespaces/%s/workflows/%s", base, ns, id)
 }
 

@@ -22,21 +22,14 @@ import (
 	"github.com/resomap/resomap/workflows"
 )
 
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
 func main() {
-	taskQueue := flag.String("task-queue", envOr("RESOMAP_TASK_QUEUE", workflows.TaskQueue), "Temporal task queue")
-	storeURL := flag.String("store", envOr("RESOMAP_STORE", "file://state/store"), "checkpoint store: file:///dir or s3://bucket/prefix")
-	device := flag.String("device", envOr("RESOMAP_DEVICE", "cpu"), "cpu, cuda or cuda:N")
+	taskQueue := flag.String("task-queue", temporalx.EnvOr("RESOMAP_TASK_QUEUE", workflows.TaskQueue), "Temporal task queue")
+	storeURL := flag.String("store", temporalx.EnvOr("RESOMAP_STORE", "file://state/store"), "checkpoint store: file:///dir or s3://bucket/prefix")
+	device := flag.String("device", temporalx.EnvOr("RESOMAP_DEVICE", "cpu"), "cpu, cuda or cuda:N")
 	threads := flag.Int("threads", 0, "libtorch intra-op threads (0 = all cores)")
 	concurrency := flag.Int("concurrency", 1, "trainings run at once by this worker")
 	lib := flag.String("lib", "", "path to libresomap.so (default: $RESOMAP_LIB or build/libresomap.so)")
-	cacheDir := flag.String("data-cache", envOr("RESOMAP_DATA_CACHE", ""), "resized data cache directory (default ~/.cache/resomap)")
+	cacheDir := flag.String("data-cache", temporalx.EnvOr("RESOMAP_DATA_CACHE", ""), "resized data cache directory (default ~/.cache/resomap)")
 	amp := flag.Bool("bf16", true, "bf16 autocast and channels-last on CUDA")
 	stopTimeout := flag.Duration("stop-timeout", 2*time.Minute, "how long running epochs get to checkpoint on shutdown")
 	flag.Parse()
@@ -64,14 +57,11 @@ func run(logger *slog.Logger, taskQueue, storeURL, device string, threads, concu
 	if err != nil {
 		return err
 	}
-	c, err := temporalx.Dial(ctx, logger)
+	c, err := temporalx.DialAndRegister(ctx, logger)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if err := temporalx.RegisterSearchAttributes(ctx, c); err != nil {
-		return err
-	}
 	w := worker.New(c, taskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize: concurrency,
 		WorkerStopTimeout:                  stopTimeout,

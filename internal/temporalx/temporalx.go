@@ -54,6 +54,28 @@ func Dial(ctx context.Context, logger *slog.Logger) (client.Client, error) {
 	return c, nil
 }
 
+// DialAndRegister connects and makes sure ResoMap's search attributes exist:
+// what a worker or a starter does first.
+func DialAndRegister(ctx context.Context, logger *slog.Logger) (client.Client, error) {
+	c, err := Dial(ctx, logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := RegisterSearchAttributes(ctx, c); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// EnvOr returns the environment variable name, or def when it is unset.
+func EnvOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
 var types = map[string]enumspb.IndexedValueType{
 	"Keyword": enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	"Int":     enumspb.INDEXED_VALUE_TYPE_INT,
