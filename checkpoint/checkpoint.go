@@ -188,9 +188,6 @@ func (r Record) BaseNames() []string {
 	return names
 }
 
-// Position orders checkpoints of one combination by training progress.
-func (r Record) Position() (epochsDone, step int) { return r.EpochsDone, r.StepInEpoch }
-
 // After reports whether r is further along than o.
 func (r Record) After(o Record) bool {
 	if r.EpochsDone != o.EpochsDone {

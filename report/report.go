@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -112,15 +113,10 @@ func Build(ctx context.Context, st store.Store, name string) (*Report, error) {
 }
 
 func sortIDs(ids []string, o map[string]results.Outcome) {
-	for i := 1; i < len(ids); i++ {
-		for j := i; j > 0; j-- {
-			a, b := o[ids[j-1]], o[ids[j]]
-			if a.Model < b.Model || a.Model == b.Model && a.Resolution <= b.Resolution {
-				break
-			}
-			ids[j-1], ids[j] = ids[j], ids[j-1]
-		}
-	}
+	sort.Slice(ids, func(i, j int) bool {
+		a, b := o[ids[i]], o[ids[j]]
+		return a.Model < b.Model || a.Model == b.Model && a.Resolution < b.Resolution
+	})
 }
 
 func rowOf(o results.Outcome) Row {

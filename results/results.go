@@ -109,9 +109,12 @@ var ErrAlreadyRecorded = errors.New("result already recorded")
 // ResultKey is where the result of a training config lives.
 func ResultKey(configHash string) string { return path.Join("results", configHash+".json") }
 
+// RunsDir holds every training config's checkpoints.
+const RunsDir = "runs"
+
 // RunsPrefix is where a training config's checkpoints live: checkpoints of
 // the same config are shared by every sweep, so work is never repeated.
-func RunsPrefix(configHash string) string { return path.Join("runs", configHash[:16]) }
+func RunsPrefix(configHash string) string { return path.Join(RunsDir, configHash[:16]) }
 
 // Record writes the result of a completed config once. A second writer gets
 // ErrAlreadyRecorded.

@@ -313,14 +313,20 @@ func list(ctx context.Context, w io.Writer, logger *slog.Logger) error {
 	return tw.Flush()
 }
 
+// listRuns opens the store and lists every checkpoint file in it.
+func listRuns(ctx context.Context, storeURL string) (store.Store, []store.Info, error) {
+	st, err := store.Open(ctx, storeURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	infos, err := st.List(ctx, results.RunsDir+"/")
+	return st, infos, err
+}
+
 // checkpoints lists every stored checkpoint per combination and whether it
 // verifies.
 func checkpoints(ctx context.Context, o options, w io.Writer) error {
-	st, err := store.Open(ctx, o.store)
-	if err != nil {
-		return err
-	}
-	infos, err := st.List(ctx, "runs/")
+	st, infos, err := listRuns(ctx, o.store)
 	if err != nil {
 		return err
 	}
@@ -374,11 +380,7 @@ func checkpoints(ctx context.Context, o options, w io.Writer) error {
 
 // gc applies retention to every combination in the store.
 func gc(ctx context.Context, o options, w io.Writer) error {
-	st, err := store.Open(ctx, o.store)
-	if err != nil {
-		return err
-	}
-	infos, err := st.List(ctx, "runs/")
+	st, infos, err := listRuns(ctx, o.store)
 	if err != nil {
 		return err
 	}
