@@ -1,0 +1,110 @@
+package integration
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/resomap/resomap/results"
+)
+
+// vmSize reads a process's virtual memory size in bytes.
+func vmSize(t *testing.T, pid int) uint64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmSize:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmSize")
+	return 0
+}
+
+func logHas(path, s string) bool {
+	b, _ := os.ReadFile(path)
+	return bytes.Contains(b, []byte(s))
+}
+
+// A worker whose memory is too small for the configured batch gets an
+// out-of-memory error from libtorch; the combination retries from its last
+// checkpoint with half the micro-batch (same effective batch) until the step
+// fits, and completes.
+func TestOutOfMemoryHalvesMicroBatchUntilItFits(t *testing.T) {
+	data := t.TempDir()
+	for _, cls := range []string{"dark", "light"} {
+		for i := 0; i < 40; i++ {
+			img := image.NewGray(image.Rect(0, 0, 32, 32))
+			for p := range img.Pix {
+				img.Pix[p] = byte(p*7+i) / 2
+				if cls == "light" {
+					img.Pix[p] += 128
+				}
+			}
+			var buf bytes.Buffer
+			png.Encode(&buf, img)
+			os.MkdirAll(filepath.Join(data, cls), 0o755)
+			os.WriteFile(filepath.Join(data, cls, fmt.Sprintf("%02d.png", i)), buf.Bytes(), 0o644)
+		}
+	}
+	store, tq := t.TempDir(), "tq-oom"
+
+	// Measure an idle worker's address space, then give the real one only
+	// ~1.2 GB more: a 64-image step at 320 px needs several GB, 16 images fit.
+	probe := startWorker(t, tq+"-probe", store)
+	waitFor(t, "the probe worker to start", time.Minute, func() bool { return logHas(probe.log.Name(), "worker started") })
+	base := vmSize(t, probe.cmd.Process.Pid)
+	probe.cmd.Process.Signal(syscall.SIGTERM)
+	probe.cmd.Wait()
+	limit := base + 1200<<20
+
+	logf, _ := os.CreateTemp(t.TempDir(), "worker-*.log")
+	cmd := exec.Command("prlimit", fmt.Sprintf("--as=%d:%d", limit, limit), "--", filepath.Join(binDir, "worker"), "--threads", "2")
+	cmd.Env = env(tq, store)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("worker log:\n%s", b)
+		}
+	})
+	spec := writeSpec(t, fmt.Sprintf(`name: oom
+models: [smallcnn]
+resolutions: [320]
+epochs: 1
+data: %s
+seed: 1
+hyper: {batch_size: 64, optimizer: sgd, lr: 0.01, momentum: 0.9, schedule: constant}
+activity: {heartbeat_timeout_seconds: 30, max_attempts: 3}
+`, data))
+	if out, err := starter(t, tq, store, "--sweep", spec); err != nil {
+		t.Fatalf("starter: %v\n%s", err, out)
+	}
+	p := result(t, dial(t), "sweep-oom", 5*time.Minute)
+	o := p.Combos[0]
+	if o.Status != results.Completed {
+		t.Fatalf("%s: %s", o.Status, o.Reason)
+	}
+	if o.OOMs < 1 || o.MicroBatch >= 64 || o.MicroBatch < 1 {
+		t.Fatalf("OOMs %d, micro-batch %d: want at least one OOM and a smaller micro-batch", o.OOMs, o.MicroBatch)
+	}
+	t.Logf("out of memory %d times; trained with micro-batch %d of batch 64 (base VM %d MB, limit %d MB)", o.OOMs, o.MicroBatch, base>>20, limit>>20)
+}
