@@ -140,6 +140,7 @@ func starter(t testing.TB, taskQueue, storeDir string, args ...string) (string, 
 	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "starter"), args...)
 	cmd.Env = env(taskQueue, storeDir)
+	cmd.Dir = t.TempDir() // --wait writes reports/<sweep> here
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
