@@ -115,16 +115,30 @@ func startWorker(t testing.TB, taskQueue, storeDir string) *workerProc {
 	}
 	w := &workerProc{cmd: cmd, log: logf}
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Signal(syscall.SIGTERM)
-			cmd.Wait()
-		}
+		stopProcess(cmd)
 		if t.Failed() {
 			b, _ := os.ReadFile(logf.Name())
 			t.Logf("worker log:\n%s", b)
 		}
 	})
 	return w
+}
+
+// stopProcess asks a worker to stop (SIGTERM) and kills it if it has not
+// exited within 45 s, so that a stuck worker can never hang the suite.
+func stopProcess(cmd *exec.Cmd) {
+	if cmd.ProcessState != nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(45 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
 }
 
 func (w *workerProc) kill9(t testing.TB) {

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -62,14 +61,16 @@ func TestOutOfMemoryHalvesMicroBatchUntilItFits(t *testing.T) {
 	}
 	store, tq := t.TempDir(), "tq-oom"
 
-	// Measure an idle worker's address space, then give the real one only
-	// ~1.2 GB more: a 64-image step at 320 px needs several GB, 16 images fit.
+	// Measure an idle worker's address space, then limit the real one.
 	probe := startWorker(t, tq+"-probe", store)
 	waitFor(t, "the probe worker to start", time.Minute, func() bool { return logHas(probe.log.Name(), "worker started") })
 	base := vmSize(t, probe.cmd.Process.Pid)
-	probe.cmd.Process.Signal(syscall.SIGTERM)
-	probe.cmd.Wait()
-	limit := base + 1200<<20
+	stopProcess(probe.cmd)
+	// 2 GB over the idle size: a 64-image step at 320 px needs about 3 GB,
+	// a 32-image one about 1.5 GB, which leaves room for libtorch's thread
+	// pools (an address-space limit that also starves thread creation makes
+	// libtorch hang rather than fail).
+	limit := base + 2048<<20
 
 	logf, _ := os.CreateTemp(t.TempDir(), "worker-*.log")
 	cmd := exec.Command("prlimit", fmt.Sprintf("--as=%d:%d", limit, limit), "--", filepath.Join(binDir, "worker"), "--threads", "2")
@@ -79,8 +80,7 @@ func TestOutOfMemoryHalvesMicroBatchUntilItFits(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
+		stopProcess(cmd)
 		if t.Failed() {
 			b, _ := os.ReadFile(logf.Name())
 			t.Logf("worker log:\n%s", b)
@@ -98,7 +98,7 @@ activity: {heartbeat_timeout_seconds: 30, max_attempts: 3}
 	if out, err := starter(t, tq, store, "--sweep", spec); err != nil {
 		t.Fatalf("starter: %v\n%s", err, out)
 	}
-	p := result(t, dial(t), "sweep-oom", 5*time.Minute)
+	p := result(t, dial(t), "sweep-oom", 3*time.Minute)
 	o := p.Combos[0]
 	if o.Status != results.Completed {
 		t.Fatalf("%s: %s", o.Status, o.Reason)

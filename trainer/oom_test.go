@@ -1,6 +1,7 @@
 package trainer_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/resomap/resomap/trainer"
 )
@@ -42,6 +44,12 @@ func oomHelper() error {
 	}
 	const n, res = 64, 384
 	b := trainer.Batch{Images: make([]byte, n*res*res), Labels: make([]int64, n), C: 1, H: res, W: res}
+	// Warm up first: libtorch creates its thread pools lazily, and a thread
+	// that cannot be created under the limit hangs libtorch instead of failing.
+	warm := trainer.Batch{Images: b.Images[:2*res*res], Labels: b.Labels[:2], C: 1, H: res, W: res}
+	if _, _, err := m.ForwardBackward(warm, 1, 0); err != nil {
+		return err
+	}
 	vm, err := vmSize()
 	if err != nil {
 		return err
@@ -68,7 +76,9 @@ func oomHelper() error {
 }
 
 func TestOutOfMemoryIsItsOwnErrorAndRecoverable(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "RESOMAP_TEST_HELPER_OOM=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
