@@ -25,7 +25,6 @@ import (
 const (
 	ErrTypeInvalidInput = "InvalidInput" // never retried
 	ErrTypeOutOfMemory  = "OutOfMemory"  // retried by the workflow with half the micro-batch
-	ErrTypeCorrupt      = "CorruptCheckpoint"
 )
 
 // Activities hold the worker's dependencies.
@@ -113,23 +112,32 @@ type ResumePoint struct {
 	Problems    []string // newer checkpoints that failed verification
 }
 
+// loadLatest returns the newest good checkpoint of a combination, logging
+// every newer one that failed verification.
+func (a *Activities) loadLatest(ctx context.Context, p Prepared) (*checkpoint.Checkpoint, []checkpoint.Problem, error) {
+	c, problems, err := a.repo(p.Prefix).LoadLatest(ctx, p.Family, p.Config.Model, p.Config.Resolution)
+	for _, pr := range problems {
+		a.Logger.Warn("checkpoint failed verification, falling back", "key", pr.Key, "err", pr.Err)
+	}
+	return c, problems, err
+}
+
 // FindResumePoint looks up the newest checkpoint that verifies. Partially
 // trained combinations resume from it, across sweeps and terminated runs.
 func (a *Activities) FindResumePoint(ctx context.Context, p Prepared) (ResumePoint, error) {
-	c, problems, err := a.repo(p.Prefix).LoadLatest(ctx, p.Family, p.Config.Model, p.Config.Resolution)
+	c, problems, err := a.loadLatest(ctx, p)
 	if err != nil {
 		return ResumePoint{}, err
 	}
 	var rp ResumePoint
 	for _, pr := range problems {
-		a.Logger.Warn("checkpoint failed verification, falling back", "key", pr.Key, "err", pr.Err)
 		rp.Problems = append(rp.Problems, fmt.Sprintf("%s: %v", pr.Key, pr.Err))
 	}
 	if c == nil {
 		return rp, nil
 	}
 	r := c.Record
-	rp.Key = checkpoint.RecordFile(a.repo(p.Prefix).DirOf(p.Family, r.Model, r.Resolution) + "/" + r.BaseNames()[0])
+	rp.Key = a.repo(p.Prefix).RecordKey(r, r.BaseNames()[0])
 	rp.EpochsDone, rp.Step, rp.Metrics = r.EpochsDone, r.StepInEpoch, r.Metrics
 	rp.BestEpoch, rp.BestValLoss, rp.BestValAcc = r.BestEpoch, r.BestValLoss, r.BestValAcc
 	return rp, nil
@@ -181,12 +189,9 @@ func (a *Activities) TrainEpoch(ctx context.Context, in TrainEpochInput) (TrainE
 	// The heartbeat names the newest checkpoint the server heard of; the
 	// store may hold a newer one whose heartbeat was still throttled when
 	// the worker died. Resume from whichever is further along.
-	from, problems, err := repo.LoadLatest(ctx, in.Family, in.Config.Model, in.Config.Resolution)
+	from, _, err := a.loadLatest(ctx, in.Prepared)
 	if err != nil {
 		return TrainEpochOutput{}, err
-	}
-	for _, p := range problems {
-		a.Logger.Warn("checkpoint failed verification, falling back", "key", p.Key, "err", p.Err)
 	}
 	var hb Heartbeat
 	if activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &hb) == nil && hb.Key != "" {
@@ -205,7 +210,7 @@ func (a *Activities) TrainEpoch(ctx context.Context, in TrainEpochInput) (TrainE
 		if from.Record.EpochsDone >= in.Epoch {
 			// Already done (a previous attempt finished but its result was
 			// lost): report it without training again.
-			return a.epochOutput(repo, in, from.Record, out, started), nil
+			return epochOutput(repo, from.Record, out, started), nil
 		}
 	}
 	// Training stops at a step boundary (with a checkpoint) when the
@@ -254,19 +259,18 @@ func (a *Activities) TrainEpoch(ctx context.Context, in TrainEpochInput) (TrainE
 		return TrainEpochOutput{}, classify(err)
 	}
 	out.TrainSeconds, out.EvalSeconds, out.CheckpointSeconds = res.TrainSeconds, res.EvalSeconds, res.CheckpointSeconds
-	return a.epochOutput(repo, in, res.Last.Record, out, started), nil
+	return epochOutput(repo, res.Last.Record, out, started), nil
 }
 
 var errWorkerStopping = errors.New("worker stopping")
 
-func (a *Activities) epochOutput(repo checkpoint.Repo, in TrainEpochInput, r checkpoint.Record, out TrainEpochOutput, started time.Time) TrainEpochOutput {
-	dir := repo.DirOf(in.Family, r.Model, r.Resolution)
-	out.Key = checkpoint.RecordFile(dir + "/" + fmt.Sprintf("epoch_%04d", r.EpochsDone))
+func epochOutput(repo checkpoint.Repo, r checkpoint.Record, out TrainEpochOutput, started time.Time) TrainEpochOutput {
+	out.Key = repo.RecordKey(r, checkpoint.EpochBase(r.EpochsDone))
 	if r.BestEpoch > 0 {
-		out.BestKey = checkpoint.RecordFile(dir + "/best_model")
+		out.BestKey = repo.RecordKey(r, checkpoint.BestBase)
 	}
 	if r.EpochsDone == r.Epochs {
-		out.FinalKey = checkpoint.RecordFile(dir + "/final_model")
+		out.FinalKey = repo.RecordKey(r, checkpoint.FinalBase)
 	}
 	r.Config = nil
 	out.Record = r

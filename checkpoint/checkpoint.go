@@ -170,6 +170,15 @@ func Dir(family, model string, resolution int) string {
 	return path.Join(family, model, fmt.Sprint(resolution))
 }
 
+// Base names of the copies a checkpoint may also be stored under.
+const (
+	BestBase  = "best_model"
+	FinalBase = "final_model"
+)
+
+// EpochBase is the base name of the checkpoint written after epoch n.
+func EpochBase(n int) string { return fmt.Sprintf("epoch_%04d", n) }
+
 // BaseNames lists the base names (inside Dir) a checkpoint is stored under:
 // its resume name, plus best_model and final_model when it is those.
 func (r Record) BaseNames() []string {
@@ -177,13 +186,13 @@ func (r Record) BaseNames() []string {
 	if r.Kind == KindMid {
 		names = append(names, fmt.Sprintf("mid_e%04d_s%06d", r.EpochsDone+1, r.StepInEpoch))
 	} else {
-		names = append(names, fmt.Sprintf("epoch_%04d", r.EpochsDone))
+		names = append(names, EpochBase(r.EpochsDone))
 	}
 	if r.IsBest {
-		names = append(names, "best_model")
+		names = append(names, BestBase)
 	}
 	if r.IsFinal {
-		names = append(names, "final_model")
+		names = append(names, FinalBase)
 	}
 	return names
 }

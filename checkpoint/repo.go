@@ -44,6 +44,11 @@ func (r Repo) DirOf(family, model string, resolution int) string {
 	return path.Join(r.Prefix, Dir(family, model, resolution))
 }
 
+// RecordKey is the key of the record of rec's combination stored under base.
+func (r Repo) RecordKey(rec Record, base string) string {
+	return RecordFile(path.Join(r.DirOf(rec.Family, rec.Model, rec.Resolution), base))
+}
+
 // Save stores c under each of its base names: tensor files first, then the
 // record (which commits it), then the latest pointer. It returns the key of
 // the resume checkpoint's record, which the activity heartbeats.
@@ -70,7 +75,7 @@ func (r Repo) Save(ctx context.Context, c *Checkpoint) (string, error) {
 	if err := r.Blobs.Put(ctx, path.Join(dir, latestName), bytes.NewReader(lp)); err != nil {
 		return "", err
 	}
-	return RecordFile(path.Join(dir, names[0])), nil
+	return r.RecordKey(c.Record, names[0]), nil
 }
 
 func (r Repo) read(ctx context.Context, key string) ([]byte, error) {

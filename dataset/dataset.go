@@ -5,6 +5,7 @@
 package dataset
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -20,6 +21,8 @@ import (
 	"sync"
 	"syscall"
 	"unsafe"
+
+	"github.com/resomap/resomap/internal/atomicfile"
 )
 
 // ErrBadData marks missing or malformed input data.
@@ -364,14 +367,6 @@ func buildCache(src *source, res int, path string) error {
 		Version: cacheVersion, Name: src.name, SourceHash: src.hash, Resolution: res, Channels: c,
 		Classes: src.classes, TrainN: len(trainLab), ValN: len(valLab), Mean: mean, Std: std,
 	})
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("data cache: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*.rmds")
-	if err != nil {
-		return fmt.Errorf("data cache: %w", err)
-	}
-	defer os.Remove(tmp.Name())
 	// Layout: magic, header length, JSON header, padding to 8 bytes, train
 	// images, val images, train labels, val labels (uint16 little-endian).
 	var pre [16]byte
@@ -381,21 +376,14 @@ func buildCache(src *source, res int, path string) error {
 	for len(buf)%8 != 0 {
 		buf = append(buf, ' ')
 	}
-	w := io.MultiWriter(tmp)
+	var parts []io.Reader
 	for _, b := range [][]byte{buf, trainPix, valPix, u16bytes(trainLab), u16bytes(valLab)} {
-		if _, err := w.Write(b); err != nil {
-			tmp.Close()
-			return fmt.Errorf("data cache %s: %w", path, err)
-		}
+		parts = append(parts, bytes.NewReader(b))
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
+	if err := atomicfile.Write(path, io.MultiReader(parts...)); err != nil {
 		return fmt.Errorf("data cache %s: %w", path, err)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("data cache %s: %w", path, err)
-	}
-	return os.Rename(tmp.Name(), path)
+	return nil
 }
 
 func u16bytes(v []uint16) []byte {

@@ -28,7 +28,6 @@ import (
 	"github.com/resomap/resomap/report"
 	"github.com/resomap/resomap/results"
 	"github.com/resomap/resomap/store"
-	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/workflows"
 )
 
@@ -48,7 +47,7 @@ func start(ctx context.Context, o options, w io.Writer, logger *slog.Logger) err
 	defer c.Close()
 	id := o.id
 	if id == "" {
-		id = "sweep-" + spec.Name
+		id = workflowID(spec.Name)
 	}
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: id, TaskQueue: o.taskQueue,
@@ -451,9 +450,5 @@ func reportCmd(ctx context.Context, o options, w io.Writer) error {
 	if o.sweep == "" {
 		return fmt.Errorf("%w: report needs --sweep NAME", errUsage)
 	}
-	name := o.sweep
-	if spec, err := sweep.Load(o.sweep); err == nil {
-		name = spec.Name
-	}
-	return writeReport(ctx, o.store, name, o.out, w)
+	return writeReport(ctx, o.store, sweepName(o.sweep), o.out, w)
 }

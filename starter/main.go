@@ -123,17 +123,23 @@ func splitList(s string) []string {
 	return out
 }
 
+// sweepName is the name of the sweep --sweep names: a preset's or a YAML
+// file's name field, or the argument itself for a sweep known only by name.
+func sweepName(arg string) string {
+	if spec, err := sweep.Load(arg); err == nil {
+		return spec.Name
+	}
+	return arg
+}
+
+// workflowID is the sweep workflow's ID for a sweep name.
+func workflowID(name string) string { return "sweep-" + name }
+
 func sweepID(o options) string {
 	if o.id != "" {
 		return o.id
 	}
-	name := o.sweep
-	if strings.Contains(name, "/") || strings.HasSuffix(name, ".yaml") {
-		if spec, err := sweep.Load(name); err == nil {
-			name = spec.Name
-		}
-	}
-	return "sweep-" + name
+	return workflowID(sweepName(o.sweep))
 }
 
 func main() {

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/resomap/resomap/internal/atomicfile"
 )
 
 // File is a Store in a local directory. Each Put writes a temporary file,
@@ -40,51 +42,22 @@ func (f *File) path(key string) (string, error) {
 	return filepath.Join(f.root, filepath.FromSlash(key)), nil
 }
 
-func (f *File) write(key string, r io.Reader, link bool) error {
+func (f *File) write(key string, r io.Reader, createOnly bool) error {
 	p, err := f.path(key)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
+	place := atomicfile.Write
+	if createOnly {
+		place = atomicfile.Create
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-"+filepath.Base(p)+"-*")
-	if err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, r); err != nil {
-		tmp.Close()
-		return fmt.Errorf("put %s: %w", key, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("put %s: %w", key, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
-	}
-	if link {
-		// link(2) fails if the name exists: an atomic create-only-if-absent.
-		if err := os.Link(tmp.Name(), p); err != nil {
-			if errors.Is(err, fs.ErrExist) {
-				return fmt.Errorf("put %s: %w", key, ErrExists)
-			}
-			return fmt.Errorf("put %s: %w", key, err)
+	if err := place(p, r); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("put %s: %w", key, ErrExists)
 		}
-	} else if err := os.Rename(tmp.Name(), p); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	return syncDir(filepath.Dir(p))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return nil
 }
 
 func (f *File) Put(ctx context.Context, key string, r io.Reader) error {
