@@ -98,6 +98,8 @@ type Record struct {
 	ConfigHash    string          `json:"config_hash"`
 	Config        json.RawMessage `json:"config"`
 	Device        string          `json:"device"`
+	Precision     string          `json:"precision,omitempty"` // "fp32" or "bf16-autocast"
+	ChannelsLast  bool            `json:"channels_last,omitempty"`
 	Versions      Versions        `json:"versions"`
 	CreatedAt     time.Time       `json:"created_at"`
 	ModelFile     FileSum         `json:"model_file"`

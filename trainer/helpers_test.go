@@ -34,7 +34,8 @@ type helperJob struct {
 	Config      trainer.Config
 	StoreDir    string
 	CacheDir    string
-	StopAtEpoch int // cancel once this 1-based epoch has completed StopAtStep steps
+	FastPaths   bool // bf16 autocast and channels-last
+	StopAtEpoch int  // cancel once this 1-based epoch has completed StopAtStep steps
 	StopAtStep  int
 }
 
@@ -69,6 +70,7 @@ func runHelper(spec string) error {
 		return err
 	}
 	tr.Data = dataset.Options{CacheDir: job.CacheDir}
+	tr.MixedPrecision, tr.ChannelsLast = job.FastPaths, job.FastPaths
 	st, err := store.NewFile(job.StoreDir)
 	if err != nil {
 		return err

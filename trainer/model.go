@@ -75,7 +75,8 @@ type ModelSpec struct {
 	Beta1, Beta2 float64
 	Eps          float64
 	Mean, Std    []float32 // per channel
-	// MixedPrecision (bf16 autocast) and ChannelsLast only take effect on CUDA.
+	// MixedPrecision (bf16 autocast) and ChannelsLast apply on any device;
+	// they pay off on CUDA, so callers turn them on there (see UseFastGPUPaths).
 	MixedPrecision bool
 	ChannelsLast   bool
 }

@@ -22,14 +22,21 @@ func resumeConfig() trainer.Config {
 }
 
 // Interrupting training at any step and resuming it in a fresh process ends
-// with the same weights, optimiser state and metrics, bit for bit.
+// with the same weights, optimiser state and metrics, bit for bit; also with
+// the GPU fast paths (bf16 autocast, channels-last) forced on.
 func TestExactResumeAcrossFreshProcesses(t *testing.T) {
+	t.Run("fp32", func(t *testing.T) { testExactResume(t, false) })
+	t.Run("bf16+channels-last", func(t *testing.T) { testExactResume(t, true) })
+}
+
+func testExactResume(t *testing.T, fastPaths bool) {
 	cache := t.TempDir()
 	cfg := resumeConfig()
 
 	// Uninterrupted reference run, in this process.
 	refDir := t.TempDir()
 	tr := newTrainer(t, cache)
+	tr.MixedPrecision, tr.ChannelsLast = fastPaths, fastPaths
 	st, _ := store.NewFile(refDir)
 	repo := checkpoint.Repo{Blobs: st}
 	res, err := tr.Train(context.Background(), cfg, nil, trainer.RunOptions{
@@ -45,13 +52,13 @@ func TestExactResumeAcrossFreshProcesses(t *testing.T) {
 	// The same training, killed twice (inside epoch 1 and inside epoch 2),
 	// each part in its own process.
 	runDir := t.TempDir()
-	runFreshProcess(t, helperJob{Config: cfg, StoreDir: runDir, CacheDir: cache, StopAtEpoch: 1, StopAtStep: 7})
+	runFreshProcess(t, helperJob{Config: cfg, StoreDir: runDir, CacheDir: cache, FastPaths: fastPaths, StopAtEpoch: 1, StopAtStep: 7})
 	mids, _ := filepath.Glob(filepath.Join(comboDir(runDir, cfg), "mid_e0001_s000007.json"))
 	if len(mids) != 1 {
 		t.Fatalf("no mid-epoch checkpoint at epoch 1 step 7 after the interruption")
 	}
-	runFreshProcess(t, helperJob{Config: cfg, StoreDir: runDir, CacheDir: cache, StopAtEpoch: 2, StopAtStep: 13})
-	runFreshProcess(t, helperJob{Config: cfg, StoreDir: runDir, CacheDir: cache})
+	runFreshProcess(t, helperJob{Config: cfg, StoreDir: runDir, CacheDir: cache, FastPaths: fastPaths, StopAtEpoch: 2, StopAtStep: 13})
+	runFreshProcess(t, helperJob{Config: cfg, StoreDir: runDir, CacheDir: cache, FastPaths: fastPaths})
 
 	for _, f := range []string{"final_model.safetensors", "final_model.optim.safetensors"} {
 		want := readFile(t, filepath.Join(comboDir(refDir, cfg), f))
@@ -77,6 +84,10 @@ func TestExactResumeAcrossFreshProcesses(t *testing.T) {
 	}
 	if !reflect.DeepEqual(strip(wantRec.Metrics), strip(gotRec.Metrics)) {
 		t.Errorf("per-epoch metrics differ:\nuninterrupted %+v\nresumed       %+v", wantRec.Metrics, gotRec.Metrics)
+	}
+	wantPrecision := map[bool]string{false: "fp32", true: "bf16-autocast"}[fastPaths]
+	if gotRec.Precision != wantPrecision || gotRec.ChannelsLast != fastPaths {
+		t.Errorf("record says precision %q, channels-last %v; want %q, %v", gotRec.Precision, gotRec.ChannelsLast, wantPrecision, fastPaths)
 	}
 	if len(gotRec.Metrics) != 2 || gotRec.SamplesSeen != 2*20*32 || !gotRec.IsFinal {
 		t.Errorf("resumed record: %d epochs of metrics, %d samples, final=%v", len(gotRec.Metrics), gotRec.SamplesSeen, gotRec.IsFinal)

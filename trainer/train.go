@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/resomap/resomap/checkpoint"
@@ -27,8 +28,8 @@ var ErrInterrupted = errors.New("training interrupted")
 type Trainer struct {
 	Lib            *Lib
 	Device         string // "cpu" (default), "cuda", "cuda:N"
-	MixedPrecision bool   // bf16 autocast (CUDA only)
-	ChannelsLast   bool   // (CUDA only)
+	MixedPrecision bool   // bf16 autocast; see UseFastGPUPaths
+	ChannelsLast   bool   // channels-last memory format; see UseFastGPUPaths
 	Data           dataset.Options
 	Logger         *slog.Logger
 	hashes         dataset.HashMemo // data set content hashes, per process
@@ -60,6 +61,14 @@ func New(libPath, device string, threads int) (*Trainer, error) {
 		device = "cpu"
 	}
 	return &Trainer{Lib: lib, Device: device, Logger: slog.Default()}, nil
+}
+
+// UseFastGPUPaths turns bf16 autocast and channels-last on when on is true
+// and the device is CUDA, and off otherwise: on CPU they cost speed and
+// change numerics for nothing.
+func (t *Trainer) UseFastGPUPaths(on bool) {
+	on = on && strings.HasPrefix(t.Device, "cuda")
+	t.MixedPrecision, t.ChannelsLast = on, on
 }
 
 // Progress is reported after every training step.
@@ -172,8 +181,12 @@ func (t *Trainer) Train(ctx context.Context, cfg Config, from *checkpoint.Checkp
 	rec := checkpoint.Record{
 		Format: checkpoint.Format, Model: cfg.Model, Family: info.Family, Resolution: cfg.Resolution,
 		Epochs: cfg.Epochs, ConfigHash: cfg.Hash(), Config: cfgJSON, Device: t.Device,
+		Precision: "fp32", ChannelsLast: t.ChannelsLast,
 		Seeds:    checkpoint.Seeds{Sweep: cfg.Seed, Init: seed.Derive(cfg.Seed, cfg.Model, cfg.Resolution, "init")},
 		Versions: checkpoint.Versions{ResoMap: Version, Torch: t.Lib.TorchVersion(), ABI: ABIVersion, Go: runtime.Version()},
+	}
+	if t.MixedPrecision {
+		rec.Precision = "bf16-autocast"
 	}
 	if from != nil {
 		if err := from.Verify(); err != nil {
@@ -182,6 +195,12 @@ func (t *Trainer) Train(ctx context.Context, cfg Config, from *checkpoint.Checkp
 		if from.Record.ConfigHash != rec.ConfigHash || from.Record.Model != cfg.Model || from.Record.Resolution != cfg.Resolution {
 			return nil, fmt.Errorf("%w: checkpoint of %s@%d (config %.12s), training %s@%d (config %.12s)", checkpoint.ErrForeign,
 				from.Record.Model, from.Record.Resolution, from.Record.ConfigHash, cfg.Model, cfg.Resolution, rec.ConfigHash)
+		}
+		if p := from.Record.Precision; p != "" && p != rec.Precision {
+			// Allowed (a GPU run may go on on a CPU worker), but the figures
+			// of this combination then mix two numerics.
+			t.Logger.Warn("resuming with another precision", "model", cfg.Model, "resolution", cfg.Resolution,
+				"checkpoint", p, "now", rec.Precision)
 		}
 	}
 	// One OS thread drives libtorch for the whole run: OpenMP keeps one

@@ -52,7 +52,7 @@ func run(logger *slog.Logger, taskQueue, storeURL, device string, threads, concu
 	}
 	tr.Logger = logger
 	tr.Data = dataset.Options{CacheDir: cacheDir}
-	tr.MixedPrecision, tr.ChannelsLast = amp, amp
+	tr.UseFastGPUPaths(amp)
 	st, err := store.Open(ctx, storeURL)
 	if err != nil {
 		return err
