@@ -23,7 +23,7 @@ endif
 SHIM := $(BUILD)/libresomap.so
 export RESOMAP_LIB := $(abspath $(SHIM))
 
-.PHONY: all deps shim build test bench demo clean tools temporal-cli stop
+.PHONY: all deps shim build test test-libtorch2 bench demo clean tools temporal-cli stop
 all: shim build
 
 # System packages a fresh Debian/Ubuntu machine needs (run as root, or with sudo).
@@ -51,6 +51,10 @@ temporal-cli:
 
 test: deps shim tools
 	CGO_ENABLED=0 go test -count=1 -timeout 80m ./...
+
+# The trainer's tests against libtorch 2.6 (Debian 13, in a cached chroot; root).
+test-libtorch2:
+	@bash scripts/check-libtorch2.sh
 
 # Figures, not pass/fail: trainer (Go vs C++ step loop), store throughput,
 # orchestration overhead of the default sweep and worker-death recovery.

@@ -11,11 +11,16 @@ import (
 // loss falls on a repeated batch.
 func TestEveryModelTrains(t *testing.T) {
 	tr := newTrainer(t, t.TempDir())
-	const n, c, res, nc = 4, 3, 32, 5
+	const n, c, res, nc = 8, 3, 32, 5
 	rng := rand.New(rand.NewPCG(3, 4))
-	b := trainer.Batch{Images: make([]byte, n*c*res*res), Labels: []int64{0, 1, 2, 3}, C: c, H: res, W: res}
+	b := trainer.Batch{Images: make([]byte, n*c*res*res), Labels: make([]int64, n), C: c, H: res, W: res}
 	for i := range b.Images {
 		b.Images[i] = byte(rng.IntN(256))
+	}
+	// Eight images: with fewer, BatchNorm over resnet50's 1x1 last stage is
+	// too noisy for the loss to fall reliably, in PyTorch too.
+	for i := range b.Labels {
+		b.Labels[i] = int64(i % nc)
 	}
 	for i, info := range trainer.Models() {
 		opt, lr := trainer.SGD, 0.002
@@ -32,7 +37,7 @@ func TestEveryModelTrains(t *testing.T) {
 			defer m.Close()
 			var losses []float64
 			for step := 0; step < 4; step++ {
-				tr.Lib.ManualSeed(uint64(step))
+				tr.Lib.ManualSeed(1) // the same dropout masks: one fixed objective
 				m.ZeroGrad()
 				l, _, err := m.ForwardBackward(b, 1, 0)
 				if err != nil {
