@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 LIBTORCH ?=
 BUILD ?= build
-GOBIN ?= $(shell go env GOPATH)/bin
+GOBIN ?= $(shell go env GOPATH 2>/dev/null || echo $$HOME/go)/bin
 export GOBIN
 TEMPORAL_VERSION := v1.5.1
 VERSITYGW_VERSION := v1.8.0

@@ -3,8 +3,11 @@ package trainer_test
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/resomap/resomap/checkpoint"
@@ -217,3 +220,47 @@ func worstStepDisagreement(t *testing.T, start, a, b []byte) (string, float64) {
 }
 
 func sq(x float64) float64 { return x * x }
+
+// Asking for a device this machine or libtorch lacks is a clear error; on a
+// machine with a GPU the same request trains.
+func TestDevicesThatAreNotThere(t *testing.T) {
+	tr := newTrainer(t, t.TempDir())
+	spec := trainer.ModelSpec{Name: "smallcnn", InChannels: 1, NumClasses: 10, Momentum: 0.9,
+		Mean: []float32{0.5}, Std: []float32{0.5}}
+	build := func(dev string) error {
+		s := spec
+		s.Device = dev
+		m, err := tr.Lib.NewModel(s)
+		if err == nil {
+			m.Close()
+		}
+		return err
+	}
+	for _, dev := range []string{"tpu", "cuda:", "cuda:-1", "cuda:01", "gpu0", "CPU"} {
+		err := build(dev)
+		if !errors.Is(err, trainer.ErrInvalid) || !strings.Contains(err.Error(), "want cpu, cuda or cuda:N") {
+			t.Errorf("device %q: %v, want an invalid-device error", dev, err)
+		}
+		if _, err := trainer.New("", dev, 1); !errors.Is(err, trainer.ErrInvalid) {
+			t.Errorf("trainer.New(%q): %v, want an invalid-device error", dev, err)
+		}
+	}
+	n := tr.Lib.CUDADevices()
+	beyond := fmt.Sprintf("cuda:%d", n)
+	if err := build(beyond); !errors.Is(err, trainer.ErrInvalid) {
+		t.Errorf("%s with %d CUDA devices: %v, want an invalid-argument error", beyond, n, err)
+	}
+	if n == 0 {
+		err := build("cuda")
+		if !errors.Is(err, trainer.ErrInvalid) || !strings.Contains(err.Error(), "sees no CUDA device") {
+			t.Errorf("cuda without a GPU: %v", err)
+		}
+		if _, err := trainer.New("", "cuda", 1); err == nil || !strings.Contains(err.Error(), "sees no CUDA device") {
+			t.Errorf("trainer.New(cuda) without a GPU: %v", err)
+		}
+		return
+	}
+	if err := build("cuda"); err != nil {
+		t.Errorf("cuda with %d devices: %v", n, err)
+	}
+}

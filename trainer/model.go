@@ -3,6 +3,7 @@ package trainer
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"unsafe"
 )
@@ -118,6 +119,20 @@ func b2i(b bool) int32 {
 	return 0
 }
 
+// CheckDevice accepts the devices ResoMap trains on: cpu, cuda and cuda:N.
+// Whether that device exists is for libtorch to say, when a model is built.
+func CheckDevice(dev string) error {
+	if dev == "cpu" || dev == "cuda" {
+		return nil
+	}
+	if n, ok := strings.CutPrefix(dev, "cuda:"); ok {
+		if i, err := strconv.Atoi(n); err == nil && i >= 0 && strconv.Itoa(i) == n {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: device %q: want cpu, cuda or cuda:N", ErrInvalid, dev)
+}
+
 // NewModel builds a freshly initialised model (deterministic in InitSeed).
 func (l *Lib) NewModel(s ModelSpec) (*Model, error) {
 	if _, err := LookupModel(s.Name); err != nil {
@@ -128,6 +143,9 @@ func (l *Lib) NewModel(s ModelSpec) (*Model, error) {
 	}
 	if s.Device == "" {
 		s.Device = "cpu"
+	}
+	if err := CheckDevice(s.Device); err != nil {
+		return nil, err
 	}
 	var h uintptr
 	err := l.call(func() int32 {

@@ -60,6 +60,13 @@ func New(libPath, device string, threads int) (*Trainer, error) {
 	if device == "" {
 		device = "cpu"
 	}
+	if err := CheckDevice(device); err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(device, "cuda") && lib.CUDADevices() == 0 {
+		return nil, fmt.Errorf("%w: device %s, but libtorch %s at %s sees no CUDA device (a CPU build, or no driver)",
+			ErrInvalid, device, lib.TorchVersion(), lib.Path())
+	}
 	return &Trainer{Lib: lib, Device: device, Logger: slog.Default()}, nil
 }
 

@@ -360,6 +360,10 @@ int32_t rm_model_new(const char *name, int32_t in_channels, int32_t num_classes,
     m->device = torch::Device(std::string(device));
     if (m->device.is_cuda() && !torch::cuda::is_available())
       throw InvalidArgument(std::string("device ") + device + " requested but this libtorch sees no CUDA device");
+    if (m->device.is_cuda() && m->device.has_index() &&
+        m->device.index() >= (int)torch::cuda::device_count())
+      throw InvalidArgument(std::string("device ") + device + " requested but there are only " +
+                            std::to_string(torch::cuda::device_count()) + " CUDA devices");
     torch::manual_seed(init_seed);
     m->net = make_net(name, in_channels, num_classes);
     m->net->to(m->device);
