@@ -89,6 +89,10 @@ type Model struct {
 	spec       ModelSpec
 	tensors    []TensorInfo
 	logitsSize int
+
+	pending                     int // ForwardBackwardStaged calls not yet taken
+	takenLoss    []float64
+	takenCorrect []int64
 }
 
 // TensorInfo names one exported tensor.
@@ -226,6 +230,54 @@ func (m *Model) ForwardBackward(b Batch, scale, labelSmoothing float64) (lossSum
 			scale, labelSmoothing, &lossSum, &correct)
 	})
 	return lossSum, correct, err
+}
+
+// Stage puts b on the model's device for the next ForwardBackwardStaged
+// calls; on CUDA the copy does not block, so staging step k+1's batch while
+// step k runs hides the upload. b may be reused as soon as Stage returns.
+func (m *Model) Stage(b Batch) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	return m.lib.call(func() int32 {
+		return m.lib.stageBatch(m.h, &b.Images[0], &b.Labels[0], int64(b.N()), int32(b.C), int32(b.H), int32(b.W))
+	})
+}
+
+// ForwardBackwardStaged is ForwardBackward on images [lo, hi) of the staged
+// batch, without waiting for the device: TakeMetrics returns its figures.
+func (m *Model) ForwardBackwardStaged(lo, hi int, scale, labelSmoothing float64) error {
+	err := m.lib.call(func() int32 { return m.lib.fbStaged(m.h, int64(lo), int64(hi), scale, labelSmoothing) })
+	if err == nil {
+		m.pending++
+	}
+	return err
+}
+
+// MicroBatchMetrics are the figures of one ForwardBackwardStaged call.
+type MicroBatchMetrics struct {
+	LossSum float64
+	Correct int64
+}
+
+// TakeMetrics waits for the device and returns the figures of every
+// ForwardBackwardStaged call since the last take, in call order.
+func (m *Model) TakeMetrics(dst []MicroBatchMetrics) ([]MicroBatchMetrics, error) {
+	if len(m.takenLoss) < m.pending+1 {
+		m.takenLoss, m.takenCorrect = make([]float64, m.pending+1), make([]int64, m.pending+1)
+	}
+	var count int32
+	err := m.lib.call(func() int32 {
+		return m.lib.takeMetrics(m.h, &m.takenLoss[0], &m.takenCorrect[0], int32(len(m.takenLoss)), &count)
+	})
+	if err != nil {
+		return dst, err
+	}
+	m.pending = 0
+	for i := range int(count) {
+		dst = append(dst, MicroBatchMetrics{LossSum: m.takenLoss[i], Correct: m.takenCorrect[i]})
+	}
+	return dst, nil
 }
 
 // Step applies the optimiser with learning rate lr.

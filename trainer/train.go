@@ -270,6 +270,26 @@ func (t *Trainer) Train(ctx context.Context, cfg Config, from *checkpoint.Checkp
 		})
 		lastCkpt := time.Now()
 		var lr float64
+		// The batch of the next step is staged on the device while this step
+		// computes, and the step's figures are read only after that, so a GPU
+		// never waits for an upload or sits idle while Go reads a loss.
+		var cur, next dataset.Batch
+		haveNext := false
+		fetch := func() error {
+			select {
+			case nb, ok := <-batches:
+				if !ok {
+					return nil
+				}
+				if err := m.Stage(Batch{Images: nb.Images, Labels: nb.Labels, C: nb.C, H: nb.H, W: nb.W}); err != nil {
+					return fmt.Errorf("%s@%d epoch %d step %d: stage batch: %w", cfg.Model, cfg.Resolution, epoch+1, nb.Step+1, err)
+				}
+				next, haveNext = nb, true
+			case <-ctx.Done():
+			}
+			return nil
+		}
+		var mets []MicroBatchMetrics
 		for rec.StepInEpoch < steps {
 			if ctx.Err() != nil {
 				stopBatches()
@@ -279,36 +299,52 @@ func (t *Trainer) Train(ctx context.Context, cfg Config, from *checkpoint.Checkp
 				}
 				return res, fmt.Errorf("%w at epoch %d step %d: %w", ErrInterrupted, epoch+1, rec.StepInEpoch, context.Cause(ctx))
 			}
-			var b dataset.Batch
-			select {
-			case b = <-batches:
-			case <-ctx.Done():
-				continue
-			}
 			t0 := time.Now()
+			if !haveNext {
+				if err := fetch(); err != nil {
+					stopBatches()
+					return res, err
+				}
+				if !haveNext {
+					continue // cancelled
+				}
+			}
+			cur, haveNext = next, false
+			b := cur
 			lr = cfg.LRAt(epoch*steps+b.Step, total, steps)
 			t.Lib.ManualSeed(seed.Derive(cfg.Seed, cfg.Model, cfg.Resolution, "torch", epoch, b.Step))
 			m.ZeroGrad()
-			var lossSum float64
-			var correct int64
 			for lo := 0; lo < b.N(); lo += micro {
 				hi := min(lo+micro, b.N())
-				mb := Batch{Images: b.Images[lo*b.C*b.H*b.W : hi*b.C*b.H*b.W], Labels: b.Labels[lo:hi], C: b.C, H: b.H, W: b.W}
-				l, c, err := m.ForwardBackward(mb, float64(hi-lo)/float64(b.N()), cfg.LabelSmoothing)
-				if err != nil {
+				if err := m.ForwardBackwardStaged(lo, hi, float64(hi-lo)/float64(b.N()), cfg.LabelSmoothing); err != nil {
 					stopBatches()
 					return res, fmt.Errorf("%s@%d epoch %d step %d (micro-batch %d): %w", cfg.Model, cfg.Resolution, epoch+1, b.Step+1, micro, err)
 				}
-				lossSum += l
-				correct += c
-			}
-			if math.IsNaN(lossSum) || math.IsInf(lossSum, 0) {
-				stopBatches()
-				return res, fmt.Errorf("%s@%d epoch %d step %d: loss is %v (diverged; lower lr)", cfg.Model, cfg.Resolution, epoch+1, b.Step+1, lossSum)
 			}
 			if err := m.Step(lr); err != nil {
 				stopBatches()
 				return res, fmt.Errorf("%s@%d optimiser step: %w", cfg.Model, cfg.Resolution, err)
+			}
+			if rec.StepInEpoch+1 < steps {
+				if err := fetch(); err != nil {
+					stopBatches()
+					return res, err
+				}
+			}
+			var err error
+			if mets, err = m.TakeMetrics(mets[:0]); err != nil {
+				stopBatches()
+				return res, fmt.Errorf("%s@%d epoch %d step %d (micro-batch %d): %w", cfg.Model, cfg.Resolution, epoch+1, b.Step+1, micro, err)
+			}
+			var lossSum float64
+			var correct int64
+			for _, x := range mets {
+				lossSum += x.LossSum
+				correct += x.Correct
+			}
+			if math.IsNaN(lossSum) || math.IsInf(lossSum, 0) {
+				stopBatches()
+				return res, fmt.Errorf("%s@%d epoch %d step %d: loss is %v (diverged; lower lr)", cfg.Model, cfg.Resolution, epoch+1, b.Step+1, lossSum)
 			}
 			dt := time.Since(t0).Seconds()
 			res.TrainSeconds += dt

@@ -32,10 +32,18 @@ int main(int argc, char **argv) {
   for (int i = 0; i < batch; i++) y[i] = i % 10;
   double loss;
   int64_t correct;
+  int32_t count;
+  // Trainer.Train's loop: the next batch is staged before the step's figures
+  // are read.
+  if (rm_stage_batch(m, x.data(), y.data(), batch, 3, res, res) != RM_OK) {
+    std::fprintf(stderr, "%s\n", rm_last_error());
+    return 1;
+  }
   auto step = [&] {
     rm_zero_grad(m);
-    if (rm_forward_backward(m, x.data(), y.data(), batch, 3, res, res, 1.0, 0.0, &loss, &correct) != RM_OK ||
-        rm_optimizer_step(m, 0.01) != RM_OK) {
+    if (rm_forward_backward_staged(m, 0, batch, 1.0, 0.0) != RM_OK || rm_optimizer_step(m, 0.01) != RM_OK ||
+        rm_stage_batch(m, x.data(), y.data(), batch, 3, res, res) != RM_OK ||
+        rm_take_metrics(m, &loss, &correct, 1, &count) != RM_OK) {
       std::fprintf(stderr, "%s\n", rm_last_error());
       std::exit(1);
     }

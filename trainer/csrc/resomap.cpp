@@ -306,14 +306,24 @@ struct rm_model {
   torch::Tensor step;                     // AdamW step count (int64 scalar)
   std::vector<std::pair<std::string, torch::Tensor>> state;  // exported tensors
 
+  torch::Tensor staged_x, staged_y;  // the batch rm_stage_batch put on the device
+  std::vector<torch::Tensor> pending_loss, pending_correct;  // device scalars
+  std::vector<int64_t> pending_n;
+
+  // Copies host memory the caller may reuse at once onto the device: on CUDA
+  // through pinned memory without blocking (the caching host allocator keeps
+  // the pinned block until the copy is done).
+  torch::Tensor upload(const torch::Tensor &host) {
+    if (device.is_cuda()) return host.pin_memory().to(device, /*non_blocking=*/true);
+    return host.clone();
+  }
   torch::Tensor input(const uint8_t *images, int64_t n, int c, int h, int w) {
     if (n <= 0 || c != in_channels || h < 1 || w < 1)
       throw InvalidArgument("batch shape [" + std::to_string(n) + "," + std::to_string(c) + "," +
                             std::to_string(h) + "," + std::to_string(w) +
                             "] does not fit a model with " + std::to_string(in_channels) +
                             " input channels");
-    auto x = torch::from_blob(const_cast<uint8_t *>(images), {n, c, h, w}, torch::kUInt8)
-                 .to(device, /*non_blocking=*/false, /*copy=*/true)
+    auto x = upload(torch::from_blob(const_cast<uint8_t *>(images), {n, c, h, w}, torch::kUInt8))
                  .to(torch::kFloat32)
                  .div_(255.0)
                  .sub_(mean)
@@ -321,12 +331,30 @@ struct rm_model {
     if (channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
     return x;
   }
+  // Labels are checked on the host: checking them on the device would wait
+  // for it.
   torch::Tensor targets(const int64_t *labels, int64_t n) {
-    auto y = torch::from_blob(const_cast<int64_t *>(labels), {n}, torch::kInt64)
-                 .to(device, false, /*copy=*/true);
-    if (y.min().item<int64_t>() < 0 || y.max().item<int64_t>() >= num_classes)
-      throw InvalidArgument("label out of range [0," + std::to_string(num_classes) + ")");
-    return y;
+    for (int64_t i = 0; i < n; i++)
+      if (labels[i] < 0 || labels[i] >= num_classes)
+        throw InvalidArgument("label " + std::to_string(labels[i]) + " out of range [0," +
+                              std::to_string(num_classes) + ")");
+    return upload(torch::from_blob(const_cast<int64_t *>(labels), {n}, torch::kInt64));
+  }
+  // Forward and backward of one micro-batch; returns the mean loss (a device
+  // scalar, unscaled) and the correct count without waiting for either.
+  std::pair<torch::Tensor, torch::Tensor> forward_backward(const torch::Tensor &x, const torch::Tensor &y,
+                                                            double loss_scale, double label_smoothing) {
+    net->train();
+    torch::Tensor logits, loss;
+    {
+      AutocastScope amp_scope(device.type(), amp);
+      logits = net->forward(x);
+      loss = torch::nn::functional::cross_entropy(
+          logits.to(torch::kFloat32), y,
+          torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(label_smoothing));
+    }
+    (loss * loss_scale).backward();
+    return {loss.detach(), logits.detach().argmax(1).eq(y).sum()};
   }
 };
 
@@ -433,18 +461,58 @@ int32_t rm_forward_backward(rm_model *m, const uint8_t *images, const int64_t *l
   return guard([&] {
     auto x = m->input(images, n, c, h, w);
     auto y = m->targets(labels, n);
-    m->net->train();
-    torch::Tensor logits, loss;
-    {
-      AutocastScope amp(m->device.type(), m->amp);
-      logits = m->net->forward(x);
-      loss = torch::nn::functional::cross_entropy(
-          logits.to(torch::kFloat32), y,
-          torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(label_smoothing));
+    auto r = m->forward_backward(x, y, loss_scale, label_smoothing);
+    *loss_sum = r.first.item<double>() * (double)n;
+    *correct = r.second.item<int64_t>();
+  });
+}
+
+int32_t rm_stage_batch(rm_model *m, const uint8_t *images, const int64_t *labels, int64_t n,
+                       int32_t c, int32_t h, int32_t w) {
+  return guard([&] {
+    m->staged_x = torch::Tensor();
+    m->staged_y = torch::Tensor();
+    auto y = m->targets(labels, n);
+    m->staged_x = m->input(images, n, c, h, w);
+    m->staged_y = y;
+  });
+}
+
+int32_t rm_forward_backward_staged(rm_model *m, int64_t lo, int64_t hi, double loss_scale,
+                                   double label_smoothing) {
+  return guard([&] {
+    if (!m->staged_x.defined()) throw InvalidArgument("no staged batch");
+    if (lo < 0 || hi <= lo || hi > m->staged_x.size(0))
+      throw InvalidArgument("micro-batch [" + std::to_string(lo) + "," + std::to_string(hi) +
+                            ") outside the staged batch of " + std::to_string(m->staged_x.size(0)));
+    auto r = m->forward_backward(m->staged_x.narrow(0, lo, hi - lo), m->staged_y.narrow(0, lo, hi - lo),
+                                 loss_scale, label_smoothing);
+    m->pending_loss.push_back(r.first);
+    m->pending_correct.push_back(r.second);
+    m->pending_n.push_back(hi - lo);
+  });
+}
+
+int32_t rm_take_metrics(rm_model *m, double *loss_sums, int64_t *corrects, int32_t cap,
+                        int32_t *count) {
+  return guard([&] {
+    const size_t k = m->pending_loss.size();
+    if (k > (size_t)cap)
+      throw InvalidArgument(std::to_string(k) + " pending metrics, room for " + std::to_string(cap));
+    *count = (int32_t)k;
+    if (k == 0) return;
+    // One transfer for all of them; the same arithmetic as rm_forward_backward.
+    auto losses = torch::stack(m->pending_loss).to(torch::kCPU).contiguous();
+    auto right = torch::stack(m->pending_correct).to(torch::kCPU).contiguous();
+    const float *lp = losses.data_ptr<float>();
+    const int64_t *cp = right.data_ptr<int64_t>();
+    for (size_t i = 0; i < k; i++) {
+      loss_sums[i] = (double)lp[i] * (double)m->pending_n[i];
+      corrects[i] = cp[i];
     }
-    (loss * loss_scale).backward();
-    *loss_sum = loss.item<double>() * (double)n;
-    *correct = logits.argmax(1).eq(y).sum().item<int64_t>();
+    m->pending_loss.clear();
+    m->pending_correct.clear();
+    m->pending_n.clear();
   });
 }
 

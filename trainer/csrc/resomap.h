@@ -9,7 +9,7 @@
 extern "C" {
 #endif
 
-#define RM_ABI_VERSION 1
+#define RM_ABI_VERSION 2
 
 /* Status codes returned by every call that can fail. */
 #define RM_OK 0
@@ -56,6 +56,20 @@ int32_t rm_forward_backward(rm_model *m, const uint8_t *images, const int64_t *l
                             int64_t n, int32_t c, int32_t h, int32_t w, double loss_scale,
                             double label_smoothing, double *loss_sum, int64_t *correct);
 int32_t rm_optimizer_step(rm_model *m, double lr);
+
+/* The training loop's path, which never waits for the device inside a step:
+ * rm_stage_batch copies a batch to the device (through pinned memory, without
+ * blocking, on CUDA) so the next step's upload overlaps this step's compute;
+ * rm_forward_backward_staged trains on images [lo, hi) of the staged batch
+ * and keeps its loss and correct count on the device; rm_take_metrics waits
+ * for them and hands over one (loss sum, correct) pair per micro-batch, in
+ * order, since the last take. */
+int32_t rm_stage_batch(rm_model *m, const uint8_t *images, const int64_t *labels, int64_t n,
+                       int32_t c, int32_t h, int32_t w);
+int32_t rm_forward_backward_staged(rm_model *m, int64_t lo, int64_t hi, double loss_scale,
+                                   double label_smoothing);
+int32_t rm_take_metrics(rm_model *m, double *loss_sums, int64_t *corrects, int32_t cap,
+                        int32_t *count);
 /* Evaluation mode, no gradients. logits (n*num_classes floats) may be NULL. */
 int32_t rm_evaluate(rm_model *m, const uint8_t *images, const int64_t *labels, int64_t n,
                     int32_t c, int32_t h, int32_t w, double *loss_sum, int64_t *correct,
