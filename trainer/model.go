@@ -90,7 +90,7 @@ type Model struct {
 	tensors    []TensorInfo
 	logitsSize int
 
-	pending                     int // ForwardBackwardStaged calls not yet taken
+	pending      int // ForwardBackwardStaged calls not yet taken
 	takenLoss    []float64
 	takenCorrect []int64
 }
