@@ -405,6 +405,8 @@ int32_t rm_model_new(const char *name, int32_t in_channels, int32_t num_classes,
     m->beta2 = beta2;
     m->eps = eps;
     // The caller decides where these pay off (Go turns them on for CUDA only).
+    // As PyTorch users do for fixed shapes: cuDNN picks its fastest kernels.
+    if (m->device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
     m->amp = mixed_precision != 0;
     m->channels_last = channels_last != 0;
     if (m->channels_last) {
@@ -448,11 +450,10 @@ int32_t rm_model_new(const char *name, int32_t in_channels, int32_t num_classes,
 
 void rm_model_free(rm_model *m) { delete m; }
 
+// Gradients are dropped rather than zeroed (PyTorch's set_to_none): no
+// kernel per parameter, and backward writes them afresh.
 void rm_zero_grad(rm_model *m) {
-  for (auto &p : m->params) {
-    auto &g = p.mutable_grad();
-    if (g.defined()) g.zero_();
-  }
+  for (auto &p : m->params) p.mutable_grad() = torch::Tensor();
 }
 
 int32_t rm_forward_backward(rm_model *m, const uint8_t *images, const int64_t *labels,
@@ -519,21 +520,35 @@ int32_t rm_take_metrics(rm_model *m, double *loss_sums, int64_t *corrects, int32
 int32_t rm_optimizer_step(rm_model *m, double lr) {
   return guard([&] {
     torch::NoGradGuard ng;
-    if (m->optimizer == 1) m->step.add_(1);
-    const double t = m->optimizer == 1 ? (double)m->step.item<int64_t>() : 0;
+    if (m->optimizer == 0) {  // torch.optim.SGD, dampening 0, as its foreach form
+      std::vector<torch::Tensor> ps, gs, bufs;
+      for (size_t i = 0; i < m->params.size(); i++) {
+        auto g = m->params[i].grad();
+        if (!g.defined()) continue;
+        ps.push_back(m->params[i]);
+        gs.push_back(g);
+        if (m->momentum != 0) bufs.push_back(m->buf1[i]);
+      }
+      if (ps.empty()) return;
+      // One kernel per operation for all parameters on CUDA; on CPU the same
+      // arithmetic, tensor by tensor.
+      std::vector<torch::Tensor> d = gs;
+      if (m->weight_decay != 0) d = at::_foreach_add(gs, ps, m->weight_decay);
+      if (m->momentum != 0) {
+        at::_foreach_mul_(bufs, m->momentum);
+        at::_foreach_add_(bufs, d);
+        d = m->nesterov ? at::_foreach_add(d, bufs, m->momentum) : bufs;
+      }
+      at::_foreach_add_(ps, d, -lr);
+      return;
+    }
+    m->step.add_(1);
+    const double t = (double)m->step.item<int64_t>();
     for (size_t i = 0; i < m->params.size(); i++) {
       auto &p = m->params[i];
       auto g = p.grad();
       if (!g.defined()) continue;
-      if (m->optimizer == 0) {  // torch.optim.SGD, dampening 0
-        if (m->weight_decay != 0) g = g.add(p, m->weight_decay);
-        if (m->momentum != 0) {
-          auto &buf = m->buf1[i];
-          buf.mul_(m->momentum).add_(g);
-          g = m->nesterov ? g.add(buf, m->momentum) : buf;
-        }
-        p.add_(g, -lr);
-      } else {  // torch.optim.AdamW
+      {  // torch.optim.AdamW
         p.mul_(1.0 - lr * m->weight_decay);
         auto &ea = m->buf1[i], &es = m->buf2[i];
         ea.lerp_(g, 1.0 - m->beta1);

@@ -1,0 +1,89 @@
+package trainer_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"unsafe"
+
+	"github.com/resomap/resomap/trainer"
+)
+
+// ResoMap's SGD (momentum, nesterov, weight decay) and AdamW, with label
+// smoothing and a changing learning rate, end where torch.optim ends from
+// the same weights on the same batches: weights, BatchNorm buffers and
+// optimiser state.
+func TestOptimizersMatchPyTorch(t *testing.T) {
+	py := "/usr/bin/python3"
+	if out, err := exec.Command(py, "-c", "import torch, torchvision, numpy").CombinedOutput(); err != nil {
+		t.Fatalf("needs Debian's python3-torch, python3-torchvision and python3-numpy (make deps): %v\n%s", err, out)
+	}
+	tr := newTrainer(t, t.TempDir())
+	const n, c, res, nc = 6, 3, 32, 7
+	rng := rand.New(rand.NewPCG(9, 10))
+	b := trainer.Batch{Images: make([]byte, n*c*res*res), Labels: make([]int64, n), C: c, H: res, W: res}
+	for i := range b.Images {
+		b.Images[i] = byte(rng.IntN(256))
+	}
+	for i := range b.Labels {
+		b.Labels[i] = int64(rng.IntN(nc))
+	}
+	lrs := []float64{0.02, 0.05, 0.01}
+	for _, tc := range []struct {
+		name, opt string
+		spec      trainer.ModelSpec
+	}{
+		{"sgd_nesterov_wd", "sgd", trainer.ModelSpec{Optimizer: trainer.SGD, Momentum: 0.9, Nesterov: true, WeightDecay: 5e-4}},
+		{"sgd_momentum", "sgd", trainer.ModelSpec{Optimizer: trainer.SGD, Momentum: 0.8}},
+		{"adamw", "adamw", trainer.ModelSpec{Optimizer: trainer.AdamW, WeightDecay: 0.05, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.spec
+			s.Name, s.InChannels, s.NumClasses, s.InitSeed = "resnet18", c, nc, 4
+			s.Mean, s.Std = []float32{0.5, 0.5, 0.5}, []float32{0.25, 0.25, 0.25}
+			hp := map[string]any{"lrs": lrs, "momentum": s.Momentum, "nesterov": s.Nesterov, "weight_decay": s.WeightDecay,
+				"beta1": s.Beta1, "beta2": s.Beta2, "eps": s.Eps, "label_smoothing": 0.1}
+			if tc.opt == "adamw" {
+				hp["lrs"] = []float64{1e-3, 3e-3, 5e-4}
+			}
+			m, err := tr.Lib.NewModel(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			init, _ := export(t, m)
+			for _, lr := range hp["lrs"].([]float64) {
+				m.ZeroGrad()
+				if _, _, err := m.ForwardBackward(b, 1, 0.1); err != nil {
+					t.Fatal(err)
+				}
+				if err := m.Step(lr); err != nil {
+					t.Fatal(err)
+				}
+			}
+			final, optim := export(t, m)
+			dir := t.TempDir()
+			files := map[string][]byte{"init.st": init, "final.st": final, "optim.st": optim, "x.bin": b.Images,
+				"y.bin": unsafe.Slice((*byte)(unsafe.Pointer(&b.Labels[0])), 8*n)}
+			for f, data := range files {
+				if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hpJSON, _ := json.Marshal(hp)
+			out, err := exec.Command(py, "testdata/optim_parity.py", "resnet18",
+				filepath.Join(dir, "init.st"), filepath.Join(dir, "final.st"), filepath.Join(dir, "optim.st"),
+				filepath.Join(dir, "x.bin"), filepath.Join(dir, "y.bin"),
+				fmt.Sprint(n), fmt.Sprint(c), fmt.Sprint(res), fmt.Sprint(res), fmt.Sprint(nc), "0.5", "0.25",
+				tc.opt, string(hpJSON)).CombinedOutput()
+			t.Logf("%s", out)
+			if err != nil {
+				t.Fatalf("torch.optim parity failed: %v", err)
+			}
+		})
+	}
+}
