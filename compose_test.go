@@ -29,6 +29,7 @@ func TestComposeFileIsValidAndUsesRealKnobs(t *testing.T) {
 	var doc struct {
 		Services map[string]struct {
 			Environment map[string]string `yaml:"environment"`
+			Restart     string            `yaml:"restart"`
 		} `yaml:"services"`
 	}
 	if err := yaml.Unmarshal(b, &doc); err != nil {
@@ -54,6 +55,9 @@ func TestComposeFileIsValidAndUsesRealKnobs(t *testing.T) {
 		if !strings.Contains(src.String(), `"`+name+`"`) {
 			t.Errorf("docker-compose sets %s on the worker, but no code reads it", name)
 		}
+	}
+	if worker.Restart != "on-failure" && worker.Restart != "always" && worker.Restart != "unless-stopped" {
+		t.Errorf("the worker service needs a restart policy: a stuck worker exits for a fresh one, restart=%q", worker.Restart)
 	}
 	if !strings.HasPrefix(worker.Environment["RESOMAP_STORE"], "s3://") {
 		t.Errorf("the worker should use the compose S3 service, RESOMAP_STORE=%q", worker.Environment["RESOMAP_STORE"])

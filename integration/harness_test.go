@@ -100,14 +100,14 @@ type workerProc struct {
 	log *os.File
 }
 
-// startWorker runs a real worker process.
-func startWorker(t testing.TB, taskQueue, storeDir string) *workerProc {
+// startWorker runs a real worker process, with extra flags if given.
+func startWorker(t testing.TB, taskQueue, storeDir string, flags ...string) *workerProc {
 	t.Helper()
 	logf, err := os.CreateTemp(t.TempDir(), "worker-*.log")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(binDir, "worker"), "--threads", "2", "--stop-timeout", "30s")
+	cmd := exec.Command(filepath.Join(binDir, "worker"), append([]string{"--threads", "2", "--stop-timeout", "30s"}, flags...)...)
 	cmd.Env = env(taskQueue, storeDir)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

@@ -38,15 +38,17 @@ func logHas(path, s string) bool {
 	return bytes.Contains(b, []byte(s))
 }
 
-// A worker whose memory is too small for the configured batch gets an
-// out-of-memory error from libtorch; the combination retries from its last
-// checkpoint with half the micro-batch (same effective batch) until the step
-// fits, and completes.
-func TestOutOfMemoryHalvesMicroBatchUntilItFits(t *testing.T) {
+// twoClassImageFolder writes perClass grey PNGs of size x size px into
+// dark/ and light/ and returns the folder.
+func twoClassImageFolder(t *testing.T, perClass, size int) string {
+	t.Helper()
 	data := t.TempDir()
 	for _, cls := range []string{"dark", "light"} {
-		for i := 0; i < 40; i++ {
-			img := image.NewGray(image.Rect(0, 0, 32, 32))
+		if err := os.MkdirAll(filepath.Join(data, cls), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < perClass; i++ {
+			img := image.NewGray(image.Rect(0, 0, size, size))
 			for p := range img.Pix {
 				img.Pix[p] = byte(p*7+i) / 2
 				if cls == "light" {
@@ -54,11 +56,23 @@ func TestOutOfMemoryHalvesMicroBatchUntilItFits(t *testing.T) {
 				}
 			}
 			var buf bytes.Buffer
-			png.Encode(&buf, img)
-			os.MkdirAll(filepath.Join(data, cls), 0o755)
-			os.WriteFile(filepath.Join(data, cls, fmt.Sprintf("%02d.png", i)), buf.Bytes(), 0o644)
+			if err := png.Encode(&buf, img); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(data, cls, fmt.Sprintf("%02d.png", i)), buf.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	return data
+}
+
+// A worker whose memory is too small for the configured batch gets an
+// out-of-memory error from libtorch; the combination retries from its last
+// checkpoint with half the micro-batch (same effective batch) until the step
+// fits, and completes.
+func TestOutOfMemoryHalvesMicroBatchUntilItFits(t *testing.T) {
+	data := twoClassImageFolder(t, 40, 32)
 	store, tq := t.TempDir(), "tq-oom"
 
 	// Measure an idle worker's address space, then limit the real one.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
@@ -36,6 +37,10 @@ var ErrLibraryMissing = errors.New("libresomap.so not found")
 // Lib is the loaded libtorch bridge. Load it once per process with Open.
 type Lib struct {
 	path string
+
+	inFlightMu sync.Mutex
+	inFlight   map[uint64]time.Time // bridge calls running now, by call number
+	nextCall   uint64
 
 	abiVersion      func() int32
 	lastError       func() string
@@ -176,12 +181,46 @@ func (l *Lib) SetThreads(n int) error {
 // Threads reports libtorch's intra-op thread count.
 func (l *Lib) Threads() int { return int(l.getThreads()) }
 
+// OldestCall is when the longest-running bridge call now in progress
+// started; ok is false when none is running. A call that never returns
+// (libtorch can hang, e.g. when it cannot create a thread) shows here, which
+// is how a worker notices that it is stuck.
+func (l *Lib) OldestCall() (since time.Time, ok bool) {
+	l.inFlightMu.Lock()
+	defer l.inFlightMu.Unlock()
+	for _, t := range l.inFlight {
+		if !ok || t.Before(since) {
+			since, ok = t, true
+		}
+	}
+	return since, ok
+}
+
+func (l *Lib) enter() uint64 {
+	l.inFlightMu.Lock()
+	defer l.inFlightMu.Unlock()
+	if l.inFlight == nil {
+		l.inFlight = map[uint64]time.Time{}
+	}
+	l.nextCall++
+	l.inFlight[l.nextCall] = time.Now()
+	return l.nextCall
+}
+
+func (l *Lib) leave(id uint64) {
+	l.inFlightMu.Lock()
+	defer l.inFlightMu.Unlock()
+	delete(l.inFlight, id)
+}
+
 // call runs f on one locked OS thread so that the thread-local error message
 // read afterwards belongs to that call.
 func (l *Lib) call(f func() int32) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	id := l.enter()
 	st := f()
+	l.leave(id)
 	if st == statusOK {
 		return nil
 	}

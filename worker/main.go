@@ -32,16 +32,18 @@ func main() {
 	cacheDir := flag.String("data-cache", temporalx.EnvOr("RESOMAP_DATA_CACHE", ""), "resized data cache directory (default ~/.cache/resomap)")
 	amp := flag.Bool("bf16", true, "bf16 autocast and channels-last on CUDA")
 	stopTimeout := flag.Duration("stop-timeout", 2*time.Minute, "how long running epochs get to checkpoint on shutdown")
+	stuckTimeout := flag.Duration("stuck-timeout", 30*time.Minute,
+		"exit (code 75, for a supervisor to restart) when one libtorch call runs longer than this; 0 = never")
 	flag.Parse()
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if err := run(logger, *taskQueue, *storeURL, *device, *threads, *concurrency, *lib, *cacheDir, *amp, *stopTimeout); err != nil {
+	if err := run(logger, *taskQueue, *storeURL, *device, *threads, *concurrency, *lib, *cacheDir, *amp, *stopTimeout, *stuckTimeout); err != nil {
 		logger.Error("worker failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(logger *slog.Logger, taskQueue, storeURL, device string, threads, concurrency int, lib, cacheDir string, amp bool, stopTimeout time.Duration) error {
+func run(logger *slog.Logger, taskQueue, storeURL, device string, threads, concurrency int, lib, cacheDir string, amp bool, stopTimeout, stuckTimeout time.Duration) error {
 	if concurrency < 1 {
 		return fmt.Errorf("--concurrency must be >= 1")
 	}
@@ -53,6 +55,9 @@ func run(logger *slog.Logger, taskQueue, storeURL, device string, threads, concu
 	tr.Logger = logger
 	tr.Data = dataset.Options{CacheDir: cacheDir}
 	tr.UseFastGPUPaths(amp)
+	if stuckTimeout > 0 {
+		go watchForStuckCalls(logger, tr.Lib, stuckTimeout)
+	}
 	st, err := store.Open(ctx, storeURL)
 	if err != nil {
 		return err
@@ -72,4 +77,25 @@ func run(logger *slog.Logger, taskQueue, storeURL, device string, threads, concu
 	logger.Info("worker started", "task_queue", taskQueue, "store", st.URL(), "device", device,
 		"torch", tr.Lib.TorchVersion(), "threads", tr.Lib.Threads(), "pid", os.Getpid())
 	return w.Run(worker.InterruptCh())
+}
+
+// exitStuck is EX_TEMPFAIL: try again, i.e. restart this worker.
+const exitStuck = 75
+
+// watchForStuckCalls ends the process when a libtorch call has run longer
+// than limit. Such a call does not return (libtorch can hang, e.g. when it
+// cannot create a thread); its activity stops heartbeating and is retried
+// from its last checkpoint by another worker, but this worker's slot stays
+// taken until the process goes, so it goes, and its supervisor (compose's
+// restart policy, systemd, Kubernetes) starts a fresh one.
+func watchForStuckCalls(logger *slog.Logger, lib *trainer.Lib, limit time.Duration) {
+	t := time.NewTicker(min(limit/4, 10*time.Second))
+	defer t.Stop()
+	for range t.C {
+		if since, ok := lib.OldestCall(); ok && time.Since(since) > limit {
+			logger.Error("libtorch call stuck: exiting so that this worker is restarted; its activity is retried from its last checkpoint",
+				"running_for", time.Since(since).Round(time.Millisecond), "limit", limit)
+			os.Exit(exitStuck)
+		}
+	}
 }

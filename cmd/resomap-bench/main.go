@@ -174,7 +174,7 @@ func main() {
 		lib.Threads()
 	}
 	perCall := time.Since(t0) / calls
-	fmt.Printf("bridge call overhead: %v per call; a training step makes 3 calls (zero grad, forward+backward, optimiser step)\n", perCall)
+	fmt.Printf("bridge call overhead: %v per call; a training step makes 5 calls (zero grad, forward+backward, optimiser step, stage the next batch, take the figures)\n", perCall)
 	var resnet32 float64
 	for _, c := range cases {
 		var g, p []float64
