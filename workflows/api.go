@@ -30,6 +30,14 @@ const (
 	UpdateCancel = "cancel-update"
 )
 
+// Change IDs for workflow.GetVersion: histories recorded before a change
+// replay the old way.
+const (
+	// changeSignalOnceStarted: the sweep signals a child only once its
+	// start has completed, so a pause right after a start is not lost.
+	changeSignalOnceStarted = "signal-children-once-started"
+)
+
 // Search attributes shown and filterable in the Web UI, e.g.
 // ResoMapModel="vgg11" AND ResoMapResolution=320.
 var (

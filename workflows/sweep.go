@@ -72,9 +72,22 @@ func Sweep(ctx workflow.Context, in SweepInput) (SweepProgress, error) {
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrSweep.ValueSet(spec.Name), AttrStatus.ValueSet("running"))
 
 	// forward relays a control signal to every running child, in start order.
+	children := map[int]workflow.ChildWorkflowFuture{} // by combination index
 	forward := func(name string) {
+		v := workflow.GetVersion(ctx, changeSignalOnceStarted, workflow.DefaultVersion, 1)
 		for _, i := range s.running {
-			_ = workflow.SignalExternalWorkflow(ctx, childID(sweepID, s.combos[i]), "", name, nil)
+			if v == workflow.DefaultVersion {
+				_ = workflow.SignalExternalWorkflow(ctx, childID(sweepID, s.combos[i]), "", name, nil)
+				continue
+			}
+			// A child whose start is still in flight would miss a signal sent
+			// now (and run on while the sweep says paused); SignalChildWorkflow
+			// waits for the start. Coroutines run in creation order, so
+			// pause-then-resume arrives in that order.
+			f := children[i]
+			workflow.Go(ctx, func(gctx workflow.Context) {
+				_ = f.SignalChildWorkflow(gctx, name, nil).Get(gctx, nil)
+			})
 		}
 	}
 	control := func(name string) {
@@ -170,6 +183,7 @@ func Sweep(ctx workflow.Context, in SweepInput) (SweepProgress, error) {
 		s.outcomes[i].Status = results.Running
 		s.running = append(s.running, i)
 		f := workflow.ExecuteChildWorkflow(cctx, Combination, CombinationInput{Spec: spec, Combination: c, Paused: s.paused})
+		children[i] = f
 		sel.AddFuture(f, func(f workflow.Future) {
 			var o results.Outcome
 			if err := f.Get(ctx, &o); err != nil {
@@ -181,6 +195,7 @@ func Sweep(ctx workflow.Context, in SweepInput) (SweepProgress, error) {
 			}
 			s.outcomes[i] = o
 			s.remove(i)
+			delete(children, i)
 			finishedThisRun++
 		})
 	}
