@@ -21,14 +21,7 @@ import (
 func TestBF16AndChannelsLastPaths(t *testing.T) {
 	tr := newTrainer(t, t.TempDir())
 	const n, c, res, nc = 8, 3, 32, 10
-	rng := rand.New(rand.NewPCG(5, 6))
-	b := trainer.Batch{Images: make([]byte, n*c*res*res), Labels: make([]int64, n), C: c, H: res, W: res}
-	for i := range b.Images {
-		b.Images[i] = byte(rng.IntN(256))
-	}
-	for i := range b.Labels {
-		b.Labels[i] = int64(i % nc)
-	}
+	b := randomBatch(rand.New(rand.NewPCG(5, 6)), n, c, res, nc, false)
 	for _, name := range []string{"smallcnn", "resnet18"} {
 		t.Run(name, func(t *testing.T) {
 			spec := trainer.ModelSpec{Name: name, InChannels: c, NumClasses: nc, InitSeed: 11, Momentum: 0.9,

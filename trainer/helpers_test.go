@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,4 +135,32 @@ func readFile(t *testing.T, p string) []byte {
 func comboDir(root string, cfg trainer.Config) string {
 	info, _ := trainer.LookupModel(cfg.Model)
 	return filepath.Join(root, filepath.FromSlash(checkpoint.Dir(info.Family, cfg.Model, cfg.Resolution)))
+}
+
+// pythonTorch is Debian's python3 with torch, torchvision and numpy, which
+// the parity tests compare against.
+func pythonTorch(t *testing.T) string {
+	t.Helper()
+	py := "/usr/bin/python3"
+	if out, err := exec.Command(py, "-c", "import torch, torchvision, numpy").CombinedOutput(); err != nil {
+		t.Fatalf("needs Debian's python3-torch, python3-torchvision and python3-numpy (make deps): %v\n%s", err, out)
+	}
+	return py
+}
+
+// randomBatch is n random c×res×res images from rng, labelled i mod nc, or
+// with labels drawn from rng after the images when randomLabels.
+func randomBatch(rng *rand.Rand, n, c, res, nc int, randomLabels bool) trainer.Batch {
+	b := trainer.Batch{Images: make([]byte, n*c*res*res), Labels: make([]int64, n), C: c, H: res, W: res}
+	for i := range b.Images {
+		b.Images[i] = byte(rng.IntN(256))
+	}
+	for i := range b.Labels {
+		if randomLabels {
+			b.Labels[i] = int64(rng.IntN(nc))
+		} else {
+			b.Labels[i] = int64(i % nc)
+		}
+	}
+	return b
 }

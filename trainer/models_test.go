@@ -11,17 +11,10 @@ import (
 // loss falls on a repeated batch.
 func TestEveryModelTrains(t *testing.T) {
 	tr := newTrainer(t, t.TempDir())
-	const n, c, res, nc = 8, 3, 32, 5
-	rng := rand.New(rand.NewPCG(3, 4))
-	b := trainer.Batch{Images: make([]byte, n*c*res*res), Labels: make([]int64, n), C: c, H: res, W: res}
-	for i := range b.Images {
-		b.Images[i] = byte(rng.IntN(256))
-	}
 	// Eight images: with fewer, BatchNorm over resnet50's 1x1 last stage is
 	// too noisy for the loss to fall reliably, in PyTorch too.
-	for i := range b.Labels {
-		b.Labels[i] = int64(i % nc)
-	}
+	const n, c, res, nc = 8, 3, 32, 5
+	b := randomBatch(rand.New(rand.NewPCG(3, 4)), n, c, res, nc, false)
 	for i, info := range trainer.Models() {
 		opt, lr := trainer.SGD, 0.002
 		if i%2 == 1 {

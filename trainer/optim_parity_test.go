@@ -18,20 +18,10 @@ import (
 // the same weights on the same batches: weights, BatchNorm buffers and
 // optimiser state.
 func TestOptimizersMatchPyTorch(t *testing.T) {
-	py := "/usr/bin/python3"
-	if out, err := exec.Command(py, "-c", "import torch, torchvision, numpy").CombinedOutput(); err != nil {
-		t.Fatalf("needs Debian's python3-torch, python3-torchvision and python3-numpy (make deps): %v\n%s", err, out)
-	}
+	py := pythonTorch(t)
 	tr := newTrainer(t, t.TempDir())
 	const n, c, res, nc = 6, 3, 32, 7
-	rng := rand.New(rand.NewPCG(9, 10))
-	b := trainer.Batch{Images: make([]byte, n*c*res*res), Labels: make([]int64, n), C: c, H: res, W: res}
-	for i := range b.Images {
-		b.Images[i] = byte(rng.IntN(256))
-	}
-	for i := range b.Labels {
-		b.Labels[i] = int64(rng.IntN(nc))
-	}
+	b := randomBatch(rand.New(rand.NewPCG(9, 10)), n, c, res, nc, true)
 	lrs := []float64{0.02, 0.05, 0.01}
 	for _, tc := range []struct {
 		name, opt string

@@ -14,10 +14,7 @@ import (
 // A fresh model exported by ResoMap loads into torchvision's model of the
 // same name with strict=True and gives the same logits.
 func TestTorchvisionParity(t *testing.T) {
-	py := "/usr/bin/python3"
-	if out, err := exec.Command(py, "-c", "import torch, torchvision, numpy").CombinedOutput(); err != nil {
-		t.Fatalf("parity needs Debian's python3-torch, python3-torchvision and python3-numpy (make deps): %v\n%s", err, out)
-	}
+	py := pythonTorch(t)
 	tr := newTrainer(t, t.TempDir())
 	const n, c, res, nc = 2, 3, 32, 10
 	rng := rand.New(rand.NewPCG(1, 2))

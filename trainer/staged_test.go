@@ -17,14 +17,7 @@ func TestStagedStepsEqualDirectSteps(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	batches := make([]trainer.Batch, 3)
 	for i := range batches {
-		b := trainer.Batch{Images: make([]byte, n*c*res*res), Labels: make([]int64, n), C: c, H: res, W: res}
-		for j := range b.Images {
-			b.Images[j] = byte(rng.IntN(256))
-		}
-		for j := range b.Labels {
-			b.Labels[j] = int64(rng.IntN(nc))
-		}
-		batches[i] = b
+		batches[i] = randomBatch(rng, n, c, res, nc, true)
 	}
 	spec := trainer.ModelSpec{Name: "smallcnn", InChannels: c, NumClasses: nc, InitSeed: 3, Momentum: 0.9, Nesterov: true,
 		WeightDecay: 5e-4, Mean: []float32{0.3}, Std: []float32{0.3}}

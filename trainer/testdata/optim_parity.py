@@ -3,30 +3,15 @@ weights with torch.optim on the same batch and compares the weights, buffers
 and optimiser state with ResoMap's after the same steps.
 Usage: optim_parity.py MODEL init.safetensors final.safetensors final.optim.safetensors
          input.bin labels.bin N C H W NUM_CLASSES MEAN STD OPTIMIZER JSON_HPARAMS"""
-import json, struct, sys
+import json, sys
 import numpy as np
 import torch, torchvision
+from safetensors_np import load
 
 (name, init_path, final_path, optim_path, xpath, ypath) = sys.argv[1:7]
 n, c, h, w, nc = map(int, sys.argv[7:12])
 mean, std = float(sys.argv[12]), float(sys.argv[13])
 opt_name, hp = sys.argv[14], json.loads(sys.argv[15])
-
-DT = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "I32": np.int32, "U8": np.uint8}
-
-
-def load(path):
-    raw = open(path, "rb").read()
-    hl = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + hl])
-    data = raw[8 + hl:]
-    out = {}
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        lo, hi = v["data_offsets"]
-        out[k] = torch.from_numpy(np.frombuffer(data[lo:hi], dtype=DT[v["dtype"]]).reshape(v["shape"]).copy())
-    return out
 
 
 torch.set_num_threads(2)
