@@ -273,7 +273,7 @@ func (t *Trainer) Train(ctx context.Context, cfg Config, from *checkpoint.Checkp
 		// The batch of the next step is staged on the device while this step
 		// computes, and the step's figures are read only after that, so a GPU
 		// never waits for an upload or sits idle while Go reads a loss.
-		var cur, next dataset.Batch
+		var next dataset.Batch
 		haveNext := false
 		fetch := func() error {
 			select {
@@ -309,8 +309,8 @@ func (t *Trainer) Train(ctx context.Context, cfg Config, from *checkpoint.Checkp
 					continue // cancelled
 				}
 			}
-			cur, haveNext = next, false
-			b := cur
+			b := next
+			haveNext = false
 			lr = cfg.LRAt(epoch*steps+b.Step, total, steps)
 			t.Lib.ManualSeed(seed.Derive(cfg.Seed, cfg.Model, cfg.Resolution, "torch", epoch, b.Step))
 			m.ZeroGrad()
