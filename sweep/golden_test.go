@@ -1,0 +1,47 @@
+package sweep_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"testing"
+
+	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/trainer"
+)
+
+// The config hash names stored checkpoints and results: a change to the
+// config's fields, their order, names or defaults would orphan every stored
+// training. These hashes were recorded before any such change.
+func TestConfigHashIsStable(t *testing.T) {
+	golden, err := os.ReadFile("testdata/golden_config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden = bytes.TrimSpace(golden)
+	var full trainer.Config
+	if err := json.Unmarshal(golden, &full); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(full); !bytes.Equal(b, golden) {
+		t.Errorf("config JSON changed:\n got %s\nwant %s", b, golden)
+	}
+	if h := full.Hash(); h != "2d27c7db40b33282d7d72b7fe248d330c88ada63b3687a617d377aa50793a30d" {
+		t.Errorf("hash of the full golden config is %s", h)
+	}
+
+	// The default preset's config, defaults applied as a sweep applies them.
+	s, err := sweep.Load("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.Config(sweep.Combination{Model: "smallcnn", Resolution: 32})
+	c.DataHash = "0123456789abcdef"
+	want := `{"model":"smallcnn","resolution":32,"epochs":3,"batch_size":64,"optimizer":"sgd","lr":0.1,"momentum":0.9,"nesterov":true,"weight_decay":0.0005,"schedule":"cosine","warmup_epochs":0.2,"min_lr":0,"label_smoothing":0.05,"crop_padding":2,"flip":true,"seed":1,"data":"fashion-mnist","data_hash":"0123456789abcdef","train_limit":12000,"val_limit":2000}`
+	if b, _ := json.Marshal(c); string(b) != want {
+		t.Errorf("default preset config JSON changed:\n got %s\nwant %s", b, want)
+	}
+	if h := c.Hash(); h != "cb943481753598f52a41393f4cdcb922f6b0c67c5c1e8d3a4d583875feaede6e" {
+		t.Errorf("hash of the default preset's smallcnn@32 config is %s", h)
+	}
+}
