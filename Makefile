@@ -6,19 +6,7 @@ LIBTORCH ?=
 BUILD ?= build
 GOBIN ?= $(shell go env GOPATH 2>/dev/null || echo $$HOME/go)/bin
 export GOBIN
-TEMPORAL_VERSION := v1.5.1
-VERSITYGW_VERSION := v1.8.0
 
-ifeq ($(LIBTORCH),)
-TORCH_INC := -I/usr/include/torch/csrc/api/include
-TORCH_LIB := -ltorch -ltorch_cpu -lc10
-else
-TORCH_INC := -I$(LIBTORCH)/include -I$(LIBTORCH)/include/torch/csrc/api/include
-TORCH_LIB := -L$(LIBTORCH)/lib -Wl,-rpath,$(LIBTORCH)/lib -Wl,--no-as-needed -ltorch -ltorch_cpu -lc10 \
-	$(if $(wildcard $(LIBTORCH)/lib/libtorch_cuda.so),-ltorch_cuda -lc10_cuda) -Wl,--as-needed
-ABI := $(shell python3 -c 'import torch;print(int(torch.compiled_with_cxx11_abi()))' 2>/dev/null || echo 1)
-TORCH_INC += -D_GLIBCXX_USE_CXX11_ABI=$(ABI)
-endif
 
 SHIM := $(BUILD)/libresomap.so
 export RESOMAP_LIB := $(abspath $(SHIM))
@@ -31,13 +19,12 @@ deps:
 	@bash scripts/install-deps.sh
 
 shim: $(SHIM)
-$(SHIM): trainer/csrc/resomap.cpp trainer/csrc/resomap.h
-	@mkdir -p $(BUILD)
-	g++ -O2 -std=c++17 -fPIC -shared -Wall $(TORCH_INC) -o $@ $< $(TORCH_LIB)
+$(SHIM): torch/csrc/resomap.cpp torch/csrc/resomap.h scripts/build-bridge.sh
+	bash scripts/build-bridge.sh $(BUILD) $(LIBTORCH)
 
 BENCH_CPP := $(BUILD)/resomap-bench-cpp
-$(BENCH_CPP): trainer/csrc/bench_main.cpp trainer/csrc/resomap.h $(SHIM)
-	g++ -O2 -std=c++17 -Wall -o $@ $< -L$(BUILD) -lresomap -Wl,-rpath,'$$ORIGIN' $(filter -L% -Wl%,$(TORCH_LIB))
+$(BENCH_CPP): torch/csrc/bench_main.cpp torch/csrc/resomap.h scripts/build-bridge.sh
+	BENCH=1 bash scripts/build-bridge.sh $(BUILD) $(LIBTORCH)
 
 build:
 	@mkdir -p $(BUILD)

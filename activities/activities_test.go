@@ -18,9 +18,10 @@ import (
 	"github.com/resomap/resomap/store"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/trainer"
+	"github.com/resomap/resomap/workflows"
 )
 
-func setup(t *testing.T) (*activities.Activities, activities.Prepared, *testsuite.TestActivityEnvironment) {
+func setup(t *testing.T) (*activities.Activities, workflows.Prepared, *testsuite.TestActivityEnvironment) {
 	t.Helper()
 	tr, err := trainer.New("", "cpu", 2)
 	if err != nil {
@@ -34,12 +35,12 @@ func setup(t *testing.T) (*activities.Activities, activities.Prepared, *testsuit
 	env.RegisterActivity(acts)
 	spec := sweep.Spec{Name: "act", Models: []string{"smallcnn"}, Resolutions: []int{16}, Epochs: 2, Data: "fashion-mnist",
 		TrainLimit: 640, ValLimit: 128, Seed: 9,
-		Hyper: sweep.Hyper{BatchSize: 32, Optimizer: "sgd", LR: 0.05, Momentum: 0.9, Schedule: "cosine", Flip: true}}.WithDefaults()
-	v, err := env.ExecuteActivity(acts.Prepare, activities.PrepareInput{Spec: spec, Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
+		Hyper: sweep.SpecHyper{Hyper: sweep.Hyper{BatchSize: 32, Optimizer: "sgd", LR: 0.05, Momentum: 0.9, Schedule: "cosine", Flip: true}}}.WithDefaults()
+	v, err := env.ExecuteActivity(acts.Prepare, workflows.PrepareInput{Spec: spec, Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var p activities.Prepared
+	var p workflows.Prepared
 	v.Get(&p)
 	return acts, p, env
 }
@@ -55,7 +56,7 @@ func TestTrainEpochResumesFromHeartbeatCheckpoint(t *testing.T) {
 	var key string
 	_, err := acts.Trainer.Train(ctx, p.Config, nil, trainer.RunOptions{
 		UntilEpoch: 1,
-		OnProgress: func(pr trainer.Progress) {
+		OnProgress: func(pr trainer.StepProgress) {
 			if pr.Step == 7 {
 				cancel()
 			}
@@ -69,17 +70,17 @@ func TestTrainEpochResumesFromHeartbeatCheckpoint(t *testing.T) {
 	if !errors.Is(err, trainer.ErrInterrupted) {
 		t.Fatalf("first attempt: %v", err)
 	}
-	env.SetHeartbeatDetails(activities.Heartbeat{Key: key, Epoch: 1, Step: 7})
-	v, err := env.ExecuteActivity(acts.TrainEpoch, activities.TrainEpochInput{Prepared: p, Epoch: 1, CheckpointSteps: 5})
+	env.SetHeartbeatDetails(workflows.Heartbeat{Key: key, Done: 7})
+	v, err := env.ExecuteActivity(acts.TrainEpoch, workflows.TrainEpochInput{Prepared: p, Epoch: 1, CheckpointSteps: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out activities.TrainEpochOutput
+	var out workflows.TrainEpochOutput
 	v.Get(&out)
 	if out.ResumedFrom.Epoch != 1 || out.ResumedFrom.Step != 7 {
 		t.Fatalf("resumed from %+v, want epoch 1 step 7", out.ResumedFrom)
 	}
-	if out.Record.EpochsDone != 1 || out.Key != path.Join(repo.DirOf("cnn", "smallcnn", 16), "epoch_0001.json") {
+	if out.Progress.EpochsDone != 1 || out.Key != path.Join(repo.DirOf("cnn", "smallcnn", 16), "epoch_0001.json") {
 		t.Fatalf("output %+v", out)
 	}
 	resumed, err := repo.Load(context.Background(), out.Key)
@@ -100,9 +101,9 @@ func TestTrainEpochResumesFromHeartbeatCheckpoint(t *testing.T) {
 func TestBadInputIsNotRetried(t *testing.T) {
 	acts, p, env := setup(t)
 	p.Config.Data = "/nonexistent"
-	_, err := env.ExecuteActivity(acts.TrainEpoch, activities.TrainEpochInput{Prepared: p, Epoch: 1})
+	_, err := env.ExecuteActivity(acts.TrainEpoch, workflows.TrainEpochInput{Prepared: p, Epoch: 1})
 	var appErr *temporal.ApplicationError
-	if !errors.As(err, &appErr) || appErr.Type() != activities.ErrTypeInvalidInput || !appErr.NonRetryable() {
+	if !errors.As(err, &appErr) || appErr.Type() != workflows.ErrTypeInvalidInput || !appErr.NonRetryable() {
 		t.Fatalf("error %v, want a non-retryable InvalidInput", err)
 	}
 }

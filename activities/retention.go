@@ -6,15 +6,11 @@ import (
 	"github.com/resomap/resomap/checkpoint"
 )
 
-// KeepEpochs is how many per-epoch checkpoints retention keeps besides best
-// and final.
-const KeepEpochs = 3
-
 // prune applies retention after a newer checkpoint was committed: never
 // before, so the newest good checkpoint always survives.
 func (a *Activities) prune(ctx context.Context, repo checkpoint.Repo, committed checkpoint.Record) {
 	dir := repo.DirOf(committed.Family, committed.Model, committed.Resolution)
-	doomed, err := repo.Prunable(ctx, dir, KeepEpochs)
+	doomed, err := repo.Prunable(ctx, dir, checkpoint.KeepEpochs)
 	if err != nil {
 		a.Logger.Warn("retention: list failed", "dir", dir, "err", err)
 		return

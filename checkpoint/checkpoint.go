@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"path"
 	"time"
+
+	"github.com/resomap/resomap/sweep"
 )
 
 // Format identifies the record layout; bump on incompatible changes.
@@ -32,18 +34,6 @@ const (
 	KindMid   Kind = "mid"   // inside an epoch, for resume
 	KindEpoch Kind = "epoch" // after an epoch and its validation
 )
-
-// EpochMetrics are the figures of one finished epoch.
-type EpochMetrics struct {
-	Epoch     int     `json:"epoch"` // 1-based
-	TrainLoss float64 `json:"train_loss"`
-	TrainAcc  float64 `json:"train_acc"`
-	ValLoss   float64 `json:"val_loss"`
-	ValAcc    float64 `json:"val_acc"`
-	LR        float64 `json:"lr"`           // at the epoch's last step
-	Seconds   float64 `json:"seconds"`      // wall time of training + validation
-	ImagesPS  float64 `json:"images_per_s"` // training throughput
-}
 
 // Partial accumulates the running epoch's training figures, so that a
 // resumed epoch reports exactly what an uninterrupted one would.
@@ -76,23 +66,19 @@ type Versions struct {
 
 // Record is the JSON half of a checkpoint.
 type Record struct {
-	Format        string          `json:"format"`
-	Kind          Kind            `json:"kind"`
-	Model         string          `json:"model"`
-	Family        string          `json:"family"`
-	Resolution    int             `json:"resolution"`
-	EpochsDone    int             `json:"epochs_done"`   // completed epochs
+	Format     string `json:"format"`
+	Kind       Kind   `json:"kind"`
+	Model      string `json:"model"`
+	Family     string `json:"family"`
+	Resolution int    `json:"resolution"`
+	sweep.Progress
 	StepInEpoch   int             `json:"step_in_epoch"` // completed steps of epoch EpochsDone+1
 	StepsPerEpoch int             `json:"steps_per_epoch"`
 	Epochs        int             `json:"epochs"` // planned
 	SamplesSeen   int64           `json:"samples_seen"`
 	MicroBatch    int             `json:"micro_batch"`
 	Seeds         Seeds           `json:"seeds"`
-	Metrics       []EpochMetrics  `json:"metrics"`
 	Partial       Partial         `json:"partial"`
-	BestValLoss   float64         `json:"best_val_loss"` // +Inf is stored as 0 with BestEpoch 0
-	BestValAcc    float64         `json:"best_val_acc"`
-	BestEpoch     int             `json:"best_epoch"`
 	IsBest        bool            `json:"is_best"`  // this epoch improved val loss
 	IsFinal       bool            `json:"is_final"` // training finished
 	ConfigHash    string          `json:"config_hash"`

@@ -3,11 +3,11 @@ package checkpoint
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/resomap/resomap/store"
@@ -29,14 +29,34 @@ type Repo struct {
 	Prefix string // e.g. "runs/<config-namespace>"; may be empty
 }
 
-// latestName is the pointer written after a resume checkpoint is complete.
-const latestName = "latest.json"
+// KeepEpochs is how many per-epoch checkpoints retention keeps besides best
+// and final.
+const KeepEpochs = 3
 
-// Latest is the content of the latest pointer.
-type Latest struct {
-	Base        string `json:"base"`
-	EpochsDone  int    `json:"epochs_done"`
-	StepInEpoch int    `json:"step_in_epoch"`
+// KeyInfo is what a record key says in the layout
+// <prefix>/{family}/{model}/{resolution}/{base}.json.
+type KeyInfo struct {
+	Dir        string // the combination's folder
+	Family     string
+	Model      string
+	Resolution int
+	Base       string // epoch_0003, mid_e0004_s000150, best_model, final_model
+}
+
+// ParseRecordKey reads a record key; ok is false for anything else (tensor
+// files, the latest.json pointers of older versions).
+func ParseRecordKey(key string) (k KeyInfo, ok bool) {
+	base, isJSON := strings.CutSuffix(key, ".json")
+	parts := strings.Split(base, "/")
+	if !isJSON || len(parts) < 4 || parts[len(parts)-1] == "latest" {
+		return KeyInfo{}, false
+	}
+	n := len(parts)
+	res, err := strconv.Atoi(parts[n-2])
+	if err != nil {
+		return KeyInfo{}, false
+	}
+	return KeyInfo{Dir: path.Dir(key), Family: parts[n-4], Model: parts[n-3], Resolution: res, Base: parts[n-1]}, true
 }
 
 // DirOf is the key prefix of one combination.
@@ -50,7 +70,7 @@ func (r Repo) RecordKey(rec Record, base string) string {
 }
 
 // Save stores c under each of its base names: tensor files first, then the
-// record (which commits it), then the latest pointer. It returns the key of
+// record (which commits it). It returns the key of
 // the resume checkpoint's record, which the activity heartbeats.
 func (r Repo) Save(ctx context.Context, c *Checkpoint) (string, error) {
 	rec, err := c.Record.Marshal()
@@ -70,10 +90,6 @@ func (r Repo) Save(ctx context.Context, c *Checkpoint) (string, error) {
 		if err := r.Blobs.Put(ctx, RecordFile(k), bytes.NewReader(rec)); err != nil {
 			return "", err
 		}
-	}
-	lp, _ := json.Marshal(Latest{Base: names[0], EpochsDone: c.Record.EpochsDone, StepInEpoch: c.Record.StepInEpoch})
-	if err := r.Blobs.Put(ctx, path.Join(dir, latestName), bytes.NewReader(lp)); err != nil {
-		return "", err
 	}
 	return r.RecordKey(c.Record, names[0]), nil
 }

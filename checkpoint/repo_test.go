@@ -15,6 +15,7 @@ import (
 	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/internal/s3test"
 	"github.com/resomap/resomap/store"
+	"github.com/resomap/resomap/sweep"
 )
 
 func fakeCheckpoint(epochsDone, step, size int, seed uint64) *checkpoint.Checkpoint {
@@ -29,7 +30,7 @@ func fakeCheckpoint(epochsDone, step, size int, seed uint64) *checkpoint.Checkpo
 	}
 	c := &checkpoint.Checkpoint{
 		Record: checkpoint.Record{Kind: kind, Model: "resnet18", Family: "resnet", Resolution: 224,
-			EpochsDone: epochsDone, StepInEpoch: step, Epochs: 10},
+			Progress: sweep.Progress{EpochsDone: epochsDone}, StepInEpoch: step, Epochs: 10},
 		Model: model, Optim: model[:size/2],
 	}
 	c.Seal()

@@ -127,10 +127,13 @@ func (r *rawSplit) Resize(i, res int, dst []byte) error {
 	return nil
 }
 
-// Resolve names a source: "fashion-mnist" (Debian's package), a folder with
-// IDX files, or an image folder (one sub-folder per class).
+// FashionMNIST names the built-in data set (Debian's package).
+const FashionMNIST = "fashion-mnist"
+
+// Resolve names a source: FashionMNIST, a folder with IDX files, or an
+// image folder (one sub-folder per class).
 func Resolve(spec string) (string, error) {
-	if spec == "" || spec == "fashion-mnist" {
+	if spec == "" || spec == FashionMNIST {
 		if _, err := os.Stat(FashionMNISTDir); err != nil {
 			return "", fmt.Errorf("%w: fashion-mnist not found at %s: apt-get install dataset-fashion-mnist", ErrBadData, FashionMNISTDir)
 		}
@@ -244,7 +247,7 @@ func openSource(dir string, opts Options) (*source, error) {
 	for i := range classes {
 		classes[i] = fmt.Sprint(i)
 	}
-	if filepath.Base(dir) == "fashion-mnist" && len(classes) == 10 {
+	if filepath.Base(dir) == FashionMNIST && len(classes) == 10 {
 		classes = []string{"t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"}
 	}
 	hash, err := idxHash(paths, opts.Hashes)

@@ -5,9 +5,10 @@ import (
 	"math/rand/v2"
 )
 
-// Batch is a set of images (NCHW uint8) and labels.
+// Batch is a set of images (NCHW uint8) and labels: what the loader makes
+// and what the libtorch binding trains on.
 type Batch struct {
-	Step    int
+	Step    int // step of the epoch it belongs to
 	Images  []byte
 	Labels  []int64
 	C, H, W int

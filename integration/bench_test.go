@@ -10,7 +10,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/resomap/resomap/dataset"
-	"github.com/resomap/resomap/results"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/workflows"
 )
@@ -50,7 +49,7 @@ func BenchmarkDefaultSweep(b *testing.B) {
 		var wall, train, eval, ckpt float64
 		fmt.Printf("%-14s %8s %8s %8s %10s %10s %8s\n", "combination", "wall s", "train s", "valid s", "ckpt I/O s", "orchestr s", "overhead")
 		for _, o := range p.Combos {
-			if o.Status != results.Completed {
+			if o.Status != sweep.Completed {
 				b.Fatalf("%s: %s %s", o.ID(), o.Status, o.Reason)
 			}
 			d, err := c.DescribeWorkflowExecution(context.Background(), id+"/"+o.ID(), "")

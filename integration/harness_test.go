@@ -19,7 +19,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/resomap/resomap/internal/temporalx"
-	"github.com/resomap/resomap/trainer"
+	"github.com/resomap/resomap/torch"
 )
 
 var (
@@ -69,7 +69,7 @@ func setup(m *testing.M) (int, error) {
 		return 0, fmt.Errorf("build binaries: %v\n%s", err, out)
 	}
 	if os.Getenv("RESOMAP_LIB") == "" {
-		os.Setenv("RESOMAP_LIB", trainer.LibraryPath())
+		os.Setenv("RESOMAP_LIB", torch.LibraryPath())
 	}
 	bin, err := temporalBinary()
 	if err != nil {

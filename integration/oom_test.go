@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resomap/resomap/results"
+	"github.com/resomap/resomap/sweep"
 )
 
 // vmSize reads a process's virtual memory size in bytes.
@@ -114,7 +114,7 @@ activity: {heartbeat_timeout_seconds: 30, max_attempts: 3}
 	}
 	p := result(t, dial(t), "sweep-oom", 3*time.Minute)
 	o := p.Combos[0]
-	if o.Status != results.Completed {
+	if o.Status != sweep.Completed {
 		t.Fatalf("%s: %s", o.Status, o.Reason)
 	}
 	if o.OOMs < 1 || o.MicroBatch >= 64 || o.MicroBatch < 1 {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resomap/resomap/results"
+	"github.com/resomap/resomap/sweep"
 )
 
 // A worker whose libtorch call runs past --stuck-timeout exits with code 75
@@ -50,7 +50,7 @@ activity: {heartbeat_timeout_seconds: 5, max_attempts: 3}
 	startWorker(t, tq, store)
 	p := result(t, dial(t), "sweep-stuck", 3*time.Minute)
 	o := p.Combos[0]
-	if o.Status != results.Completed {
+	if o.Status != sweep.Completed {
 		t.Fatalf("%s: %s", o.Status, o.Reason)
 	}
 	retried := false

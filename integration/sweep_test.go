@@ -13,7 +13,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/resomap/resomap/results"
+	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/workflows"
 )
 
@@ -118,7 +118,7 @@ func TestKilledWorkerResumesFromLastCheckpointBitForBit(t *testing.T) {
 		t.Fatalf("starter: %v\n%s", err, out)
 	}
 	ref := result(t, c, "sweep-kill-ref", 5*time.Minute)
-	if ref.Combos[0].Status != results.Completed {
+	if ref.Combos[0].Status != sweep.Completed {
 		t.Fatalf("reference run: %+v", ref.Combos[0])
 	}
 
@@ -139,10 +139,10 @@ func TestKilledWorkerResumesFromLastCheckpointBitForBit(t *testing.T) {
 	startWorker(t, "tq-kill", store)
 	p := result(t, c, "sweep-kill", 5*time.Minute)
 	o := p.Combos[0]
-	if o.Status != results.Completed {
+	if o.Status != sweep.Completed {
 		t.Fatalf("after the kill: %s (%s)", o.Status, o.Reason)
 	}
-	var resumed *results.Resume
+	var resumed *sweep.Resume
 	for i := range o.Resumes {
 		if o.Resumes[i].Attempt > 1 {
 			resumed = &o.Resumes[i]
@@ -185,16 +185,16 @@ func TestPauseResumeCancelBySignals(t *testing.T) {
 		d, err := c.DescribeWorkflowExecution(ctx, child, "")
 		return err == nil && len(d.PendingActivities) == 0
 	})
-	progress := func() results.Outcome {
+	progress := func() sweep.Outcome {
 		v, err := c.QueryWorkflow(ctx, child, "", workflows.QueryProgress)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var o results.Outcome
+		var o sweep.Outcome
 		v.Get(&o)
 		return o
 	}
-	if o := progress(); o.Status != results.Paused {
+	if o := progress(); o.Status != sweep.Paused {
 		t.Fatalf("after pause: %s", o.Status)
 	}
 	n := len(glob(t, mids))
@@ -214,7 +214,7 @@ func TestPauseResumeCancelBySignals(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := result(t, c, id, 2*time.Minute)
-	if !p.Cancelled || p.Combos[0].Status != results.Cancelled {
+	if !p.Cancelled || p.Combos[0].Status != sweep.Cancelled {
 		t.Fatalf("after cancel: cancelled=%v, combination %s", p.Cancelled, p.Combos[0].Status)
 	}
 	// Pausing the finished sweep is refused and changes nothing.
@@ -256,7 +256,7 @@ func TestSigtermCheckpointsAndAnotherWorkerContinues(t *testing.T) {
 	startWorker(t, tq, store)
 	p := result(t, c, "sweep-sigterm", 5*time.Minute)
 	o := p.Combos[0]
-	if o.Status != results.Completed {
+	if o.Status != sweep.Completed {
 		t.Fatalf("%s: %s", o.Status, o.Reason)
 	}
 	var resumed bool

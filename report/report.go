@@ -20,7 +20,6 @@ import (
 	"github.com/resomap/resomap/results"
 	"github.com/resomap/resomap/store"
 	"github.com/resomap/resomap/sweep"
-	"github.com/resomap/resomap/trainer"
 )
 
 // ErrNoSweep: the store has nothing of that sweep.
@@ -32,25 +31,25 @@ const Missing = "missing"
 // Row is one combination. Figures that do not exist are nil (null in JSON,
 // empty in CSV), not zero.
 type Row struct {
-	Model        string       `json:"model"`
-	Family       string       `json:"family"`
-	Resolution   int          `json:"resolution"`
-	Status       string       `json:"status"`
-	Reason       string       `json:"reason,omitempty"`
-	EpochsRun    int          `json:"epochs_run"`
-	Epochs       int          `json:"epochs"`
-	BestEpoch    *int         `json:"best_epoch"`
-	BestValLoss  *float64     `json:"best_val_loss"`
-	BestValAcc   *float64     `json:"best_val_acc"`
-	FinalValAcc  *float64     `json:"final_val_acc"`
-	ImagesPerSec *float64     `json:"images_per_s"`
-	WallSeconds  *float64     `json:"wall_seconds"`
-	Device       string       `json:"device,omitempty"`
-	Keys         results.Keys `json:"checkpoint_keys"`
-	Resumes      int          `json:"resumed"`
-	OOMs         int          `json:"out_of_memory"`
-	EarlyStopped bool         `json:"early_stopped"`
-	outcome      *results.Outcome
+	Model        string     `json:"model"`
+	Family       string     `json:"family"`
+	Resolution   int        `json:"resolution"`
+	Status       string     `json:"status"`
+	Reason       string     `json:"reason,omitempty"`
+	EpochsRun    int        `json:"epochs_run"`
+	Epochs       int        `json:"epochs"`
+	BestEpoch    *int       `json:"best_epoch"`
+	BestValLoss  *float64   `json:"best_val_loss"`
+	BestValAcc   *float64   `json:"best_val_acc"`
+	FinalValAcc  *float64   `json:"final_val_acc"`
+	ImagesPerSec *float64   `json:"images_per_s"`
+	WallSeconds  *float64   `json:"wall_seconds"`
+	Device       string     `json:"device,omitempty"`
+	Keys         sweep.Keys `json:"checkpoint_keys"`
+	Resumes      int        `json:"resumed"`
+	OOMs         int        `json:"out_of_memory"`
+	EarlyStopped bool       `json:"early_stopped"`
+	outcome      *sweep.Outcome
 }
 
 // Report is a sweep's results.
@@ -95,7 +94,7 @@ func Build(ctx context.Context, st store.Store, name string) (*Report, error) {
 			r.Rows = append(r.Rows, rowOf(o))
 			continue
 		}
-		info, _ := trainer.LookupModel(c.Model)
+		info, _ := sweep.LookupModel(c.Model)
 		r.Rows = append(r.Rows, Row{Model: c.Model, Family: info.Family, Resolution: c.Resolution, Status: Missing,
 			Reason: "no result recorded (not started, or the sweep is still running)", Epochs: r.Spec.Epochs})
 	}
@@ -112,14 +111,14 @@ func Build(ctx context.Context, st store.Store, name string) (*Report, error) {
 	return r, nil
 }
 
-func sortIDs(ids []string, o map[string]results.Outcome) {
+func sortIDs(ids []string, o map[string]sweep.Outcome) {
 	sort.Slice(ids, func(i, j int) bool {
 		a, b := o[ids[i]], o[ids[j]]
 		return a.Model < b.Model || a.Model == b.Model && a.Resolution < b.Resolution
 	})
 }
 
-func rowOf(o results.Outcome) Row {
+func rowOf(o sweep.Outcome) Row {
 	row := Row{Model: o.Model, Family: o.Family, Resolution: o.Resolution, Status: string(o.Status), Reason: o.Reason,
 		EpochsRun: len(o.Metrics), Epochs: o.Epochs, Device: o.Device, Keys: o.Keys, Resumes: len(o.Resumes), OOMs: o.OOMs,
 		EarlyStopped: o.EarlyStopped, outcome: &o}
@@ -132,7 +131,7 @@ func rowOf(o results.Outcome) Row {
 	}
 	// Wall time is the time the combination's epochs took on a worker
 	// (training, validation, checkpoints), not time spent queued for one.
-	if o.EpochSeconds > 0 && o.Status != results.Skipped {
+	if o.EpochSeconds > 0 && o.Status != sweep.Skipped {
 		row.WallSeconds = ptr(o.EpochSeconds)
 	}
 	return row
@@ -252,9 +251,9 @@ func (r *Report) writeMarkdown(w io.Writer, figs []string) error {
 	fmt.Fprintln(w)
 	var problems []string
 	for _, x := range r.Rows {
-		switch results.Status(x.Status) {
-		case results.Completed:
-		case results.Skipped:
+		switch sweep.Status(x.Status) {
+		case sweep.Completed:
+		case sweep.Skipped:
 			problems = append(problems, fmt.Sprintf("- %s@%d skipped: %s", x.Model, x.Resolution, x.Reason))
 		default:
 			problems = append(problems, fmt.Sprintf("- %s@%d **%s**: %s", x.Model, x.Resolution, x.Status, x.Reason))

@@ -25,12 +25,12 @@ import (
 
 // recordSmallSweep trains two real combinations and records them with a
 // failed one, a skipped one and one never started, as a sweep would.
-func recordSmallSweep(t *testing.T, st store.Store) map[string]results.Outcome {
+func recordSmallSweep(t *testing.T, st store.Store) map[string]sweep.Outcome {
 	t.Helper()
 	ctx := context.Background()
 	spec := sweep.Spec{Name: "tiny", Models: []string{"smallcnn", "resnet18"}, Resolutions: []int{16, 24, 32}, Epochs: 2,
 		Data: "fashion-mnist", TrainLimit: 640, ValLimit: 200, Seed: 5,
-		Hyper: sweep.Hyper{BatchSize: 32, Optimizer: "sgd", LR: 0.05, Momentum: 0.9, Schedule: "cosine"}}.WithDefaults()
+		Hyper: sweep.SpecHyper{Hyper: sweep.Hyper{BatchSize: 32, Optimizer: "sgd", LR: 0.05, Momentum: 0.9, Schedule: "cosine"}}}.WithDefaults()
 	b, _ := json.Marshal(spec)
 	if err := st.Put(ctx, results.SpecKey("tiny"), bytes.NewReader(b)); err != nil {
 		t.Fatal(err)
@@ -41,23 +41,22 @@ func recordSmallSweep(t *testing.T, st store.Store) map[string]results.Outcome {
 	}
 	tr.Data = dataset.Options{CacheDir: t.TempDir()}
 	idx := results.Index{Store: st}
-	out := map[string]results.Outcome{}
+	out := map[string]sweep.Outcome{}
 	for _, res := range []int{16, 24} {
 		r, err := tr.Train(ctx, spec.Config(sweep.Combination{Model: "smallcnn", Resolution: res}), nil, trainer.RunOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		rec := r.Last.Record
-		o := results.Outcome{Model: "smallcnn", Family: "cnn", Resolution: res, Status: results.Completed, Epochs: 2,
-			EpochsDone: rec.EpochsDone, Metrics: rec.Metrics, BestEpoch: rec.BestEpoch, BestValLoss: rec.BestValLoss,
-			BestValAcc: rec.BestValAcc, Device: "cpu", WallSeconds: 30, EpochSeconds: 3, ConfigHash: rec.ConfigHash}
+		o := sweep.Outcome{Model: "smallcnn", Family: "cnn", Resolution: res, Status: sweep.Completed, Epochs: 2,
+			Progress: rec.Progress, Device: "cpu", WallSeconds: 30, EpochSeconds: 3, ConfigHash: rec.ConfigHash}
 		if res == 24 {
-			o.Status, o.Reason, o.SkippedFrom = results.Skipped, "already completed by sweep earlier", "earlier"
+			o.Status, o.Reason, o.SkippedFrom = sweep.Skipped, "already completed by sweep earlier", "earlier"
 		}
 		out[o.ID()] = o
 	}
-	out["smallcnn@32"] = results.Outcome{Model: "smallcnn", Family: "cnn", Resolution: 32, Status: results.Failed, Epochs: 2, Reason: "epoch 1: out of memory"}
-	out["resnet18@16"] = results.Outcome{Model: "resnet18", Family: "resnet", Resolution: 16, Status: results.Cancelled, Epochs: 2, Reason: "cancelled by signal"}
+	out["smallcnn@32"] = sweep.Outcome{Model: "smallcnn", Family: "cnn", Resolution: 32, Status: sweep.Failed, Epochs: 2, Reason: "epoch 1: out of memory"}
+	out["resnet18@16"] = sweep.Outcome{Model: "resnet18", Family: "resnet", Resolution: 16, Status: sweep.Cancelled, Epochs: 2, Reason: "cancelled by signal"}
 	for _, o := range out {
 		if err := idx.PutOutcome(ctx, "tiny", o); err != nil {
 			t.Fatal(err)

@@ -11,92 +11,10 @@ import (
 	"fmt"
 	"path"
 	"strings"
-	"time"
 
-	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/store"
+	"github.com/resomap/resomap/sweep"
 )
-
-// Status of a combination in a sweep.
-type Status string
-
-const (
-	Pending   Status = "pending"
-	Running   Status = "running"
-	Paused    Status = "paused"
-	Completed Status = "completed"
-	Failed    Status = "failed"
-	Skipped   Status = "skipped" // already completed, by this or an earlier sweep
-	Cancelled Status = "cancelled"
-)
-
-// Done reports whether a status is final.
-func (s Status) Done() bool {
-	return s == Completed || s == Failed || s == Skipped || s == Cancelled
-}
-
-// Keys point at a combination's stored checkpoints (record keys).
-type Keys struct {
-	Best   string `json:"best,omitempty"`
-	Final  string `json:"final,omitempty"`
-	Latest string `json:"latest,omitempty"`
-}
-
-// Resume records one time training continued from a checkpoint.
-type Resume struct {
-	Epoch   int    `json:"epoch"` // 1-based epoch that continued
-	Step    int    `json:"step"`  // steps of it already done
-	Attempt int    `json:"attempt"`
-	Reason  string `json:"reason"`
-}
-
-// Outcome is everything known about one combination of a sweep; the
-// workflows keep it as state and the report reads it.
-type Outcome struct {
-	Model        string                    `json:"model"`
-	Family       string                    `json:"family"`
-	Resolution   int                       `json:"resolution"`
-	Status       Status                    `json:"status"`
-	Reason       string                    `json:"reason,omitempty"`
-	ConfigHash   string                    `json:"config_hash,omitempty"`
-	Epochs       int                       `json:"epochs"`
-	EpochsDone   int                       `json:"epochs_done"`
-	Step         int                       `json:"step,omitempty"`
-	Metrics      []checkpoint.EpochMetrics `json:"metrics,omitempty"`
-	BestEpoch    int                       `json:"best_epoch,omitempty"`
-	BestValLoss  float64                   `json:"best_val_loss,omitempty"`
-	BestValAcc   float64                   `json:"best_val_acc,omitempty"`
-	EarlyStopped bool                      `json:"early_stopped,omitempty"`
-	MicroBatch   int                       `json:"micro_batch,omitempty"`
-	OOMs         int                       `json:"ooms,omitempty"`
-	Resumes      []Resume                  `json:"resumes,omitempty"`
-	Keys         Keys                      `json:"keys"`
-	ResultKey    string                    `json:"result_key,omitempty"` // results index entry
-	Device       string                    `json:"device,omitempty"`
-	TrainSeconds float64                   `json:"train_seconds,omitempty"`
-	EvalSeconds  float64                   `json:"eval_seconds,omitempty"`
-	CkptSeconds  float64                   `json:"checkpoint_seconds,omitempty"`
-	EpochSeconds float64                   `json:"epoch_activity_seconds,omitempty"` // TrainEpoch activities, wall
-	OtherSeconds float64                   `json:"other_seconds,omitempty"`          // checkpoint I/O, validation, set-up
-	WallSeconds  float64                   `json:"wall_seconds,omitempty"`
-	SkippedFrom  string                    `json:"skipped_from,omitempty"` // sweep that trained it
-	FinishedAt   time.Time                 `json:"finished_at,omitzero"`
-}
-
-// ID is model@resolution.
-func (o Outcome) ID() string { return fmt.Sprintf("%s@%d", o.Model, o.Resolution) }
-
-// ImagesPerSec is the mean training throughput over the epochs run.
-func (o Outcome) ImagesPerSec() float64 {
-	var s float64
-	for _, m := range o.Metrics {
-		s += m.ImagesPS
-	}
-	if len(o.Metrics) == 0 {
-		return 0
-	}
-	return s / float64(len(o.Metrics))
-}
 
 // Index stores results and sweep outcomes in a store.
 type Index struct {
@@ -118,10 +36,10 @@ func RunsPrefix(configHash string) string { return path.Join(RunsDir, configHash
 
 // Record writes the result of a completed config once. A second writer gets
 // ErrAlreadyRecorded.
-func (x Index) Record(ctx context.Context, sweepName string, o Outcome) (string, error) {
+func (x Index) Record(ctx context.Context, sweepName string, o sweep.Outcome) (string, error) {
 	rec := struct {
 		Sweep string `json:"sweep"`
-		Outcome
+		sweep.Outcome
 	}{sweepName, o}
 	b, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
@@ -138,7 +56,7 @@ func (x Index) Record(ctx context.Context, sweepName string, o Outcome) (string,
 }
 
 // Lookup returns the result of a config, or nil if it has none.
-func (x Index) Lookup(ctx context.Context, configHash string) (*Outcome, string, error) {
+func (x Index) Lookup(ctx context.Context, configHash string) (*sweep.Outcome, string, error) {
 	b, err := store.ReadAll(ctx, x.Store, ResultKey(configHash))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, "", nil
@@ -148,7 +66,7 @@ func (x Index) Lookup(ctx context.Context, configHash string) (*Outcome, string,
 	}
 	var rec struct {
 		Sweep string `json:"sweep"`
-		Outcome
+		sweep.Outcome
 	}
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return nil, "", fmt.Errorf("result %s: %w", ResultKey(configHash), err)
@@ -163,8 +81,17 @@ func outcomeKey(sweepName, id string) string {
 // SpecKey is where a sweep's spec is kept for the report.
 func SpecKey(sweepName string) string { return path.Join("sweeps", sweepName, "spec.json") }
 
+// PutSpec keeps a sweep's spec for the report.
+func (x Index) PutSpec(ctx context.Context, spec sweep.Spec) error {
+	b, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
+		return err
+	}
+	return x.Store.Put(ctx, SpecKey(spec.Name), bytes.NewReader(b))
+}
+
 // PutOutcome stores the latest outcome of a combination of a sweep.
-func (x Index) PutOutcome(ctx context.Context, sweepName string, o Outcome) error {
+func (x Index) PutOutcome(ctx context.Context, sweepName string, o sweep.Outcome) error {
 	b, err := json.MarshalIndent(o, "", "  ")
 	if err != nil {
 		return err
@@ -173,12 +100,12 @@ func (x Index) PutOutcome(ctx context.Context, sweepName string, o Outcome) erro
 }
 
 // Outcomes lists the stored outcomes of a sweep, by combination ID.
-func (x Index) Outcomes(ctx context.Context, sweepName string) (map[string]Outcome, error) {
+func (x Index) Outcomes(ctx context.Context, sweepName string) (map[string]sweep.Outcome, error) {
 	infos, err := x.Store.List(ctx, path.Join("sweeps", sweepName, "outcomes")+"/")
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]Outcome{}
+	out := map[string]sweep.Outcome{}
 	for _, in := range infos {
 		if !strings.HasSuffix(in.Key, ".json") {
 			continue
@@ -187,7 +114,7 @@ func (x Index) Outcomes(ctx context.Context, sweepName string) (map[string]Outco
 		if err != nil {
 			return nil, err
 		}
-		var o Outcome
+		var o sweep.Outcome
 		if err := json.Unmarshal(b, &o); err != nil {
 			return nil, fmt.Errorf("outcome %s: %w", in.Key, err)
 		}

@@ -39,12 +39,10 @@ done
 src="$ROOT/resomap"
 mkdir -p "$src/trainer"
 # Rebuild the bridge only when its sources changed.
-sum=$(cat trainer/csrc/resomap.cpp trainer/csrc/resomap.h | sha256sum | cut -c1-16)
+sum=$(cat torch/csrc/resomap.cpp torch/csrc/resomap.h scripts/build-bridge.sh | sha256sum | cut -c1-16)
 if [ "$(cat "$src/libresomap.sum" 2>/dev/null)" != "$sum" ]; then
-  rm -rf "$src/csrc" && cp -r trainer/csrc "$src/csrc"
-  chroot "$ROOT" g++ -O2 -std=c++17 -fPIC -shared -Wall -Werror \
-    -I/usr/include/torch/csrc/api/include -o /resomap/libresomap.so /resomap/csrc/resomap.cpp \
-    -ltorch -ltorch_cpu -lc10
+  rm -rf "$src/csrc" && cp -r torch/csrc "$src/csrc" && cp scripts/build-bridge.sh "$src/"
+  chroot "$ROOT" env BRIDGE_SRC=/resomap/csrc CXXFLAGS_EXTRA=-Werror bash /resomap/build-bridge.sh /resomap
   echo "$sum" >"$src/libresomap.sum"
 fi
 echo "check-libtorch2: trainer tests against libtorch $(chroot "$ROOT" dpkg-query -W -f '${Version}' libtorch-dev)"

@@ -17,10 +17,7 @@ alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 if ! "$TEMPORAL" operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1; then
   echo "starting the Temporal dev server (log: $STATE/temporal.log)"
-  sa=()
-  for a in ResoMapSweep=Keyword ResoMapModel=Keyword ResoMapResolution=Int ResoMapStatus=Keyword ResoMapEpoch=Int ResoMapBestValAcc=Double; do
-    sa+=(--search-attribute "$a")
-  done
+  read -ra sa <<<"$(build/starter dev-server-flags)" # the search attributes, as the workflows define them
   nohup "$TEMPORAL" server start-dev --db-filename "$STATE/temporal.db" --ip 127.0.0.1 --port 7233 --ui-port 8233 \
     --log-level warn "${sa[@]}" >"$STATE/temporal.log" 2>&1 &
   echo $! >"$STATE/temporal.pid"

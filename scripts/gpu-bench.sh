@@ -3,7 +3,7 @@
 # needed there: build build/resomap-bench here with `make build` and carry it).
 # Builds the bridge against that PyTorch's CUDA libtorch, prints ResoMap's
 # images/s for resnet18 and vgg11 at 224 and 512 px in fp32 and
-# bf16+channels-last, runs the PyTorch reference (shared/bench/pytorch_anchor.py)
+# bf16+channels-last, runs the PyTorch reference (bench/torch_reference.py)
 # and prints both side by side. Target: ResoMap >= 0.95x PyTorch in every row.
 # With the device tool: `make build` here, then run `bash scripts/gpu-bench.sh`
 # there with carry ["build/resomap-bench"]; the JSON rows come back in $OUT.
@@ -14,20 +14,9 @@ mkdir -p "$OUT" build-cuda
 TORCH=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || true
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
-if command -v make >/dev/null; then
-  make shim LIBTORCH="$TORCH" BUILD=build-cuda
-else # the Makefile's LIBTORCH= recipe, for a machine without make
-  ABI=$(python3 -c 'import torch; print(int(torch.compiled_with_cxx11_abi()))')
-  g++ -O2 -std=c++17 -fPIC -shared -Wall -I"$TORCH/include" -I"$TORCH/include/torch/csrc/api/include" \
-    -D_GLIBCXX_USE_CXX11_ABI="$ABI" -o build-cuda/libresomap.so trainer/csrc/resomap.cpp \
-    -L"$TORCH/lib" -Wl,-rpath,"$TORCH/lib" -Wl,--no-as-needed -ltorch -ltorch_cpu -lc10 -ltorch_cuda -lc10_cuda -Wl,--as-needed
-fi
-ANCHOR=${ANCHOR:-}
-for p in shared/bench/pytorch_anchor.py ../shared/bench/pytorch_anchor.py; do
-  [ -z "$ANCHOR" ] && [ -f "$p" ] && ANCHOR=$p
-done
+bash scripts/build-bridge.sh build-cuda "$TORCH"
 RESOMAP_LIB=$PWD/build-cuda/libresomap.so build/resomap-bench --device cuda --json "$OUT/resomap_gpu.json"
-python3 "$ANCHOR" "$OUT/pytorch_gpu.json"
+python3 bench/torch_reference.py "$OUT/pytorch_gpu.json"
 python3 - "$OUT/resomap_gpu.json" "$OUT/pytorch_gpu.json" <<'PY'
 import json, sys
 ours = {(r["model"], r["res"], r["bf16"]): r for r in json.load(open(sys.argv[1]))}

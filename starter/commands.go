@@ -8,9 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -22,12 +22,12 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/resomap/resomap/activities"
 	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/internal/temporalx"
 	"github.com/resomap/resomap/report"
 	"github.com/resomap/resomap/results"
 	"github.com/resomap/resomap/store"
+	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/workflows"
 )
 
@@ -47,7 +47,7 @@ func start(ctx context.Context, o options, w io.Writer, logger *slog.Logger) err
 	defer c.Close()
 	id := o.id
 	if id == "" {
-		id = workflowID(spec.Name)
+		id = workflows.SweepID(spec.Name)
 	}
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: id, TaskQueue: o.taskQueue,
@@ -115,7 +115,7 @@ func stepOf(ctx context.Context, c client.Client, childID string) (done, of int)
 		if pa.HeartbeatDetails == nil {
 			continue
 		}
-		var hb activities.Heartbeat
+		var hb workflows.Heartbeat
 		if converter.GetDefaultDataConverter().FromPayloads(pa.HeartbeatDetails, &hb) == nil {
 			return hb.Done, hb.Of
 		}
@@ -149,8 +149,8 @@ func follow(ctx context.Context, c client.Client, id string, w io.Writer) (workf
 		var lines []string
 		for _, o := range p.Combos {
 			done, of := 0, 0
-			if o.Status == results.Running {
-				done, of = stepOf(ctx, c, id+"/"+o.ID())
+			if o.Status == sweep.Running {
+				done, of = stepOf(ctx, c, workflows.ChildID(id, o.ID()))
 			}
 			frac := float64(o.EpochsDone) / float64(max(1, o.Epochs))
 			if of > 0 {
@@ -196,7 +196,7 @@ func follow(ctx context.Context, c client.Client, id string, w io.Writer) (workf
 	}
 }
 
-func printTable(w io.Writer, combos []results.Outcome) {
+func printTable(w io.Writer, combos []sweep.Outcome) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "model\tresolution\tstatus\tepochs\tbest val acc\tbest epoch\timages/s\ttraining time\tnote")
 	for _, o := range combos {
@@ -225,15 +225,15 @@ func status(ctx context.Context, o options, w io.Writer, logger *slog.Logger) er
 	defer c.Close()
 	id := sweepID(o)
 	if o.combination != "" {
-		v, err := c.QueryWorkflow(ctx, id+"/"+o.combination, "", workflows.QueryProgress)
+		v, err := c.QueryWorkflow(ctx, workflows.ChildID(id, o.combination), "", workflows.QueryProgress)
 		if err != nil {
 			return fmt.Errorf("combination %s of %s: %w", o.combination, id, err)
 		}
-		var out results.Outcome
+		var out sweep.Outcome
 		if err := v.Get(&out); err != nil {
 			return err
 		}
-		printTable(w, []results.Outcome{out})
+		printTable(w, []sweep.Outcome{out})
 		return nil
 	}
 	p, st, err := sweepProgress(ctx, c, id)
@@ -264,7 +264,7 @@ func control(ctx context.Context, cmd string, o options, w io.Writer, logger *sl
 	id := sweepID(o)
 	target := id
 	if o.combination != "" {
-		target = id + "/" + o.combination
+		target = workflows.ChildID(id, o.combination)
 	}
 	name := map[string]string{"pause": workflows.UpdatePause, "resume": workflows.UpdateResume, "cancel": workflows.UpdateCancel}[cmd]
 	desc, err := c.DescribeWorkflowExecution(ctx, target, "")
@@ -342,12 +342,8 @@ func checkpoints(ctx context.Context, o options, w io.Writer) error {
 	fmt.Fprintln(tw, "model\tresolution\tcheckpoint\tepoch\tstep\tval loss\tval acc\tsize\ttime\tverified\tkey")
 	n := 0
 	for _, in := range infos {
-		base, ok := strings.CutSuffix(in.Key, ".json")
-		if !ok || path.Base(in.Key) == "latest.json" {
-			continue
-		}
-		parts := strings.Split(in.Key, "/") // runs/<hash>/<family>/<model>/<res>/<name>.json
-		if len(parts) != 6 || len(models) > 0 && !models[parts[3]] || len(resolutions) > 0 && !resolutions[parts[4]] {
+		k, ok := checkpoint.ParseRecordKey(in.Key)
+		if !ok || len(models) > 0 && !models[k.Model] || len(resolutions) > 0 && !resolutions[strconv.Itoa(k.Resolution)] {
 			continue
 		}
 		verified := "yes"
@@ -366,7 +362,7 @@ func checkpoints(ctx context.Context, o options, w io.Writer) error {
 			vl, va = fmt.Sprintf("%.4f", r.Metrics[k-1].ValLoss), fmt.Sprintf("%.4f", r.Metrics[k-1].ValAcc)
 		}
 		size := r.ModelFile.Size + r.OptimFile.Size + in.Size
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%.1f MB\t%s\t%s\t%s\n", parts[3], parts[4], path.Base(base), r.EpochsDone, r.StepInEpoch,
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%s\t%.1f MB\t%s\t%s\t%s\n", k.Model, k.Resolution, k.Base, r.EpochsDone, r.StepInEpoch,
 			vl, va, float64(size)/1e6, r.CreatedAt.Local().Format(time.DateTime), verified, in.Key)
 		n++
 	}
@@ -385,8 +381,8 @@ func gc(ctx context.Context, o options, w io.Writer) error {
 	}
 	dirs := map[string]bool{}
 	for _, in := range infos {
-		if path.Base(in.Key) == "latest.json" {
-			dirs[path.Dir(in.Key)] = true
+		if k, ok := checkpoint.ParseRecordKey(in.Key); ok {
+			dirs[k.Dir] = true
 		}
 	}
 	var sorted []string
@@ -397,7 +393,7 @@ func gc(ctx context.Context, o options, w io.Writer) error {
 	repo := checkpoint.Repo{Blobs: st}
 	total := 0
 	for _, d := range sorted {
-		doomed, err := repo.Prunable(ctx, d, activities.KeepEpochs)
+		doomed, err := repo.Prunable(ctx, d, checkpoint.KeepEpochs)
 		if err != nil {
 			return err
 		}

@@ -132,14 +132,11 @@ func sweepName(arg string) string {
 	return arg
 }
 
-// workflowID is the sweep workflow's ID for a sweep name.
-func workflowID(name string) string { return "sweep-" + name }
-
 func sweepID(o options) string {
 	if o.id != "" {
 		return o.id
 	}
-	return workflowID(sweepName(o.sweep))
+	return workflows.SweepID(sweepName(o.sweep))
 }
 
 func main() {
@@ -183,6 +180,10 @@ func run(ctx context.Context, cmd string, o options, w io.Writer, logger *slog.L
 		return checkpoints(ctx, o, w)
 	case "gc":
 		return gc(ctx, o, w)
+	case "dev-server-flags":
+		// For scripts that start a dev server: the search attributes.
+		_, err := fmt.Fprintln(w, strings.Join(temporalx.DevServerFlags(), " "))
+		return err
 	}
 	return fmt.Errorf("%w: unknown command %q (start, status, pause, resume, cancel, list, report, checkpoints, gc)", errUsage, cmd)
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/resomap/resomap/sweep"
-	"github.com/resomap/resomap/trainer"
 )
 
 // The config hash names stored checkpoints and results: a change to the
@@ -19,7 +18,7 @@ func TestConfigHashIsStable(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden = bytes.TrimSpace(golden)
-	var full trainer.Config
+	var full sweep.Config
 	if err := json.Unmarshal(golden, &full); err != nil {
 		t.Fatal(err)
 	}

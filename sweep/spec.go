@@ -13,8 +13,6 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/resomap/resomap/trainer"
 )
 
 //go:embed presets/*.yaml
@@ -23,26 +21,11 @@ var presets embed.FS
 // ErrInvalid marks a spec that must not start.
 var ErrInvalid = errors.New("invalid sweep spec")
 
-// Hyper are the training settings shared by every combination.
-type Hyper struct {
-	BatchSize      int     `yaml:"batch_size" json:"batch_size"`
-	Optimizer      string  `yaml:"optimizer" json:"optimizer"`
-	LR             float64 `yaml:"lr" json:"lr"`
-	Momentum       float64 `yaml:"momentum" json:"momentum"`
-	Nesterov       bool    `yaml:"nesterov" json:"nesterov"`
-	WeightDecay    float64 `yaml:"weight_decay" json:"weight_decay"`
-	Beta1          float64 `yaml:"beta1" json:"beta1"`
-	Beta2          float64 `yaml:"beta2" json:"beta2"`
-	Eps            float64 `yaml:"eps" json:"eps"`
-	Schedule       string  `yaml:"schedule" json:"schedule"`
-	WarmupEpochs   float64 `yaml:"warmup_epochs" json:"warmup_epochs"`
-	StepEpochs     int     `yaml:"step_epochs" json:"step_epochs"`
-	Gamma          float64 `yaml:"gamma" json:"gamma"`
-	MinLR          float64 `yaml:"min_lr" json:"min_lr"`
-	LabelSmoothing float64 `yaml:"label_smoothing" json:"label_smoothing"`
-	CropPadding    int     `yaml:"crop_padding" json:"crop_padding"`
-	Flip           bool    `yaml:"flip" json:"flip"`
-	// MicroBatch splits batches for memory; results do not depend on it.
+// SpecHyper is a spec's hyper: section: the training settings every
+// combination shares, and the micro-batch, which only bounds memory (results
+// do not depend on it, so it is not part of the config).
+type SpecHyper struct {
+	Hyper      `yaml:",inline"`
 	MicroBatch int `yaml:"micro_batch" json:"micro_batch"`
 }
 
@@ -70,7 +53,7 @@ type Spec struct {
 	Seed        uint64           `yaml:"seed" json:"seed"`
 	MaxParallel int              `yaml:"max_parallel" json:"max_parallel"`
 	Patience    int              `yaml:"patience" json:"patience"` // early stopping (0 = off)
-	Hyper       Hyper            `yaml:"hyper" json:"hyper"`
+	Hyper       SpecHyper        `yaml:"hyper" json:"hyper"`
 	Checkpoint  Checkpointing    `yaml:"checkpoint" json:"checkpoint"`
 	Activity    ActivitySettings `yaml:"activity" json:"activity"`
 	// ContinueAsNewAfter bounds the sweep workflow's history: it continues
@@ -127,13 +110,15 @@ func Parse(data []byte) (Spec, error) {
 	return s.WithDefaults(), nil
 }
 
-// WithDefaults fills optional settings.
+// WithDefaults fills optional settings. Specs get them where they enter
+// the system: when loaded, and when a workflow receives one from a client.
 func (s Spec) WithDefaults() Spec {
+	s.Hyper.Hyper = s.Hyper.withDefaults()
 	if s.MaxParallel == 0 {
 		s.MaxParallel = 1
 	}
 	if s.Data == "" {
-		s.Data = "fashion-mnist"
+		s.Data = DefaultData
 	}
 	if s.Activity.HeartbeatTimeoutSeconds == 0 {
 		s.Activity.HeartbeatTimeoutSeconds = 60
@@ -161,17 +146,11 @@ func (s Spec) Combinations() []Combination {
 	return out
 }
 
-// Config is the full training config of one combination.
-func (s Spec) Config(c Combination) trainer.Config {
-	h := s.Hyper
-	return trainer.Config{
-		Model: c.Model, Resolution: c.Resolution, Epochs: s.Epochs, BatchSize: h.BatchSize,
-		Optimizer: h.Optimizer, LR: h.LR, Momentum: h.Momentum, Nesterov: h.Nesterov, WeightDecay: h.WeightDecay,
-		Beta1: h.Beta1, Beta2: h.Beta2, Eps: h.Eps, Schedule: h.Schedule, WarmupEpochs: h.WarmupEpochs,
-		StepEpochs: h.StepEpochs, Gamma: h.Gamma, MinLR: h.MinLR, LabelSmoothing: h.LabelSmoothing,
-		CropPadding: h.CropPadding, Flip: h.Flip, Seed: s.Seed, Data: s.Data,
-		TrainLimit: s.TrainLimit, ValLimit: s.ValLimit,
-	}.WithDefaults()
+// Config is the full training config of one combination (without the data
+// set's content hash, which a worker stamps in).
+func (s Spec) Config(c Combination) Config {
+	return Config{Model: c.Model, Resolution: c.Resolution, Epochs: s.Epochs, Hyper: s.Hyper.Hyper,
+		Seed: s.Seed, Data: s.Data, TrainLimit: s.TrainLimit, ValLimit: s.ValLimit}
 }
 
 // Validate names the first invalid field. It is pure, so workflows call it.
@@ -190,7 +169,7 @@ func (s Spec) Validate() error {
 	}
 	seen := map[string]bool{}
 	for _, m := range s.Models {
-		if _, err := trainer.LookupModel(m); err != nil {
+		if _, err := LookupModel(m); err != nil {
 			return bad("models", "%v", err)
 		}
 		if seen[m] {
@@ -225,7 +204,7 @@ func (s Spec) Validate() error {
 	}
 	for _, c := range s.Combinations() {
 		if err := s.Config(c).Validate(); err != nil {
-			return fmt.Errorf("%w: %s: %v", ErrInvalid, c.ID(), strings.TrimPrefix(err.Error(), trainer.ErrInvalid.Error()+": "))
+			return fmt.Errorf("%w: %s: %v", ErrInvalid, c.ID(), strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
 		}
 	}
 	return nil

@@ -4,21 +4,22 @@ import (
 	"context"
 	"testing"
 
+	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/trainer"
 )
 
 // The small CNN learns Fashion-MNIST: a real learning signal, not "it runs".
 func TestSmallCNNLearnsFashionMNIST(t *testing.T) {
 	tr := newTrainer(t, t.TempDir())
-	cfg := trainer.Config{
-		Model: "smallcnn", Resolution: 28, Epochs: 2, BatchSize: 64,
-		Optimizer: "sgd", LR: 0.1, Momentum: 0.9, Nesterov: true, WeightDecay: 5e-4,
-		Schedule: "cosine", WarmupEpochs: 0.2, Seed: 1, Data: "fashion-mnist",
-		TrainLimit: 20000, ValLimit: 5000,
+	cfg := sweep.Config{
+		Model: "smallcnn", Resolution: 28, Epochs: 2,
+		Hyper: sweep.Hyper{BatchSize: 64, Optimizer: "sgd", LR: 0.1, Momentum: 0.9, Nesterov: true, WeightDecay: 5e-4,
+			Schedule: "cosine", WarmupEpochs: 0.2},
+		Seed: 1, Data: "fashion-mnist", TrainLimit: 20000, ValLimit: 5000,
 	}
 	var ips float64
 	res, err := tr.Train(context.Background(), cfg, nil, trainer.RunOptions{
-		OnProgress: func(p trainer.Progress) { ips = p.ImagesPerSec },
+		OnProgress: func(p trainer.StepProgress) { ips = p.ImagesPerSec },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,8 @@ import (
 	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/store"
+	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/torch"
 	"github.com/resomap/resomap/trainer"
 )
 
@@ -49,21 +51,21 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 
 	cases := []struct {
 		name string
-		edit func(*trainer.Config)
+		edit func(*sweep.Config)
 		want string
 	}{
-		{"unknown model", func(c *trainer.Config) { c.Model = "alexnet" }, `unknown model "alexnet"`},
-		{"resolution too small", func(c *trainer.Config) { c.Resolution = 4 }, "resolution 4 out of range"},
-		{"resolution absurd", func(c *trainer.Config) { c.Resolution = 100000 }, "resolution 100000 out of range"},
-		{"vgg below its minimum", func(c *trainer.Config) { c.Model, c.Resolution = "vgg11", 16 }, "resolution 16 out of range for vgg11"},
-		{"zero epochs", func(c *trainer.Config) { c.Epochs = 0 }, "epochs"},
-		{"negative lr", func(c *trainer.Config) { c.LR = -1 }, "lr"},
-		{"unknown optimizer", func(c *trainer.Config) { c.Optimizer = "lbfgs" }, "optimizer"},
-		{"missing data", func(c *trainer.Config) { c.Data = "/nonexistent/data" }, "/nonexistent/data"},
-		{"malformed IDX", func(c *trainer.Config) { c.Data = malformed }, "not an IDX file"},
-		{"truncated IDX", func(c *trainer.Config) { c.Data = truncated }, "unexpected EOF"},
-		{"one-class folder", func(c *trainer.Config) { c.Data = oneClass }, "at least 2"},
-		{"batch larger than data", func(c *trainer.Config) { c.BatchSize = 5000 }, "batch_size 5000"},
+		{"unknown model", func(c *sweep.Config) { c.Model = "alexnet" }, `unknown model "alexnet"`},
+		{"resolution too small", func(c *sweep.Config) { c.Resolution = 4 }, "resolution 4 out of range"},
+		{"resolution absurd", func(c *sweep.Config) { c.Resolution = 100000 }, "resolution 100000 out of range"},
+		{"vgg below its minimum", func(c *sweep.Config) { c.Model, c.Resolution = "vgg11", 16 }, "resolution 16 out of range for vgg11"},
+		{"zero epochs", func(c *sweep.Config) { c.Epochs = 0 }, "epochs"},
+		{"negative lr", func(c *sweep.Config) { c.LR = -1 }, "lr"},
+		{"unknown optimizer", func(c *sweep.Config) { c.Optimizer = "lbfgs" }, "optimizer"},
+		{"missing data", func(c *sweep.Config) { c.Data = "/nonexistent/data" }, "/nonexistent/data"},
+		{"malformed IDX", func(c *sweep.Config) { c.Data = malformed }, "not an IDX file"},
+		{"truncated IDX", func(c *sweep.Config) { c.Data = truncated }, "unexpected EOF"},
+		{"one-class folder", func(c *sweep.Config) { c.Data = oneClass }, "at least 2"},
+		{"batch larger than data", func(c *sweep.Config) { c.BatchSize = 5000 }, "batch_size 5000"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,7 +107,7 @@ func TestCorruptAndForeignCheckpointsAreRefused(t *testing.T) {
 	other.Seed++ // another training: same shapes, other config hash
 	for _, tc := range []struct {
 		name string
-		cfg  trainer.Config
+		cfg  sweep.Config
 		c    *checkpoint.Checkpoint
 		want error
 	}{
@@ -122,19 +124,19 @@ func TestCorruptAndForeignCheckpointsAreRefused(t *testing.T) {
 	}
 
 	// A checkpoint of another architecture is refused tensor by tensor.
-	m, err := tr.Lib.NewModel(trainer.ModelSpec{Name: "resnet18", InChannels: 1, NumClasses: 10, Momentum: 0.9, Mean: []float32{0.5}, Std: []float32{0.5}})
+	m, err := tr.Lib.NewModel(torch.ModelSpec{Name: "resnet18", InChannels: 1, NumClasses: 10, Momentum: 0.9, Mean: []float32{0.5}, Std: []float32{0.5}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	if err := m.Import(good.Model, good.Optim); !errors.Is(err, checkpoint.ErrForeign) {
+	if err := trainer.Import(m, good.Model, good.Optim); !errors.Is(err, checkpoint.ErrForeign) {
 		t.Fatalf("importing smallcnn tensors into resnet18: %v, want ErrForeign", err)
 	}
 }
 
 func TestMissingLibraryExplainsHowToBuildIt(t *testing.T) {
-	_, err := trainer.Open(filepath.Join(t.TempDir(), "libresomap.so"))
-	if !errors.Is(err, trainer.ErrLibraryMissing) || !strings.Contains(err.Error(), "make shim") {
+	_, err := torch.Open(filepath.Join(t.TempDir(), "libresomap.so"))
+	if !errors.Is(err, torch.ErrLibraryMissing) || !strings.Contains(err.Error(), "make shim") {
 		t.Fatalf("error %v, want ErrLibraryMissing naming `make shim`", err)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/dataset"
+	"github.com/resomap/resomap/torch"
 	"github.com/resomap/resomap/trainer"
 )
 
@@ -24,9 +26,9 @@ func TestBF16AndChannelsLastPaths(t *testing.T) {
 	b := randomBatch(rand.New(rand.NewPCG(5, 6)), n, c, res, nc, false)
 	for _, name := range []string{"smallcnn", "resnet18"} {
 		t.Run(name, func(t *testing.T) {
-			spec := trainer.ModelSpec{Name: name, InChannels: c, NumClasses: nc, InitSeed: 11, Momentum: 0.9,
+			spec := torch.ModelSpec{Name: name, InChannels: c, NumClasses: nc, InitSeed: 11, Momentum: 0.9,
 				Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}}
-			newModel := func(amp, cl bool) *trainer.Model {
+			newModel := func(amp, cl bool) *torch.Model {
 				s := spec
 				s.MixedPrecision, s.ChannelsLast = amp, cl
 				m, err := tr.Lib.NewModel(s)
@@ -40,7 +42,7 @@ func TestBF16AndChannelsLastPaths(t *testing.T) {
 
 			// Fresh models export the same bytes whatever their layout.
 			pw, po := export(t, plain)
-			for label, m := range map[string]*trainer.Model{"channels-last": cl, "bf16+channels-last": amp} {
+			for label, m := range map[string]*torch.Model{"channels-last": cl, "bf16+channels-last": amp} {
 				w, o := export(t, m)
 				if !bytes.Equal(w, pw) || !bytes.Equal(o, po) {
 					t.Fatalf("%s: exported tensors differ from the plain model's", label)
@@ -63,7 +65,7 @@ func TestBF16AndChannelsLastPaths(t *testing.T) {
 			// One step: the channels-last model follows the plain one (later
 			// steps would let rounding differences grow on this tiny batch).
 			lr := 0.01
-			for _, m := range []*trainer.Model{plain, cl} {
+			for _, m := range []*torch.Model{plain, cl} {
 				tr.Lib.ManualSeed(1)
 				m.ZeroGrad()
 				if _, _, err := m.ForwardBackward(b, 1, 0); err != nil {
@@ -104,7 +106,7 @@ func TestBF16AndChannelsLastPaths(t *testing.T) {
 			// A plain checkpoint loads into a channels-last model and reads
 			// back unchanged.
 			re := newModel(true, true)
-			if err := re.Import(pw, po); err != nil {
+			if err := trainer.Import(re, pw, po); err != nil {
 				t.Fatal(err)
 			}
 			rw, ro := export(t, re)
@@ -130,16 +132,16 @@ func TestFastGPUPathsAreForCUDAOnly(t *testing.T) {
 	}
 }
 
-func export(t *testing.T, m *trainer.Model) (model, optim []byte) {
+func export(t *testing.T, m *torch.Model) (model, optim []byte) {
 	t.Helper()
-	w, o, err := m.Export()
+	w, o, err := trainer.Export(m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return w, o
 }
 
-func logits(t *testing.T, m *trainer.Model, b trainer.Batch, size int) []float32 {
+func logits(t *testing.T, m *torch.Model, b dataset.Batch, size int) []float32 {
 	t.Helper()
 	out := make([]float32, size)
 	if _, _, err := m.Evaluate(b, out); err != nil {
@@ -218,7 +220,7 @@ func sq(x float64) float64 { return x * x }
 // machine with a GPU the same request trains.
 func TestDevicesThatAreNotThere(t *testing.T) {
 	tr := newTrainer(t, t.TempDir())
-	spec := trainer.ModelSpec{Name: "smallcnn", InChannels: 1, NumClasses: 10, Momentum: 0.9,
+	spec := torch.ModelSpec{Name: "smallcnn", InChannels: 1, NumClasses: 10, Momentum: 0.9,
 		Mean: []float32{0.5}, Std: []float32{0.5}}
 	build := func(dev string) error {
 		s := spec
@@ -231,21 +233,21 @@ func TestDevicesThatAreNotThere(t *testing.T) {
 	}
 	for _, dev := range []string{"tpu", "cuda:", "cuda:-1", "cuda:01", "gpu0", "CPU"} {
 		err := build(dev)
-		if !errors.Is(err, trainer.ErrInvalid) || !strings.Contains(err.Error(), "want cpu, cuda or cuda:N") {
+		if !errors.Is(err, torch.ErrInvalid) || !strings.Contains(err.Error(), "want cpu, cuda or cuda:N") {
 			t.Errorf("device %q: %v, want an invalid-device error", dev, err)
 		}
-		if _, err := trainer.New("", dev, 1); !errors.Is(err, trainer.ErrInvalid) {
+		if _, err := trainer.New("", dev, 1); !errors.Is(err, torch.ErrInvalid) {
 			t.Errorf("trainer.New(%q): %v, want an invalid-device error", dev, err)
 		}
 	}
 	n := tr.Lib.CUDADevices()
 	beyond := fmt.Sprintf("cuda:%d", n)
-	if err := build(beyond); !errors.Is(err, trainer.ErrInvalid) {
+	if err := build(beyond); !errors.Is(err, torch.ErrInvalid) {
 		t.Errorf("%s with %d CUDA devices: %v, want an invalid-argument error", beyond, n, err)
 	}
 	if n == 0 {
 		err := build("cuda")
-		if !errors.Is(err, trainer.ErrInvalid) || !strings.Contains(err.Error(), "sees no CUDA device") {
+		if !errors.Is(err, torch.ErrInvalid) || !strings.Contains(err.Error(), "sees no CUDA device") {
 			t.Errorf("cuda without a GPU: %v", err)
 		}
 		if _, err := trainer.New("", "cuda", 1); err == nil || !strings.Contains(err.Error(), "sees no CUDA device") {

@@ -3,6 +3,7 @@ package trainer_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/store"
+	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/trainer"
 )
 
@@ -32,7 +34,7 @@ func newTrainer(t testing.TB, cacheDir string) *trainer.Trainer {
 
 // helperJob is what a fresh helper process is asked to do.
 type helperJob struct {
-	Config      trainer.Config
+	Config      sweep.Config
 	StoreDir    string
 	CacheDir    string
 	FastPaths   bool // bf16 autocast and channels-last
@@ -83,13 +85,13 @@ func runHelper(spec string) error {
 	if err != nil {
 		return err
 	}
-	info, _ := trainer.LookupModel(cfg.Model)
+	info, _ := sweep.LookupModel(cfg.Model)
 	from, _, err := repo.LoadLatest(ctx, info.Family, cfg.Model, cfg.Resolution)
 	if err != nil {
 		return err
 	}
 	_, err = tr.Train(ctx, cfg, from, trainer.RunOptions{
-		OnProgress: func(p trainer.Progress) {
+		OnProgress: func(p trainer.StepProgress) {
 			if p.Epoch == job.StopAtEpoch && p.Step == job.StopAtStep {
 				cancel()
 			}
@@ -103,7 +105,7 @@ func runHelper(spec string) error {
 		if err == nil {
 			return fmt.Errorf("expected an interruption at epoch %d step %d", job.StopAtEpoch, job.StopAtStep)
 		}
-		if !errorsIs(err, trainer.ErrInterrupted) {
+		if !errors.Is(err, trainer.ErrInterrupted) {
 			return err
 		}
 		return nil
@@ -132,8 +134,8 @@ func readFile(t *testing.T, p string) []byte {
 	return b
 }
 
-func comboDir(root string, cfg trainer.Config) string {
-	info, _ := trainer.LookupModel(cfg.Model)
+func comboDir(root string, cfg sweep.Config) string {
+	info, _ := sweep.LookupModel(cfg.Model)
 	return filepath.Join(root, filepath.FromSlash(checkpoint.Dir(info.Family, cfg.Model, cfg.Resolution)))
 }
 
@@ -150,8 +152,8 @@ func pythonTorch(t *testing.T) string {
 
 // randomBatch is n random c×res×res images from rng, labelled i mod nc, or
 // with labels drawn from rng after the images when randomLabels.
-func randomBatch(rng *rand.Rand, n, c, res, nc int, randomLabels bool) trainer.Batch {
-	b := trainer.Batch{Images: make([]byte, n*c*res*res), Labels: make([]int64, n), C: c, H: res, W: res}
+func randomBatch(rng *rand.Rand, n, c, res, nc int, randomLabels bool) dataset.Batch {
+	b := dataset.Batch{Images: make([]byte, n*c*res*res), Labels: make([]int64, n), C: c, H: res, W: res}
 	for i := range b.Images {
 		b.Images[i] = byte(rng.IntN(256))
 	}

@@ -4,7 +4,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/resomap/resomap/trainer"
+	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/torch"
 )
 
 // Every model trains at a small resolution with both optimisers, and its
@@ -15,13 +16,13 @@ func TestEveryModelTrains(t *testing.T) {
 	// too noisy for the loss to fall reliably, in PyTorch too.
 	const n, c, res, nc = 8, 3, 32, 5
 	b := randomBatch(rand.New(rand.NewPCG(3, 4)), n, c, res, nc, false)
-	for i, info := range trainer.Models() {
-		opt, lr := trainer.SGD, 0.002
+	for i, info := range sweep.Models() {
+		opt, lr := torch.SGD, 0.002
 		if i%2 == 1 {
-			opt, lr = trainer.AdamW, 1e-4
+			opt, lr = torch.AdamW, 1e-4
 		}
 		t.Run(info.Name, func(t *testing.T) {
-			m, err := tr.Lib.NewModel(trainer.ModelSpec{Name: info.Name, InChannels: c, NumClasses: nc, InitSeed: 9,
+			m, err := tr.Lib.NewModel(torch.ModelSpec{Name: info.Name, InChannels: c, NumClasses: nc, InitSeed: 9,
 				Optimizer: opt, Momentum: 0.9, WeightDecay: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
 				Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}})
 			if err != nil {

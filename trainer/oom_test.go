@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resomap/resomap/dataset"
+	"github.com/resomap/resomap/torch"
 	"github.com/resomap/resomap/trainer"
 )
 
@@ -38,15 +40,15 @@ func oomHelper() error {
 	if err != nil {
 		return err
 	}
-	m, err := tr.Lib.NewModel(trainer.ModelSpec{Name: "smallcnn", InChannels: 1, NumClasses: 10, Momentum: 0.9, Mean: []float32{0.5}, Std: []float32{0.5}})
+	m, err := tr.Lib.NewModel(torch.ModelSpec{Name: "smallcnn", InChannels: 1, NumClasses: 10, Momentum: 0.9, Mean: []float32{0.5}, Std: []float32{0.5}})
 	if err != nil {
 		return err
 	}
 	const n, res = 64, 384
-	b := trainer.Batch{Images: make([]byte, n*res*res), Labels: make([]int64, n), C: 1, H: res, W: res}
+	b := dataset.Batch{Images: make([]byte, n*res*res), Labels: make([]int64, n), C: 1, H: res, W: res}
 	// Warm up first: libtorch creates its thread pools lazily, and a thread
 	// that cannot be created under the limit hangs libtorch instead of failing.
-	warm := trainer.Batch{Images: b.Images[:2*res*res], Labels: b.Labels[:2], C: 1, H: res, W: res}
+	warm := dataset.Batch{Images: b.Images[:2*res*res], Labels: b.Labels[:2], C: 1, H: res, W: res}
 	if _, _, err := m.ForwardBackward(warm, 1, 0); err != nil {
 		return err
 	}
@@ -61,13 +63,13 @@ func oomHelper() error {
 		return err
 	}
 	_, _, err = m.ForwardBackward(b, 1, 0)
-	if !errors.Is(err, trainer.ErrOutOfMemory) {
+	if !errors.Is(err, torch.ErrOutOfMemory) {
 		return fmt.Errorf("full batch under the memory limit: %v, want ErrOutOfMemory", err)
 	}
 	fmt.Println("full batch:", err)
 	m.ZeroGrad()
 	for lo := 0; lo < n; lo += 8 {
-		mb := trainer.Batch{Images: b.Images[lo*res*res : (lo+8)*res*res], Labels: b.Labels[lo : lo+8], C: 1, H: res, W: res}
+		mb := dataset.Batch{Images: b.Images[lo*res*res : (lo+8)*res*res], Labels: b.Labels[lo : lo+8], C: 1, H: res, W: res}
 		if _, _, err := m.ForwardBackward(mb, 8.0/n, 0); err != nil {
 			return fmt.Errorf("micro-batch of 8 after OOM: %v", err)
 		}

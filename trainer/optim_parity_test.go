@@ -10,7 +10,7 @@ import (
 	"testing"
 	"unsafe"
 
-	"github.com/resomap/resomap/trainer"
+	"github.com/resomap/resomap/torch"
 )
 
 // ResoMap's SGD (momentum, nesterov, weight decay) and AdamW, with label
@@ -25,11 +25,11 @@ func TestOptimizersMatchPyTorch(t *testing.T) {
 	lrs := []float64{0.02, 0.05, 0.01}
 	for _, tc := range []struct {
 		name, opt string
-		spec      trainer.ModelSpec
+		spec      torch.ModelSpec
 	}{
-		{"sgd_nesterov_wd", "sgd", trainer.ModelSpec{Optimizer: trainer.SGD, Momentum: 0.9, Nesterov: true, WeightDecay: 5e-4}},
-		{"sgd_momentum", "sgd", trainer.ModelSpec{Optimizer: trainer.SGD, Momentum: 0.8}},
-		{"adamw", "adamw", trainer.ModelSpec{Optimizer: trainer.AdamW, WeightDecay: 0.05, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8}},
+		{"sgd_nesterov_wd", "sgd", torch.ModelSpec{Optimizer: torch.SGD, Momentum: 0.9, Nesterov: true, WeightDecay: 5e-4}},
+		{"sgd_momentum", "sgd", torch.ModelSpec{Optimizer: torch.SGD, Momentum: 0.8}},
+		{"adamw", "adamw", torch.ModelSpec{Optimizer: torch.AdamW, WeightDecay: 0.05, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.spec

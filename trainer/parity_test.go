@@ -8,6 +8,8 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/resomap/resomap/dataset"
+	"github.com/resomap/resomap/torch"
 	"github.com/resomap/resomap/trainer"
 )
 
@@ -18,13 +20,13 @@ func TestTorchvisionParity(t *testing.T) {
 	tr := newTrainer(t, t.TempDir())
 	const n, c, res, nc = 2, 3, 32, 10
 	rng := rand.New(rand.NewPCG(1, 2))
-	batch := trainer.Batch{Images: make([]byte, n*c*res*res), Labels: []int64{3, 7}, C: c, H: res, W: res}
+	batch := dataset.Batch{Images: make([]byte, n*c*res*res), Labels: []int64{3, 7}, C: c, H: res, W: res}
 	for i := range batch.Images {
 		batch.Images[i] = byte(rng.IntN(256))
 	}
 	for _, name := range []string{"vgg11", "vgg11_bn", "resnet18"} {
 		t.Run(name, func(t *testing.T) {
-			m, err := tr.Lib.NewModel(trainer.ModelSpec{Name: name, InChannels: c, NumClasses: nc, InitSeed: 5,
+			m, err := tr.Lib.NewModel(torch.ModelSpec{Name: name, InChannels: c, NumClasses: nc, InitSeed: 5,
 				Momentum: 0.9, Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}})
 			if err != nil {
 				t.Fatal(err)
@@ -42,7 +44,7 @@ func TestTorchvisionParity(t *testing.T) {
 			if _, _, err := m.Evaluate(batch, logits); err != nil {
 				t.Fatal(err)
 			}
-			weights, _, err := m.Export()
+			weights, _, err := trainer.Export(m)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,14 +9,15 @@ import (
 
 	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/store"
+	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/trainer"
 )
 
-func resumeConfig() trainer.Config {
-	return trainer.Config{
-		Model: "smallcnn", Resolution: 16, Epochs: 2, BatchSize: 32,
-		Optimizer: "sgd", LR: 0.05, Momentum: 0.9, Nesterov: true, WeightDecay: 5e-4,
-		Schedule: "cosine", WarmupEpochs: 0.5, LabelSmoothing: 0.1, CropPadding: 2, Flip: true,
+func resumeConfig() sweep.Config {
+	return sweep.Config{
+		Model: "smallcnn", Resolution: 16, Epochs: 2,
+		Hyper: sweep.Hyper{BatchSize: 32, Optimizer: "sgd", LR: 0.05, Momentum: 0.9, Nesterov: true, WeightDecay: 5e-4,
+			Schedule: "cosine", WarmupEpochs: 0.5, LabelSmoothing: 0.1, CropPadding: 2, Flip: true},
 		Seed: 7, Data: "fashion-mnist", TrainLimit: 640, ValLimit: 256,
 	}
 }
@@ -75,8 +76,8 @@ func testExactResume(t *testing.T, fastPaths bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	strip := func(ms []checkpoint.EpochMetrics) []checkpoint.EpochMetrics {
-		out := append([]checkpoint.EpochMetrics(nil), ms...)
+	strip := func(ms []sweep.EpochMetrics) []sweep.EpochMetrics {
+		out := append([]sweep.EpochMetrics(nil), ms...)
 		for i := range out {
 			out[i].Seconds, out[i].ImagesPS = 0, 0 // wall-clock figures
 		}

@@ -5,17 +5,18 @@ import (
 	"strings"
 
 	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/torch"
 )
 
 const optimPrefix = "optimizer."
 
-var dtypeNames = map[DType]string{F32: "F32", F64: "F64", I64: "I64", BF16: "BF16", F16: "F16", I32: "I32", U8: "U8"}
+var dtypeNames = map[torch.DType]string{torch.F32: "F32", torch.F64: "F64", torch.I64: "I64", torch.BF16: "BF16", torch.F16: "F16", torch.I32: "I32", torch.U8: "U8"}
 
 // snapshot copies the model's tensors (torchvision keys) and optimiser state
 // out of libtorch as two safetensors files.
-func snapshot(m *Model, meta map[string]string) (modelST, optimST []byte, err error) {
+func snapshot(m *torch.Model, meta map[string]string) (modelST, optimST []byte, err error) {
 	var mt, ot []checkpoint.Tensor
-	for i, ti := range m.tensors {
+	for i, ti := range m.Tensors() {
 		buf := make([]byte, ti.NBytes)
 		if err := m.ReadTensor(i, buf); err != nil {
 			return nil, nil, fmt.Errorf("read %s: %w", ti.Name, err)
@@ -40,7 +41,7 @@ func snapshot(m *Model, meta map[string]string) (modelST, optimST []byte, err er
 // restore loads both files into the model. Every tensor must be present with
 // the same dtype and shape, and nothing else may be: anything else is a
 // checkpoint of another model or optimiser.
-func restore(m *Model, modelST, optimST []byte) error {
+func restore(m *torch.Model, modelST, optimST []byte) error {
 	want := map[string]checkpoint.Tensor{}
 	for _, f := range []struct {
 		data   []byte
@@ -54,10 +55,10 @@ func restore(m *Model, modelST, optimST []byte) error {
 			want[f.prefix+t.Name] = t
 		}
 	}
-	if len(want) != len(m.tensors) {
-		return fmt.Errorf("%w: checkpoint has %d tensors, model %s with this optimiser has %d", checkpoint.ErrForeign, len(want), m.spec.Name, len(m.tensors))
+	if len(want) != len(m.Tensors()) {
+		return fmt.Errorf("%w: checkpoint has %d tensors, model %s with this optimiser has %d", checkpoint.ErrForeign, len(want), m.Spec().Name, len(m.Tensors()))
 	}
-	for i, ti := range m.tensors {
+	for i, ti := range m.Tensors() {
 		t, ok := want[ti.Name]
 		if !ok {
 			return fmt.Errorf("%w: tensor %s missing", checkpoint.ErrForeign, ti.Name)
@@ -74,9 +75,9 @@ func restore(m *Model, modelST, optimST []byte) error {
 
 // Export returns the model's tensors (torchvision state_dict keys) and the
 // optimiser's state as two safetensors files.
-func (m *Model) Export() (modelST, optimST []byte, err error) {
-	return snapshot(m, map[string]string{"format": "pt", "model": m.spec.Name})
+func Export(m *torch.Model) (modelST, optimST []byte, err error) {
+	return snapshot(m, map[string]string{"format": "pt", "model": m.Spec().Name})
 }
 
 // Import loads tensors written by Export (or a checkpoint's two files).
-func (m *Model) Import(modelST, optimST []byte) error { return restore(m, modelST, optimST) }
+func Import(m *torch.Model, modelST, optimST []byte) error { return restore(m, modelST, optimST) }

@@ -5,7 +5,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/resomap/resomap/trainer"
+	"github.com/resomap/resomap/dataset"
+	"github.com/resomap/resomap/torch"
 )
 
 // The training loop's path (stage the batch, train micro-batches of it
@@ -15,11 +16,11 @@ func TestStagedStepsEqualDirectSteps(t *testing.T) {
 	tr := newTrainer(t, t.TempDir())
 	const n, c, res, nc = 12, 1, 16, 10
 	rng := rand.New(rand.NewPCG(7, 8))
-	batches := make([]trainer.Batch, 3)
+	batches := make([]dataset.Batch, 3)
 	for i := range batches {
 		batches[i] = randomBatch(rng, n, c, res, nc, true)
 	}
-	spec := trainer.ModelSpec{Name: "smallcnn", InChannels: c, NumClasses: nc, InitSeed: 3, Momentum: 0.9, Nesterov: true,
+	spec := torch.ModelSpec{Name: "smallcnn", InChannels: c, NumClasses: nc, InitSeed: 3, Momentum: 0.9, Nesterov: true,
 		WeightDecay: 5e-4, Mean: []float32{0.3}, Std: []float32{0.3}}
 	direct, err := tr.Lib.NewModel(spec)
 	if err != nil {
@@ -36,15 +37,15 @@ func TestStagedStepsEqualDirectSteps(t *testing.T) {
 	for step, b := range batches {
 		tr.Lib.ManualSeed(uint64(step))
 		direct.ZeroGrad()
-		var want []trainer.MicroBatchMetrics
+		var want []torch.MicroBatchMetrics
 		for lo := 0; lo < n; lo += micro {
 			hi := min(lo+micro, n)
-			mb := trainer.Batch{Images: b.Images[lo*c*res*res : hi*c*res*res], Labels: b.Labels[lo:hi], C: c, H: res, W: res}
+			mb := dataset.Batch{Images: b.Images[lo*c*res*res : hi*c*res*res], Labels: b.Labels[lo:hi], C: c, H: res, W: res}
 			l, k, err := direct.ForwardBackward(mb, float64(hi-lo)/n, 0.1)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want = append(want, trainer.MicroBatchMetrics{LossSum: l, Correct: k})
+			want = append(want, torch.MicroBatchMetrics{LossSum: l, Correct: k})
 		}
 		if err := direct.Step(0.05); err != nil {
 			t.Fatal(err)

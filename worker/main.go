@@ -18,6 +18,7 @@ import (
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/internal/temporalx"
 	"github.com/resomap/resomap/store"
+	"github.com/resomap/resomap/torch"
 	"github.com/resomap/resomap/trainer"
 	"github.com/resomap/resomap/workflows"
 )
@@ -88,7 +89,7 @@ const exitStuck = 75
 // from its last checkpoint by another worker, but this worker's slot stays
 // taken until the process goes, so it goes, and its supervisor (compose's
 // restart policy, systemd, Kubernetes) starts a fresh one.
-func watchForStuckCalls(logger *slog.Logger, lib *trainer.Lib, limit time.Duration) {
+func watchForStuckCalls(logger *slog.Logger, lib *torch.Lib, limit time.Duration) {
 	t := time.NewTicker(min(limit/4, 10*time.Second))
 	defer t.Stop()
 	for range t.C {

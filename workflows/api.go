@@ -2,12 +2,12 @@
 // Combination child per (model, resolution); each Combination runs one
 // TrainEpoch activity per epoch. Everything here is deterministic workflow
 // code: no I/O, no wall clock, no native goroutines, no map-order decisions.
+// api.go and activity_api.go are the contract with starters and workers.
 package workflows
 
 import (
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/resomap/resomap/results"
 	"github.com/resomap/resomap/sweep"
 )
 
@@ -49,11 +49,9 @@ var (
 	AttrBestValAcc = temporal.NewSearchAttributeKeyFloat64("ResoMapBestValAcc")
 )
 
-// SearchAttributes maps each attribute to its type name for registration.
-var SearchAttributes = []struct{ Name, Type string }{
-	{"ResoMapSweep", "Keyword"}, {"ResoMapModel", "Keyword"}, {"ResoMapResolution", "Int"},
-	{"ResoMapStatus", "Keyword"}, {"ResoMapEpoch", "Int"}, {"ResoMapBestValAcc", "Double"},
-}
+// SearchAttributes lists every attribute for registration; each key carries
+// its name and type.
+var SearchAttributes = []temporal.SearchAttributeKey{AttrSweep, AttrModel, AttrResolution, AttrStatus, AttrEpoch, AttrBestValAcc}
 
 // SweepInput starts (or continues as new) a sweep.
 type SweepInput struct {
@@ -64,7 +62,7 @@ type SweepInput struct {
 
 // SweepCarry is the sweep's state across continue-as-new.
 type SweepCarry struct {
-	Outcomes  []results.Outcome
+	Outcomes  []sweep.Outcome
 	Next      int
 	Paused    bool
 	Cancelled bool
@@ -78,7 +76,7 @@ type SweepProgress struct {
 	Cancelled bool
 	Done      bool
 	Runs      int // continue-as-new generations
-	Combos    []results.Outcome
+	Combos    []sweep.Outcome
 }
 
 // CombinationInput starts one combination.
@@ -88,4 +86,9 @@ type CombinationInput struct {
 	Paused      bool // start paused (the sweep is paused)
 }
 
-func childID(sweepID string, c sweep.Combination) string { return sweepID + "/" + c.ID() }
+// SweepID is the workflow ID a starter gives the sweep called name.
+func SweepID(name string) string { return "sweep-" + name }
+
+// ChildID is the workflow ID of a combination (model@resolution) of the
+// sweep workflow sweepID.
+func ChildID(sweepID, combination string) string { return sweepID + "/" + combination }

@@ -8,78 +8,66 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/resomap/resomap/activities"
 	"github.com/resomap/resomap/results"
-	"github.com/resomap/resomap/trainer"
+	"github.com/resomap/resomap/sweep"
 )
 
-// a is used only for its method values, which name the activities.
-var a *activities.Activities
+// Combination trains one (model, resolution) pair: skip it if its config
+// already completed, resume it from its newest good checkpoint, then one
+// TrainEpoch activity per epoch, with early stopping, OOM back-off and
+// pause/resume/cancel.
+func Combination(ctx workflow.Context, in CombinationInput) (sweep.Outcome, error) {
+	c := newCombination(in)
+	if err := c.setup(ctx); err != nil {
+		return c.out, err
+	}
+	return c.run(ctx)
+}
 
 // combination is the state of one Combination workflow.
 type combination struct {
-	in        CombinationInput
-	out       results.Outcome
-	paused    bool
-	cancelled bool
+	spec    sweep.Spec
+	cfg     sweep.Config
+	out     sweep.Outcome
+	ctl     *control
+	prep    Prepared
+	started time.Time
 	// stopActivity cancels the running TrainEpoch, which checkpoints first.
 	stopActivity workflow.CancelFunc
 }
 
-func (c *combination) setStatus(ctx workflow.Context, s results.Status) {
-	c.out.Status = s
-	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrStatus.ValueSet(string(s)))
+func newCombination(in CombinationInput) *combination {
+	spec := in.Spec.WithDefaults()
+	cfg := spec.Config(in.Combination)
+	c := &combination{spec: spec, cfg: cfg}
+	c.out = sweep.Outcome{Model: cfg.Model, Family: sweep.FamilyOf(cfg.Model), Resolution: cfg.Resolution, Epochs: cfg.Epochs,
+		Status: sweep.Pending, MicroBatch: cfg.MicroBatchFor(spec.Hyper.MicroBatch)}
+	c.ctl = &control{what: c.out.ID(), paused: in.Paused, finished: func() bool { return c.out.Status.Done() },
+		changed: c.controlled, answer: func() any { return string(c.out.Status) }}
+	return c
 }
 
-func (c *combination) pause() error {
-	if c.out.Status.Done() {
-		return fmt.Errorf("%s is %s: nothing to pause", c.out.ID(), c.out.Status)
+// setup answers queries and control, and labels the workflow for the Web UI.
+func (c *combination) setup(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (sweep.Outcome, error) { return c.out, nil }); err != nil {
+		return err
 	}
-	if c.paused {
-		return fmt.Errorf("%s is already paused", c.out.ID())
+	if err := c.ctl.listen(ctx); err != nil {
+		return err
 	}
+	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrSweep.ValueSet(c.spec.Name), AttrModel.ValueSet(c.cfg.Model),
+		AttrResolution.ValueSet(int64(c.cfg.Resolution)), AttrStatus.ValueSet(string(c.out.Status)))
+	c.started = workflow.Now(ctx)
 	return nil
 }
 
-func (c *combination) resume() error {
-	if c.out.Status.Done() {
-		return fmt.Errorf("%s is %s: nothing to resume", c.out.ID(), c.out.Status)
-	}
-	if !c.paused {
-		return fmt.Errorf("%s is not paused", c.out.ID())
-	}
-	return nil
-}
-
-func (c *combination) cancel() error {
-	if c.out.Status.Done() {
-		return fmt.Errorf("%s is %s: nothing to cancel", c.out.ID(), c.out.Status)
-	}
-	return nil
-}
-
-// control applies a pause, resume or cancel.
-func (c *combination) control(ctx workflow.Context, name string) {
-	switch name {
+// controlled applies a pause, resume or cancel that took effect.
+func (c *combination) controlled(ctx workflow.Context, cmd string) {
+	switch cmd {
 	case SignalPause:
-		if c.pause() != nil {
-			return
-		}
-		c.paused = true
-		c.setStatus(ctx, results.Paused)
+		c.setStatus(ctx, sweep.Paused)
 	case SignalResume:
-		if c.resume() != nil {
-			return
-		}
-		c.paused = false
-		c.setStatus(ctx, results.Running)
-		return
-	case SignalCancel:
-		if c.cancel() != nil {
-			return
-		}
-		c.cancelled = true
-	default:
+		c.setStatus(ctx, sweep.Running)
 		return
 	}
 	if c.stopActivity != nil {
@@ -87,33 +75,37 @@ func (c *combination) control(ctx workflow.Context, name string) {
 	}
 }
 
-// listenForControl routes signals and updates to control.
-func (c *combination) listenForControl(ctx workflow.Context) error {
-	for _, u := range []struct {
-		name, signal string
-		valid        func() error
-	}{{UpdatePause, SignalPause, c.pause}, {UpdateResume, SignalResume, c.resume}, {UpdateCancel, SignalCancel, c.cancel}} {
-		err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, func(ctx workflow.Context) (string, error) {
-			c.control(ctx, u.signal)
-			return string(c.out.Status), nil
-		}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context) error { return u.valid() }})
-		if err != nil {
-			return err
+func (c *combination) setStatus(ctx workflow.Context, s sweep.Status) {
+	c.out.Status = s
+	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrStatus.ValueSet(string(s)))
+}
+
+// ending is how a combination ends: its final status and why.
+type ending struct {
+	status sweep.Status
+	reason string
+}
+
+func (c *combination) run(ctx workflow.Context) (sweep.Outcome, error) {
+	if end := c.prepare(ctx); end != nil {
+		return c.finish(ctx, *end)
+	}
+	if c.ctl.paused {
+		c.setStatus(ctx, sweep.Paused)
+	} else {
+		c.setStatus(ctx, sweep.Running)
+	}
+	for c.out.EpochsDone < c.cfg.Epochs {
+		if end := c.nextEpoch(ctx); end != nil {
+			return c.finish(ctx, *end)
+		}
+		if c.spec.Patience > 0 && c.out.EpochsDone-c.out.BestEpoch >= c.spec.Patience && c.out.EpochsDone < c.cfg.Epochs {
+			c.out.EarlyStopped = true
+			c.out.Keys.Final = c.out.Keys.Latest
+			break
 		}
 	}
-	pauseCh := workflow.GetSignalChannel(ctx, SignalPause)
-	resumeCh := workflow.GetSignalChannel(ctx, SignalResume)
-	cancelCh := workflow.GetSignalChannel(ctx, SignalCancel)
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		sel := workflow.NewSelector(ctx)
-		sel.AddReceive(pauseCh, func(ch workflow.ReceiveChannel, _ bool) { ch.Receive(ctx, nil); c.control(ctx, SignalPause) })
-		sel.AddReceive(resumeCh, func(ch workflow.ReceiveChannel, _ bool) { ch.Receive(ctx, nil); c.control(ctx, SignalResume) })
-		sel.AddReceive(cancelCh, func(ch workflow.ReceiveChannel, _ bool) { ch.Receive(ctx, nil); c.control(ctx, SignalCancel) })
-		for {
-			sel.Select(ctx)
-		}
-	})
-	return nil
+	return c.finish(ctx, ending{status: sweep.Completed})
 }
 
 func shortOptions() workflow.ActivityOptions {
@@ -121,161 +113,117 @@ func shortOptions() workflow.ActivityOptions {
 		StartToCloseTimeout: 10 * time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 10,
-			NonRetryableErrorTypes: []string{activities.ErrTypeInvalidInput},
+			NonRetryableErrorTypes: []string{ErrTypeInvalidInput},
 		},
 	}
 }
 
-// Combination trains one (model, resolution) pair: skip it if its config
-// already completed, resume it from its newest good checkpoint, then one
-// TrainEpoch activity per epoch, with early stopping, OOM back-off and
-// pause/resume/cancel.
-func Combination(ctx workflow.Context, in CombinationInput) (results.Outcome, error) {
-	spec := in.Spec.WithDefaults()
-	cfg := spec.Config(in.Combination)
-	info, _ := trainer.LookupModel(cfg.Model)
-	c := &combination{in: in, paused: in.Paused}
-	c.out = results.Outcome{Model: cfg.Model, Family: info.Family, Resolution: cfg.Resolution, Epochs: cfg.Epochs,
-		Status: results.Pending, MicroBatch: spec.Hyper.MicroBatch}
-	if c.out.MicroBatch == 0 {
-		c.out.MicroBatch = cfg.BatchSize
-	}
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (results.Outcome, error) { return c.out, nil }); err != nil {
-		return c.out, err
-	}
-	if err := c.listenForControl(ctx); err != nil {
-		return c.out, err
-	}
-	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrSweep.ValueSet(spec.Name), AttrModel.ValueSet(cfg.Model),
-		AttrResolution.ValueSet(int64(cfg.Resolution)), AttrStatus.ValueSet(string(c.out.Status)))
-	started := workflow.Now(ctx)
-
-	finish := func(s results.Status, reason string) (results.Outcome, error) {
-		c.out.Reason = reason
-		c.setStatus(ctx, s)
-		c.out.FinishedAt = workflow.Now(ctx)
-		c.out.WallSeconds = workflow.Now(ctx).Sub(started).Seconds()
-		c.out.OtherSeconds = max(0, c.out.WallSeconds-c.out.TrainSeconds)
-		// Recorded even when the workflow was cancelled.
-		dctx, _ := workflow.NewDisconnectedContext(ctx)
-		dctx = workflow.WithActivityOptions(dctx, shortOptions())
-		var rec activities.RecordOutput
-		err := workflow.ExecuteActivity(dctx, a.RecordResult, activities.RecordInput{Sweep: spec.Name, Outcome: c.out}).Get(dctx, &rec)
-		if err != nil {
-			return c.out, fmt.Errorf("record result of %s: %w", c.out.ID(), err)
-		}
-		c.out.ResultKey = rec.Key
-		c.notifyParent(ctx)
-		return c.out, nil
-	}
-
+// prepare fixes the config, skips a config that already completed and
+// finds where a partly trained one stands.
+func (c *combination) prepare(ctx workflow.Context) *ending {
 	sctx := workflow.WithActivityOptions(ctx, shortOptions())
-	var prep activities.Prepared
-	if err := workflow.ExecuteActivity(sctx, a.Prepare, activities.PrepareInput{Spec: spec, Combination: in.Combination}).Get(ctx, &prep); err != nil {
-		return finish(results.Failed, "prepare: "+errorMessage(err))
+	in := PrepareInput{Spec: c.spec, Combination: sweep.Combination{Model: c.cfg.Model, Resolution: c.cfg.Resolution}}
+	if err := workflow.ExecuteActivity(sctx, ActivityPrepare, in).Get(ctx, &c.prep); err != nil {
+		return &ending{sweep.Failed, "prepare: " + errorMessage(err)}
 	}
-	c.out.ConfigHash = prep.ConfigHash
-	var found activities.LookupOutput
-	if err := workflow.ExecuteActivity(sctx, a.LookupResult, prep.ConfigHash).Get(ctx, &found); err != nil {
-		return finish(results.Failed, "lookup result: "+errorMessage(err))
+	c.out.ConfigHash = c.prep.ConfigHash
+	var found LookupOutput
+	if err := workflow.ExecuteActivity(sctx, ActivityLookupResult, c.prep.ConfigHash).Get(ctx, &found); err != nil {
+		return &ending{sweep.Failed, "lookup result: " + errorMessage(err)}
 	}
 	if found.Found {
 		prev := found.Outcome
-		c.out.Metrics, c.out.EpochsDone, c.out.Keys = prev.Metrics, prev.EpochsDone, prev.Keys
-		c.out.BestEpoch, c.out.BestValLoss, c.out.BestValAcc = prev.BestEpoch, prev.BestValLoss, prev.BestValAcc
+		c.out.Progress, c.out.Keys = prev.Progress, prev.Keys
 		c.out.Device, c.out.TrainSeconds, c.out.EarlyStopped = prev.Device, prev.TrainSeconds, prev.EarlyStopped
 		c.out.SkippedFrom = found.Sweep
-		return finish(results.Skipped, "already completed by sweep "+found.Sweep+" ("+results.ResultKey(prep.ConfigHash)+")")
+		return &ending{sweep.Skipped, "already completed by sweep " + found.Sweep + " (" + results.ResultKey(c.prep.ConfigHash) + ")"}
 	}
-	var rp activities.ResumePoint
-	if err := workflow.ExecuteActivity(sctx, a.FindResumePoint, prep).Get(ctx, &rp); err != nil {
-		return finish(results.Failed, "find resume point: "+errorMessage(err))
+	var rp ResumePoint
+	if err := workflow.ExecuteActivity(sctx, ActivityFindResumePoint, c.prep).Get(ctx, &rp); err != nil {
+		return &ending{sweep.Failed, "find resume point: " + errorMessage(err)}
 	}
-	c.out.EpochsDone, c.out.Step, c.out.Metrics = rp.EpochsDone, rp.Step, rp.Metrics
-	c.out.BestEpoch, c.out.BestValLoss, c.out.BestValAcc = rp.BestEpoch, rp.BestValLoss, rp.BestValAcc
-	c.out.Keys.Latest = rp.Key
+	c.out.Progress, c.out.Step, c.out.Keys.Latest = rp.Progress, rp.Step, rp.Key
 	if rp.Key != "" {
-		c.out.Resumes = append(c.out.Resumes, results.Resume{Epoch: rp.EpochsDone + 1, Step: rp.Step, Reason: "found checkpoint"})
+		c.out.Resumes = append(c.out.Resumes, sweep.Resume{Epoch: rp.EpochsDone + 1, Step: rp.Step, Reason: "found checkpoint"})
 	}
+	return nil
+}
 
-	retry := &temporal.RetryPolicy{
-		InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
-		MaximumAttempts:        int32(spec.Activity.MaxAttempts),
-		NonRetryableErrorTypes: []string{activities.ErrTypeInvalidInput, activities.ErrTypeOutOfMemory},
+// nextEpoch waits while paused, then trains the next epoch; it says how
+// the combination ends, or nil to go on.
+func (c *combination) nextEpoch(ctx workflow.Context) *ending {
+	if err := workflow.Await(ctx, func() bool { return !c.ctl.paused || c.ctl.cancelled }); err != nil {
+		return &ending{sweep.Cancelled, "workflow cancelled"}
 	}
-	if c.paused {
-		c.setStatus(ctx, results.Paused)
-	} else {
-		c.setStatus(ctx, results.Running)
+	if c.ctl.cancelled {
+		return &ending{sweep.Cancelled, "cancelled by signal"}
 	}
-	for c.out.EpochsDone < cfg.Epochs {
-		if err := workflow.Await(ctx, func() bool { return !c.paused || c.cancelled }); err != nil {
-			return finish(results.Cancelled, "workflow cancelled")
-		}
-		if c.cancelled {
-			return finish(results.Cancelled, "cancelled by signal")
-		}
-		epoch := c.out.EpochsDone + 1
-		actx, stop := workflow.WithCancel(ctx)
-		c.stopActivity = stop
-		actx = workflow.WithActivityOptions(actx, workflow.ActivityOptions{
-			// An epoch may take hours; liveness comes from heartbeats.
-			StartToCloseTimeout: 7 * 24 * time.Hour,
-			HeartbeatTimeout:    time.Duration(spec.Activity.HeartbeatTimeoutSeconds) * time.Second,
-			WaitForCancellation: true,
-			RetryPolicy:         retry,
-			Summary:             fmt.Sprintf("%s epoch %d/%d", c.out.ID(), epoch, cfg.Epochs),
-		})
-		var res activities.TrainEpochOutput
-		err := workflow.ExecuteActivity(actx, a.TrainEpoch, activities.TrainEpochInput{
-			Prepared: prep, Epoch: epoch, MicroBatch: c.out.MicroBatch,
-			CheckpointSteps: spec.Checkpoint.EverySteps, CheckpointSeconds: spec.Checkpoint.EverySeconds,
-		}).Get(ctx, &res)
-		c.stopActivity = nil
-		stop()
-		if err != nil {
-			var canceled *temporal.CanceledError
-			var appErr *temporal.ApplicationError
-			switch {
-			case ctx.Err() != nil:
-				return finish(results.Cancelled, "workflow cancelled")
-			case errors.As(err, &canceled) && c.cancelled:
-				return finish(results.Cancelled, "cancelled by signal")
-			case errors.As(err, &canceled) && c.paused:
-				continue // the activity checkpointed; wait for resume
-			case errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeOutOfMemory && c.out.MicroBatch > 1:
-				// Same effective batch, half the memory: the result stays the same.
-				c.out.OOMs++
-				c.out.MicroBatch = (c.out.MicroBatch + 1) / 2
-				c.out.Resumes = append(c.out.Resumes, results.Resume{Epoch: epoch, Reason: fmt.Sprintf("out of memory: micro-batch now %d", c.out.MicroBatch)})
-				workflow.GetLogger(ctx).Warn("out of memory, halving micro-batch", "combination", c.out.ID(), "micro_batch", c.out.MicroBatch)
-				continue
-			default:
-				return finish(results.Failed, fmt.Sprintf("epoch %d: %s", epoch, errorMessage(err)))
-			}
-		}
-		c.apply(res)
-		_ = workflow.UpsertTypedSearchAttributes(ctx, AttrEpoch.ValueSet(int64(c.out.EpochsDone)), AttrBestValAcc.ValueSet(c.out.BestValAcc))
-		c.notifyParent(ctx)
-		if spec.Patience > 0 && c.out.EpochsDone-c.out.BestEpoch >= spec.Patience && c.out.EpochsDone < cfg.Epochs {
-			c.out.EarlyStopped = true
-			c.out.Keys.Final = res.Key
-			break
-		}
+	epoch := c.out.EpochsDone + 1
+	res, err := c.trainEpoch(ctx, epoch)
+	if err != nil {
+		return c.epochFailed(ctx, epoch, err)
 	}
-	return finish(results.Completed, "")
+	c.apply(res)
+	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrEpoch.ValueSet(int64(c.out.EpochsDone)), AttrBestValAcc.ValueSet(c.out.BestValAcc))
+	c.notifyParent(ctx)
+	return nil
+}
+
+// trainEpoch runs one TrainEpoch activity, which a pause or cancel stops.
+func (c *combination) trainEpoch(ctx workflow.Context, epoch int) (TrainEpochOutput, error) {
+	actx, stop := workflow.WithCancel(ctx)
+	c.stopActivity = stop
+	defer func() { c.stopActivity = nil; stop() }()
+	actx = workflow.WithActivityOptions(actx, workflow.ActivityOptions{
+		// An epoch may take hours; liveness comes from heartbeats.
+		StartToCloseTimeout: 7 * 24 * time.Hour,
+		HeartbeatTimeout:    time.Duration(c.spec.Activity.HeartbeatTimeoutSeconds) * time.Second,
+		WaitForCancellation: true,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
+			MaximumAttempts:        int32(c.spec.Activity.MaxAttempts),
+			NonRetryableErrorTypes: []string{ErrTypeInvalidInput, ErrTypeOutOfMemory},
+		},
+		Summary: fmt.Sprintf("%s epoch %d/%d", c.out.ID(), epoch, c.cfg.Epochs),
+	})
+	var res TrainEpochOutput
+	err := workflow.ExecuteActivity(actx, ActivityTrainEpoch, TrainEpochInput{
+		Prepared: c.prep, Epoch: epoch, MicroBatch: c.out.MicroBatch,
+		CheckpointSteps: c.spec.Checkpoint.EverySteps, CheckpointSeconds: c.spec.Checkpoint.EverySeconds,
+	}).Get(ctx, &res)
+	return res, err
+}
+
+// epochFailed decides what a failed epoch means: a pause or an OOM goes
+// on (nil), a cancel or any other error ends the combination.
+func (c *combination) epochFailed(ctx workflow.Context, epoch int, err error) *ending {
+	var canceled *temporal.CanceledError
+	var appErr *temporal.ApplicationError
+	switch {
+	case ctx.Err() != nil:
+		return &ending{sweep.Cancelled, "workflow cancelled"}
+	case errors.As(err, &canceled) && c.ctl.cancelled:
+		return &ending{sweep.Cancelled, "cancelled by signal"}
+	case errors.As(err, &canceled) && c.ctl.paused:
+		return nil // the activity checkpointed; wait for resume
+	case errors.As(err, &appErr) && appErr.Type() == ErrTypeOutOfMemory && c.out.MicroBatch > 1:
+		// Same effective batch, half the memory: the result stays the same.
+		c.out.OOMs++
+		c.out.MicroBatch = (c.out.MicroBatch + 1) / 2
+		c.out.Resumes = append(c.out.Resumes, sweep.Resume{Epoch: epoch, Reason: fmt.Sprintf("out of memory: micro-batch now %d", c.out.MicroBatch)})
+		workflow.GetLogger(ctx).Warn("out of memory, halving micro-batch", "combination", c.out.ID(), "micro_batch", c.out.MicroBatch)
+		return nil
+	}
+	return &ending{sweep.Failed, fmt.Sprintf("epoch %d: %s", epoch, errorMessage(err))}
 }
 
 // apply takes in one finished epoch.
-func (c *combination) apply(res activities.TrainEpochOutput) {
-	r := res.Record
+func (c *combination) apply(res TrainEpochOutput) {
 	if res.Attempt > 1 {
-		c.out.Resumes = append(c.out.Resumes, results.Resume{Epoch: res.ResumedFrom.Epoch, Step: res.ResumedFrom.Step,
+		c.out.Resumes = append(c.out.Resumes, sweep.Resume{Epoch: res.ResumedFrom.Epoch, Step: res.ResumedFrom.Step,
 			Attempt: int(res.Attempt), Reason: "activity retried from its heartbeat checkpoint"})
 	}
-	c.out.EpochsDone, c.out.Step = r.EpochsDone, 0
-	c.out.Metrics = r.Metrics
-	c.out.BestEpoch, c.out.BestValLoss, c.out.BestValAcc = r.BestEpoch, r.BestValLoss, r.BestValAcc
+	c.out.Progress, c.out.Step = res.Progress, 0
 	c.out.Keys.Latest, c.out.Keys.Best = res.Key, res.BestKey
 	if res.FinalKey != "" {
 		c.out.Keys.Final = res.FinalKey
@@ -285,6 +233,26 @@ func (c *combination) apply(res activities.TrainEpochOutput) {
 	c.out.CkptSeconds += res.CheckpointSeconds
 	c.out.EpochSeconds += res.WallSeconds
 	c.out.Device = res.Device
+}
+
+// finish records the outcome (even when the workflow was cancelled) and
+// tells the sweep.
+func (c *combination) finish(ctx workflow.Context, end ending) (sweep.Outcome, error) {
+	c.out.Reason = end.reason
+	c.setStatus(ctx, end.status)
+	c.out.FinishedAt = workflow.Now(ctx)
+	c.out.WallSeconds = workflow.Now(ctx).Sub(c.started).Seconds()
+	c.out.OtherSeconds = max(0, c.out.WallSeconds-c.out.TrainSeconds)
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	dctx = workflow.WithActivityOptions(dctx, shortOptions())
+	var rec RecordOutput
+	err := workflow.ExecuteActivity(dctx, ActivityRecordResult, RecordInput{Sweep: c.spec.Name, Outcome: c.out}).Get(dctx, &rec)
+	if err != nil {
+		return c.out, fmt.Errorf("record result of %s: %w", c.out.ID(), err)
+	}
+	c.out.ResultKey = rec.Key
+	c.notifyParent(ctx)
+	return c.out, nil
 }
 
 // notifyParent sends the sweep this combination's progress.

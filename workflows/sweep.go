@@ -7,229 +7,222 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/resomap/resomap/results"
 	"github.com/resomap/resomap/sweep"
-	"github.com/resomap/resomap/trainer"
 )
-
-// sweepState is the Sweep workflow's state.
-type sweepState struct {
-	spec      sweep.Spec
-	combos    []sweep.Combination
-	outcomes  []results.Outcome
-	next      int   // index of the next combination to start
-	running   []int // indices of running children, in start order
-	paused    bool
-	cancelled bool
-	runs      int
-}
-
-func (s *sweepState) progress() SweepProgress {
-	return SweepProgress{Name: s.spec.Name, Paused: s.paused, Cancelled: s.cancelled, Runs: s.runs,
-		Done: s.next >= len(s.combos) && len(s.running) == 0, Combos: append([]results.Outcome(nil), s.outcomes...)}
-}
-
-func (s *sweepState) find(model string, res int) int {
-	for i, c := range s.combos {
-		if c.Model == model && c.Resolution == res {
-			return i
-		}
-	}
-	return -1
-}
-
-func (s *sweepState) remove(i int) {
-	for k, r := range s.running {
-		if r == i {
-			s.running = append(s.running[:k], s.running[k+1:]...)
-			return
-		}
-	}
-}
 
 // Sweep runs every combination of a spec as a child workflow, at most
 // MaxParallel at a time. A failing combination never stops the others; the
 // result lists every combination's outcome.
 func Sweep(ctx workflow.Context, in SweepInput) (SweepProgress, error) {
-	spec := in.Spec.WithDefaults()
-	if err := spec.Validate(); err != nil {
-		return SweepProgress{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", err)
-	}
-	s := &sweepState{spec: spec, combos: spec.Combinations()}
-	if in.Carry != nil {
-		s.outcomes, s.next, s.paused, s.cancelled, s.runs = in.Carry.Outcomes, in.Carry.Next, in.Carry.Paused, in.Carry.Cancelled, in.Carry.Runs
-	} else {
-		for _, c := range s.combos {
-			info, _ := trainer.LookupModel(c.Model)
-			s.outcomes = append(s.outcomes, results.Outcome{Model: c.Model, Family: info.Family, Resolution: c.Resolution,
-				Epochs: spec.Epochs, Status: results.Pending})
-		}
-	}
-	sweepID := workflow.GetInfo(ctx).WorkflowExecution.ID
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (SweepProgress, error) { return s.progress(), nil }); err != nil {
+	s, err := newSweep(ctx, in)
+	if err != nil {
 		return SweepProgress{}, err
 	}
-	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrSweep.ValueSet(spec.Name), AttrStatus.ValueSet("running"))
+	if err := s.setup(ctx); err != nil {
+		return SweepProgress{}, err
+	}
+	return s.run(ctx)
+}
 
-	// forward relays a control signal to every running child, in start order.
-	children := map[int]workflow.ChildWorkflowFuture{} // by combination index
-	forward := func(name string) {
-		v := workflow.GetVersion(ctx, changeSignalOnceStarted, workflow.DefaultVersion, 1)
-		for _, i := range s.running {
-			if v == workflow.DefaultVersion {
-				_ = workflow.SignalExternalWorkflow(ctx, childID(sweepID, s.combos[i]), "", name, nil)
-				continue
-			}
-			// A child whose start is still in flight would miss a signal sent
-			// now (and run on while the sweep says paused); SignalChildWorkflow
-			// waits for the start. Coroutines run in creation order, so
-			// pause-then-resume arrives in that order.
-			f := children[i]
-			workflow.Go(ctx, func(gctx workflow.Context) {
-				_ = f.SignalChildWorkflow(gctx, name, nil).Get(gctx, nil)
-			})
-		}
-	}
-	control := func(name string) {
-		switch name {
-		case SignalPause:
-			s.paused = true
-		case SignalResume:
-			s.paused = false
-		case SignalCancel:
-			s.cancelled = true
-		}
-		for _, i := range s.running {
-			switch {
-			case name == SignalPause:
-				s.outcomes[i].Status = results.Paused
-			case name == SignalResume:
-				s.outcomes[i].Status = results.Running
-			}
-		}
-		forward(name)
-	}
-	for _, u := range []struct {
-		name, signal string
-		valid        func() error
-	}{
-		{UpdatePause, SignalPause, func() error {
-			if s.paused {
-				return fmt.Errorf("sweep %s is already paused", spec.Name)
-			}
-			return nil
-		}},
-		{UpdateResume, SignalResume, func() error {
-			if !s.paused {
-				return fmt.Errorf("sweep %s is not paused", spec.Name)
-			}
-			return nil
-		}},
-		{UpdateCancel, SignalCancel, func() error {
-			if s.cancelled {
-				return fmt.Errorf("sweep %s is already cancelled", spec.Name)
-			}
-			return nil
-		}},
-	} {
-		err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, func(ctx workflow.Context) (SweepProgress, error) {
-			control(u.signal)
-			return s.progress(), nil
-		}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context) error { return u.valid() }})
-		if err != nil {
-			return SweepProgress{}, err
-		}
-	}
+// sweepRun is the Sweep workflow's state.
+type sweepRun struct {
+	spec     sweep.Spec
+	id       string // this workflow's ID; children's IDs derive from it
+	combos   []sweep.Combination
+	outcomes []sweep.Outcome
+	next     int   // index of the next combination to start
+	running  []int // indices of running children, in start order
+	children map[int]workflow.ChildWorkflowFuture
+	ctl      *control
+	runs     int // continue-as-new generations
+	// events counts what the main loop waits for: children ending, control
+	// and progress signals, cancellation.
+	events int
+	// finishedThisRun counts children ended in this run: each adds a
+	// handful of events to the history.
+	finishedThisRun int
+}
 
-	sel := workflow.NewSelector(ctx)
-	for _, name := range []string{SignalPause, SignalResume, SignalCancel} {
-		sel.AddReceive(workflow.GetSignalChannel(ctx, name), func(ch workflow.ReceiveChannel, _ bool) {
-			ch.Receive(ctx, nil)
-			control(name)
-		})
+// newSweep validates the spec and takes over the state of a previous run.
+func newSweep(ctx workflow.Context, in SweepInput) (*sweepRun, error) {
+	spec := in.Spec.WithDefaults()
+	if err := spec.Validate(); err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, err)
 	}
-	sel.AddReceive(workflow.GetSignalChannel(ctx, SignalProgress), func(ch workflow.ReceiveChannel, _ bool) {
-		var o results.Outcome
-		ch.Receive(ctx, &o)
-		if i := s.find(o.Model, o.Resolution); i >= 0 && !s.outcomes[i].Status.Done() {
-			s.outcomes[i] = o
+	s := &sweepRun{spec: spec, combos: spec.Combinations(), children: map[int]workflow.ChildWorkflowFuture{},
+		id: workflow.GetInfo(ctx).WorkflowExecution.ID}
+	s.ctl = &control{what: "sweep " + spec.Name, finished: func() bool { return false }, changed: s.controlled,
+		answer: func() any { return s.progress() }}
+	if c := in.Carry; c != nil {
+		s.outcomes, s.next, s.ctl.paused, s.ctl.cancelled, s.runs = c.Outcomes, c.Next, c.Paused, c.Cancelled, c.Runs
+		return s, nil
+	}
+	for _, c := range s.combos {
+		s.outcomes = append(s.outcomes, sweep.Outcome{Model: c.Model, Family: sweep.FamilyOf(c.Model), Resolution: c.Resolution,
+			Epochs: spec.Epochs, Status: sweep.Pending})
+	}
+	return s, nil
+}
+
+func (s *sweepRun) progress() SweepProgress {
+	return SweepProgress{Name: s.spec.Name, Paused: s.ctl.paused, Cancelled: s.ctl.cancelled, Runs: s.runs,
+		Done: s.next >= len(s.combos) && len(s.running) == 0, Combos: append([]sweep.Outcome(nil), s.outcomes...)}
+}
+
+// setup answers queries, control and children's progress, and watches for
+// the workflow's own cancellation.
+func (s *sweepRun) setup(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (SweepProgress, error) { return s.progress(), nil }); err != nil {
+		return err
+	}
+	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrSweep.ValueSet(s.spec.Name), AttrStatus.ValueSet("running"))
+	if err := s.ctl.listen(ctx); err != nil {
+		return err
+	}
+	progress := workflow.GetSignalChannel(ctx, SignalProgress)
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		for {
+			var o sweep.Outcome
+			progress.Receive(gctx, &o)
+			s.takeProgress(o)
 		}
 	})
-
-	// A cancelled workflow (temporal workflow cancel) counts as a cancel
-	// signal; its children are cancelled with it and checkpoint first.
-	wfCancelled := workflow.NewBufferedChannel(ctx, 1)
+	// A cancelled workflow (temporal workflow cancel) counts as a cancel;
+	// its children are cancelled with it and checkpoint first.
 	workflow.Go(ctx, func(gctx workflow.Context) {
 		gctx.Done().Receive(gctx, nil)
-		wfCancelled.SendAsync(true)
+		s.ctl.cancelled = true
+		s.events++
 	})
-	sel.AddReceive(wfCancelled, func(ch workflow.ReceiveChannel, _ bool) {
-		ch.ReceiveAsync(nil)
-		s.cancelled = true
-	})
+	return nil
+}
 
-	// Each finished child adds a handful of events to this history; after
-	// ContinueAsNewAfter of them the sweep continues as new.
-	finishedThisRun := 0
-	start := func(i int) {
-		c := s.combos[i]
-		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-			WorkflowID: childID(sweepID, c),
-			// Children checkpoint and stop if the sweep is cancelled or
-			// terminated; a later sweep resumes them from the store.
-			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
-			StaticSummary:     fmt.Sprintf("%s in sweep %s", c.ID(), spec.Name),
-		})
-		s.outcomes[i].Status = results.Running
-		s.running = append(s.running, i)
-		f := workflow.ExecuteChildWorkflow(cctx, Combination, CombinationInput{Spec: spec, Combination: c, Paused: s.paused})
-		children[i] = f
-		sel.AddFuture(f, func(f workflow.Future) {
-			var o results.Outcome
-			if err := f.Get(ctx, &o); err != nil {
-				o = s.outcomes[i]
-				o.Status, o.Reason = results.Failed, errorMessage(err)
-				if temporal.IsCanceledError(err) {
-					o.Status = results.Cancelled
-				}
-			}
+// takeProgress records a running child's progress.
+func (s *sweepRun) takeProgress(o sweep.Outcome) {
+	for i, c := range s.combos {
+		if c.Model == o.Model && c.Resolution == o.Resolution && !s.outcomes[i].Status.Done() {
 			s.outcomes[i] = o
-			s.remove(i)
-			delete(children, i)
-			finishedThisRun++
+		}
+	}
+	s.events++
+}
+
+// controlled relays a pause, resume or cancel that took effect to every
+// running child, in start order.
+func (s *sweepRun) controlled(ctx workflow.Context, cmd string) {
+	for _, i := range s.running {
+		switch cmd {
+		case SignalPause:
+			s.outcomes[i].Status = sweep.Paused
+		case SignalResume:
+			s.outcomes[i].Status = sweep.Running
+		}
+	}
+	v := workflow.GetVersion(ctx, changeSignalOnceStarted, workflow.DefaultVersion, 1)
+	for _, i := range s.running {
+		if v == workflow.DefaultVersion {
+			_ = workflow.SignalExternalWorkflow(ctx, ChildID(s.id, s.combos[i].ID()), "", cmd, nil)
+			continue
+		}
+		// A child whose start is still in flight would miss a signal sent
+		// now (and run on while the sweep says paused); SignalChildWorkflow
+		// waits for the start. Coroutines run in creation order, so
+		// pause-then-resume arrives in that order.
+		f := s.children[i]
+		workflow.Go(ctx, func(gctx workflow.Context) {
+			_ = f.SignalChildWorkflow(gctx, cmd, nil).Get(gctx, nil)
 		})
 	}
+	s.events++
+}
 
+func (s *sweepRun) run(ctx workflow.Context) (SweepProgress, error) {
 	for {
-		tooLong := workflow.GetInfo(ctx).GetContinueAsNewSuggested() || finishedThisRun >= spec.ContinueAsNewAfter
-		for !s.cancelled && !s.paused && !tooLong && len(s.running) < spec.MaxParallel && s.next < len(s.combos) {
-			start(s.next)
+		tooLong := workflow.GetInfo(ctx).GetContinueAsNewSuggested() || s.finishedThisRun >= s.spec.ContinueAsNewAfter
+		for !s.ctl.cancelled && !s.ctl.paused && !tooLong && len(s.running) < s.spec.MaxParallel && s.next < len(s.combos) {
+			s.start(ctx, s.next)
 			s.next++
 		}
-		if s.cancelled {
+		if s.ctl.cancelled {
 			for ; s.next < len(s.combos); s.next++ {
-				s.outcomes[s.next].Status, s.outcomes[s.next].Reason = results.Cancelled, "sweep cancelled before it started"
+				s.outcomes[s.next].Status, s.outcomes[s.next].Reason = sweep.Cancelled, "sweep cancelled before it started"
 			}
 		}
 		if len(s.running) == 0 && s.next >= len(s.combos) {
 			break
 		}
 		if len(s.running) == 0 && tooLong {
-			// Nothing runs now, so nothing is lost: drain pending signals
-			// and hand the state to a fresh run.
-			for sel.HasPending() {
-				sel.Select(ctx)
-			}
-			return SweepProgress{}, workflow.NewContinueAsNewError(ctx, Sweep, SweepInput{Spec: spec, Carry: &SweepCarry{
-				Outcomes: s.outcomes, Next: s.next, Paused: s.paused, Cancelled: s.cancelled, Runs: s.runs + 1,
-			}})
+			return SweepProgress{}, s.continueAsNew(ctx)
 		}
-		sel.Select(ctx)
+		s.waitForEvent(ctx)
 	}
 	status := "completed"
-	if s.cancelled {
+	if s.ctl.cancelled {
 		status = "cancelled"
 	}
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrStatus.ValueSet(status))
 	return s.progress(), nil
+}
+
+// waitForEvent blocks until something the main loop acts on happened. A
+// cancelled sweep still waits for its children to end.
+func (s *sweepRun) waitForEvent(ctx workflow.Context) {
+	seen := s.events
+	wctx, _ := workflow.NewDisconnectedContext(ctx)
+	_ = workflow.Await(wctx, func() bool { return s.events != seen })
+}
+
+// start runs combination i as a child workflow.
+func (s *sweepRun) start(ctx workflow.Context, i int) {
+	c := s.combos[i]
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID: ChildID(s.id, c.ID()),
+		// Children checkpoint and stop if the sweep is cancelled or
+		// terminated; a later sweep resumes them from the store.
+		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
+		StaticSummary:     fmt.Sprintf("%s in sweep %s", c.ID(), s.spec.Name),
+	})
+	s.outcomes[i].Status = sweep.Running
+	s.running = append(s.running, i)
+	f := workflow.ExecuteChildWorkflow(cctx, Combination, CombinationInput{Spec: s.spec, Combination: c, Paused: s.ctl.paused})
+	s.children[i] = f
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		var o sweep.Outcome
+		if err := f.Get(gctx, &o); err != nil {
+			o = s.outcomes[i]
+			o.Status, o.Reason = sweep.Failed, errorMessage(err)
+			if temporal.IsCanceledError(err) {
+				o.Status = sweep.Cancelled
+			}
+		}
+		s.ended(i, o)
+	})
+}
+
+// ended takes in a child's final outcome.
+func (s *sweepRun) ended(i int, o sweep.Outcome) {
+	s.outcomes[i] = o
+	for k, r := range s.running {
+		if r == i {
+			s.running = append(s.running[:k], s.running[k+1:]...)
+			break
+		}
+	}
+	delete(s.children, i)
+	s.finishedThisRun++
+	s.events++
+}
+
+// continueAsNew hands the state to a fresh run. Nothing runs now, so
+// nothing is lost once the signals already received are applied.
+func (s *sweepRun) continueAsNew(ctx workflow.Context) error {
+	s.ctl.drain(ctx)
+	progress := workflow.GetSignalChannel(ctx, SignalProgress)
+	var o sweep.Outcome
+	for progress.ReceiveAsync(&o) {
+		s.takeProgress(o)
+	}
+	return workflow.NewContinueAsNewError(ctx, Sweep, SweepInput{Spec: s.spec, Carry: &SweepCarry{
+		Outcomes: s.outcomes, Next: s.next, Paused: s.ctl.paused, Cancelled: s.ctl.cancelled, Runs: s.runs + 1,
+	}})
 }

@@ -18,8 +18,6 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/resomap/resomap/activities"
-	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/results"
 	"github.com/resomap/resomap/sweep"
 )
@@ -27,7 +25,7 @@ import (
 func testSpec(resolutions ...int) sweep.Spec {
 	return sweep.Spec{
 		Name: "unit", Models: []string{"smallcnn"}, Resolutions: resolutions, Epochs: 3, MaxParallel: 2,
-		Hyper: sweep.Hyper{BatchSize: 64, Optimizer: "sgd", LR: 0.1, Momentum: 0.9, Schedule: "cosine"},
+		Hyper: sweep.SpecHyper{Hyper: sweep.Hyper{BatchSize: 64, Optimizer: "sgd", LR: 0.1, Momentum: 0.9, Schedule: "cosine"}},
 	}.WithDefaults()
 }
 
@@ -36,82 +34,82 @@ func testSpec(resolutions ...int) sweep.Spec {
 type fakeTraining struct {
 	mu        sync.Mutex
 	epochs    map[int]int // resolution -> epochs done
-	calls     []activities.TrainEpochInput
+	calls     []TrainEpochInput
 	running   int
 	maxActive int
 	done      map[string]bool // config hash -> recorded
 	failRes   int             // TrainEpoch at this resolution fails for good
 	oomOnce   map[int]bool    // resolution -> OOM on the first call
-	resume    map[int]activities.ResumePoint
+	resume    map[int]ResumePoint
 	plateau   bool // validation loss never improves after epoch 1
 }
 
 func newFake() *fakeTraining {
-	return &fakeTraining{epochs: map[int]int{}, done: map[string]bool{}, oomOnce: map[int]bool{}, resume: map[int]activities.ResumePoint{}}
+	return &fakeTraining{epochs: map[int]int{}, done: map[string]bool{}, oomOnce: map[int]bool{}, resume: map[int]ResumePoint{}}
 }
 
 func hashOf(res int) string { return fmt.Sprintf("%064d", res) }
 
 func (f *fakeTraining) register(env *testsuite.TestWorkflowEnvironment, trainDelay time.Duration) {
-	env.OnActivity(a.Prepare, mockAny, mockAny).Return(func(_ context.Context, in activities.PrepareInput) (activities.Prepared, error) {
+	env.OnActivity(a.Prepare, mockAny, mockAny).Return(func(_ context.Context, in PrepareInput) (Prepared, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.running++
 		f.maxActive = max(f.maxActive, f.running)
 		cfg := in.Spec.Config(in.Combination)
-		return activities.Prepared{Config: cfg, ConfigHash: hashOf(cfg.Resolution), Family: "cnn", Prefix: "runs/x"}, nil
+		return Prepared{Config: cfg, ConfigHash: hashOf(cfg.Resolution), Family: "cnn", Prefix: "runs/x"}, nil
 	})
-	env.OnActivity(a.LookupResult, mockAny, mockAny).Return(func(_ context.Context, hash string) (activities.LookupOutput, error) {
+	env.OnActivity(a.LookupResult, mockAny, mockAny).Return(func(_ context.Context, hash string) (LookupOutput, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		if f.done[hash] {
-			return activities.LookupOutput{Found: true, Sweep: "earlier", Outcome: results.Outcome{Status: results.Completed, EpochsDone: 3, BestEpoch: 3, BestValAcc: 0.9}}, nil
+			return LookupOutput{Found: true, Sweep: "earlier", Outcome: sweep.Outcome{Status: sweep.Completed, Progress: sweep.Progress{EpochsDone: 3, BestEpoch: 3, BestValAcc: 0.9}}}, nil
 		}
-		return activities.LookupOutput{}, nil
+		return LookupOutput{}, nil
 	})
-	env.OnActivity(a.FindResumePoint, mockAny, mockAny).Return(func(_ context.Context, p activities.Prepared) (activities.ResumePoint, error) {
+	env.OnActivity(a.FindResumePoint, mockAny, mockAny).Return(func(_ context.Context, p Prepared) (ResumePoint, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		rp := f.resume[p.Config.Resolution]
 		f.epochs[p.Config.Resolution] = rp.EpochsDone
 		return rp, nil
 	})
-	env.OnActivity(a.TrainEpoch, mockAny, mockAny).After(trainDelay).Return(func(_ context.Context, in activities.TrainEpochInput) (activities.TrainEpochOutput, error) {
+	env.OnActivity(a.TrainEpoch, mockAny, mockAny).After(trainDelay).Return(func(_ context.Context, in TrainEpochInput) (TrainEpochOutput, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		res := in.Config.Resolution
 		f.calls = append(f.calls, in)
 		if res == f.failRes {
-			return activities.TrainEpochOutput{}, temporal.NewNonRetryableApplicationError("data is broken", activities.ErrTypeInvalidInput, nil)
+			return TrainEpochOutput{}, temporal.NewNonRetryableApplicationError("data is broken", ErrTypeInvalidInput, nil)
 		}
 		if f.oomOnce[res] {
 			f.oomOnce[res] = false
-			return activities.TrainEpochOutput{}, temporal.NewNonRetryableApplicationError("out of memory", activities.ErrTypeOutOfMemory, nil)
+			return TrainEpochOutput{}, temporal.NewNonRetryableApplicationError("out of memory", ErrTypeOutOfMemory, nil)
 		}
 		f.epochs[res] = in.Epoch
-		m := make([]checkpoint.EpochMetrics, in.Epoch)
+		m := make([]sweep.EpochMetrics, in.Epoch)
 		for i := range m {
-			m[i] = checkpoint.EpochMetrics{Epoch: i + 1, ValLoss: 1 / float64(i+1), ValAcc: 0.5 + 0.1*float64(i)}
+			m[i] = sweep.EpochMetrics{Epoch: i + 1, ValLoss: 1 / float64(i+1), ValAcc: 0.5 + 0.1*float64(i)}
 		}
 		best := in.Epoch
 		if f.plateau {
 			best = 1
 		}
-		return activities.TrainEpochOutput{
+		return TrainEpochOutput{
 			Key: fmt.Sprintf("runs/x/cnn/smallcnn/%d/epoch_%04d.json", res, in.Epoch), Attempt: 1,
-			Record: checkpoint.Record{EpochsDone: in.Epoch, Epochs: in.Config.Epochs, Metrics: m, BestEpoch: best,
+			Progress: sweep.Progress{EpochsDone: in.Epoch, Metrics: m, BestEpoch: best,
 				BestValLoss: m[best-1].ValLoss, BestValAcc: m[best-1].ValAcc},
 		}, nil
 	})
-	env.OnActivity(a.RecordResult, mockAny, mockAny).Return(func(_ context.Context, in activities.RecordInput) (activities.RecordOutput, error) {
+	env.OnActivity(a.RecordResult, mockAny, mockAny).Return(func(_ context.Context, in RecordInput) (RecordOutput, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.running--
-		if in.Outcome.Status == results.Completed {
+		if in.Outcome.Status == sweep.Completed {
 			f.done[in.Outcome.ConfigHash] = true
-			return activities.RecordOutput{Key: results.ResultKey(in.Outcome.ConfigHash)}, nil
+			return RecordOutput{Key: results.ResultKey(in.Outcome.ConfigHash)}, nil
 		}
-		return activities.RecordOutput{}, nil
+		return RecordOutput{}, nil
 	})
 }
 
@@ -152,12 +150,12 @@ func TestSweepRunsAtMostMaxParallelAndIsolatesFailures(t *testing.T) {
 	if f.maxActive != 2 {
 		t.Errorf("%d combinations ran at once, want max_parallel = 2", f.maxActive)
 	}
-	want := map[int]results.Status{16: results.Completed, 24: results.Failed, 32: results.Completed, 48: results.Completed}
+	want := map[int]sweep.Status{16: sweep.Completed, 24: sweep.Failed, 32: sweep.Completed, 48: sweep.Completed}
 	for _, o := range p.Combos {
 		if o.Status != want[o.Resolution] {
 			t.Errorf("%s: %s (%s), want %s", o.ID(), o.Status, o.Reason, want[o.Resolution])
 		}
-		if o.Status == results.Completed && o.EpochsDone != 3 {
+		if o.Status == sweep.Completed && o.EpochsDone != 3 {
 			t.Errorf("%s: %d epochs done", o.ID(), o.EpochsDone)
 		}
 	}
@@ -173,7 +171,7 @@ func TestSweepSkipsCompletedCombinations(t *testing.T) {
 	f.register(env, time.Minute)
 	env.ExecuteWorkflow(Sweep, SweepInput{Spec: testSpec(16, 32)})
 	p := sweepResult(t, env)
-	if p.Combos[0].Status != results.Skipped || p.Combos[1].Status != results.Completed {
+	if p.Combos[0].Status != sweep.Skipped || p.Combos[1].Status != sweep.Completed {
 		t.Fatalf("statuses %s, %s; want skipped, completed", p.Combos[0].Status, p.Combos[1].Status)
 	}
 	for _, c := range f.calls {
@@ -187,22 +185,22 @@ func TestCombinationResumesFromFoundCheckpoint(t *testing.T) {
 	env := newEnv(t)
 	f := newFake()
 	// A previous (terminated) run left epoch 2 half done.
-	f.resume[16] = activities.ResumePoint{Key: "runs/x/cnn/smallcnn/16/mid_e0002_s000040.json", EpochsDone: 1, Step: 40}
+	f.resume[16] = ResumePoint{Key: "runs/x/cnn/smallcnn/16/mid_e0002_s000040.json", Progress: sweep.Progress{EpochsDone: 1}, Step: 40}
 	f.register(env, time.Minute)
 	env.ExecuteWorkflow(Combination, CombinationInput{Spec: testSpec(16), Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
-	var o results.Outcome
+	var o sweep.Outcome
 	if err := env.GetWorkflowResult(&o); err != nil {
 		t.Fatal(err)
 	}
 	if len(f.calls) != 2 || f.calls[0].Epoch != 2 || f.calls[1].Epoch != 3 {
 		t.Fatalf("trained epochs %v, want 2 then 3", epochsOf(f.calls))
 	}
-	if o.Status != results.Completed || len(o.Resumes) != 1 || o.Resumes[0].Step != 40 {
+	if o.Status != sweep.Completed || len(o.Resumes) != 1 || o.Resumes[0].Step != 40 {
 		t.Fatalf("outcome %s with resumes %+v", o.Status, o.Resumes)
 	}
 }
 
-func epochsOf(calls []activities.TrainEpochInput) []int {
+func epochsOf(calls []TrainEpochInput) []int {
 	var e []int
 	for _, c := range calls {
 		e = append(e, c.Epoch)
@@ -216,7 +214,7 @@ func TestOutOfMemoryHalvesMicroBatchKeepingTheBatch(t *testing.T) {
 	f.oomOnce[16] = true
 	f.register(env, time.Minute)
 	env.ExecuteWorkflow(Combination, CombinationInput{Spec: testSpec(16), Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
-	var o results.Outcome
+	var o sweep.Outcome
 	if err := env.GetWorkflowResult(&o); err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +224,7 @@ func TestOutOfMemoryHalvesMicroBatchKeepingTheBatch(t *testing.T) {
 	if f.calls[1].Config.BatchSize != 64 {
 		t.Fatalf("effective batch changed to %d", f.calls[1].Config.BatchSize)
 	}
-	if o.Status != results.Completed || o.OOMs != 1 || o.MicroBatch != 32 {
+	if o.Status != sweep.Completed || o.OOMs != 1 || o.MicroBatch != 32 {
 		t.Fatalf("outcome %s, OOMs %d, micro-batch %d", o.Status, o.OOMs, o.MicroBatch)
 	}
 }
@@ -235,7 +233,7 @@ func TestPauseResumeCancelOfOneCombination(t *testing.T) {
 	env := newEnv(t)
 	f := newFake()
 	f.register(env, 10*time.Minute)
-	var pausedStatus results.Status
+	var pausedStatus sweep.Status
 	var pausedEpochs, callsAtPause, callsBeforeResume int
 	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalPause, nil) }, 15*time.Minute)
 	env.RegisterDelayedCallback(func() {
@@ -244,7 +242,7 @@ func TestPauseResumeCancelOfOneCombination(t *testing.T) {
 			t.Error(err)
 			return
 		}
-		var o results.Outcome
+		var o sweep.Outcome
 		v.Get(&o)
 		pausedStatus, pausedEpochs = o.Status, o.EpochsDone
 		f.mu.Lock()
@@ -258,11 +256,11 @@ func TestPauseResumeCancelOfOneCombination(t *testing.T) {
 	}, 170*time.Minute)
 	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalResume, nil) }, 3*time.Hour)
 	env.ExecuteWorkflow(Combination, CombinationInput{Spec: testSpec(16), Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
-	var o results.Outcome
+	var o sweep.Outcome
 	if err := env.GetWorkflowResult(&o); err != nil {
 		t.Fatal(err)
 	}
-	if pausedStatus != results.Paused || pausedEpochs != 1 {
+	if pausedStatus != sweep.Paused || pausedEpochs != 1 {
 		t.Errorf("while paused: status %s, %d epochs; want paused after 1 epoch", pausedStatus, pausedEpochs)
 	}
 	if callsAtPause != 2 || callsBeforeResume != callsAtPause {
@@ -271,7 +269,7 @@ func TestPauseResumeCancelOfOneCombination(t *testing.T) {
 	if len(f.calls) != 4 || f.calls[2].Epoch != 2 {
 		t.Errorf("epochs called %v, want [1 2 2 3]: the interrupted epoch runs again after resume", epochsOf(f.calls))
 	}
-	if o.Status != results.Completed || o.EpochsDone != 3 {
+	if o.Status != sweep.Completed || o.EpochsDone != 3 {
 		t.Errorf("after resume: %s with %d epochs", o.Status, o.EpochsDone)
 	}
 
@@ -283,7 +281,7 @@ func TestPauseResumeCancelOfOneCombination(t *testing.T) {
 	if err := env.GetWorkflowResult(&o); err != nil {
 		t.Fatal(err)
 	}
-	if o.Status != results.Cancelled || o.EpochsDone != 1 {
+	if o.Status != sweep.Cancelled || o.EpochsDone != 1 {
 		t.Errorf("after cancel: %s with %d epochs, want cancelled after 1", o.Status, o.EpochsDone)
 	}
 }
@@ -303,11 +301,11 @@ func TestPauseResumeCancelOfTheSweep(t *testing.T) {
 	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalResume, nil) }, 3*time.Hour)
 	env.ExecuteWorkflow(Sweep, SweepInput{Spec: testSpec(16, 24, 32)})
 	p := sweepResult(t, env)
-	if !paused.Paused || paused.Combos[0].Status != results.Paused || paused.Combos[2].Status != results.Pending {
+	if !paused.Paused || paused.Combos[0].Status != sweep.Paused || paused.Combos[2].Status != sweep.Pending {
 		t.Errorf("during pause: paused=%v, statuses %s %s %s", paused.Paused, paused.Combos[0].Status, paused.Combos[1].Status, paused.Combos[2].Status)
 	}
 	for _, o := range p.Combos {
-		if o.Status != results.Completed {
+		if o.Status != sweep.Completed {
 			t.Errorf("%s: %s after resume", o.ID(), o.Status)
 		}
 	}
@@ -319,7 +317,7 @@ func TestPauseResumeCancelOfTheSweep(t *testing.T) {
 	env.ExecuteWorkflow(Sweep, SweepInput{Spec: testSpec(16, 24, 32)})
 	p = sweepResult(t, env)
 	for _, o := range p.Combos {
-		if o.Status != results.Cancelled {
+		if o.Status != sweep.Cancelled {
 			t.Errorf("%s: %s after cancelling the sweep", o.ID(), o.Status)
 		}
 	}
@@ -367,7 +365,7 @@ func TestSweepContinuesAsNewKeepingState(t *testing.T) {
 	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &in); err != nil {
 		t.Fatal(err)
 	}
-	if in.Carry == nil || in.Carry.Next != 1 || in.Carry.Outcomes[0].Status != results.Completed || in.Carry.Outcomes[1].Status != results.Pending || in.Carry.Runs != 1 {
+	if in.Carry == nil || in.Carry.Next != 1 || in.Carry.Outcomes[0].Status != sweep.Completed || in.Carry.Outcomes[1].Status != sweep.Pending || in.Carry.Runs != 1 {
 		t.Fatalf("carried state %+v", in.Carry)
 	}
 
@@ -377,7 +375,7 @@ func TestSweepContinuesAsNewKeepingState(t *testing.T) {
 	in.Spec.ContinueAsNewAfter = 100000
 	env2.ExecuteWorkflow(Sweep, in)
 	p := sweepResult(t, env2)
-	if p.Runs != 1 || p.Combos[0].Status != results.Completed || p.Combos[2].Status != results.Completed {
+	if p.Runs != 1 || p.Combos[0].Status != sweep.Completed || p.Combos[2].Status != sweep.Completed {
 		t.Fatalf("after continue-as-new: %+v", p)
 	}
 	if n := len(f.calls); n != 9 {
@@ -403,14 +401,34 @@ func TestEarlyStoppingAfterPatienceEpochsWithoutImprovement(t *testing.T) {
 	spec := testSpec(16)
 	spec.Epochs, spec.Patience = 10, 2
 	env.ExecuteWorkflow(Combination, CombinationInput{Spec: spec, Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
-	var o results.Outcome
+	var o sweep.Outcome
 	if err := env.GetWorkflowResult(&o); err != nil {
 		t.Fatal(err)
 	}
-	if !o.EarlyStopped || o.Status != results.Completed || o.EpochsDone != 3 || len(f.calls) != 3 || o.BestEpoch != 1 {
+	if !o.EarlyStopped || o.Status != sweep.Completed || o.EpochsDone != 3 || len(f.calls) != 3 || o.BestEpoch != 1 {
 		t.Fatalf("early stop: stopped=%v status=%s after %d epochs (%d calls), best epoch %d; want stop after epoch 3", o.EarlyStopped, o.Status, o.EpochsDone, len(f.calls), o.BestEpoch)
 	}
 	if o.Keys.Final != "runs/x/cnn/smallcnn/16/epoch_0003.json" {
 		t.Fatalf("final key %q", o.Keys.Final)
 	}
 }
+
+// activityStubs has the names and signatures of activities.Activities
+// (which imports this package): the tests mock each method.
+type activityStubs struct{}
+
+func (*activityStubs) Prepare(context.Context, PrepareInput) (Prepared, error) { panic("mocked") }
+func (*activityStubs) LookupResult(context.Context, string) (LookupOutput, error) {
+	panic("mocked")
+}
+func (*activityStubs) FindResumePoint(context.Context, Prepared) (ResumePoint, error) {
+	panic("mocked")
+}
+func (*activityStubs) TrainEpoch(context.Context, TrainEpochInput) (TrainEpochOutput, error) {
+	panic("mocked")
+}
+func (*activityStubs) RecordResult(context.Context, RecordInput) (RecordOutput, error) {
+	panic("mocked")
+}
+
+var a *activityStubs

@@ -1,7 +1,7 @@
 // Command resomap-bench prints training throughput of the Go trainer next to
 // the same step loop written in C++ against the bridge (no Go in that
 // process), so the Go + purego overhead is visible. With --device cuda it
-// prints the GPU rows in the JSON form of shared/bench/pytorch_anchor.py.
+// prints the GPU rows in the JSON form of bench/torch_reference.py.
 package main
 
 import (
@@ -20,8 +20,10 @@ import (
 	"time"
 
 	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/internal/s3test"
 	"github.com/resomap/resomap/store"
+	"github.com/resomap/resomap/torch"
 	"github.com/resomap/resomap/trainer"
 )
 
@@ -35,18 +37,18 @@ type row struct {
 }
 
 // goSteps runs the step loop through the Go API and returns images/s.
-func goSteps(lib *trainer.Lib, model string, res, bs, steps, warm int, device string, amp bool) (float64, error) {
+func goSteps(lib *torch.Lib, model string, res, bs, steps, warm int, device string, amp bool) (float64, error) {
 	// As in Trainer.Train: one OS thread drives libtorch throughout.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	m, err := lib.NewModel(trainer.ModelSpec{Name: model, InChannels: 3, NumClasses: 10, Device: device, InitSeed: 1,
+	m, err := lib.NewModel(torch.ModelSpec{Name: model, InChannels: 3, NumClasses: 10, Device: device, InitSeed: 1,
 		Momentum: 0.9, Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}, MixedPrecision: amp, ChannelsLast: amp})
 	if err != nil {
 		return 0, err
 	}
 	defer m.Close()
 	rng := rand.New(rand.NewPCG(1, 1))
-	b := trainer.Batch{Images: make([]byte, bs*3*res*res), Labels: make([]int64, bs), C: 3, H: res, W: res}
+	b := dataset.Batch{Images: make([]byte, bs*3*res*res), Labels: make([]int64, bs), C: 3, H: res, W: res}
 	for i := range b.Images {
 		b.Images[i] = byte(rng.IntN(256))
 	}
@@ -58,9 +60,9 @@ func goSteps(lib *trainer.Lib, model string, res, bs, steps, warm int, device st
 	if err := m.Stage(b); err != nil {
 		return 0, err
 	}
-	var mets []trainer.MicroBatchMetrics
+	var mets []torch.MicroBatchMetrics
 	step := func() error {
-		m.ZeroGrad()
+		_ = m.ZeroGrad()
 		if err := m.ForwardBackwardStaged(0, b.N(), 1, 0); err != nil {
 			return err
 		}
@@ -132,36 +134,46 @@ func main() {
 	out := flag.String("json", "", "GPU mode: write the rows to this JSON file")
 	one := flag.String("one", "", "internal: run one Go measurement MODEL,RES,BATCH,STEPS in this fresh process")
 	flag.Parse()
-	lib, err := trainer.Open("")
+	lib, err := torch.Open("")
+	if err == nil {
+		err = lib.SetThreads(*threads)
+	}
+	switch {
+	case err != nil:
+	case strings.HasPrefix(*device, "cuda"):
+		gpu(lib, *device, *out)
+	case *one != "":
+		err = measureOne(lib, *one)
+	default:
+		err = cpuTable(lib, *cpp, *threads, *repeats)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	if err := lib.SetThreads(*threads); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+}
+
+// measureOne runs one Go measurement, MODEL,RES,BATCH,STEPS, and prints
+// its images/s: the parent runs each in a fresh process.
+func measureOne(lib *torch.Lib, spec string) error {
+	f := strings.Split(spec, ",")
+	if len(f) != 4 {
+		return fmt.Errorf("--one %q: want MODEL,RES,BATCH,STEPS", spec)
 	}
-	if strings.HasPrefix(*device, "cuda") {
-		gpu(lib, *device, *out)
-		return
+	res, _ := strconv.Atoi(f[1])
+	bs, _ := strconv.Atoi(f[2])
+	steps, _ := strconv.Atoi(f[3])
+	v, err := goSteps(lib, f[0], res, bs, steps, 2, "cpu", false)
+	if err != nil {
+		return err
 	}
-	if *one != "" {
-		var model string
-		var res, bs, steps int
-		f := strings.Split(*one, ",")
-		model = f[0]
-		res, _ = strconv.Atoi(f[1])
-		bs, _ = strconv.Atoi(f[2])
-		steps, _ = strconv.Atoi(f[3])
-		v, err := goSteps(lib, model, res, bs, steps, 2, "cpu", false)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		fmt.Println(v)
-		return
-	}
-	fmt.Printf("CPU training throughput, libtorch %s, %d threads, median of %d interleaved runs, each in a fresh process\n", lib.TorchVersion(), lib.Threads(), *repeats)
+	fmt.Println(v)
+	return nil
+}
+
+// cpuTable prints the Go loop next to the C++ one, then the checkpoint share.
+func cpuTable(lib *torch.Lib, cpp string, threads, repeats int) error {
+	fmt.Printf("CPU training throughput, libtorch %s, %d threads, median of %d interleaved runs, each in a fresh process\n", lib.TorchVersion(), lib.Threads(), repeats)
 	fmt.Printf("%-9s %5s %5s %12s %12s %9s\n", "model", "res", "batch", "Go img/s", "C++ img/s", "Go vs C++")
 	cases := []struct {
 		model          string
@@ -178,17 +190,15 @@ func main() {
 	var resnet32 float64
 	for _, c := range cases {
 		var g, p []float64
-		for i := 0; i < *repeats; i++ {
+		for i := 0; i < repeats; i++ {
 			// Each measurement runs in a fresh process, as the C++ one does.
-			gv, err := goFresh(c.model, c.res, c.bs, c.steps, *threads)
+			gv, err := goFresh(c.model, c.res, c.bs, c.steps, threads)
 			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				os.Exit(1)
+				return err
 			}
-			pv, err := cppSteps(*cpp, c.model, c.res, c.bs, c.steps, 2, *threads, "cpu")
+			pv, err := cppSteps(cpp, c.model, c.res, c.bs, c.steps, 2, threads, "cpu")
 			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				os.Exit(1)
+				return err
 			}
 			g, p = append(g, gv), append(p, pv)
 		}
@@ -200,17 +210,14 @@ func main() {
 		fmt.Printf("%-9s %5d %5d %12.1f %12.1f %+8.1f%%   (runs: Go %s, C++ %s; bridge calls = %.4f%% of a step)\n", c.model, c.res, c.bs, gm, pm, 100*(gm-pm)/pm,
 			spread(g), spread(p), 100*3*float64(perCall)/float64(stepTime))
 	}
-	if err := checkpointShare(lib, resnet32); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	return checkpointShare(lib, resnet32)
 }
 
 // checkpointShare times saving and verifying a resnet18 checkpoint (weights
 // and SGD momentum) to a local directory and to a local S3 server, as a share
 // of one Fashion-MNIST epoch of resnet18 at 32 px on this machine.
-func checkpointShare(lib *trainer.Lib, imgPerSec float64) error {
-	m, err := lib.NewModel(trainer.ModelSpec{Name: "resnet18", InChannels: 3, NumClasses: 10, Momentum: 0.9,
+func checkpointShare(lib *torch.Lib, imgPerSec float64) error {
+	m, err := lib.NewModel(torch.ModelSpec{Name: "resnet18", InChannels: 3, NumClasses: 10, Momentum: 0.9,
 		Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}})
 	if err != nil {
 		return err
@@ -248,7 +255,7 @@ func checkpointShare(lib *trainer.Lib, imgPerSec float64) error {
 			continue
 		}
 		t0 := time.Now()
-		ms, os_, err := m.Export()
+		ms, os_, err := trainer.Export(m)
 		if err != nil {
 			return err
 		}
@@ -271,7 +278,7 @@ func checkpointShare(lib *trainer.Lib, imgPerSec float64) error {
 }
 
 // gpu prints rows comparable with shared/bench/pytorch_anchor.py.
-func gpu(lib *trainer.Lib, device, out string) {
+func gpu(lib *torch.Lib, device, out string) {
 	var rows []row
 	for _, name := range []string{"resnet18", "vgg11"} {
 		for _, res := range []int{224, 512} {

@@ -49,7 +49,7 @@ func Binary() (string, error) {
 	if p, err := exec.LookPath("versitygw"); err == nil {
 		return p, nil
 	}
-	return "", fmt.Errorf("versitygw not found: run `make tools` (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)")
+	return "", fmt.Errorf("versitygw not found: run `make tools` (scripts/install-tools.sh)")
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
@@ -76,12 +77,6 @@ func EnvOr(name, def string) string {
 	return def
 }
 
-var types = map[string]enumspb.IndexedValueType{
-	"Keyword": enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-	"Int":     enumspb.INDEXED_VALUE_TYPE_INT,
-	"Double":  enumspb.INDEXED_VALUE_TYPE_DOUBLE,
-}
-
 // RegisterSearchAttributes adds ResoMap's search attributes that the
 // namespace lacks; running it again changes nothing.
 func RegisterSearchAttributes(ctx context.Context, c client.Client) error {
@@ -92,8 +87,8 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client) error {
 	}
 	missing := map[string]enumspb.IndexedValueType{}
 	for _, sa := range workflows.SearchAttributes {
-		if _, ok := have.CustomAttributes[sa.Name]; !ok {
-			missing[sa.Name] = types[sa.Type]
+		if _, ok := have.CustomAttributes[sa.GetName()]; !ok {
+			missing[sa.GetName()] = sa.GetValueType()
 		}
 	}
 	if len(missing) == 0 {
@@ -111,7 +106,9 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client) error {
 func DevServerFlags() []string {
 	var out []string
 	for _, sa := range workflows.SearchAttributes {
-		out = append(out, "--search-attribute", sa.Name+"="+sa.Type)
+		// INDEXED_VALUE_TYPE_KEYWORD is "Keyword" to the CLI.
+		t := strings.ToLower(strings.TrimPrefix(sa.GetValueType().String(), "INDEXED_VALUE_TYPE_"))
+		out = append(out, "--search-attribute", sa.GetName()+"="+strings.ToUpper(t[:1])+t[1:])
 	}
 	return out
 }

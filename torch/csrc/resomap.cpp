@@ -374,13 +374,15 @@ int32_t rm_get_threads(void) { return at::get_num_threads(); }
 int32_t rm_cuda_device_count(void) { return (int32_t)torch::cuda::device_count(); }
 void rm_manual_seed(uint64_t seed) { torch::manual_seed(seed); }
 
-int32_t rm_model_new(const char *name, int32_t in_channels, int32_t num_classes,
-                     const char *device, uint64_t init_seed, int32_t optimizer,
-                     double momentum, int32_t nesterov, double weight_decay, double beta1,
-                     double beta2, double eps, const float *mean, const float *std,
-                     int32_t mixed_precision, int32_t channels_last, rm_model **out) {
+int32_t rm_model_new(const rm_model_options *o, rm_model **out) {
   return guard([&] {
     *out = nullptr;
+    if (o == nullptr || o->size < sizeof(rm_model_options))
+      throw InvalidArgument("rm_model_options is " + std::to_string(o ? o->size : 0) + " bytes, this library needs " +
+                            std::to_string(sizeof(rm_model_options)) + ": rebuild the caller");
+    const char *name = o->name, *device = o->device;
+    int32_t in_channels = o->in_channels, num_classes = o->num_classes, optimizer = o->optimizer;
+    if (name == nullptr || device == nullptr) throw InvalidArgument("model name and device are required");
     if (in_channels < 1 || in_channels > 4) throw InvalidArgument("input channels must be 1..4");
     if (num_classes < 2) throw InvalidArgument("need at least 2 classes");
     if (optimizer != 0 && optimizer != 1) throw InvalidArgument("optimizer must be 0 (SGD) or 1 (AdamW)");
@@ -392,30 +394,30 @@ int32_t rm_model_new(const char *name, int32_t in_channels, int32_t num_classes,
         m->device.index() >= (int)torch::cuda::device_count())
       throw InvalidArgument(std::string("device ") + device + " requested but there are only " +
                             std::to_string(torch::cuda::device_count()) + " CUDA devices");
-    torch::manual_seed(init_seed);
+    torch::manual_seed(o->init_seed);
     m->net = make_net(name, in_channels, num_classes);
     m->net->to(m->device);
     m->in_channels = in_channels;
     m->num_classes = num_classes;
     m->optimizer = optimizer;
-    m->momentum = momentum;
-    m->nesterov = nesterov != 0;
-    m->weight_decay = weight_decay;
-    m->beta1 = beta1;
-    m->beta2 = beta2;
-    m->eps = eps;
+    m->momentum = o->momentum;
+    m->nesterov = o->nesterov != 0;
+    m->weight_decay = o->weight_decay;
+    m->beta1 = o->beta1;
+    m->beta2 = o->beta2;
+    m->eps = o->eps;
     // The caller decides where these pay off (Go turns them on for CUDA only).
     // As PyTorch users do for fixed shapes: cuDNN picks its fastest kernels.
     if (m->device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
-    m->amp = mixed_precision != 0;
-    m->channels_last = channels_last != 0;
+    m->amp = o->mixed_precision != 0;
+    m->channels_last = o->channels_last != 0;
     if (m->channels_last) {
       torch::NoGradGuard ng;
       for (auto &p : m->net->parameters())
         if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
     }
-    m->mean = torch::from_blob(const_cast<float *>(mean), {1, in_channels, 1, 1}, torch::kFloat32).clone().to(m->device);
-    m->std = torch::from_blob(const_cast<float *>(std), {1, in_channels, 1, 1}, torch::kFloat32).clone().to(m->device);
+    m->mean = torch::from_blob(const_cast<float *>(o->mean), {1, in_channels, 1, 1}, torch::kFloat32).clone().to(m->device);
+    m->std = torch::from_blob(const_cast<float *>(o->std), {1, in_channels, 1, 1}, torch::kFloat32).clone().to(m->device);
     for (auto &p : m->net->named_parameters()) {
       m->state.emplace_back(p.key(), p.value());
       m->params.push_back(p.value());
@@ -428,7 +430,7 @@ int32_t rm_model_new(const char *name, int32_t in_channels, int32_t num_classes,
       auto &p = m->params[i];
       const std::string &pn = names[i].key();
       if (optimizer == 0) {
-        if (momentum != 0) {
+        if (o->momentum != 0) {
           m->buf1.push_back(torch::zeros_like(p));
           m->state.emplace_back("optimizer.momentum_buffer." + pn, m->buf1.back());
         }

@@ -1,58 +1,15 @@
-package trainer
+package torch
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"unsafe"
+
+	"github.com/resomap/resomap/dataset"
 )
-
-// ModelInfo describes one architecture the bridge can build.
-type ModelInfo struct {
-	Name   string
-	Family string // first path element of the checkpoint layout
-	// MinResolution: VGG's five 2x2 max-pools need at least 32 px.
-	MinResolution int
-}
-
-// MaxResolution bounds the input size; beyond it a single image is larger
-// than any accelerator can train on in a useful batch.
-const MaxResolution = 2048
-
-var models = []ModelInfo{
-	{"smallcnn", "cnn", 8},
-	{"vgg11", "vgg", 32}, {"vgg11_bn", "vgg", 32},
-	{"vgg13", "vgg", 32}, {"vgg13_bn", "vgg", 32},
-	{"vgg16", "vgg", 32}, {"vgg16_bn", "vgg", 32},
-	{"vgg19", "vgg", 32}, {"vgg19_bn", "vgg", 32},
-	{"resnet18", "resnet", 32}, {"resnet34", "resnet", 32}, {"resnet50", "resnet", 32},
-}
-
-// Models lists every supported architecture.
-func Models() []ModelInfo { return slices.Clone(models) }
-
-// LookupModel returns the architecture called name.
-func LookupModel(name string) (ModelInfo, error) {
-	for _, m := range models {
-		if m.Name == name {
-			return m, nil
-		}
-	}
-	names := make([]string, len(models))
-	for i, m := range models {
-		names[i] = m.Name
-	}
-	return ModelInfo{}, fmt.Errorf("%w: unknown model %q (known: %s)", ErrInvalid, name, strings.Join(names, ", "))
-}
-
-// CheckResolution rejects resolutions a model cannot train at.
-func (m ModelInfo) CheckResolution(res int) error {
-	if res < m.MinResolution || res > MaxResolution {
-		return fmt.Errorf("%w: resolution %d out of range for %s (%d..%d px)", ErrInvalid, res, m.Name, m.MinResolution, MaxResolution)
-	}
-	return nil
-}
 
 // OptimizerKind selects the update rule.
 type OptimizerKind int32
@@ -137,11 +94,22 @@ func CheckDevice(dev string) error {
 	return fmt.Errorf("%w: device %q: want cpu, cuda or cuda:N", ErrInvalid, dev)
 }
 
+// modelOptions mirrors rm_model_options in csrc/resomap.h field for field.
+type modelOptions struct {
+	size                                     uint64
+	name, device                             *byte
+	initSeed                                 uint64
+	mean, std                                *float32
+	momentum, weightDecay, beta1, beta2, eps float64
+	inChannels, numClasses, optimizer        int32
+	nesterov, mixedPrecision, channelsLast   int32
+}
+
+// cString is s as a NUL-terminated C string.
+func cString(s string) *byte { return &append([]byte(s), 0)[0] }
+
 // NewModel builds a freshly initialised model (deterministic in InitSeed).
 func (l *Lib) NewModel(s ModelSpec) (*Model, error) {
-	if _, err := LookupModel(s.Name); err != nil {
-		return nil, err
-	}
 	if len(s.Mean) != s.InChannels || len(s.Std) != s.InChannels {
 		return nil, fmt.Errorf("%w: mean/std need %d values", ErrInvalid, s.InChannels)
 	}
@@ -151,29 +119,42 @@ func (l *Lib) NewModel(s ModelSpec) (*Model, error) {
 	if err := CheckDevice(s.Device); err != nil {
 		return nil, err
 	}
+	o := &modelOptions{name: cString(s.Name), device: cString(s.Device), initSeed: s.InitSeed,
+		mean: &s.Mean[0], std: &s.Std[0], momentum: s.Momentum, weightDecay: s.WeightDecay,
+		beta1: s.Beta1, beta2: s.Beta2, eps: s.Eps, inChannels: int32(s.InChannels), numClasses: int32(s.NumClasses),
+		optimizer: int32(s.Optimizer), nesterov: b2i(s.Nesterov), mixedPrecision: b2i(s.MixedPrecision), channelsLast: b2i(s.ChannelsLast)}
+	o.size = uint64(unsafe.Sizeof(*o))
 	var h uintptr
-	err := l.call(func() int32 {
-		return l.modelNew(s.Name, int32(s.InChannels), int32(s.NumClasses), s.Device, s.InitSeed,
-			int32(s.Optimizer), s.Momentum, b2i(s.Nesterov), s.WeightDecay, s.Beta1, s.Beta2, s.Eps,
-			&s.Mean[0], &s.Std[0], b2i(s.MixedPrecision), b2i(s.ChannelsLast), &h)
-	})
+	err := l.call(func() int32 { return l.modelNew(o, &h) })
+	runtime.KeepAlive(o)
 	if err != nil {
 		return nil, fmt.Errorf("create model %s: %w", s.Name, err)
 	}
 	m := &Model{lib: l, h: h, spec: s, logitsSize: s.NumClasses}
-	n := int(l.stateCount(h))
-	for i := 0; i < n; i++ {
+	if err := m.listTensors(); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// listTensors reads the names, types and shapes of the model's tensors.
+func (m *Model) listTensors() error {
+	var n int32
+	if err := m.lib.call(func() int32 { n = m.lib.stateCount(m.h); return statusOK }); err != nil {
+		return err
+	}
+	for i := range n {
 		var namePtr *byte
 		var dt, ndim int32
 		shape := make([]int64, 8)
 		var nb int64
-		if err := l.call(func() int32 { return l.stateInfo(h, int32(i), &namePtr, &dt, &ndim, &shape[0], &nb) }); err != nil {
-			m.Close()
-			return nil, err
+		if err := m.lib.call(func() int32 { return m.lib.stateInfo(m.h, i, &namePtr, &dt, &ndim, &shape[0], &nb) }); err != nil {
+			return err
 		}
 		m.tensors = append(m.tensors, TensorInfo{Name: goString(namePtr), DType: DType(dt), Shape: shape[:ndim], NBytes: nb})
 	}
-	return m, nil
+	return nil
 }
 
 // goString copies a NUL-terminated C string.
@@ -194,22 +175,13 @@ func (m *Model) Spec() ModelSpec { return m.spec }
 // Close frees the model in libtorch.
 func (m *Model) Close() {
 	if m.h != 0 {
-		m.lib.modelFree(m.h)
+		h := m.h
+		_ = m.lib.call(func() int32 { m.lib.modelFree(h); return statusOK })
 		m.h = 0
 	}
 }
 
-// Batch is a set of uint8 NCHW images with their labels.
-type Batch struct {
-	Images  []byte
-	Labels  []int64
-	C, H, W int
-}
-
-// N is the number of images in the batch.
-func (b Batch) N() int { return len(b.Labels) }
-
-func (b Batch) check() error {
+func checkBatch(b dataset.Batch) error {
 	if b.N() == 0 || len(b.Images) != b.N()*b.C*b.H*b.W {
 		return fmt.Errorf("%w: batch of %d labels has %d bytes, want %d", ErrInvalid, b.N(), len(b.Images), b.N()*b.C*b.H*b.W)
 	}
@@ -217,12 +189,14 @@ func (b Batch) check() error {
 }
 
 // ZeroGrad clears accumulated gradients.
-func (m *Model) ZeroGrad() { m.lib.zeroGrad(m.h) }
+func (m *Model) ZeroGrad() error {
+	return m.lib.call(func() int32 { m.lib.zeroGrad(m.h); return statusOK })
+}
 
 // ForwardBackward accumulates the gradient of scale*loss for one micro-batch
 // and returns its summed loss and number of correct predictions.
-func (m *Model) ForwardBackward(b Batch, scale, labelSmoothing float64) (lossSum float64, correct int64, err error) {
-	if err := b.check(); err != nil {
+func (m *Model) ForwardBackward(b dataset.Batch, scale, labelSmoothing float64) (lossSum float64, correct int64, err error) {
+	if err := checkBatch(b); err != nil {
 		return 0, 0, err
 	}
 	err = m.lib.call(func() int32 {
@@ -235,8 +209,8 @@ func (m *Model) ForwardBackward(b Batch, scale, labelSmoothing float64) (lossSum
 // Stage puts b on the model's device for the next ForwardBackwardStaged
 // calls; on CUDA the copy does not block, so staging step k+1's batch while
 // step k runs hides the upload. b may be reused as soon as Stage returns.
-func (m *Model) Stage(b Batch) error {
-	if err := b.check(); err != nil {
+func (m *Model) Stage(b dataset.Batch) error {
+	if err := checkBatch(b); err != nil {
 		return err
 	}
 	return m.lib.call(func() int32 {
@@ -287,8 +261,8 @@ func (m *Model) Step(lr float64) error {
 
 // Evaluate runs the model in eval mode. logits, if non-nil, receives
 // N*NumClasses values.
-func (m *Model) Evaluate(b Batch, logits []float32) (lossSum float64, correct int64, err error) {
-	if err := b.check(); err != nil {
+func (m *Model) Evaluate(b dataset.Batch, logits []float32) (lossSum float64, correct int64, err error) {
+	if err := checkBatch(b); err != nil {
 		return 0, 0, err
 	}
 	var lp *float32
@@ -333,4 +307,6 @@ func (m *Model) WriteTensor(i int, src []byte) error {
 
 // ManualSeed seeds libtorch's global generators (dropout); the trainer calls
 // it before every step with a seed derived from the step's coordinates.
-func (l *Lib) ManualSeed(seed uint64) { l.manualSeed(seed) }
+func (l *Lib) ManualSeed(seed uint64) error {
+	return l.call(func() int32 { l.manualSeed(seed); return statusOK })
+}

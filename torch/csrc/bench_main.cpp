@@ -21,7 +21,20 @@ int main(int argc, char **argv) {
   rm_set_threads(threads);
   float mean[3] = {0.5f, 0.5f, 0.5f}, stdv[3] = {0.25f, 0.25f, 0.25f};
   rm_model *m = nullptr;
-  if (rm_model_new(model, 3, 10, device, 1, 0, 0.9, 0, 0, 0.9, 0.999, 1e-8, mean, stdv, 0, 0, &m) != RM_OK) {
+  rm_model_options o{};
+  o.size = sizeof o;
+  o.name = model;
+  o.device = device;
+  o.init_seed = 1;
+  o.mean = mean;
+  o.std = stdv;
+  o.momentum = 0.9;
+  o.beta1 = 0.9;
+  o.beta2 = 0.999;
+  o.eps = 1e-8;
+  o.in_channels = 3;
+  o.num_classes = 10;
+  if (rm_model_new(&o, &m) != RM_OK) {
     std::fprintf(stderr, "%s\n", rm_last_error());
     return 1;
   }

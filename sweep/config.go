@@ -1,4 +1,4 @@
-package trainer
+package sweep
 
 import (
 	"crypto/sha256"
@@ -7,16 +7,15 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/resomap/resomap/dataset"
 )
 
-// Config is everything that determines a training run's result. Two runs
-// with the same Config (and the same libtorch and thread count on CPU) end
-// with the same weights; its Hash names the result.
-type Config struct {
-	Model      string `json:"model" yaml:"model"`
-	Resolution int    `json:"resolution" yaml:"resolution"`
-	Epochs     int    `json:"epochs" yaml:"epochs"`
-	BatchSize  int    `json:"batch_size" yaml:"batch_size"`
+// Hyper are the training settings shared by every combination of a sweep.
+// Their JSON names and order are part of the config hash: never reorder or
+// rename them (TestConfigHashIsStable).
+type Hyper struct {
+	BatchSize int `json:"batch_size" yaml:"batch_size"`
 
 	Optimizer   string  `json:"optimizer" yaml:"optimizer"` // sgd | adamw
 	LR          float64 `json:"lr" yaml:"lr"`
@@ -36,16 +35,38 @@ type Config struct {
 	LabelSmoothing float64 `json:"label_smoothing" yaml:"label_smoothing"`
 	CropPadding    int     `json:"crop_padding" yaml:"crop_padding"`
 	Flip           bool    `json:"flip" yaml:"flip"`
-
-	Seed       uint64 `json:"seed" yaml:"seed"`
-	Data       string `json:"data" yaml:"data"`               // fashion-mnist, IDX folder or image folder
-	DataHash   string `json:"data_hash" yaml:"-"`             // filled in from the data set's content
-	TrainLimit int    `json:"train_limit" yaml:"train_limit"` // first N training images (0 = all)
-	ValLimit   int    `json:"val_limit" yaml:"val_limit"`
 }
 
-// WithDefaults fills unset optional fields.
+// Config is everything that determines a training run's result. Two runs
+// with the same Config (and the same libtorch and thread count on CPU) end
+// with the same weights; its Hash names the result.
+type Config struct {
+	Model      string `json:"model"`
+	Resolution int    `json:"resolution"`
+	Epochs     int    `json:"epochs"`
+	Hyper
+
+	Seed       uint64 `json:"seed"`
+	Data       string `json:"data"`        // fashion-mnist, IDX folder or image folder
+	DataHash   string `json:"data_hash"`   // filled in from the data set's content
+	TrainLimit int    `json:"train_limit"` // first N training images (0 = all)
+	ValLimit   int    `json:"val_limit"`
+}
+
+// DefaultData is the data set of a spec or config that names none.
+const DefaultData = dataset.FashionMNIST
+
+// WithDefaults fills unset optional fields; a loaded spec has them already.
 func (c Config) WithDefaults() Config {
+	c.Hyper = c.Hyper.withDefaults()
+	if c.Data == "" {
+		c.Data = DefaultData
+	}
+	return c
+}
+
+// withDefaults fills the optimiser's and schedule's unset settings.
+func (c Hyper) withDefaults() Hyper {
 	if c.Optimizer == "" {
 		c.Optimizer = "sgd"
 	}
@@ -66,9 +87,6 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Schedule == "step" && c.Gamma == 0 {
 		c.Gamma = 0.1
-	}
-	if c.Data == "" {
-		c.Data = "fashion-mnist"
 	}
 	return c
 }
@@ -130,7 +148,16 @@ func (c Config) Hash() string {
 	return hex.EncodeToString(h[:])
 }
 
-// LR is the learning rate at global step t of total steps, stepsPerEpoch
+// MicroBatchFor is the micro-batch to train with when micro is asked for:
+// micro, or the whole batch when micro is 0 or larger than the batch.
+func (h Hyper) MicroBatchFor(micro int) int {
+	if micro <= 0 || micro > h.BatchSize {
+		return h.BatchSize
+	}
+	return micro
+}
+
+// LRAt is the learning rate at global step t of total steps, stepsPerEpoch
 // steps to an epoch: linear warm-up, then cosine or step decay.
 func (c Config) LRAt(t, total, stepsPerEpoch int) float64 {
 	warm := int(math.Round(c.WarmupEpochs * float64(stepsPerEpoch)))

@@ -9,7 +9,7 @@
 extern "C" {
 #endif
 
-#define RM_ABI_VERSION 2
+#define RM_ABI_VERSION 3
 
 /* Status codes returned by every call that can fail. */
 #define RM_OK 0
@@ -37,14 +37,23 @@ int32_t rm_get_threads(void);
 int32_t rm_cuda_device_count(void);
 void rm_manual_seed(uint64_t seed);
 
-/* optimizer: 0 = SGD, 1 = AdamW. device: "cpu", "cuda", "cuda:1", ...
- * mean/std: per-channel normalisation applied to uint8 inputs (/255 first). */
-int32_t rm_model_new(const char *name, int32_t in_channels, int32_t num_classes,
-                     const char *device, uint64_t init_seed, int32_t optimizer,
-                     double momentum, int32_t nesterov, double weight_decay,
-                     double beta1, double beta2, double eps,
-                     const float *mean, const float *std, int32_t mixed_precision,
-                     int32_t channels_last, rm_model **out);
+/* Everything rm_model_new needs. size is sizeof(rm_model_options) as the
+ * caller compiled it: a library refuses a struct smaller than its own, so
+ * fields can be added at the end without a silent mismatch. */
+typedef struct rm_model_options {
+  uint64_t size;
+  const char *name;   /* "resnet18", "vgg11_bn", ... */
+  const char *device; /* "cpu", "cuda", "cuda:1", ... */
+  uint64_t init_seed;
+  const float *mean; /* per-channel normalisation applied to uint8 inputs */
+  const float *std;  /* (/255 first); in_channels values each */
+  double momentum, weight_decay, beta1, beta2, eps;
+  int32_t in_channels, num_classes;
+  int32_t optimizer; /* 0 = SGD, 1 = AdamW */
+  int32_t nesterov, mixed_precision, channels_last; /* 0 or 1 */
+} rm_model_options;
+
+int32_t rm_model_new(const rm_model_options *opts, rm_model **out);
 void rm_model_free(rm_model *m);
 
 void rm_zero_grad(rm_model *m);

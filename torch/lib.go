@@ -1,4 +1,7 @@
-package trainer
+// Package torch is ResoMap's libtorch binding: it loads the bridge library
+// (csrc/, a small C ABI) at run time with purego and wraps its models,
+// tensors and calls. Everything that is not numerics lives elsewhere.
+package torch
 
 import (
 	"errors"
@@ -13,8 +16,8 @@ import (
 	"github.com/ebitengine/purego"
 )
 
-// ABIVersion is the version of trainer/csrc/resomap.h this package speaks.
-const ABIVersion = 2
+// ABIVersion is the version of csrc/resomap.h this package speaks.
+const ABIVersion = 3
 
 // Status codes of the C ABI.
 const (
@@ -49,9 +52,7 @@ type Lib struct {
 	getThreads      func() int32
 	cudaDeviceCount func() int32
 	manualSeed      func(uint64)
-	modelNew        func(name string, inCh, nc int32, device string, seed uint64, opt int32,
-		momentum float64, nesterov int32, wd, b1, b2, eps float64, mean, std *float32,
-		amp, channelsLast int32, out *uintptr) int32
+	modelNew        func(opts *modelOptions, out *uintptr) int32
 	modelFree       func(uintptr)
 	zeroGrad        func(uintptr)
 	forwardBackward func(m uintptr, images *byte, labels *int64, n int64, c, h, w int32,
@@ -171,7 +172,12 @@ func (l *Lib) Path() string { return l.path }
 func (l *Lib) TorchVersion() string { return l.torchVersion() }
 
 // CUDADevices is the number of CUDA devices libtorch sees.
-func (l *Lib) CUDADevices() int { return int(l.cudaDeviceCount()) }
+// The call is watched: initialising CUDA can hang on a broken driver.
+func (l *Lib) CUDADevices() int {
+	var n int32
+	_ = l.call(func() int32 { n = l.cudaDeviceCount(); return statusOK })
+	return int(n)
+}
 
 // SetThreads sets libtorch's intra-op thread count (it starts with one here).
 func (l *Lib) SetThreads(n int) error {
@@ -179,7 +185,11 @@ func (l *Lib) SetThreads(n int) error {
 }
 
 // Threads reports libtorch's intra-op thread count.
-func (l *Lib) Threads() int { return int(l.getThreads()) }
+func (l *Lib) Threads() int {
+	var n int32
+	_ = l.call(func() int32 { n = l.getThreads(); return statusOK })
+	return int(n)
+}
 
 // OldestCall is when the longest-running bridge call now in progress
 // started; ok is false when none is running. A call that never returns

@@ -1,0 +1,60 @@
+package sweep
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// ModelInfo describes one architecture the bridge can build.
+type ModelInfo struct {
+	Name   string
+	Family string // first path element of the checkpoint layout
+	// MinResolution: VGG's five 2x2 max-pools need at least 32 px.
+	MinResolution int
+}
+
+// MaxResolution bounds the input size; beyond it a single image is larger
+// than any accelerator can train on in a useful batch.
+const MaxResolution = 2048
+
+var models = []ModelInfo{
+	{"smallcnn", "cnn", 8},
+	{"vgg11", "vgg", 32}, {"vgg11_bn", "vgg", 32},
+	{"vgg13", "vgg", 32}, {"vgg13_bn", "vgg", 32},
+	{"vgg16", "vgg", 32}, {"vgg16_bn", "vgg", 32},
+	{"vgg19", "vgg", 32}, {"vgg19_bn", "vgg", 32},
+	{"resnet18", "resnet", 32}, {"resnet34", "resnet", 32}, {"resnet50", "resnet", 32},
+}
+
+// Models lists every supported architecture.
+func Models() []ModelInfo { return slices.Clone(models) }
+
+// LookupModel returns the architecture called name.
+func LookupModel(name string) (ModelInfo, error) {
+	for _, m := range models {
+		if m.Name == name {
+			return m, nil
+		}
+	}
+	names := make([]string, len(models))
+	for i, m := range models {
+		names[i] = m.Name
+	}
+	return ModelInfo{}, fmt.Errorf("%w: unknown model %q (known: %s)", ErrInvalid, name, strings.Join(names, ", "))
+}
+
+// FamilyOf is the family of a known model ("" for an unknown one, which
+// validation refuses before anything runs).
+func FamilyOf(model string) string {
+	info, _ := LookupModel(model)
+	return info.Family
+}
+
+// CheckResolution rejects resolutions a model cannot train at.
+func (m ModelInfo) CheckResolution(res int) error {
+	if res < m.MinResolution || res > MaxResolution {
+		return fmt.Errorf("%w: resolution %d out of range for %s (%d..%d px)", ErrInvalid, res, m.Name, m.MinResolution, MaxResolution)
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+package sweep
+
+import (
+	"fmt"
+	"time"
+)
+
+// EpochMetrics are the figures of one finished epoch.
+type EpochMetrics struct {
+	Epoch     int     `json:"epoch"` // 1-based
+	TrainLoss float64 `json:"train_loss"`
+	TrainAcc  float64 `json:"train_acc"`
+	ValLoss   float64 `json:"val_loss"`
+	ValAcc    float64 `json:"val_acc"`
+	LR        float64 `json:"lr"`           // at the epoch's last step
+	Seconds   float64 `json:"seconds"`      // wall time of training + validation
+	ImagesPS  float64 `json:"images_per_s"` // training throughput
+}
+
+// Progress is how far a training has come: the epochs done, their figures
+// and the best epoch so far (by validation loss). Checkpoint records,
+// outcomes and the workflows' state embed it; its JSON names are those of
+// stored records and results.
+type Progress struct {
+	EpochsDone  int            `json:"epochs_done"`
+	Metrics     []EpochMetrics `json:"metrics,omitempty"`
+	BestEpoch   int            `json:"best_epoch,omitempty"`
+	BestValLoss float64        `json:"best_val_loss,omitempty"`
+	BestValAcc  float64        `json:"best_val_acc,omitempty"`
+}
+
+// Status of a combination in a sweep.
+type Status string
+
+const (
+	Pending   Status = "pending"
+	Running   Status = "running"
+	Paused    Status = "paused"
+	Completed Status = "completed"
+	Failed    Status = "failed"
+	Skipped   Status = "skipped" // already completed, by this or an earlier sweep
+	Cancelled Status = "cancelled"
+)
+
+// Done reports whether a status is final.
+func (s Status) Done() bool {
+	return s == Completed || s == Failed || s == Skipped || s == Cancelled
+}
+
+// Keys point at a combination's stored checkpoints (record keys).
+type Keys struct {
+	Best   string `json:"best,omitempty"`
+	Final  string `json:"final,omitempty"`
+	Latest string `json:"latest,omitempty"`
+}
+
+// Resume records one time training continued from a checkpoint.
+type Resume struct {
+	Epoch   int    `json:"epoch"` // 1-based epoch that continued
+	Step    int    `json:"step"`  // steps of it already done
+	Attempt int    `json:"attempt"`
+	Reason  string `json:"reason"`
+}
+
+// Outcome is everything known about one combination of a sweep; the
+// workflows keep it as state and the report reads it.
+type Outcome struct {
+	Model      string `json:"model"`
+	Family     string `json:"family"`
+	Resolution int    `json:"resolution"`
+	Status     Status `json:"status"`
+	Reason     string `json:"reason,omitempty"`
+	ConfigHash string `json:"config_hash,omitempty"`
+	Epochs     int    `json:"epochs"`
+	Progress
+	Step         int       `json:"step,omitempty"` // steps done in epoch EpochsDone+1
+	EarlyStopped bool      `json:"early_stopped,omitempty"`
+	MicroBatch   int       `json:"micro_batch,omitempty"`
+	OOMs         int       `json:"ooms,omitempty"`
+	Resumes      []Resume  `json:"resumes,omitempty"`
+	Keys         Keys      `json:"keys"`
+	ResultKey    string    `json:"result_key,omitempty"` // results index entry
+	Device       string    `json:"device,omitempty"`
+	TrainSeconds float64   `json:"train_seconds,omitempty"`
+	EvalSeconds  float64   `json:"eval_seconds,omitempty"`
+	CkptSeconds  float64   `json:"checkpoint_seconds,omitempty"`
+	EpochSeconds float64   `json:"epoch_activity_seconds,omitempty"` // TrainEpoch activities, wall
+	OtherSeconds float64   `json:"other_seconds,omitempty"`          // checkpoint I/O, validation, set-up
+	WallSeconds  float64   `json:"wall_seconds,omitempty"`
+	SkippedFrom  string    `json:"skipped_from,omitempty"` // sweep that trained it
+	FinishedAt   time.Time `json:"finished_at,omitzero"`
+}
+
+// ID is model@resolution.
+func (o Outcome) ID() string { return fmt.Sprintf("%s@%d", o.Model, o.Resolution) }
+
+// ImagesPerSec is the mean training throughput over the epochs run.
+func (o Outcome) ImagesPerSec() float64 {
+	var s float64
+	for _, m := range o.Metrics {
+		s += m.ImagesPS
+	}
+	if len(o.Metrics) == 0 {
+		return 0
+	}
+	return s / float64(len(o.Metrics))
+}

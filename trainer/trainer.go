@@ -1,0 +1,134 @@
+// Package trainer is ResoMap's training loop: it opens a data set, builds a
+// model through the libtorch binding (package torch), trains it from any
+// (epoch, step) and hands out checkpoints. It stops at a step boundary, with
+// a checkpoint, when its context ends.
+package trainer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+
+	"github.com/resomap/resomap/dataset"
+	"github.com/resomap/resomap/internal/seed"
+	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/torch"
+)
+
+// Version is ResoMap's version, stamped into checkpoints.
+const Version = "0.1.0"
+
+// ErrInterrupted is returned when the context ended mid-training; the
+// checkpoint of the step reached was handed to OnCheckpoint first.
+var ErrInterrupted = errors.New("training interrupted")
+
+// Trainer trains models through the libtorch bridge. It holds the process's
+// resources (library, device, data cache); Train may be called repeatedly.
+type Trainer struct {
+	Lib            *torch.Lib
+	Device         string // "cpu" (default), "cuda", "cuda:N"
+	MixedPrecision bool   // bf16 autocast; see UseFastGPUPaths
+	ChannelsLast   bool   // channels-last memory format; see UseFastGPUPaths
+	Data           dataset.Options
+	Logger         *slog.Logger
+	hashes         dataset.HashMemo // data set content hashes, per process
+}
+
+// dataOptions are the data options with the trainer's hash memo.
+func (t *Trainer) dataOptions() dataset.Options {
+	o := t.Data
+	if o.Hashes == nil {
+		o.Hashes = &t.hashes
+	}
+	return o
+}
+
+// New loads the bridge (libPath "" = default search) and sets libtorch's
+// thread count (0 = all cores: libtorch starts with one here).
+func New(libPath, device string, threads int) (*Trainer, error) {
+	lib, err := torch.Open(libPath)
+	if err != nil {
+		return nil, err
+	}
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	if err := lib.SetThreads(threads); err != nil {
+		return nil, err
+	}
+	if device == "" {
+		device = "cpu"
+	}
+	if err := torch.CheckDevice(device); err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(device, "cuda") && lib.CUDADevices() == 0 {
+		return nil, fmt.Errorf("%w: device %s, but libtorch %s at %s sees no CUDA device (a CPU build, or no driver)",
+			torch.ErrInvalid, device, lib.TorchVersion(), lib.Path())
+	}
+	return &Trainer{Lib: lib, Device: device, Logger: slog.Default()}, nil
+}
+
+// UseFastGPUPaths turns bf16 autocast and channels-last on when on is true
+// and the device is CUDA, and off otherwise: on CPU they cost speed and
+// change numerics for nothing.
+func (t *Trainer) UseFastGPUPaths(on bool) {
+	on = on && strings.HasPrefix(t.Device, "cuda")
+	t.MixedPrecision, t.ChannelsLast = on, on
+}
+
+// Prepare fills defaults, validates and stamps the data set's content hash
+// into the config, so that its Hash names this exact training.
+func (t *Trainer) Prepare(cfg sweep.Config) (sweep.Config, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	h, err := dataset.SourceHash(cfg.Data, t.dataOptions())
+	if err != nil {
+		return cfg, err
+	}
+	cfg.DataHash = h
+	return cfg, nil
+}
+
+// NewModel builds the model and optimiser of cfg for a data set.
+func (t *Trainer) NewModel(cfg sweep.Config, ds *dataset.Set) (*torch.Model, error) {
+	opt := torch.SGD
+	if cfg.Optimizer == "adamw" {
+		opt = torch.AdamW
+	}
+	return t.Lib.NewModel(torch.ModelSpec{
+		Name: cfg.Model, InChannels: ds.Train.C, NumClasses: len(ds.Classes), Device: t.Device,
+		InitSeed:  initSeed(cfg),
+		Optimizer: opt, Momentum: cfg.Momentum, Nesterov: cfg.Nesterov, WeightDecay: cfg.WeightDecay,
+		Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, Mean: ds.Mean, Std: ds.Std,
+		MixedPrecision: t.MixedPrecision, ChannelsLast: t.ChannelsLast,
+	})
+}
+
+// initSeed seeds a model's initial weights.
+func initSeed(cfg sweep.Config) uint64 {
+	return seed.Derive(cfg.Seed, cfg.Model, cfg.Resolution, "init")
+}
+
+// OpenData opens cfg's data set at cfg's resolution (cached, memory-mapped).
+func (t *Trainer) OpenData(cfg sweep.Config) (*dataset.Set, error) {
+	ds, err := dataset.Open(cfg.Data, cfg.Resolution, t.dataOptions())
+	if err != nil {
+		return nil, err
+	}
+	if len(ds.Classes) < 2 {
+		ds.Close()
+		return nil, fmt.Errorf("%w: data set %s has %d classes", dataset.ErrBadData, ds.Name, len(ds.Classes))
+	}
+	ds.Train = ds.Train.Limit(cfg.TrainLimit)
+	ds.Val = ds.Val.Limit(cfg.ValLimit)
+	if ds.Train.N < cfg.BatchSize {
+		ds.Close()
+		return nil, fmt.Errorf("%w: batch_size %d exceeds the %d training images", sweep.ErrInvalid, cfg.BatchSize, ds.Train.N)
+	}
+	return ds, nil
+}

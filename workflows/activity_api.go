@@ -1,0 +1,120 @@
+package workflows
+
+import (
+	"encoding/json"
+
+	"github.com/resomap/resomap/sweep"
+)
+
+// The activities the workflows run, by name: the methods of
+// activities.Activities, which workers register. Workflows name them rather
+// than import them, so workflow code links no native library.
+const (
+	ActivityPrepare         = "Prepare"
+	ActivityLookupResult    = "LookupResult"
+	ActivityFindResumePoint = "FindResumePoint"
+	ActivityTrainEpoch      = "TrainEpoch"
+	ActivityRecordResult    = "RecordResult"
+)
+
+// Error types the workflows act on.
+const (
+	ErrTypeInvalidInput = "InvalidInput" // never retried
+	ErrTypeOutOfMemory  = "OutOfMemory"  // retried by the workflow with half the micro-batch
+)
+
+// PrepareInput names one combination of a sweep.
+type PrepareInput struct {
+	Spec        sweep.Spec
+	Combination sweep.Combination
+}
+
+// Prepared is a combination's full training config and where it lives,
+// computed once per combination.
+type Prepared struct {
+	Config     sweep.Config
+	ConfigHash string
+	Family     string
+	Prefix     string // checkpoint namespace
+}
+
+// LookupOutput is the recorded result of a config (Found false if none).
+type LookupOutput struct {
+	Found   bool
+	Sweep   string
+	Outcome sweep.Outcome
+}
+
+// ResumePoint is where a combination's training stands in the store.
+type ResumePoint struct {
+	Key string // record key of the newest good checkpoint ("" = none)
+	sweep.Progress
+	Step int // steps done in epoch EpochsDone+1
+}
+
+// UnmarshalJSON also reads the shape recorded in histories before
+// Progress was embedded (Go field names), so those histories replay.
+func (p *ResumePoint) UnmarshalJSON(b []byte) error {
+	type plain ResumePoint
+	var v struct {
+		plain
+		EpochsDone  *int                 `json:"EpochsDone"`
+		Metrics     []sweep.EpochMetrics `json:"Metrics"`
+		BestEpoch   int                  `json:"BestEpoch"`
+		BestValLoss float64              `json:"BestValLoss"`
+		BestValAcc  float64              `json:"BestValAcc"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*p = ResumePoint(v.plain)
+	if v.EpochsDone != nil {
+		p.Progress = sweep.Progress{EpochsDone: *v.EpochsDone, Metrics: v.Metrics,
+			BestEpoch: v.BestEpoch, BestValLoss: v.BestValLoss, BestValAcc: v.BestValAcc}
+	}
+	return nil
+}
+
+// TrainEpochInput asks for training until Epoch epochs are done.
+type TrainEpochInput struct {
+	Prepared
+	Epoch             int // 1-based epoch to finish
+	MicroBatch        int
+	CheckpointSteps   int
+	CheckpointSeconds int
+}
+
+// Heartbeat is what TrainEpoch heartbeats: the key of its latest stored
+// checkpoint, from which a retried attempt continues, and the steps done.
+type Heartbeat struct {
+	Key  string `json:"key"`
+	Done int    `json:"done"` // steps of the epoch done now
+	Of   int    `json:"of"`
+}
+
+// TrainEpochOutput is one finished epoch.
+type TrainEpochOutput struct {
+	Key      string // record key of the epoch checkpoint
+	BestKey  string
+	FinalKey string
+	// Progress after the epoch ("Record" in histories: it was the record).
+	Progress          sweep.Progress `json:"Record"`
+	ResumedFrom       sweep.Resume   // where this attempt started
+	Attempt           int32
+	TrainSeconds      float64 // training steps
+	EvalSeconds       float64 // validation
+	CheckpointSeconds float64 // snapshot + store
+	WallSeconds       float64 // the whole activity
+	Device            string
+}
+
+// RecordInput is a finished combination.
+type RecordInput struct {
+	Sweep   string
+	Outcome sweep.Outcome
+}
+
+// RecordOutput says where the result is.
+type RecordOutput struct {
+	Key string
+}
