@@ -158,8 +158,12 @@ func (s Spec) Validate() error {
 	bad := func(field, format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
 	}
-	if s.Name == "" || strings.ContainsAny(s.Name, "/ \t\n@") {
-		return bad("name", "%q must be non-empty, without spaces, '/' or '@'", s.Name)
+	// The name is a folder of the store and part of workflow IDs.
+	if s.Name == "" || s.Name == "." || s.Name == ".." || strings.ContainsAny(s.Name, "/\\ \t\n@") {
+		return bad("name", "%q must be non-empty, not . or .., without spaces, '/', '\\' or '@'", s.Name)
+	}
+	if s.ContinueAsNewAfter < 1 {
+		return bad("continue_as_new_after", "%d, want >= 1", s.ContinueAsNewAfter)
 	}
 	if len(s.Models) == 0 {
 		return bad("models", "empty: name at least one model")

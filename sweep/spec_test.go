@@ -49,6 +49,13 @@ func TestInvalidSpecsNameTheField(t *testing.T) {
 		{func(s *Spec) { s.Hyper.LR = 0 }, "lr"},
 		{func(s *Spec) { s.Hyper.MicroBatch = 1000 }, "hyper.micro_batch"},
 		{func(s *Spec) { s.Name = "a/b" }, "name"},
+		{func(s *Spec) { s.Name = "." }, "name"},
+		{func(s *Spec) { s.Name = ".." }, "name"},
+		{func(s *Spec) { s.ContinueAsNewAfter = -1 }, "continue_as_new_after"},
+		{func(s *Spec) { s.Hyper.MicroBatch = -1 }, "hyper.micro_batch"},
+		{func(s *Spec) { s.Patience = -1 }, "patience"},
+		{func(s *Spec) { s.Checkpoint.EverySteps = -1 }, "checkpoint"},
+		{func(s *Spec) { s.TrainLimit = -1 }, "train_limit"},
 	}
 	for _, tc := range cases {
 		s := base

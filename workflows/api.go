@@ -36,6 +36,9 @@ const (
 	// changeSignalOnceStarted: the sweep signals a child only once its
 	// start has completed, so a pause right after a start is not lost.
 	changeSignalOnceStarted = "signal-children-once-started"
+	// changeResumeBeforeStopped: an epoch stopped by a pause that was
+	// resumed before the stop reported back runs again instead of failing.
+	changeResumeBeforeStopped = "resume-before-stopped"
 )
 
 // Search attributes shown and filterable in the Web UI, e.g.

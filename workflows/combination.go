@@ -206,6 +206,10 @@ func (c *combination) epochFailed(ctx workflow.Context, epoch int, err error) *e
 		return &ending{sweep.Cancelled, "cancelled by signal"}
 	case errors.As(err, &canceled) && c.ctl.paused:
 		return nil // the activity checkpointed; wait for resume
+	case errors.As(err, &canceled) && workflow.GetVersion(ctx, changeResumeBeforeStopped, workflow.DefaultVersion, 1) == 1:
+		// A pause stopped the epoch and a resume came before it reported
+		// back: it checkpointed, so train it again.
+		return nil
 	case errors.As(err, &appErr) && appErr.Type() == ErrTypeOutOfMemory && c.out.MicroBatch > 1:
 		// Same effective batch, half the memory: the result stays the same.
 		c.out.OOMs++

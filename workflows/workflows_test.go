@@ -432,3 +432,35 @@ func (*activityStubs) RecordResult(context.Context, RecordInput) (RecordOutput, 
 }
 
 var a *activityStubs
+
+// A pause and a resume in quick succession (both handled before the
+// stopped epoch reports back) must not fail the combination: the stopped
+// epoch runs again and the combination completes.
+func TestQuickPauseResumeCompletes(t *testing.T) {
+	for _, sweepWide := range []bool{false, true} {
+		env := newEnv(t)
+		f := newFake()
+		f.register(env, 10*time.Minute)
+		env.RegisterDelayedCallback(func() {
+			env.SignalWorkflow(SignalPause, nil)
+			env.SignalWorkflow(SignalResume, nil)
+		}, 15*time.Minute)
+		var o sweep.Outcome
+		if sweepWide {
+			env.ExecuteWorkflow(Sweep, SweepInput{Spec: testSpec(16)})
+			var p SweepProgress
+			if err := env.GetWorkflowResult(&p); err != nil {
+				t.Fatal(err)
+			}
+			o = p.Combos[0]
+		} else {
+			env.ExecuteWorkflow(Combination, CombinationInput{Spec: testSpec(16), Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
+			if err := env.GetWorkflowResult(&o); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if o.Status != sweep.Completed || o.EpochsDone != 3 {
+			t.Errorf("sweep-wide %v: %s (%s) with %d epochs, want completed with 3", sweepWide, o.Status, o.Reason, o.EpochsDone)
+		}
+	}
+}
