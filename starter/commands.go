@@ -17,6 +17,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -70,7 +71,7 @@ func start(ctx context.Context, o options, w io.Writer, logger *slog.Logger) err
 	if err != nil {
 		return err
 	}
-	printTable(w, p.Combos)
+	printTable(w, p.Combos, nil)
 	if err := writeReport(ctx, o.store, spec.Name, o.out, w); err != nil {
 		fmt.Fprintln(w, "report:", err)
 	}
@@ -105,22 +106,38 @@ func sweepProgress(ctx context.Context, c client.Client, id string) (workflows.S
 	return p, st, v.Get(&p)
 }
 
-// stepOf reads a running combination's step from its TrainEpoch heartbeat.
-func stepOf(ctx context.Context, c client.Client, childID string) (done, of int) {
+// epochState is what the server knows of a running combination's epoch
+// activity: the step its heartbeat reported, and the attempt with the
+// last failure when earlier attempts failed.
+type epochState struct {
+	done, of int
+	retry    string // "attempt 3: no space left on device"; "" when none failed
+}
+
+// epochOf describes a running combination's pending epoch activity.
+func epochOf(ctx context.Context, c client.Client, childID string) epochState {
 	desc, err := c.DescribeWorkflowExecution(ctx, childID, "")
 	if err != nil {
-		return 0, 0
+		return epochState{}
 	}
+	var es epochState
 	for _, pa := range desc.PendingActivities {
-		if pa.HeartbeatDetails == nil {
-			continue
-		}
+		es.retry = retryNote(pa)
 		var hb workflows.Heartbeat
-		if converter.GetDefaultDataConverter().FromPayloads(pa.HeartbeatDetails, &hb) == nil {
-			return hb.Done, hb.Of
+		if pa.HeartbeatDetails != nil && converter.GetDefaultDataConverter().FromPayloads(pa.HeartbeatDetails, &hb) == nil {
+			es.done, es.of = hb.Done, hb.Of
 		}
 	}
-	return 0, 0
+	return es
+}
+
+// retryNote says which attempt a pending activity is on and why the last
+// one failed; "" when it has not failed.
+func retryNote(pa *workflowpb.PendingActivityInfo) string {
+	if pa.GetAttempt() < 2 || pa.GetLastFailure() == nil {
+		return ""
+	}
+	return fmt.Sprintf("attempt %d: %s", pa.GetAttempt(), pa.GetLastFailure().GetMessage())
 }
 
 func bar(frac float64, width int) string {
@@ -146,12 +163,13 @@ func follow(ctx context.Context, c client.Client, id string, w io.Writer) (workf
 		if err != nil {
 			return p, err
 		}
-		var lines []string
+		var lines, retries []string
 		for _, o := range p.Combos {
-			done, of := 0, 0
+			var es epochState
 			if o.Status == sweep.Running {
-				done, of = stepOf(ctx, c, workflows.ChildID(id, o.ID()))
+				es = epochOf(ctx, c, workflows.ChildID(id, o.ID()))
 			}
+			done, of := es.done, es.of
 			frac := float64(o.EpochsDone) / float64(max(1, o.Epochs))
 			if of > 0 {
 				frac += float64(done) / float64(of) / float64(max(1, o.Epochs))
@@ -164,7 +182,10 @@ func follow(ctx context.Context, c client.Client, id string, w io.Writer) (workf
 				line += fmt.Sprintf(" best val acc %.4f", o.BestValAcc)
 			}
 			line += " " + string(o.Status)
-			lines = append(lines, line)
+			if es.retry != "" {
+				line += " (" + es.retry + ")"
+			}
+			lines, retries = append(lines, line), append(retries, es.retry)
 		}
 		if tty {
 			if drawn > 0 {
@@ -178,7 +199,7 @@ func follow(ctx context.Context, c client.Client, id string, w io.Writer) (workf
 			// Not a terminal: print a combination only when its epoch or
 			// status changes, so logs stay readable.
 			for i, o := range p.Combos {
-				key := fmt.Sprintf("%d %s", o.EpochsDone, o.Status)
+				key := fmt.Sprintf("%d %s %s", o.EpochsDone, o.Status, retries[i])
 				if last[o.ID()] != key {
 					last[o.ID()] = key
 					fmt.Fprintln(w, lines[i])
@@ -196,7 +217,9 @@ func follow(ctx context.Context, c client.Client, id string, w io.Writer) (workf
 	}
 }
 
-func printTable(w io.Writer, combos []sweep.Outcome) {
+// printTable prints one row per combination; retries holds the retry note
+// of running ones whose epoch failed (by combination ID).
+func printTable(w io.Writer, combos []sweep.Outcome, retries map[string]string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "model\tresolution\tstatus\tepochs\tbest val acc\tbest epoch\timages/s\ttraining time\tnote")
 	for _, o := range combos {
@@ -207,6 +230,9 @@ func printTable(w io.Writer, combos []sweep.Outcome) {
 		note := o.Reason
 		if len(o.Resumes) > 0 {
 			note = strings.TrimSpace(fmt.Sprintf("%s resumed %dx", note, len(o.Resumes)))
+		}
+		if r := retries[o.ID()]; r != "" {
+			note = strings.TrimSpace(note + " retrying, " + r)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d/%d\t%s\t%d\t%.0f\t%s\t%s\n", o.Model, o.Resolution, o.Status, o.EpochsDone, o.Epochs,
 			acc, o.BestEpoch, o.ImagesPerSec(), fmtDuration(o.EpochSeconds), note)
@@ -233,7 +259,8 @@ func status(ctx context.Context, o options, w io.Writer, logger *slog.Logger) er
 		if err := v.Get(&out); err != nil {
 			return err
 		}
-		printTable(w, []sweep.Outcome{out})
+		retries := map[string]string{out.ID(): epochOf(ctx, c, workflows.ChildID(id, o.combination)).retry}
+		printTable(w, []sweep.Outcome{out}, retries)
 		return nil
 	}
 	p, st, err := sweepProgress(ctx, c, id)
@@ -248,7 +275,13 @@ func status(ctx context.Context, o options, w io.Writer, logger *slog.Logger) er
 		state = "cancelled"
 	}
 	fmt.Fprintf(w, "sweep %s (%s): %s\nWeb UI: %s\n", p.Name, id, state, uiURL(id))
-	printTable(w, p.Combos)
+	retries := map[string]string{}
+	for _, co := range p.Combos {
+		if co.Status == sweep.Running || co.Status == sweep.Paused {
+			retries[co.ID()] = epochOf(ctx, c, workflows.ChildID(id, co.ID())).retry
+		}
+	}
+	printTable(w, p.Combos, retries)
 	return nil
 }
 

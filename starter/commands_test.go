@@ -1,0 +1,32 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	failurepb "go.temporal.io/api/failure/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
+
+	"github.com/resomap/resomap/sweep"
+)
+
+// An epoch that keeps failing and being retried (a full disk under the
+// store) shows its attempt and last failure in `starter status`.
+func TestStatusShowsRetriedEpochs(t *testing.T) {
+	failing := &workflowpb.PendingActivityInfo{Attempt: 4,
+		LastFailure: &failurepb.Failure{Message: "store checkpoint: write epoch_0002.safetensors: no space left on device"}}
+	note := retryNote(failing)
+	if note != "attempt 4: store checkpoint: write epoch_0002.safetensors: no space left on device" {
+		t.Fatalf("retry note %q", note)
+	}
+	if n := retryNote(&workflowpb.PendingActivityInfo{Attempt: 1}); n != "" {
+		t.Errorf("first attempt: note %q, want none", n)
+	}
+	var out bytes.Buffer
+	o := sweep.Outcome{Model: "smallcnn", Resolution: 16, Status: sweep.Running, Epochs: 3}
+	printTable(&out, []sweep.Outcome{o}, map[string]string{o.ID(): note})
+	if !strings.Contains(out.String(), "retrying, attempt 4:") || !strings.Contains(out.String(), "no space left on device") {
+		t.Errorf("status table does not show the retry:\n%s", out.String())
+	}
+}
