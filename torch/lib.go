@@ -51,7 +51,7 @@ type Lib struct {
 	setThreads      func(int32) int32
 	getThreads      func() int32
 	cudaDeviceCount func() int32
-	manualSeed      func(uint64)
+	modelSeed       func(m uintptr, seed uint64) int32
 	modelNew        func(opts *modelOptions, out *uintptr) int32
 	modelFree       func(uintptr)
 	zeroGrad        func(uintptr)
@@ -144,7 +144,7 @@ func Open(path string) (*Lib, error) {
 	reg(&l.setThreads, "rm_set_threads")
 	reg(&l.getThreads, "rm_get_threads")
 	reg(&l.cudaDeviceCount, "rm_cuda_device_count")
-	reg(&l.manualSeed, "rm_manual_seed")
+	reg(&l.modelSeed, "rm_model_seed")
 	reg(&l.modelNew, "rm_model_new")
 	reg(&l.modelFree, "rm_model_free")
 	reg(&l.zeroGrad, "rm_zero_grad")

@@ -305,8 +305,9 @@ func (m *Model) WriteTensor(i int, src []byte) error {
 	return m.lib.call(func() int32 { return m.lib.stateWrite(m.h, int32(i), unsafe.Pointer(&src[0]), int64(len(src))) })
 }
 
-// ManualSeed seeds libtorch's global generators (dropout); the trainer calls
-// it before every step with a seed derived from the step's coordinates.
-func (l *Lib) ManualSeed(seed uint64) error {
-	return l.call(func() int32 { l.manualSeed(seed); return statusOK })
+// Seed seeds the model's own generator (dropout masks); the trainer seeds
+// it before every step with a seed derived from the step's coordinates. Two
+// models in one process never share a stream.
+func (m *Model) Seed(seed uint64) error {
+	return m.lib.call(func() int32 { return m.lib.modelSeed(m.h, seed) })
 }

@@ -66,7 +66,7 @@ func TestBF16AndChannelsLastPaths(t *testing.T) {
 			// steps would let rounding differences grow on this tiny batch).
 			lr := 0.01
 			for _, m := range []*torch.Model{plain, cl} {
-				tr.Lib.ManualSeed(1)
+				m.Seed(1)
 				m.ZeroGrad()
 				if _, _, err := m.ForwardBackward(b, 1, 0); err != nil {
 					t.Fatal(err)
@@ -88,7 +88,7 @@ func TestBF16AndChannelsLastPaths(t *testing.T) {
 			// The bf16 model learns a repeated batch.
 			var losses []float64
 			for step := 0; step < 5; step++ {
-				tr.Lib.ManualSeed(uint64(step))
+				amp.Seed(uint64(step))
 				amp.ZeroGrad()
 				l, _, err := amp.ForwardBackward(b, 1, 0)
 				if err != nil {

@@ -31,7 +31,7 @@ func TestEveryModelTrains(t *testing.T) {
 			defer m.Close()
 			var losses []float64
 			for step := 0; step < 4; step++ {
-				tr.Lib.ManualSeed(1) // the same dropout masks: one fixed objective
+				m.Seed(1) // the same dropout masks: one fixed objective
 				m.ZeroGrad()
 				l, _, err := m.ForwardBackward(b, 1, 0)
 				if err != nil {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"unsafe"
 
@@ -48,12 +49,22 @@ func TestTorchvisionParity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// A training-mode loss with the model's generator seeded: the
+			// same dropout masks as PyTorch's after torch.manual_seed.
+			if err := m.Seed(11); err != nil {
+				t.Fatal(err)
+			}
+			trainLoss, _, err := m.ForwardBackward(batch, 1, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
 			dir := t.TempDir()
 			wp, xp, lp := filepath.Join(dir, "w.safetensors"), filepath.Join(dir, "x.bin"), filepath.Join(dir, "l.bin")
 			os.WriteFile(wp, weights, 0o644)
 			os.WriteFile(xp, batch.Images, 0o644)
 			os.WriteFile(lp, unsafe.Slice((*byte)(unsafe.Pointer(&logits[0])), 4*len(logits)), 0o644)
-			out, err := exec.Command(py, "testdata/parity.py", name, wp, xp, lp, "2", "3", "32", "32", "10", "0.5", "0.25").CombinedOutput()
+			out, err := exec.Command(py, "testdata/parity.py", name, wp, xp, lp, "2", "3", "32", "32", "10", "0.5", "0.25",
+				"11", "3,7", strconv.FormatFloat(trainLoss, 'g', -1, 64)).CombinedOutput()
 			t.Logf("%s", out)
 			if err != nil {
 				t.Fatalf("torchvision parity failed: %v", err)

@@ -35,7 +35,7 @@ func TestStagedStepsEqualDirectSteps(t *testing.T) {
 
 	const micro = 5 // 5 + 5 + 2
 	for step, b := range batches {
-		tr.Lib.ManualSeed(uint64(step))
+		direct.Seed(uint64(step))
 		direct.ZeroGrad()
 		var want []torch.MicroBatchMetrics
 		for lo := 0; lo < n; lo += micro {
@@ -51,7 +51,7 @@ func TestStagedStepsEqualDirectSteps(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		tr.Lib.ManualSeed(uint64(step))
+		staged.Seed(uint64(step))
 		if step == 0 {
 			if err := staged.Stage(b); err != nil {
 				t.Fatal(err)

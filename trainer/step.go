@@ -107,7 +107,7 @@ func (r *run) step(ctx context.Context, feed *stagedFeed) error {
 // of the staged batch, one micro-batch at a time.
 func (r *run) forwardBackward(b dataset.Batch) error {
 	cfg := r.cfg
-	if err := r.t.Lib.ManualSeed(seed.Derive(cfg.Seed, cfg.Model, cfg.Resolution, "torch", r.rec.EpochsDone, b.Step)); err != nil {
+	if err := r.m.Seed(seed.Derive(cfg.Seed, cfg.Model, cfg.Resolution, "torch", r.rec.EpochsDone, b.Step)); err != nil {
 		return fmt.Errorf("%s: seed: %w", r.where(), err)
 	}
 	if err := r.m.ZeroGrad(); err != nil {

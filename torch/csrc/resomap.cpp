@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -75,9 +76,31 @@ void init_conv_bn(nn::Module &root, bool vgg_linear) {
   }
 }
 
+// Each model draws its randomness (dropout) from its own generator, seeded
+// per step by the caller: libtorch's default generator is process-wide, so
+// two trainings in one process would otherwise interleave their streams.
+using GeneratorSlot = std::shared_ptr<at::Generator>;
+
 struct Net : nn::Module {
+  GeneratorSlot gen = std::make_shared<at::Generator>();
   virtual torch::Tensor forward(torch::Tensor x) = 0;
 };
+
+// nn::Dropout drawing from the model's generator. On CPU it computes what
+// at::dropout computes (noise = bernoulli(1-p) / (1-p), then input * noise),
+// so a generator seeded like the default one gives the same masks.
+struct SeededDropoutImpl : nn::Module {
+  double p;
+  GeneratorSlot gen;
+  SeededDropoutImpl(double p, GeneratorSlot gen) : p(p), gen(std::move(gen)) {}
+  torch::Tensor forward(const torch::Tensor &x) {
+    if (!is_training() || p == 0 || x.numel() == 0) return x;
+    auto noise = at::empty_like(x).bernoulli_(1 - p, *gen);
+    noise.div_(1 - p);
+    return x * noise;
+  }
+};
+TORCH_MODULE(SeededDropout);
 
 // VGG as torchvision builds it: features / avgpool(7x7) / classifier.
 struct VGG : Net {
@@ -96,8 +119,8 @@ struct VGG : Net {
       c = v;
     }
     classifier = nn::Sequential(nn::Linear(512 * 7 * 7, 4096), nn::ReLU(nn::ReLUOptions(true)),
-                                nn::Dropout(0.5), nn::Linear(4096, 4096),
-                                nn::ReLU(nn::ReLUOptions(true)), nn::Dropout(0.5),
+                                SeededDropout(0.5, gen), nn::Linear(4096, 4096),
+                                nn::ReLU(nn::ReLUOptions(true)), SeededDropout(0.5, gen),
                                 nn::Linear(4096, nc));
     register_module("features", features);
     register_module("avgpool", avgpool);
@@ -372,7 +395,12 @@ int32_t rm_set_threads(int32_t n) {
 }
 int32_t rm_get_threads(void) { return at::get_num_threads(); }
 int32_t rm_cuda_device_count(void) { return (int32_t)torch::cuda::device_count(); }
-void rm_manual_seed(uint64_t seed) { torch::manual_seed(seed); }
+int32_t rm_model_seed(rm_model *m, uint64_t seed) {
+  return guard([&] {
+    std::lock_guard<std::mutex> lock(m->net->gen->mutex());
+    m->net->gen->set_current_seed(seed);
+  });
+}
 
 int32_t rm_model_new(const rm_model_options *o, rm_model **out) {
   return guard([&] {
@@ -394,9 +422,15 @@ int32_t rm_model_new(const rm_model_options *o, rm_model **out) {
         m->device.index() >= (int)torch::cuda::device_count())
       throw InvalidArgument(std::string("device ") + device + " requested but there are only " +
                             std::to_string(torch::cuda::device_count()) + " CUDA devices");
-    torch::manual_seed(o->init_seed);
-    m->net = make_net(name, in_channels, num_classes);
+    {
+      // Initial weights come from the default generator: one model at a time.
+      static std::mutex init_mu;
+      std::lock_guard<std::mutex> lock(init_mu);
+      torch::manual_seed(o->init_seed);
+      m->net = make_net(name, in_channels, num_classes);
+    }
     m->net->to(m->device);
+    *m->net->gen = at::globalContext().defaultGenerator(m->device).clone();
     m->in_channels = in_channels;
     m->num_classes = num_classes;
     m->optimizer = optimizer;

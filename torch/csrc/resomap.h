@@ -35,7 +35,6 @@ const char *rm_torch_version(void);
 int32_t rm_set_threads(int32_t n);
 int32_t rm_get_threads(void);
 int32_t rm_cuda_device_count(void);
-void rm_manual_seed(uint64_t seed);
 
 /* Everything rm_model_new needs. size is sizeof(rm_model_options) as the
  * caller compiled it: a library refuses a struct smaller than its own, so
@@ -55,6 +54,9 @@ typedef struct rm_model_options {
 
 int32_t rm_model_new(const rm_model_options *opts, rm_model **out);
 void rm_model_free(rm_model *m);
+/* Seeds the model's own generator (dropout); the trainer seeds it before
+ * every step from the step's coordinates. */
+int32_t rm_model_seed(rm_model *m, uint64_t seed);
 
 void rm_zero_grad(rm_model *m);
 /* Forward and backward of one micro-batch (uint8 NCHW images, int64 labels);

@@ -1,6 +1,9 @@
 """Loads a ResoMap safetensors export into the torchvision model of the same
 name with strict=True and compares eval-mode logits with ResoMap's.
-Usage: parity.py MODEL weights.safetensors input.bin logits.bin N C H W NUM_CLASSES MEAN STD
+With SEED LABELS LOSS it also compares a training-mode loss sum after
+torch.manual_seed(SEED): ResoMap's per-model generator, seeded the same,
+must draw PyTorch's dropout masks.
+Usage: parity.py MODEL weights.safetensors input.bin logits.bin N C H W NUM_CLASSES MEAN STD [SEED LABELS LOSS]
 Parses safetensors with numpy so that no extra package is needed."""
 import json, sys
 import numpy as np
@@ -22,5 +25,16 @@ with torch.no_grad():
     ref = model(x).numpy()
 ours = np.fromfile(lpath, dtype=np.float32).reshape(n, nc)
 diff = float(np.abs(ref - ours).max())
-print(json.dumps({"model": name, "keys": len(sd), "max_abs_diff": diff}))
-sys.exit(0 if diff <= 1e-4 else 1)
+report = {"model": name, "keys": len(sd), "max_abs_diff": diff}
+ok = diff <= 1e-4
+if len(sys.argv) > 12:
+    seed, labels, our_loss = int(sys.argv[12]), sys.argv[13], float(sys.argv[14])
+    y = torch.tensor([int(v) for v in labels.split(",")])
+    model.train()
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        loss = float(torch.nn.functional.cross_entropy(model(x), y, reduction="sum"))
+    report.update(train_loss=loss, ours=our_loss)
+    ok = ok and abs(loss - our_loss) <= 1e-4 * max(1.0, abs(loss))
+print(json.dumps(report))
+sys.exit(0 if ok else 1)
