@@ -39,6 +39,8 @@ const (
 	// changeResumeBeforeStopped: an epoch stopped by a pause that was
 	// resumed before the stop reported back runs again instead of failing.
 	changeResumeBeforeStopped = "resume-before-stopped"
+	// changeWaitForChildren: a cancelled sweep waits for its children.
+	changeWaitForChildren = "wait-for-children-cancellation"
 )
 
 // Search attributes shown and filterable in the Web UI, e.g.

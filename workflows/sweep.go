@@ -181,6 +181,9 @@ func (s *sweepRun) start(ctx workflow.Context, i int) {
 		// terminated; a later sweep resumes them from the store.
 		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
 		StaticSummary:     fmt.Sprintf("%s in sweep %s", c.ID(), s.spec.Name),
+		// A cancelled sweep ends after its children have, so it can be
+		// started again at once under the same IDs.
+		WaitForCancellation: workflow.GetVersion(ctx, changeWaitForChildren, workflow.DefaultVersion, 1) == 1,
 	})
 	s.outcomes[i].Status = sweep.Running
 	s.running = append(s.running, i)

@@ -464,3 +464,31 @@ func TestQuickPauseResumeCompletes(t *testing.T) {
 		}
 	}
 }
+
+// A cancelled sweep workflow (temporal workflow cancel) ends only after its
+// children have: each checkpointed and recorded its outcome, so starting
+// the sweep again at once finds no child still running under its ID.
+func TestCancelledSweepWaitsForItsChildren(t *testing.T) {
+	env := newEnv(t)
+	f := newFake()
+	f.register(env, 10*time.Minute)
+	env.RegisterDelayedCallback(func() { env.CancelWorkflow() }, 15*time.Minute)
+	env.ExecuteWorkflow(Sweep, SweepInput{Spec: testSpec(16, 24, 32)})
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("sweep did not end")
+	}
+	var p SweepProgress
+	if err := env.GetWorkflowResult(&p); err != nil {
+		t.Logf("sweep ended with %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.running != 0 {
+		t.Errorf("%d combinations had not recorded their outcome when the sweep ended", f.running)
+	}
+	for _, o := range p.Combos[:2] {
+		if o.Status != sweep.Cancelled || o.Reason != "workflow cancelled" || o.EpochsDone != 1 {
+			t.Errorf("%s: %s (%s) after %d epochs, want cancelled by the child itself after 1", o.ID(), o.Status, o.Reason, o.EpochsDone)
+		}
+	}
+}
