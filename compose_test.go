@@ -19,13 +19,17 @@ func TestComposeFileIsValidAndUsesRealKnobs(t *testing.T) {
 	if err != nil {
 		t.Fatal("docker-compose not installed: run `make deps`")
 	}
-	if out, err := exec.Command(bin, "-f", "docker-compose.yml", "config", "-q").CombinedOutput(); err != nil {
-		t.Fatalf("docker-compose config: %v\n%s", err, out)
+	// Resolved as a user would, with the example .env.
+	resolved, err := exec.Command(bin, "--env-file", ".env.example", "-f", "docker-compose.yml", "config").CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker-compose config: %v\n%s", err, resolved)
 	}
+	checkPortsAreLocal(t, resolved)
 	b, err := os.ReadFile("docker-compose.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkNoSecrets(t, b)
 	var doc struct {
 		Services map[string]struct {
 			Environment map[string]string `yaml:"environment"`
@@ -61,5 +65,42 @@ func TestComposeFileIsValidAndUsesRealKnobs(t *testing.T) {
 	}
 	if !strings.HasPrefix(worker.Environment["RESOMAP_STORE"], "s3://") {
 		t.Errorf("the worker should use the compose S3 service, RESOMAP_STORE=%q", worker.Environment["RESOMAP_STORE"])
+	}
+}
+
+// checkPortsAreLocal: by default nothing listens beyond this machine.
+func checkPortsAreLocal(t *testing.T, resolved []byte) {
+	t.Helper()
+	var doc struct {
+		Services map[string]struct {
+			Ports []any `yaml:"ports"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(resolved, &doc); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for name, svc := range doc.Services {
+		for _, p := range svc.Ports {
+			n++
+			b, _ := yaml.Marshal(p)
+			if !strings.Contains(string(b), "127.0.0.1") {
+				t.Errorf("service %s publishes %s beyond 127.0.0.1", name, strings.TrimSpace(string(b)))
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no published ports found in the resolved compose file")
+	}
+}
+
+// checkNoSecrets: passwords and keys come from .env, never from the file.
+func checkNoSecrets(t *testing.T, compose []byte) {
+	t.Helper()
+	secret := regexp.MustCompile(`(?m)^\s*(\w*(PASSWORD|PWD|SECRET|ACCESS_KEY)\w*):\s*(.*)$`)
+	for _, m := range secret.FindAllSubmatch(compose, -1) {
+		if v := string(m[3]); !strings.HasPrefix(v, "${") {
+			t.Errorf("docker-compose.yml sets %s to a literal (%q): take it from .env", m[1], v)
+		}
 	}
 }
