@@ -107,8 +107,7 @@ func startWorker(t testing.TB, taskQueue, storeDir string, flags ...string) *wor
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(binDir, "worker"), append([]string{"--threads", "2", "--stop-timeout", "30s"}, flags...)...)
-	cmd.Env = env(taskQueue, storeDir)
+	cmd := workerCommand(filepath.Join(binDir, "worker"), env(taskQueue, storeDir), flags...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -122,6 +121,13 @@ func startWorker(t testing.TB, taskQueue, storeDir string, flags ...string) *wor
 		}
 	})
 	return w
+}
+
+// workerCommand is a worker process with the tests' usual flags.
+func workerCommand(bin string, environ []string, flags ...string) *exec.Cmd {
+	cmd := exec.Command(bin, append([]string{"--threads", "2", "--stop-timeout", "30s"}, flags...)...)
+	cmd.Env = environ // later entries win over earlier ones
+	return cmd
 }
 
 // stopProcess asks a worker to stop (SIGTERM) and kills it if it has not

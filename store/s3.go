@@ -76,25 +76,26 @@ func NewS3(ctx context.Context, u *url.URL) (*S3, error) {
 	defer cancel()
 	_, err = s.client.HeadBucket(hctx, &s3.HeadBucketInput{Bucket: &s.bucket}, func(o *s3.Options) { o.RetryMaxAttempts = 2 })
 	if err != nil {
-		return nil, fmt.Errorf("store %s: %s", s.url, describe(err))
+		return nil, fmt.Errorf("store %s: %w", s.url, describe(err))
 	}
 	return s, nil
 }
 
 // describe turns an SDK error into one readable line (never with secrets:
-// the SDK's errors carry no credentials).
-func describe(err error) string {
+// the SDK's errors carry no credentials); a server that did not answer is
+// ErrUnreachable, which may pass.
+func describe(err error) error {
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode() {
 		case "NotFound", "NoSuchBucket":
-			return "bucket does not exist"
+			return errors.New("bucket does not exist")
 		case "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied":
-			return "access denied: check the credentials (" + apiErr.ErrorCode() + ")"
+			return errors.New("access denied: check the credentials (" + apiErr.ErrorCode() + ")")
 		}
-		return apiErr.ErrorCode() + ": " + apiErr.ErrorMessage()
+		return errors.New(apiErr.ErrorCode() + ": " + apiErr.ErrorMessage())
 	}
-	return "unreachable: " + err.Error()
+	return fmt.Errorf("%w: %v", ErrUnreachable, err)
 }
 
 func (s *S3) URL() string { return s.url }
@@ -115,7 +116,7 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader) error {
 		return err
 	}
 	if _, err := s.tm.UploadObject(ctx, &tm.UploadObjectInput{Bucket: &s.bucket, Key: &k, Body: r}); err != nil {
-		return fmt.Errorf("put %s to %s: %s", key, s.url, describe(err))
+		return fmt.Errorf("put %s to %s: %w", key, s.url, describe(err))
 	}
 	return nil
 }
@@ -133,7 +134,7 @@ func (s *S3) PutIfAbsent(ctx context.Context, key string, data []byte) error {
 		return fmt.Errorf("put %s to %s: %w", key, s.url, ErrExists)
 	}
 	if err != nil {
-		return fmt.Errorf("put %s to %s: %s", key, s.url, describe(err))
+		return fmt.Errorf("put %s to %s: %w", key, s.url, describe(err))
 	}
 	return nil
 }
@@ -154,7 +155,7 @@ func (s *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("get %s from %s: %w", key, s.url, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get %s from %s: %s", key, s.url, describe(err))
+		return nil, fmt.Errorf("get %s from %s: %w", key, s.url, describe(err))
 	}
 	return io.NopCloser(out.Body), nil
 }
@@ -169,7 +170,7 @@ func (s *S3) Stat(ctx context.Context, key string) (Info, error) {
 		return Info{}, fmt.Errorf("stat %s in %s: %w", key, s.url, ErrNotFound)
 	}
 	if err != nil {
-		return Info{}, fmt.Errorf("stat %s in %s: %s", key, s.url, describe(err))
+		return Info{}, fmt.Errorf("stat %s in %s: %w", key, s.url, describe(err))
 	}
 	return Info{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
 }
@@ -184,7 +185,7 @@ func (s *S3) List(ctx context.Context, prefix string) ([]Info, error) {
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("list %s in %s: %s", prefix, s.url, describe(err))
+			return nil, fmt.Errorf("list %s in %s: %w", prefix, s.url, describe(err))
 		}
 		for _, o := range page.Contents {
 			k := aws.ToString(o.Key)
@@ -204,7 +205,7 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &k}); err != nil && !isNotFound(err) {
-		return fmt.Errorf("delete %s from %s: %s", key, s.url, describe(err))
+		return fmt.Errorf("delete %s from %s: %w", key, s.url, describe(err))
 	}
 	return nil
 }
@@ -218,14 +219,14 @@ func (s *S3) AbortStaleUploads(ctx context.Context, age time.Duration) ([]string
 	for {
 		page, err := s.client.ListMultipartUploads(ctx, in)
 		if err != nil {
-			return aborted, fmt.Errorf("list uploads in %s: %s", s.url, describe(err))
+			return aborted, fmt.Errorf("list uploads in %s: %w", s.url, describe(err))
 		}
 		for _, u := range page.Uploads {
 			if time.Since(aws.ToTime(u.Initiated)) < age {
 				continue
 			}
 			if _, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: u.Key, UploadId: u.UploadId}); err != nil {
-				return aborted, fmt.Errorf("abort upload of %s: %s", aws.ToString(u.Key), describe(err))
+				return aborted, fmt.Errorf("abort upload of %s: %w", aws.ToString(u.Key), describe(err))
 			}
 			aborted = append(aborted, path.Clean(aws.ToString(u.Key)))
 		}

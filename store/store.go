@@ -18,6 +18,8 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrExists: PutIfAbsent found the key taken.
 	ErrExists = errors.New("already exists")
+	// ErrUnreachable: the store's server did not answer; it may later.
+	ErrUnreachable = errors.New("unreachable")
 )
 
 // Info describes one stored object.

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"go.temporal.io/sdk/worker"
@@ -17,7 +19,6 @@ import (
 	"github.com/resomap/resomap/activities"
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/internal/temporalx"
-	"github.com/resomap/resomap/store"
 	"github.com/resomap/resomap/torch"
 	"github.com/resomap/resomap/trainer"
 	"github.com/resomap/resomap/workflows"
@@ -48,7 +49,9 @@ func run(logger *slog.Logger, taskQueue, storeURL, device string, threads, concu
 	if concurrency < 1 {
 		return fmt.Errorf("--concurrency must be >= 1")
 	}
-	ctx := context.Background()
+	// Until the worker runs, SIGTERM or SIGINT ends the waits below.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
 	tr, err := trainer.New(lib, device, threads)
 	if err != nil {
 		return err
@@ -59,15 +62,16 @@ func run(logger *slog.Logger, taskQueue, storeURL, device string, threads, concu
 	if stuckTimeout > 0 {
 		go watchForStuckCalls(logger, tr.Lib, stuckTimeout)
 	}
-	st, err := store.Open(ctx, storeURL)
+	st, err := openStore(ctx, logger, storeURL)
 	if err != nil {
 		return err
 	}
-	c, err := temporalx.DialAndRegister(ctx, logger)
+	c, err := dialTemporal(ctx, logger)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	stop()
 	w := worker.New(c, taskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize: concurrency,
 		WorkerStopTimeout:                  stopTimeout,

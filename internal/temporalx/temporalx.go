@@ -6,6 +6,7 @@ package temporalx
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -44,7 +45,7 @@ func Dial(ctx context.Context, logger *slog.Logger) (client.Client, error) {
 	if cert, key := os.Getenv("TEMPORAL_TLS_CLIENT_CERT_PATH"), os.Getenv("TEMPORAL_TLS_CLIENT_KEY_PATH"); cert != "" && key != "" {
 		pair, err := tls.LoadX509KeyPair(cert, key)
 		if err != nil {
-			return nil, fmt.Errorf("temporal TLS client certificate: %w", err)
+			return nil, fmt.Errorf("temporal TLS client certificate: %w: %w", errPermanent, err)
 		}
 		opts.ConnectionOptions.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
 	}
@@ -54,6 +55,13 @@ func Dial(ctx context.Context, logger *slog.Logger) (client.Client, error) {
 	}
 	return c, nil
 }
+
+// errPermanent marks a connection error that retrying cannot mend.
+var errPermanent = errors.New("configuration error")
+
+// IsPermanent reports whether a Dial error cannot pass by waiting (a bad
+// certificate); a server that does not answer yet may.
+func IsPermanent(err error) bool { return errors.Is(err, errPermanent) }
 
 // DialAndRegister connects and makes sure ResoMap's search attributes exist:
 // what a worker or a starter does first.
