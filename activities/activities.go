@@ -63,6 +63,13 @@ func (a *Activities) Prepare(ctx context.Context, in workflows.PrepareInput) (wo
 	if err := a.index().PutSpec(ctx, in.Spec); err != nil {
 		return workflows.Prepared{}, err
 	}
+	id, err := a.Trainer.DataIdentity(cfg.Data) // memoised: Prepare just computed it
+	if err != nil {
+		return workflows.Prepared{}, classify(err)
+	}
+	if err := a.index().PutDataIdentity(ctx, id); err != nil {
+		return workflows.Prepared{}, err
+	}
 	return workflows.Prepared{Config: cfg, ConfigHash: h, Family: sweep.FamilyOf(cfg.Model), Prefix: results.RunsPrefix(h)}, nil
 }
 
@@ -103,6 +110,9 @@ func (a *Activities) FindResumePoint(ctx context.Context, p workflows.Prepared) 
 func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInput) (workflows.TrainEpochOutput, error) {
 	started := time.Now()
 	repo := a.repo(in.Prefix)
+	if err := a.checkData(ctx, in.Config); err != nil {
+		return workflows.TrainEpochOutput{}, err
+	}
 	from, err := a.resumeFrom(ctx, in.Prepared)
 	if err != nil {
 		return workflows.TrainEpochOutput{}, err
@@ -140,6 +150,27 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	}
 	out.TrainSeconds, out.EvalSeconds, out.CheckpointSeconds = res.TrainSeconds, res.EvalSeconds, res.CheckpointSeconds
 	return epochOutput(repo, res.Last.Record, out, started), nil
+}
+
+// checkData makes sure this worker's copy of the data set is the one the
+// combination was prepared with (same content, wherever it lies and
+// whatever its files' times), and names the first file that differs.
+func (a *Activities) checkData(ctx context.Context, cfg sweep.Config) error {
+	local, err := a.Trainer.DataIdentity(cfg.Data)
+	if err != nil {
+		return classify(err)
+	}
+	if local.Hash == cfg.DataHash {
+		return nil
+	}
+	diff := "its file list is not kept"
+	if want, err := a.index().DataIdentity(ctx, cfg.DataHash); err == nil {
+		if d := dataset.FirstDifference(want, local); d != "" {
+			diff = "first difference: " + d
+		}
+	}
+	return invalid(fmt.Errorf("%w: data set %s on this worker differs from the one this training was prepared with (%s)",
+		dataset.ErrBadData, cfg.Data, diff))
 }
 
 // resumeFrom is the checkpoint an attempt continues from. The heartbeat

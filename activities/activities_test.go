@@ -22,6 +22,10 @@ import (
 )
 
 func setup(t *testing.T) (*activities.Activities, workflows.Prepared, *testsuite.TestActivityEnvironment) {
+	return setupWith(t, "fashion-mnist")
+}
+
+func setupWith(t *testing.T, data string) (*activities.Activities, workflows.Prepared, *testsuite.TestActivityEnvironment) {
 	t.Helper()
 	tr, err := trainer.New("", "cpu", 2)
 	if err != nil {
@@ -33,7 +37,7 @@ func setup(t *testing.T) (*activities.Activities, workflows.Prepared, *testsuite
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(acts)
-	spec := sweep.Spec{Name: "act", Models: []string{"smallcnn"}, Resolutions: []int{16}, Epochs: 2, Data: "fashion-mnist",
+	spec := sweep.Spec{Name: "act", Models: []string{"smallcnn"}, Resolutions: []int{16}, Epochs: 2, Data: data,
 		TrainLimit: 640, ValLimit: 128, Seed: 9,
 		Hyper: sweep.SpecHyper{Hyper: sweep.Hyper{BatchSize: 32, Optimizer: "sgd", LR: 0.05, Momentum: 0.9, Schedule: "cosine", Flip: true}}}.WithDefaults()
 	v, err := env.ExecuteActivity(acts.Prepare, workflows.PrepareInput{Spec: spec, Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})

@@ -44,6 +44,8 @@ type Options struct {
 	SplitSeed   uint64
 	// Hashes, if set, memoises content hashes across calls.
 	Hashes *HashMemo
+	// OpenFile opens image files (nil: os.Open); tests inject I/O errors.
+	OpenFile func(path string) (io.ReadCloser, error)
 }
 
 // Split is one part (train or validation) of a data set at one resolution.
@@ -95,11 +97,11 @@ func (s *Set) Close() error {
 
 // source is a data set before resizing.
 type source struct {
-	name    string
-	hash    string
-	classes []string
-	train   rawSource
-	val     rawSource
+	name     string
+	identity Identity
+	classes  []string
+	train    rawSource
+	val      rawSource
 }
 
 // rawSource yields images of any size with their labels.
@@ -185,7 +187,7 @@ func idxHash(paths [4]string, memo *HashMemo) (string, error) {
 	for _, p := range paths {
 		st, err := os.Stat(p)
 		if err != nil {
-			return "", fmt.Errorf("%w: %v", ErrBadData, err)
+			return "", fileError(p, err)
 		}
 		fmt.Fprintf(&key, "%s\x00%d\x00%d\n", p, st.Size(), st.ModTime().UnixNano())
 	}
@@ -196,12 +198,12 @@ func idxHash(paths [4]string, memo *HashMemo) (string, error) {
 	for _, p := range paths {
 		f, err := os.Open(p)
 		if err != nil {
-			return "", fmt.Errorf("%w: %v", ErrBadData, err)
+			return "", fileError(p, err)
 		}
 		_, err = io.Copy(h, f)
 		f.Close()
 		if err != nil {
-			return "", fmt.Errorf("%w: read %s: %v", ErrBadData, p, err)
+			return "", fileError(p, err)
 		}
 	}
 	v := hex.EncodeToString(h.Sum(nil))
@@ -219,7 +221,7 @@ func identify(dir string, opts Options) (name, hash string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	return src.name, src.hash, nil
+	return src.name, src.identity.Hash, nil
 }
 
 // openSource reads a source for resizing (IDX files are decoded here).
@@ -254,7 +256,7 @@ func openSource(dir string, opts Options) (*source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &source{name: filepath.Base(dir), hash: hash, classes: classes, train: train, val: val}, nil
+	return &source{name: filepath.Base(dir), identity: Identity{Hash: hash}, classes: classes, train: train, val: val}, nil
 }
 
 func defaultCacheDir() string {
@@ -303,17 +305,29 @@ func Open(spec string, res int, opts Options) (*Set, error) {
 	}
 	key := sha256.Sum256([]byte(fmt.Sprintf("%s|%s|%d|%g|%d", cacheVersion, hash, res, opts.ValFraction, opts.SplitSeed)))
 	path := filepath.Join(opts.CacheDir, fmt.Sprintf("%s-%dpx-%s.rmds", sanitize(name), res, hex.EncodeToString(key[:8])))
-	if _, err := os.Stat(path); err != nil {
-		src, err := openSource(dir, opts)
-		if err != nil {
-			return nil, err
+	if _, err := os.Stat(path); err == nil {
+		set, err := mapCache(path)
+		if !errors.Is(err, errCorruptCache) {
+			return set, err
 		}
-		if err := buildCache(src, res, path); err != nil {
-			return nil, err
+		// Truncated or damaged (a full disk, a crash of an older version):
+		// it is only a cache, so it is built again.
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove damaged data cache: %w", err)
 		}
+	}
+	src, err := openSource(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := buildCache(src, res, path); err != nil {
+		return nil, err
 	}
 	return mapCache(path)
 }
+
+// errCorruptCache marks a cache file that fails its checks.
+var errCorruptCache = errors.New("damaged data cache")
 
 func sanitize(s string) string {
 	return strings.Map(func(r rune) rune {
@@ -367,7 +381,7 @@ func buildCache(src *source, res int, path string) error {
 	c := src.train.Channels()
 	mean, std := channelStats(trainPix, c, res*res)
 	hdr, _ := json.Marshal(cacheHeader{
-		Version: cacheVersion, Name: src.name, SourceHash: src.hash, Resolution: res, Channels: c,
+		Version: cacheVersion, Name: src.name, SourceHash: src.identity.Hash, Resolution: res, Channels: c,
 		Classes: src.classes, TrainN: len(trainLab), ValN: len(valLab), Mean: mean, Std: std,
 	})
 	// Layout: magic, header length, JSON header, padding to 8 bytes, train
@@ -432,7 +446,7 @@ func mapCache(path string) (*Set, error) {
 	}
 	fail := func(msg string) (*Set, error) {
 		syscall.Munmap(mapped)
-		return nil, fmt.Errorf("%w: data cache %s: %s (delete it to rebuild)", ErrBadData, path, msg)
+		return nil, fmt.Errorf("%w %s: %s", errCorruptCache, path, msg)
 	}
 	if len(mapped) < 16 || string(mapped[:8]) != "RMDSET01" {
 		return fail("bad magic")
@@ -469,13 +483,6 @@ func mapCache(path string) (*Set, error) {
 
 // SourceHash returns the content hash of a source without resizing it.
 func SourceHash(spec string, opts Options) (string, error) {
-	dir, err := Resolve(spec)
-	if err != nil {
-		return "", err
-	}
-	if opts.ValFraction == 0 {
-		opts.ValFraction = 0.1
-	}
-	_, hash, err := identify(dir, opts)
-	return hash, err
+	id, err := Describe(spec, opts)
+	return id.Hash, err
 }

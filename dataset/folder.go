@@ -1,8 +1,6 @@
 package dataset
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"image"
 	_ "image/jpeg" // register decoders for image folders
@@ -20,15 +18,16 @@ import (
 type fileSplit struct {
 	files  []string
 	labels []int
+	opts   Options
 }
 
 func (f *fileSplit) Len() int        { return len(f.files) }
 func (f *fileSplit) Channels() int   { return 3 }
 func (f *fileSplit) Label(i int) int { return f.labels[i] }
 func (f *fileSplit) Resize(i, res int, dst []byte) error {
-	fh, err := os.Open(f.files[i])
+	fh, err := f.opts.open(f.files[i])
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadData, err)
+		return fileError(f.files[i], err)
 	}
 	defer fh.Close()
 	img, _, err := image.Decode(fh)
@@ -106,7 +105,7 @@ func openFolder(dir string, opts Options) (*source, error) {
 	if len(classes) > 65535 {
 		return nil, fmt.Errorf("%w: %s has %d classes", ErrBadData, trainDir, len(classes))
 	}
-	train, val := &fileSplit{}, &fileSplit{}
+	train, val := &fileSplit{opts: opts}, &fileSplit{opts: opts}
 	if valDir != "" {
 		vclasses, vfiles, err := listClasses(valDir)
 		if err != nil {
@@ -144,19 +143,9 @@ func openFolder(dir string, opts Options) (*source, error) {
 	if train.Len() == 0 || val.Len() == 0 {
 		return nil, fmt.Errorf("%w: %s yields %d training and %d validation images; need at least one of each", ErrBadData, dir, train.Len(), val.Len())
 	}
-	// The source hash covers names, sizes and modification times: cheap, and
-	// any edit to the folder invalidates the cache.
-	h := sha256.New()
-	for _, list := range [][]string{train.files, val.files} {
-		for _, f := range list {
-			st, err := os.Stat(f)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrBadData, err)
-			}
-			rel, _ := filepath.Rel(dir, f)
-			fmt.Fprintf(h, "%s\x00%d\x00%d\n", rel, st.Size(), st.ModTime().UnixNano())
-		}
-		h.Write([]byte{0xff})
+	id, err := contentIdentity(dir, []*fileSplit{train, val}, opts)
+	if err != nil {
+		return nil, err
 	}
-	return &source{name: filepath.Base(dir), hash: hex.EncodeToString(h.Sum(nil)), classes: classes, train: train, val: val}, nil
+	return &source{name: filepath.Base(dir), identity: id, classes: classes, train: train, val: val}, nil
 }

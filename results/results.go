@@ -12,6 +12,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/store"
 	"github.com/resomap/resomap/sweep"
 )
@@ -76,6 +77,32 @@ func (x Index) Lookup(ctx context.Context, configHash string) (*sweep.Outcome, s
 
 func outcomeKey(sweepName, id string) string {
 	return path.Join("sweeps", sweepName, "outcomes", id+".json")
+}
+
+// DataKey is where the identity (file digests) of a data set a sweep
+// prepared is kept, so a worker with another copy can name what differs.
+func DataKey(dataHash string) string { return path.Join("data", dataHash+".json") }
+
+// PutDataIdentity keeps a data set's identity (once per content hash).
+func (x Index) PutDataIdentity(ctx context.Context, id dataset.Identity) error {
+	b, err := json.Marshal(id)
+	if err != nil {
+		return err
+	}
+	if err := x.Store.PutIfAbsent(ctx, DataKey(id.Hash), b); err != nil && !errors.Is(err, store.ErrExists) {
+		return err
+	}
+	return nil
+}
+
+// DataIdentity reads a data set's identity kept by PutDataIdentity.
+func (x Index) DataIdentity(ctx context.Context, dataHash string) (dataset.Identity, error) {
+	var id dataset.Identity
+	b, err := store.ReadAll(ctx, x.Store, DataKey(dataHash))
+	if err != nil {
+		return id, err
+	}
+	return id, json.Unmarshal(b, &id)
 }
 
 // SpecKey is where a sweep's spec is kept for the report.

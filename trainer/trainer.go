@@ -94,6 +94,11 @@ func (t *Trainer) Prepare(cfg sweep.Config) (sweep.Config, error) {
 	return cfg, nil
 }
 
+// DataIdentity names a data set by its content (memoised per process).
+func (t *Trainer) DataIdentity(data string) (dataset.Identity, error) {
+	return dataset.Describe(data, t.dataOptions())
+}
+
 // NewModel builds the model and optimiser of cfg for a data set.
 func (t *Trainer) NewModel(cfg sweep.Config, ds *dataset.Set) (*torch.Model, error) {
 	opt := torch.SGD
@@ -123,6 +128,11 @@ func (t *Trainer) OpenData(cfg sweep.Config) (*dataset.Set, error) {
 	if len(ds.Classes) < 2 {
 		ds.Close()
 		return nil, fmt.Errorf("%w: data set %s has %d classes", dataset.ErrBadData, ds.Name, len(ds.Classes))
+	}
+	if cfg.DataHash != "" && ds.SourceHash != cfg.DataHash {
+		ds.Close()
+		return nil, fmt.Errorf("%w: data set %s changed since this training was prepared (content %.12s, want %.12s)",
+			dataset.ErrBadData, cfg.Data, ds.SourceHash, cfg.DataHash)
 	}
 	ds.Train = ds.Train.Limit(cfg.TrainLimit)
 	ds.Val = ds.Val.Limit(cfg.ValLimit)
