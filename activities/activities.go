@@ -246,7 +246,12 @@ func epochOutput(repo checkpoint.Repo, r checkpoint.Record, out workflows.TrainE
 	if r.EpochsDone == r.Epochs {
 		out.FinalKey = repo.RecordKey(r, checkpoint.FinalBase)
 	}
+	// Only this epoch's figures: the store holds the others, and the
+	// workflow's history stays the same size per epoch.
 	out.Progress = r.Progress
+	if n := len(r.Metrics); n > 0 {
+		out.Progress.Metrics = r.Metrics[n-1:]
+	}
 	out.WallSeconds = time.Since(started).Seconds()
 	return out
 }
@@ -255,6 +260,9 @@ func epochOutput(repo checkpoint.Repo, r checkpoint.Record, out workflows.TrainE
 // per config) and its outcome into the sweep.
 func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput) (workflows.RecordOutput, error) {
 	var out workflows.RecordOutput
+	if err := a.fillMetrics(ctx, &in.Outcome); err != nil {
+		return out, err
+	}
 	if in.Outcome.Status == sweep.Completed {
 		// Another worker may have recorded it first: the same result.
 		key, err := a.index().Record(ctx, in.Sweep, in.Outcome)
@@ -265,4 +273,39 @@ func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput)
 		in.Outcome.ResultKey = key
 	}
 	return out, a.index().PutOutcome(ctx, in.Sweep, in.Outcome)
+}
+
+// fillMetrics puts back the per-epoch figures that the workflow's summary
+// leaves out, from the result that skipped it or the latest checkpoint.
+func (a *Activities) fillMetrics(ctx context.Context, o *sweep.Outcome) error {
+	if len(o.Metrics) > 0 || o.EpochsDone == 0 {
+		return nil
+	}
+	if o.Status == sweep.Skipped {
+		prev, _, err := a.index().Lookup(ctx, o.ConfigHash)
+		if err != nil {
+			return err
+		}
+		if prev != nil {
+			o.Metrics = prev.Metrics
+			return nil
+		}
+	}
+	if o.Keys.Latest == "" {
+		return nil
+	}
+	b, err := store.ReadAll(ctx, a.Store, o.Keys.Latest)
+	if errors.Is(err, store.ErrNotFound) {
+		a.Logger.Warn("outcome recorded without per-epoch figures: checkpoint gone", "combination", o.ID(), "key", o.Keys.Latest)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("figures of %s: %w", o.ID(), err)
+	}
+	r, err := checkpoint.UnmarshalRecord(b)
+	if err != nil {
+		return fmt.Errorf("figures of %s: %w", o.ID(), err)
+	}
+	o.Metrics = r.Metrics[:min(len(r.Metrics), o.EpochsDone)]
+	return nil
 }

@@ -73,35 +73,51 @@ type Outcome struct {
 	ConfigHash string `json:"config_hash,omitempty"`
 	Epochs     int    `json:"epochs"`
 	Progress
-	Step         int       `json:"step,omitempty"` // steps done in epoch EpochsDone+1
-	EarlyStopped bool      `json:"early_stopped,omitempty"`
-	MicroBatch   int       `json:"micro_batch,omitempty"`
-	OOMs         int       `json:"ooms,omitempty"`
-	Resumes      []Resume  `json:"resumes,omitempty"`
-	Keys         Keys      `json:"keys"`
-	ResultKey    string    `json:"result_key,omitempty"` // results index entry
-	Device       string    `json:"device,omitempty"`
-	TrainSeconds float64   `json:"train_seconds,omitempty"`
-	EvalSeconds  float64   `json:"eval_seconds,omitempty"`
-	CkptSeconds  float64   `json:"checkpoint_seconds,omitempty"`
-	EpochSeconds float64   `json:"epoch_activity_seconds,omitempty"` // TrainEpoch activities, wall
-	OtherSeconds float64   `json:"other_seconds,omitempty"`          // checkpoint I/O, validation, set-up
-	WallSeconds  float64   `json:"wall_seconds,omitempty"`
-	SkippedFrom  string    `json:"skipped_from,omitempty"` // sweep that trained it
-	FinishedAt   time.Time `json:"finished_at,omitzero"`
+	// Last is the latest epoch's figures, kept when Summarise drops Metrics.
+	Last         *EpochMetrics `json:"last_epoch,omitempty"`
+	Step         int           `json:"step,omitempty"` // steps done in epoch EpochsDone+1
+	EarlyStopped bool          `json:"early_stopped,omitempty"`
+	MicroBatch   int           `json:"micro_batch,omitempty"`
+	OOMs         int           `json:"ooms,omitempty"`
+	Resumes      []Resume      `json:"resumes,omitempty"`
+	Keys         Keys          `json:"keys"`
+	ResultKey    string        `json:"result_key,omitempty"` // results index entry
+	Device       string        `json:"device,omitempty"`
+	TrainSeconds float64       `json:"train_seconds,omitempty"`
+	EvalSeconds  float64       `json:"eval_seconds,omitempty"`
+	CkptSeconds  float64       `json:"checkpoint_seconds,omitempty"`
+	EpochSeconds float64       `json:"epoch_activity_seconds,omitempty"` // TrainEpoch activities, wall
+	OtherSeconds float64       `json:"other_seconds,omitempty"`          // checkpoint I/O, validation, set-up
+	WallSeconds  float64       `json:"wall_seconds,omitempty"`
+	SkippedFrom  string        `json:"skipped_from,omitempty"` // sweep that trained it
+	FinishedAt   time.Time     `json:"finished_at,omitzero"`
 }
 
 // ID is model@resolution.
 func (o Outcome) ID() string { return fmt.Sprintf("%s@%d", o.Model, o.Resolution) }
 
-// ImagesPerSec is the mean training throughput over the epochs run.
+// ImagesPerSec is the mean training throughput over the epochs run (of a
+// summary: the latest epoch's).
 func (o Outcome) ImagesPerSec() float64 {
 	var s float64
 	for _, m := range o.Metrics {
 		s += m.ImagesPS
 	}
-	if len(o.Metrics) == 0 {
-		return 0
+	switch {
+	case len(o.Metrics) > 0:
+		return s / float64(len(o.Metrics))
+	case o.Last != nil:
+		return o.Last.ImagesPS
 	}
-	return s / float64(len(o.Metrics))
+	return 0
+}
+
+// Summarise drops the per-epoch figures, keeping the latest epoch's: the
+// workflows keep and send summaries, whose size does not grow with epochs
+// (the store keeps every epoch's figures).
+func (o *Outcome) Summarise() {
+	if n := len(o.Metrics); n > 0 {
+		last := o.Metrics[n-1]
+		o.Last, o.Metrics = &last, nil
+	}
 }

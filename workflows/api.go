@@ -6,6 +6,8 @@
 package workflows
 
 import (
+	"time"
+
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/resomap/resomap/sweep"
@@ -41,6 +43,12 @@ const (
 	changeResumeBeforeStopped = "resume-before-stopped"
 	// changeWaitForChildren: a cancelled sweep waits for its children.
 	changeWaitForChildren = "wait-for-children-cancellation"
+	// changeCombinationContinuesAsNew: a combination continues as new
+	// every EpochsPerRun epochs.
+	changeCombinationContinuesAsNew = "combination-continues-as-new"
+	// changeContinueWithChildren: children outlive a run of the sweep
+	// (abandon on close), so the sweep continues as new while they run.
+	changeContinueWithChildren = "sweep-continues-with-children"
 )
 
 // Search attributes shown and filterable in the Web UI, e.g.
@@ -65,13 +73,17 @@ type SweepInput struct {
 	Carry *SweepCarry `json:",omitempty"`
 }
 
-// SweepCarry is the sweep's state across continue-as-new.
+// SweepCarry is the sweep's state across continue-as-new: one summary per
+// combination (no per-epoch figures), about 1 KB each.
 type SweepCarry struct {
 	Outcomes  []sweep.Outcome
 	Next      int
 	Paused    bool
 	Cancelled bool
 	Runs      int
+	// Running are the combinations still running when the run ended; their
+	// results come by their progress signals.
+	Running []int `json:",omitempty"`
 }
 
 // SweepProgress answers the progress query and is the sweep's result.
@@ -89,7 +101,21 @@ type CombinationInput struct {
 	Spec        sweep.Spec
 	Combination sweep.Combination
 	Paused      bool // start paused (the sweep is paused)
+	// Carry is the state handed over by continue-as-new.
+	Carry *CombinationCarry `json:",omitempty"`
 }
+
+// CombinationCarry is a combination's state across continue-as-new.
+type CombinationCarry struct {
+	Outcome  sweep.Outcome // a summary: no per-epoch figures
+	Prepared Prepared
+	Started  time.Time
+}
+
+// EpochsPerRun bounds a Combination's history: it continues as new after
+// this many epochs in one run (about 10 events and 3 KB of history each),
+// or sooner when the server suggests it.
+const EpochsPerRun = 100
 
 // SweepID is the workflow ID a starter gives the sweep called name.
 func SweepID(name string) string { return "sweep-" + name }

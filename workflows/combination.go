@@ -21,7 +21,7 @@ func Combination(ctx workflow.Context, in CombinationInput) (sweep.Outcome, erro
 	if err := c.setup(ctx); err != nil {
 		return c.out, err
 	}
-	return c.run(ctx)
+	return c.run(ctx, in.Carry)
 }
 
 // combination is the state of one Combination workflow.
@@ -32,6 +32,8 @@ type combination struct {
 	ctl     *control
 	prep    Prepared
 	started time.Time
+	// epochsThisRun counts the epochs trained since this run started.
+	epochsThisRun int
 	// stopActivity cancels the running TrainEpoch, which checkpoints first.
 	stopActivity workflow.CancelFunc
 }
@@ -44,6 +46,9 @@ func newCombination(in CombinationInput) *combination {
 		Status: sweep.Pending, MicroBatch: cfg.MicroBatchFor(spec.Hyper.MicroBatch)}
 	c.ctl = &control{what: c.out.ID(), paused: in.Paused, finished: func() bool { return c.out.Status.Done() },
 		changed: c.controlled, answer: func() any { return string(c.out.Status) }}
+	if k := in.Carry; k != nil {
+		c.out, c.prep = k.Outcome, k.Prepared
+	}
 	return c
 }
 
@@ -59,6 +64,23 @@ func (c *combination) setup(ctx workflow.Context) error {
 		AttrResolution.ValueSet(int64(c.cfg.Resolution)), AttrStatus.ValueSet(string(c.out.Status)))
 	c.started = workflow.Now(ctx)
 	return nil
+}
+
+// continueAsNew hands the combination to a fresh run between epochs, with
+// the control signals already received applied: its history stays bounded
+// however many epochs it trains.
+func (c *combination) continueAsNew(ctx workflow.Context) error {
+	return workflow.NewContinueAsNewError(ctx, Combination, CombinationInput{
+		Spec: c.spec, Combination: sweep.Combination{Model: c.cfg.Model, Resolution: c.cfg.Resolution}, Paused: c.ctl.paused,
+		Carry: &CombinationCarry{Outcome: c.out, Prepared: c.prep, Started: c.started},
+	})
+}
+
+// runIsLong says whether this run's history is long enough to continue as new.
+func (c *combination) runIsLong(ctx workflow.Context) bool {
+	long := c.epochsThisRun >= EpochsPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+	return long && c.out.EpochsDone < c.cfg.Epochs &&
+		workflow.GetVersion(ctx, changeCombinationContinuesAsNew, workflow.DefaultVersion, 1) == 1
 }
 
 // controlled applies a pause, resume or cancel that took effect.
@@ -86,8 +108,10 @@ type ending struct {
 	reason string
 }
 
-func (c *combination) run(ctx workflow.Context) (sweep.Outcome, error) {
-	if end := c.prepare(ctx); end != nil {
+func (c *combination) run(ctx workflow.Context, carry *CombinationCarry) (sweep.Outcome, error) {
+	if carry != nil {
+		c.started = carry.Started
+	} else if end := c.prepare(ctx); end != nil {
 		return c.finish(ctx, *end)
 	}
 	if c.ctl.paused {
@@ -103,6 +127,12 @@ func (c *combination) run(ctx workflow.Context) (sweep.Outcome, error) {
 			c.out.EarlyStopped = true
 			c.out.Keys.Final = c.out.Keys.Latest
 			break
+		}
+		if c.runIsLong(ctx) {
+			c.ctl.drain(ctx)
+			if !c.ctl.cancelled { // a cancel ends the combination next round
+				return c.out, c.continueAsNew(ctx)
+			}
 		}
 	}
 	return c.finish(ctx, ending{status: sweep.Completed})
@@ -136,6 +166,7 @@ func (c *combination) prepare(ctx workflow.Context) *ending {
 		c.out.Progress, c.out.Keys = prev.Progress, prev.Keys
 		c.out.Device, c.out.TrainSeconds, c.out.EarlyStopped = prev.Device, prev.TrainSeconds, prev.EarlyStopped
 		c.out.SkippedFrom = found.Sweep
+		c.out.Summarise()
 		return &ending{sweep.Skipped, "already completed by sweep " + found.Sweep + " (" + results.ResultKey(c.prep.ConfigHash) + ")"}
 	}
 	var rp ResumePoint
@@ -143,6 +174,7 @@ func (c *combination) prepare(ctx workflow.Context) *ending {
 		return &ending{sweep.Failed, "find resume point: " + errorMessage(err)}
 	}
 	c.out.Progress, c.out.Step, c.out.Keys.Latest = rp.Progress, rp.Step, rp.Key
+	c.out.Summarise()
 	if rp.Key != "" {
 		c.out.Resumes = append(c.out.Resumes, sweep.Resume{Epoch: rp.EpochsDone + 1, Step: rp.Step, Reason: "found checkpoint"})
 	}
@@ -164,6 +196,7 @@ func (c *combination) nextEpoch(ctx workflow.Context) *ending {
 		return c.epochFailed(ctx, epoch, err)
 	}
 	c.apply(res)
+	c.epochsThisRun++
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrEpoch.ValueSet(int64(c.out.EpochsDone)), AttrBestValAcc.ValueSet(c.out.BestValAcc))
 	c.notifyParent(ctx)
 	return nil
@@ -228,6 +261,7 @@ func (c *combination) apply(res TrainEpochOutput) {
 			Attempt: int(res.Attempt), Reason: "activity retried from its heartbeat checkpoint"})
 	}
 	c.out.Progress, c.out.Step = res.Progress, 0
+	c.out.Summarise()
 	c.out.Keys.Latest, c.out.Keys.Best = res.Key, res.BestKey
 	if res.FinalKey != "" {
 		c.out.Keys.Final = res.FinalKey

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
@@ -55,6 +56,7 @@ func newSweep(ctx workflow.Context, in SweepInput) (*sweepRun, error) {
 		answer: func() any { return s.progress() }}
 	if c := in.Carry; c != nil {
 		s.outcomes, s.next, s.ctl.paused, s.ctl.cancelled, s.runs = c.Outcomes, c.Next, c.Paused, c.Cancelled, c.Runs
+		s.running = c.Running
 		return s, nil
 	}
 	for _, c := range s.combos {
@@ -92,16 +94,29 @@ func (s *sweepRun) setup(ctx workflow.Context) error {
 	workflow.Go(ctx, func(gctx workflow.Context) {
 		gctx.Done().Receive(gctx, nil)
 		s.ctl.cancelled = true
+		// Children of earlier runs are not cancelled with this run's context.
+		dctx, _ := workflow.NewDisconnectedContext(gctx)
+		for _, i := range s.running {
+			if s.children[i] == nil {
+				_ = workflow.SignalExternalWorkflow(dctx, ChildID(s.id, s.combos[i].ID()), "", SignalCancel, nil)
+			}
+		}
 		s.events++
 	})
 	return nil
 }
 
-// takeProgress records a running child's progress.
+// takeProgress records a running child's progress. A child started by an
+// earlier run (no future here) ends with its last progress signal.
 func (s *sweepRun) takeProgress(o sweep.Outcome) {
 	for i, c := range s.combos {
-		if c.Model == o.Model && c.Resolution == o.Resolution && !s.outcomes[i].Status.Done() {
-			s.outcomes[i] = o
+		if c.Model != o.Model || c.Resolution != o.Resolution || s.outcomes[i].Status.Done() {
+			continue
+		}
+		o.Summarise()
+		s.outcomes[i] = o
+		if o.Status.Done() && s.children[i] == nil && slices.Contains(s.running, i) {
+			s.ended(i, o)
 		}
 	}
 	s.events++
@@ -120,7 +135,7 @@ func (s *sweepRun) controlled(ctx workflow.Context, cmd string) {
 	}
 	v := workflow.GetVersion(ctx, changeSignalOnceStarted, workflow.DefaultVersion, 1)
 	for _, i := range s.running {
-		if v == workflow.DefaultVersion {
+		if v == workflow.DefaultVersion || s.children[i] == nil { // started by an earlier run: started for sure
 			_ = workflow.SignalExternalWorkflow(ctx, ChildID(s.id, s.combos[i].ID()), "", cmd, nil)
 			continue
 		}
@@ -138,7 +153,7 @@ func (s *sweepRun) controlled(ctx workflow.Context, cmd string) {
 
 func (s *sweepRun) run(ctx workflow.Context) (SweepProgress, error) {
 	for {
-		tooLong := workflow.GetInfo(ctx).GetContinueAsNewSuggested() || s.finishedThisRun >= s.spec.ContinueAsNewAfter
+		tooLong := s.runIsLong(ctx)
 		for !s.ctl.cancelled && !s.ctl.paused && !tooLong && len(s.running) < s.spec.MaxParallel && s.next < len(s.combos) {
 			s.start(ctx, s.next)
 			s.next++
@@ -151,7 +166,7 @@ func (s *sweepRun) run(ctx workflow.Context) (SweepProgress, error) {
 		if len(s.running) == 0 && s.next >= len(s.combos) {
 			break
 		}
-		if len(s.running) == 0 && tooLong {
+		if tooLong && (len(s.running) == 0 || s.outlivedByChildren(ctx)) {
 			return SweepProgress{}, s.continueAsNew(ctx)
 		}
 		s.waitForEvent(ctx)
@@ -162,6 +177,17 @@ func (s *sweepRun) run(ctx workflow.Context) (SweepProgress, error) {
 	}
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrStatus.ValueSet(status))
 	return s.progress(), nil
+}
+
+// runIsLong says whether this run's history is long enough to continue as new.
+func (s *sweepRun) runIsLong(ctx workflow.Context) bool {
+	return workflow.GetInfo(ctx).GetContinueAsNewSuggested() || s.finishedThisRun >= s.spec.ContinueAsNewAfter
+}
+
+// outlivedByChildren says whether children outlive a run of this sweep
+// (they do unless the run began before that change).
+func (s *sweepRun) outlivedByChildren(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, changeContinueWithChildren, workflow.DefaultVersion, 1) == 1
 }
 
 // waitForEvent blocks until something the main loop acts on happened. A
@@ -175,11 +201,16 @@ func (s *sweepRun) waitForEvent(ctx workflow.Context) {
 // start runs combination i as a child workflow.
 func (s *sweepRun) start(ctx workflow.Context, i int) {
 	c := s.combos[i]
+	// Children checkpoint and stop if the sweep is cancelled (and, before
+	// children outlived runs, terminated); a later sweep resumes them from
+	// the store.
+	closePolicy := enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL
+	if s.outlivedByChildren(ctx) {
+		closePolicy = enumspb.PARENT_CLOSE_POLICY_ABANDON
+	}
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID: ChildID(s.id, c.ID()),
-		// Children checkpoint and stop if the sweep is cancelled or
-		// terminated; a later sweep resumes them from the store.
-		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
+		WorkflowID:        ChildID(s.id, c.ID()),
+		ParentClosePolicy: closePolicy,
 		StaticSummary:     fmt.Sprintf("%s in sweep %s", c.ID(), s.spec.Name),
 		// A cancelled sweep ends after its children have, so it can be
 		// started again at once under the same IDs.
@@ -198,6 +229,7 @@ func (s *sweepRun) start(ctx workflow.Context, i int) {
 				o.Status = sweep.Cancelled
 			}
 		}
+		o.Summarise()
 		s.ended(i, o)
 	})
 }
@@ -205,19 +237,19 @@ func (s *sweepRun) start(ctx workflow.Context, i int) {
 // ended takes in a child's final outcome.
 func (s *sweepRun) ended(i int, o sweep.Outcome) {
 	s.outcomes[i] = o
-	for k, r := range s.running {
-		if r == i {
-			s.running = append(s.running[:k], s.running[k+1:]...)
-			break
-		}
+	k := slices.Index(s.running, i)
+	if k < 0 {
+		return
 	}
+	s.running = slices.Delete(s.running, k, k+1)
 	delete(s.children, i)
 	s.finishedThisRun++
 	s.events++
 }
 
-// continueAsNew hands the state to a fresh run. Nothing runs now, so
-// nothing is lost once the signals already received are applied.
+// continueAsNew hands the state to a fresh run once the signals already
+// received are applied. Running children carry on: the next run follows
+// them by their signals.
 func (s *sweepRun) continueAsNew(ctx workflow.Context) error {
 	s.ctl.drain(ctx)
 	progress := workflow.GetSignalChannel(ctx, SignalProgress)
@@ -227,5 +259,6 @@ func (s *sweepRun) continueAsNew(ctx workflow.Context) error {
 	}
 	return workflow.NewContinueAsNewError(ctx, Sweep, SweepInput{Spec: s.spec, Carry: &SweepCarry{
 		Outcomes: s.outcomes, Next: s.next, Paused: s.ctl.paused, Cancelled: s.ctl.cancelled, Runs: s.runs + 1,
+		Running: s.running,
 	}})
 }
