@@ -28,6 +28,16 @@ type Activities struct {
 	Trainer *trainer.Trainer
 	Store   store.Store
 	Logger  *slog.Logger
+	// Heartbeats confirms with the server, before a checkpoint is stored,
+	// that this attempt is still the current one (a Temporal client does);
+	// nil skips the confirmation.
+	Heartbeats HeartbeatConfirmer
+}
+
+// HeartbeatConfirmer records a heartbeat synchronously, failing when the
+// attempt is gone.
+type HeartbeatConfirmer interface {
+	RecordActivityHeartbeat(ctx context.Context, taskToken []byte, details ...any) error
 }
 
 func (a *Activities) repo(prefix string) checkpoint.Repo {
@@ -110,9 +120,13 @@ func (a *Activities) FindResumePoint(ctx context.Context, p workflows.Prepared) 
 func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInput) (workflows.TrainEpochOutput, error) {
 	started := time.Now()
 	repo := a.repo(in.Prefix)
+	hb := newHeartbeater(ctx, a, repo)
+	defer hb.stop()
+	hb.setPhase(workflows.PhaseCheckingData)
 	if err := a.checkData(ctx, in.Config); err != nil {
 		return workflows.TrainEpochOutput{}, err
 	}
+	hb.setPhase(workflows.PhaseLoadingCheckpoint)
 	from, err := a.resumeFrom(ctx, in.Prepared)
 	if err != nil {
 		return workflows.TrainEpochOutput{}, err
@@ -139,14 +153,13 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 		case <-tctx.Done():
 		}
 	}()
-	hb := &heartbeater{ctx: ctx, repo: repo, a: a}
 	res, err := a.Trainer.Train(tctx, in.Config, from, trainer.RunOptions{
 		UntilEpoch: in.Epoch, MicroBatch: in.MicroBatch, CheckpointSteps: in.CheckpointSteps,
 		CheckpointInterval: time.Duration(in.CheckpointSeconds) * time.Second,
-		OnProgress:         hb.progress, OnCheckpoint: hb.checkpoint,
+		OnProgress:         hb.progress, OnCheckpoint: hb.checkpoint, OnPhase: hb.setPhase,
 	})
 	if err != nil {
-		return workflows.TrainEpochOutput{}, interrupted(ctx, tctx, hb.key, err)
+		return workflows.TrainEpochOutput{}, interrupted(ctx, tctx, hb.lastKey(), err)
 	}
 	out.TrainSeconds, out.EvalSeconds, out.CheckpointSeconds = res.TrainSeconds, res.EvalSeconds, res.CheckpointSeconds
 	return epochOutput(repo, res.Last.Record, out, started), nil
@@ -193,34 +206,6 @@ func (a *Activities) resumeFrom(ctx context.Context, p workflows.Prepared) (*che
 		}
 	}
 	return from, nil
-}
-
-// heartbeater stores an attempt's checkpoints and heartbeats their keys,
-// so a retried attempt continues from the latest.
-type heartbeater struct {
-	ctx  context.Context
-	repo checkpoint.Repo
-	a    *Activities
-	key  string // the latest stored checkpoint
-}
-
-func (h *heartbeater) progress(p trainer.StepProgress) {
-	activity.RecordHeartbeat(h.ctx, workflows.Heartbeat{Key: h.key, Done: p.Step, Of: p.StepsPerEpoch})
-}
-
-func (h *heartbeater) checkpoint(ctx context.Context, c *checkpoint.Checkpoint) error {
-	key, err := h.repo.Save(ctx, c)
-	if err != nil {
-		return err
-	}
-	h.key = key
-	done := c.Record.StepInEpoch
-	if c.Record.Kind == checkpoint.KindEpoch {
-		done = 0
-	}
-	activity.RecordHeartbeat(h.ctx, workflows.Heartbeat{Key: key, Done: done, Of: c.Record.StepsPerEpoch})
-	h.a.prune(ctx, h.repo, c.Record)
-	return nil
 }
 
 // interrupted turns a training error into the activity's: a worker

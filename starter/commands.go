@@ -111,6 +111,7 @@ func sweepProgress(ctx context.Context, c client.Client, id string) (workflows.S
 // last failure when earlier attempts failed.
 type epochState struct {
 	done, of int
+	phase    string // what the attempt does now: "validating", "saving checkpoint", ...
 	retry    string // "attempt 3: no space left on device"; "" when none failed
 }
 
@@ -125,7 +126,7 @@ func epochOf(ctx context.Context, c client.Client, childID string) epochState {
 		es.retry = retryNote(pa)
 		var hb workflows.Heartbeat
 		if pa.HeartbeatDetails != nil && converter.GetDefaultDataConverter().FromPayloads(pa.HeartbeatDetails, &hb) == nil {
-			es.done, es.of = hb.Done, hb.Of
+			es.done, es.of, es.phase = hb.Done, hb.Of, hb.Phase
 		}
 	}
 	return es
@@ -182,6 +183,9 @@ func follow(ctx context.Context, c client.Client, id string, w io.Writer) (workf
 				line += fmt.Sprintf(" best val acc %.4f", o.BestValAcc)
 			}
 			line += " " + string(o.Status)
+			if es.phase != "" {
+				line += ", " + es.phase
+			}
 			if es.retry != "" {
 				line += " (" + es.retry + ")"
 			}

@@ -13,6 +13,14 @@ import (
 	"github.com/resomap/resomap/torch"
 )
 
+// The phases of a run, as OnPhase reports them.
+const (
+	PhaseOpeningData   = "opening data"
+	PhaseBuildingModel = "building model"
+	PhaseTraining      = "training"
+	PhaseValidating    = "validating"
+)
+
 // StepProgress is reported after every training step.
 type StepProgress struct {
 	Epoch         int // 1-based epoch being trained
@@ -37,6 +45,9 @@ type RunOptions struct {
 	CheckpointSteps    int
 	CheckpointInterval time.Duration
 	OnProgress         func(StepProgress)
+	// OnPhase hears what the run does next (opening data, training,
+	// validating, ...), so the caller can report it while it takes long.
+	OnPhase func(phase string)
 	// OnCheckpoint stores a checkpoint; an error aborts training.
 	OnCheckpoint func(ctx context.Context, c *checkpoint.Checkpoint) error
 }
@@ -66,14 +77,17 @@ func (t *Trainer) Train(ctx context.Context, cfg sweep.Config, from *checkpoint.
 	if err != nil {
 		return nil, err
 	}
+	phase := r.opts.OnPhase
 	// One OS thread drives libtorch for the whole run: OpenMP keeps one
 	// thread team per calling thread, and CUDA autocast state is per thread.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	phase(PhaseOpeningData)
 	if r.ds, err = t.OpenData(cfg); err != nil {
 		return nil, err
 	}
 	defer r.ds.Close()
+	phase(PhaseBuildingModel)
 	if r.m, err = t.NewModel(cfg, r.ds); err != nil {
 		return nil, err
 	}
@@ -115,6 +129,9 @@ func (t *Trainer) newRun(cfg sweep.Config, from *checkpoint.Checkpoint, opts Run
 	}
 	if r.opts.OnCheckpoint == nil {
 		r.opts.OnCheckpoint = func(context.Context, *checkpoint.Checkpoint) error { return nil }
+	}
+	if r.opts.OnPhase == nil {
+		r.opts.OnPhase = func(string) {}
 	}
 	r.rec = t.newRecord(cfg)
 	if from == nil {
@@ -200,6 +217,7 @@ func (r *run) where() string {
 
 // epoch trains the rest of the current epoch, validates and checkpoints it.
 func (r *run) epoch(ctx context.Context) error {
+	r.opts.OnPhase(PhaseTraining)
 	feed := r.startFeed(ctx)
 	defer feed.stop()
 	lastCkpt := time.Now()
@@ -234,6 +252,7 @@ func (r *run) interrupt(ctx context.Context, feed *stagedFeed) error {
 
 // finishEpoch validates, records the epoch's figures and checkpoints it.
 func (r *run) finishEpoch(ctx context.Context) error {
+	r.opts.OnPhase(PhaseValidating)
 	t0 := time.Now()
 	vloss, vacc, err := r.evaluate()
 	if err != nil {

@@ -84,13 +84,23 @@ type TrainEpochInput struct {
 	CheckpointSeconds int
 }
 
-// Heartbeat is what TrainEpoch heartbeats: the key of its latest stored
-// checkpoint, from which a retried attempt continues, and the steps done.
+// Heartbeat is what TrainEpoch heartbeats through all its phases: the key
+// of its latest stored checkpoint, from which a retried attempt continues,
+// what it is doing and the steps done (shown by starter status and the
+// Web UI's pending activity).
 type Heartbeat struct {
-	Key  string `json:"key"`
-	Done int    `json:"done"` // steps of the epoch done now
-	Of   int    `json:"of"`
+	Key   string `json:"key"`
+	Phase string `json:"phase,omitempty"`
+	Done  int    `json:"done"` // steps of the epoch done now
+	Of    int    `json:"of"`
 }
+
+// The phases of a TrainEpoch attempt.
+const (
+	PhaseCheckingData      = "checking data"
+	PhaseLoadingCheckpoint = "loading checkpoint"
+	PhaseSavingCheckpoint  = "saving checkpoint"
+)
 
 // TrainEpochOutput is one finished epoch.
 type TrainEpochOutput struct {
