@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -110,7 +111,7 @@ func (a *Activities) FindResumePoint(ctx context.Context, p workflows.Prepared) 
 		return workflows.ResumePoint{}, err
 	}
 	r := c.Record
-	return workflows.ResumePoint{Key: a.repo(p.Prefix).RecordKey(r, r.BaseNames()[0]), Progress: r.Progress, Step: r.StepInEpoch}, nil
+	return workflows.ResumePoint{Key: a.repo(p.Prefix).RecordKey(r, r.BaseName()), Progress: r.Progress, Step: r.StepInEpoch}, nil
 }
 
 // TrainEpoch trains one epoch. A retried attempt reads the last heartbeat
@@ -224,12 +225,14 @@ func interrupted(ctx, tctx context.Context, lastKey string, err error) error {
 var errWorkerStopping = errors.New("worker stopping")
 
 func epochOutput(repo checkpoint.Repo, r checkpoint.Record, out workflows.TrainEpochOutput, started time.Time) workflows.TrainEpochOutput {
+	// best and final refer to committed epoch checkpoints; RecordResult
+	// exports their copies once the combination is done.
 	out.Key = repo.RecordKey(r, checkpoint.EpochBase(r.EpochsDone))
 	if r.BestEpoch > 0 {
-		out.BestKey = repo.RecordKey(r, checkpoint.BestBase)
+		out.BestKey = repo.RecordKey(r, checkpoint.EpochBase(r.BestEpoch))
 	}
 	if r.EpochsDone == r.Epochs {
-		out.FinalKey = repo.RecordKey(r, checkpoint.FinalBase)
+		out.FinalKey = out.Key
 	}
 	// Only this epoch's figures: the store holds the others, and the
 	// workflow's history stays the same size per epoch.
@@ -249,6 +252,9 @@ func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput)
 		return out, err
 	}
 	if in.Outcome.Status == sweep.Completed {
+		if err := a.exportBestAndFinal(ctx, &in.Outcome); err != nil {
+			return out, err
+		}
 		// Another worker may have recorded it first: the same result.
 		key, err := a.index().Record(ctx, in.Sweep, in.Outcome)
 		if err != nil && !errors.Is(err, results.ErrAlreadyRecorded) {
@@ -292,5 +298,26 @@ func (a *Activities) fillMetrics(ctx context.Context, o *sweep.Outcome) error {
 		return fmt.Errorf("figures of %s: %w", o.ID(), err)
 	}
 	o.Metrics = r.Metrics[:min(len(r.Metrics), o.EpochsDone)]
+	return nil
+}
+
+// exportBestAndFinal writes best_model and final_model, verified copies of
+// the epoch checkpoints a completed combination's keys refer to, and points
+// the keys at them.
+func (a *Activities) exportBestAndFinal(ctx context.Context, o *sweep.Outcome) error {
+	repo := a.repo("")
+	for _, e := range []struct {
+		key  *string
+		base string
+	}{{&o.Keys.Best, checkpoint.BestBase}, {&o.Keys.Final, checkpoint.FinalBase}} {
+		if *e.key == "" || path.Base(*e.key) == checkpoint.RecordFile(e.base) {
+			continue
+		}
+		k, err := repo.Export(ctx, *e.key, e.base)
+		if err != nil {
+			return fmt.Errorf("export %s of %s: %w", e.base, o.ID(), err)
+		}
+		*e.key = k
+	}
 	return nil
 }

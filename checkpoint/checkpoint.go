@@ -48,6 +48,9 @@ type Partial struct {
 type FileSum struct {
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+	// Name is the file's name in the combination's folder; empty in
+	// records written before tensor files were named by their content.
+	Name string `json:"name,omitempty"`
 }
 
 // Seeds are every seed a run uses; all derive from Sweep.
@@ -167,22 +170,13 @@ const (
 // EpochBase is the base name of the checkpoint written after epoch n.
 func EpochBase(n int) string { return fmt.Sprintf("epoch_%04d", n) }
 
-// BaseNames lists the base names (inside Dir) a checkpoint is stored under:
-// its resume name, plus best_model and final_model when it is those.
-func (r Record) BaseNames() []string {
-	var names []string
+// BaseName is the base name (inside Dir) a checkpoint is committed under:
+// epoch_NNNN after an epoch, mid_eNNNN_sNNNNNN inside one.
+func (r Record) BaseName() string {
 	if r.Kind == KindMid {
-		names = append(names, fmt.Sprintf("mid_e%04d_s%06d", r.EpochsDone+1, r.StepInEpoch))
-	} else {
-		names = append(names, EpochBase(r.EpochsDone))
+		return fmt.Sprintf("mid_e%04d_s%06d", r.EpochsDone+1, r.StepInEpoch)
 	}
-	if r.IsBest {
-		names = append(names, BestBase)
-	}
-	if r.IsFinal {
-		names = append(names, FinalBase)
-	}
-	return names
+	return EpochBase(r.EpochsDone)
 }
 
 // After reports whether r is further along than o.

@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -19,6 +20,7 @@ type Blobs interface {
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 	List(ctx context.Context, prefix string) ([]store.Info, error)
 	Delete(ctx context.Context, key string) error
+	PutIfAbsent(ctx context.Context, key string, data []byte) error
 	URL() string
 }
 
@@ -69,29 +71,121 @@ func (r Repo) RecordKey(rec Record, base string) string {
 	return RecordFile(path.Join(r.DirOf(rec.Family, rec.Model, rec.Resolution), base))
 }
 
-// Save stores c under each of its base names: tensor files first, then the
-// record (which commits it). It returns the key of
-// the resume checkpoint's record, which the activity heartbeats.
+// ErrCommitted: another attempt committed a different checkpoint under the
+// same name first. This attempt's work is discarded; a retry continues from
+// the committed one.
+var ErrCommitted = errors.New("another attempt committed this checkpoint first")
+
+// Save commits c under its base name. Tensor files are named by their
+// content (so no write can change a file a record points at), then the
+// record is created only if absent: each checkpoint is committed once, and
+// a checkpoint can never be torn. Saving the same checkpoint again is a
+// no-op; a different one under a committed name is ErrCommitted, and its
+// files are removed. It returns the record's key, which the activity
+// heartbeats.
 func (r Repo) Save(ctx context.Context, c *Checkpoint) (string, error) {
-	rec, err := c.Record.Marshal()
+	rec := c.Record
+	dir := r.DirOf(rec.Family, rec.Model, rec.Resolution)
+	base := rec.BaseName()
+	rec.ModelFile.Name = contentName(base, rec.ModelFile, ".safetensors")
+	rec.OptimFile.Name = contentName(base, rec.OptimFile, ".optim.safetensors")
+	b, err := rec.Marshal()
 	if err != nil {
 		return "", err
 	}
-	dir := r.DirOf(c.Record.Family, c.Record.Model, c.Record.Resolution)
-	names := c.Record.BaseNames()
-	for _, base := range names {
-		k := path.Join(dir, base)
-		if err := r.Blobs.Put(ctx, ModelFile(k), bytes.NewReader(c.Model)); err != nil {
-			return "", err
-		}
-		if err := r.Blobs.Put(ctx, OptimFile(k), bytes.NewReader(c.Optim)); err != nil {
-			return "", err
-		}
-		if err := r.Blobs.Put(ctx, RecordFile(k), bytes.NewReader(rec)); err != nil {
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{rec.ModelFile.Name, c.Model}, {rec.OptimFile.Name, c.Optim}} {
+		if err := r.Blobs.Put(ctx, path.Join(dir, f.name), bytes.NewReader(f.data)); err != nil {
 			return "", err
 		}
 	}
-	return r.RecordKey(c.Record, names[0]), nil
+	key := RecordFile(path.Join(dir, base))
+	err = r.Blobs.PutIfAbsent(ctx, key, b)
+	if errors.Is(err, store.ErrExists) {
+		return key, r.lostCommit(ctx, key, rec)
+	}
+	return key, err
+}
+
+// contentName names a tensor file by its checkpoint and content.
+func contentName(base string, f FileSum, suffix string) string {
+	return base + "." + f.SHA256[:16] + suffix
+}
+
+// lostCommit handles a record that already existed: the same checkpoint
+// (a retried save) is fine; another one wins, and ours is removed.
+func (r Repo) lostCommit(ctx context.Context, key string, ours Record) error {
+	b, err := r.read(ctx, key)
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", key, err)
+	}
+	theirs, err := UnmarshalRecord(b)
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", key, err)
+	}
+	if theirs.ModelFile.SHA256 == ours.ModelFile.SHA256 && theirs.OptimFile.SHA256 == ours.OptimFile.SHA256 {
+		return nil
+	}
+	dir := path.Dir(key)
+	for _, f := range []FileSum{ours.ModelFile, ours.OptimFile} {
+		if f.Name != theirs.ModelFile.Name && f.Name != theirs.OptimFile.Name {
+			_ = r.Blobs.Delete(ctx, path.Join(dir, f.Name))
+		}
+	}
+	return fmt.Errorf("%s: %w", key, ErrCommitted)
+}
+
+// tensorKeys are the keys of a record's two tensor files.
+func tensorKeys(recordKey string, rec Record) (model, optim string) {
+	base := strings.TrimSuffix(recordKey, ".json")
+	model, optim = ModelFile(base), OptimFile(base)
+	if rec.ModelFile.Name != "" {
+		model = path.Join(path.Dir(recordKey), rec.ModelFile.Name)
+	}
+	if rec.OptimFile.Name != "" {
+		optim = path.Join(path.Dir(recordKey), rec.OptimFile.Name)
+	}
+	return model, optim
+}
+
+// Export writes a verified copy of the checkpoint at recordKey under base
+// in the same folder, with plain names (base.safetensors,
+// base.optim.safetensors, base.json) for people and PyTorch: best_model and
+// final_model once a combination is done. The copy's record is written
+// last and only if absent, so a copy is never torn; an export interrupted
+// before it is completed again by the next call.
+func (r Repo) Export(ctx context.Context, recordKey, base string) (string, error) {
+	c, err := r.Load(ctx, recordKey)
+	if err != nil {
+		return "", err
+	}
+	k := path.Join(path.Dir(recordKey), base)
+	if have, err := r.Load(ctx, RecordFile(k)); err == nil && have.Record.ModelFile.SHA256 == c.Record.ModelFile.SHA256 {
+		return RecordFile(k), nil
+	}
+	rec := c.Record
+	rec.ModelFile.Name, rec.OptimFile.Name = "", ""
+	b, err := rec.Marshal()
+	if err != nil {
+		return "", err
+	}
+	// A copy there of another checkpoint (an older version's rolling copy)
+	// or one that lost its data is replaced: uncommitted first.
+	if err := r.Blobs.Delete(ctx, RecordFile(k)); err != nil {
+		return "", err
+	}
+	if err := r.Blobs.Put(ctx, ModelFile(k), bytes.NewReader(c.Model)); err != nil {
+		return "", err
+	}
+	if err := r.Blobs.Put(ctx, OptimFile(k), bytes.NewReader(c.Optim)); err != nil {
+		return "", err
+	}
+	if err := r.Blobs.PutIfAbsent(ctx, RecordFile(k), b); err != nil && !errors.Is(err, store.ErrExists) {
+		return "", err
+	}
+	return RecordFile(k), nil
 }
 
 func (r Repo) read(ctx context.Context, key string) ([]byte, error) {
@@ -105,8 +199,7 @@ func (r Repo) read(ctx context.Context, key string) ([]byte, error) {
 
 // Load reads and verifies the checkpoint whose record is at recordKey.
 func (r Repo) Load(ctx context.Context, recordKey string) (*Checkpoint, error) {
-	base, ok := strings.CutSuffix(recordKey, ".json")
-	if !ok {
+	if !strings.HasSuffix(recordKey, ".json") {
 		return nil, fmt.Errorf("load checkpoint %s: not a record key (.json)", recordKey)
 	}
 	rb, err := r.read(ctx, recordKey)
@@ -118,10 +211,11 @@ func (r Repo) Load(ctx context.Context, recordKey string) (*Checkpoint, error) {
 		return nil, fmt.Errorf("load checkpoint %s: %w", recordKey, err)
 	}
 	c := &Checkpoint{Record: rec}
-	if c.Model, err = r.read(ctx, ModelFile(base)); err != nil {
+	mk, ok2 := tensorKeys(recordKey, rec)
+	if c.Model, err = r.read(ctx, mk); err != nil {
 		return nil, fmt.Errorf("load checkpoint %s: %w", recordKey, err)
 	}
-	if c.Optim, err = r.read(ctx, OptimFile(base)); err != nil {
+	if c.Optim, err = r.read(ctx, ok2); err != nil {
 		return nil, fmt.Errorf("load checkpoint %s: %w", recordKey, err)
 	}
 	if err := c.Verify(); err != nil {
@@ -208,18 +302,22 @@ func (r Repo) LoadLatest(ctx context.Context, family, model string, resolution i
 // Prunable lists the base keys that retention may delete in a combination's
 // directory. It first finds the newest checkpoint that verifies; only
 // checkpoints older than that one are candidates, and of those it keeps the
-// newest keep epoch checkpoints and the newest mid-epoch one. best_model and
-// final_model are separate copies and never listed. So retention can never
-// delete the only good checkpoint, whatever happened to the newer ones.
+// newest keep epoch checkpoints, the newest mid-epoch one and the best
+// epoch (which best_model refers to until the combination is done and its
+// copy is exported). best_model and final_model copies are never listed.
+// So retention can never delete the only good checkpoint, whatever
+// happened to the newer ones, nor the best weights.
 func (r Repo) Prunable(ctx context.Context, dir string, keep int) ([]string, error) {
 	keys, err := r.Records(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
 	good := -1
+	var best string // the best epoch's base, which best_model refers to
 	for i, k := range keys {
-		if _, err := r.Load(ctx, k); err == nil {
+		if c, err := r.Load(ctx, k); err == nil {
 			good = i
+			best = path.Join(dir, EpochBase(c.Record.BestEpoch))
 			break
 		}
 		if ctx.Err() != nil {
@@ -233,6 +331,9 @@ func (r Repo) Prunable(ctx context.Context, dir string, keep int) ([]string, err
 	mids, epochs := 0, 0
 	for i := good; i < len(keys); i++ {
 		base := strings.TrimSuffix(keys[i], ".json")
+		if base == best {
+			continue
+		}
 		if strings.HasPrefix(path.Base(base), "mid_") {
 			mids++
 			if i > good && mids > 1 {
@@ -251,7 +352,14 @@ func (r Repo) Prunable(ctx context.Context, dir string, keep int) ([]string, err
 // DeleteCheckpoint removes one checkpoint: its record first, so that it
 // stops counting before its data goes.
 func (r Repo) DeleteCheckpoint(ctx context.Context, base string) error {
-	for _, k := range []string{RecordFile(base), ModelFile(base), OptimFile(base)} {
+	keys := []string{RecordFile(base), ModelFile(base), OptimFile(base)}
+	if b, err := r.read(ctx, RecordFile(base)); err == nil {
+		if rec, err := UnmarshalRecord(b); err == nil {
+			m, o := tensorKeys(RecordFile(base), rec)
+			keys = append(keys, m, o)
+		}
+	}
+	for _, k := range keys {
 		if err := r.Blobs.Delete(ctx, k); err != nil {
 			return fmt.Errorf("delete checkpoint %s: %w", base, err)
 		}

@@ -18,6 +18,21 @@ import (
 	"github.com/resomap/resomap/sweep"
 )
 
+// modelFileOf is the model tensor file that the record base.json in dir
+// names (tensor files are named by their content).
+func modelFileOf(t *testing.T, dir, base string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, base+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := checkpoint.UnmarshalRecord(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, rec.ModelFile.Name)
+}
+
 func fakeCheckpoint(epochsDone, step, size int, seed uint64) *checkpoint.Checkpoint {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	model := make([]byte, size)
@@ -158,7 +173,7 @@ func TestCorruptCheckpointFallsBackToPreviousGood(t *testing.T) {
 			}
 			// versitygw's posix backend keeps objects as files: damage one
 			// behind the store's back.
-			corrupt(t, filepath.Join(srv.Dir, "ckpt", "runs", "sweep", "resnet", "resnet18", "224", "mid_e0003_s000030.safetensors"), truncate)
+			corrupt(t, modelFileOf(t, filepath.Join(srv.Dir, "ckpt", "runs", "sweep", "resnet", "resnet18", "224"), "mid_e0003_s000030"), truncate)
 			got, problems, err := repo.LoadLatest(ctx, "resnet", "resnet18", 224)
 			if err != nil {
 				t.Fatal(err)
@@ -221,8 +236,8 @@ func TestRetentionKeepsTheNewestGoodCheckpoint(t *testing.T) {
 	// one (epoch 3) rather than count the damaged ones as kept.
 	save(4, 10)
 	fs := st.URL()[len("file://"):]
-	corrupt(t, filepath.Join(fs, dir, "mid_e0005_s000010.safetensors"), false)
-	corrupt(t, filepath.Join(fs, dir, "epoch_0004.safetensors"), true)
+	corrupt(t, modelFileOf(t, filepath.Join(fs, dir), "mid_e0005_s000010"), false)
+	corrupt(t, modelFileOf(t, filepath.Join(fs, dir), "epoch_0004"), true)
 	doomed, err = repo.Prunable(ctx, dir, 1)
 	if err != nil {
 		t.Fatal(err)
