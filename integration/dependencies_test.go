@@ -32,7 +32,7 @@ func TestWorkerStartedBeforeItsDependenciesWaitsForThem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := startWorkerWithEnv(t, logf, "TEMPORAL_ADDRESS="+addr, "RESOMAP_STORE=s3://deps/ck")
+	w := startWorkerWithEnv(t, logf, []string{"TEMPORAL_ADDRESS=" + addr, "RESOMAP_STORE=s3://deps/ck"})
 	logHas := func(s string) func() bool {
 		return func() bool { b, _ := os.ReadFile(logf.Name()); return strings.Contains(string(b), s) }
 	}
@@ -68,11 +68,12 @@ func freeAddr(t *testing.T) string {
 	return fmt.Sprintf("127.0.0.1:%d", l.Addr().(*net.TCPAddr).Port)
 }
 
-// startWorkerWithEnv runs a worker with the test environment overridden.
-func startWorkerWithEnv(t *testing.T, logf *os.File, overrides ...string) *workerProc {
+// startWorkerWithEnv runs a worker with the test environment overridden
+// and extra flags.
+func startWorkerWithEnv(t *testing.T, logf *os.File, overrides []string, flags ...string) *workerProc {
 	t.Helper()
 	w := &workerProc{log: logf}
-	w.cmd = workerCommand(filepath.Join(binDir, "worker"), append(env("deps", t.TempDir()), overrides...))
+	w.cmd = workerCommand(filepath.Join(binDir, "worker"), append(env("deps", t.TempDir()), overrides...), flags...)
 	w.cmd.Stdout, w.cmd.Stderr = logf, logf
 	if err := w.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -44,19 +44,26 @@ func referenceRun(t *testing.T, c client.Client, spec, name string) []byte {
 	return finalWeights(t, store, "32")
 }
 
-// phaseOf is the heartbeat phase of a combination's running epoch ("" if none).
-func phaseOf(c client.Client, childID string) string {
+// heartbeatOf is the last heartbeat of a combination's running epoch and
+// its attempt (attempt 0: no epoch running).
+func heartbeatOf(c client.Client, childID string) (hb workflows.Heartbeat, attempt int32) {
 	d, err := c.DescribeWorkflowExecution(context.Background(), childID, "")
 	if err != nil {
-		return ""
+		return hb, 0
 	}
 	for _, pa := range d.PendingActivities {
-		var hb workflows.Heartbeat
-		if pa.HeartbeatDetails != nil && converter.GetDefaultDataConverter().FromPayloads(pa.HeartbeatDetails, &hb) == nil {
-			return hb.Phase
+		attempt = pa.Attempt
+		if pa.HeartbeatDetails != nil {
+			converter.GetDefaultDataConverter().FromPayloads(pa.HeartbeatDetails, &hb)
 		}
 	}
-	return ""
+	return hb, attempt
+}
+
+// phaseOf is the heartbeat phase of a combination's running epoch ("" if none).
+func phaseOf(c client.Client, childID string) string {
+	hb, _ := heartbeatOf(c, childID)
+	return hb.Phase
 }
 
 // 12.1: a pause and a resume 0.1 s apart, sweep-wide and on one combination,
