@@ -3,6 +3,8 @@ package checkpoint
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -162,7 +164,7 @@ func (r Repo) Export(ctx context.Context, recordKey, base string) (string, error
 		return "", err
 	}
 	k := path.Join(path.Dir(recordKey), base)
-	if have, err := r.Load(ctx, RecordFile(k)); err == nil && have.Record.ModelFile.SHA256 == c.Record.ModelFile.SHA256 {
+	if have, err := r.Verify(ctx, RecordFile(k)); err == nil && have.ModelFile.SHA256 == c.Record.ModelFile.SHA256 {
 		return RecordFile(k), nil
 	}
 	rec := c.Record
@@ -197,6 +199,57 @@ func (r Repo) read(ctx context.Context, key string) ([]byte, error) {
 	return io.ReadAll(rc)
 }
 
+// Verify checks the checkpoint at recordKey without keeping its tensors:
+// both files are streamed through SHA-256 (memory stays flat whatever the
+// checkpoint's size).
+func (r Repo) Verify(ctx context.Context, recordKey string) (Record, error) {
+	rb, err := r.read(ctx, recordKey)
+	if err != nil {
+		return Record{}, fmt.Errorf("verify checkpoint %s: %w", recordKey, err)
+	}
+	rec, err := UnmarshalRecord(rb)
+	if err != nil {
+		return Record{}, fmt.Errorf("verify checkpoint %s: %w", recordKey, err)
+	}
+	mk, ok := tensorKeys(recordKey, rec)
+	for _, f := range []struct {
+		key  string
+		want FileSum
+	}{{mk, rec.ModelFile}, {ok, rec.OptimFile}} {
+		rc, err := r.Blobs.Get(ctx, f.key)
+		if err != nil {
+			return rec, fmt.Errorf("verify checkpoint %s: %w", recordKey, err)
+		}
+		h := sha256.New()
+		n, err := io.Copy(h, rc)
+		rc.Close()
+		if err != nil {
+			return rec, fmt.Errorf("verify checkpoint %s: %w", recordKey, err)
+		}
+		if n != f.want.Size || hex.EncodeToString(h.Sum(nil)) != f.want.SHA256 {
+			return rec, fmt.Errorf("verify checkpoint %s: %w: %s has %d bytes or another SHA-256 than its record says", recordKey, ErrCorrupt, f.key, n)
+		}
+	}
+	return rec, nil
+}
+
+// readSized reads an object the record says is size bytes into one buffer
+// of that size (a large checkpoint is not grown by doubling); a shorter or
+// longer object fails verification afterwards.
+func (r Repo) readSized(ctx context.Context, key string, size int64) ([]byte, error) {
+	rc, err := r.Blobs.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	buf := make([]byte, max(size, 0)+1) // one more byte shows an object that is too long
+	n, err := io.ReadFull(rc, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return buf[:n], nil
+}
+
 // Load reads and verifies the checkpoint whose record is at recordKey.
 func (r Repo) Load(ctx context.Context, recordKey string) (*Checkpoint, error) {
 	if !strings.HasSuffix(recordKey, ".json") {
@@ -212,10 +265,10 @@ func (r Repo) Load(ctx context.Context, recordKey string) (*Checkpoint, error) {
 	}
 	c := &Checkpoint{Record: rec}
 	mk, ok2 := tensorKeys(recordKey, rec)
-	if c.Model, err = r.read(ctx, mk); err != nil {
+	if c.Model, err = r.readSized(ctx, mk, rec.ModelFile.Size); err != nil {
 		return nil, fmt.Errorf("load checkpoint %s: %w", recordKey, err)
 	}
-	if c.Optim, err = r.read(ctx, ok2); err != nil {
+	if c.Optim, err = r.readSized(ctx, ok2, rec.OptimFile.Size); err != nil {
 		return nil, fmt.Errorf("load checkpoint %s: %w", recordKey, err)
 	}
 	if err := c.Verify(); err != nil {
@@ -315,9 +368,9 @@ func (r Repo) Prunable(ctx context.Context, dir string, keep int) ([]string, err
 	good := -1
 	var best string // the best epoch's base, which best_model refers to
 	for i, k := range keys {
-		if c, err := r.Load(ctx, k); err == nil {
+		if rec, err := r.Verify(ctx, k); err == nil {
 			good = i
-			best = path.Join(dir, EpochBase(c.Record.BestEpoch))
+			best = path.Join(dir, EpochBase(rec.BestEpoch))
 			break
 		}
 		if ctx.Err() != nil {

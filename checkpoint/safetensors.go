@@ -31,35 +31,46 @@ type headerEntry struct {
 // Python's safetensors and PyTorch). Tensors are laid out in name order so
 // the same tensors always give the same bytes.
 func EncodeSafetensors(tensors []Tensor, metadata map[string]string) ([]byte, error) {
-	sorted := make([]Tensor, len(tensors))
-	copy(sorted, tensors)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	for _, t := range tensors {
+		if n, err := tensorBytes(t); err != nil || n != int64(len(t.Data)) {
+			return nil, fmt.Errorf("tensor %q: %d bytes for shape %v %s (%v)", t.Name, len(t.Data), t.Shape, t.DType, err)
+		}
+	}
+	return BuildSafetensors(tensors, metadata, func(i int, dst []byte) error {
+		copy(dst, tensors[i].Data)
+		return nil
+	})
+}
+
+// BuildSafetensors lays out tensors (names, types and shapes; Data is not
+// read) as EncodeSafetensors does and has fill write tensor i's bytes
+// straight into the file: a snapshot of a large model is copied once.
+func BuildSafetensors(tensors []Tensor, metadata map[string]string, fill func(i int, dst []byte) error) ([]byte, error) {
+	order := make([]int, len(tensors))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return tensors[order[a]].Name < tensors[order[b]].Name })
 	header := map[string]any{}
 	if len(metadata) > 0 {
 		header["__metadata__"] = metadata
 	}
-	var off int64
-	for i, t := range sorted {
-		if i > 0 && sorted[i-1].Name == t.Name {
+	offsets := make([]int64, len(tensors)+1)
+	for k, i := range order {
+		t := tensors[i]
+		if k > 0 && tensors[order[k-1]].Name == t.Name {
 			return nil, fmt.Errorf("duplicate tensor %q", t.Name)
 		}
-		size, ok := dtypeSize[t.DType]
-		if !ok {
-			return nil, fmt.Errorf("tensor %q: unsupported dtype %q", t.Name, t.DType)
-		}
-		n := size
-		for _, d := range t.Shape {
-			n *= d
-		}
-		if n != int64(len(t.Data)) {
-			return nil, fmt.Errorf("tensor %q: %d bytes for shape %v %s", t.Name, len(t.Data), t.Shape, t.DType)
+		n, err := tensorBytes(t)
+		if err != nil {
+			return nil, err
 		}
 		shape := t.Shape
 		if shape == nil {
 			shape = []int64{}
 		}
-		header[t.Name] = headerEntry{t.DType, shape, [2]int64{off, off + n}}
-		off += n
+		header[t.Name] = headerEntry{t.DType, shape, [2]int64{offsets[k], offsets[k] + n}}
+		offsets[k+1] = offsets[k] + n
 	}
 	hb, err := json.Marshal(header)
 	if err != nil {
@@ -69,13 +80,28 @@ func EncodeSafetensors(tensors []Tensor, metadata map[string]string) ([]byte, er
 	for len(hb)%8 != 0 {
 		hb = append(hb, ' ')
 	}
-	out := make([]byte, 8, 8+int64(len(hb))+off)
+	start := int64(8 + len(hb))
+	out := make([]byte, start+offsets[len(tensors)])
 	binary.LittleEndian.PutUint64(out, uint64(len(hb)))
-	out = append(out, hb...)
-	for _, t := range sorted {
-		out = append(out, t.Data...)
+	copy(out[8:], hb)
+	for k, i := range order {
+		if err := fill(i, out[start+offsets[k]:start+offsets[k+1]]); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
+}
+
+// tensorBytes is a tensor's size from its type and shape.
+func tensorBytes(t Tensor) (int64, error) {
+	size, ok := dtypeSize[t.DType]
+	if !ok {
+		return 0, fmt.Errorf("tensor %q: unsupported dtype %q", t.Name, t.DType)
+	}
+	for _, d := range t.Shape {
+		size *= d
+	}
+	return size, nil
 }
 
 // DecodeSafetensors parses a safetensors file. Tensor data aliases b.

@@ -13,26 +13,32 @@ const optimPrefix = "optimizer."
 var dtypeNames = map[torch.DType]string{torch.F32: "F32", torch.F64: "F64", torch.I64: "I64", torch.BF16: "BF16", torch.F16: "F16", torch.I32: "I32", torch.U8: "U8"}
 
 // snapshot copies the model's tensors (torchvision keys) and optimiser state
-// out of libtorch as two safetensors files.
+// out of libtorch as two safetensors files, each tensor straight into its
+// file's buffer.
 func snapshot(m *torch.Model, meta map[string]string) (modelST, optimST []byte, err error) {
 	var mt, ot []checkpoint.Tensor
+	var mi, oi []int // index in m.Tensors() of each
 	for i, ti := range m.Tensors() {
-		buf := make([]byte, ti.NBytes)
-		if err := m.ReadTensor(i, buf); err != nil {
-			return nil, nil, fmt.Errorf("read %s: %w", ti.Name, err)
-		}
-		t := checkpoint.Tensor{Name: ti.Name, DType: dtypeNames[ti.DType], Shape: ti.Shape, Data: buf}
+		t := checkpoint.Tensor{Name: ti.Name, DType: dtypeNames[ti.DType], Shape: ti.Shape}
 		if name, ok := strings.CutPrefix(ti.Name, optimPrefix); ok {
 			t.Name = name
-			ot = append(ot, t)
+			ot, oi = append(ot, t), append(oi, i)
 		} else {
-			mt = append(mt, t)
+			mt, mi = append(mt, t), append(mi, i)
 		}
 	}
-	if modelST, err = checkpoint.EncodeSafetensors(mt, meta); err != nil {
+	read := func(index []int) func(int, []byte) error {
+		return func(k int, dst []byte) error {
+			if err := m.ReadTensor(index[k], dst); err != nil {
+				return fmt.Errorf("read %s: %w", m.Tensors()[index[k]].Name, err)
+			}
+			return nil
+		}
+	}
+	if modelST, err = checkpoint.BuildSafetensors(mt, meta, read(mi)); err != nil {
 		return nil, nil, err
 	}
-	if optimST, err = checkpoint.EncodeSafetensors(ot, meta); err != nil {
+	if optimST, err = checkpoint.BuildSafetensors(ot, meta, read(oi)); err != nil {
 		return nil, nil, err
 	}
 	return modelST, optimST, nil
