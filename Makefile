@@ -11,7 +11,7 @@ export GOBIN
 SHIM := $(BUILD)/libresomap.so
 export RESOMAP_LIB := $(abspath $(SHIM))
 
-.PHONY: all deps shim build test test-libtorch2 bench demo clean tools temporal-cli stop
+.PHONY: all deps shim build test test-libtorch2 chaos bench demo clean tools temporal-cli stop
 all: shim build
 
 # System packages a fresh Debian/Ubuntu machine needs (run as root, or with sudo).
@@ -38,6 +38,13 @@ temporal-cli:
 
 test: deps shim tools
 	CGO_ENABLED=0 go test -count=1 -timeout 80m ./...
+
+# A long chaos soak (root: it fills a tmpfs): RESOMAP_CHAOS_ROUNDS rounds of
+# random worker kills and freezes, plus server, S3 and full-disk outages, on
+# the file store and on S3; `make test` runs a short version.
+CHAOS_ROUNDS ?= 20
+chaos: deps shim tools
+	RESOMAP_CHAOS_ROUNDS=$(CHAOS_ROUNDS) CGO_ENABLED=0 go test -count=1 -timeout 120m -run 'TestChaos$$' -v ./integration
 
 # The trainer's tests against libtorch 2.6 (Debian 13, in a cached chroot; root).
 test-libtorch2:

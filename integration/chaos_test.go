@@ -1,0 +1,294 @@
+package integration
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/resomap/resomap/internal/s3test"
+	"github.com/resomap/resomap/internal/temporalx"
+	"github.com/resomap/resomap/sweep"
+)
+
+// The chaos test's sweep: two combinations, three epochs, checkpoints
+// often, retries for long enough to ride out every outage below.
+func chaosSpec(name string) string {
+	return fmt.Sprintf(`name: %s
+models: [smallcnn]
+resolutions: [24, 32]
+epochs: 3
+data: fashion-mnist
+train_limit: 4800
+val_limit: 500
+seed: 5
+max_parallel: 2
+hyper: {batch_size: 32, optimizer: sgd, lr: 0.05, momentum: 0.9, nesterov: true, schedule: cosine, crop_padding: 2, flip: true}
+checkpoint: {every_steps: 15}
+activity: {heartbeat_timeout_seconds: 3, max_attempts: 40}
+`, name)
+}
+
+// chaosServer is a Temporal dev server this test may kill -9 and restart
+// (same port, same SQLite file: nothing is lost).
+type chaosServer struct {
+	addr, db string
+	cmd      *exec.Cmd
+}
+
+func (s *chaosServer) start(t *testing.T) {
+	t.Helper()
+	bin, err := temporalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(s.addr, ":")
+	args := append([]string{"server", "start-dev", "--headless", "--db-filename", s.db, "--ip", "127.0.0.1", "--port", port, "--log-level", "error"},
+		temporalx.DevServerFlags()...)
+	s.cmd = exec.Command(bin, args...)
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the Temporal server", time.Minute, func() bool {
+		return exec.Command(bin, "operator", "cluster", "health", "--address", s.addr).Run() == nil
+	})
+}
+
+func (s *chaosServer) kill9() {
+	if s.cmd != nil && s.cmd.ProcessState == nil {
+		s.cmd.Process.Signal(syscall.SIGKILL)
+		s.cmd.Wait()
+	}
+}
+
+// chaosRounds is how many rounds of random worker kills and freezes run:
+// `make chaos` sets RESOMAP_CHAOS_ROUNDS for a long soak; CI runs a few.
+func chaosRounds() int {
+	if n, err := strconv.Atoi(os.Getenv("RESOMAP_CHAOS_ROUNDS")); err == nil && n > 0 {
+		return n
+	}
+	return 2
+}
+
+// 12.10: two workers under random kill -9 and a frozen-then-woken worker,
+// a kill -9 and restart of the Temporal server and of the S3 server, a
+// full disk for a while, workers started while a dependency is down; on
+// the file store and on S3. Every best/final file equals the uninterrupted
+// run's. It prints what it did.
+func TestChaos(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("the chaos test fills a small tmpfs to make the disk full: run it as root (CI does)")
+	}
+	c := dial(t)
+	spec := writeSpec(t, chaosSpec("chaos"))
+	refStore, tq := t.TempDir(), "tq-chaos-ref"
+	startWorker(t, tq, refStore)
+	if out, err := starter(t, tq, refStore, "--sweep", spec, "--id", "sweep-chaos-ref"); err != nil {
+		t.Fatalf("starter: %v\n%s", err, out)
+	}
+	if p := result(t, c, "sweep-chaos-ref", 10*time.Minute); p.Combos[0].Status != sweep.Completed {
+		t.Fatalf("reference: %+v", p.Combos[0])
+	}
+	for _, backend := range []string{"file", "s3"} {
+		t.Run(backend, func(t *testing.T) { runChaos(t, spec, backend, refStore) })
+	}
+}
+
+// chaos is one chaos run's world: its server, store and workers.
+type chaos struct {
+	t        *testing.T
+	rng      *rand.Rand
+	temporal *chaosServer
+	s3       *s3test.Server
+	storeURL string
+	disk     string // the file store's tmpfs ("" on S3)
+	id, tq   string
+	workers  []*workerProc
+	start    time.Time
+}
+
+func (ch *chaos) log(format string, args ...any) {
+	ch.t.Logf("chaos %6.1fs: %s", time.Since(ch.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func (ch *chaos) env() []string {
+	return []string{"TEMPORAL_ADDRESS=" + ch.temporal.addr, "RESOMAP_TASK_QUEUE=" + ch.tq, "RESOMAP_STORE=" + ch.storeURL}
+}
+
+func (ch *chaos) startWorker() *workerProc {
+	logf, _ := os.CreateTemp(ch.t.TempDir(), "worker-*.log")
+	w := startWorkerWithEnv(ch.t, logf, ch.env())
+	ch.workers = append(ch.workers, w)
+	return w
+}
+
+func (ch *chaos) client() client.Client {
+	c, err := client.Dial(client.Options{HostPort: ch.temporal.addr})
+	if err != nil {
+		ch.t.Fatal(err)
+	}
+	return c
+}
+
+func (ch *chaos) starter(args ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(binDir, "starter"), args...)
+	cmd.Env = append(env(ch.tq, ch.t.TempDir()), ch.env()...)
+	cmd.Dir = ch.t.TempDir()
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// checkpoints counts the stored checkpoint records (progress to wait on).
+func (ch *chaos) checkpoints() int {
+	root := ch.disk
+	if ch.s3 != nil {
+		root = filepath.Join(ch.s3.Dir, "chaos", "ck")
+	}
+	return len(glob(ch.t, filepath.Join(root, "runs", "*", "cnn", "smallcnn", "*", "*.json")))
+}
+
+// progress waits until n more checkpoints are stored.
+func (ch *chaos) progress(n int) {
+	target := ch.checkpoints() + n
+	waitFor(ch.t, fmt.Sprintf("%d more checkpoints", n), 5*time.Minute, func() bool { return ch.checkpoints() >= target })
+}
+
+func (ch *chaos) live() []*workerProc {
+	var out []*workerProc
+	for _, w := range ch.workers {
+		if w.cmd.ProcessState == nil {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+func runChaos(t *testing.T, spec, backend, refStore string) {
+	ch := &chaos{t: t, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)), id: "sweep-chaos-" + backend,
+		tq: "tq-chaos-" + backend, start: time.Now()}
+	ch.temporal = &chaosServer{addr: freeAddr(t), db: filepath.Join(t.TempDir(), "temporal.db")}
+	ch.temporal.start(t)
+	t.Cleanup(ch.temporal.kill9)
+	root := ""
+	if backend == "s3" {
+		ch.s3 = s3test.Start(t, t.TempDir())
+		ch.s3.Env(t)
+		ch.s3.CreateBucket(t, "chaos")
+		ch.storeURL, root = "s3://chaos/ck", filepath.Join(ch.s3.Dir, "chaos", "ck")
+	} else {
+		ch.disk = mountTmpfs(t, "16m")
+		ch.storeURL, root = "file://"+ch.disk, ch.disk
+	}
+	ch.temporal.kill9()
+	ch.log("Temporal server killed (-9)")
+	ch.startWorker()
+	ch.log("worker 1 started while Temporal is down")
+	ch.temporal.start(t)
+	ch.log("Temporal server restarted")
+	ch.startWorker()
+	if out, err := ch.starter("--sweep", spec, "--id", ch.id); err != nil {
+		t.Fatalf("starter: %v\n%s", err, out)
+	}
+	ch.progress(2)
+	if ch.disk != "" {
+		ch.fullDisk()
+	}
+	for range chaosRounds() {
+		ch.killOne()
+		ch.progress(2)
+		ch.freezeOne()
+		ch.progress(2)
+	}
+	ch.temporal.kill9()
+	ch.log("Temporal server killed (-9) mid-sweep")
+	time.Sleep(2 * time.Second) // an outage of a while, not a synchronisation
+	ch.temporal.start(t)
+	ch.log("Temporal server restarted")
+	if ch.s3 != nil {
+		ch.s3.Stop()
+		ch.log("S3 server killed (-9)")
+		ch.startWorker()
+		ch.log("a worker started while S3 is down")
+		time.Sleep(2 * time.Second)
+		ch.s3.Restart(t)
+		ch.log("S3 server restarted")
+	}
+	cl := ch.client()
+	defer cl.Close()
+	p := result(t, cl, ch.id, 10*time.Minute)
+	ch.log("sweep done")
+	for _, o := range p.Combos {
+		if o.Status != sweep.Completed {
+			t.Fatalf("%s: %s (%s)", o.ID(), o.Status, o.Reason)
+		}
+		res := strconv.Itoa(o.Resolution)
+		for _, f := range []string{"best_model.safetensors", "final_model.safetensors", "final_model.optim.safetensors"} {
+			want, _ := os.ReadFile(glob(t, filepath.Join(refStore, "runs", "*", "cnn", "smallcnn", res, f))[0])
+			got := glob(t, filepath.Join(root, "runs", "*", "cnn", "smallcnn", res, f))
+			if len(got) != 1 {
+				t.Fatalf("%s %s: %v", o.ID(), f, got)
+			}
+			if b, _ := os.ReadFile(got[0]); !bytes.Equal(b, want) {
+				t.Errorf("%s: %s differs from the uninterrupted run", o.ID(), f)
+			}
+		}
+	}
+	checkEverythingVerifies(t, ch.storeURL)
+}
+
+// killOne kills a random worker with -9 and starts another.
+func (ch *chaos) killOne() {
+	live := ch.live()
+	w := live[ch.rng.IntN(len(live))]
+	w.kill9(ch.t)
+	ch.log("worker pid %d killed (-9)", w.cmd.Process.Pid)
+	ch.startWorker()
+	ch.log("a fresh worker started")
+}
+
+// freezeOne stops a random worker past the heartbeat timeout, then wakes it.
+func (ch *chaos) freezeOne() {
+	live := ch.live()
+	w := live[ch.rng.IntN(len(live))]
+	w.cmd.Process.Signal(syscall.SIGSTOP)
+	ch.log("worker pid %d frozen (SIGSTOP)", w.cmd.Process.Pid)
+	time.Sleep(5 * time.Second) // past the 3 s heartbeat timeout: the outage under test
+	w.cmd.Process.Signal(syscall.SIGCONT)
+	ch.log("worker pid %d woken (SIGCONT)", w.cmd.Process.Pid)
+}
+
+// fullDisk fills the store's disk until `starter status` shows the
+// epochs failing with "no space left on device", then frees it.
+func (ch *chaos) fullDisk() {
+	filler := filepath.Join(ch.disk, "filler")
+	exec.Command("dd", "if=/dev/zero", "of="+filler, "bs=1M").Run() // ends at ENOSPC
+	ch.log("store disk full")
+	waitFor(ch.t, "starter status to show the full disk", 3*time.Minute, func() bool {
+		out, _ := ch.starter("status", "--id", ch.id)
+		return strings.Contains(out, "no space left on device")
+	})
+	out, _ := ch.starter("status", "--id", ch.id)
+	ch.log("starter status while full:\n%s", out)
+	os.Remove(filler)
+	ch.log("store disk freed")
+}
+
+// mountTmpfs mounts a tmpfs of size (e.g. "16m") for the test.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
