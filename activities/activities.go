@@ -11,6 +11,9 @@ import (
 	"path"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -29,16 +32,19 @@ type Activities struct {
 	Trainer *trainer.Trainer
 	Store   store.Store
 	Logger  *slog.Logger
-	// Heartbeats confirms with the server, before a checkpoint is stored,
-	// that this attempt is still the current one (a Temporal client does);
-	// nil skips the confirmation.
-	Heartbeats HeartbeatConfirmer
+	// Temporal confirms with the server, before a checkpoint is stored,
+	// that this attempt is still the current one, and says whether a
+	// claim's holder still runs (a Temporal client does both); nil skips
+	// the confirmation and counts every holder as running.
+	Temporal TemporalClient
 }
 
-// HeartbeatConfirmer records a heartbeat synchronously, failing when the
-// attempt is gone.
-type HeartbeatConfirmer interface {
+// TemporalClient is what activities ask the Temporal server directly.
+type TemporalClient interface {
+	// RecordActivityHeartbeat heartbeats synchronously, failing when the
+	// attempt is gone.
 	RecordActivityHeartbeat(ctx context.Context, taskToken []byte, details ...any) error
+	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
 }
 
 func (a *Activities) repo(prefix string) checkpoint.Repo {
@@ -166,6 +172,42 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	return epochOutput(repo, res.Last.Record, out, started), nil
 }
 
+// ClaimTraining grants the training of a config to one combination
+// workflow at a time: two sweeps that share a config do not both train it.
+// A claim whose holder no longer runs (terminated, failed) is taken over.
+func (a *Activities) ClaimTraining(ctx context.Context, in workflows.ClaimInput) (workflows.ClaimOutput, error) {
+	me := results.Claim{Owner: in.Owner, Since: time.Now().UTC()}
+	holder, granted, err := a.index().Claim(ctx, in.ConfigHash, me)
+	if err != nil || granted {
+		return workflows.ClaimOutput{Granted: granted, Holder: holder.Owner}, err
+	}
+	running, err := a.isRunning(ctx, holder.Owner)
+	if err != nil {
+		return workflows.ClaimOutput{}, err
+	}
+	if running {
+		return workflows.ClaimOutput{Holder: holder.Owner}, nil
+	}
+	a.Logger.Warn("taking over the claim of a combination that no longer runs", "config", in.ConfigHash[:12], "holder", holder.Owner, "by", in.Owner)
+	return workflows.ClaimOutput{Granted: true, Holder: in.Owner}, a.index().TakeOver(ctx, in.ConfigHash, me)
+}
+
+// isRunning says whether a workflow is running (without a client: yes).
+func (a *Activities) isRunning(ctx context.Context, workflowID string) (bool, error) {
+	if a.Temporal == nil {
+		return true, nil
+	}
+	d, err := a.Temporal.DescribeWorkflowExecution(ctx, workflowID, "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return d.WorkflowExecutionInfo.Status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
+}
+
 // checkData makes sure this worker's copy of the data set is the one the
 // combination was prepared with (same content, wherever it lies and
 // whatever its files' times), and names the first file that differs.
@@ -250,6 +292,11 @@ func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput)
 	var out workflows.RecordOutput
 	if err := a.fillMetrics(ctx, &in.Outcome); err != nil {
 		return out, err
+	}
+	if in.Owner != "" && in.Outcome.ConfigHash != "" {
+		if err := a.index().Release(ctx, in.Outcome.ConfigHash, in.Owner); err != nil {
+			return out, err
+		}
 	}
 	if in.Outcome.Status == sweep.Completed {
 		if err := a.exportBestAndFinal(ctx, &in.Outcome); err != nil {

@@ -132,13 +132,13 @@ func (h *heartbeater) confirmCurrent(ctx context.Context) error {
 		}
 		return nil
 	}
-	if h.a.Heartbeats == nil {
+	if h.a.Temporal == nil {
 		return nil
 	}
 	h.mu.Lock()
 	hb := h.hb
 	h.mu.Unlock()
-	err := h.a.Heartbeats.RecordActivityHeartbeat(ctx, activity.GetInfo(h.ctx).TaskToken, hb)
+	err := h.a.Temporal.RecordActivityHeartbeat(ctx, activity.GetInfo(h.ctx).TaskToken, hb)
 	if err != nil && !isCancelRequest(err) {
 		return fmt.Errorf("%w (%v): its work is not stored", errSuperseded, err)
 	}

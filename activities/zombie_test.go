@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/resomap/resomap/workflows"
@@ -18,13 +19,17 @@ type confirmer struct{ err error }
 
 func (c confirmer) RecordActivityHeartbeat(context.Context, []byte, ...any) error { return c.err }
 
+func (c confirmer) DescribeWorkflowExecution(context.Context, string, string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+	return nil, c.err
+}
+
 // An attempt the server gave up on (a worker frozen past its heartbeat
 // timeout, then woken) stores nothing: its checkpoints are refused before
 // they are written. A pause (a cancel the workflow asked for) still
 // checkpoints.
 func TestSupersededAttemptStoresNothing(t *testing.T) {
 	acts, p, env := setup(t)
-	acts.Heartbeats = confirmer{err: serviceerror.NewNotFound("workflow execution already completed")}
+	acts.Temporal = confirmer{err: serviceerror.NewNotFound("workflow execution already completed")}
 	_, err := env.ExecuteActivity(acts.TrainEpoch, workflows.TrainEpochInput{Prepared: p, Epoch: 1, CheckpointSteps: 3})
 	if err == nil {
 		t.Fatal("a superseded attempt finished its epoch")
@@ -41,7 +46,7 @@ func TestSupersededAttemptStoresNothing(t *testing.T) {
 		t.Fatalf("a superseded attempt stored %v", stored)
 	}
 
-	acts.Heartbeats = confirmer{err: temporal.NewCanceledError()}
+	acts.Temporal = confirmer{err: temporal.NewCanceledError()}
 	v, err := env.ExecuteActivity(acts.TrainEpoch, workflows.TrainEpochInput{Prepared: p, Epoch: 1, CheckpointSteps: 3})
 	if err != nil {
 		t.Fatalf("with a cancel requested the attempt still checkpoints: %v", err)

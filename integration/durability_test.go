@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,5 +121,37 @@ func TestQuickPauseResumeAtAnyMomentLosesNothing(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// Two sweeps that share a config, started at once with a worker each: one
+// trains it, the other waits and adopts its result; every epoch is
+// trained once.
+func TestTwoSweepsShareOneTraining(t *testing.T) {
+	c := dial(t)
+	store, tq := t.TempDir(), "tq-shared"
+	w1, w2 := startWorker(t, tq, store), startWorker(t, tq, store)
+	for _, name := range []string{"share-a", "share-b"} {
+		spec := writeSpec(t, specYAML(name, "32", 3200))
+		if out, err := starter(t, tq, store, "--sweep", spec, "--id", "sweep-"+name); err != nil {
+			t.Fatalf("starter: %v\n%s", err, out)
+		}
+	}
+	a := result(t, c, "sweep-share-a", 5*time.Minute).Combos[0]
+	b := result(t, c, "sweep-share-b", 5*time.Minute).Combos[0]
+	trained, adopted := a, b
+	if a.Status == sweep.Skipped {
+		trained, adopted = b, a
+	}
+	if trained.Status != sweep.Completed || adopted.Status != sweep.Skipped {
+		t.Fatalf("statuses %s (%s) and %s (%s): want one completed and one skipped", a.Status, a.Reason, b.Status, b.Reason)
+	}
+	epochs := 0
+	for _, w := range []*workerProc{w1, w2} {
+		b, _ := os.ReadFile(w.log.Name())
+		epochs += strings.Count(string(b), `msg="epoch done"`)
+	}
+	if epochs != 2 {
+		t.Errorf("%d epochs trained for one 2-epoch config", epochs)
 	}
 }

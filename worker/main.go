@@ -78,7 +78,7 @@ func run(logger *slog.Logger, taskQueue, storeURL, device string, threads, concu
 	})
 	w.RegisterWorkflow(workflows.Sweep)
 	w.RegisterWorkflow(workflows.Combination)
-	w.RegisterActivity(&activities.Activities{Trainer: tr, Store: st, Logger: logger, Heartbeats: c})
+	w.RegisterActivity(&activities.Activities{Trainer: tr, Store: st, Logger: logger, Temporal: c})
 	logger.Info("worker started", "task_queue", taskQueue, "store", st.URL(), "device", device,
 		"torch", tr.Lib.TorchVersion(), "threads", tr.Lib.Threads(), "pid", os.Getpid())
 	return w.Run(worker.InterruptCh())

@@ -15,6 +15,7 @@ const (
 	ActivityFindResumePoint = "FindResumePoint"
 	ActivityTrainEpoch      = "TrainEpoch"
 	ActivityRecordResult    = "RecordResult"
+	ActivityClaimTraining   = "ClaimTraining"
 )
 
 // Error types the workflows act on.
@@ -122,6 +123,22 @@ type TrainEpochOutput struct {
 type RecordInput struct {
 	Sweep   string
 	Outcome sweep.Outcome
+	// Owner is the combination's workflow ID, whose claim on the config
+	// is released ("" before claims existed).
+	Owner string `json:",omitempty"`
+}
+
+// ClaimInput asks to train a config: one combination workflow at a time
+// trains a config, whichever sweeps ask for it.
+type ClaimInput struct {
+	ConfigHash string
+	Owner      string // the asking combination's workflow ID
+}
+
+// ClaimOutput says whether the claim was granted, and if not, who trains.
+type ClaimOutput struct {
+	Granted bool
+	Holder  string
 }
 
 // RecordOutput says where the result is.

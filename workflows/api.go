@@ -49,6 +49,9 @@ const (
 	// changeContinueWithChildren: children outlive a run of the sweep
 	// (abandon on close), so the sweep continues as new while they run.
 	changeContinueWithChildren = "sweep-continues-with-children"
+	// changeClaimTraining: one combination workflow trains a config at a
+	// time; another sweep's waits and adopts its result.
+	changeClaimTraining = "claim-training"
 )
 
 // Search attributes shown and filterable in the Web UI, e.g.
@@ -116,6 +119,13 @@ type CombinationCarry struct {
 // this many epochs in one run (about 10 events and 3 KB of history each),
 // or sooner when the server suggests it.
 const EpochsPerRun = 100
+
+// How often a combination waiting for another sweep's training of the same
+// config looks again: from claimPollMin, doubling to claimPollMax.
+const (
+	claimPollMin = 5 * time.Second
+	claimPollMax = 5 * time.Minute
+)
 
 // SweepID is the workflow ID a starter gives the sweep called name.
 func SweepID(name string) string { return "sweep-" + name }

@@ -40,6 +40,7 @@ func oneEpochFake(env *testsuite.TestWorkflowEnvironment, meter *payloadMeter, t
 		meter.note(out)
 		return out, nil
 	})
+	env.OnActivity(a.ClaimTraining, mockAny, mockAny).Return(ClaimOutput{Granted: true}, nil)
 	env.OnActivity(a.RecordResult, mockAny, mockAny).Return(func(_ context.Context, in RecordInput) (RecordOutput, error) {
 		meter.note(in)
 		return RecordOutput{}, nil

@@ -148,8 +148,9 @@ func shortOptions() workflow.ActivityOptions {
 	}
 }
 
-// prepare fixes the config, skips a config that already completed and
-// finds where a partly trained one stands.
+// prepare fixes the config, skips a config that already completed, waits
+// while another sweep trains the same config, and finds where a partly
+// trained one stands.
 func (c *combination) prepare(ctx workflow.Context) *ending {
 	sctx := workflow.WithActivityOptions(ctx, shortOptions())
 	in := PrepareInput{Spec: c.spec, Combination: sweep.Combination{Model: c.cfg.Model, Resolution: c.cfg.Resolution}}
@@ -157,17 +158,13 @@ func (c *combination) prepare(ctx workflow.Context) *ending {
 		return &ending{sweep.Failed, "prepare: " + errorMessage(err)}
 	}
 	c.out.ConfigHash = c.prep.ConfigHash
-	var found LookupOutput
-	if err := workflow.ExecuteActivity(sctx, ActivityLookupResult, c.prep.ConfigHash).Get(ctx, &found); err != nil {
-		return &ending{sweep.Failed, "lookup result: " + errorMessage(err)}
+	if end := c.skipIfDone(ctx); end != nil {
+		return end
 	}
-	if found.Found {
-		prev := found.Outcome
-		c.out.Progress, c.out.Keys = prev.Progress, prev.Keys
-		c.out.Device, c.out.TrainSeconds, c.out.EarlyStopped = prev.Device, prev.TrainSeconds, prev.EarlyStopped
-		c.out.SkippedFrom = found.Sweep
-		c.out.Summarise()
-		return &ending{sweep.Skipped, "already completed by sweep " + found.Sweep + " (" + results.ResultKey(c.prep.ConfigHash) + ")"}
+	if workflow.GetVersion(ctx, changeClaimTraining, workflow.DefaultVersion, 1) == 1 {
+		if end := c.claim(ctx); end != nil {
+			return end
+		}
 	}
 	var rp ResumePoint
 	if err := workflow.ExecuteActivity(sctx, ActivityFindResumePoint, c.prep).Get(ctx, &rp); err != nil {
@@ -179,6 +176,53 @@ func (c *combination) prepare(ctx workflow.Context) *ending {
 		c.out.Resumes = append(c.out.Resumes, sweep.Resume{Epoch: rp.EpochsDone + 1, Step: rp.Step, Reason: "found checkpoint"})
 	}
 	return nil
+}
+
+// skipIfDone ends a combination whose config already completed (in this
+// or another sweep), adopting its result.
+func (c *combination) skipIfDone(ctx workflow.Context) *ending {
+	var found LookupOutput
+	sctx := workflow.WithActivityOptions(ctx, shortOptions())
+	if err := workflow.ExecuteActivity(sctx, ActivityLookupResult, c.prep.ConfigHash).Get(ctx, &found); err != nil {
+		return &ending{sweep.Failed, "lookup result: " + errorMessage(err)}
+	}
+	if !found.Found {
+		return nil
+	}
+	prev := found.Outcome
+	c.out.Progress, c.out.Keys = prev.Progress, prev.Keys
+	c.out.Device, c.out.TrainSeconds, c.out.EarlyStopped = prev.Device, prev.TrainSeconds, prev.EarlyStopped
+	c.out.SkippedFrom = found.Sweep
+	c.out.Summarise()
+	return &ending{sweep.Skipped, "already completed by sweep " + found.Sweep + " (" + results.ResultKey(c.prep.ConfigHash) + ")"}
+}
+
+// claim waits until this combination may train its config: while another
+// sweep's combination trains it, this one waits (polling with back-off up
+// to claimPollMax) and adopts its result when it completes.
+func (c *combination) claim(ctx workflow.Context) *ending {
+	sctx := workflow.WithActivityOptions(ctx, shortOptions())
+	in := ClaimInput{ConfigHash: c.prep.ConfigHash, Owner: workflow.GetInfo(ctx).WorkflowExecution.ID}
+	wait := claimPollMin
+	for {
+		var out ClaimOutput
+		if err := workflow.ExecuteActivity(sctx, ActivityClaimTraining, in).Get(ctx, &out); err != nil {
+			return &ending{sweep.Failed, "claim: " + errorMessage(err)}
+		}
+		if out.Granted {
+			c.out.Reason = ""
+			return nil
+		}
+		c.out.Reason = "waiting for " + out.Holder + ", which trains the same config"
+		cancelled, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return c.ctl.cancelled })
+		if err != nil || cancelled {
+			return &ending{sweep.Cancelled, "cancelled while waiting for " + out.Holder}
+		}
+		if end := c.skipIfDone(ctx); end != nil {
+			return end
+		}
+		wait = min(2*wait, claimPollMax)
+	}
 }
 
 // nextEpoch waits while paused, then trains the next epoch; it says how
@@ -284,7 +328,11 @@ func (c *combination) finish(ctx workflow.Context, end ending) (sweep.Outcome, e
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	dctx = workflow.WithActivityOptions(dctx, shortOptions())
 	var rec RecordOutput
-	err := workflow.ExecuteActivity(dctx, ActivityRecordResult, RecordInput{Sweep: c.spec.Name, Outcome: c.out}).Get(dctx, &rec)
+	in := RecordInput{Sweep: c.spec.Name, Outcome: c.out}
+	if workflow.GetVersion(ctx, changeClaimTraining, workflow.DefaultVersion, 1) == 1 {
+		in.Owner = workflow.GetInfo(ctx).WorkflowExecution.ID
+	}
+	err := workflow.ExecuteActivity(dctx, ActivityRecordResult, in).Get(dctx, &rec)
 	if err != nil {
 		return c.out, fmt.Errorf("record result of %s: %w", c.out.ID(), err)
 	}

@@ -41,11 +41,12 @@ type fakeTraining struct {
 	failRes   int             // TrainEpoch at this resolution fails for good
 	oomOnce   map[int]bool    // resolution -> OOM on the first call
 	resume    map[int]ResumePoint
-	plateau   bool // validation loss never improves after epoch 1
+	plateau   bool              // validation loss never improves after epoch 1
+	claims    map[string]string // config hash -> another sweep's combination training it
 }
 
 func newFake() *fakeTraining {
-	return &fakeTraining{epochs: map[int]int{}, done: map[string]bool{}, oomOnce: map[int]bool{}, resume: map[int]ResumePoint{}}
+	return &fakeTraining{epochs: map[int]int{}, done: map[string]bool{}, oomOnce: map[int]bool{}, resume: map[int]ResumePoint{}, claims: map[string]string{}}
 }
 
 func hashOf(res int) string { return fmt.Sprintf("%064d", res) }
@@ -100,6 +101,14 @@ func (f *fakeTraining) register(env *testsuite.TestWorkflowEnvironment, trainDel
 			Progress: sweep.Progress{EpochsDone: in.Epoch, Metrics: m, BestEpoch: best,
 				BestValLoss: m[best-1].ValLoss, BestValAcc: m[best-1].ValAcc},
 		}, nil
+	})
+	env.OnActivity(a.ClaimTraining, mockAny, mockAny).Return(func(_ context.Context, in ClaimInput) (ClaimOutput, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if h, ok := f.claims[in.ConfigHash]; ok && h != in.Owner {
+			return ClaimOutput{Holder: h}, nil
+		}
+		return ClaimOutput{Granted: true, Holder: in.Owner}, nil
 	})
 	env.OnActivity(a.RecordResult, mockAny, mockAny).Return(func(_ context.Context, in RecordInput) (RecordOutput, error) {
 		f.mu.Lock()
@@ -430,6 +439,9 @@ func (*activityStubs) TrainEpoch(context.Context, TrainEpochInput) (TrainEpochOu
 func (*activityStubs) RecordResult(context.Context, RecordInput) (RecordOutput, error) {
 	panic("mocked")
 }
+func (*activityStubs) ClaimTraining(context.Context, ClaimInput) (ClaimOutput, error) {
+	panic("mocked")
+}
 
 var a *activityStubs
 
@@ -490,5 +502,31 @@ func TestCancelledSweepWaitsForItsChildren(t *testing.T) {
 		if o.Status != sweep.Cancelled || o.Reason != "workflow cancelled" || o.EpochsDone != 1 {
 			t.Errorf("%s: %s (%s) after %d epochs, want cancelled by the child itself after 1", o.ID(), o.Status, o.Reason, o.EpochsDone)
 		}
+	}
+}
+
+// While another sweep's combination trains the same config, a combination
+// waits without training, then adopts that result once it is recorded.
+func TestCombinationWaitsForAnotherSweepTrainingItsConfig(t *testing.T) {
+	env := newEnv(t)
+	f := newFake()
+	f.register(env, 10*time.Minute)
+	f.claims[hashOf(16)] = "sweep-other/smallcnn@16"
+	env.RegisterDelayedCallback(func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if len(f.calls) != 0 {
+			t.Errorf("trained %d epochs while another sweep held the config", len(f.calls))
+		}
+		f.done[hashOf(16)] = true // the other sweep recorded its result
+		delete(f.claims, hashOf(16))
+	}, 20*time.Minute)
+	env.ExecuteWorkflow(Combination, CombinationInput{Spec: testSpec(16), Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
+	var o sweep.Outcome
+	if err := env.GetWorkflowResult(&o); err != nil {
+		t.Fatal(err)
+	}
+	if o.Status != sweep.Skipped || o.SkippedFrom != "earlier" || len(f.calls) != 0 {
+		t.Fatalf("%s (%s), %d epochs trained: want the other sweep's result adopted", o.Status, o.Reason, len(f.calls))
 	}
 }
