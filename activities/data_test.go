@@ -32,15 +32,21 @@ func writePhoto(t *testing.T, p string, shade uint8) {
 	}
 }
 
-// A copy of the data set with other file times (copied to another machine,
-// touched) trains on; a copy whose content differs is refused, naming the
-// first file that differs, and never retried.
-func TestWorkersCopyOfTheDataIsCheckedByContent(t *testing.T) {
+// photoFolder is an image folder of two classes of 24 PNGs.
+func photoFolder(t *testing.T) string {
 	dir := t.TempDir()
 	for i := range 24 {
 		writePhoto(t, filepath.Join(dir, "light", string(rune('a'+i))+".png"), 150+uint8(i))
 		writePhoto(t, filepath.Join(dir, "dark", string(rune('a'+i))+".png"), 10+uint8(i))
 	}
+	return dir
+}
+
+// A copy of the data set with other file times (copied to another machine,
+// touched) trains on; a copy whose content differs is refused, naming the
+// first file that differs, and never retried.
+func TestWorkersCopyOfTheDataIsCheckedByContent(t *testing.T) {
+	dir := photoFolder(t)
 	acts, p, env := setupWith(t, dir)
 	later := time.Now().Add(2 * time.Hour)
 	filepath.WalkDir(dir, func(f string, d os.DirEntry, err error) error {
@@ -63,11 +69,7 @@ func TestWorkersCopyOfTheDataIsCheckedByContent(t *testing.T) {
 // An I/O error that may pass (EIO from a network file system) fails the
 // attempt retryably, and the next attempt trains.
 func TestTransientReadErrorIsRetried(t *testing.T) {
-	dir := t.TempDir()
-	for i := range 24 {
-		writePhoto(t, filepath.Join(dir, "light", string(rune('a'+i))+".png"), 150+uint8(i))
-		writePhoto(t, filepath.Join(dir, "dark", string(rune('a'+i))+".png"), 10+uint8(i))
-	}
+	dir := photoFolder(t)
 	acts, p, env := setupWith(t, dir)
 	failures := 1
 	acts.Trainer.Data.OpenFile = func(path string) (io.ReadCloser, error) {
