@@ -34,6 +34,9 @@ type sweepRun struct {
 	next     int   // index of the next combination to start
 	running  []int // indices of running children, in start order
 	children map[int]workflow.ChildWorkflowFuture
+	// detached are the running children started to outlive a run of the
+	// sweep (abandon on close); children of earlier runs are too.
+	detached map[int]bool
 	ctl      *control
 	runs     int // continue-as-new generations
 	// events counts what the main loop waits for: children ending, control
@@ -51,7 +54,7 @@ func newSweep(ctx workflow.Context, in SweepInput) (*sweepRun, error) {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, err)
 	}
 	s := &sweepRun{spec: spec, combos: spec.Combinations(), children: map[int]workflow.ChildWorkflowFuture{},
-		id: workflow.GetInfo(ctx).WorkflowExecution.ID}
+		detached: map[int]bool{}, id: workflow.GetInfo(ctx).WorkflowExecution.ID}
 	s.ctl = &control{what: "sweep " + spec.Name, finished: func() bool { return false }, changed: s.controlled,
 		answer: func() any { return s.progress() }}
 	if c := in.Carry; c != nil {
@@ -166,7 +169,7 @@ func (s *sweepRun) run(ctx workflow.Context) (SweepProgress, error) {
 		if len(s.running) == 0 && s.next >= len(s.combos) {
 			break
 		}
-		if tooLong && (len(s.running) == 0 || s.outlivedByChildren(ctx)) {
+		if tooLong && s.childrenOutliveThisRun() {
 			return SweepProgress{}, s.continueAsNew(ctx)
 		}
 		s.waitForEvent(ctx)
@@ -184,10 +187,15 @@ func (s *sweepRun) runIsLong(ctx workflow.Context) bool {
 	return workflow.GetInfo(ctx).GetContinueAsNewSuggested() || s.finishedThisRun >= s.spec.ContinueAsNewAfter
 }
 
-// outlivedByChildren says whether children outlive a run of this sweep
-// (they do unless the run began before that change).
-func (s *sweepRun) outlivedByChildren(ctx workflow.Context) bool {
-	return workflow.GetVersion(ctx, changeContinueWithChildren, workflow.DefaultVersion, 1) == 1
+// childrenOutliveThisRun says whether every running child outlives this
+// run (a child started before that change would be cancelled by it).
+func (s *sweepRun) childrenOutliveThisRun() bool {
+	for _, i := range s.running {
+		if s.children[i] != nil && !s.detached[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // waitForEvent blocks until something the main loop acts on happened. A
@@ -205,8 +213,9 @@ func (s *sweepRun) start(ctx workflow.Context, i int) {
 	// children outlived runs, terminated); a later sweep resumes them from
 	// the store.
 	closePolicy := enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL
-	if s.outlivedByChildren(ctx) {
+	if workflow.GetVersion(ctx, changeContinueWithChildren, workflow.DefaultVersion, 1) == 1 {
 		closePolicy = enumspb.PARENT_CLOSE_POLICY_ABANDON
+		s.detached[i] = true
 	}
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:        ChildID(s.id, c.ID()),
@@ -243,6 +252,7 @@ func (s *sweepRun) ended(i int, o sweep.Outcome) {
 	}
 	s.running = slices.Delete(s.running, k, k+1)
 	delete(s.children, i)
+	delete(s.detached, i)
 	s.finishedThisRun++
 	s.events++
 }
