@@ -67,7 +67,10 @@ activity: {heartbeat_timeout_seconds: 10, max_attempts: 3}
 	}
 	peak := peakRSS(t, w.cmd.Process.Pid)
 	t.Logf("worker peak RSS %.1f GB", float64(peak)/(1<<30))
-	if peak > 4<<30 {
+	// One vgg11 training: weights, gradients and momentum in libtorch
+	// (1.5 GB), one snapshot (1 GB), and the Go heap's collection headroom;
+	// two attempts at once (the zombie case) would pass 6 GB.
+	if peak > 5<<30 {
 		t.Errorf("worker peak RSS %.1f GB for one vgg11 training at a time", float64(peak)/(1<<30))
 	}
 }

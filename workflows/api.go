@@ -52,6 +52,9 @@ const (
 	// changeClaimTraining: one combination workflow trains a config at a
 	// time; another sweep's waits and adopts its result.
 	changeClaimTraining = "claim-training"
+	// changeRelayInOrder: the sweep relays control commands to a child one
+	// after the other, each once the one before it was delivered.
+	changeRelayInOrder = "relay-control-in-order"
 )
 
 // Search attributes shown and filterable in the Web UI, e.g.

@@ -37,8 +37,10 @@ type sweepRun struct {
 	// detached are the running children started to outlive a run of the
 	// sweep (abandon on close); children of earlier runs are too.
 	detached map[int]bool
-	ctl      *control
-	runs     int // continue-as-new generations
+	// relayed is the last control command relayed to each running child.
+	relayed map[int]workflow.Future
+	ctl     *control
+	runs    int // continue-as-new generations
 	// events counts what the main loop waits for: children ending, control
 	// and progress signals, cancellation.
 	events int
@@ -54,7 +56,7 @@ func newSweep(ctx workflow.Context, in SweepInput) (*sweepRun, error) {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, err)
 	}
 	s := &sweepRun{spec: spec, combos: spec.Combinations(), children: map[int]workflow.ChildWorkflowFuture{},
-		detached: map[int]bool{}, id: workflow.GetInfo(ctx).WorkflowExecution.ID}
+		detached: map[int]bool{}, relayed: map[int]workflow.Future{}, id: workflow.GetInfo(ctx).WorkflowExecution.ID}
 	s.ctl = &control{what: "sweep " + spec.Name, finished: func() bool { return false }, changed: s.controlled,
 		answer: func() any { return s.progress() }}
 	if c := in.Carry; c != nil {
@@ -137,21 +139,45 @@ func (s *sweepRun) controlled(ctx workflow.Context, cmd string) {
 		}
 	}
 	v := workflow.GetVersion(ctx, changeSignalOnceStarted, workflow.DefaultVersion, 1)
+	ordered := workflow.GetVersion(ctx, changeRelayInOrder, workflow.DefaultVersion, 1) == 1
 	for _, i := range s.running {
-		if v == workflow.DefaultVersion || s.children[i] == nil { // started by an earlier run: started for sure
+		if v == workflow.DefaultVersion {
 			_ = workflow.SignalExternalWorkflow(ctx, ChildID(s.id, s.combos[i].ID()), "", cmd, nil)
 			continue
 		}
-		// A child whose start is still in flight would miss a signal sent
-		// now (and run on while the sweep says paused); SignalChildWorkflow
-		// waits for the start. Coroutines run in creation order, so
-		// pause-then-resume arrives in that order.
-		f := s.children[i]
-		workflow.Go(ctx, func(gctx workflow.Context) {
-			_ = f.SignalChildWorkflow(gctx, cmd, nil).Get(gctx, nil)
-		})
+		s.relay(ctx, i, cmd, ordered)
 	}
 	s.events++
+}
+
+// relay sends a control command to running child i. A child whose start
+// is still in flight would miss a signal sent now (and run on while the
+// sweep says paused); SignalChildWorkflow waits for the start. In order,
+// each command to a child is sent once the one before it was delivered:
+// two signals sent at once may arrive in either order, and a resume that
+// overtakes its pause would leave the child paused.
+func (s *sweepRun) relay(ctx workflow.Context, i int, cmd string, ordered bool) {
+	f := s.children[i]
+	send := func(gctx workflow.Context) error {
+		if f != nil {
+			return f.SignalChildWorkflow(gctx, cmd, nil).Get(gctx, nil)
+		}
+		// Started by an earlier run: started for sure.
+		return workflow.SignalExternalWorkflow(gctx, ChildID(s.id, s.combos[i].ID()), "", cmd, nil).Get(gctx, nil)
+	}
+	if !ordered {
+		workflow.Go(ctx, func(gctx workflow.Context) { _ = send(gctx) })
+		return
+	}
+	prev := s.relayed[i]
+	done, settle := workflow.NewFuture(ctx)
+	s.relayed[i] = done
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		if prev != nil {
+			_ = prev.Get(gctx, nil)
+		}
+		settle.Set(nil, send(gctx))
+	})
 }
 
 func (s *sweepRun) run(ctx workflow.Context) (SweepProgress, error) {
@@ -253,6 +279,7 @@ func (s *sweepRun) ended(i int, o sweep.Outcome) {
 	s.running = slices.Delete(s.running, k, k+1)
 	delete(s.children, i)
 	delete(s.detached, i)
+	delete(s.relayed, i)
 	s.finishedThisRun++
 	s.events++
 }
