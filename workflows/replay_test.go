@@ -11,7 +11,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// Histories recorded from a real default sweep (make demo) must replay
+// Histories recorded from real default sweeps (make demo) must replay
 // against the current workflow code: a change that breaks them needs
 // workflow.GetVersion, or running sweeps would fail on deploy.
 func TestReplayRecordedHistories(t *testing.T) {
@@ -22,6 +22,10 @@ func TestReplayRecordedHistories(t *testing.T) {
 	for _, tc := range []struct{ file, id string }{
 		{"testdata/sweep_history.json", "sweep-default"},
 		{"testdata/combination_history.json", "sweep-default/smallcnn@16"},
+		// Recorded after the durability changes (claims, children that
+		// outlive a run, waiting for their cancellation).
+		{"testdata/sweep_history_v2.json", "sweep-default"},
+		{"testdata/combination_history_v2.json", "sweep-default/smallcnn@16"},
 	} {
 		f, err := os.Open(tc.file)
 		if err != nil {
