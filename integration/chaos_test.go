@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/resomap/resomap/internal/s3test"
@@ -20,13 +22,13 @@ import (
 	"github.com/resomap/resomap/sweep"
 )
 
-// The chaos test's sweep: two combinations, three epochs, checkpoints
+// The chaos test's sweep: two combinations, four epochs, checkpoints
 // often, retries for long enough to ride out every outage below.
 func chaosSpec(name string) string {
 	return fmt.Sprintf(`name: %s
 models: [smallcnn]
 resolutions: [24, 32]
-epochs: 3
+epochs: 4
 data: fashion-mnist
 train_limit: 4800
 val_limit: 500
@@ -156,10 +158,19 @@ func (ch *chaos) checkpoints() int {
 	return len(glob(ch.t, filepath.Join(root, "runs", "*", "cnn", "smallcnn", "*", "*.json")))
 }
 
-// progress waits until n more checkpoints are stored.
+// progress waits until n more checkpoints are stored, or the sweep ended
+// (on a fast machine it can outrun the chaos).
 func (ch *chaos) progress(n int) {
 	target := ch.checkpoints() + n
-	waitFor(ch.t, fmt.Sprintf("%d more checkpoints", n), 5*time.Minute, func() bool { return ch.checkpoints() >= target })
+	cl := ch.client()
+	defer cl.Close()
+	waitFor(ch.t, fmt.Sprintf("%d more checkpoints", n), 5*time.Minute, func() bool {
+		if ch.checkpoints() >= target {
+			return true
+		}
+		d, err := cl.DescribeWorkflowExecution(context.Background(), ch.id, "")
+		return err == nil && d.WorkflowExecutionInfo.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+	})
 }
 
 func (ch *chaos) live() []*workerProc {
