@@ -211,17 +211,29 @@ func idxHash(paths [4]string, memo *HashMemo) (string, error) {
 	return v, nil
 }
 
-// identify names a source and hashes its content without decoding images.
-func identify(dir string, opts Options) (name, hash string, err error) {
+// identify names a source and identifies its content without decoding
+// images.
+func identify(dir string, opts Options) (name string, id Identity, err error) {
 	if paths, err := findIDX(dir); err == nil {
 		h, err := idxHash(paths, opts.Hashes)
-		return filepath.Base(dir), h, err
+		return filepath.Base(dir), Identity{Hash: h}, err
 	}
-	src, err := openFolder(dir, opts) // lists and stats files; decodes nothing
+	src, err := openFolder(dir, opts) // lists and digests files; decodes nothing
 	if err != nil {
-		return "", "", err
+		return "", Identity{}, err
 	}
-	return src.name, src.identity.Hash, nil
+	return src.name, src.identity, nil
+}
+
+// withDefaults fills the options a caller left unset.
+func (o Options) withDefaults() Options {
+	if o.CacheDir == "" {
+		o.CacheDir = defaultCacheDir()
+	}
+	if o.ValFraction == 0 {
+		o.ValFraction = 0.1
+	}
+	return o
 }
 
 // openSource reads a source for resizing (IDX files are decoded here).
@@ -293,17 +305,12 @@ func Open(spec string, res int, opts Options) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.CacheDir == "" {
-		opts.CacheDir = defaultCacheDir()
-	}
-	if opts.ValFraction == 0 {
-		opts.ValFraction = 0.1
-	}
-	name, hash, err := identify(dir, opts)
+	opts = opts.withDefaults()
+	name, id, err := identify(dir, opts)
 	if err != nil {
 		return nil, err
 	}
-	key := sha256.Sum256([]byte(fmt.Sprintf("%s|%s|%d|%g|%d", cacheVersion, hash, res, opts.ValFraction, opts.SplitSeed)))
+	key := sha256.Sum256([]byte(fmt.Sprintf("%s|%s|%d|%g|%d", cacheVersion, id.Hash, res, opts.ValFraction, opts.SplitSeed)))
 	path := filepath.Join(opts.CacheDir, fmt.Sprintf("%s-%dpx-%s.rmds", sanitize(name), res, hex.EncodeToString(key[:8])))
 	if _, err := os.Stat(path); err == nil {
 		set, err := mapCache(path)

@@ -36,18 +36,8 @@ func Describe(spec string, opts Options) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	if opts.ValFraction == 0 {
-		opts.ValFraction = 0.1
-	}
-	if paths, err := findIDX(dir); err == nil {
-		h, err := idxHash(paths, opts.Hashes)
-		return Identity{Hash: h}, err
-	}
-	src, err := openFolder(dir, opts)
-	if err != nil {
-		return Identity{}, err
-	}
-	return src.identity, nil
+	_, id, err := identify(dir, opts.withDefaults())
+	return id, err
 }
 
 // FirstDifference names the first file in which two identities of the same
