@@ -5,24 +5,16 @@
 package dataset
 
 import (
-	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
-	"unsafe"
-
-	"github.com/resomap/resomap/internal/atomicfile"
 )
 
 // ErrBadData marks missing or malformed input data.
@@ -33,7 +25,7 @@ const FashionMNISTDir = "/usr/share/datasets/fashion-mnist"
 
 // cacheVersion changes whenever the cache's bytes would change for the same
 // source (resize filter, layout), so old caches are never reused.
-const cacheVersion = "rmds-2"
+const cacheVersion = "rmds-3"
 
 // Options tune how a source becomes a data set.
 type Options struct {
@@ -46,16 +38,51 @@ type Options struct {
 	Hashes *HashMemo
 	// OpenFile opens image files (nil: os.Open); tests inject I/O errors.
 	OpenFile func(path string) (io.ReadCloser, error)
+	// JPEG decodes JPEG photos for the ImageNet recipe (nil: Go's decoder,
+	// several times slower; package turbojpeg is the fast one).
+	JPEG JPEGDecoder
+	// Workers make cache images in parallel (default: GOMAXPROCS).
+	Workers int
+	// Progress hears how a cache build advances (nil: nothing).
+	Progress func(BuildProgress)
+
+	// The recipe: what the cache stores. Augment "" is the source's
+	// DefaultAugment; SkipBadImages leaves out (and counts) images that do
+	// not decode instead of failing.
+	Augment       string
+	SkipBadImages bool
+}
+
+// JPEGDecoder decodes JPEG data to interleaved RGB.
+type JPEGDecoder interface {
+	// Size is the image's width and height.
+	Size(data []byte) (w, h int, err error)
+	// Decode may shrink the image while its shorter side stays >= minShorter.
+	Decode(data []byte, minShorter int) (pix []byte, w, h int, err error)
 }
 
 // Split is one part (train or validation) of a data set at one resolution.
+// Its images are C x H x W planar, except the ImageNet recipe's training
+// images, stored larger (see stored) and cropped by the loader to H x W.
 type Split struct {
 	N, C, H, W int
 	images     []byte
 	labels     []uint16
+	stored     []storedImage // nil: every image is C*H*W planar
 }
 
-// Image returns image i as C*H*W bytes (aliasing the cache).
+// Stored reports whether the split holds larger images for random crops.
+func (s Split) Stored() bool { return s.stored != nil }
+
+// photo is stored image i (aliasing the cache).
+func (s Split) photo(i int) rgbImage {
+	e := s.stored[i]
+	n := uint64(e.W) * uint64(e.H) * 3
+	return rgbImage{pix: s.images[e.Off : e.Off+n], w: int(e.W), h: int(e.H)}
+}
+
+// Image returns image i as C*H*W bytes (aliasing the cache); not for stored
+// splits.
 func (s Split) Image(i int) []byte {
 	sz := s.C * s.H * s.W
 	return s.images[i*sz : (i+1)*sz]
@@ -69,8 +96,14 @@ func (s Split) Limit(n int) Split {
 	if n <= 0 || n >= s.N {
 		return s
 	}
-	sz := s.C * s.H * s.W
-	return Split{N: n, C: s.C, H: s.H, W: s.W, images: s.images[:n*sz], labels: s.labels[:n]}
+	out := s
+	out.N, out.labels = n, s.labels[:n]
+	if s.stored != nil {
+		out.stored = s.stored[:n]
+	} else {
+		out.images = s.images[:n*s.C*s.H*s.W]
+	}
+	return out
 }
 
 // Set is a data set at one resolution.
@@ -82,7 +115,13 @@ type Set struct {
 	Mean, Std  []float32 // per channel over the training split, in [0,1] units
 	Train, Val Split
 	CachePath  string
-	mapped     []byte
+	Augment    string // the recipe the cache was built for
+	NativeSide int    // median shorter side of the source images
+	// Skipped images did not decode (SkipBadImages); SkippedFiles names the
+	// first few.
+	Skipped      int
+	SkippedFiles []string
+	mapped       []byte
 }
 
 // Close unmaps the cache file.
@@ -108,8 +147,9 @@ type source struct {
 type rawSource interface {
 	Len() int
 	Channels() int
-	// Resize writes image i, resized to res x res, into dst (C*res*res bytes).
-	Resize(i, res int, dst []byte) error
+	// Resize writes image i, resized to res x res, into dst (C*res*res
+	// bytes), and returns the source image's shorter side.
+	Resize(i, res int, dst []byte) (int, error)
 	Label(i int) int
 }
 
@@ -123,10 +163,10 @@ type rawSplit struct {
 func (r *rawSplit) Len() int        { return r.n }
 func (r *rawSplit) Channels() int   { return r.c }
 func (r *rawSplit) Label(i int) int { return int(r.labels[i]) }
-func (r *rawSplit) Resize(i, res int, dst []byte) error {
+func (r *rawSplit) Resize(i, res int, dst []byte) (int, error) {
 	sz := r.c * r.h * r.w
 	resizePlanar(r.pixels[i*sz:(i+1)*sz], r.c, r.h, r.w, dst, res)
-	return nil
+	return min(r.h, r.w), nil
 }
 
 // FashionMNIST names the built-in data set (Debian's package).
@@ -281,19 +321,6 @@ func defaultCacheDir() string {
 	return filepath.Join(os.TempDir(), "resomap-cache")
 }
 
-type cacheHeader struct {
-	Version    string    `json:"version"`
-	Name       string    `json:"name"`
-	SourceHash string    `json:"source_hash"`
-	Resolution int       `json:"resolution"`
-	Channels   int       `json:"channels"`
-	Classes    []string  `json:"classes"`
-	TrainN     int       `json:"train_n"`
-	ValN       int       `json:"val_n"`
-	Mean       []float32 `json:"mean"`
-	Std        []float32 `json:"std"`
-}
-
 // Open returns the data set at resolution res, building its cache first if
 // needed. The cache is keyed by the source's content hash, the resolution
 // and the cache format, so a changed source is never served stale.
@@ -310,31 +337,67 @@ func Open(spec string, res int, opts Options) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	key := sha256.Sum256([]byte(fmt.Sprintf("%s|%s|%d|%g|%d", cacheVersion, id.Hash, res, opts.ValFraction, opts.SplitSeed)))
-	path := filepath.Join(opts.CacheDir, fmt.Sprintf("%s-%dpx-%s.rmds", sanitize(name), res, hex.EncodeToString(key[:8])))
-	if _, err := os.Stat(path); err == nil {
-		set, err := mapCache(path)
-		if !errors.Is(err, errCorruptCache) {
-			return set, err
+	if opts.Augment == "" {
+		if opts.Augment, err = DefaultAugment(dir); err != nil {
+			return nil, err
 		}
-		// Truncated or damaged (a full disk, a crash of an older version):
-		// it is only a cache, so it is built again.
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("remove damaged data cache: %w", err)
-		}
+	}
+	if err := CheckAugment(opts.Augment); err != nil {
+		return nil, err
+	}
+	path := cachePath(name, id, res, opts)
+	if set, err := openCache(path); set != nil || err != nil {
+		return set, err
+	}
+	unlock, err := lockBuild(path)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	// Another training may have built it while this one waited.
+	if set, err := openCache(path); set != nil || err != nil {
+		return set, err
 	}
 	src, err := openSource(dir, opts)
 	if err != nil {
 		return nil, err
 	}
-	if err := buildCache(src, res, path); err != nil {
+	if err := buildCache(src, res, path, opts); err != nil {
 		return nil, err
 	}
 	return mapCache(path)
 }
 
-// errCorruptCache marks a cache file that fails its checks.
-var errCorruptCache = errors.New("damaged data cache")
+// cachePath names a cache by everything its bytes depend on: the source's
+// content, the resolution, the split, the recipe and the format.
+func cachePath(name string, id Identity, res int, opts Options) string {
+	key := fmt.Sprintf("%s|%s|%d|%g|%d", cacheVersion, id.Hash, res, opts.ValFraction, opts.SplitSeed)
+	if opts.Augment != AugmentCIFAR {
+		key += "|" + opts.Augment
+	}
+	if opts.SkipBadImages {
+		key += "|skip-bad"
+	}
+	sum := sha256.Sum256([]byte(key))
+	return filepath.Join(opts.CacheDir, fmt.Sprintf("%s-%dpx-%s.rmds", sanitize(name), res, hex.EncodeToString(sum[:8])))
+}
+
+// openCache maps the cache at path if there is a sound one: (nil, nil)
+// when it is absent, or was damaged (a full disk, a crash) and is removed
+// to be built again.
+func openCache(path string) (*Set, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, nil
+	}
+	set, err := mapCache(path)
+	if !errors.Is(err, errCorruptCache) {
+		return set, err
+	}
+	if err := os.Remove(path); err != nil {
+		return nil, fmt.Errorf("remove damaged data cache: %w", err)
+	}
+	return nil, nil
+}
 
 func sanitize(s string) string {
 	return strings.Map(func(r rune) rune {
@@ -343,149 +406,6 @@ func sanitize(s string) string {
 		}
 		return '_'
 	}, s)
-}
-
-// resizeAll resizes every image of r in parallel into one NCHW buffer.
-func resizeAll(r rawSource, res int) ([]byte, []uint16, error) {
-	n, c := r.Len(), r.Channels()
-	sz := c * res * res
-	out := make([]byte, n*sz)
-	labels := make([]uint16, n)
-	var wg sync.WaitGroup
-	var firstErr error
-	var mu sync.Mutex
-	workers := runtime.GOMAXPROCS(0)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := w; i < n; i += workers {
-				if err := r.Resize(i, res, out[i*sz:(i+1)*sz]); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					return
-				}
-				labels[i] = uint16(r.Label(i))
-			}
-		}(w)
-	}
-	wg.Wait()
-	return out, labels, firstErr
-}
-
-func buildCache(src *source, res int, path string) error {
-	trainPix, trainLab, err := resizeAll(src.train, res)
-	if err != nil {
-		return err
-	}
-	valPix, valLab, err := resizeAll(src.val, res)
-	if err != nil {
-		return err
-	}
-	c := src.train.Channels()
-	mean, std := channelStats(trainPix, c, res*res)
-	hdr, _ := json.Marshal(cacheHeader{
-		Version: cacheVersion, Name: src.name, SourceHash: src.identity.Hash, Resolution: res, Channels: c,
-		Classes: src.classes, TrainN: len(trainLab), ValN: len(valLab), Mean: mean, Std: std,
-	})
-	// Layout: magic, header length, JSON header, padding to 8 bytes, train
-	// images, val images, train labels, val labels (uint16 little-endian).
-	var pre [16]byte
-	copy(pre[:8], "RMDSET01")
-	binary.LittleEndian.PutUint64(pre[8:], uint64(len(hdr)))
-	buf := append(pre[:], hdr...)
-	for len(buf)%8 != 0 {
-		buf = append(buf, ' ')
-	}
-	var parts []io.Reader
-	for _, b := range [][]byte{buf, trainPix, valPix, u16bytes(trainLab), u16bytes(valLab)} {
-		parts = append(parts, bytes.NewReader(b))
-	}
-	if err := atomicfile.Write(path, io.MultiReader(parts...)); err != nil {
-		return fmt.Errorf("data cache %s: %w", path, err)
-	}
-	return nil
-}
-
-func u16bytes(v []uint16) []byte {
-	if len(v) == 0 {
-		return nil
-	}
-	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 2*len(v))
-}
-
-func channelStats(pix []byte, c, plane int) ([]float32, []float32) {
-	mean, std := make([]float32, c), make([]float32, c)
-	n := len(pix) / (c * plane)
-	for ch := 0; ch < c; ch++ {
-		var s, s2 float64
-		for i := 0; i < n; i++ {
-			for _, v := range pix[(i*c+ch)*plane : (i*c+ch+1)*plane] {
-				f := float64(v)
-				s += f
-				s2 += f * f
-			}
-		}
-		cnt := float64(n * plane)
-		m := s / cnt
-		mean[ch] = float32(m / 255)
-		std[ch] = float32(math.Sqrt(math.Max(s2/cnt-m*m, 1e-6)) / 255)
-	}
-	return mean, std
-}
-
-func mapCache(path string) (*Set, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("data cache: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	mapped, err := syscall.Mmap(int(f.Fd()), 0, int(st.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
-	if err != nil {
-		return nil, fmt.Errorf("mmap %s: %w", path, err)
-	}
-	fail := func(msg string) (*Set, error) {
-		syscall.Munmap(mapped)
-		return nil, fmt.Errorf("%w %s: %s", errCorruptCache, path, msg)
-	}
-	if len(mapped) < 16 || string(mapped[:8]) != "RMDSET01" {
-		return fail("bad magic")
-	}
-	hl := binary.LittleEndian.Uint64(mapped[8:16])
-	if hl > uint64(len(mapped)-16) {
-		return fail("bad header length")
-	}
-	var h cacheHeader
-	if err := json.Unmarshal(mapped[16:16+hl], &h); err != nil {
-		return fail(err.Error())
-	}
-	off := (16 + int(hl) + 7) &^ 7
-	sz := h.Channels * h.Resolution * h.Resolution
-	need := off + (h.TrainN+h.ValN)*sz + 2*(h.TrainN+h.ValN)
-	if h.Version != cacheVersion || len(mapped) != need {
-		return fail(fmt.Sprintf("version %q, %d bytes, want %d", h.Version, len(mapped), need))
-	}
-	trainPix := mapped[off : off+h.TrainN*sz]
-	off += h.TrainN * sz
-	valPix := mapped[off : off+h.ValN*sz]
-	off += h.ValN * sz
-	labels := unsafe.Slice((*uint16)(unsafe.Pointer(&mapped[off])), h.TrainN+h.ValN)
-	mk := func(n int, pix []byte, lab []uint16) Split {
-		return Split{N: n, C: h.Channels, H: h.Resolution, W: h.Resolution, images: pix, labels: lab}
-	}
-	return &Set{
-		Name: h.Name, SourceHash: h.SourceHash, Resolution: h.Resolution, Classes: h.Classes,
-		Mean: h.Mean, Std: h.Std, CachePath: path, mapped: mapped,
-		Train: mk(h.TrainN, trainPix, labels[:h.TrainN]),
-		Val:   mk(h.ValN, valPix, labels[h.TrainN:]),
-	}, nil
 }
 
 // SourceHash returns the content hash of a source without resizing it.

@@ -111,7 +111,7 @@ func TestImageFolderSplitsAndCrops(t *testing.T) {
 		writeImage(t, filepath.Join(dir, "cats", "c"+string(rune('a'+i))+".png"), 40, 20, color.RGBA{200, 10, 10, 255})
 		writeImage(t, filepath.Join(dir, "dogs", "d"+string(rune('a'+i))+".png"), 20, 30, color.RGBA{10, 10, 200, 255})
 	}
-	s, err := Open(dir, 12, Options{CacheDir: t.TempDir(), SplitSeed: 3})
+	s, err := Open(dir, 12, Options{CacheDir: t.TempDir(), SplitSeed: 3, Augment: AugmentCIFAR})
 	if err != nil {
 		t.Fatal(err)
 	}

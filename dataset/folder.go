@@ -1,10 +1,12 @@
 package dataset
 
 import (
+	"bytes"
 	"fmt"
 	"image"
 	_ "image/jpeg" // register decoders for image folders
 	_ "image/png"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/resomap/resomap/internal/seed"
+	"golang.org/x/image/draw"
 )
 
 // fileSplit is a list of image files with labels.
@@ -24,21 +27,76 @@ type fileSplit struct {
 func (f *fileSplit) Len() int        { return len(f.files) }
 func (f *fileSplit) Channels() int   { return 3 }
 func (f *fileSplit) Label(i int) int { return f.labels[i] }
-func (f *fileSplit) Resize(i, res int, dst []byte) error {
+func (f *fileSplit) Resize(i, res int, dst []byte) (int, error) {
 	fh, err := f.opts.open(f.files[i])
 	if err != nil {
-		return fileError(f.files[i], err)
+		return 0, fileError(f.files[i], err)
 	}
 	defer fh.Close()
 	img, _, err := image.Decode(fh)
 	if err != nil {
-		return fmt.Errorf("%w: decode %s: %v", ErrBadData, f.files[i], err)
+		return 0, fmt.Errorf("%w: decode %s: %v", ErrBadData, f.files[i], err)
 	}
-	if b := img.Bounds(); b.Dx() < 1 || b.Dy() < 1 {
-		return fmt.Errorf("%w: %s is empty", ErrBadData, f.files[i])
+	b := img.Bounds()
+	if b.Dx() < 1 || b.Dy() < 1 {
+		return 0, fmt.Errorf("%w: %s is empty", ErrBadData, f.files[i])
 	}
 	resizeImage(img, res, dst)
-	return nil
+	return min(b.Dx(), b.Dy()), nil
+}
+
+// photo decodes image i to interleaved RGB, JPEGs through the options'
+// decoder (shrunk in the DCT domain while the shorter side stays >= side),
+// and returns the file's own shorter side too.
+func (f *fileSplit) photo(i, side int) (rgbImage, int, error) {
+	name := f.files[i]
+	fh, err := f.opts.open(name)
+	if err != nil {
+		return rgbImage{}, 0, fileError(name, err)
+	}
+	data, err := io.ReadAll(fh)
+	fh.Close()
+	if err != nil {
+		return rgbImage{}, 0, fileError(name, err)
+	}
+	if d := f.opts.JPEG; d != nil && isJPEG(data) {
+		fw, fh, err := d.Size(data)
+		if err == nil {
+			var img rgbImage
+			img.pix, img.w, img.h, err = d.Decode(data, side*dctMargin)
+			if err == nil {
+				return img, min(fw, fh), nil
+			}
+		}
+		// CMYK and other rarities TurboJPEG cannot turn into RGB: Go's
+		// decoder has the last word on whether the file is bad.
+	}
+	img, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return rgbImage{}, 0, fmt.Errorf("%w: decode %s: %v", ErrBadData, name, err)
+	}
+	rgb := toRGB(img)
+	if rgb.w < 1 || rgb.h < 1 {
+		return rgbImage{}, 0, fmt.Errorf("%w: %s is empty", ErrBadData, name)
+	}
+	return rgb, min(rgb.w, rgb.h), nil
+}
+
+// isJPEG tells JPEG data by its start-of-image marker.
+func isJPEG(data []byte) bool {
+	return len(data) > 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF
+}
+
+// toRGB converts a decoded image to interleaved RGB.
+func toRGB(img image.Image) rgbImage {
+	b := img.Bounds()
+	rgba := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	draw.Draw(rgba, rgba.Rect, img, b.Min, draw.Src)
+	out := rgbImage{pix: make([]byte, b.Dx()*b.Dy()*3), w: b.Dx(), h: b.Dy()}
+	for i := 0; i < b.Dx()*b.Dy(); i++ {
+		copy(out.pix[i*3:i*3+3], rgba.Pix[i*4:i*4+3])
+	}
+	return out
 }
 
 func isImage(name string) bool {
@@ -149,3 +207,8 @@ func openFolder(dir string, opts Options) (*source, error) {
 	}
 	return &source{name: filepath.Base(dir), identity: id, classes: classes, train: train, val: val}, nil
 }
+
+// dctMargin: a JPEG is shrunk in the DCT domain only while its shorter side
+// stays this many times the target, so that PIL's antialiasing filter, not
+// the scaled IDCT, does the final reduction (parity with torchvision).
+const dctMargin = 2

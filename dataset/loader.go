@@ -16,8 +16,11 @@ type Batch struct {
 
 // Augment configures training-time augmentation.
 type Augment struct {
-	CropPadding int  // random crop after zero-padding by this many pixels (0 = off)
+	CropPadding int  // CIFAR recipe: random crop after zero-padding by this many pixels (0 = off)
 	Flip        bool // random horizontal flip
+	// Workers assemble batches in parallel (default 1); the batches and
+	// their order do not depend on it.
+	Workers int
 }
 
 // EpochOrder is the permutation of the training split for one epoch; it
@@ -30,17 +33,46 @@ func EpochOrder(n int, seed uint64) []int {
 // so every step has the same batch size).
 func StepsPerEpoch(n, batch int) int { return n / batch }
 
-// Batches assembles training batches from step start onwards in a goroutine,
-// a few steps ahead of the consumer. stepSeed gives each step's augmentation
-// seed. The channel closes after the epoch's last step or when ctx ends.
+// Batches assembles training batches from step start onwards, a few steps
+// ahead of the consumer: aug.Workers goroutines each assemble whole batches
+// (step k by worker k mod Workers) and they are handed out in step order.
+// stepSeed gives each step's augmentation seed, so a batch's content depends
+// only on it. The channel closes after the epoch's last step or when ctx
+// ends.
 func Batches(ctx context.Context, s Split, order []int, batch, start int, aug Augment, stepSeed func(step int) uint64) <-chan Batch {
-	out := make(chan Batch, 3)
+	out := make(chan Batch, 2)
 	steps := StepsPerEpoch(len(order), batch)
+	workers := max(aug.Workers, 1)
+	lanes := make([]chan Batch, workers)
+	for w := range lanes {
+		lanes[w] = make(chan Batch, 1)
+		go func(w int) {
+			defer close(lanes[w])
+			var scratch cropScratch
+			for step := start + w; step < steps; step += workers {
+				b := assemble(s, order[step*batch:(step+1)*batch], aug, stepSeed(step), &scratch)
+				b.Step = step
+				select {
+				case lanes[w] <- b:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}(w)
+	}
 	go func() {
 		defer close(out)
+		defer func() { // let every lane see the end before it blocks
+			for _, l := range lanes {
+				for range l {
+				}
+			}
+		}()
 		for step := start; step < steps; step++ {
-			b := assemble(s, order[step*batch:(step+1)*batch], aug, stepSeed(step))
-			b.Step = step
+			b, ok := <-lanes[(step-start)%workers]
+			if !ok {
+				return
+			}
 			select {
 			case out <- b:
 			case <-ctx.Done():
@@ -51,13 +83,18 @@ func Batches(ctx context.Context, s Split, order []int, batch, start int, aug Au
 	return out
 }
 
-func assemble(s Split, idx []int, aug Augment, seed uint64) Batch {
+// assemble makes one batch from the images idx, augmented from seed.
+func assemble(s Split, idx []int, aug Augment, seed uint64, scratch *cropScratch) Batch {
 	sz := s.C * s.H * s.W
 	b := Batch{Images: make([]byte, len(idx)*sz), Labels: make([]int64, len(idx)), C: s.C, H: s.H, W: s.W}
 	rng := rand.New(rand.NewPCG(seed, 0xa09))
 	for k, i := range idx {
 		b.Labels[k] = int64(s.Label(i))
 		dst := b.Images[k*sz : (k+1)*sz]
+		if s.stored != nil {
+			scratch.randomResizedCropFlip(s.photo(i), s.W, aug.Flip, rng, dst)
+			continue
+		}
 		src := s.Image(i)
 		dx, dy, flip := 0, 0, false
 		if aug.CropPadding > 0 {
@@ -74,6 +111,18 @@ func assemble(s Split, idx []int, aug Augment, seed uint64) Batch {
 		shiftFlip(src, dst, s.C, s.H, s.W, dx, dy, flip)
 	}
 	return b
+}
+
+// cropScratch is one batch worker's reusable memory for crops.
+type cropScratch struct{ crop, tmp, row []byte }
+
+// randomResizedCropFlip writes the ImageNet recipe's training view of img
+// (a random box resized to res x res, flipped half the time) into dst,
+// planar.
+func (c *cropScratch) randomResizedCropFlip(img rgbImage, res int, flip bool, rng *rand.Rand, dst []byte) {
+	bx := randomResizedCrop(rng, img.w, img.h)
+	mirror := flip && rng.IntN(2) == 1
+	resampleBoxPlanar(img, bx, res, res, mirror, dst, c)
 }
 
 // shiftFlip writes src shifted by (dx,dy) (zero fill), optionally mirrored;

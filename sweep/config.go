@@ -51,6 +51,14 @@ type Config struct {
 	DataHash   string `json:"data_hash"`   // filled in from the data set's content
 	TrainLimit int    `json:"train_limit"` // first N training images (0 = all)
 	ValLimit   int    `json:"val_limit"`
+
+	// Augment is the data recipe (dataset.AugmentCIFAR or AugmentImageNet;
+	// "" until prepared: the data kind's default). SkipBadImages leaves
+	// out images that do not decode. Both came after the first results
+	// were stored: omitted when unset, and the CIFAR recipe hashes as
+	// unset (see Hash), so earlier configs keep their names.
+	Augment       string `json:"augment,omitempty"`
+	SkipBadImages bool   `json:"skip_bad_images,omitempty"`
 }
 
 // DefaultData is the data set of a spec or config that names none.
@@ -135,14 +143,33 @@ func (c Config) Validate() error {
 		return bad("crop_padding", "%d, want 0..resolution/2", c.CropPadding)
 	case c.TrainLimit < 0 || c.ValLimit < 0:
 		return bad("train_limit/val_limit", "must be >= 0")
+	case dataset.CheckAugment(c.Augment) != nil:
+		return bad("augment", "%q, want %s or %s", c.Augment, dataset.AugmentCIFAR, dataset.AugmentImageNet)
 	}
 	return nil
+}
+
+// WithAugment settles the data recipe: augment ("" = the data kind's
+// default, given by kindDefault). The ImageNet recipe takes random crops of
+// its own, so crop_padding is cleared: an unused setting must not split
+// one training into two names.
+func (c Config) WithAugment(kindDefault string) Config {
+	if c.Augment == "" {
+		c.Augment = kindDefault
+	}
+	if c.Augment == dataset.AugmentImageNet {
+		c.CropPadding = 0
+	}
+	return c
 }
 
 // Hash identifies the training result: the same hash means the same
 // weights. Device, threads, micro-batch and checkpoint cadence are not part
 // of it.
 func (c Config) Hash() string {
+	if c.Augment == dataset.AugmentCIFAR {
+		c.Augment = "" // the recipe of every config stored before recipes were named
+	}
 	b, _ := json.Marshal(c)
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 
+	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/sweep"
 )
 
@@ -42,5 +44,22 @@ func TestConfigHashIsStable(t *testing.T) {
 	}
 	if h := c.Hash(); h != "cb943481753598f52a41393f4cdcb922f6b0c67c5c1e8d3a4d583875feaede6e" {
 		t.Errorf("hash of the default preset's smallcnn@32 config is %s", h)
+	}
+
+	// Preparing settles the recipe: Fashion-MNIST's is CIFAR's, which
+	// names a training as before recipes were named.
+	if h := c.WithAugment(dataset.AugmentCIFAR).Hash(); h != "cb943481753598f52a41393f4cdcb922f6b0c67c5c1e8d3a4d583875feaede6e" {
+		t.Errorf("hash with the CIFAR recipe named is %s", h)
+	}
+	// The ImageNet recipe names another training (and clears crop_padding).
+	in := c.WithAugment(dataset.AugmentImageNet)
+	in.SkipBadImages = true
+	wantIn := strings.Replace(want, `"crop_padding":2`, `"crop_padding":0`, 1)
+	wantIn = strings.TrimSuffix(wantIn, "}") + `,"augment":"imagenet","skip_bad_images":true}`
+	if b, _ := json.Marshal(in); string(b) != wantIn {
+		t.Errorf("ImageNet recipe config JSON:\n got %s\nwant %s", b, wantIn)
+	}
+	if h := in.Hash(); h != "d4a415352e290a7748bed4053f261e1f95831baa7f5c4c58b2eb06a6699a4d41" {
+		t.Errorf("hash of the ImageNet recipe config is %s", h)
 	}
 }

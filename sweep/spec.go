@@ -48,6 +48,10 @@ type Spec struct {
 	Resolutions []int            `yaml:"resolutions" json:"resolutions"`
 	Epochs      int              `yaml:"epochs" json:"epochs"`
 	Data        string           `yaml:"data" json:"data"`
+	// Augment is the data recipe: imagenet or cifar ("": imagenet for an
+	// image folder, cifar for IDX data).
+	Augment       string `yaml:"augment" json:"augment,omitempty"`
+	SkipBadImages bool   `yaml:"skip_bad_images" json:"skip_bad_images,omitempty"`
 	TrainLimit  int              `yaml:"train_limit" json:"train_limit"`
 	ValLimit    int              `yaml:"val_limit" json:"val_limit"`
 	Seed        uint64           `yaml:"seed" json:"seed"`
@@ -150,7 +154,8 @@ func (s Spec) Combinations() []Combination {
 // set's content hash, which a worker stamps in).
 func (s Spec) Config(c Combination) Config {
 	return Config{Model: c.Model, Resolution: c.Resolution, Epochs: s.Epochs, Hyper: s.Hyper.Hyper,
-		Seed: s.Seed, Data: s.Data, TrainLimit: s.TrainLimit, ValLimit: s.ValLimit}
+		Seed: s.Seed, Data: s.Data, TrainLimit: s.TrainLimit, ValLimit: s.ValLimit,
+		Augment: s.Augment, SkipBadImages: s.SkipBadImages}
 }
 
 // Validate names the first invalid field. It is pure, so workflows call it.

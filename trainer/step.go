@@ -28,7 +28,7 @@ type stagedFeed struct {
 func (r *run) startFeed(ctx context.Context) *stagedFeed {
 	cfg, epoch := r.cfg, r.rec.EpochsDone // 0-based
 	order := dataset.EpochOrder(r.ds.Train.N, seed.Derive(cfg.Seed, cfg.Model, cfg.Resolution, "order", epoch))
-	aug := dataset.Augment{CropPadding: cfg.CropPadding, Flip: cfg.Flip}
+	aug := dataset.Augment{CropPadding: cfg.CropPadding, Flip: cfg.Flip, Workers: r.t.LoaderWorkers}
 	bctx, cancel := context.WithCancel(ctx)
 	batches := dataset.Batches(bctx, r.ds.Train, order, cfg.BatchSize, r.rec.StepInEpoch, aug, func(step int) uint64 {
 		return seed.Derive(cfg.Seed, cfg.Model, cfg.Resolution, "augment", epoch, step)

@@ -83,7 +83,8 @@ func (t *Trainer) Train(ctx context.Context, cfg sweep.Config, from *checkpoint.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	phase(PhaseOpeningData)
-	if r.ds, err = t.OpenData(cfg); err != nil {
+	building := func(p dataset.BuildProgress) { phase(PhaseOpeningData + ": " + p.String()) }
+	if r.ds, err = t.OpenData(cfg, building); err != nil {
 		return nil, err
 	}
 	defer r.ds.Close()

@@ -5,6 +5,7 @@
 package trainer
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/resomap/resomap/dataset"
+	"github.com/resomap/resomap/dataset/turbojpeg"
 	"github.com/resomap/resomap/internal/seed"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/torch"
@@ -32,8 +34,10 @@ type Trainer struct {
 	MixedPrecision bool   // bf16 autocast; see UseFastGPUPaths
 	ChannelsLast   bool   // channels-last memory format; see UseFastGPUPaths
 	Data           dataset.Options
-	Logger         *slog.Logger
-	hashes         dataset.HashMemo // data set content hashes, per process
+	// LoaderWorkers assemble training batches in parallel (see New).
+	LoaderWorkers int
+	Logger        *slog.Logger
+	hashes        dataset.HashMemo // data set content hashes, per process
 }
 
 // dataOptions are the data options with the trainer's hash memo.
@@ -68,7 +72,22 @@ func New(libPath, device string, threads int) (*Trainer, error) {
 		return nil, fmt.Errorf("%w: device %s, but libtorch %s at %s sees no CUDA device (a CPU build, or no driver)",
 			torch.ErrInvalid, device, lib.TorchVersion(), lib.Path())
 	}
-	return &Trainer{Lib: lib, Device: device, Logger: slog.Default()}, nil
+	t := &Trainer{Lib: lib, Device: device, Logger: slog.Default(), LoaderWorkers: loaderWorkers(device)}
+	if t.Data.JPEG, err = turbojpeg.Open(); err != nil {
+		t.Data.JPEG = nil // an untyped nil: Go's decoder
+		t.Logger.Warn("decoding JPEG photos with Go's decoder, several times slower", "err", err)
+	}
+	return t, nil
+}
+
+// loaderWorkers is the default batch producer count: on a GPU most cores
+// (a GPU outruns one core's crops ~10 to 1); on a CPU one, since libtorch's
+// threads need the cores and a CPU step is far slower than a batch.
+func loaderWorkers(device string) int {
+	if strings.HasPrefix(device, "cuda") {
+		return max(1, runtime.NumCPU()-2)
+	}
+	return 1
 }
 
 // UseFastGPUPaths turns bf16 autocast and channels-last on when on is true
@@ -91,7 +110,12 @@ func (t *Trainer) Prepare(cfg sweep.Config) (sweep.Config, error) {
 		return cfg, err
 	}
 	cfg.DataHash = h
-	return cfg, nil
+	kindDefault, err := dataset.DefaultAugment(cfg.Data)
+	if err != nil {
+		return cfg, err
+	}
+	cfg = cfg.WithAugment(kindDefault)
+	return cfg, cfg.Validate()
 }
 
 // DataIdentity names a data set by its content (memoised per process).
@@ -119,9 +143,15 @@ func initSeed(cfg sweep.Config) uint64 {
 	return seed.Derive(cfg.Seed, cfg.Model, cfg.Resolution, "init")
 }
 
-// OpenData opens cfg's data set at cfg's resolution (cached, memory-mapped).
-func (t *Trainer) OpenData(cfg sweep.Config) (*dataset.Set, error) {
-	ds, err := dataset.Open(cfg.Data, cfg.Resolution, t.dataOptions())
+// OpenData opens cfg's data set at cfg's resolution (cached, memory-mapped),
+// reporting a cache build's progress to progress (nil: nowhere).
+func (t *Trainer) OpenData(cfg sweep.Config, progress func(dataset.BuildProgress)) (*dataset.Set, error) {
+	opts := t.dataOptions()
+	// A config prepared before recipes were named trained with the CIFAR one.
+	opts.Augment = cmp.Or(cfg.Augment, dataset.AugmentCIFAR)
+	opts.SkipBadImages = cfg.SkipBadImages
+	opts.Progress = progress
+	ds, err := dataset.Open(cfg.Data, cfg.Resolution, opts)
 	if err != nil {
 		return nil, err
 	}

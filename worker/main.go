@@ -17,7 +17,6 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/resomap/resomap/activities"
-	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/internal/temporalx"
 	"github.com/resomap/resomap/torch"
 	"github.com/resomap/resomap/trainer"
@@ -57,7 +56,7 @@ func run(logger *slog.Logger, taskQueue, storeURL, device string, threads, concu
 		return err
 	}
 	tr.Logger = logger
-	tr.Data = dataset.Options{CacheDir: cacheDir}
+	tr.Data.CacheDir = cacheDir
 	tr.UseFastGPUPaths(amp)
 	if stuckTimeout > 0 {
 		go watchForStuckCalls(logger, tr.Lib, stuckTimeout)
