@@ -84,6 +84,9 @@ func (s Split) photo(i int) rgbImage {
 // Image returns image i as C*H*W bytes (aliasing the cache); not for stored
 // splits.
 func (s Split) Image(i int) []byte {
+	if s.stored != nil {
+		panic("dataset: Image of a split of stored photos")
+	}
 	sz := s.C * s.H * s.W
 	return s.images[i*sz : (i+1)*sz]
 }

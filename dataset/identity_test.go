@@ -97,7 +97,7 @@ func TestTransientReadErrorsAreNotBadData(t *testing.T) {
 func TestDamagedCacheIsRebuilt(t *testing.T) {
 	dir, cache := t.TempDir(), t.TempDir()
 	writeFolder(t, dir)
-	a, err := Open(dir, 8, Options{CacheDir: cache})
+	a, err := Open(dir, 8, Options{CacheDir: cache, Augment: AugmentCIFAR})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestDamagedCacheIsRebuilt(t *testing.T) {
 		func() { os.WriteFile(path, []byte("not a cache"), 0o644) },
 	} {
 		damage()
-		b, err := Open(dir, 8, Options{CacheDir: cache})
+		b, err := Open(dir, 8, Options{CacheDir: cache, Augment: AugmentCIFAR})
 		if err != nil {
 			t.Fatalf("damaged cache: %v", err)
 		}
