@@ -17,7 +17,10 @@ import (
 // of 500x375 photos stored for res (random content: the loader's cost does
 // not depend on it).
 func storedSplit(n, res int) Split {
-	w, h := shorterSideTo(500, 375, StoredSide(res))
+	w, h := 500, 375
+	if side := StoredSide(res); h > side {
+		w, h = shorterSideTo(w, h, side)
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	s := Split{N: n, C: 3, H: res, W: res, images: make([]byte, n*w*h*3), labels: make([]uint16, n)}
 	for i := range s.images {

@@ -173,10 +173,13 @@ func makers(src *source, res int, opts Options) (train, val maker, err error) {
 		if err != nil {
 			return madeImage{err: err}
 		}
-		w, h := shorterSideTo(img.w, img.h, side)
-		pix := make([]byte, w*h*3)
-		resampleBox(img, box{w: img.w, h: img.h}, w, h, pix, nil)
-		return madeImage{pix: pix, w: w, h: h, label: uint16(tr.Label(i)), sums: interleavedSums(pix), side: native}
+		if min(img.w, img.h) > side {
+			w, h := shorterSideTo(img.w, img.h, side)
+			pix := make([]byte, w*h*3)
+			resampleBox(img, box{w: img.w, h: img.h}, w, h, pix, nil)
+			img = rgbImage{pix: pix, w: w, h: h}
+		}
+		return madeImage{pix: img.pix, w: img.w, h: img.h, label: uint16(tr.Label(i)), sums: interleavedSums(img.pix), side: native}
 	}
 	val = func(i int) madeImage {
 		img, native, err := va.photo(i, side)

@@ -32,7 +32,9 @@ const (
 )
 
 // storedImage locates one training image of the ImageNet recipe's cache:
-// interleaved RGB, its shorter side StoredSide(resolution).
+// interleaved RGB, its shorter side StoredSide(resolution), or the
+// photo's own when smaller (the cache never upsamples: random crops are
+// then taken from the original, as torchvision takes them).
 type storedImage struct {
 	Off  uint64
 	W, H uint32
@@ -50,7 +52,7 @@ type cacheHeader struct {
 	Mean       []float32 `json:"mean"`
 	Std        []float32 `json:"std"`
 	Augment    string    `json:"augment"`
-	// StoredSide is the shorter side of the stored training images
+	// StoredSide bounds the shorter side of the stored training images
 	// (ImageNet recipe; 0: every image is C x res x res, planar).
 	StoredSide int   `json:"stored_side,omitempty"`
 	ValOffset  int64 `json:"val_offset"`
@@ -105,16 +107,16 @@ func planarSums(pix []byte, c, plane int) channelSums {
 
 // interleavedSums sums an interleaved RGB image.
 func interleavedSums(pix []byte) channelSums {
-	var out channelSums
-	for i := 0; i+2 < len(pix); i += 3 {
-		for ch := 0; ch < 3; ch++ {
-			v := uint64(pix[i+ch])
-			out.s[ch] += v
-			out.s2[ch] += v * v
-		}
+	n := uint64(len(pix) / 3)
+	var r, g, b, r2, g2, b2 uint64
+	for len(pix) >= 3 {
+		p := pix[:3:3]
+		vr, vg, vb := uint64(p[0]), uint64(p[1]), uint64(p[2])
+		r, g, b = r+vr, g+vg, b+vb
+		r2, g2, b2 = r2+vr*vr, g2+vg*vg, b2+vb*vb
+		pix = pix[3:]
 	}
-	out.n = uint64(len(pix) / 3)
-	return out
+	return channelSums{s: [3]uint64{r, g, b}, s2: [3]uint64{r2, g2, b2}, n: n}
 }
 
 // meanStd is per channel, in [0,1] units.

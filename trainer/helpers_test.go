@@ -1,10 +1,13 @@
 package trainer_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
+	"image/jpeg"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -28,7 +31,7 @@ func newTrainer(t testing.TB, cacheDir string) *trainer.Trainer {
 	if err != nil {
 		t.Fatalf("load bridge (run `make shim`): %v", err)
 	}
-	tr.Data = dataset.Options{CacheDir: cacheDir}
+	tr.Data.CacheDir = cacheDir
 	return tr
 }
 
@@ -72,7 +75,7 @@ func runHelper(spec string) error {
 	if err != nil {
 		return err
 	}
-	tr.Data = dataset.Options{CacheDir: job.CacheDir}
+	tr.Data.CacheDir = job.CacheDir
 	tr.MixedPrecision, tr.ChannelsLast = job.FastPaths, job.FastPaths
 	st, err := store.NewFile(job.StoreDir)
 	if err != nil {
@@ -165,4 +168,30 @@ func randomBatch(rng *rand.Rand, n, c, res, nc int, randomLabels bool) dataset.B
 		}
 	}
 	return b
+}
+
+// photoFolder writes n small JPEG photos in two classes (a colour cast per
+// class, noise per pixel) and returns the folder.
+func photoFolder(t testing.TB, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(uint64(n), 3))
+	for i := 0; i < n; i++ {
+		cls := i % 2
+		img := image.NewRGBA(image.Rect(0, 0, 40, 30))
+		for p := 0; p < len(img.Pix); p += 4 {
+			img.Pix[p] = byte(rng.IntN(128) + 100*cls)
+			img.Pix[p+1] = byte(rng.IntN(128))
+			img.Pix[p+2] = byte(rng.IntN(128) + 100*(1-cls))
+			img.Pix[p+3] = 255
+		}
+		path := filepath.Join(dir, []string{"red", "blue"}[cls], fmt.Sprintf("%04d.jpg", i))
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		var buf bytes.Buffer
+		jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90})
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }

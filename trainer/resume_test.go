@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/store"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/trainer"
@@ -27,18 +28,26 @@ func resumeConfig() sweep.Config {
 // with the same weights, optimiser state and metrics, bit for bit; also with
 // the GPU fast paths (bf16 autocast, channels-last) forced on.
 func TestExactResumeAcrossFreshProcesses(t *testing.T) {
-	t.Run("fp32", func(t *testing.T) { testExactResume(t, false) })
-	t.Run("bf16+channels-last", func(t *testing.T) { testExactResume(t, true) })
+	t.Run("fp32", func(t *testing.T) { testExactResume(t, resumeConfig(), false) })
+	t.Run("bf16+channels-last", func(t *testing.T) { testExactResume(t, resumeConfig(), true) })
+	// The ImageNet recipe on JPEG photos: random resized crops drawn from
+	// the step seeds; the reference run assembles batches with three
+	// producers, the resumed processes with one.
+	t.Run("imagenet-recipe", func(t *testing.T) {
+		cfg := resumeConfig()
+		cfg.Data, cfg.Augment = photoFolder(t, 720), dataset.AugmentImageNet
+		testExactResume(t, cfg, false)
+	})
 }
 
-func testExactResume(t *testing.T, fastPaths bool) {
+func testExactResume(t *testing.T, cfg sweep.Config, fastPaths bool) {
 	cache := t.TempDir()
-	cfg := resumeConfig()
 
 	// Uninterrupted reference run, in this process.
 	refDir := t.TempDir()
 	tr := newTrainer(t, cache)
 	tr.MixedPrecision, tr.ChannelsLast = fastPaths, fastPaths
+	tr.LoaderWorkers = 3
 	st, _ := store.NewFile(refDir)
 	repo := checkpoint.Repo{Blobs: st}
 	res, err := tr.Train(context.Background(), cfg, nil, trainer.RunOptions{

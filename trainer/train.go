@@ -83,7 +83,7 @@ func (t *Trainer) Train(ctx context.Context, cfg sweep.Config, from *checkpoint.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	phase(PhaseOpeningData)
-	building := func(p dataset.BuildProgress) { phase(PhaseOpeningData + ": " + p.String()) }
+	building := t.buildReporter(cfg, phase)
 	if r.ds, err = t.OpenData(cfg, building); err != nil {
 		return nil, err
 	}
@@ -102,6 +102,19 @@ func (t *Trainer) Train(ctx context.Context, cfg sweep.Config, from *checkpoint.
 		}
 	}
 	return r.res, nil
+}
+
+// buildReporter reports a data cache build to the run's phase (the activity
+// heartbeats it) and to the log every ten seconds.
+func (t *Trainer) buildReporter(cfg sweep.Config, phase func(string)) func(dataset.BuildProgress) {
+	var logged time.Time
+	return func(p dataset.BuildProgress) {
+		phase(PhaseOpeningData + ": " + p.String())
+		if time.Since(logged) >= 10*time.Second || p.Done == p.Total {
+			logged = time.Now()
+			t.Logger.Info(p.String(), "data", cfg.Data, "done", p.Done, "total", p.Total, "skipped", p.Skipped)
+		}
+	}
 }
 
 // run is the state of one Train call.

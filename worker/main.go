@@ -1,5 +1,6 @@
 // Command worker trains sweeps: it polls a Temporal task queue for ResoMap's
-// workflows and activities. Several workers on several machines can share
+// workflows and activities. `worker prepare-data` builds data caches ahead of
+// a sweep, without a server. Several workers on several machines can share
 // one task queue and one checkpoint store. On SIGTERM or SIGINT it stops
 // taking work, lets running epochs checkpoint, and exits: nothing is lost.
 package main
@@ -24,6 +25,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "prepare-data" {
+		if err := prepareData(os.Args[2:], os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "prepare-data:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	taskQueue := flag.String("task-queue", temporalx.EnvOr("RESOMAP_TASK_QUEUE", workflows.TaskQueue), "Temporal task queue")
 	storeURL := flag.String("store", temporalx.EnvOr("RESOMAP_STORE", "file://state/store"), "checkpoint store: file:///dir or s3://bucket/prefix")
 	device := flag.String("device", temporalx.EnvOr("RESOMAP_DEVICE", "cpu"), "cpu, cuda or cuda:N")

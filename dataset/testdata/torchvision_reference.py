@@ -4,8 +4,9 @@
                      few sizes, or N of 500x375 (ImageNet's typical shape)
   reference JOB OUT  for each file of JOB (JSON): the validation transform
                      Resize(round(res/0.875)) + CenterCrop(res), and
-                     resized_crop(Resize(round(res/0.875))(img), box) + hflip
-                     for its box, as raw interleaved RGB into OUT
+                     resized_crop + hflip of its box on the image as
+                     ResoMap stores it (shorter side at most
+                     round(res/0.875)), as raw interleaved RGB into OUT
 """
 import json
 import os
@@ -55,7 +56,10 @@ def reference(job_path, out):
         img = Image.open(item["path"]).convert("RGB")
         np.asarray(val(img)).tofile(os.path.join(out, "val_%02d.raw" % k))
         top, left, h, w, flip = item["box"]
-        crop = F.resized_crop(T.Resize(side)(img), top, left, h, w, [res, res])
+        # ResoMap stores photos larger than the resize side at that side,
+        # smaller ones as they are: boxes are drawn on what it stores.
+        base = T.Resize(side)(img) if min(img.size) > side else img
+        crop = F.resized_crop(base, top, left, h, w, [res, res])
         if flip:
             crop = F.hflip(crop)
         np.asarray(crop).tofile(os.path.join(out, "crop_%02d.raw" % k))

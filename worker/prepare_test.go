@@ -1,0 +1,54 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// prepare-data builds each resolution's cache once, prints its figures, and
+// reports a cache that is already there as cached.
+func TestPrepareDataBuildsThenFindsCaches(t *testing.T) {
+	data, cache := t.TempDir(), t.TempDir()
+	for i := 0; i < 12; i++ {
+		img := image.NewRGBA(image.Rect(0, 0, 48, 36))
+		for p := range img.Pix {
+			img.Pix[p] = byte(i*20 + p%7)
+		}
+		var buf bytes.Buffer
+		jpeg.Encode(&buf, img, nil)
+		p := filepath.Join(data, []string{"a", "b"}[i%2], fmt.Sprintf("%d.jpg", i))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, buf.Bytes(), 0o644)
+	}
+	run := func(args ...string) (string, error) {
+		var out, errs bytes.Buffer
+		err := prepareData(args, &out, &errs)
+		return out.String(), err
+	}
+	out, err := run("--data", data, "--resolutions", "32,48", "--data-cache", cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, res := range []string{"32 ", "48 "} {
+		if !strings.Contains(out, "\n"+res) || strings.Count(out, " 12 ") < 2 {
+			t.Fatalf("no %spx row with 12 images:\n%s", res, out)
+		}
+	}
+	if strings.Contains(out, "cached") {
+		t.Fatalf("first run found caches:\n%s", out)
+	}
+	if out, err = run("--data", data, "--resolutions", "32", "--data-cache", cache); err != nil || !strings.Contains(out, "cached") {
+		t.Fatalf("second run: %v\n%s", err, out)
+	}
+	for _, bad := range [][]string{{"--data", data, "--resolutions", "32x"}, {"--resolutions", "32"}, {"--data", data}} {
+		if _, err := run(bad...); err == nil {
+			t.Errorf("prepare-data %v: no error", bad)
+		}
+	}
+}
