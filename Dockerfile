@@ -6,7 +6,7 @@ COPY . .
 RUN make shim build
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends libtorch1.13 dataset-fashion-mnist ca-certificates && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends libtorch1.13 libturbojpeg0 dataset-fashion-mnist ca-certificates && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/worker /src/build/starter /usr/local/bin/
 COPY --from=build /src/build/libresomap.so /usr/local/lib/
 ENV RESOMAP_LIB=/usr/local/lib/libresomap.so

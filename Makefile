@@ -50,10 +50,12 @@ chaos: deps shim tools
 test-libtorch2:
 	@bash scripts/check-libtorch2.sh
 
-# Figures, not pass/fail: trainer (Go vs C++ step loop), store throughput,
-# orchestration overhead of the default sweep and worker-death recovery.
-bench: deps shim tools $(BENCH_CPP)
+# Figures, not pass/fail: trainer (Go vs C++ step loop), data path (cache
+# builds vs torchvision/PIL, loader), store throughput, orchestration
+# overhead of the default sweep and worker-death recovery.
+bench: deps shim tools build $(BENCH_CPP)
 	CGO_ENABLED=0 go run ./cmd/resomap-bench --cpp $(BENCH_CPP)
+	bash scripts/bench-data.sh
 	CGO_ENABLED=0 go test -run '^$$' -bench . -benchtime 1x ./store ./integration
 
 demo: deps shim temporal-cli build

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system packages ResoMap needs on Debian/Ubuntu, only if missing:
-# a C++ compiler and libtorch for the bridge, Fashion-MNIST (the default data
-# set), Python's torch/torchvision for the torchvision parity test, and
+# a C++ compiler and libtorch for the bridge, libturbojpeg for fast JPEG
+# decoding, Fashion-MNIST (the default data set), Python's torch/torchvision
+# and PIL for the torchvision parity tests, and
 # docker-compose to validate docker-compose.yml (that needs no Docker engine).
 set -euo pipefail
-pkgs=(g++ make libtorch-dev dataset-fashion-mnist python3-torch python3-torchvision python3-numpy docker-compose)
+pkgs=(g++ make libtorch-dev libturbojpeg0 dataset-fashion-mnist python3-torch python3-torchvision python3-numpy python3-pil docker-compose)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

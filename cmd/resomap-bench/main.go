@@ -36,8 +36,15 @@ type row struct {
 	ImgS         float64 `json:"img_s"`
 }
 
-// goSteps runs the step loop through the Go API and returns images/s.
+// goSteps runs the step loop through the Go API on one synthetic batch and
+// returns images/s.
 func goSteps(lib *torch.Lib, model string, res, bs, steps, warm int, device string, amp bool) (float64, error) {
+	return goStepsFed(lib, model, res, bs, steps, warm, device, amp, nil)
+}
+
+// goStepsFed is goSteps with batches from next (nil: one synthetic batch
+// over and over).
+func goStepsFed(lib *torch.Lib, model string, res, bs, steps, warm int, device string, amp bool, next func() dataset.Batch) (float64, error) {
 	// As in Trainer.Train: one OS thread drives libtorch throughout.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -68,6 +75,9 @@ func goSteps(lib *torch.Lib, model string, res, bs, steps, warm int, device stri
 		}
 		if err := m.Step(0.01); err != nil {
 			return err
+		}
+		if next != nil {
+			b = next()
 		}
 		if err := m.Stage(b); err != nil {
 			return err
@@ -133,6 +143,10 @@ func main() {
 	repeats := flag.Int("repeats", 5, "interleaved runs of each loop; the median is printed")
 	out := flag.String("json", "", "GPU mode: write the rows to this JSON file")
 	one := flag.String("one", "", "internal: run one Go measurement MODEL,RES,BATCH,STEPS in this fresh process")
+	loader := flag.String("loader", "", "GPU mode: also train resnet18 at 224 from this image folder's cache (ImageNet recipe) and compare with synthetic data")
+	cacheDir := flag.String("data-cache", "", "data cache for --loader")
+	loaderBatch := flag.Int("loader-batch", 256, "batch size for --loader")
+	loaderSteps := flag.Int("loader-steps", 30, "timed steps for --loader")
 	flag.Parse()
 	lib, err := torch.Open("")
 	if err == nil {
@@ -140,6 +154,8 @@ func main() {
 	}
 	switch {
 	case err != nil:
+	case *loader != "":
+		err = loaderVsSynthetic(lib, *loader, *cacheDir, *device, *loaderBatch, *loaderSteps)
 	case strings.HasPrefix(*device, "cuda"):
 		gpu(lib, *device, *out)
 	case *one != "":
