@@ -314,18 +314,19 @@ func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput)
 }
 
 // fillMetrics puts back the per-epoch figures that the workflow's summary
-// leaves out, from the result that skipped it or the latest checkpoint.
+// leaves out, and the data recipe and skipped images, from the result that
+// skipped it or the latest checkpoint.
 func (a *Activities) fillMetrics(ctx context.Context, o *sweep.Outcome) error {
-	if len(o.Metrics) > 0 || o.EpochsDone == 0 {
+	if o.EpochsDone == 0 {
 		return nil
 	}
-	if o.Status == sweep.Skipped {
+	if o.Status == sweep.Skipped && len(o.Metrics) == 0 {
 		prev, _, err := a.index().Lookup(ctx, o.ConfigHash)
 		if err != nil {
 			return err
 		}
 		if prev != nil {
-			o.Metrics = prev.Metrics
+			o.Metrics, o.Augment, o.SkippedImages = prev.Metrics, prev.Augment, prev.SkippedImages
 			return nil
 		}
 	}
@@ -344,7 +345,12 @@ func (a *Activities) fillMetrics(ctx context.Context, o *sweep.Outcome) error {
 	if err != nil {
 		return fmt.Errorf("figures of %s: %w", o.ID(), err)
 	}
-	o.Metrics = r.Metrics[:min(len(r.Metrics), o.EpochsDone)]
+	if len(o.Metrics) == 0 {
+		o.Metrics = r.Metrics[:min(len(r.Metrics), o.EpochsDone)]
+	}
+	if r.Data != nil {
+		o.Augment, o.SkippedImages = r.Data.Augment, r.Data.SkippedImages
+	}
 	return nil
 }
 

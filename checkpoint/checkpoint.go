@@ -93,6 +93,7 @@ type Record struct {
 	CreatedAt     time.Time       `json:"created_at"`
 	ModelFile     FileSum         `json:"model_file"`
 	OptimFile     FileSum         `json:"optim_file"`
+	Data          *sweep.DataInfo `json:"data,omitempty"` // what it was trained on
 }
 
 // Checkpoint is a record with its two tensor files.

@@ -82,3 +82,13 @@ func randomResizedCrop(rng *rand.Rand, w, h int) box {
 	}
 	return box{x: (w - bw) / 2, y: (h - bh) / 2, w: bw, h: bh}
 }
+
+// ValTransform is the set's validation input pipeline in torchvision's
+// terms, before ToTensor and Normalize(mean, std).
+func (s *Set) ValTransform() string {
+	if s.Augment == AugmentImageNet {
+		return fmt.Sprintf("Resize(%d)+CenterCrop(%d)", StoredSide(s.Resolution), s.Resolution)
+	}
+	// CIFAR recipe: centre square crop, resized with Catmull-Rom (x/image).
+	return fmt.Sprintf("CenterCrop(min(h,w))+Resize((%d,%d), bicubic)", s.Resolution, s.Resolution)
+}

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,7 +50,10 @@ type Row struct {
 	Resumes      int        `json:"resumed"`
 	OOMs         int        `json:"out_of_memory"`
 	EarlyStopped bool       `json:"early_stopped"`
-	outcome      *sweep.Outcome
+	Augment      string     `json:"augment,omitempty"`
+	// SkippedImages did not decode and were left out (skip_bad_images).
+	SkippedImages int `json:"skipped_images"`
+	outcome       *sweep.Outcome
 }
 
 // Report is a sweep's results.
@@ -121,7 +125,7 @@ func sortIDs(ids []string, o map[string]sweep.Outcome) {
 func rowOf(o sweep.Outcome) Row {
 	row := Row{Model: o.Model, Family: o.Family, Resolution: o.Resolution, Status: string(o.Status), Reason: o.Reason,
 		EpochsRun: len(o.Metrics), Epochs: o.Epochs, Device: o.Device, Keys: o.Keys, Resumes: len(o.Resumes), OOMs: o.OOMs,
-		EarlyStopped: o.EarlyStopped, outcome: &o}
+		EarlyStopped: o.EarlyStopped, Augment: o.Augment, SkippedImages: o.SkippedImages, outcome: &o}
 	if o.BestEpoch > 0 {
 		row.BestEpoch, row.BestValLoss, row.BestValAcc = ptr(o.BestEpoch), ptr(o.BestValLoss), ptr(o.BestValAcc)
 	}
@@ -186,7 +190,8 @@ func (r *Report) writeJSON(w io.Writer) error {
 // CSVHeader is the first line of results.csv.
 var CSVHeader = []string{"model", "family", "resolution", "status", "reason", "epochs_run", "epochs", "best_epoch",
 	"best_val_loss", "best_val_acc", "final_val_acc", "images_per_s", "wall_seconds", "device",
-	"best_checkpoint", "final_checkpoint", "latest_checkpoint", "resumed", "out_of_memory", "early_stopped"}
+	"best_checkpoint", "final_checkpoint", "latest_checkpoint", "resumed", "out_of_memory", "early_stopped",
+	"augment", "skipped_images"}
 
 func fmtF(v *float64) string {
 	if v == nil {
@@ -209,7 +214,8 @@ func (r *Report) writeCSV(w io.Writer) error {
 		cw.Write([]string{x.Model, x.Family, strconv.Itoa(x.Resolution), x.Status, x.Reason, strconv.Itoa(x.EpochsRun),
 			strconv.Itoa(x.Epochs), fmtI(x.BestEpoch), fmtF(x.BestValLoss), fmtF(x.BestValAcc), fmtF(x.FinalValAcc),
 			fmtF(x.ImagesPerSec), fmtF(x.WallSeconds), x.Device, x.Keys.Best, x.Keys.Final, x.Keys.Latest,
-			strconv.Itoa(x.Resumes), strconv.Itoa(x.OOMs), strconv.FormatBool(x.EarlyStopped)})
+			strconv.Itoa(x.Resumes), strconv.Itoa(x.OOMs), strconv.FormatBool(x.EarlyStopped),
+			x.Augment, strconv.Itoa(x.SkippedImages)})
 	}
 	cw.Flush()
 	return cw.Error()
@@ -259,6 +265,7 @@ func (r *Report) writeMarkdown(w io.Writer, figs []string) error {
 			problems = append(problems, fmt.Sprintf("- %s@%d **%s**: %s", x.Model, x.Resolution, x.Status, x.Reason))
 		}
 	}
+	r.writeDataNotes(w)
 	if len(problems) > 0 {
 		fmt.Fprintln(w, "## Not completed in this sweep")
 		fmt.Fprintln(w)
@@ -271,4 +278,25 @@ func (r *Report) writeMarkdown(w io.Writer, figs []string) error {
 	}
 	fmt.Fprintln(w, "\nFiles: `results.csv`, `results.json`; figures as PNG and SVG.")
 	return nil
+}
+
+// writeDataNotes says which recipe trained the results and which
+// combinations left out images that did not decode.
+func (r *Report) writeDataNotes(w io.Writer) {
+	var recipes []string
+	var skipped []string
+	for _, x := range r.Rows {
+		if x.Augment != "" && !slices.Contains(recipes, x.Augment) {
+			recipes = append(recipes, x.Augment)
+		}
+		if x.SkippedImages > 0 {
+			skipped = append(skipped, fmt.Sprintf("%s@%d: %d", x.Model, x.Resolution, x.SkippedImages))
+		}
+	}
+	if len(recipes) > 0 {
+		fmt.Fprintf(w, "Data recipe: %s.\n\n", strings.Join(recipes, ", "))
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(w, "Images left out because they did not decode (skip_bad_images): %s.\n\n", strings.Join(skipped, "; "))
+	}
 }

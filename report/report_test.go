@@ -49,7 +49,11 @@ func recordSmallSweep(t *testing.T, st store.Store) map[string]sweep.Outcome {
 		}
 		rec := r.Last.Record
 		o := sweep.Outcome{Model: "smallcnn", Family: "cnn", Resolution: res, Status: sweep.Completed, Epochs: 2,
-			Progress: rec.Progress, Device: "cpu", WallSeconds: 30, EpochSeconds: 3, ConfigHash: rec.ConfigHash}
+			Progress: rec.Progress, Device: "cpu", WallSeconds: 30, EpochSeconds: 3, ConfigHash: rec.ConfigHash,
+			Augment: rec.Data.Augment}
+		if res == 16 {
+			o.SkippedImages = 3 // as if three photos had not decoded
+		}
 		if res == 24 {
 			o.Status, o.Reason, o.SkippedFrom = sweep.Skipped, "already completed by sweep earlier", "earlier"
 		}
@@ -103,6 +107,9 @@ func TestReportAgreesWithRecordsAndMarksWhatIsMissing(t *testing.T) {
 		}
 		if row[col["status"]] != string(o.Status) {
 			t.Errorf("%s: status %q, recorded %q", id, row[col["status"]], o.Status)
+		}
+		if row[col["augment"]] != o.Augment || row[col["skipped_images"]] != strconv.Itoa(o.SkippedImages) {
+			t.Errorf("%s: augment %q, skipped %q; recorded %q, %d", id, row[col["augment"]], row[col["skipped_images"]], o.Augment, o.SkippedImages)
 		}
 		if o.BestEpoch > 0 {
 			if got, _ := strconv.ParseFloat(row[col["best_val_acc"]], 64); got != o.BestValAcc {
@@ -175,7 +182,8 @@ func TestReportAgreesWithRecordsAndMarksWhatIsMissing(t *testing.T) {
 		}
 	}
 	readme, _ := os.ReadFile(filepath.Join(dir, "README.md"))
-	for _, s := range []string{"![resomap](resomap.png)", "smallcnn@32 **failed**: epoch 1: out of memory", "| resnet18 | 32 | missing |"} {
+	for _, s := range []string{"![resomap](resomap.png)", "smallcnn@32 **failed**: epoch 1: out of memory", "| resnet18 | 32 | missing |",
+		"Data recipe: cifar.", "did not decode (skip_bad_images): smallcnn@16: 3."} {
 		if !bytes.Contains(readme, []byte(s)) {
 			t.Errorf("README.md lacks %q", s)
 		}

@@ -90,7 +90,26 @@ type Outcome struct {
 	OtherSeconds float64       `json:"other_seconds,omitempty"`          // checkpoint I/O, validation, set-up
 	WallSeconds  float64       `json:"wall_seconds,omitempty"`
 	SkippedFrom  string        `json:"skipped_from,omitempty"` // sweep that trained it
+	// Augment is the data recipe; SkippedImages did not decode and were
+	// left out (skip_bad_images).
+	Augment       string `json:"augment,omitempty"`
+	SkippedImages int    `json:"skipped_images,omitempty"`
 	FinishedAt   time.Time     `json:"finished_at,omitzero"`
+}
+
+// DataInfo says what a training was fed and how: enough to evaluate its
+// weights outside ResoMap. Checkpoint records carry it.
+type DataInfo struct {
+	Augment string    `json:"augment"` // dataset.AugmentCIFAR or AugmentImageNet
+	Classes []string  `json:"classes"` // in label order
+	Mean    []float32 `json:"mean"`    // per channel, [0,1] units, of the training split
+	Std     []float32 `json:"std"`
+	// ValTransform is the validation input pipeline in torchvision's terms.
+	ValTransform  string `json:"val_transform"`
+	TrainImages   int    `json:"train_images"`
+	ValImages     int    `json:"val_images"`
+	SkippedImages int    `json:"skipped_images,omitempty"` // did not decode (skip_bad_images)
+	NativeSide    int    `json:"native_side,omitempty"`    // median shorter side of the source images
 }
 
 // ID is model@resolution.

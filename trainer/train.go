@@ -88,6 +88,7 @@ func (t *Trainer) Train(ctx context.Context, cfg sweep.Config, from *checkpoint.
 		return nil, err
 	}
 	defer r.ds.Close()
+	r.rec.Data = dataInfo(r.ds, cfg)
 	phase(PhaseBuildingModel)
 	if r.m, err = t.NewModel(cfg, r.ds); err != nil {
 		return nil, err
@@ -115,6 +116,13 @@ func (t *Trainer) buildReporter(cfg sweep.Config, phase func(string)) func(datas
 			t.Logger.Info(p.String(), "data", cfg.Data, "done", p.Done, "total", p.Total, "skipped", p.Skipped)
 		}
 	}
+}
+
+// dataInfo describes the data set a run trains on, for its checkpoints.
+func dataInfo(ds *dataset.Set, cfg sweep.Config) *sweep.DataInfo {
+	return &sweep.DataInfo{Augment: ds.Augment, Classes: ds.Classes, Mean: ds.Mean, Std: ds.Std,
+		ValTransform: ds.ValTransform(), TrainImages: ds.Train.N, ValImages: ds.Val.N,
+		SkippedImages: ds.Skipped, NativeSide: ds.NativeSide}
 }
 
 // run is the state of one Train call.
