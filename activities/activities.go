@@ -37,6 +37,19 @@ type Activities struct {
 	// claim's holder still runs (a Temporal client does both); nil skips
 	// the confirmation and counts every holder as running.
 	Temporal TemporalClient
+	// Resident holds trainings in memory between epochs, so that a
+	// combination's next epoch on this worker goes on from memory (nil:
+	// none is kept).
+	Resident *Residents
+}
+
+// residents is the worker's resident-model cache (one that keeps nothing
+// when the worker has none).
+func (a *Activities) residents() *Residents {
+	if a.Resident == nil {
+		return &Residents{}
+	}
+	return a.Resident
 }
 
 // TemporalClient is what activities ask the Temporal server directly.
@@ -129,26 +142,22 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	repo := a.repo(in.Prefix)
 	hb := newHeartbeater(ctx, a, repo)
 	defer hb.stop()
-	hb.setPhase(workflows.PhaseCheckingData)
-	if err := a.checkData(ctx, in.Config); err != nil {
-		return workflows.TrainEpochOutput{}, err
-	}
-	hb.setPhase(workflows.PhaseLoadingCheckpoint)
-	from, err := a.resumeFrom(ctx, in.Prepared)
-	if err != nil {
-		return workflows.TrainEpochOutput{}, err
-	}
 	info := activity.GetInfo(ctx)
 	out := workflows.TrainEpochOutput{Attempt: info.Attempt, Device: a.Trainer.Device}
-	out.ResumedFrom = sweep.Resume{Epoch: 1, Attempt: int(info.Attempt)}
-	if from != nil {
-		out.ResumedFrom.Epoch, out.ResumedFrom.Step = from.Record.EpochsDone+1, from.Record.StepInEpoch
-		if from.Record.EpochsDone >= in.Epoch {
-			// Already done (a previous attempt finished but its result was
-			// lost): report it without training again.
-			return epochOutput(repo, from.Record, out, started), nil
-		}
+	s, from, err := a.openSession(ctx, in, hb)
+	if err != nil {
+		return out, err
 	}
+	out.RestoreSeconds = time.Since(started).Seconds()
+	if s == nil {
+		// Already done (a previous attempt finished but its result was
+		// lost): report it without training again.
+		out.ResumedFrom = sweep.Resume{Epoch: from.Record.EpochsDone + 1, Step: from.Record.StepInEpoch, Attempt: int(info.Attempt)}
+		return epochOutput(repo, from.Record, out, started), nil
+	}
+	at := s.Record()
+	out.ResumedFrom = sweep.Resume{Epoch: at.EpochsDone + 1, Step: at.StepInEpoch, Attempt: int(info.Attempt)}
+	out.Resident = from == nil && at.EpochsDone > 0
 	// Training stops at a step boundary (with a checkpoint) when the
 	// activity is cancelled or the worker is shutting down.
 	tctx, cancel := context.WithCancelCause(ctx)
@@ -160,16 +169,58 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 		case <-tctx.Done():
 		}
 	}()
-	res, err := a.Trainer.Train(tctx, in.Config, from, trainer.RunOptions{
+	res, err := s.Train(tctx, trainer.RunOptions{
 		UntilEpoch: in.Epoch, MicroBatch: in.MicroBatch, CheckpointSteps: in.CheckpointSteps,
 		CheckpointInterval: time.Duration(in.CheckpointSeconds) * time.Second,
 		OnProgress:         hb.progress, OnCheckpoint: hb.checkpoint, OnPhase: hb.setPhase,
 	})
 	if err != nil {
+		a.residents().drop(s)
 		return workflows.TrainEpochOutput{}, interrupted(ctx, tctx, hb.lastKey(), err)
 	}
+	a.residents().put(in.Config.Hash(), hb.lastKey(), in.MicroBatch, s)
 	out.TrainSeconds, out.EvalSeconds, out.CheckpointSeconds = res.TrainSeconds, res.EvalSeconds, res.CheckpointSeconds
 	return epochOutput(repo, res.Last.Record, out, started), nil
+}
+
+// openSession finds the training to continue: the session this worker holds
+// at the newest stored checkpoint (a first attempt only: a retry starts
+// from its heartbeat), or one opened from the newest good checkpoint. It
+// returns a nil session and the checkpoint when that is already past
+// in.Epoch.
+func (a *Activities) openSession(ctx context.Context, in workflows.TrainEpochInput, hb *heartbeater) (*trainer.Session, *checkpoint.Checkpoint, error) {
+	hb.setPhase(workflows.PhaseLoadingCheckpoint)
+	if !activity.HasHeartbeatDetails(ctx) {
+		newest, err := a.repo(in.Prefix).Newest(ctx, in.Family, in.Config.Model, in.Config.Resolution)
+		if err != nil {
+			return nil, nil, err
+		}
+		if s := a.residents().take(in.Config.Hash(), newest, in.MicroBatch); s != nil {
+			if s.Record().EpochsDone < in.Epoch {
+				return s, nil, nil
+			}
+			a.residents().drop(s)
+		}
+	}
+	hb.setPhase(workflows.PhaseCheckingData)
+	if err := a.checkData(ctx, in.Config); err != nil {
+		return nil, nil, err
+	}
+	hb.setPhase(workflows.PhaseLoadingCheckpoint)
+	from, err := a.resumeFrom(ctx, in.Prepared)
+	if err != nil {
+		return nil, nil, err
+	}
+	if from != nil && from.Record.EpochsDone >= in.Epoch {
+		return nil, from, nil
+	}
+	a.residents().reserve()
+	s, err := a.Trainer.Open(in.Config, from, hb.setPhase)
+	if err != nil {
+		a.residents().drop(nil)
+		return nil, nil, err
+	}
+	return s, from, nil
 }
 
 // ClaimTraining grants the training of a config to one combination

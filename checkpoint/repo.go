@@ -352,6 +352,17 @@ func (r Repo) LoadLatest(ctx context.Context, family, model string, resolution i
 	return nil, problems, nil
 }
 
+// Newest is the record key of a combination's newest checkpoint ("" when
+// there is none), read from the listing alone: a worker that holds that
+// checkpoint's training in memory needs nothing more.
+func (r Repo) Newest(ctx context.Context, family, model string, resolution int) (string, error) {
+	keys, err := r.Records(ctx, r.DirOf(family, model, resolution))
+	if err != nil || len(keys) == 0 {
+		return "", err
+	}
+	return keys[0], nil
+}
+
 // Prunable lists the base keys that retention may delete in a combination's
 // directory. It first finds the newest checkpoint that verifies; only
 // checkpoints older than that one are candidates, and of those it keeps the

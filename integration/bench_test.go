@@ -110,3 +110,58 @@ func BenchmarkWorkerDeathToResume(b *testing.B) {
 		c.CancelWorkflow(context.Background(), id, "")
 	}
 }
+
+// BenchmarkEpochOverhead runs resnet18 at 32 px for 4 short epochs (1,280
+// training images) on one libtorch thread through the dev server and a
+// worker, and prints the share of the combination's wall time spent outside
+// training and validation, and that fixed cost per epoch. Target: <= 5%.
+func BenchmarkEpochOverhead(b *testing.B) {
+	spec, err := sweep.Parse([]byte(`name: overhead
+models: [resnet18]
+resolutions: [32]
+epochs: 4
+data: fashion-mnist
+train_limit: 1280
+val_limit: 500
+seed: 1
+hyper: {batch_size: 32, optimizer: sgd, lr: 0.05, momentum: 0.9, nesterov: true, schedule: cosine, crop_padding: 2, flip: true}
+`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ds, err := dataset.Open(spec.Data, 32, dataset.Options{CacheDir: cacheDir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ds.Close()
+	c := dialTB(b)
+	for i := 0; i < b.N; i++ {
+		store, tq := b.TempDir(), fmt.Sprintf("tq-overhead-%d", i)
+		startWorker(b, tq, store, "--threads", "1")
+		spec.Name = fmt.Sprintf("overhead-%d-%d", time.Now().UnixNano(), i)
+		id := workflows.SweepID(spec.Name)
+		run, err := c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: id, TaskQueue: tq}, workflows.Sweep, workflows.SweepInput{Spec: spec})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var p workflows.SweepProgress
+		if err := run.Get(context.Background(), &p); err != nil {
+			b.Fatal(err)
+		}
+		o := p.Combos[0]
+		if o.Status != sweep.Completed {
+			b.Fatalf("%s: %s %s", o.ID(), o.Status, o.Reason)
+		}
+		d, err := c.DescribeWorkflowExecution(context.Background(), workflows.ChildID(id, o.ID()), "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		info := d.WorkflowExecutionInfo
+		wall := info.CloseTime.AsTime().Sub(info.StartTime.AsTime()).Seconds()
+		outside := wall - o.TrainSeconds - o.EvalSeconds
+		fmt.Printf("resnet18@32, 4 epochs of 1,280 images, 1 thread: wall %.2f s = training %.2f + validation %.2f + outside %.2f (%.1f%%, %.3f s per epoch)\n",
+			wall, o.TrainSeconds, o.EvalSeconds, outside, 100*outside/wall, outside/4)
+		b.ReportMetric(100*outside/wall, "outside-%")
+		b.ReportMetric(outside/4, "fixed-s/epoch")
+	}
+}

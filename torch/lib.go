@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -44,6 +45,7 @@ type Lib struct {
 	inFlightMu sync.Mutex
 	inFlight   map[uint64]time.Time // bridge calls running now, by call number
 	nextCall   uint64
+	liveModels atomic.Int64
 
 	abiVersion      func() int32
 	lastError       func() string

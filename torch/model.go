@@ -131,6 +131,7 @@ func (l *Lib) NewModel(s ModelSpec) (*Model, error) {
 		return nil, fmt.Errorf("create model %s: %w", s.Name, err)
 	}
 	m := &Model{lib: l, h: h, spec: s, logitsSize: s.NumClasses}
+	l.liveModels.Add(1)
 	if err := m.listTensors(); err != nil {
 		m.Close()
 		return nil, err
@@ -178,8 +179,13 @@ func (m *Model) Close() {
 		h := m.h
 		_ = m.lib.call(func() int32 { m.lib.modelFree(h); return statusOK })
 		m.h = 0
+		m.lib.liveModels.Add(-1)
 	}
 }
+
+// LiveModels is the number of models built and not yet closed: what a
+// worker holds in memory (checked against its resident-model bound).
+func (l *Lib) LiveModels() int { return int(l.liveModels.Load()) }
 
 func checkBatch(b dataset.Batch) error {
 	if b.N() == 0 || len(b.Images) != b.N()*b.C*b.H*b.W {

@@ -108,3 +108,34 @@ func testExactResume(t *testing.T, cfg sweep.Config, fastPaths bool) {
 		t.Errorf("resumed record: %d epochs of metrics, %d samples, final=%v", len(gotRec.Metrics), gotRec.SamplesSeen, gotRec.IsFinal)
 	}
 }
+
+// A session held open between Train calls (a worker's resident model) ends
+// epoch 2 with the same weights as a training restored from epoch 1's
+// checkpoint.
+func TestSessionEqualsRestore(t *testing.T) {
+	cfg := resumeConfig()
+	tr := newTrainer(t, t.TempDir())
+	s, err := tr.Open(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	first, err := s.Train(context.Background(), trainer.RunOptions{UntilEpoch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := s.Train(context.Background(), trainer.RunOptions{UntilEpoch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored, err := tr.Train(context.Background(), cfg, first.Last, trainer.RunOptions{UntilEpoch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(held.Last.Model, restored.Last.Model) || !bytes.Equal(held.Last.Optim, restored.Last.Optim) {
+		t.Fatal("epoch 2 of a held session differs from epoch 2 after a restore")
+	}
+	if s.Record().EpochsDone != 2 || held.StepsRun != 20 {
+		t.Fatalf("session at %d epochs, %d steps run in the second call", s.Record().EpochsDone, held.StepsRun)
+	}
+}

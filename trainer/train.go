@@ -67,42 +67,86 @@ type Result struct {
 // cfg may come prepared (by Prepare, with its data hash); otherwise Train
 // prepares it.
 func (t *Trainer) Train(ctx context.Context, cfg sweep.Config, from *checkpoint.Checkpoint, opts RunOptions) (*Result, error) {
+	s, err := t.Open(cfg, from, opts.OnPhase)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return s.Train(ctx, opts)
+}
+
+// Session is a training held open between Train calls: its data set, model
+// and optimiser stay in memory at Record. A worker keeps one after an epoch
+// (a resident model), so that the next epoch goes on without a download or
+// restore; the weights are the same as after a restore, bit for bit
+// (tested). After a failed or interrupted Train, Close it.
+type Session struct{ r *run }
+
+// Open opens cfg's data set, builds its model and resumes from (nil: from
+// scratch), reporting phases to onPhase (nil: nowhere).
+func (t *Trainer) Open(cfg sweep.Config, from *checkpoint.Checkpoint, onPhase func(string)) (*Session, error) {
 	var err error
 	if cfg.DataHash == "" {
 		if cfg, err = t.Prepare(cfg); err != nil {
 			return nil, err
 		}
 	}
-	r, err := t.newRun(cfg, from, opts)
+	r, err := t.newRun(cfg, from)
 	if err != nil {
 		return nil, err
 	}
-	phase := r.opts.OnPhase
-	// One OS thread drives libtorch for the whole run: OpenMP keeps one
-	// thread team per calling thread, and CUDA autocast state is per thread.
+	phase := onPhase
+	if phase == nil {
+		phase = func(string) {}
+	}
+	// As in training: one OS thread drives libtorch in a call.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	phase(PhaseOpeningData)
-	building := t.buildReporter(cfg, phase)
-	if r.ds, err = t.OpenData(cfg, building); err != nil {
+	if r.ds, err = t.OpenData(cfg, t.buildReporter(cfg, phase)); err != nil {
 		return nil, err
 	}
-	defer r.ds.Close()
 	r.rec.Data = dataInfo(r.ds, cfg)
 	phase(PhaseBuildingModel)
 	if r.m, err = t.NewModel(cfg, r.ds); err != nil {
+		r.ds.Close()
 		return nil, err
 	}
-	defer r.m.Close()
+	s := &Session{r: r}
 	if err := r.resume(from); err != nil {
+		s.Close()
 		return nil, err
 	}
+	return s, nil
+}
+
+// Train runs the session until opts.UntilEpoch epochs are done (see
+// Trainer.Train).
+func (s *Session) Train(ctx context.Context, opts RunOptions) (*Result, error) {
+	r := s.r
+	r.use(opts)
+	// One OS thread drives libtorch for the whole call: OpenMP keeps one
+	// thread team per calling thread.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	for r.rec.EpochsDone < r.until {
 		if err := r.epoch(ctx); err != nil {
 			return r.res, err
 		}
 	}
 	return r.res, nil
+}
+
+// Record is where the session stands (after its last Train call).
+func (s *Session) Record() checkpoint.Record { return s.r.rec }
+
+// Config is the session's prepared config.
+func (s *Session) Config() sweep.Config { return s.r.cfg }
+
+// Close frees the model and unmaps the data set.
+func (s *Session) Close() {
+	s.r.m.Close()
+	s.r.ds.Close()
 }
 
 // buildReporter reports a data cache build to the run's phase (the activity
@@ -142,19 +186,9 @@ type run struct {
 	imgs  int64             // images trained in this call
 }
 
-// newRun checks opts and from against cfg and starts the record.
-func (t *Trainer) newRun(cfg sweep.Config, from *checkpoint.Checkpoint, opts RunOptions) (*run, error) {
-	r := &run{t: t, cfg: cfg, opts: opts, res: &Result{}, until: opts.UntilEpoch, micro: cfg.MicroBatchFor(opts.MicroBatch),
-		meta: map[string]string{"format": "pt", "model": cfg.Model, "resolution": fmt.Sprint(cfg.Resolution)}}
-	if r.until <= 0 || r.until > cfg.Epochs {
-		r.until = cfg.Epochs
-	}
-	if r.opts.OnCheckpoint == nil {
-		r.opts.OnCheckpoint = func(context.Context, *checkpoint.Checkpoint) error { return nil }
-	}
-	if r.opts.OnPhase == nil {
-		r.opts.OnPhase = func(string) {}
-	}
+// newRun checks from against cfg and starts the record.
+func (t *Trainer) newRun(cfg sweep.Config, from *checkpoint.Checkpoint) (*run, error) {
+	r := &run{t: t, cfg: cfg, meta: map[string]string{"format": "pt", "model": cfg.Model, "resolution": fmt.Sprint(cfg.Resolution)}}
 	r.rec = t.newRecord(cfg)
 	if from == nil {
 		return r, nil
@@ -173,6 +207,21 @@ func (t *Trainer) newRun(cfg sweep.Config, from *checkpoint.Checkpoint, opts Run
 			"checkpoint", p, "now", r.rec.Precision)
 	}
 	return r, nil
+}
+
+// use sets the options of one Train call and starts its result.
+func (r *run) use(opts RunOptions) {
+	r.opts, r.res, r.imgs = opts, &Result{}, 0
+	r.until, r.micro = opts.UntilEpoch, r.cfg.MicroBatchFor(opts.MicroBatch)
+	if r.until <= 0 || r.until > r.cfg.Epochs {
+		r.until = r.cfg.Epochs
+	}
+	if r.opts.OnCheckpoint == nil {
+		r.opts.OnCheckpoint = func(context.Context, *checkpoint.Checkpoint) error { return nil }
+	}
+	if r.opts.OnPhase == nil {
+		r.opts.OnPhase = func(string) {}
+	}
 }
 
 // newRecord is the record of a fresh training of cfg on this trainer.

@@ -85,7 +85,9 @@ func run(logger *slog.Logger, taskQueue, storeURL, device string, threads, concu
 	})
 	w.RegisterWorkflow(workflows.Sweep)
 	w.RegisterWorkflow(workflows.Combination)
-	w.RegisterActivity(&activities.Activities{Trainer: tr, Store: st, Logger: logger, Temporal: c})
+	resident := activities.NewResidents(concurrency)
+	defer resident.Close()
+	w.RegisterActivity(&activities.Activities{Trainer: tr, Store: st, Logger: logger, Temporal: c, Resident: resident})
 	logger.Info("worker started", "task_queue", taskQueue, "store", st.URL(), "device", device,
 		"torch", tr.Lib.TorchVersion(), "threads", tr.Lib.Threads(), "pid", os.Getpid())
 	return w.Run(worker.InterruptCh())

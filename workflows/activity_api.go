@@ -117,6 +117,11 @@ type TrainEpochOutput struct {
 	CheckpointSeconds float64 // snapshot + store
 	WallSeconds       float64 // the whole activity
 	Device            string
+	// RestoreSeconds: finding, loading and restoring the checkpoint, opening
+	// the data and building the model; near 0 when Resident (the worker
+	// held the training in memory since the epoch before).
+	RestoreSeconds float64 `json:",omitempty"`
+	Resident       bool    `json:",omitempty"`
 }
 
 // RecordInput is a finished combination.
