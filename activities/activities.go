@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"sync"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -41,6 +42,8 @@ type Activities struct {
 	// combination's next epoch on this worker goes on from memory (nil:
 	// none is kept).
 	Resident *Residents
+
+	pruning sync.Map // combination folders being pruned now
 }
 
 // residents is the worker's resident-model cache (one that keeps nothing
@@ -172,7 +175,7 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	res, err := s.Train(tctx, trainer.RunOptions{
 		UntilEpoch: in.Epoch, MicroBatch: in.MicroBatch, CheckpointSteps: in.CheckpointSteps,
 		CheckpointInterval: time.Duration(in.CheckpointSeconds) * time.Second,
-		OnProgress:         hb.progress, OnCheckpoint: hb.checkpoint, OnPhase: hb.setPhase,
+		OnProgress:         hb.progress, OnCheckpoint: hb.checkpoint, StoreFiles: hb.storeFiles, OnPhase: hb.setPhase,
 	})
 	if err != nil {
 		a.residents().drop(s)

@@ -87,10 +87,9 @@ func (h *heartbeater) progress(p trainer.StepProgress) {
 }
 
 // checkpoint stores c if this attempt is still the current one, then
-// heartbeats its key and applies retention.
+// heartbeats its key and applies retention (in the background: it is
+// housekeeping). Mid-epoch checkpoints come here while training goes on.
 func (h *heartbeater) checkpoint(ctx context.Context, c *checkpoint.Checkpoint) error {
-	prev := h.swapPhase(workflows.PhaseSavingCheckpoint)
-	defer h.swapPhase(prev)
 	if err := h.confirmCurrent(ctx); err != nil {
 		return err
 	}
@@ -105,16 +104,17 @@ func (h *heartbeater) checkpoint(ctx context.Context, c *checkpoint.Checkpoint) 
 	}
 	h.mu.Unlock()
 	h.beat()
-	h.a.prune(ctx, h.repo, c.Record)
+	h.a.pruneAfter(h.repo, c.Record, key)
 	return nil
 }
 
-func (h *heartbeater) swapPhase(phase string) string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	prev := h.hb.Phase
-	h.hb.Phase = phase
-	return prev
+// storeFiles stores an epoch checkpoint's tensor files ahead of its record
+// (while validation runs), if this attempt is still the current one.
+func (h *heartbeater) storeFiles(ctx context.Context, c *checkpoint.Checkpoint) error {
+	if err := h.confirmCurrent(ctx); err != nil {
+		return err
+	}
+	return h.repo.SaveFiles(ctx, c)
 }
 
 // errSuperseded: the server gave this attempt up; another one carries on.

@@ -101,6 +101,9 @@ type Checkpoint struct {
 	Record Record
 	Model  []byte // safetensors, torchvision keys: load_state_dict(strict=True)
 	Optim  []byte // safetensors, optimiser state
+	// FilesStored: the tensor files are in the store already (SaveFiles),
+	// so Save only commits the record.
+	FilesStored bool
 }
 
 func sum(b []byte) FileSum {

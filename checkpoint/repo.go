@@ -86,29 +86,47 @@ var ErrCommitted = errors.New("another attempt committed this checkpoint first")
 // files are removed. It returns the record's key, which the activity
 // heartbeats.
 func (r Repo) Save(ctx context.Context, c *Checkpoint) (string, error) {
-	rec := c.Record
-	dir := r.DirOf(rec.Family, rec.Model, rec.Resolution)
-	base := rec.BaseName()
-	rec.ModelFile.Name = contentName(base, rec.ModelFile, ".safetensors")
-	rec.OptimFile.Name = contentName(base, rec.OptimFile, ".optim.safetensors")
+	rec := r.named(c.Record)
 	b, err := rec.Marshal()
 	if err != nil {
 		return "", err
 	}
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{{rec.ModelFile.Name, c.Model}, {rec.OptimFile.Name, c.Optim}} {
-		if err := r.Blobs.Put(ctx, path.Join(dir, f.name), bytes.NewReader(f.data)); err != nil {
+	if !c.FilesStored {
+		if err := r.SaveFiles(ctx, c); err != nil {
 			return "", err
 		}
 	}
-	key := RecordFile(path.Join(dir, base))
+	key := RecordFile(path.Join(r.DirOf(rec.Family, rec.Model, rec.Resolution), rec.BaseName()))
 	err = r.Blobs.PutIfAbsent(ctx, key, b)
 	if errors.Is(err, store.ErrExists) {
 		return key, r.lostCommit(ctx, key, rec)
 	}
 	return key, err
+}
+
+// SaveFiles stores c's tensor files, named by content, without committing
+// c: an epoch's are stored while its validation runs, and Save commits the
+// record (with FilesStored) once it is final.
+func (r Repo) SaveFiles(ctx context.Context, c *Checkpoint) error {
+	rec := r.named(c.Record)
+	dir := r.DirOf(rec.Family, rec.Model, rec.Resolution)
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{rec.ModelFile.Name, c.Model}, {rec.OptimFile.Name, c.Optim}} {
+		if err := r.Blobs.Put(ctx, path.Join(dir, f.name), bytes.NewReader(f.data)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// named fills in the names of rec's tensor files.
+func (r Repo) named(rec Record) Record {
+	base := rec.BaseName()
+	rec.ModelFile.Name = contentName(base, rec.ModelFile, ".safetensors")
+	rec.OptimFile.Name = contentName(base, rec.OptimFile, ".optim.safetensors")
+	return rec
 }
 
 // contentName names a tensor file by its checkpoint and content.

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/trainer"
 	"github.com/resomap/resomap/workflows"
 )
 
@@ -85,7 +86,7 @@ func TestQuickPauseResumeAtAnyMomentLosesNothing(t *testing.T) {
 		}},
 		{"at the end of an epoch", func(store, child string) bool {
 			ph := phaseOf(c, child)
-			return ph == "validating" || ph == workflows.PhaseSavingCheckpoint ||
+			return ph == "validating" || ph == trainer.PhaseSavingCheckpoint ||
 				len(glob(t, filepath.Join(store, "runs", "*", "cnn", "smallcnn", "32", "epoch_0001.json"))) > 0
 		}},
 	}

@@ -53,6 +53,8 @@ type Row struct {
 	Augment      string     `json:"augment,omitempty"`
 	// SkippedImages did not decode and were left out (skip_bad_images).
 	SkippedImages int `json:"skipped_images"`
+	// PerEpoch is where an epoch's time went (nil before any epoch here).
+	PerEpoch *sweep.EpochSplit `json:"seconds_per_epoch"`
 	outcome       *sweep.Outcome
 }
 
@@ -126,6 +128,9 @@ func rowOf(o sweep.Outcome) Row {
 	row := Row{Model: o.Model, Family: o.Family, Resolution: o.Resolution, Status: string(o.Status), Reason: o.Reason,
 		EpochsRun: len(o.Metrics), Epochs: o.Epochs, Device: o.Device, Keys: o.Keys, Resumes: len(o.Resumes), OOMs: o.OOMs,
 		EarlyStopped: o.EarlyStopped, Augment: o.Augment, SkippedImages: o.SkippedImages, outcome: &o}
+	if sp, ok := o.EpochSplit(); ok && o.Status != sweep.Skipped {
+		row.PerEpoch = &sp
+	}
 	if o.BestEpoch > 0 {
 		row.BestEpoch, row.BestValLoss, row.BestValAcc = ptr(o.BestEpoch), ptr(o.BestValLoss), ptr(o.BestValAcc)
 	}
@@ -191,7 +196,8 @@ func (r *Report) writeJSON(w io.Writer) error {
 var CSVHeader = []string{"model", "family", "resolution", "status", "reason", "epochs_run", "epochs", "best_epoch",
 	"best_val_loss", "best_val_acc", "final_val_acc", "images_per_s", "wall_seconds", "device",
 	"best_checkpoint", "final_checkpoint", "latest_checkpoint", "resumed", "out_of_memory", "early_stopped",
-	"augment", "skipped_images"}
+	"augment", "skipped_images", "train_s_per_epoch", "val_s_per_epoch", "checkpoint_wait_s_per_epoch",
+	"restore_s_per_epoch", "other_s_per_epoch"}
 
 func fmtF(v *float64) string {
 	if v == nil {
@@ -211,14 +217,26 @@ func (r *Report) writeCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	cw.Write(CSVHeader)
 	for _, x := range r.Rows {
-		cw.Write([]string{x.Model, x.Family, strconv.Itoa(x.Resolution), x.Status, x.Reason, strconv.Itoa(x.EpochsRun),
+		cw.Write(append([]string{x.Model, x.Family, strconv.Itoa(x.Resolution), x.Status, x.Reason, strconv.Itoa(x.EpochsRun),
 			strconv.Itoa(x.Epochs), fmtI(x.BestEpoch), fmtF(x.BestValLoss), fmtF(x.BestValAcc), fmtF(x.FinalValAcc),
 			fmtF(x.ImagesPerSec), fmtF(x.WallSeconds), x.Device, x.Keys.Best, x.Keys.Final, x.Keys.Latest,
 			strconv.Itoa(x.Resumes), strconv.Itoa(x.OOMs), strconv.FormatBool(x.EarlyStopped),
-			x.Augment, strconv.Itoa(x.SkippedImages)})
+			x.Augment, strconv.Itoa(x.SkippedImages)}, splitCells(x.PerEpoch)...))
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// splitCells are a row's per-epoch time columns (empty when unknown).
+func splitCells(s *sweep.EpochSplit) []string {
+	if s == nil {
+		return make([]string, 5)
+	}
+	out := []string{}
+	for _, v := range []float64{s.Train, s.Validation, s.CheckpointWait, s.Restore, s.Other} {
+		out = append(out, strconv.FormatFloat(v, 'f', 3, 64))
+	}
+	return out
 }
 
 func cell(v *float64, format string) string {
@@ -265,6 +283,7 @@ func (r *Report) writeMarkdown(w io.Writer, figs []string) error {
 			problems = append(problems, fmt.Sprintf("- %s@%d **%s**: %s", x.Model, x.Resolution, x.Status, x.Reason))
 		}
 	}
+	r.writeTimeTable(w)
 	r.writeDataNotes(w)
 	if len(problems) > 0 {
 		fmt.Fprintln(w, "## Not completed in this sweep")
@@ -299,4 +318,26 @@ func (r *Report) writeDataNotes(w io.Writer) {
 	if len(skipped) > 0 {
 		fmt.Fprintf(w, "Images left out because they did not decode (skip_bad_images): %s.\n\n", strings.Join(skipped, "; "))
 	}
+}
+
+// writeTimeTable says where each combination's epochs spent their time.
+func (r *Report) writeTimeTable(w io.Writer) {
+	var lines []string
+	for _, x := range r.Rows {
+		if s := x.PerEpoch; s != nil {
+			lines = append(lines, fmt.Sprintf("| %s | %d | %.2f | %.2f | %.3f | %.3f | %.3f | %.1f%% |", x.Model, x.Resolution,
+				s.Train, s.Validation, s.CheckpointWait, s.Restore, s.Other, 100*s.Outside()))
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "## Time per epoch (seconds)")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Outside training: waiting for checkpoints to be stored, restoring (checkpoint, data, model) and the rest (scheduling, bookkeeping, waiting for a worker, pauses).")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| model | resolution | training | validation | checkpoint wait | restore | other | outside training |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Fprintln(w, strings.Join(lines, "\n"))
+	fmt.Fprintln(w)
 }

@@ -50,7 +50,7 @@ func recordSmallSweep(t *testing.T, st store.Store) map[string]sweep.Outcome {
 		rec := r.Last.Record
 		o := sweep.Outcome{Model: "smallcnn", Family: "cnn", Resolution: res, Status: sweep.Completed, Epochs: 2,
 			Progress: rec.Progress, Device: "cpu", WallSeconds: 30, EpochSeconds: 3, ConfigHash: rec.ConfigHash,
-			Augment: rec.Data.Augment}
+			Augment: rec.Data.Augment, EpochRuns: 2, TrainSeconds: 2, EvalSeconds: 0.5, CkptSeconds: 0.1, RestoreSeconds: 0.2}
 		if res == 16 {
 			o.SkippedImages = 3 // as if three photos had not decoded
 		}
@@ -107,6 +107,13 @@ func TestReportAgreesWithRecordsAndMarksWhatIsMissing(t *testing.T) {
 		}
 		if row[col["status"]] != string(o.Status) {
 			t.Errorf("%s: status %q, recorded %q", id, row[col["status"]], o.Status)
+		}
+		wantTrain := ""
+		if sp, ok := o.EpochSplit(); ok && o.Status != sweep.Skipped {
+			wantTrain = strconv.FormatFloat(sp.Train, 'f', 3, 64)
+		}
+		if row[col["train_s_per_epoch"]] != wantTrain {
+			t.Errorf("%s: train_s_per_epoch %q, want %q", id, row[col["train_s_per_epoch"]], wantTrain)
 		}
 		if row[col["augment"]] != o.Augment || row[col["skipped_images"]] != strconv.Itoa(o.SkippedImages) {
 			t.Errorf("%s: augment %q, skipped %q; recorded %q, %d", id, row[col["augment"]], row[col["skipped_images"]], o.Augment, o.SkippedImages)
@@ -183,7 +190,8 @@ func TestReportAgreesWithRecordsAndMarksWhatIsMissing(t *testing.T) {
 	}
 	readme, _ := os.ReadFile(filepath.Join(dir, "README.md"))
 	for _, s := range []string{"![resomap](resomap.png)", "smallcnn@32 **failed**: epoch 1: out of memory", "| resnet18 | 32 | missing |",
-		"Data recipe: cifar.", "did not decode (skip_bad_images): smallcnn@16: 3."} {
+		"Data recipe: cifar.", "did not decode (skip_bad_images): smallcnn@16: 3.",
+		"| smallcnn | 16 | 1.00 | 0.25 | 0.050 | 0.100 | 13.600 | 91.7% |"} {
 		if !bytes.Contains(readme, []byte(s)) {
 			t.Errorf("README.md lacks %q", s)
 		}

@@ -225,7 +225,7 @@ func follow(ctx context.Context, c client.Client, id string, w io.Writer) (workf
 // of running ones whose epoch failed (by combination ID).
 func printTable(w io.Writer, combos []sweep.Outcome, retries map[string]string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "model\tresolution\tstatus\tepochs\tbest val acc\tbest epoch\timages/s\ttraining time\tnote")
+	fmt.Fprintln(tw, "model\tresolution\tstatus\tepochs\tbest val acc\tbest epoch\timages/s\ttraining time\tper epoch\tnote")
 	for _, o := range combos {
 		acc := "-"
 		if o.BestEpoch > 0 {
@@ -238,8 +238,12 @@ func printTable(w io.Writer, combos []sweep.Outcome, retries map[string]string) 
 		if r := retries[o.ID()]; r != "" {
 			note = strings.TrimSpace(note + " retrying, " + r)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d/%d\t%s\t%d\t%.0f\t%s\t%s\n", o.Model, o.Resolution, o.Status, o.EpochsDone, o.Epochs,
-			acc, o.BestEpoch, o.ImagesPerSec(), fmtDuration(o.EpochSeconds), note)
+		split := "-"
+		if sp, ok := o.EpochSplit(); ok {
+			split = sp.String()
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d/%d\t%s\t%d\t%.0f\t%s\t%s\t%s\n", o.Model, o.Resolution, o.Status, o.EpochsDone, o.Epochs,
+			acc, o.BestEpoch, o.ImagesPerSec(), fmtDuration(o.EpochSeconds), split, note)
 	}
 	tw.Flush()
 }

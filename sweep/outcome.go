@@ -89,6 +89,12 @@ type Outcome struct {
 	EpochSeconds float64       `json:"epoch_activity_seconds,omitempty"` // TrainEpoch activities, wall
 	OtherSeconds float64       `json:"other_seconds,omitempty"`          // checkpoint I/O, validation, set-up
 	WallSeconds  float64       `json:"wall_seconds,omitempty"`
+	// RestoreSeconds: finding and restoring checkpoints, opening the data,
+	// building models, summed over the epochs (EpochRuns) trained here;
+	// ResidentEpochs of them went on from a model held in memory.
+	RestoreSeconds float64 `json:"restore_seconds,omitempty"`
+	EpochRuns      int     `json:"epoch_runs,omitempty"`
+	ResidentEpochs int     `json:"resident_epochs,omitempty"`
 	SkippedFrom  string        `json:"skipped_from,omitempty"` // sweep that trained it
 	// Augment is the data recipe; SkippedImages did not decode and were
 	// left out (skip_bad_images).
@@ -110,6 +116,43 @@ type DataInfo struct {
 	ValImages     int    `json:"val_images"`
 	SkippedImages int    `json:"skipped_images,omitempty"` // did not decode (skip_bad_images)
 	NativeSide    int    `json:"native_side,omitempty"`    // median shorter side of the source images
+}
+
+// EpochSplit is where an epoch's time goes, on average over the epochs a
+// combination trained: training steps, validation, waiting for checkpoints
+// to be stored, restoring (checkpoint, data, model) and the rest of its
+// wall time (scheduling, bookkeeping, waiting for a worker, pauses).
+type EpochSplit struct {
+	Train, Validation, CheckpointWait, Restore, Other float64 // seconds
+}
+
+// EpochSplit splits the outcome's time per epoch; false before any epoch.
+func (o Outcome) EpochSplit() (EpochSplit, bool) {
+	if o.EpochRuns == 0 {
+		return EpochSplit{}, false
+	}
+	n := float64(o.EpochRuns)
+	wall := o.WallSeconds
+	if wall == 0 { // still running: the epochs' own time
+		wall = o.EpochSeconds
+	}
+	s := EpochSplit{Train: o.TrainSeconds / n, Validation: o.EvalSeconds / n, CheckpointWait: o.CkptSeconds / n, Restore: o.RestoreSeconds / n}
+	s.Other = max(0, wall/n-s.Train-s.Validation-s.CheckpointWait-s.Restore)
+	return s, true
+}
+
+// Outside is the share of the time outside training and validation.
+func (s EpochSplit) Outside() float64 {
+	all := s.Train + s.Validation + s.CheckpointWait + s.Restore + s.Other
+	if all == 0 {
+		return 0
+	}
+	return (s.CheckpointWait + s.Restore + s.Other) / all
+}
+
+func (s EpochSplit) String() string {
+	return fmt.Sprintf("train %.2fs, val %.2fs, ckpt wait %.2fs, restore %.2fs, other %.2fs (%.1f%% outside training)",
+		s.Train, s.Validation, s.CheckpointWait, s.Restore, s.Other, 100*s.Outside())
 }
 
 // ID is model@resolution.

@@ -2,6 +2,7 @@ package sweep
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 )
@@ -72,5 +73,25 @@ func TestInvalidSpecsNameTheField(t *testing.T) {
 	}
 	if _, err := Load("no-such"); err == nil || !strings.Contains(err.Error(), "presets: default, resomap") {
 		t.Errorf("unknown preset: %v", err)
+	}
+}
+
+// An outcome's time splits per epoch into what the epochs spent it on and
+// the rest of the combination's wall time.
+func TestEpochSplit(t *testing.T) {
+	o := Outcome{EpochRuns: 4, TrainSeconds: 20, EvalSeconds: 2, CkptSeconds: 0.4, RestoreSeconds: 0.8, EpochSeconds: 24, WallSeconds: 25}
+	s, ok := o.EpochSplit()
+	if !ok || s.Train != 5 || s.Validation != 0.5 || s.CheckpointWait != 0.1 || s.Restore != 0.2 || math.Abs(s.Other-0.45) > 1e-12 {
+		t.Fatalf("split %+v", s)
+	}
+	if got := s.Outside(); math.Abs(got-0.75/6.25) > 1e-12 {
+		t.Fatalf("outside %v", got)
+	}
+	o.WallSeconds = 0 // running: the epochs' own time
+	if s, _ := o.EpochSplit(); math.Abs(s.Other-0.2) > 1e-12 {
+		t.Fatalf("running split %+v", s)
+	}
+	if _, ok := (Outcome{}).EpochSplit(); ok {
+		t.Fatal("a split before any epoch")
 	}
 }

@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"runtime"
@@ -19,6 +20,8 @@ const (
 	PhaseBuildingModel = "building model"
 	PhaseTraining      = "training"
 	PhaseValidating    = "validating"
+	// PhaseSavingCheckpoint: waiting for an epoch's checkpoint to be stored.
+	PhaseSavingCheckpoint = "saving checkpoint"
 )
 
 // StepProgress is reported after every training step.
@@ -48,8 +51,14 @@ type RunOptions struct {
 	// OnPhase hears what the run does next (opening data, training,
 	// validating, ...), so the caller can report it while it takes long.
 	OnPhase func(phase string)
-	// OnCheckpoint stores a checkpoint; an error aborts training.
+	// OnCheckpoint stores a checkpoint; an error aborts training. Mid-epoch
+	// checkpoints are handed to it in the background, one at a time, in
+	// order.
 	OnCheckpoint func(ctx context.Context, c *checkpoint.Checkpoint) error
+	// StoreFiles, when set, stores an epoch checkpoint's tensor files while
+	// validation runs; OnCheckpoint then gets the checkpoint with
+	// FilesStored set, to commit its record.
+	StoreFiles func(ctx context.Context, c *checkpoint.Checkpoint) error
 }
 
 // Result is where a Train call stopped.
@@ -58,7 +67,7 @@ type Result struct {
 	StepsRun          int
 	TrainSeconds      float64 // time inside training steps
 	EvalSeconds       float64 // validation
-	CheckpointSeconds float64 // snapshots and OnCheckpoint (storing them)
+	CheckpointSeconds float64 // snapshots, and waiting for checkpoints to be stored
 }
 
 // Train runs cfg from checkpoint from (nil = from scratch) until
@@ -131,10 +140,10 @@ func (s *Session) Train(ctx context.Context, opts RunOptions) (*Result, error) {
 	defer runtime.UnlockOSThread()
 	for r.rec.EpochsDone < r.until {
 		if err := r.epoch(ctx); err != nil {
-			return r.res, err
+			return r.res, errors.Join(err, r.settle())
 		}
 	}
-	return r.res, nil
+	return r.res, r.settle()
 }
 
 // Record is where the session stands (after its last Train call).
@@ -184,6 +193,8 @@ type run struct {
 	steps int               // steps per epoch
 	lr    float64           // learning rate of the last step
 	imgs  int64             // images trained in this call
+	// inFlight is the mid-epoch checkpoint being stored in the background.
+	inFlight *upload
 }
 
 // newRun checks from against cfg and starts the record.
@@ -260,26 +271,6 @@ func (r *run) resume(from *checkpoint.Checkpoint) error {
 	return nil
 }
 
-// emit snapshots the model as a checkpoint of rec and hands it out.
-func (r *run) emit(ctx context.Context, kind checkpoint.Kind) error {
-	t0 := time.Now()
-	defer func() { r.res.CheckpointSeconds += time.Since(t0).Seconds() }()
-	rec := r.rec
-	rec.Kind = kind
-	rec.MicroBatch = r.micro
-	rec.CreatedAt = time.Now().UTC()
-	ms, os, err := snapshot(r.m, r.meta)
-	if err != nil {
-		return err
-	}
-	c := &checkpoint.Checkpoint{Record: rec, Model: ms, Optim: os}
-	c.Seal()
-	if err := r.opts.OnCheckpoint(ctx, c); err != nil {
-		return fmt.Errorf("store checkpoint %s@%d epoch %d step %d: %w", rec.Model, rec.Resolution, rec.EpochsDone+1, rec.StepInEpoch, err)
-	}
-	r.res.Last = c
-	return nil
-}
 
 // where names the step being trained, for error messages.
 func (r *run) where() string {
@@ -302,7 +293,7 @@ func (r *run) epoch(ctx context.Context) error {
 		due := r.opts.CheckpointSteps > 0 && r.rec.StepInEpoch%r.opts.CheckpointSteps == 0 ||
 			r.opts.CheckpointInterval > 0 && time.Since(lastCkpt) >= r.opts.CheckpointInterval
 		if due && r.rec.StepInEpoch < r.steps {
-			if err := r.emit(ctx, checkpoint.KindMid); err != nil {
+			if err := r.emitMid(ctx); err != nil {
 				return err
 			}
 			lastCkpt = time.Now()
@@ -315,26 +306,49 @@ func (r *run) epoch(ctx context.Context) error {
 // interrupt checkpoints the step reached and reports the interruption.
 func (r *run) interrupt(ctx context.Context, feed *stagedFeed) error {
 	feed.stop()
-	if err := r.emit(context.WithoutCancel(ctx), checkpoint.KindMid); err != nil {
+	if err := r.emitNow(context.WithoutCancel(ctx)); err != nil {
 		return err
 	}
 	return fmt.Errorf("%w at epoch %d step %d: %w", ErrInterrupted, r.rec.EpochsDone+1, r.rec.StepInEpoch, context.Cause(ctx))
 }
 
 // finishEpoch validates, records the epoch's figures and checkpoints it.
+// The epoch's tensors are snapshot first and their files stored while
+// validation runs (they do not change in it); the record, with the
+// figures, is committed once they are in.
 func (r *run) finishEpoch(ctx context.Context) error {
+	store := context.WithoutCancel(ctx) // a paused epoch still commits
+	files, err := r.snapshotEpoch(store)
+	if err != nil {
+		return err
+	}
 	r.opts.OnPhase(PhaseValidating)
 	t0 := time.Now()
 	vloss, vacc, err := r.evaluate()
 	if err != nil {
+		<-files.done
 		return fmt.Errorf("%s@%d validate epoch %d: %w", r.cfg.Model, r.cfg.Resolution, r.rec.EpochsDone+1, err)
 	}
 	r.res.EvalSeconds += time.Since(t0).Seconds()
+	r.recordEpoch(vloss, vacc, time.Since(t0).Seconds())
+	r.opts.OnPhase(PhaseSavingCheckpoint)
+	err = r.commitEpoch(store, files)
+	r.rec.IsBest, r.rec.IsFinal = false, false
+	if err != nil {
+		return err
+	}
+	r.t.Logger.Info("epoch done", "model", r.cfg.Model, "resolution", r.cfg.Resolution, "epoch", r.rec.EpochsDone,
+		"train_loss", r.rec.Metrics[len(r.rec.Metrics)-1].TrainLoss, "val_loss", vloss, "val_acc", vacc)
+	return nil
+}
+
+// recordEpoch puts the finished epoch's figures into the record.
+func (r *run) recordEpoch(vloss, vacc, evalSeconds float64) {
 	p := r.rec.Partial
 	epoch := r.rec.EpochsDone + 1
 	r.rec.Metrics = append(r.rec.Metrics, sweep.EpochMetrics{
 		Epoch: epoch, TrainLoss: p.LossSum / float64(p.Seen), TrainAcc: float64(p.Correct) / float64(p.Seen),
-		ValLoss: vloss, ValAcc: vacc, LR: r.lr, Seconds: p.Seconds + time.Since(t0).Seconds(), ImagesPS: float64(p.Seen) / p.Seconds,
+		ValLoss: vloss, ValAcc: vacc, LR: r.lr, Seconds: p.Seconds + evalSeconds, ImagesPS: float64(p.Seen) / p.Seconds,
 	})
 	r.rec.EpochsDone, r.rec.StepInEpoch, r.rec.Partial = epoch, 0, checkpoint.Partial{}
 	r.rec.IsBest = r.rec.BestEpoch == 0 || vloss < r.rec.BestValLoss
@@ -342,14 +356,6 @@ func (r *run) finishEpoch(ctx context.Context) error {
 		r.rec.BestValLoss, r.rec.BestValAcc, r.rec.BestEpoch = vloss, vacc, epoch
 	}
 	r.rec.IsFinal = r.rec.EpochsDone == r.cfg.Epochs
-	err = r.emit(context.WithoutCancel(ctx), checkpoint.KindEpoch)
-	r.rec.IsBest, r.rec.IsFinal = false, false
-	if err != nil {
-		return err
-	}
-	r.t.Logger.Info("epoch done", "model", r.cfg.Model, "resolution", r.cfg.Resolution, "epoch", epoch,
-		"train_loss", r.rec.Metrics[len(r.rec.Metrics)-1].TrainLoss, "val_loss", vloss, "val_acc", vacc)
-	return nil
 }
 
 // evaluate returns mean loss and accuracy over the validation split.

@@ -100,7 +100,6 @@ type Heartbeat struct {
 const (
 	PhaseCheckingData      = "checking data"
 	PhaseLoadingCheckpoint = "loading checkpoint"
-	PhaseSavingCheckpoint  = "saving checkpoint"
 )
 
 // TrainEpochOutput is one finished epoch.

@@ -314,6 +314,11 @@ func (c *combination) apply(res TrainEpochOutput) {
 	c.out.EvalSeconds += res.EvalSeconds
 	c.out.CkptSeconds += res.CheckpointSeconds
 	c.out.EpochSeconds += res.WallSeconds
+	c.out.RestoreSeconds += res.RestoreSeconds
+	c.out.EpochRuns++
+	if res.Resident {
+		c.out.ResidentEpochs++
+	}
 	c.out.Device = res.Device
 }
 
