@@ -42,6 +42,12 @@ type Activities struct {
 	// combination's next epoch on this worker goes on from memory (nil:
 	// none is kept).
 	Resident *Residents
+	// WorkerQueue is this worker's own task queue: epochs are sent there
+	// first when this worker ran the epoch before ("": no stickiness).
+	WorkerQueue string
+	// Slots bounds the trainings running at once on this worker (its
+	// concurrency) over its shared and own queues; nil: no bound.
+	Slots chan struct{}
 
 	pruning sync.Map // combination folders being pruned now
 }
@@ -146,7 +152,12 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	hb := newHeartbeater(ctx, a, repo)
 	defer hb.stop()
 	info := activity.GetInfo(ctx)
-	out := workflows.TrainEpochOutput{Attempt: info.Attempt, Device: a.Trainer.Device}
+	out := workflows.TrainEpochOutput{Attempt: info.Attempt, Device: a.Trainer.Device, WorkerQueue: a.WorkerQueue}
+	release, err := a.takeSlot(ctx, hb)
+	if err != nil {
+		return out, err
+	}
+	defer release()
 	s, from, err := a.openSession(ctx, in, hb)
 	if err != nil {
 		return out, err
@@ -182,8 +193,34 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 		return workflows.TrainEpochOutput{}, interrupted(ctx, tctx, hb.lastKey(), err)
 	}
 	a.residents().put(in.Config.Hash(), hb.lastKey(), in.MicroBatch, s)
+	a.Logger.Info("epoch stored", "combination", fmt.Sprintf("%s@%d", in.Config.Model, in.Config.Resolution),
+		"epoch", in.Epoch, "resident", out.Resident, "held_models", a.residents().Count(), "live_models", a.Trainer.Lib.LiveModels())
 	out.TrainSeconds, out.EvalSeconds, out.CheckpointSeconds = res.TrainSeconds, res.EvalSeconds, res.CheckpointSeconds
 	return epochOutput(repo, res.Last.Record, out, started), nil
+}
+
+// takeSlot waits for a training slot. An epoch sent to this worker's own
+// queue does not wait: with every slot taken it fails as WorkerBusy, and
+// the workflow sends it to the shared queue.
+func (a *Activities) takeSlot(ctx context.Context, hb *heartbeater) (release func(), err error) {
+	if a.Slots == nil {
+		return func() {}, nil
+	}
+	select {
+	case a.Slots <- struct{}{}:
+		return func() { <-a.Slots }, nil
+	default:
+	}
+	if a.WorkerQueue != "" && activity.GetInfo(ctx).TaskQueue == a.WorkerQueue {
+		return nil, temporal.NewNonRetryableApplicationError("this worker's training slots are all taken", workflows.ErrTypeWorkerBusy, nil)
+	}
+	hb.setPhase(workflows.PhaseWaitingForSlot)
+	select {
+	case a.Slots <- struct{}{}:
+		return func() { <-a.Slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // openSession finds the training to continue: the session this worker holds

@@ -39,6 +39,10 @@ type Checkpointing struct {
 type ActivitySettings struct {
 	HeartbeatTimeoutSeconds int `yaml:"heartbeat_timeout_seconds" json:"heartbeat_timeout_seconds"`
 	MaxAttempts             int `yaml:"max_attempts" json:"max_attempts"`
+	// StickySeconds is how long an epoch waits for the worker that ran the
+	// epoch before (which holds its model in memory) before any worker may
+	// take it.
+	StickySeconds int `yaml:"sticky_seconds" json:"sticky_seconds,omitempty"`
 }
 
 // Spec is one sweep.
@@ -127,6 +131,9 @@ func (s Spec) WithDefaults() Spec {
 	if s.Activity.HeartbeatTimeoutSeconds == 0 {
 		s.Activity.HeartbeatTimeoutSeconds = 60
 	}
+	if s.Activity.StickySeconds == 0 {
+		s.Activity.StickySeconds = 10
+	}
 	if s.Activity.MaxAttempts == 0 {
 		s.Activity.MaxAttempts = 10
 	}
@@ -208,8 +215,8 @@ func (s Spec) Validate() error {
 	if s.Checkpoint.EverySteps < 0 || s.Checkpoint.EverySeconds < 0 {
 		return bad("checkpoint", "intervals must be >= 0")
 	}
-	if s.Activity.HeartbeatTimeoutSeconds < 1 || s.Activity.MaxAttempts < 1 {
-		return bad("activity", "heartbeat_timeout_seconds and max_attempts must be >= 1")
+	if s.Activity.HeartbeatTimeoutSeconds < 1 || s.Activity.MaxAttempts < 1 || s.Activity.StickySeconds < 1 {
+		return bad("activity", "heartbeat_timeout_seconds, max_attempts and sticky_seconds must be >= 1")
 	}
 	for _, c := range s.Combinations() {
 		if err := s.Config(c).Validate(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"syscall"
@@ -87,10 +88,30 @@ func run(logger *slog.Logger, taskQueue, storeURL, device string, threads, concu
 	w.RegisterWorkflow(workflows.Combination)
 	resident := activities.NewResidents(concurrency)
 	defer resident.Close()
-	w.RegisterActivity(&activities.Activities{Trainer: tr, Store: st, Logger: logger, Temporal: c, Resident: resident})
-	logger.Info("worker started", "task_queue", taskQueue, "store", st.URL(), "device", device,
+	acts := &activities.Activities{Trainer: tr, Store: st, Logger: logger, Temporal: c, Resident: resident,
+		WorkerQueue: ownQueue(taskQueue), Slots: make(chan struct{}, concurrency)}
+	w.RegisterActivity(acts)
+	// The worker's own queue: a combination's next epoch comes here first,
+	// where its model is resident (Temporal's sticky-activity pattern).
+	own := worker.New(c, acts.WorkerQueue, worker.Options{
+		MaxConcurrentActivityExecutionSize: concurrency,
+		WorkerStopTimeout:                  stopTimeout,
+		DisableWorkflowWorker:              true,
+	})
+	own.RegisterActivity(acts)
+	if err := own.Start(); err != nil {
+		return fmt.Errorf("start worker on its own queue %s: %w", acts.WorkerQueue, err)
+	}
+	defer own.Stop()
+	logger.Info("worker started", "task_queue", taskQueue, "own_queue", acts.WorkerQueue, "store", st.URL(), "device", device,
 		"torch", tr.Lib.TorchVersion(), "threads", tr.Lib.Threads(), "pid", os.Getpid())
 	return w.Run(worker.InterruptCh())
+}
+
+// ownQueue names this worker process's own task queue.
+func ownQueue(shared string) string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s@%s-%d-%08x", shared, host, os.Getpid(), rand.Uint32())
 }
 
 // exitStuck is EX_TEMPFAIL: try again, i.e. restart this worker.

@@ -22,6 +22,10 @@ const (
 const (
 	ErrTypeInvalidInput = "InvalidInput" // never retried
 	ErrTypeOutOfMemory  = "OutOfMemory"  // retried by the workflow with half the micro-batch
+	// ErrTypeWorkerBusy: an epoch sent to its worker's own queue found the
+	// worker's training slots taken; the workflow sends it to the shared
+	// queue at once.
+	ErrTypeWorkerBusy = "WorkerBusy"
 )
 
 // PrepareInput names one combination of a sweep.
@@ -100,6 +104,7 @@ type Heartbeat struct {
 const (
 	PhaseCheckingData      = "checking data"
 	PhaseLoadingCheckpoint = "loading checkpoint"
+	PhaseWaitingForSlot    = "waiting for a training slot"
 )
 
 // TrainEpochOutput is one finished epoch.
@@ -121,6 +126,9 @@ type TrainEpochOutput struct {
 	// held the training in memory since the epoch before).
 	RestoreSeconds float64 `json:",omitempty"`
 	Resident       bool    `json:",omitempty"`
+	// WorkerQueue is the task queue of the worker that ran the epoch, which
+	// holds its model now: the next epoch is sent there first.
+	WorkerQueue string `json:",omitempty"`
 }
 
 // RecordInput is a finished combination.

@@ -55,6 +55,10 @@ const (
 	// changeRelayInOrder: the sweep relays control commands to a child one
 	// after the other, each once the one before it was delivered.
 	changeRelayInOrder = "relay-control-in-order"
+	// changeStickyEpochs: an epoch goes first to the task queue of the
+	// worker that ran the epoch before (its model is resident there) and,
+	// when that worker is gone or busy, to the shared queue.
+	changeStickyEpochs = "sticky-epochs"
 )
 
 // Search attributes shown and filterable in the Web UI, e.g.

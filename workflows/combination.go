@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -36,6 +37,8 @@ type combination struct {
 	epochsThisRun int
 	// stopActivity cancels the running TrainEpoch, which checkpoints first.
 	stopActivity workflow.CancelFunc
+	// workerQueue is the queue of the worker that ran the last epoch.
+	workerQueue string
 }
 
 func newCombination(in CombinationInput) *combination {
@@ -246,12 +249,30 @@ func (c *combination) nextEpoch(ctx workflow.Context) *ending {
 	return nil
 }
 
-// trainEpoch runs one TrainEpoch activity, which a pause or cancel stops.
+// trainEpoch runs one TrainEpoch activity, which a pause or cancel stops:
+// on the worker that ran the epoch before, if it takes it within
+// StickySeconds, else on any worker.
 func (c *combination) trainEpoch(ctx workflow.Context, epoch int) (TrainEpochOutput, error) {
+	if c.workerQueue != "" && workflow.GetVersion(ctx, changeStickyEpochs, workflow.DefaultVersion, 1) == 1 {
+		res, err := c.runEpoch(ctx, epoch, c.workerQueue)
+		if !stickyMissed(err) {
+			c.workerQueue = res.WorkerQueue
+			return res, err
+		}
+		workflow.GetLogger(ctx).Info("worker of the last epoch gone or busy: any worker takes the epoch",
+			"combination", c.out.ID(), "queue", c.workerQueue, "err", err)
+	}
+	res, err := c.runEpoch(ctx, epoch, "")
+	c.workerQueue = res.WorkerQueue
+	return res, err
+}
+
+// runEpoch runs TrainEpoch on queue ("": the workflow's own).
+func (c *combination) runEpoch(ctx workflow.Context, epoch int, queue string) (TrainEpochOutput, error) {
 	actx, stop := workflow.WithCancel(ctx)
 	c.stopActivity = stop
 	defer func() { c.stopActivity = nil; stop() }()
-	actx = workflow.WithActivityOptions(actx, workflow.ActivityOptions{
+	opts := workflow.ActivityOptions{
 		// An epoch may take hours; liveness comes from heartbeats.
 		StartToCloseTimeout: 7 * 24 * time.Hour,
 		HeartbeatTimeout:    time.Duration(c.spec.Activity.HeartbeatTimeoutSeconds) * time.Second,
@@ -259,16 +280,31 @@ func (c *combination) trainEpoch(ctx workflow.Context, epoch int) (TrainEpochOut
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
 			MaximumAttempts:        int32(c.spec.Activity.MaxAttempts),
-			NonRetryableErrorTypes: []string{ErrTypeInvalidInput, ErrTypeOutOfMemory},
+			NonRetryableErrorTypes: []string{ErrTypeInvalidInput, ErrTypeOutOfMemory, ErrTypeWorkerBusy},
 		},
 		Summary: fmt.Sprintf("%s epoch %d/%d", c.out.ID(), epoch, c.cfg.Epochs),
-	})
+	}
+	if queue != "" {
+		opts.TaskQueue = queue
+		opts.ScheduleToStartTimeout = time.Duration(c.spec.Activity.StickySeconds) * time.Second
+	}
 	var res TrainEpochOutput
-	err := workflow.ExecuteActivity(actx, ActivityTrainEpoch, TrainEpochInput{
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(actx, opts), ActivityTrainEpoch, TrainEpochInput{
 		Prepared: c.prep, Epoch: epoch, MicroBatch: c.out.MicroBatch,
 		CheckpointSteps: c.spec.Checkpoint.EverySteps, CheckpointSeconds: c.spec.Checkpoint.EverySeconds,
 	}).Get(ctx, &res)
 	return res, err
+}
+
+// stickyMissed: an epoch sent to its last worker's queue was not taken
+// there (the worker is gone, frozen or busy), so any worker should take it.
+func stickyMissed(err error) bool {
+	var timeout *temporal.TimeoutError
+	if errors.As(err, &timeout) && timeout.TimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START {
+		return true
+	}
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == ErrTypeWorkerBusy
 }
 
 // epochFailed decides what a failed epoch means: a pause or an OOM goes

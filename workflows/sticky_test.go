@@ -1,0 +1,63 @@
+package workflows
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/resomap/resomap/sweep"
+)
+
+// An epoch goes first to the queue of the worker that ran the epoch before
+// (its model is resident there); when that worker is busy or gone (its
+// queue not served in time), the epoch goes to the shared queue.
+func TestEpochsGoToTheirWorkerFirst(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.OnActivity(a.Prepare, mockAny, mockAny).Return(func(_ context.Context, in PrepareInput) (Prepared, error) {
+		return Prepared{Config: in.Spec.Config(in.Combination), ConfigHash: hashOf(in.Combination.Resolution), Family: "cnn", Prefix: "runs/x"}, nil
+	})
+	env.OnActivity(a.LookupResult, mockAny, mockAny).Return(LookupOutput{}, nil)
+	env.OnActivity(a.FindResumePoint, mockAny, mockAny).Return(ResumePoint{}, nil)
+	env.OnActivity(a.ClaimTraining, mockAny, mockAny).Return(ClaimOutput{Granted: true}, nil)
+	env.OnActivity(a.RecordResult, mockAny, mockAny).Return(RecordOutput{}, nil)
+	type call struct {
+		epoch int
+		queue string
+	}
+	var calls []call
+	const own = "resomap@worker-a"
+	env.OnActivity(a.TrainEpoch, mockAny, mockAny).Return(func(ctx context.Context, in TrainEpochInput) (TrainEpochOutput, error) {
+		q := activity.GetInfo(ctx).TaskQueue
+		calls = append(calls, call{in.Epoch, q})
+		if q == own && in.Epoch == 3 {
+			return TrainEpochOutput{}, temporal.NewNonRetryableApplicationError("slots taken", ErrTypeWorkerBusy, nil)
+		}
+		if q == own && in.Epoch == 4 {
+			return TrainEpochOutput{}, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START, nil)
+		}
+		m := sweep.EpochMetrics{Epoch: in.Epoch, ValLoss: 1 / float64(in.Epoch), ValAcc: 0.5, ImagesPS: 1000}
+		return TrainEpochOutput{Key: fmt.Sprintf("runs/x/cnn/smallcnn/16/epoch_%04d.json", in.Epoch), Attempt: 1, WorkerQueue: own,
+			Progress: sweep.Progress{EpochsDone: in.Epoch, Metrics: []sweep.EpochMetrics{m}, BestEpoch: in.Epoch, BestValLoss: m.ValLoss, BestValAcc: m.ValAcc}}, nil
+	})
+	spec := testSpec(16)
+	spec.Epochs = 5
+	env.ExecuteWorkflow(Combination, CombinationInput{Spec: spec, Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
+	var out sweep.Outcome
+	if err := env.GetWorkflowResult(&out); err != nil || out.Status != sweep.Completed {
+		t.Fatalf("%v %+v", err, out)
+	}
+	shared := calls[0].queue
+	want := []call{{1, shared}, {2, own}, {3, own}, {3, shared}, {4, own}, {4, shared}, {5, own}}
+	if fmt.Sprint(calls) != fmt.Sprint(want) {
+		t.Fatalf("epochs went to\n%v\nwant\n%v", calls, want)
+	}
+	if shared == own {
+		t.Fatal("first epoch on the worker's own queue")
+	}
+}
