@@ -23,6 +23,7 @@ type Blobs interface {
 	List(ctx context.Context, prefix string) ([]store.Info, error)
 	Delete(ctx context.Context, key string) error
 	PutIfAbsent(ctx context.Context, key string, data []byte) error
+	Stat(ctx context.Context, key string) (store.Info, error)
 	URL() string
 }
 
@@ -170,24 +171,27 @@ func tensorKeys(recordKey string, rec Record) (model, optim string) {
 	return model, optim
 }
 
-// Export writes a verified copy of the checkpoint at recordKey under base
+// Export makes a verified copy of the checkpoint at recordKey under base
 // in the same folder, with plain names (base.safetensors,
 // base.optim.safetensors, base.json) for people and PyTorch: best_model and
-// final_model once a combination is done. The copy's record is written
-// last and only if absent, so a copy is never torn; an export interrupted
-// before it is completed again by the next call.
+// final_model once a combination is done. The tensor files are copied by
+// the store (a hard link on a file store, a server-side copy on S3), so a
+// checkpoint's bytes are written once. The copy's record is written last
+// and only if absent, so a copy is never torn; an export interrupted before
+// it is completed again by the next call.
 func (r Repo) Export(ctx context.Context, recordKey, base string) (string, error) {
-	c, err := r.Load(ctx, recordKey)
+	rec, err := r.Verify(ctx, recordKey)
 	if err != nil {
 		return "", err
 	}
-	k := path.Join(path.Dir(recordKey), base)
-	if have, err := r.Verify(ctx, RecordFile(k)); err == nil && have.ModelFile.SHA256 == c.Record.ModelFile.SHA256 {
+	dir := path.Dir(recordKey)
+	k := path.Join(dir, base)
+	if r.exported(ctx, k, rec) {
 		return RecordFile(k), nil
 	}
-	rec := c.Record
-	rec.ModelFile.Name, rec.OptimFile.Name = "", ""
-	b, err := rec.Marshal()
+	out := rec
+	out.ModelFile.Name, out.OptimFile.Name = "", ""
+	b, err := out.Marshal()
 	if err != nil {
 		return "", err
 	}
@@ -196,10 +200,10 @@ func (r Repo) Export(ctx context.Context, recordKey, base string) (string, error
 	if err := r.Blobs.Delete(ctx, RecordFile(k)); err != nil {
 		return "", err
 	}
-	if err := r.Blobs.Put(ctx, ModelFile(k), bytes.NewReader(c.Model)); err != nil {
+	if err := store.Copy(ctx, r.Blobs, path.Join(dir, rec.ModelFile.Name), ModelFile(k)); err != nil {
 		return "", err
 	}
-	if err := r.Blobs.Put(ctx, OptimFile(k), bytes.NewReader(c.Optim)); err != nil {
+	if err := store.Copy(ctx, r.Blobs, path.Join(dir, rec.OptimFile.Name), OptimFile(k)); err != nil {
 		return "", err
 	}
 	if err := r.Blobs.PutIfAbsent(ctx, RecordFile(k), b); err != nil && !errors.Is(err, store.ErrExists) {
@@ -207,6 +211,26 @@ func (r Repo) Export(ctx context.Context, recordKey, base string) (string, error
 	}
 	return RecordFile(k), nil
 }
+
+// exported reports whether base k already holds a copy of rec: its record
+// names the same content and its files are there, whole.
+func (r Repo) exported(ctx context.Context, k string, rec Record) bool {
+	b, err := r.read(ctx, RecordFile(k))
+	if err != nil {
+		return false
+	}
+	have, err := UnmarshalRecord(b)
+	if err != nil || have.ModelFile.SHA256 != rec.ModelFile.SHA256 || have.OptimFile.SHA256 != rec.OptimFile.SHA256 {
+		return false
+	}
+	for key, size := range map[string]int64{ModelFile(k): rec.ModelFile.Size, OptimFile(k): rec.OptimFile.Size} {
+		if info, err := r.Blobs.Stat(ctx, key); err != nil || info.Size != size {
+			return false
+		}
+	}
+	return true
+}
+
 
 func (r Repo) read(ctx context.Context, key string) ([]byte, error) {
 	rc, err := r.Blobs.Get(ctx, key)

@@ -161,6 +161,9 @@ hyper: {batch_size: 32, optimizer: sgd, lr: 0.05, momentum: 0.9, nesterov: true,
 		outside := wall - o.TrainSeconds - o.EvalSeconds
 		fmt.Printf("resnet18@32, 4 epochs of 1,280 images, 1 thread: wall %.2f s = training %.2f + validation %.2f + outside %.2f (%.1f%%, %.3f s per epoch)\n",
 			wall, o.TrainSeconds, o.EvalSeconds, outside, 100*outside/wall, outside/4)
+		sp, _ := o.EpochSplit()
+		fmt.Printf("per epoch: %s; %d of %d epochs went on from a resident model; epoch activities %.2f s of the wall\n",
+			sp, o.ResidentEpochs, o.EpochRuns, o.EpochSeconds)
 		b.ReportMetric(100*outside/wall, "outside-%")
 		b.ReportMetric(outside/4, "fixed-s/epoch")
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/resomap/resomap/internal/atomicfile"
 )
@@ -138,4 +139,51 @@ func (f *File) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
 	return nil
+}
+
+// Copy hard-links to to from's file (a file is never changed in place, so
+// the two names can share it), replacing to atomically; across file
+// systems it copies.
+func (f *File) Copy(ctx context.Context, from, to string) error {
+	src, err := f.path(from)
+	if err != nil {
+		return err
+	}
+	dst, err := f.path(to)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(src); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("copy %s: %w", from, ErrNotFound)
+		}
+		return fmt.Errorf("copy %s: %w", from, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	tmp := fmt.Sprintf("%s.link-%d", dst, time.Now().UnixNano())
+	if err := os.Link(src, tmp); err != nil {
+		in, err := os.Open(src)
+		if err != nil {
+			return fmt.Errorf("copy %s: %w", from, err)
+		}
+		defer in.Close()
+		return f.write(to, in, false)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("copy %s to %s: %w", from, to, err)
+	}
+	return syncDir(filepath.Dir(dst))
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

@@ -236,3 +236,36 @@ func (s *S3) AbortStaleUploads(ctx context.Context, age time.Duration) ([]string
 		in.KeyMarker, in.UploadIdMarker = page.NextKeyMarker, page.NextUploadIdMarker
 	}
 }
+
+// maxServerCopy is S3's limit for a single CopyObject.
+const maxServerCopy = 5 << 30
+
+// Copy copies inside the bucket on the server (CopyObject); objects over
+// S3's 5 GB copy limit are streamed.
+func (s *S3) Copy(ctx context.Context, from, to string) error {
+	info, err := s.Stat(ctx, from)
+	if err != nil {
+		return err
+	}
+	src, err := s.key(from)
+	if err != nil {
+		return err
+	}
+	dst, err := s.key(to)
+	if err != nil {
+		return err
+	}
+	if info.Size > maxServerCopy {
+		rc, err := s.Get(ctx, from)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		return s.Put(ctx, to, rc)
+	}
+	source := s.bucket + "/" + (&url.URL{Path: src}).EscapedPath()
+	if _, err := s.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &s.bucket, Key: &dst, CopySource: &source}); err != nil {
+		return fmt.Errorf("copy %s to %s in %s: %w", from, to, s.url, describe(err))
+	}
+	return nil
+}

@@ -95,3 +95,26 @@ func checkKey(key string) error {
 	}
 	return nil
 }
+
+// Copier is a Store that copies objects without moving their bytes
+// through this process (a hard link, a server-side copy).
+type Copier interface {
+	Copy(ctx context.Context, from, to string) error
+}
+
+// Copy stores a copy of object from under to (replacing it), through the
+// store's own copy when it has one, else by streaming.
+func Copy(ctx context.Context, st interface {
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	Put(ctx context.Context, key string, r io.Reader) error
+}, from, to string) error {
+	if c, ok := st.(Copier); ok {
+		return c.Copy(ctx, from, to)
+	}
+	rc, err := st.Get(ctx, from)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return st.Put(ctx, to, rc)
+}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -183,4 +185,43 @@ func TestS3ConfigurationErrors(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
 	t.Setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:1")
 	check("unreachable endpoint", "s3://exists/p", "unreachable")
+}
+
+// Copy duplicates an object inside the store without this process moving
+// its bytes where the store can (a hard link, a server-side copy), and
+// replaces what was there.
+func TestCopy(t *testing.T) {
+	ctx := context.Background()
+	for name, s := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			if err := s.Put(ctx, "d/a", strings.NewReader("first")); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Put(ctx, "e/b", strings.NewReader("old")); err != nil {
+				t.Fatal(err)
+			}
+			if err := store.Copy(ctx, s, "d/a", "e/b"); err != nil {
+				t.Fatal(err)
+			}
+			rc, err := s.Get(ctx, "e/b")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(rc)
+			rc.Close()
+			if string(b) != "first" {
+				t.Fatalf("copy holds %q", b)
+			}
+			if err := store.Copy(ctx, s, "d/missing", "e/c"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("copy of a missing object: %v", err)
+			}
+			if f, ok := s.(*store.File); ok {
+				a, _ := os.Stat(filepath.Join(strings.TrimPrefix(f.URL(), "file://"), "d", "a"))
+				c, _ := os.Stat(filepath.Join(strings.TrimPrefix(f.URL(), "file://"), "e", "b"))
+				if !os.SameFile(a, c) {
+					t.Fatal("the file store copied bytes instead of linking")
+				}
+			}
+		})
+	}
 }

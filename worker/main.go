@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/resomap/resomap/activities"
@@ -33,44 +34,54 @@ func main() {
 		}
 		return
 	}
-	taskQueue := flag.String("task-queue", temporalx.EnvOr("RESOMAP_TASK_QUEUE", workflows.TaskQueue), "Temporal task queue")
-	storeURL := flag.String("store", temporalx.EnvOr("RESOMAP_STORE", "file://state/store"), "checkpoint store: file:///dir or s3://bucket/prefix")
-	device := flag.String("device", temporalx.EnvOr("RESOMAP_DEVICE", "cpu"), "cpu, cuda or cuda:N")
-	threads := flag.Int("threads", 0, "libtorch intra-op threads (0 = all cores)")
-	concurrency := flag.Int("concurrency", 1, "trainings run at once by this worker")
-	lib := flag.String("lib", "", "path to libresomap.so (default: $RESOMAP_LIB or build/libresomap.so)")
-	cacheDir := flag.String("data-cache", temporalx.EnvOr("RESOMAP_DATA_CACHE", ""), "resized data cache directory (default ~/.cache/resomap)")
-	amp := flag.Bool("bf16", true, "bf16 autocast and channels-last on CUDA")
-	stopTimeout := flag.Duration("stop-timeout", 2*time.Minute, "how long running epochs get to checkpoint on shutdown")
-	stuckTimeout := flag.Duration("stuck-timeout", 30*time.Minute,
+	var set settings
+	flag.StringVar(&set.taskQueue, "task-queue", temporalx.EnvOr("RESOMAP_TASK_QUEUE", workflows.TaskQueue), "Temporal task queue")
+	flag.StringVar(&set.storeURL, "store", temporalx.EnvOr("RESOMAP_STORE", "file://state/store"), "checkpoint store: file:///dir or s3://bucket/prefix")
+	flag.StringVar(&set.device, "device", temporalx.EnvOr("RESOMAP_DEVICE", "cpu"), "cpu, cuda or cuda:N")
+	flag.IntVar(&set.threads, "threads", 0, "libtorch intra-op threads (0 = all cores)")
+	flag.IntVar(&set.concurrency, "concurrency", 1, "trainings run at once by this worker (and held in memory between epochs)")
+	flag.StringVar(&set.lib, "lib", "", "path to libresomap.so (default: $RESOMAP_LIB or build/libresomap.so)")
+	flag.StringVar(&set.cacheDir, "data-cache", temporalx.EnvOr("RESOMAP_DATA_CACHE", ""), "resized data cache directory (default ~/.cache/resomap)")
+	flag.BoolVar(&set.amp, "bf16", true, "bf16 autocast and channels-last on CUDA")
+	flag.DurationVar(&set.stopTimeout, "stop-timeout", 2*time.Minute, "how long running epochs get to checkpoint on shutdown")
+	flag.BoolVar(&set.sticky, "sticky", true, "serve a queue of this worker's own, where a combination's next epoch goes first (its model stays in memory here)")
+	flag.DurationVar(&set.stuckTimeout, "stuck-timeout", 30*time.Minute,
 		"exit (code 75, for a supervisor to restart) when one libtorch call runs longer than this; 0 = never")
 	flag.Parse()
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if err := run(logger, *taskQueue, *storeURL, *device, *threads, *concurrency, *lib, *cacheDir, *amp, *stopTimeout, *stuckTimeout); err != nil {
+	if err := run(logger, set); err != nil {
 		logger.Error("worker failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(logger *slog.Logger, taskQueue, storeURL, device string, threads, concurrency int, lib, cacheDir string, amp bool, stopTimeout, stuckTimeout time.Duration) error {
-	if concurrency < 1 {
+// settings are the worker's flags.
+type settings struct {
+	taskQueue, storeURL, device, lib, cacheDir string
+	threads, concurrency                       int
+	amp, sticky                                bool
+	stopTimeout, stuckTimeout                  time.Duration
+}
+
+func run(logger *slog.Logger, set settings) error {
+	if set.concurrency < 1 {
 		return fmt.Errorf("--concurrency must be >= 1")
 	}
 	// Until the worker runs, SIGTERM or SIGINT ends the waits below.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	tr, err := trainer.New(lib, device, threads)
+	tr, err := trainer.New(set.lib, set.device, set.threads)
 	if err != nil {
 		return err
 	}
 	tr.Logger = logger
-	tr.Data.CacheDir = cacheDir
-	tr.UseFastGPUPaths(amp)
-	if stuckTimeout > 0 {
-		go watchForStuckCalls(logger, tr.Lib, stuckTimeout)
+	tr.Data.CacheDir = set.cacheDir
+	tr.UseFastGPUPaths(set.amp)
+	if set.stuckTimeout > 0 {
+		go watchForStuckCalls(logger, tr.Lib, set.stuckTimeout)
 	}
-	st, err := openStore(ctx, logger, storeURL)
+	st, err := openStore(ctx, logger, set.storeURL)
 	if err != nil {
 		return err
 	}
@@ -80,31 +91,37 @@ func run(logger *slog.Logger, taskQueue, storeURL, device string, threads, concu
 	}
 	defer c.Close()
 	stop()
-	w := worker.New(c, taskQueue, worker.Options{
-		MaxConcurrentActivityExecutionSize: concurrency,
-		WorkerStopTimeout:                  stopTimeout,
-	})
-	w.RegisterWorkflow(workflows.Sweep)
-	w.RegisterWorkflow(workflows.Combination)
-	resident := activities.NewResidents(concurrency)
+	resident := activities.NewResidents(set.concurrency)
 	defer resident.Close()
 	acts := &activities.Activities{Trainer: tr, Store: st, Logger: logger, Temporal: c, Resident: resident,
-		WorkerQueue: ownQueue(taskQueue), Slots: make(chan struct{}, concurrency)}
-	w.RegisterActivity(acts)
-	// The worker's own queue: a combination's next epoch comes here first,
-	// where its model is resident (Temporal's sticky-activity pattern).
-	own := worker.New(c, acts.WorkerQueue, worker.Options{
-		MaxConcurrentActivityExecutionSize: concurrency,
-		WorkerStopTimeout:                  stopTimeout,
-		DisableWorkflowWorker:              true,
-	})
-	own.RegisterActivity(acts)
-	if err := own.Start(); err != nil {
-		return fmt.Errorf("start worker on its own queue %s: %w", acts.WorkerQueue, err)
-	}
-	defer own.Stop()
-	logger.Info("worker started", "task_queue", taskQueue, "own_queue", acts.WorkerQueue, "store", st.URL(), "device", device,
+		Slots: make(chan struct{}, set.concurrency)}
+	logger.Info("worker started", "task_queue", set.taskQueue, "store", st.URL(), "device", set.device,
 		"torch", tr.Lib.TorchVersion(), "threads", tr.Lib.Threads(), "pid", os.Getpid())
+	return serve(c, acts, set)
+}
+
+// serve runs the worker on the shared task queue and, with set.sticky, on
+// a queue of its own until SIGINT or SIGTERM.
+func serve(c client.Client, acts *activities.Activities, set settings) error {
+	opts := worker.Options{MaxConcurrentActivityExecutionSize: set.concurrency, WorkerStopTimeout: set.stopTimeout}
+	if set.sticky {
+		// A combination's next epoch comes here first, where its model is
+		// resident (Temporal's sticky-activity pattern).
+		acts.WorkerQueue = ownQueue(set.taskQueue)
+		own := worker.New(c, acts.WorkerQueue, worker.Options{
+			MaxConcurrentActivityExecutionSize: set.concurrency, WorkerStopTimeout: set.stopTimeout, DisableWorkflowWorker: true,
+		})
+		own.RegisterActivity(acts)
+		if err := own.Start(); err != nil {
+			return fmt.Errorf("start worker on its own queue %s: %w", acts.WorkerQueue, err)
+		}
+		defer own.Stop()
+		acts.Logger.Info("serving this worker's own queue too", "queue", acts.WorkerQueue)
+	}
+	w := worker.New(c, set.taskQueue, opts)
+	w.RegisterWorkflow(workflows.Sweep)
+	w.RegisterWorkflow(workflows.Combination)
+	w.RegisterActivity(acts)
 	return w.Run(worker.InterruptCh())
 }
 
