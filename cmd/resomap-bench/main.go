@@ -147,6 +147,10 @@ func main() {
 	cacheDir := flag.String("data-cache", "", "data cache for --loader")
 	loaderBatch := flag.Int("loader-batch", 256, "batch size for --loader")
 	loaderSteps := flag.Int("loader-steps", 30, "timed steps for --loader")
+	epochs := flag.Int("epochs", 0, "train resnet18 at 224 for this many epochs of --data through the real activities and print each epoch's time split")
+	data := flag.String("data", "", "data for --epochs (an image folder or IDX folder)")
+	batch := flag.Int("batch", 256, "batch size for --epochs")
+	limit := flag.Int("train-limit", 0, "first N training (and validation) images for --epochs (0 = all)")
 	flag.Parse()
 	lib, err := torch.Open("")
 	if err == nil {
@@ -154,6 +158,8 @@ func main() {
 	}
 	switch {
 	case err != nil:
+	case *epochs > 0:
+		err = epochSplit(*device, *data, *cacheDir, *epochs, *batch, *limit)
 	case *loader != "":
 		err = loaderVsSynthetic(lib, *loader, *cacheDir, *device, *loaderBatch, *loaderSteps)
 	case strings.HasPrefix(*device, "cuda"):
