@@ -116,6 +116,7 @@ func (t *Trainer) Open(cfg sweep.Config, from *checkpoint.Checkpoint, onPhase fu
 		return nil, err
 	}
 	r.rec.Data = dataInfo(r.ds, cfg)
+	describeInputs(r.meta, r.rec.Data, cfg.Resolution)
 	phase(PhaseBuildingModel)
 	if r.m, err = t.NewModel(cfg, r.ds); err != nil {
 		r.ds.Close()
@@ -176,6 +177,20 @@ func dataInfo(ds *dataset.Set, cfg sweep.Config) *sweep.DataInfo {
 	return &sweep.DataInfo{Augment: ds.Augment, Classes: ds.Classes, Mean: ds.Mean, Std: ds.Std,
 		ValTransform: ds.ValTransform(), TrainImages: ds.Train.N, ValImages: ds.Val.N,
 		SkippedImages: ds.Skipped, NativeSide: ds.NativeSide}
+}
+
+// describeInputs puts into the safetensors metadata what a PyTorch user
+// needs to feed the weights as ResoMap did (examples/evaluate_in_pytorch.py
+// reads it): class names in label order, the normalisation and the
+// validation transform, all as strings (safetensors metadata is strings).
+func describeInputs(meta map[string]string, d *sweep.DataInfo, res int) {
+	js := func(v any) string { b, _ := json.Marshal(v); return string(b) }
+	meta["classes"], meta["mean"], meta["std"] = js(d.Classes), js(d.Mean), js(d.Std)
+	meta["augment"], meta["val_transform"] = d.Augment, d.ValTransform
+	meta["input_size"] = fmt.Sprint(res)
+	if d.Augment == dataset.AugmentImageNet {
+		meta["resize"] = fmt.Sprint(dataset.StoredSide(res))
+	}
 }
 
 // run is the state of one Train call.

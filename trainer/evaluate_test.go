@@ -1,0 +1,60 @@
+package trainer_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/resomap/resomap/trainer"
+)
+
+// A resnet18 trained by ResoMap on an image folder, evaluated with plain
+// PyTorch and torchvision by examples/evaluate_in_pytorch.py from its
+// best_model.safetensors alone (metadata: classes, normalisation,
+// validation transform), scores ResoMap's recorded validation accuracy.
+func TestCheckpointEvaluatesTheSameInPyTorch(t *testing.T) {
+	py := pythonTorch(t)
+	dir := t.TempDir()
+	for _, split := range []struct {
+		name string
+		n    int
+	}{{"train", 192}, {"val", 64}} {
+		src := photoFolder(t, split.n)
+		if err := os.Rename(src, filepath.Join(dir, split.name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := resumeConfig()
+	cfg.Model, cfg.Resolution, cfg.Epochs, cfg.Data = "resnet18", 32, 1, dir
+	cfg.BatchSize, cfg.TrainLimit, cfg.ValLimit = 16, 0, 0
+	tr := newTrainer(t, t.TempDir())
+	res, err := tr.Train(context.Background(), cfg, nil, trainer.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	weights := filepath.Join(t.TempDir(), "best_model.safetensors")
+	if err := os.WriteFile(weights, res.Last.Model, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(py, "../examples/evaluate_in_pytorch.py", weights, filepath.Join(dir, "val")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("evaluate_in_pytorch.py: %v\n%s", err, out)
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 4 || f[0] != "accuracy" {
+		t.Fatalf("output %q", out)
+	}
+	got, _ := strconv.ParseFloat(f[1], 64)
+	want := res.Last.Record.Metrics[0].ValAcc
+	t.Logf("PyTorch: %s; ResoMap recorded %.6f", strings.TrimSpace(string(out)), want)
+	if d := got - want; d > 0.005 || d < -0.005 || f[3] != "64" {
+		t.Fatalf("PyTorch accuracy %v over %s images, ResoMap recorded %v", got, f[3], want)
+	}
+	if res.Last.Record.Data == nil || strings.Join(res.Last.Record.Data.Classes, ",") != "blue,red" {
+		t.Fatalf("record's data %+v", res.Last.Record.Data)
+	}
+}
