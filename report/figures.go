@@ -181,6 +181,11 @@ func (r *Report) figures(dir string) ([]string, error) {
 	if err != nil {
 		return files, err
 	}
+	pf, err := r.paretoFigure(dir)
+	files = append(files, pf...)
+	if err != nil {
+		return files, err
+	}
 	lc, err := r.learningCurves(dir)
 	return append(files, lc...), err
 }

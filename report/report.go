@@ -55,6 +55,10 @@ type Row struct {
 	SkippedImages int `json:"skipped_images"`
 	// PerEpoch is where an epoch's time went (nil before any epoch here).
 	PerEpoch *sweep.EpochSplit `json:"seconds_per_epoch"`
+	// ComputeHours of training and validation on the worker; Cost at the
+	// report's price per hour (nil when not priced).
+	ComputeHours *float64 `json:"compute_hours"`
+	Cost         *float64 `json:"cost"`
 	outcome       *sweep.Outcome
 }
 
@@ -63,6 +67,20 @@ type Report struct {
 	Sweep string
 	Spec  *sweep.Spec
 	Rows  []Row
+	// PricePerHour prices compute hours (0: unpriced); Build takes the
+	// spec's cost.per_hour.
+	PricePerHour float64
+}
+
+// Price sets the price of a compute hour and each row's cost.
+func (r *Report) Price(perHour float64) {
+	r.PricePerHour = perHour
+	for i := range r.Rows {
+		r.Rows[i].Cost = nil
+		if h := r.Rows[i].ComputeHours; h != nil && perHour > 0 {
+			r.Rows[i].Cost = ptr(*h * perHour)
+		}
+	}
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -114,6 +132,9 @@ func Build(ctx context.Context, st store.Store, name string) (*Report, error) {
 	for _, id := range rest {
 		r.Rows = append(r.Rows, rowOf(outcomes[id]))
 	}
+	if r.Spec != nil {
+		r.Price(r.Spec.Cost.PerHour)
+	}
 	return r, nil
 }
 
@@ -130,6 +151,9 @@ func rowOf(o sweep.Outcome) Row {
 		EarlyStopped: o.EarlyStopped, Augment: o.Augment, SkippedImages: o.SkippedImages, outcome: &o}
 	if sp, ok := o.EpochSplit(); ok && o.Status != sweep.Skipped {
 		row.PerEpoch = &sp
+	}
+	if h := o.ComputeHours(); h > 0 {
+		row.ComputeHours = ptr(h)
 	}
 	if o.BestEpoch > 0 {
 		row.BestEpoch, row.BestValLoss, row.BestValAcc = ptr(o.BestEpoch), ptr(o.BestValLoss), ptr(o.BestValAcc)
@@ -197,7 +221,7 @@ var CSVHeader = []string{"model", "family", "resolution", "status", "reason", "e
 	"best_val_loss", "best_val_acc", "final_val_acc", "images_per_s", "wall_seconds", "device",
 	"best_checkpoint", "final_checkpoint", "latest_checkpoint", "resumed", "out_of_memory", "early_stopped",
 	"augment", "skipped_images", "train_s_per_epoch", "val_s_per_epoch", "checkpoint_wait_s_per_epoch",
-	"restore_s_per_epoch", "other_s_per_epoch"}
+	"restore_s_per_epoch", "other_s_per_epoch", "compute_hours", "cost"}
 
 func fmtF(v *float64) string {
 	if v == nil {
@@ -221,7 +245,7 @@ func (r *Report) writeCSV(w io.Writer) error {
 			strconv.Itoa(x.Epochs), fmtI(x.BestEpoch), fmtF(x.BestValLoss), fmtF(x.BestValAcc), fmtF(x.FinalValAcc),
 			fmtF(x.ImagesPerSec), fmtF(x.WallSeconds), x.Device, x.Keys.Best, x.Keys.Final, x.Keys.Latest,
 			strconv.Itoa(x.Resumes), strconv.Itoa(x.OOMs), strconv.FormatBool(x.EarlyStopped),
-			x.Augment, strconv.Itoa(x.SkippedImages)}, splitCells(x.PerEpoch)...))
+			x.Augment, strconv.Itoa(x.SkippedImages)}, append(splitCells(x.PerEpoch), fmtF(x.ComputeHours), fmtF(x.Cost))...))
 	}
 	cw.Flush()
 	return cw.Error()
@@ -282,6 +306,14 @@ func (r *Report) writeMarkdown(w io.Writer, figs []string) error {
 		default:
 			problems = append(problems, fmt.Sprintf("- %s@%d **%s**: %s", x.Model, x.Resolution, x.Status, x.Reason))
 		}
+	}
+	if front := r.paretoLines(); len(front) > 0 {
+		fmt.Fprintln(w, "## Accuracy for the compute: the Pareto front")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "No other combination is both at least as accurate and at most as costly as these (`pareto.png`):")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, strings.Join(front, "\n"))
+		fmt.Fprintln(w)
 	}
 	r.writeTimeTable(w)
 	r.writeDataNotes(w)

@@ -112,6 +112,9 @@ func TestReportAgreesWithRecordsAndMarksWhatIsMissing(t *testing.T) {
 		if sp, ok := o.EpochSplit(); ok && o.Status != sweep.Skipped {
 			wantTrain = strconv.FormatFloat(sp.Train, 'f', 3, 64)
 		}
+		if h := o.ComputeHours(); h > 0 && row[col["compute_hours"]] != strconv.FormatFloat(h, 'g', -1, 64) {
+			t.Errorf("%s: compute_hours %q, want %v", id, row[col["compute_hours"]], h)
+		}
 		if row[col["train_s_per_epoch"]] != wantTrain {
 			t.Errorf("%s: train_s_per_epoch %q, want %q", id, row[col["train_s_per_epoch"]], wantTrain)
 		}
@@ -183,7 +186,7 @@ func TestReportAgreesWithRecordsAndMarksWhatIsMissing(t *testing.T) {
 		}
 		sf.Close()
 	}
-	for _, name := range []string{"heatmap.png", "learning_curves_smallcnn.png", "learning_curves_resnet18.png", "README.md"} {
+	for _, name := range []string{"heatmap.png", "pareto.png", "pareto.svg", "learning_curves_smallcnn.png", "learning_curves_resnet18.png", "README.md"} {
 		if st, err := os.Stat(filepath.Join(dir, name)); err != nil || st.Size() == 0 {
 			t.Errorf("%s missing or empty", name)
 		}
@@ -191,7 +194,8 @@ func TestReportAgreesWithRecordsAndMarksWhatIsMissing(t *testing.T) {
 	readme, _ := os.ReadFile(filepath.Join(dir, "README.md"))
 	for _, s := range []string{"![resomap](resomap.png)", "smallcnn@32 **failed**: epoch 1: out of memory", "| resnet18 | 32 | missing |",
 		"Data recipe: cifar.", "did not decode (skip_bad_images): smallcnn@16: 3.",
-		"| smallcnn | 16 | 1.00 | 0.25 | 0.050 | 0.100 | 13.600 | 91.7% |"} {
+		"| smallcnn | 16 | 1.00 | 0.25 | 0.050 | 0.100 | 13.600 | 91.7% |",
+		"## Accuracy for the compute: the Pareto front", "for 0.001 compute hours"} {
 		if !bytes.Contains(readme, []byte(s)) {
 			t.Errorf("README.md lacks %q", s)
 		}

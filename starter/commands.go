@@ -72,7 +72,7 @@ func start(ctx context.Context, o options, w io.Writer, logger *slog.Logger) err
 		return err
 	}
 	printTable(w, p.Combos, nil)
-	if err := writeReport(ctx, o.store, spec.Name, o.out, w); err != nil {
+	if err := writeReport(ctx, o.store, spec.Name, o.out, o.pricePerHour, w); err != nil {
 		fmt.Fprintln(w, "report:", err)
 	}
 	fmt.Fprintf(w, "Web UI: %s\n", uiURL(id))
@@ -462,7 +462,7 @@ func gc(ctx context.Context, o options, w io.Writer) error {
 }
 
 // writeReport builds the sweep's report folder and prints its table.
-func writeReport(ctx context.Context, storeURL, sweepName, out string, w io.Writer) error {
+func writeReport(ctx context.Context, storeURL, sweepName, out string, pricePerHour float64, w io.Writer) error {
 	st, err := store.Open(ctx, storeURL)
 	if err != nil {
 		return err
@@ -471,6 +471,9 @@ func writeReport(ctx context.Context, storeURL, sweepName, out string, w io.Writ
 	if err != nil {
 		return err
 	}
+	if pricePerHour > 0 {
+		r.Price(pricePerHour)
+	}
 	if out == "" {
 		out = filepath.Join("reports", sweepName)
 	}
@@ -478,7 +481,7 @@ func writeReport(ctx context.Context, storeURL, sweepName, out string, w io.Writ
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nreport: %s (%d files: resomap.png/.svg, heatmap, learning curves, results.csv/.json, README.md)\n", out, len(files))
+	fmt.Fprintf(w, "\nreport: %s (%d files: resomap.png/.svg, heatmap, pareto, learning curves, results.csv/.json, README.md)\n", out, len(files))
 	r.Table(w)
 	return nil
 }
@@ -487,5 +490,5 @@ func reportCmd(ctx context.Context, o options, w io.Writer) error {
 	if o.sweep == "" {
 		return fmt.Errorf("%w: report needs --sweep NAME", errUsage)
 	}
-	return writeReport(ctx, o.store, sweepName(o.sweep), o.out, w)
+	return writeReport(ctx, o.store, sweepName(o.sweep), o.out, o.pricePerHour, w)
 }

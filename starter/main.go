@@ -40,6 +40,7 @@ presets: `+strings.Join(sweep.Presets(), ", "))
 type options struct {
 	sweep, id, models, resolutions, data, combination, store, out, taskQueue string
 	epochs                                                                   int
+	pricePerHour                                                             float64
 	wait, dryRun                                                             bool
 	set                                                                      map[string]bool // flags given
 }
@@ -64,6 +65,7 @@ func parse(args []string) (string, options, error) {
 	fs.StringVar(&o.taskQueue, "task-queue", temporalx.EnvOr("RESOMAP_TASK_QUEUE", workflows.TaskQueue), "Temporal task queue")
 	fs.BoolVar(&o.wait, "wait", false, "follow the sweep with live progress until it ends")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "gc: list what would be deleted")
+	fs.Float64Var(&o.pricePerHour, "price-per-hour", 0, "report: price of a compute hour (overrides the spec's cost.per_hour)")
 	if err := fs.Parse(args); err != nil {
 		return cmd, o, err
 	}

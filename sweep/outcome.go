@@ -155,6 +155,15 @@ func (s EpochSplit) String() string {
 		s.Train, s.Validation, s.CheckpointWait, s.Restore, s.Other, 100*s.Outside())
 }
 
+// ComputeHours is the worker time the combination's training and
+// validation took (0 for a skipped one: another sweep paid for it).
+func (o Outcome) ComputeHours() float64 {
+	if o.Status == Skipped {
+		return 0
+	}
+	return (o.TrainSeconds + o.EvalSeconds) / 3600
+}
+
 // ID is model@resolution.
 func (o Outcome) ID() string { return fmt.Sprintf("%s@%d", o.Model, o.Resolution) }
 

@@ -45,6 +45,12 @@ type ActivitySettings struct {
 	StickySeconds int `yaml:"sticky_seconds" json:"sticky_seconds,omitempty"`
 }
 
+// CostSettings price an hour of a worker's compute (training and
+// validation), in any currency.
+type CostSettings struct {
+	PerHour float64 `yaml:"per_hour" json:"per_hour,omitempty"`
+}
+
 // Spec is one sweep.
 type Spec struct {
 	Name        string           `yaml:"name" json:"name"`
@@ -64,6 +70,8 @@ type Spec struct {
 	Hyper       SpecHyper        `yaml:"hyper" json:"hyper"`
 	Checkpoint  Checkpointing    `yaml:"checkpoint" json:"checkpoint"`
 	Activity    ActivitySettings `yaml:"activity" json:"activity"`
+	// Cost prices compute for the report (not part of any training).
+	Cost CostSettings `yaml:"cost" json:"cost,omitzero"`
 	// ContinueAsNewAfter bounds the sweep workflow's history: it continues
 	// as new after this many combinations finished in one run.
 	ContinueAsNewAfter int `yaml:"continue_as_new_after" json:"continue_as_new_after"`
@@ -211,6 +219,9 @@ func (s Spec) Validate() error {
 	}
 	if s.Hyper.MicroBatch < 0 || s.Hyper.MicroBatch > s.Hyper.BatchSize {
 		return bad("hyper.micro_batch", "%d, want 0..batch_size", s.Hyper.MicroBatch)
+	}
+	if s.Cost.PerHour < 0 {
+		return bad("cost.per_hour", "%v, want >= 0", s.Cost.PerHour)
 	}
 	if s.Checkpoint.EverySteps < 0 || s.Checkpoint.EverySeconds < 0 {
 		return bad("checkpoint", "intervals must be >= 0")
