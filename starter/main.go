@@ -80,13 +80,31 @@ func parse(args []string) (string, options, error) {
 // loadSpec reads the named sweep and applies overrides; it is validated
 // before anything starts.
 func loadSpec(o options) (sweep.Spec, error) {
+	spec, _, err := loadSpecWithOrigins(o)
+	return spec, err
+}
+
+// loadSpecWithOrigins is loadSpec that also says where each setting came
+// from (flags marked "flag").
+func loadSpecWithOrigins(o options) (sweep.Spec, sweep.Origins, error) {
 	if o.sweep == "" {
-		return sweep.Spec{}, fmt.Errorf("%w: --sweep is required (presets: %s)", sweep.ErrInvalid, strings.Join(sweep.Presets(), ", "))
+		return sweep.Spec{}, nil, fmt.Errorf("%w: --sweep is required (presets: %s)", sweep.ErrInvalid, strings.Join(sweep.Presets(), ", "))
 	}
-	spec, err := sweep.Load(o.sweep)
+	spec, origins, err := sweep.LoadWithOrigins(o.sweep)
 	if err != nil {
-		return spec, err
+		return spec, nil, err
 	}
+	for flag, key := range map[string]string{"models": "models", "resolutions": "resolutions", "epochs": "epochs", "data": "data"} {
+		if o.set[flag] {
+			origins[key] = "flag"
+		}
+	}
+	spec, err = applyFlags(spec, o)
+	return spec, origins, err
+}
+
+// applyFlags puts the command line's overrides into spec and validates it.
+func applyFlags(spec sweep.Spec, o options) (sweep.Spec, error) {
 	if o.set["models"] {
 		spec.Models = splitList(o.models)
 		if len(spec.Models) == 0 {
@@ -182,12 +200,14 @@ func run(ctx context.Context, cmd string, o options, w io.Writer, logger *slog.L
 		return checkpoints(ctx, o, w)
 	case "gc":
 		return gc(ctx, o, w)
+	case "explain":
+		return explain(o, w)
 	case "dev-server-flags":
 		// For scripts that start a dev server: the search attributes.
 		_, err := fmt.Fprintln(w, strings.Join(temporalx.DevServerFlags(), " "))
 		return err
 	}
-	return fmt.Errorf("%w: unknown command %q (start, status, pause, resume, cancel, list, report, checkpoints, gc)", errUsage, cmd)
+	return fmt.Errorf("%w: unknown command %q (start, explain, status, pause, resume, cancel, list, report, checkpoints, gc)", errUsage, cmd)
 }
 
 func uiURL(id string) string {

@@ -99,31 +99,49 @@ func Presets() []string {
 
 // Load reads a preset by name, or a YAML file by path.
 func Load(nameOrPath string) (Spec, error) {
+	s, _, err := LoadWithOrigins(nameOrPath)
+	return s, err
+}
+
+// LoadWithOrigins is Load that also says where each setting came from.
+func LoadWithOrigins(nameOrPath string) (Spec, Origins, error) {
 	var data []byte
 	var err error
+	source := "file"
 	if strings.HasSuffix(nameOrPath, ".yaml") || strings.HasSuffix(nameOrPath, ".yml") || strings.Contains(nameOrPath, "/") {
 		data, err = os.ReadFile(nameOrPath)
 		if err != nil {
-			return Spec{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+			return Spec{}, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 	} else {
+		source = "preset"
 		data, err = presets.ReadFile(path.Join("presets", nameOrPath+".yaml"))
 		if err != nil {
-			return Spec{}, fmt.Errorf("%w: unknown sweep %q (presets: %s; or give a path to a .yaml file)", ErrInvalid, nameOrPath, strings.Join(Presets(), ", "))
+			return Spec{}, nil, fmt.Errorf("%w: unknown sweep %q (presets: %s; or give a path to a .yaml file)", ErrInvalid, nameOrPath, strings.Join(Presets(), ", "))
 		}
 	}
-	return Parse(data)
+	return parse(data, source)
 }
 
-// Parse decodes YAML, refusing unknown fields.
+// Parse decodes YAML, refusing unknown fields; settings it leaves out take
+// their documented defaults (fileDefaults).
 func Parse(data []byte) (Spec, error) {
+	s, _, err := parse(data, "file")
+	return s, err
+}
+
+func parse(data []byte, source string) (Spec, Origins, error) {
 	var s Spec
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&s); err != nil {
-		return Spec{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return Spec{}, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	return s.WithDefaults(), nil
+	origins, err := applyFileDefaults(&s, data, source)
+	if err != nil {
+		return Spec{}, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return s.WithDefaults(), origins, nil
 }
 
 // WithDefaults fills optional settings. Specs get them where they enter
