@@ -109,7 +109,14 @@ func (a *Activities) Prepare(ctx context.Context, in workflows.PrepareInput) (wo
 	if err := a.index().PutDataIdentity(ctx, id); err != nil {
 		return workflows.Prepared{}, err
 	}
-	return workflows.Prepared{Config: cfg, ConfigHash: h, Family: sweep.FamilyOf(cfg.Model), Prefix: results.RunsPrefix(h)}, nil
+	native, err := a.Trainer.NativeSide(cfg.Data)
+	if err != nil {
+		return workflows.Prepared{}, classify(err)
+	}
+	if err := in.Spec.CheckUpsampling(cfg.Model, cfg.Resolution, native); err != nil {
+		return workflows.Prepared{}, invalid(err)
+	}
+	return workflows.Prepared{Config: cfg, ConfigHash: h, Family: sweep.FamilyOf(cfg.Model), Prefix: results.RunsPrefix(h), NativeSide: native}, nil
 }
 
 // LookupResult returns the recorded result of a config (Found false if none).

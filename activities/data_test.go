@@ -15,6 +15,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/workflows"
 )
 
@@ -86,5 +87,30 @@ func TestTransientReadErrorIsRetried(t *testing.T) {
 	}
 	if _, err := env.ExecuteActivity(acts.TrainEpoch, workflows.TrainEpochInput{Prepared: p, Epoch: 1}); err != nil {
 		t.Fatalf("retry: %v", err)
+	}
+}
+
+// A resolution far above the data's native size is refused with a clear
+// message (it would measure upsampling), and trained with allow_upsampling.
+func TestUpsamplingIsRefusedUnlessAllowed(t *testing.T) {
+	acts, p, env := setup(t)
+	spec := sweep.Spec{Name: "up", Models: []string{"smallcnn"}, Resolutions: []int{48}, Epochs: 1, Data: p.Config.Data,
+		Hyper: sweep.SpecHyper{Hyper: sweep.Hyper{BatchSize: 32, Optimizer: "sgd", LR: 0.05, Schedule: "cosine"}}}.WithDefaults()
+	in := workflows.PrepareInput{Spec: spec, Combination: sweep.Combination{Model: "smallcnn", Resolution: 48}}
+	_, err := env.ExecuteActivity(acts.Prepare, in)
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != workflows.ErrTypeInvalidInput ||
+		!strings.Contains(err.Error(), "48 px is 1.7x the data's native size (28 px") {
+		t.Fatalf("48 px of 28 px images: %v", err)
+	}
+	in.Spec.AllowUpsampling = true
+	v, err := env.ExecuteActivity(acts.Prepare, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got workflows.Prepared
+	v.Get(&got)
+	if got.NativeSide != 28 {
+		t.Fatalf("native side %d, want 28", got.NativeSide)
 	}
 }

@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"errors"
+	"fmt"
 	"image/color"
 	"io"
 	"os"
@@ -117,5 +118,22 @@ func TestDamagedCacheIsRebuilt(t *testing.T) {
 			t.Error("rebuilt cache differs")
 		}
 		b.Close()
+	}
+}
+
+// The native size of an image folder is its training images' median
+// shorter side; of IDX data, its image size.
+func TestNativeSide(t *testing.T) {
+	dir := t.TempDir()
+	for i, size := range [][2]int{{40, 30}, {50, 60}, {20, 25}, {64, 48}, {30, 90}} {
+		writeImage(t, filepath.Join(dir, []string{"a", "b"}[i%2], fmt.Sprintf("%d.png", i)), size[0], size[1], color.White)
+	}
+	if n, err := NativeSide(dir, Options{ValFraction: 0.01}); err != nil || n != 30 {
+		t.Fatalf("folder: %d, %v; want 30", n, err)
+	}
+	idx := t.TempDir()
+	writeIDX(t, idx, false, 8, 12, 0)
+	if n, err := NativeSide(idx, Options{}); err != nil || n != 12 {
+		t.Fatalf("IDX: %d, %v; want 12", n, err)
 	}
 }

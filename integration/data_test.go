@@ -40,6 +40,7 @@ models: [smallcnn]
 resolutions: [32]
 epochs: 3
 data: %s
+allow_upsampling: true
 seed: 3
 max_parallel: 1
 hyper: {batch_size: 8, optimizer: sgd, lr: 0.05, momentum: 0.9, schedule: cosine, flip: true}

@@ -38,6 +38,7 @@ models: [vgg11]
 resolutions: [32, 40]
 epochs: 1
 data: fashion-mnist
+allow_upsampling: true
 train_limit: 64
 val_limit: 64
 seed: 3

@@ -105,6 +105,7 @@ models: [smallcnn]
 resolutions: [320]
 epochs: 1
 data: %s
+allow_upsampling: true
 seed: 1
 hyper: {batch_size: 64, optimizer: sgd, lr: 0.01, momentum: 0.9, schedule: constant}
 activity: {heartbeat_timeout_seconds: 30, max_attempts: 3}

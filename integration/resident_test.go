@@ -122,7 +122,7 @@ func TestResidentModelsStayWithinTheWorkersBound(t *testing.T) {
 	c := dial(t)
 	spec := writeSpec(t, `name: bound
 models: [smallcnn]
-resolutions: [16, 20, 24, 28, 32, 36]
+resolutions: [16, 20, 24, 28, 32, 35]
 epochs: 2
 data: fashion-mnist
 train_limit: 640

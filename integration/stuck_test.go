@@ -27,6 +27,7 @@ models: [smallcnn]
 resolutions: [256]
 epochs: 1
 data: %s
+allow_upsampling: true
 seed: 1
 hyper: {batch_size: 32, optimizer: sgd, lr: 0.01, momentum: 0.9, schedule: constant}
 activity: {heartbeat_timeout_seconds: 5, max_attempts: 3}

@@ -23,6 +23,7 @@ models: [smallcnn]
 resolutions: [%s]
 epochs: 2
 data: fashion-mnist
+allow_upsampling: true
 train_limit: %d
 val_limit: 500
 seed: 3
@@ -64,7 +65,7 @@ func TestTinySweepEndToEndAndNothingTwice(t *testing.T) {
 		t.Fatalf("starter: %v\n%s", err, out)
 	}
 	for _, want := range []string{"smallcnn  16          completed  2/2", "smallcnn  24          completed  2/2",
-		"report: reports/e2e (8 files", "| smallcnn | 24 | completed | 2/2 |", "Web UI: http://localhost:8233/namespaces/default/workflows/sweep-e2e"} {
+		"report: reports/e2e (10 files", "| smallcnn | 24 | completed | 2/2 |", "Web UI: http://localhost:8233/namespaces/default/workflows/sweep-e2e"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("starter output lacks %q:\n%s", want, out)
 		}

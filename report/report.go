@@ -59,6 +59,10 @@ type Row struct {
 	// report's price per hour (nil when not priced).
 	ComputeHours *float64 `json:"compute_hours"`
 	Cost         *float64 `json:"cost"`
+	// NativeSide is the data's image size; Upsampled marks a resolution
+	// more than sweep.MaxUpsampling times it (it measures upsampling).
+	NativeSide int  `json:"native_side,omitempty"`
+	Upsampled  bool `json:"upsampled"`
 	outcome       *sweep.Outcome
 }
 
@@ -155,6 +159,7 @@ func rowOf(o sweep.Outcome) Row {
 	if h := o.ComputeHours(); h > 0 {
 		row.ComputeHours = ptr(h)
 	}
+	row.NativeSide, row.Upsampled = o.NativeSide, sweep.Upsampled(o.Resolution, o.NativeSide)
 	if o.BestEpoch > 0 {
 		row.BestEpoch, row.BestValLoss, row.BestValAcc = ptr(o.BestEpoch), ptr(o.BestValLoss), ptr(o.BestValAcc)
 	}
@@ -221,7 +226,7 @@ var CSVHeader = []string{"model", "family", "resolution", "status", "reason", "e
 	"best_val_loss", "best_val_acc", "final_val_acc", "images_per_s", "wall_seconds", "device",
 	"best_checkpoint", "final_checkpoint", "latest_checkpoint", "resumed", "out_of_memory", "early_stopped",
 	"augment", "skipped_images", "train_s_per_epoch", "val_s_per_epoch", "checkpoint_wait_s_per_epoch",
-	"restore_s_per_epoch", "other_s_per_epoch", "compute_hours", "cost"}
+	"restore_s_per_epoch", "other_s_per_epoch", "compute_hours", "cost", "native_side", "upsampled"}
 
 func fmtF(v *float64) string {
 	if v == nil {
@@ -245,7 +250,7 @@ func (r *Report) writeCSV(w io.Writer) error {
 			strconv.Itoa(x.Epochs), fmtI(x.BestEpoch), fmtF(x.BestValLoss), fmtF(x.BestValAcc), fmtF(x.FinalValAcc),
 			fmtF(x.ImagesPerSec), fmtF(x.WallSeconds), x.Device, x.Keys.Best, x.Keys.Final, x.Keys.Latest,
 			strconv.Itoa(x.Resumes), strconv.Itoa(x.OOMs), strconv.FormatBool(x.EarlyStopped),
-			x.Augment, strconv.Itoa(x.SkippedImages)}, append(splitCells(x.PerEpoch), fmtF(x.ComputeHours), fmtF(x.Cost))...))
+			x.Augment, strconv.Itoa(x.SkippedImages)}, append(splitCells(x.PerEpoch), fmtF(x.ComputeHours), fmtF(x.Cost), strconv.Itoa(x.NativeSide), strconv.FormatBool(x.Upsampled))...))
 	}
 	cw.Flush()
 	return cw.Error()
@@ -349,6 +354,16 @@ func (r *Report) writeDataNotes(w io.Writer) {
 	}
 	if len(skipped) > 0 {
 		fmt.Fprintf(w, "Images left out because they did not decode (skip_bad_images): %s.\n\n", strings.Join(skipped, "; "))
+	}
+	var up []string
+	for _, x := range r.Rows {
+		if x.Upsampled {
+			up = append(up, fmt.Sprintf("%s@%d (data %d px)", x.Model, x.Resolution, x.NativeSide))
+		}
+	}
+	if len(up) > 0 {
+		fmt.Fprintf(w, "**Upsampled**: these resolutions are more than %gx the data's native image size, so they measure upsampling, not resolution (allow_upsampling): %s.\n\n",
+			sweep.MaxUpsampling, strings.Join(up, "; "))
 	}
 }
 

@@ -50,7 +50,7 @@ func recordSmallSweep(t *testing.T, st store.Store) map[string]sweep.Outcome {
 		rec := r.Last.Record
 		o := sweep.Outcome{Model: "smallcnn", Family: "cnn", Resolution: res, Status: sweep.Completed, Epochs: 2,
 			Progress: rec.Progress, Device: "cpu", WallSeconds: 30, EpochSeconds: 3, ConfigHash: rec.ConfigHash,
-			Augment: rec.Data.Augment, EpochRuns: 2, TrainSeconds: 2, EvalSeconds: 0.5, CkptSeconds: 0.1, RestoreSeconds: 0.2}
+			Augment: rec.Data.Augment, NativeSide: 14, EpochRuns: 2, TrainSeconds: 2, EvalSeconds: 0.5, CkptSeconds: 0.1, RestoreSeconds: 0.2}
 		if res == 16 {
 			o.SkippedImages = 3 // as if three photos had not decoded
 		}
@@ -195,7 +195,8 @@ func TestReportAgreesWithRecordsAndMarksWhatIsMissing(t *testing.T) {
 	for _, s := range []string{"![resomap](resomap.png)", "smallcnn@32 **failed**: epoch 1: out of memory", "| resnet18 | 32 | missing |",
 		"Data recipe: cifar.", "did not decode (skip_bad_images): smallcnn@16: 3.",
 		"| smallcnn | 16 | 1.00 | 0.25 | 0.050 | 0.100 | 13.600 | 91.7% |",
-		"## Accuracy for the compute: the Pareto front", "for 0.001 compute hours"} {
+		"## Accuracy for the compute: the Pareto front", "for 0.001 compute hours",
+		"**Upsampled**: these resolutions are more than 1.25x the data's native image size", "smallcnn@24 (data 14 px)"} {
 		if !bytes.Contains(readme, []byte(s)) {
 			t.Errorf("README.md lacks %q", s)
 		}

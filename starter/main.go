@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/resomap/resomap/internal/temporalx"
+	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/workflows"
 )
@@ -99,8 +100,26 @@ func loadSpecWithOrigins(o options) (sweep.Spec, sweep.Origins, error) {
 			origins[key] = "flag"
 		}
 	}
-	spec, err = applyFlags(spec, o)
-	return spec, origins, err
+	if spec, err = applyFlags(spec, o); err != nil {
+		return spec, origins, err
+	}
+	return spec, origins, checkLocalData(spec)
+}
+
+// checkLocalData refuses, before anything starts, resolutions that would
+// measure upsampling of the data, when the data is on this machine (workers
+// check it again where it is trained).
+func checkLocalData(spec sweep.Spec) error {
+	native, err := dataset.NativeSide(spec.Data, dataset.Options{})
+	if err != nil {
+		return nil // not here: the workers' Prepare decides
+	}
+	for _, c := range spec.Combinations() {
+		if err := spec.CheckUpsampling(c.Model, c.Resolution, native); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // applyFlags puts the command line's overrides into spec and validates it.

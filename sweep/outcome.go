@@ -100,6 +100,8 @@ type Outcome struct {
 	// left out (skip_bad_images).
 	Augment       string `json:"augment,omitempty"`
 	SkippedImages int    `json:"skipped_images,omitempty"`
+	// NativeSide is the data's image size (median shorter side).
+	NativeSide int `json:"native_side,omitempty"`
 	FinishedAt   time.Time     `json:"finished_at,omitzero"`
 }
 

@@ -62,6 +62,9 @@ type Spec struct {
 	// image folder, cifar for IDX data).
 	Augment       string `yaml:"augment" json:"augment,omitempty"`
 	SkipBadImages bool   `yaml:"skip_bad_images" json:"skip_bad_images,omitempty"`
+	// AllowUpsampling trains resolutions more than MaxUpsampling times the
+	// data's native size (refused otherwise: they measure upsampling).
+	AllowUpsampling bool `yaml:"allow_upsampling" json:"allow_upsampling,omitempty"`
 	TrainLimit  int              `yaml:"train_limit" json:"train_limit"`
 	ValLimit    int              `yaml:"val_limit" json:"val_limit"`
 	Seed        uint64           `yaml:"seed" json:"seed"`
@@ -75,6 +78,26 @@ type Spec struct {
 	// ContinueAsNewAfter bounds the sweep workflow's history: it continues
 	// as new after this many combinations finished in one run.
 	ContinueAsNewAfter int `yaml:"continue_as_new_after" json:"continue_as_new_after"`
+}
+
+// MaxUpsampling is how far above the data's native size (its images'
+// median shorter side) a resolution may go without allow_upsampling.
+const MaxUpsampling = 1.25
+
+// Upsampled reports whether resolution res measures upsampling of data
+// whose images are native px (0: unknown).
+func Upsampled(res, native int) bool {
+	return native > 0 && float64(res) > MaxUpsampling*float64(native)
+}
+
+// CheckUpsampling refuses resolution res of data whose images are native px
+// when it measures upsampling and the spec does not allow it.
+func (s Spec) CheckUpsampling(model string, res, native int) error {
+	if !Upsampled(res, native) || s.AllowUpsampling {
+		return nil
+	}
+	return fmt.Errorf("%w: %s@%d: %d px is %.1fx the data's native size (%d px, its images' median shorter side), so it would measure upsampling, not resolution; point data at larger images, or set allow_upsampling: true to train it anyway",
+		ErrInvalid, model, res, res, float64(res)/float64(native), native)
 }
 
 // Combination is one (model, resolution) pair of a sweep.

@@ -118,6 +118,11 @@ func (t *Trainer) Prepare(cfg sweep.Config) (sweep.Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// NativeSide is the data's image size (its images' median shorter side).
+func (t *Trainer) NativeSide(data string) (int, error) {
+	return dataset.NativeSide(data, t.dataOptions())
+}
+
 // DataIdentity names a data set by its content (memoised per process).
 func (t *Trainer) DataIdentity(data string) (dataset.Identity, error) {
 	return dataset.Describe(data, t.dataOptions())

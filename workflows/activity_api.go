@@ -41,6 +41,7 @@ type Prepared struct {
 	ConfigHash string
 	Family     string
 	Prefix     string // checkpoint namespace
+	NativeSide int    `json:",omitempty"` // the data's image size (0: unknown)
 }
 
 // LookupOutput is the recorded result of a config (Found false if none).

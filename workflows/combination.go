@@ -160,7 +160,7 @@ func (c *combination) prepare(ctx workflow.Context) *ending {
 	if err := workflow.ExecuteActivity(sctx, ActivityPrepare, in).Get(ctx, &c.prep); err != nil {
 		return &ending{sweep.Failed, "prepare: " + errorMessage(err)}
 	}
-	c.out.ConfigHash = c.prep.ConfigHash
+	c.out.ConfigHash, c.out.NativeSide = c.prep.ConfigHash, c.prep.NativeSide
 	if end := c.skipIfDone(ctx); end != nil {
 		return end
 	}
