@@ -424,7 +424,7 @@ func (a *Activities) fillMetrics(ctx context.Context, o *sweep.Outcome) error {
 			return err
 		}
 		if prev != nil {
-			o.Metrics, o.Augment, o.SkippedImages = prev.Metrics, prev.Augment, prev.SkippedImages
+			o.Metrics, o.Augment, o.SkippedImages, o.ValImages = prev.Metrics, prev.Augment, prev.SkippedImages, prev.ValImages
 			return nil
 		}
 	}
@@ -447,7 +447,7 @@ func (a *Activities) fillMetrics(ctx context.Context, o *sweep.Outcome) error {
 		o.Metrics = r.Metrics[:min(len(r.Metrics), o.EpochsDone)]
 	}
 	if r.Data != nil {
-		o.Augment, o.SkippedImages = r.Data.Augment, r.Data.SkippedImages
+		o.Augment, o.SkippedImages, o.ValImages = r.Data.Augment, r.Data.SkippedImages, r.Data.ValImages
 	}
 	return nil
 }

@@ -80,12 +80,7 @@ func (r *Report) seriesPlot(title, ylabel string, value func(Row) *float64) (*pl
 	p.X.Tick.Marker = resolutionTicks(res)
 	names, rows := r.byModel()
 	for i, name := range names {
-		var pts plotter.XYs
-		for _, x := range rows[name] {
-			if v := value(x); v != nil {
-				pts = append(pts, plotter.XY{X: float64(x.Resolution), Y: *v})
-			}
-		}
+		pts := meanByResolution(rows[name], value)
 		if len(pts) == 0 {
 			continue
 		}
@@ -105,6 +100,27 @@ func (r *Report) seriesPlot(title, ylabel string, value func(Row) *float64) (*pl
 		p.X.Min, p.X.Max = lo/1.15, hi*1.15
 	}
 	return p, nil
+}
+
+// meanByResolution averages value over a model's runs at each resolution
+// (its seeds), skipping runs without one.
+func meanByResolution(rows []Row, value func(Row) *float64) plotter.XYs {
+	sum, n := map[int]float64{}, map[int]int{}
+	var order []int
+	for _, x := range rows {
+		if v := value(x); v != nil {
+			if n[x.Resolution] == 0 {
+				order = append(order, x.Resolution)
+			}
+			sum[x.Resolution] += *v
+			n[x.Resolution]++
+		}
+	}
+	var pts plotter.XYs
+	for _, r := range order {
+		pts = append(pts, plotter.XY{X: float64(r), Y: sum[r] / float64(n[r])})
+	}
+	return pts
 }
 
 // save draws a grid of plots into PNG (and SVG when svg is set).
@@ -159,7 +175,7 @@ const FigureWidthPx, FigureHeightPx = 1440, 540
 func px(n int) vg.Length { return vg.Length(n) * vg.Inch / 96 }
 
 func (r *Report) figures(dir string) ([]string, error) {
-	acc, err := r.seriesPlot("Best validation accuracy vs resolution", "top-1 accuracy", func(x Row) *float64 { return x.BestValAcc })
+	acc, err := r.accuracyPlot()
 	if err != nil {
 		return nil, err
 	}

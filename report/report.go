@@ -35,6 +35,8 @@ type Row struct {
 	Model        string     `json:"model"`
 	Family       string     `json:"family"`
 	Resolution   int        `json:"resolution"`
+	Seed         uint64     `json:"seed,omitempty"` // of the sweep's seeds list
+	ValImages    int        `json:"val_images,omitempty"`
 	Status       string     `json:"status"`
 	Reason       string     `json:"reason,omitempty"`
 	EpochsRun    int        `json:"epochs_run"`
@@ -63,6 +65,9 @@ type Row struct {
 	// more than sweep.MaxUpsampling times it (it measures upsampling).
 	NativeSide int  `json:"native_side,omitempty"`
 	Upsampled  bool `json:"upsampled"`
+	// Cell is the 95% interval of best accuracy of this row's (model,
+	// resolution) over its seeds (nil when none has one).
+	Cell *Interval `json:"best_val_acc_interval"`
 	outcome       *sweep.Outcome
 }
 
@@ -123,7 +128,7 @@ func Build(ctx context.Context, st store.Store, name string) (*Report, error) {
 			continue
 		}
 		info, _ := sweep.LookupModel(c.Model)
-		r.Rows = append(r.Rows, Row{Model: c.Model, Family: info.Family, Resolution: c.Resolution, Status: Missing,
+		r.Rows = append(r.Rows, Row{Model: c.Model, Family: info.Family, Resolution: c.Resolution, Seed: c.Seed, Status: Missing,
 			Reason: "no result recorded (not started, or the sweep is still running)", Epochs: r.Spec.Epochs})
 	}
 	var rest []string
@@ -139,7 +144,19 @@ func Build(ctx context.Context, st store.Store, name string) (*Report, error) {
 	if r.Spec != nil {
 		r.Price(r.Spec.Cost.PerHour)
 	}
+	r.fillIntervals()
 	return r, nil
+}
+
+// fillIntervals gives each row its cell's interval.
+func (r *Report) fillIntervals() {
+	iv := r.cellIntervals()
+	for i := range r.Rows {
+		r.Rows[i].Cell = nil
+		if v, ok := iv[cellKey{r.Rows[i].Model, r.Rows[i].Resolution}]; ok {
+			r.Rows[i].Cell = &v
+		}
+	}
 }
 
 func sortIDs(ids []string, o map[string]sweep.Outcome) {
@@ -150,7 +167,7 @@ func sortIDs(ids []string, o map[string]sweep.Outcome) {
 }
 
 func rowOf(o sweep.Outcome) Row {
-	row := Row{Model: o.Model, Family: o.Family, Resolution: o.Resolution, Status: string(o.Status), Reason: o.Reason,
+	row := Row{Model: o.Model, Family: o.Family, Resolution: o.Resolution, Seed: o.Seed, ValImages: o.ValImages, Status: string(o.Status), Reason: o.Reason,
 		EpochsRun: len(o.Metrics), Epochs: o.Epochs, Device: o.Device, Keys: o.Keys, Resumes: len(o.Resumes), OOMs: o.OOMs,
 		EarlyStopped: o.EarlyStopped, Augment: o.Augment, SkippedImages: o.SkippedImages, outcome: &o}
 	if sp, ok := o.EpochSplit(); ok && o.Status != sweep.Skipped {
@@ -226,7 +243,8 @@ var CSVHeader = []string{"model", "family", "resolution", "status", "reason", "e
 	"best_val_loss", "best_val_acc", "final_val_acc", "images_per_s", "wall_seconds", "device",
 	"best_checkpoint", "final_checkpoint", "latest_checkpoint", "resumed", "out_of_memory", "early_stopped",
 	"augment", "skipped_images", "train_s_per_epoch", "val_s_per_epoch", "checkpoint_wait_s_per_epoch",
-	"restore_s_per_epoch", "other_s_per_epoch", "compute_hours", "cost", "native_side", "upsampled"}
+	"restore_s_per_epoch", "other_s_per_epoch", "compute_hours", "cost", "native_side", "upsampled",
+	"seed", "seeds", "best_val_acc_mean", "best_val_acc_std", "best_val_acc_ci95_low", "best_val_acc_ci95_high"}
 
 func fmtF(v *float64) string {
 	if v == nil {
@@ -246,14 +264,30 @@ func (r *Report) writeCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	cw.Write(CSVHeader)
 	for _, x := range r.Rows {
-		cw.Write(append([]string{x.Model, x.Family, strconv.Itoa(x.Resolution), x.Status, x.Reason, strconv.Itoa(x.EpochsRun),
+		cells := []string{x.Model, x.Family, strconv.Itoa(x.Resolution), x.Status, x.Reason, strconv.Itoa(x.EpochsRun),
 			strconv.Itoa(x.Epochs), fmtI(x.BestEpoch), fmtF(x.BestValLoss), fmtF(x.BestValAcc), fmtF(x.FinalValAcc),
 			fmtF(x.ImagesPerSec), fmtF(x.WallSeconds), x.Device, x.Keys.Best, x.Keys.Final, x.Keys.Latest,
 			strconv.Itoa(x.Resumes), strconv.Itoa(x.OOMs), strconv.FormatBool(x.EarlyStopped),
-			x.Augment, strconv.Itoa(x.SkippedImages)}, append(splitCells(x.PerEpoch), fmtF(x.ComputeHours), fmtF(x.Cost), strconv.Itoa(x.NativeSide), strconv.FormatBool(x.Upsampled))...))
+			x.Augment, strconv.Itoa(x.SkippedImages)}
+		cells = append(cells, splitCells(x.PerEpoch)...)
+		cells = append(cells, fmtF(x.ComputeHours), fmtF(x.Cost), strconv.Itoa(x.NativeSide), strconv.FormatBool(x.Upsampled),
+			strconv.FormatUint(x.Seed, 10))
+		cw.Write(append(cells, intervalCells(x.Cell)...))
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// intervalCells are a row's cell columns: runs, mean, std, 95% interval.
+func intervalCells(v *Interval) []string {
+	if v == nil {
+		return make([]string, 5)
+	}
+	out := []string{strconv.Itoa(v.N)}
+	for _, f := range []float64{v.Mean, v.Std, v.Low, v.High} {
+		out = append(out, strconv.FormatFloat(f, 'g', -1, 64))
+	}
+	return out
 }
 
 // splitCells are a row's per-epoch time columns (empty when unknown).
@@ -298,6 +332,7 @@ func (r *Report) writeMarkdown(w io.Writer, figs []string) error {
 			fmt.Fprintf(w, "![%s](%s)\n\n", strings.TrimSuffix(filepath.Base(f), ".png"), filepath.Base(f))
 		}
 	}
+	r.writeReading(w)
 	fmt.Fprintln(w, "## Results")
 	fmt.Fprintln(w)
 	r.Table(w)
@@ -387,4 +422,45 @@ func (r *Report) writeTimeTable(w io.Writer) {
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	fmt.Fprintln(w, strings.Join(lines, "\n"))
 	fmt.Fprintln(w)
+}
+
+// writeReading says, per model, which resolution is best and which others
+// are within noise of it (their 95% intervals overlap), and how to read the
+// intervals.
+func (r *Report) writeReading(w io.Writer) {
+	models, best, near := r.withinNoise()
+	if len(models) == 0 {
+		return
+	}
+	iv := r.cellIntervals()
+	fmt.Fprintln(w, "## Reading the map")
+	fmt.Fprintln(w)
+	for _, m := range models {
+		b := iv[cellKey{m, best[m]}]
+		line := fmt.Sprintf("- **%s**: best at %d px, %.4f (95%% interval %.4f-%.4f, %s)", m, best[m], b.Mean, b.Low, b.High, describeInterval(b))
+		if len(near[m]) > 0 {
+			line += fmt.Sprintf("; within noise of it: %s px", joinInts(near[m]))
+		} else {
+			line += "; no other resolution is within noise of it"
+		}
+		fmt.Fprintln(w, line+".")
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Intervals: over seeds, Student's t on the mean of the runs' best validation accuracies; for a single run, the Wilson interval of its accuracy on the validation images (seed-to-seed spread unknown: repeat with `seeds: [1, 2, 3]`). Two resolutions whose intervals overlap are not shown apart by this sweep.")
+	fmt.Fprintln(w)
+}
+
+func describeInterval(v Interval) string {
+	if v.Method == "t" {
+		return fmt.Sprintf("%d seeds, std %.4f", v.N, v.Std)
+	}
+	return "one run, Wilson"
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ", ")
 }

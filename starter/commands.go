@@ -242,7 +242,11 @@ func printTable(w io.Writer, combos []sweep.Outcome, retries map[string]string) 
 		if sp, ok := o.EpochSplit(); ok {
 			split = sp.String()
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d/%d\t%s\t%d\t%.0f\t%s\t%s\t%s\n", o.Model, o.Resolution, o.Status, o.EpochsDone, o.Epochs,
+		model := o.Model
+		if o.Seed != 0 {
+			model = fmt.Sprintf("%s (seed %d)", o.Model, o.Seed)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d/%d\t%s\t%d\t%.0f\t%s\t%s\t%s\n", model, o.Resolution, o.Status, o.EpochsDone, o.Epochs,
 			acc, o.BestEpoch, o.ImagesPerSec(), fmtDuration(o.EpochSeconds), split, note)
 	}
 	tw.Flush()

@@ -20,9 +20,9 @@ func explain(o options, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	combos := spec.Combinations()
-	fmt.Fprintf(w, "sweep %s: %d models x %d resolutions = %d combinations, %d trainings of %d epochs\n\n",
-		spec.Name, len(spec.Models), len(spec.Resolutions), len(combos), len(combos), spec.Epochs)
+	cells := len(spec.Models) * len(spec.Resolutions)
+	fmt.Fprintf(w, "sweep %s: %d models x %d resolutions = %d combinations, %d trainings (%d seeds each) of %d epochs\n\n",
+		spec.Name, len(spec.Models), len(spec.Resolutions), cells, len(spec.Combinations()), max(1, len(spec.Seeds)), spec.Epochs)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "setting\tvalue\tfrom")
 	for _, s := range settings {

@@ -39,7 +39,7 @@ presets: `+strings.Join(sweep.Presets(), ", "))
 
 // options are the flags shared by every sub-command.
 type options struct {
-	sweep, id, models, resolutions, data, combination, store, out, taskQueue string
+	sweep, id, models, resolutions, seeds, data, combination, store, out, taskQueue string
 	epochs                                                                   int
 	pricePerHour                                                             float64
 	wait, dryRun                                                             bool
@@ -59,6 +59,7 @@ func parse(args []string) (string, options, error) {
 	fs.StringVar(&o.models, "models", "", "comma-separated models (overrides the spec)")
 	fs.StringVar(&o.resolutions, "resolutions", "", "comma-separated resolutions (overrides the spec)")
 	fs.IntVar(&o.epochs, "epochs", 0, "epochs (overrides the spec)")
+	fs.StringVar(&o.seeds, "seeds", "", "comma-separated seeds: each (model, resolution) trained once per seed (overrides the spec)")
 	fs.StringVar(&o.data, "data", "", "data set: fashion-mnist, an IDX folder or an image folder")
 	fs.StringVar(&o.combination, "combination", "", "one combination, model@resolution")
 	fs.StringVar(&o.store, "store", temporalx.EnvOr("RESOMAP_STORE", "file://state/store"), "checkpoint store URL")
@@ -95,7 +96,7 @@ func loadSpecWithOrigins(o options) (sweep.Spec, sweep.Origins, error) {
 	if err != nil {
 		return spec, nil, err
 	}
-	for flag, key := range map[string]string{"models": "models", "resolutions": "resolutions", "epochs": "epochs", "data": "data"} {
+	for flag, key := range map[string]string{"models": "models", "resolutions": "resolutions", "epochs": "epochs", "data": "data", "seeds": "seeds"} {
 		if o.set[flag] {
 			origins[key] = "flag"
 		}
@@ -145,6 +146,16 @@ func applyFlags(spec sweep.Spec, o options) (sweep.Spec, error) {
 	}
 	if o.set["epochs"] {
 		spec.Epochs = o.epochs
+	}
+	if o.set["seeds"] {
+		spec.Seeds = nil
+		for _, v := range splitList(o.seeds) {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return spec, fmt.Errorf("%w: seeds: %q is not a number", sweep.ErrInvalid, v)
+			}
+			spec.Seeds = append(spec.Seeds, n)
+		}
 	}
 	if o.set["data"] {
 		spec.Data = o.data

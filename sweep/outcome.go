@@ -68,6 +68,7 @@ type Outcome struct {
 	Model      string `json:"model"`
 	Family     string `json:"family"`
 	Resolution int    `json:"resolution"`
+	Seed       uint64 `json:"seed,omitempty"` // of the sweep's seeds list (0: none)
 	Status     Status `json:"status"`
 	Reason     string `json:"reason,omitempty"`
 	ConfigHash string `json:"config_hash,omitempty"`
@@ -102,6 +103,8 @@ type Outcome struct {
 	SkippedImages int    `json:"skipped_images,omitempty"`
 	// NativeSide is the data's image size (median shorter side).
 	NativeSide int `json:"native_side,omitempty"`
+	// ValImages is the size of the validation set the accuracies are on.
+	ValImages int `json:"val_images,omitempty"`
 	FinishedAt   time.Time     `json:"finished_at,omitzero"`
 }
 
@@ -166,8 +169,8 @@ func (o Outcome) ComputeHours() float64 {
 	return (o.TrainSeconds + o.EvalSeconds) / 3600
 }
 
-// ID is model@resolution.
-func (o Outcome) ID() string { return fmt.Sprintf("%s@%d", o.Model, o.Resolution) }
+// ID is the training's name, as Combination.ID.
+func (o Outcome) ID() string { return TrainingID(o.Model, o.Resolution, o.Seed) }
 
 // ImagesPerSec is the mean training throughput over the epochs run (of a
 // summary: the latest epoch's).

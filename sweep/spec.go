@@ -68,6 +68,9 @@ type Spec struct {
 	TrainLimit  int              `yaml:"train_limit" json:"train_limit"`
 	ValLimit    int              `yaml:"val_limit" json:"val_limit"`
 	Seed        uint64           `yaml:"seed" json:"seed"`
+	// Seeds repeats each (model, resolution) once per seed (each >= 1);
+	// empty: once, with Seed.
+	Seeds []uint64 `yaml:"seeds" json:"seeds,omitempty"`
 	MaxParallel int              `yaml:"max_parallel" json:"max_parallel"`
 	Patience    int              `yaml:"patience" json:"patience"` // early stopping (0 = off)
 	Hyper       SpecHyper        `yaml:"hyper" json:"hyper"`
@@ -78,6 +81,21 @@ type Spec struct {
 	// ContinueAsNewAfter bounds the sweep workflow's history: it continues
 	// as new after this many combinations finished in one run.
 	ContinueAsNewAfter int `yaml:"continue_as_new_after" json:"continue_as_new_after"`
+}
+
+// checkSeeds refuses a zero, a repeated seed or too many.
+func (s Spec) checkSeeds() error {
+	if len(s.Seeds) > 100 {
+		return fmt.Errorf("%w: seeds: %d, want at most 100", ErrInvalid, len(s.Seeds))
+	}
+	seen := map[uint64]bool{}
+	for _, v := range s.Seeds {
+		if v == 0 || seen[v] {
+			return fmt.Errorf("%w: seeds: %v: each must be >= 1 and listed once", ErrInvalid, s.Seeds)
+		}
+		seen[v] = true
+	}
+	return nil
 }
 
 // MaxUpsampling is how far above the data's native size (its images'
@@ -100,14 +118,27 @@ func (s Spec) CheckUpsampling(model string, res, native int) error {
 		ErrInvalid, model, res, res, float64(res)/float64(native), native)
 }
 
-// Combination is one (model, resolution) pair of a sweep.
+// Combination is one training of a sweep: a (model, resolution) pair, and
+// its seed when the sweep repeats each pair over several (seeds:).
 type Combination struct {
 	Model      string `json:"model"`
 	Resolution int    `json:"resolution"`
+	// Seed is this training's seed from the sweep's seeds list (0: the
+	// sweep's single seed, as before seeds lists existed).
+	Seed uint64 `json:"seed,omitempty"`
 }
 
-// ID is the combination's readable name: model@resolution.
-func (c Combination) ID() string { return fmt.Sprintf("%s@%d", c.Model, c.Resolution) }
+// ID is the combination's readable name: model@resolution, with -seedN
+// when the sweep lists seeds.
+func (c Combination) ID() string { return TrainingID(c.Model, c.Resolution, c.Seed) }
+
+// TrainingID names a training: model@resolution[-seedN] (seed 0: none).
+func TrainingID(model string, res int, seed uint64) string {
+	if seed == 0 {
+		return fmt.Sprintf("%s@%d", model, res)
+	}
+	return fmt.Sprintf("%s@%d-seed%d", model, res, seed)
+}
 
 // Presets lists the names of the shipped presets.
 func Presets() []string {
@@ -193,14 +224,20 @@ func (s Spec) WithDefaults() Spec {
 }
 
 // Combinations expands the sweep in a stable order: models as listed, each
-// at every resolution in ascending order.
+// at every resolution in ascending order, each once per seed of Seeds.
 func (s Spec) Combinations() []Combination {
 	res := append([]int(nil), s.Resolutions...)
 	sort.Ints(res)
+	seeds := s.Seeds
+	if len(seeds) == 0 {
+		seeds = []uint64{0} // the sweep's seed
+	}
 	var out []Combination
 	for _, m := range s.Models {
 		for _, r := range res {
-			out = append(out, Combination{Model: m, Resolution: r})
+			for _, seed := range seeds {
+				out = append(out, Combination{Model: m, Resolution: r, Seed: seed})
+			}
 		}
 	}
 	return out
@@ -209,8 +246,12 @@ func (s Spec) Combinations() []Combination {
 // Config is the full training config of one combination (without the data
 // set's content hash, which a worker stamps in).
 func (s Spec) Config(c Combination) Config {
+	seed := s.Seed
+	if c.Seed != 0 {
+		seed = c.Seed
+	}
 	return Config{Model: c.Model, Resolution: c.Resolution, Epochs: s.Epochs, Hyper: s.Hyper.Hyper,
-		Seed: s.Seed, Data: s.Data, TrainLimit: s.TrainLimit, ValLimit: s.ValLimit,
+		Seed: seed, Data: s.Data, TrainLimit: s.TrainLimit, ValLimit: s.ValLimit,
 		Augment: s.Augment, SkipBadImages: s.SkipBadImages}
 }
 
@@ -241,6 +282,9 @@ func (s Spec) Validate() error {
 			return bad("models", "%s listed twice", m)
 		}
 		seen[m] = true
+	}
+	if err := s.checkSeeds(); err != nil {
+		return err
 	}
 	seenRes := map[int]bool{}
 	for _, r := range s.Resolutions {

@@ -39,13 +39,15 @@ type combination struct {
 	stopActivity workflow.CancelFunc
 	// workerQueue is the queue of the worker that ran the last epoch.
 	workerQueue string
+	// combo is the training this workflow runs (its seed included).
+	combo sweep.Combination
 }
 
 func newCombination(in CombinationInput) *combination {
 	spec := in.Spec.WithDefaults()
 	cfg := spec.Config(in.Combination)
-	c := &combination{spec: spec, cfg: cfg}
-	c.out = sweep.Outcome{Model: cfg.Model, Family: sweep.FamilyOf(cfg.Model), Resolution: cfg.Resolution, Epochs: cfg.Epochs,
+	c := &combination{spec: spec, cfg: cfg, combo: in.Combination}
+	c.out = sweep.Outcome{Model: cfg.Model, Family: sweep.FamilyOf(cfg.Model), Resolution: cfg.Resolution, Seed: in.Combination.Seed, Epochs: cfg.Epochs,
 		Status: sweep.Pending, MicroBatch: cfg.MicroBatchFor(spec.Hyper.MicroBatch)}
 	c.ctl = &control{what: c.out.ID(), paused: in.Paused, finished: func() bool { return c.out.Status.Done() },
 		changed: c.controlled, answer: func() any { return string(c.out.Status) }}
@@ -74,7 +76,7 @@ func (c *combination) setup(ctx workflow.Context) error {
 // however many epochs it trains.
 func (c *combination) continueAsNew(ctx workflow.Context) error {
 	return workflow.NewContinueAsNewError(ctx, Combination, CombinationInput{
-		Spec: c.spec, Combination: sweep.Combination{Model: c.cfg.Model, Resolution: c.cfg.Resolution}, Paused: c.ctl.paused,
+		Spec: c.spec, Combination: c.combo, Paused: c.ctl.paused,
 		Carry: &CombinationCarry{Outcome: c.out, Prepared: c.prep, Started: c.started},
 	})
 }
@@ -156,7 +158,7 @@ func shortOptions() workflow.ActivityOptions {
 // trained one stands.
 func (c *combination) prepare(ctx workflow.Context) *ending {
 	sctx := workflow.WithActivityOptions(ctx, shortOptions())
-	in := PrepareInput{Spec: c.spec, Combination: sweep.Combination{Model: c.cfg.Model, Resolution: c.cfg.Resolution}}
+	in := PrepareInput{Spec: c.spec, Combination: c.combo}
 	if err := workflow.ExecuteActivity(sctx, ActivityPrepare, in).Get(ctx, &c.prep); err != nil {
 		return &ending{sweep.Failed, "prepare: " + errorMessage(err)}
 	}
