@@ -65,7 +65,7 @@ func TestTinySweepEndToEndAndNothingTwice(t *testing.T) {
 		t.Fatalf("starter: %v\n%s", err, out)
 	}
 	for _, want := range []string{"smallcnn  16          completed  2/2", "smallcnn  24          completed  2/2",
-		"report: reports/e2e (10 files", "| smallcnn | 24 | completed | 2/2 |", "Web UI: http://localhost:8233/namespaces/default/workflows/sweep-e2e"} {
+		"report: reports/e2e (13 files", "| smallcnn | 24 | completed | 2/2 |", "Web UI: http://localhost:8233/namespaces/default/workflows/sweep-e2e"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("starter output lacks %q:\n%s", want, out)
 		}
@@ -73,6 +73,19 @@ func TestTinySweepEndToEndAndNothingTwice(t *testing.T) {
 	finals := glob(t, filepath.Join(storeDir, "runs", "*", "cnn", "smallcnn", "*", "final_model.safetensors"))
 	if len(finals) != 2 {
 		t.Fatalf("%d final models stored, want 2", len(finals))
+	}
+	// 13.3: each best checkpoint evaluated at the test resolutions (16, 24
+	// and 1.25 x 24 = 30 px), at its own exactly as its training measured.
+	for _, o := range result(t, dial(t), "sweep-e2e", time.Minute).Combos {
+		var own *sweep.TestResult
+		for i, tr := range o.TestResults {
+			if tr.Resolution == o.Resolution {
+				own = &o.TestResults[i]
+			}
+		}
+		if len(o.TestResults) != 3 || own == nil || own.ValAcc != o.BestValAcc {
+			t.Errorf("%s: test results %+v; best val acc %v", o.ID(), o.TestResults, o.BestValAcc)
+		}
 	}
 	before := glob(t, filepath.Join(storeDir, "runs", "*", "*", "*", "*", "*"))
 

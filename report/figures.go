@@ -202,6 +202,11 @@ func (r *Report) figures(dir string) ([]string, error) {
 	if err != nil {
 		return files, err
 	}
+	tm, err := r.testMapFigure(dir)
+	files = append(files, tm...)
+	if err != nil {
+		return files, err
+	}
 	lc, err := r.learningCurves(dir)
 	return append(files, lc...), err
 }
@@ -238,10 +243,20 @@ func (r *Report) heatMap() (*plot.Plot, error) {
 		for ci := range line {
 			line[ci] = math.NaN()
 		}
+		cells := r.cellIntervals()
+		done := map[int]bool{}
 		for _, x := range rows[name] {
+			if done[x.Resolution] { // one cell per resolution: the mean over seeds
+				continue
+			}
+			done[x.Resolution] = true
 			ci := sort.SearchInts(g.res, x.Resolution)
 			text := x.Status
-			if x.BestValAcc != nil {
+			if v, ok := cells[cellKey{name, x.Resolution}]; ok {
+				line[ci] = v.Mean
+				lo, hi = math.Min(lo, v.Mean), math.Max(hi, v.Mean)
+				text = fmt.Sprintf("%.3f", v.Mean)
+			} else if x.BestValAcc != nil {
 				line[ci] = *x.BestValAcc
 				lo, hi = math.Min(lo, *x.BestValAcc), math.Max(hi, *x.BestValAcc)
 				text = fmt.Sprintf("%.3f", *x.BestValAcc)

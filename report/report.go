@@ -217,6 +217,11 @@ func (r *Report) Write(dir string) ([]string, error) {
 	if err := add("results.csv", r.writeCSV); err != nil {
 		return files, err
 	}
+	if r.hasTestResults() {
+		if err := add("test_resolutions.csv", r.writeTestCSV); err != nil {
+			return files, err
+		}
+	}
 	figs, err := r.figures(dir)
 	files = append(files, figs...)
 	if err != nil {
@@ -347,6 +352,7 @@ func (r *Report) writeMarkdown(w io.Writer, figs []string) error {
 			problems = append(problems, fmt.Sprintf("- %s@%d **%s**: %s", x.Model, x.Resolution, x.Status, x.Reason))
 		}
 	}
+	r.writeTestReading(w)
 	if front := r.paretoLines(); len(front) > 0 {
 		fmt.Fprintln(w, "## Accuracy for the compute: the Pareto front")
 		fmt.Fprintln(w)

@@ -203,3 +203,31 @@ func (x Index) Outcomes(ctx context.Context, sweepName string) (map[string]sweep
 	}
 	return out, nil
 }
+
+// TestResultKey names a training's figures at a test resolution: its best
+// checkpoint, which a config hash names once the training is complete.
+func TestResultKey(configHash string, res int) string {
+	return path.Join("results", "test-resolutions", configHash, fmt.Sprintf("%d.json", res))
+}
+
+// TestResult is a stored test-resolution result (nil when there is none).
+func (x Index) TestResult(ctx context.Context, configHash string, res int) (*sweep.TestResult, error) {
+	b, err := store.ReadAll(ctx, x.Store, TestResultKey(configHash, res))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r sweep.TestResult
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", TestResultKey(configHash, res), err)
+	}
+	return &r, nil
+}
+
+// PutTestResult stores a test-resolution result.
+func (x Index) PutTestResult(ctx context.Context, configHash string, r sweep.TestResult) error {
+	b, _ := json.Marshal(r)
+	return x.Store.Put(ctx, TestResultKey(configHash, r.Resolution), bytes.NewReader(b))
+}

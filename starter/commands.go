@@ -485,7 +485,7 @@ func writeReport(ctx context.Context, storeURL, sweepName, out string, pricePerH
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nreport: %s (%d files: resomap.png/.svg, heatmap, pareto, learning curves, results.csv/.json, README.md)\n", out, len(files))
+	fmt.Fprintf(w, "\nreport: %s (%d files: resomap.png/.svg, heatmap, pareto, test-resolution map, learning curves, results.csv/.json, test_resolutions.csv, README.md)\n", out, len(files))
 	r.Table(w)
 	return nil
 }

@@ -105,6 +105,10 @@ type Outcome struct {
 	NativeSide int `json:"native_side,omitempty"`
 	// ValImages is the size of the validation set the accuracies are on.
 	ValImages int `json:"val_images,omitempty"`
+	// TestResults are the best checkpoint's figures at each test
+	// resolution (train x test resolution map).
+	TestResults []TestResult `json:"test_results,omitempty"`
+	TestError   string       `json:"test_error,omitempty"` // why there are none
 	FinishedAt   time.Time     `json:"finished_at,omitzero"`
 }
 
@@ -121,6 +125,16 @@ type DataInfo struct {
 	ValImages     int    `json:"val_images"`
 	SkippedImages int    `json:"skipped_images,omitempty"` // did not decode (skip_bad_images)
 	NativeSide    int    `json:"native_side,omitempty"`    // median shorter side of the source images
+}
+
+// TestResult is a checkpoint's validation figures at one test resolution;
+// Skipped says why there are none.
+type TestResult struct {
+	Resolution int     `json:"resolution"`
+	ValAcc     float64 `json:"val_acc"`
+	ValLoss    float64 `json:"val_loss"`
+	Images     int     `json:"images"`
+	Skipped    string  `json:"skipped,omitempty"`
 }
 
 // EpochSplit is where an epoch's time goes, on average over the epochs a

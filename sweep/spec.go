@@ -7,8 +7,10 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -53,24 +55,28 @@ type CostSettings struct {
 
 // Spec is one sweep.
 type Spec struct {
-	Name        string           `yaml:"name" json:"name"`
-	Models      []string         `yaml:"models" json:"models"`
-	Resolutions []int            `yaml:"resolutions" json:"resolutions"`
-	Epochs      int              `yaml:"epochs" json:"epochs"`
-	Data        string           `yaml:"data" json:"data"`
+	Name        string   `yaml:"name" json:"name"`
+	Models      []string `yaml:"models" json:"models"`
+	Resolutions []int    `yaml:"resolutions" json:"resolutions"`
+	Epochs      int      `yaml:"epochs" json:"epochs"`
+	Data        string   `yaml:"data" json:"data"`
 	// Augment is the data recipe: imagenet or cifar ("": imagenet for an
 	// image folder, cifar for IDX data).
 	Augment       string `yaml:"augment" json:"augment,omitempty"`
 	SkipBadImages bool   `yaml:"skip_bad_images" json:"skip_bad_images,omitempty"`
+	// TestResolutions are the sizes each trained combination's best
+	// checkpoint is evaluated at (empty: the sweep's resolutions and 1.25x
+	// the largest).
+	TestResolutions []int `yaml:"test_resolutions" json:"test_resolutions,omitempty"`
 	// AllowUpsampling trains resolutions more than MaxUpsampling times the
 	// data's native size (refused otherwise: they measure upsampling).
-	AllowUpsampling bool `yaml:"allow_upsampling" json:"allow_upsampling,omitempty"`
-	TrainLimit  int              `yaml:"train_limit" json:"train_limit"`
-	ValLimit    int              `yaml:"val_limit" json:"val_limit"`
-	Seed        uint64           `yaml:"seed" json:"seed"`
+	AllowUpsampling bool   `yaml:"allow_upsampling" json:"allow_upsampling,omitempty"`
+	TrainLimit      int    `yaml:"train_limit" json:"train_limit"`
+	ValLimit        int    `yaml:"val_limit" json:"val_limit"`
+	Seed            uint64 `yaml:"seed" json:"seed"`
 	// Seeds repeats each (model, resolution) once per seed (each >= 1);
 	// empty: once, with Seed.
-	Seeds []uint64 `yaml:"seeds" json:"seeds,omitempty"`
+	Seeds       []uint64         `yaml:"seeds" json:"seeds,omitempty"`
 	MaxParallel int              `yaml:"max_parallel" json:"max_parallel"`
 	Patience    int              `yaml:"patience" json:"patience"` // early stopping (0 = off)
 	Hyper       SpecHyper        `yaml:"hyper" json:"hyper"`
@@ -81,6 +87,27 @@ type Spec struct {
 	// ContinueAsNewAfter bounds the sweep workflow's history: it continues
 	// as new after this many combinations finished in one run.
 	ContinueAsNewAfter int `yaml:"continue_as_new_after" json:"continue_as_new_after"`
+}
+
+// EffectiveTestResolutions are the sizes to evaluate at, ascending.
+func (s Spec) EffectiveTestResolutions() []int {
+	set := map[int]bool{}
+	if len(s.TestResolutions) > 0 {
+		for _, r := range s.TestResolutions {
+			set[r] = true
+		}
+	} else if len(s.Resolutions) > 0 {
+		for _, r := range s.Resolutions {
+			set[r] = true
+		}
+		set[int(math.Round(1.25*float64(slices.Max(s.Resolutions))))] = true
+	}
+	out := make([]int, 0, len(set))
+	for r := range set {
+		out = append(out, r)
+	}
+	sort.Ints(out)
+	return out
 }
 
 // checkSeeds refuses a zero, a repeated seed or too many.
@@ -285,6 +312,11 @@ func (s Spec) Validate() error {
 	}
 	if err := s.checkSeeds(); err != nil {
 		return err
+	}
+	for _, r := range s.TestResolutions {
+		if r < 1 || r > 4096 {
+			return bad("test_resolutions", "%d, want 1..4096", r)
+		}
 	}
 	seenRes := map[int]bool{}
 	for _, r := range s.Resolutions {

@@ -58,3 +58,33 @@ func TestCheckpointEvaluatesTheSameInPyTorch(t *testing.T) {
 		t.Fatalf("record's data %+v", res.Last.Record.Data)
 	}
 }
+
+// A checkpoint evaluated at its own training resolution scores exactly the
+// figures its training recorded; at other resolutions it is evaluated
+// through the validation transform at that size.
+func TestEvaluateAtResolutions(t *testing.T) {
+	cfg := resumeConfig()
+	cfg.Epochs = 1
+	tr := newTrainer(t, t.TempDir())
+	res, err := tr.Train(context.Background(), cfg, nil, trainer.RunOptions{MicroBatch: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := res.Last
+	m := c.Record.Metrics[0]
+	prepared, err := tr.Prepare(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := tr.EvaluateAt(prepared, c, cfg.Resolution, c.Record.MicroBatch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own.Acc != m.ValAcc || own.Loss != m.ValLoss || own.Images != cfg.ValLimit {
+		t.Fatalf("at its own resolution: %+v; training recorded acc %v loss %v", own, m.ValAcc, m.ValLoss)
+	}
+	other, err := tr.EvaluateAt(prepared, c, 24, c.Record.MicroBatch, nil)
+	if err != nil || other.Images != cfg.ValLimit || other.Acc == own.Acc && other.Loss == own.Loss {
+		t.Fatalf("at 24 px: %+v, %v", other, err)
+	}
+}

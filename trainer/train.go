@@ -375,16 +375,5 @@ func (r *run) recordEpoch(vloss, vacc, evalSeconds float64) {
 
 // evaluate returns mean loss and accuracy over the validation split.
 func (r *run) evaluate() (loss, acc float64, err error) {
-	s := r.ds.Val
-	var lossSum float64
-	var correct int64
-	for _, b := range dataset.ValBatches(s, r.micro) {
-		l, c, err := r.m.Evaluate(b, nil)
-		if err != nil {
-			return 0, 0, err
-		}
-		lossSum += l
-		correct += c
-	}
-	return lossSum / float64(s.N), float64(correct) / float64(s.N), nil
+	return evaluateSplit(r.m, r.ds.Val, r.micro)
 }

@@ -16,6 +16,7 @@ const (
 	ActivityTrainEpoch      = "TrainEpoch"
 	ActivityRecordResult    = "RecordResult"
 	ActivityClaimTraining   = "ClaimTraining"
+	ActivityEvaluateAt      = "EvaluateAtResolutions"
 )
 
 // Error types the workflows act on.
@@ -130,6 +131,23 @@ type TrainEpochOutput struct {
 	// WorkerQueue is the task queue of the worker that ran the epoch, which
 	// holds its model now: the next epoch is sent there first.
 	WorkerQueue string `json:",omitempty"`
+}
+
+// EvaluateInput asks for a completed training's best checkpoint to be
+// evaluated at test resolutions.
+type EvaluateInput struct {
+	Prepared
+	BestKey         string
+	Resolutions     []int
+	MicroBatch      int
+	AllowUpsampling bool
+}
+
+// EvaluateOutput holds one result per test resolution, ascending.
+type EvaluateOutput struct {
+	Results []sweep.TestResult
+	// Evaluated counts the results computed now (the others were stored).
+	Evaluated int
 }
 
 // RecordInput is a finished combination.

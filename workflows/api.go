@@ -59,6 +59,9 @@ const (
 	// worker that ran the epoch before (its model is resident there) and,
 	// when that worker is gone or busy, to the shared queue.
 	changeStickyEpochs = "sticky-epochs"
+	// changeTestResolutions: a completed combination's best checkpoint is
+	// evaluated at the sweep's test resolutions.
+	changeTestResolutions = "test-resolutions"
 )
 
 // Search attributes shown and filterable in the Web UI, e.g.

@@ -140,7 +140,33 @@ func (c *combination) run(ctx workflow.Context, carry *CombinationCarry) (sweep.
 			}
 		}
 	}
+	c.evaluateAtTestResolutions(ctx)
 	return c.finish(ctx, ending{status: sweep.Completed})
+}
+
+// evaluateAtTestResolutions evaluates the best checkpoint at the sweep's
+// test resolutions. It cannot fail the combination: the training is done;
+// an evaluation that fails leaves the map without this row, and says so.
+func (c *combination) evaluateAtTestResolutions(ctx workflow.Context) {
+	if c.out.Keys.Best == "" || workflow.GetVersion(ctx, changeTestResolutions, workflow.DefaultVersion, 1) != 1 {
+		return
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 24 * time.Hour,
+		HeartbeatTimeout:    time.Duration(c.spec.Activity.HeartbeatTimeoutSeconds) * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
+			MaximumAttempts: int32(c.spec.Activity.MaxAttempts), NonRetryableErrorTypes: []string{ErrTypeInvalidInput}},
+		Summary: c.out.ID() + " at test resolutions",
+	})
+	var out EvaluateOutput
+	err := workflow.ExecuteActivity(actx, ActivityEvaluateAt, EvaluateInput{Prepared: c.prep, BestKey: c.out.Keys.Best,
+		Resolutions: c.spec.EffectiveTestResolutions(), MicroBatch: c.out.MicroBatch, AllowUpsampling: c.spec.AllowUpsampling}).Get(ctx, &out)
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("evaluation at test resolutions failed", "combination", c.out.ID(), "err", err)
+		c.out.TestError = errorMessage(err)
+		return
+	}
+	c.out.TestResults = out.Results
 }
 
 func shortOptions() workflow.ActivityOptions {
