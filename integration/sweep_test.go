@@ -156,16 +156,19 @@ func TestKilledWorkerResumesFromLastCheckpointBitForBit(t *testing.T) {
 	if o.Status != sweep.Completed {
 		t.Fatalf("after the kill: %s (%s)", o.Status, o.Reason)
 	}
+	// The epoch is retried on the dead worker's own queue, which times out,
+	// then sent to any worker: either way it continues from the last
+	// checkpoint.
 	var resumed *sweep.Resume
 	for i := range o.Resumes {
-		if o.Resumes[i].Attempt > 1 {
+		if o.Resumes[i].Epoch == 2 {
 			resumed = &o.Resumes[i]
 		}
 	}
-	if resumed == nil || resumed.Epoch != 2 || resumed.Step != step {
-		t.Fatalf("resumes %+v; want a retried attempt continuing epoch 2 at step %d (the last checkpoint before the kill)", o.Resumes, step)
+	if resumed == nil || resumed.Step != step {
+		t.Fatalf("resumes %+v; want epoch 2 continued at step %d (the last checkpoint before the kill)", o.Resumes, step)
 	}
-	t.Logf("killed in epoch 2 after the checkpoint at step %d; the retried attempt resumed at step %d; sweep done %s after the kill", step, resumed.Step, time.Since(killedAt).Round(time.Millisecond))
+	t.Logf("killed in epoch 2 after the checkpoint at step %d; resumed at step %d (%s); sweep done %s after the kill", step, resumed.Step, resumed.Reason, time.Since(killedAt).Round(time.Millisecond))
 	for _, f := range []string{"final_model.safetensors", "final_model.optim.safetensors"} {
 		want, err1 := os.ReadFile(glob(t, filepath.Join(refStore, "runs", "*", "cnn", "smallcnn", "32", f))[0])
 		got, err2 := os.ReadFile(glob(t, filepath.Join(store, "runs", "*", "cnn", "smallcnn", "32", f))[0])

@@ -239,7 +239,7 @@ func (s Spec) WithDefaults() Spec {
 		s.Activity.HeartbeatTimeoutSeconds = 60
 	}
 	if s.Activity.StickySeconds == 0 {
-		s.Activity.StickySeconds = 10
+		s.Activity.StickySeconds = 5
 	}
 	if s.Activity.MaxAttempts == 0 {
 		s.Activity.MaxAttempts = 10

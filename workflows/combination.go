@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -41,6 +40,9 @@ type combination struct {
 	workerQueue string
 	// combo is the training this workflow runs (its seed included).
 	combo sweep.Combination
+	// movedOn: the epoch running now was sent on to any worker because the
+	// worker of the epoch before was gone or busy.
+	movedOn bool
 }
 
 func newCombination(in CombinationInput) *combination {
@@ -283,10 +285,11 @@ func (c *combination) nextEpoch(ctx workflow.Context) *ending {
 func (c *combination) trainEpoch(ctx workflow.Context, epoch int) (TrainEpochOutput, error) {
 	if c.workerQueue != "" && workflow.GetVersion(ctx, changeStickyEpochs, workflow.DefaultVersion, 1) == 1 {
 		res, err := c.runEpoch(ctx, epoch, c.workerQueue)
-		if !stickyMissed(err) {
+		if !retryElsewhere(err) {
 			c.workerQueue = res.WorkerQueue
 			return res, err
 		}
+		c.movedOn = true
 		workflow.GetLogger(ctx).Info("worker of the last epoch gone or busy: any worker takes the epoch",
 			"combination", c.out.ID(), "queue", c.workerQueue, "err", err)
 	}
@@ -313,8 +316,11 @@ func (c *combination) runEpoch(ctx workflow.Context, epoch int, queue string) (T
 		Summary: fmt.Sprintf("%s epoch %d/%d", c.out.ID(), epoch, c.cfg.Epochs),
 	}
 	if queue != "" {
+		// One attempt there: a worker that dies or freezes costs its
+		// heartbeat timeout, then any worker retries the epoch.
 		opts.TaskQueue = queue
 		opts.ScheduleToStartTimeout = time.Duration(c.spec.Activity.StickySeconds) * time.Second
+		opts.RetryPolicy.MaximumAttempts = 1
 	}
 	var res TrainEpochOutput
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(actx, opts), ActivityTrainEpoch, TrainEpochInput{
@@ -324,15 +330,22 @@ func (c *combination) runEpoch(ctx workflow.Context, epoch int, queue string) (T
 	return res, err
 }
 
-// stickyMissed: an epoch sent to its last worker's queue was not taken
-// there (the worker is gone, frozen or busy), so any worker should take it.
-func stickyMissed(err error) bool {
-	var timeout *temporal.TimeoutError
-	if errors.As(err, &timeout) && timeout.TimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START {
-		return true
-	}
+// retryElsewhere: an epoch sent to its last worker's queue failed there in
+// a way another worker may mend (the worker is gone, frozen or busy, or the
+// attempt failed for a passing reason), so any worker takes it next. A
+// cancel, bad input or an out-of-memory error is the workflow's to handle.
+func retryElsewhere(err error) bool {
+	var canceled *temporal.CanceledError
 	var appErr *temporal.ApplicationError
-	return errors.As(err, &appErr) && appErr.Type() == ErrTypeWorkerBusy
+	var timeout *temporal.TimeoutError
+	switch {
+	case err == nil, errors.As(err, &canceled):
+		return false
+	case errors.As(err, &appErr):
+		return appErr.Type() == ErrTypeWorkerBusy ||
+			!appErr.NonRetryable() && appErr.Type() != ErrTypeInvalidInput && appErr.Type() != ErrTypeOutOfMemory
+	}
+	return errors.As(err, &timeout)
 }
 
 // epochFailed decides what a failed epoch means: a pause or an OOM goes
@@ -364,10 +377,15 @@ func (c *combination) epochFailed(ctx workflow.Context, epoch int, err error) *e
 
 // apply takes in one finished epoch.
 func (c *combination) apply(res TrainEpochOutput) {
-	if res.Attempt > 1 {
+	switch {
+	case res.Attempt > 1:
 		c.out.Resumes = append(c.out.Resumes, sweep.Resume{Epoch: res.ResumedFrom.Epoch, Step: res.ResumedFrom.Step,
 			Attempt: int(res.Attempt), Reason: "activity retried from its heartbeat checkpoint"})
+	case c.movedOn && res.ResumedFrom.Step > 0:
+		c.out.Resumes = append(c.out.Resumes, sweep.Resume{Epoch: res.ResumedFrom.Epoch, Step: res.ResumedFrom.Step,
+			Attempt: int(res.Attempt), Reason: "its worker was lost: resumed on another worker from the last checkpoint"})
 	}
+	c.movedOn = false
 	c.out.Progress, c.out.Step = res.Progress, 0
 	c.out.Summarise()
 	c.out.Keys.Latest, c.out.Keys.Best = res.Key, res.BestKey

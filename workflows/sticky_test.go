@@ -14,8 +14,9 @@ import (
 )
 
 // An epoch goes first to the queue of the worker that ran the epoch before
-// (its model is resident there); when that worker is busy or gone (its
-// queue not served in time), the epoch goes to the shared queue.
+// (its model is resident there); when that worker is busy, gone (its queue
+// not served in time) or dies mid-epoch, the epoch goes to the shared
+// queue.
 func TestEpochsGoToTheirWorkerFirst(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
@@ -41,19 +42,22 @@ func TestEpochsGoToTheirWorkerFirst(t *testing.T) {
 		if q == own && in.Epoch == 4 {
 			return TrainEpochOutput{}, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START, nil)
 		}
+		if q == own && in.Epoch == 5 { // the worker died mid-epoch
+			return TrainEpochOutput{}, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_HEARTBEAT, nil)
+		}
 		m := sweep.EpochMetrics{Epoch: in.Epoch, ValLoss: 1 / float64(in.Epoch), ValAcc: 0.5, ImagesPS: 1000}
 		return TrainEpochOutput{Key: fmt.Sprintf("runs/x/cnn/smallcnn/16/epoch_%04d.json", in.Epoch), Attempt: 1, WorkerQueue: own,
 			Progress: sweep.Progress{EpochsDone: in.Epoch, Metrics: []sweep.EpochMetrics{m}, BestEpoch: in.Epoch, BestValLoss: m.ValLoss, BestValAcc: m.ValAcc}}, nil
 	})
 	spec := testSpec(16)
-	spec.Epochs = 5
+	spec.Epochs = 6
 	env.ExecuteWorkflow(Combination, CombinationInput{Spec: spec, Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
 	var out sweep.Outcome
 	if err := env.GetWorkflowResult(&out); err != nil || out.Status != sweep.Completed {
 		t.Fatalf("%v %+v", err, out)
 	}
 	shared := calls[0].queue
-	want := []call{{1, shared}, {2, own}, {3, own}, {3, shared}, {4, own}, {4, shared}, {5, own}}
+	want := []call{{1, shared}, {2, own}, {3, own}, {3, shared}, {4, own}, {4, shared}, {5, own}, {5, shared}, {6, own}}
 	if fmt.Sprint(calls) != fmt.Sprint(want) {
 		t.Fatalf("epochs went to\n%v\nwant\n%v", calls, want)
 	}
