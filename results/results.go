@@ -231,3 +231,26 @@ func (x Index) PutTestResult(ctx context.Context, configHash string, r sweep.Tes
 	b, _ := json.Marshal(r)
 	return x.Store.Put(ctx, TestResultKey(configHash, r.Resolution), bytes.NewReader(b))
 }
+
+// Completed lists the recorded results of every completed training (the
+// files results/<config hash>.json).
+func (x Index) Completed(ctx context.Context) ([]sweep.Outcome, error) {
+	infos, err := x.Store.List(ctx, "results/")
+	if err != nil {
+		return nil, err
+	}
+	var out []sweep.Outcome
+	for _, in := range infos {
+		if path.Dir(in.Key) != "results" || !strings.HasSuffix(in.Key, ".json") {
+			continue
+		}
+		o, _, err := x.Lookup(ctx, strings.TrimSuffix(path.Base(in.Key), ".json"))
+		if err != nil {
+			return nil, err
+		}
+		if o != nil {
+			out = append(out, *o)
+		}
+	}
+	return out, nil
+}

@@ -1,10 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strings"
 	"text/tabwriter"
+	"time"
 
+	"github.com/resomap/resomap/results"
+	"github.com/resomap/resomap/store"
 	"github.com/resomap/resomap/sweep"
 )
 
@@ -29,6 +36,50 @@ func explain(o options, w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Key, s.Value, origins.Of(s.Key))
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "\nno compute-time estimate: earlier runs' throughput is not consulted yet")
+	fmt.Fprintln(w)
+	printEstimates(o.store, spec, w)
 	return nil
+}
+
+// printEstimates estimates each combination's compute time (training and
+// validation) from the epochs that earlier completed runs of the same
+// model and resolution took, per device, as recorded in the store.
+func printEstimates(storeURL string, spec sweep.Spec, w io.Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var done []sweep.Outcome
+	if st, err := store.Open(ctx, storeURL); err == nil {
+		done, _ = results.Index{Store: st}.Completed(ctx)
+	}
+	fmt.Fprintf(w, "estimated compute per training (%d epochs), from earlier runs in %s:\n", spec.Epochs, storeURL)
+	for _, c := range uniqueCells(spec) {
+		perEpoch, runs := map[string]float64{}, map[string]int{}
+		for _, o := range done {
+			if o.Model == c.Model && o.Resolution == c.Resolution && o.EpochsDone > 0 && o.TrainSeconds > 0 {
+				perEpoch[o.Device] += (o.TrainSeconds + o.EvalSeconds) / float64(max(o.EpochRuns, o.EpochsDone))
+				runs[o.Device]++
+			}
+		}
+		if len(runs) == 0 {
+			fmt.Fprintf(w, "  %s@%d: no estimate (no earlier run of it recorded)\n", c.Model, c.Resolution)
+			continue
+		}
+		var parts []string
+		for _, dev := range slices.Sorted(maps.Keys(runs)) {
+			secs := perEpoch[dev] / float64(runs[dev]) * float64(spec.Epochs)
+			parts = append(parts, fmt.Sprintf("%s on %s (%d runs)", fmtDuration(secs), dev, runs[dev]))
+		}
+		fmt.Fprintf(w, "  %s@%d: %s\n", c.Model, c.Resolution, strings.Join(parts, ", "))
+	}
+}
+
+// uniqueCells are the spec's (model, resolution) pairs, seeds aside.
+func uniqueCells(spec sweep.Spec) []sweep.Combination {
+	var out []sweep.Combination
+	for _, c := range spec.Combinations() {
+		if c.Seed == 0 || len(out) == 0 || out[len(out)-1].Model != c.Model || out[len(out)-1].Resolution != c.Resolution {
+			out = append(out, sweep.Combination{Model: c.Model, Resolution: c.Resolution})
+		}
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/resomap/resomap/results"
+	"github.com/resomap/resomap/store"
 	"github.com/resomap/resomap/sweep"
 )
 
@@ -54,5 +57,33 @@ func TestExplainAMinimalSweepFile(t *testing.T) {
 	os.WriteFile(p, []byte("name: mini\nmodels: [smallcnn]\nresolutions: [64]\nallow_upsampling: true\n"), 0o644)
 	if _, err := loadSpec(o); err != nil {
 		t.Fatalf("with allow_upsampling: %v", err)
+	}
+}
+
+// explain estimates each combination's compute time from earlier runs of
+// the same model and resolution recorded in the store, per device, or says
+// it has none.
+func TestExplainEstimatesFromEarlierRuns(t *testing.T) {
+	dir := t.TempDir()
+	st, _ := store.NewFile(dir)
+	o := sweep.Outcome{Model: "smallcnn", Resolution: 32, Status: sweep.Completed, ConfigHash: strings.Repeat("a", 64),
+		Device: "cpu", Progress: sweep.Progress{EpochsDone: 3}, EpochRuns: 3, TrainSeconds: 30, EvalSeconds: 3}
+	if _, err := (results.Index{Store: st}).Record(context.Background(), "earlier", o); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "est.yaml")
+	os.WriteFile(p, []byte("name: est\nmodels: [smallcnn]\nresolutions: [16, 32]\nepochs: 2\n"), 0o644)
+	_, opts, err := parse([]string{"explain", "--sweep", p, "--store", "file://" + dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := explain(opts, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"smallcnn@32: 22s on cpu (1 runs)", "smallcnn@16: no estimate"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("explain lacks %q:\n%s", want, out.String())
+		}
 	}
 }
