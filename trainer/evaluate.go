@@ -19,11 +19,9 @@ type Evaluation struct {
 // EvaluateAt evaluates checkpoint c of the prepared cfg at test resolution
 // res: the validation images through cfg's validation transform at that
 // size, in micro-batches of micro (the record's, so that at the training's
-// own resolution the figures are the training's own, bit for bit).
+// own resolution the figures are the training's own, bit for bit). c comes
+// verified (Repo.Load verifies).
 func (t *Trainer) EvaluateAt(cfg sweep.Config, c *checkpoint.Checkpoint, res, micro int, progress func(dataset.BuildProgress)) (Evaluation, error) {
-	if err := c.Verify(); err != nil {
-		return Evaluation{}, err
-	}
 	at := cfg
 	at.Resolution = res
 	if info, err := sweep.LookupModel(cfg.Model); err != nil {
