@@ -85,13 +85,15 @@ func (r *Report) paretoPlot() (*plot.Plot, error) {
 	if err := r.addFront(p, rows); err != nil {
 		return nil, err
 	}
-	// Room for the labels right of the points, the legend bottom right
-	// (a front rises to the right), ticks to read accuracies to 0.01.
+	// Room for the labels right of the points; ticks to read both axes.
 	lo, hi := p.Y.Min, p.Y.Max
 	p.X.Min, p.X.Max = 0, p.X.Max*1.12
 	p.Y.Min, p.Y.Max = lo-(hi-lo)*0.05, hi+(hi-lo)*0.05
-	p.Y.Tick.Marker = fineTicks{}
-	p.Legend.Top, p.Legend.Left = false, false
+	p.X.Tick.Marker, p.Y.Tick.Marker = fineTicks{}, fineTicks{}
+	// Top left: a front rises from the bottom left, and nothing is cheaper
+	// and better than it.
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.XOffs, p.Legend.YOffs = vg.Points(10), -vg.Points(5)
 	return p, nil
 }
 
