@@ -315,6 +315,7 @@ func (r *Report) learningCurves(dir string) ([]string, error) {
 		for _, x := range rows[name] {
 			loss := newPlot(fmt.Sprintf("%s@%d (%s)", name, x.Resolution, x.Status), "epoch", "loss")
 			acc := newPlot("", "epoch", "val accuracy")
+			acc.Legend.Top = false // accuracy rises: its last points are top right
 			if x.outcome != nil && len(x.outcome.Metrics) > 0 {
 				var tl, vl, va plotter.XYs
 				for _, m := range x.outcome.Metrics {
