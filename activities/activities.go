@@ -200,7 +200,7 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 		return workflows.TrainEpochOutput{}, interrupted(ctx, tctx, hb.lastKey(), err)
 	}
 	a.residents().put(in.Config.Hash(), hb.lastKey(), in.MicroBatch, s)
-	a.Logger.Info("epoch stored", "combination", fmt.Sprintf("%s@%d", in.Config.Model, in.Config.Resolution),
+	a.Logger.Info("epoch stored", "combination", fmt.Sprintf("%s@%d", in.Config.Model, in.Config.Resolution), "seed", in.Config.Seed,
 		"epoch", in.Epoch, "resident", out.Resident, "held_models", a.residents().Count(), "live_models", a.Trainer.Lib.LiveModels())
 	out.TrainSeconds, out.EvalSeconds, out.CheckpointSeconds = res.TrainSeconds, res.EvalSeconds, res.CheckpointSeconds
 	return epochOutput(repo, res.Last.Record, out, started), nil
