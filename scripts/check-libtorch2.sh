@@ -22,8 +22,13 @@ if [ ! -f "$ROOT/.resomap-ready" ]; then
   debootstrap --variant=minbase trixie "$ROOT" "$MIRROR" >/dev/null
   echo "deb $MIRROR trixie main" >"$ROOT/etc/apt/sources.list"
   chroot "$ROOT" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    g++ libtorch-dev python3-torch python3-torchvision python3-numpy dataset-fashion-mnist util-linux >/dev/null'
+    g++ libtorch-dev libturbojpeg0 python3-torch python3-torchvision python3-numpy python3-pil dataset-fashion-mnist util-linux >/dev/null'
   touch "$ROOT/.resomap-ready"
+fi
+# Chroots built before JPEG decoding moved to libturbojpeg get it now (the
+# PyTorch parity tests decode the same JPEGs with PIL's libjpeg-turbo).
+if ! chroot "$ROOT" dpkg -s libturbojpeg0 >/dev/null 2>&1; then
+  chroot "$ROOT" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libturbojpeg0 python3-pil >/dev/null'
 fi
 
 mounted=()
