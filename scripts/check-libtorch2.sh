@@ -53,7 +53,7 @@ fi
 echo "check-libtorch2: trainer tests against libtorch $(chroot "$ROOT" dpkg-query -W -f '${Version}' libtorch-dev)"
 
 CGO_ENABLED=0 go test -c -o "$src/trainer.test" ./trainer
-rm -rf "$src/trainer/testdata" && cp -r trainer/testdata "$src/trainer/testdata"
+rm -rf "$src/trainer/testdata" "$src/examples" && cp -r trainer/testdata "$src/trainer/testdata" && cp -r examples "$src/examples"
 chroot "$ROOT" env -i PATH=/usr/bin:/bin HOME=/root TMPDIR=/tmp RESOMAP_LIB=/resomap/libresomap.so \
   sh -c 'cd /resomap/trainer && ../trainer.test -test.count=1 -test.timeout 40m -test.v 2>&1' |
   grep -E '^(--- |PASS|FAIL|ok|panic)|_test.go:'
