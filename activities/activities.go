@@ -160,7 +160,7 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	defer hb.stop()
 	info := activity.GetInfo(ctx)
 	out := workflows.TrainEpochOutput{Attempt: info.Attempt, Device: a.Trainer.Device, WorkerQueue: a.WorkerQueue}
-	release, err := a.takeSlot(ctx, hb)
+	release, err := a.takeSlot(ctx, hb.setPhase)
 	if err != nil {
 		return out, err
 	}
@@ -199,17 +199,22 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 		a.residents().drop(s)
 		return workflows.TrainEpochOutput{}, interrupted(ctx, tctx, hb.lastKey(), err)
 	}
-	a.residents().put(in.Config.Hash(), hb.lastKey(), in.MicroBatch, s)
+	if res.Last.Record.IsFinal {
+		a.residents().drop(s) // nothing more to train: free it for the others
+	} else {
+		a.residents().put(in.Config.Hash(), hb.lastKey(), in.MicroBatch, s)
+	}
 	a.Logger.Info("epoch stored", "combination", fmt.Sprintf("%s@%d", in.Config.Model, in.Config.Resolution), "seed", in.Config.Seed,
 		"epoch", in.Epoch, "resident", out.Resident, "held_models", a.residents().Count(), "live_models", a.Trainer.Lib.LiveModels())
 	out.TrainSeconds, out.EvalSeconds, out.CheckpointSeconds = res.TrainSeconds, res.EvalSeconds, res.CheckpointSeconds
 	return epochOutput(repo, res.Last.Record, out, started), nil
 }
 
-// takeSlot waits for a training slot. An epoch sent to this worker's own
-// queue does not wait: with every slot taken it fails as WorkerBusy, and
-// the workflow sends it to the shared queue.
-func (a *Activities) takeSlot(ctx context.Context, hb *heartbeater) (release func(), err error) {
+// takeSlot waits for a training slot (reporting the wait to phase). An
+// epoch sent to this worker's own queue does not wait: with every slot
+// taken it fails as WorkerBusy, and the workflow sends it to the shared
+// queue.
+func (a *Activities) takeSlot(ctx context.Context, phase func(string)) (release func(), err error) {
 	if a.Slots == nil {
 		return func() {}, nil
 	}
@@ -221,7 +226,7 @@ func (a *Activities) takeSlot(ctx context.Context, hb *heartbeater) (release fun
 	if a.WorkerQueue != "" && activity.GetInfo(ctx).TaskQueue == a.WorkerQueue {
 		return nil, temporal.NewNonRetryableApplicationError("this worker's training slots are all taken", workflows.ErrTypeWorkerBusy, nil)
 	}
-	hb.setPhase(workflows.PhaseWaitingForSlot)
+	phase(workflows.PhaseWaitingForSlot)
 	select {
 	case a.Slots <- struct{}{}:
 		return func() { <-a.Slots }, nil

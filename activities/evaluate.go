@@ -20,6 +20,15 @@ import (
 // sweep allows it.
 func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.EvaluateInput) (workflows.EvaluateOutput, error) {
 	var out workflows.EvaluateOutput
+	// A model in memory like a training's: it takes a training slot and
+	// counts against the worker's bound of models.
+	release, err := a.takeSlot(ctx, func(p string) { activity.RecordHeartbeat(ctx, workflows.Heartbeat{Phase: p}) })
+	if err != nil {
+		return out, err
+	}
+	defer release()
+	a.residents().reserve()
+	defer a.residents().drop(nil)
 	c, err := a.repo(in.Prefix).Load(ctx, in.BestKey)
 	if err != nil {
 		return out, classify(err)
