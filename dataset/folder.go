@@ -142,10 +142,23 @@ func listClasses(dir string) ([]string, map[string][]string, error) {
 	return classes, files, nil
 }
 
-// openFolder reads an image folder: dir/<class>/*.png, or dir/train/<class>
-// and dir/val/<class>. Without val/, a seeded fraction of each class is held
-// out.
+// openFolder reads an image folder (listFolder) and names it by content.
 func openFolder(dir string, opts Options) (*source, error) {
+	src, err := listFolder(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	splits := []*fileSplit{src.train.(*fileSplit), src.val.(*fileSplit)}
+	if src.identity, err = contentIdentity(dir, splits, opts); err != nil {
+		return nil, err
+	}
+	return src, nil
+}
+
+// listFolder lists an image folder: dir/<class>/*.png, or dir/train/<class>
+// and dir/val/<class>. Without val/, a seeded fraction of each class is held
+// out. It reads no image.
+func listFolder(dir string, opts Options) (*source, error) {
 	trainDir, valDir := dir, ""
 	if st, err := os.Stat(filepath.Join(dir, "train")); err == nil && st.IsDir() {
 		trainDir = filepath.Join(dir, "train")
@@ -201,11 +214,7 @@ func openFolder(dir string, opts Options) (*source, error) {
 	if train.Len() == 0 || val.Len() == 0 {
 		return nil, fmt.Errorf("%w: %s yields %d training and %d validation images; need at least one of each", ErrBadData, dir, train.Len(), val.Len())
 	}
-	id, err := contentIdentity(dir, []*fileSplit{train, val}, opts)
-	if err != nil {
-		return nil, err
-	}
-	return &source{name: filepath.Base(dir), identity: id, classes: classes, train: train, val: val}, nil
+	return &source{name: filepath.Base(dir), classes: classes, train: train, val: val}, nil
 }
 
 // dctMargin: a JPEG is shrunk in the DCT domain only while its shorter side

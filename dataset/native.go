@@ -25,7 +25,7 @@ func NativeSide(spec string, opts Options) (int, error) {
 	if paths, err := findIDX(dir); err == nil {
 		return idxSide(paths[0])
 	}
-	src, err := openFolder(dir, opts)
+	src, err := listFolder(dir, opts) // no digests: only sizes are wanted
 	if err != nil {
 		return 0, err
 	}
