@@ -6,9 +6,9 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
-	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/trainer"
 	"github.com/resomap/resomap/workflows"
 )
 
@@ -20,63 +20,83 @@ import (
 // sweep allows it.
 func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.EvaluateInput) (workflows.EvaluateOutput, error) {
 	var out workflows.EvaluateOutput
+	beat := func(p string) { activity.RecordHeartbeat(ctx, workflows.Heartbeat{Phase: p}) }
 	// A model in memory like a training's: it takes a training slot and
 	// counts against the worker's bound of models.
-	release, err := a.takeSlot(ctx, func(p string) { activity.RecordHeartbeat(ctx, workflows.Heartbeat{Phase: p}) })
+	release, err := a.takeSlot(ctx, beat)
 	if err != nil {
 		return out, err
 	}
 	defer release()
 	a.residents().reserve()
 	defer a.residents().drop(nil)
-	c, err := a.repo(in.Prefix).Load(ctx, in.BestKey)
+	results, todo, err := a.storedOrSkipped(ctx, in)
+	if err != nil || len(todo) == 0 {
+		return workflows.EvaluateOutput{Results: ordered(in.Resolutions, results)}, err
+	}
+	rec, weights, err := a.repo(in.Prefix).LoadWeights(ctx, in.BestKey)
 	if err != nil {
 		return out, classify(err)
 	}
-	native, err := a.Trainer.NativeSide(in.Config.Data)
-	if err != nil {
+	store := func(ev trainer.Evaluation) error {
+		r := sweep.TestResult{Resolution: ev.Resolution, ValAcc: ev.Acc, ValLoss: ev.Loss, Images: ev.Images}
+		results[r.Resolution] = r
+		out.Evaluated++
+		return a.index().PutTestResult(ctx, in.ConfigHash, r)
+	}
+	progress := func(res int, p dataset.BuildProgress) { beat(fmt.Sprintf("evaluating at %d px: %s", res, p)) }
+	if err := a.Trainer.EvaluateAt(in.Config, rec, weights, todo, in.MicroBatch, store, progress); err != nil {
 		return out, classify(err)
 	}
-	for _, res := range in.Resolutions {
-		r, fresh, err := a.evaluateOne(ctx, in, c, res, native)
-		if err != nil {
-			return out, err
-		}
-		out.Results = append(out.Results, r)
-		if fresh {
-			out.Evaluated++
-		}
-	}
+	out.Results = ordered(in.Resolutions, results)
 	return out, nil
 }
 
-// evaluateOne is the stored result at res, or a new one (fresh).
-func (a *Activities) evaluateOne(ctx context.Context, in workflows.EvaluateInput, c *checkpoint.Checkpoint, res, native int) (sweep.TestResult, bool, error) {
-	if r, err := a.index().TestResult(ctx, in.ConfigHash, res); err != nil || r != nil {
-		return derefOr(r), false, err
+// storedOrSkipped are the results already stored or not to compute (out of
+// the model's range, or upsampling the sweep does not allow), by size, and
+// the sizes left to evaluate.
+func (a *Activities) storedOrSkipped(ctx context.Context, in workflows.EvaluateInput) (map[int]sweep.TestResult, []int, error) {
+	native, err := a.Trainer.NativeSide(in.Config.Data)
+	if err != nil {
+		return nil, nil, classify(err)
 	}
-	phase := func(s string) {
-		activity.RecordHeartbeat(ctx, workflows.Heartbeat{Phase: fmt.Sprintf("evaluating at %d px: %s", res, s)})
+	info, err := sweep.LookupModel(in.Config.Model)
+	if err != nil {
+		return nil, nil, invalid(err)
 	}
-	r := sweep.TestResult{Resolution: res}
-	if info, _ := sweep.LookupModel(in.Config.Model); info.CheckResolution(res) != nil {
-		r.Skipped = fmt.Sprintf("%d px is outside %s's range", res, in.Config.Model)
-	} else if sweep.Upsampled(res, native) && !in.AllowUpsampling {
-		r.Skipped = fmt.Sprintf("%d px would measure upsampling of %d px images", res, native)
-	} else {
-		phase("opening data")
-		ev, err := a.Trainer.EvaluateAt(in.Config, c, res, in.MicroBatch, func(p dataset.BuildProgress) { phase(p.String()) })
-		if err != nil {
-			return r, false, classify(err)
+	results := map[int]sweep.TestResult{}
+	var todo []int
+	for _, res := range in.Resolutions {
+		r := sweep.TestResult{Resolution: res}
+		switch stored, err := a.index().TestResult(ctx, in.ConfigHash, res); {
+		case err != nil:
+			return nil, nil, err
+		case stored != nil:
+			results[res] = *stored
+			continue
+		case info.CheckResolution(res) != nil:
+			r.Skipped = fmt.Sprintf("%d px is outside %s's range", res, in.Config.Model)
+		case sweep.Upsampled(res, native) && !in.AllowUpsampling:
+			r.Skipped = fmt.Sprintf("%d px would measure upsampling of %d px images", res, native)
+		default:
+			todo = append(todo, res)
+			continue
 		}
-		r.ValAcc, r.ValLoss, r.Images = ev.Acc, ev.Loss, ev.Images
+		results[res] = r
+		if err := a.index().PutTestResult(ctx, in.ConfigHash, r); err != nil {
+			return nil, nil, err
+		}
 	}
-	return r, true, a.index().PutTestResult(ctx, in.ConfigHash, r)
+	return results, todo, nil
 }
 
-func derefOr(r *sweep.TestResult) sweep.TestResult {
-	if r == nil {
-		return sweep.TestResult{}
+// ordered lists results in the order of sizes.
+func ordered(sizes []int, results map[int]sweep.TestResult) []sweep.TestResult {
+	var out []sweep.TestResult
+	for _, s := range sizes {
+		if r, ok := results[s]; ok {
+			out = append(out, r)
+		}
 	}
-	return *r
+	return out
 }

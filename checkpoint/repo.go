@@ -394,6 +394,28 @@ func (r Repo) LoadLatest(ctx context.Context, family, model string, resolution i
 	return nil, problems, nil
 }
 
+// LoadWeights reads a checkpoint's record and model file only (what
+// evaluating it needs), verified against the record.
+func (r Repo) LoadWeights(ctx context.Context, recordKey string) (Record, []byte, error) {
+	rb, err := r.read(ctx, recordKey)
+	if err != nil {
+		return Record{}, nil, fmt.Errorf("load weights %s: %w", recordKey, err)
+	}
+	rec, err := UnmarshalRecord(rb)
+	if err != nil {
+		return Record{}, nil, fmt.Errorf("load weights %s: %w", recordKey, err)
+	}
+	mk, _ := tensorKeys(recordKey, rec)
+	b, err := r.readSized(ctx, mk, rec.ModelFile.Size)
+	if err != nil {
+		return Record{}, nil, fmt.Errorf("load weights %s: %w", recordKey, err)
+	}
+	if got := sum(b); got.SHA256 != rec.ModelFile.SHA256 {
+		return Record{}, nil, fmt.Errorf("load weights %s: %w: model file SHA-256 %.12s, record says %.12s", recordKey, ErrCorrupt, got.SHA256, rec.ModelFile.SHA256)
+	}
+	return rec, b, nil
+}
+
 // Newest is the record key of a combination's newest checkpoint ("" when
 // there is none), read from the listing alone: a worker that holds that
 // checkpoint's training in memory needs nothing more.

@@ -1,7 +1,6 @@
 package trainer
 
 import (
-	"fmt"
 	"runtime"
 
 	"github.com/resomap/resomap/checkpoint"
@@ -12,40 +11,77 @@ import (
 
 // Evaluation is a checkpoint's validation figures at one test resolution.
 type Evaluation struct {
-	Loss, Acc float64
-	Images    int
+	Resolution int
+	Loss, Acc  float64
+	Images     int
 }
 
-// EvaluateAt evaluates checkpoint c of the prepared cfg at test resolution
-// res: the validation images through cfg's validation transform at that
-// size, in micro-batches of micro (the record's, so that at the training's
-// own resolution the figures are the training's own, bit for bit). c comes
-// verified (Repo.Load verifies).
-func (t *Trainer) EvaluateAt(cfg sweep.Config, c *checkpoint.Checkpoint, res, micro int, progress func(dataset.BuildProgress)) (Evaluation, error) {
-	at := cfg
-	at.Resolution = res
-	if info, err := sweep.LookupModel(cfg.Model); err != nil {
-		return Evaluation{}, err
-	} else if err := info.CheckResolution(res); err != nil {
-		return Evaluation{}, err
+// EvaluateAt evaluates the weights of a checkpoint of the prepared cfg
+// (rec is its record) at each test resolution: the validation images
+// through cfg's validation transform at that size, in micro-batches of
+// micro (the record's, so that at the training's own resolution the
+// figures are the training's own, bit for bit). One model serves every
+// size, normalised as it was trained (the record's mean/std); only its
+// weights are loaded, not the optimiser's state. done gets each result as
+// it comes (an error stops); progress hears cache builds.
+func (t *Trainer) EvaluateAt(cfg sweep.Config, rec checkpoint.Record, weights []byte, resolutions []int, micro int,
+	done func(Evaluation) error, progress func(res int, p dataset.BuildProgress)) error {
+	info, err := sweep.LookupModel(cfg.Model)
+	if err != nil {
+		return err
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	ds, err := t.OpenData(at, progress)
+	var m *torch.Model
+	defer func() {
+		if m != nil {
+			m.Close()
+		}
+	}()
+	for _, res := range resolutions {
+		if err := info.CheckResolution(res); err != nil {
+			return err
+		}
+		ev, err := t.evaluateOne(cfg, rec, weights, res, micro, &m, progress)
+		if err != nil {
+			return err
+		}
+		if err := done(ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// evaluateOne opens the data at res (building *m from it the first time)
+// and evaluates.
+func (t *Trainer) evaluateOne(cfg sweep.Config, rec checkpoint.Record, weights []byte, res, micro int, m **torch.Model,
+	progress func(int, dataset.BuildProgress)) (Evaluation, error) {
+	at := cfg
+	at.Resolution = res
+	ds, err := t.OpenData(at, func(p dataset.BuildProgress) {
+		if progress != nil {
+			progress(res, p)
+		}
+	})
 	if err != nil {
 		return Evaluation{}, err
 	}
 	defer ds.Close()
-	m, err := t.NewModel(at, ds)
-	if err != nil {
-		return Evaluation{}, err
+	if *m == nil {
+		mean, std := ds.Mean, ds.Std
+		if d := rec.Data; d != nil && len(d.Mean) == ds.Train.C {
+			mean, std = d.Mean, d.Std // the normalisation it was trained with
+		}
+		if *m, err = t.newModel(cfg, ds.Train.C, len(ds.Classes), mean, std); err != nil {
+			return Evaluation{}, err
+		}
+		if err := restoreWeights(*m, weights); err != nil {
+			return Evaluation{}, err
+		}
 	}
-	defer m.Close()
-	if err := restore(m, c.Model, c.Optim); err != nil {
-		return Evaluation{}, fmt.Errorf("restore %s@%d for %d px: %w", cfg.Model, cfg.Resolution, res, err)
-	}
-	loss, acc, err := evaluateSplit(m, ds.Val, cfg.MicroBatchFor(micro))
-	return Evaluation{Loss: loss, Acc: acc, Images: ds.Val.N}, err
+	loss, acc, err := evaluateSplit(*m, ds.Val, cfg.MicroBatchFor(micro))
+	return Evaluation{Resolution: res, Loss: loss, Acc: acc, Images: ds.Val.N}, err
 }
 
 // evaluateSplit is the validation loss and accuracy of m on s, in batches

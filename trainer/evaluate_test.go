@@ -76,15 +76,17 @@ func TestEvaluateAtResolutions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	own, err := tr.EvaluateAt(prepared, c, cfg.Resolution, c.Record.MicroBatch, nil)
-	if err != nil {
-		t.Fatal(err)
+	var evals []trainer.Evaluation
+	err = tr.EvaluateAt(prepared, c.Record, c.Model, []int{cfg.Resolution, 24}, c.Record.MicroBatch,
+		func(e trainer.Evaluation) error { evals = append(evals, e); return nil }, nil)
+	if err != nil || len(evals) != 2 {
+		t.Fatal(err, evals)
 	}
+	own := evals[0]
 	if own.Acc != m.ValAcc || own.Loss != m.ValLoss || own.Images != cfg.ValLimit {
 		t.Fatalf("at its own resolution: %+v; training recorded acc %v loss %v", own, m.ValAcc, m.ValLoss)
 	}
-	other, err := tr.EvaluateAt(prepared, c, 24, c.Record.MicroBatch, nil)
-	if err != nil || other.Images != cfg.ValLimit || other.Acc == own.Acc && other.Loss == own.Loss {
-		t.Fatalf("at 24 px: %+v, %v", other, err)
+	if other := evals[1]; other.Resolution != 24 || other.Images != cfg.ValLimit || other.Acc == own.Acc && other.Loss == own.Loss {
+		t.Fatalf("at 24 px: %+v", other)
 	}
 }

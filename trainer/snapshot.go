@@ -48,11 +48,27 @@ func snapshot(m *torch.Model, meta map[string]string) (modelST, optimST []byte, 
 // the same dtype and shape, and nothing else may be: anything else is a
 // checkpoint of another model or optimiser.
 func restore(m *torch.Model, modelST, optimST []byte) error {
+	return writeTensors(m, false, modelST, optimST)
+}
+
+// restoreWeights writes only the model's own tensors from modelST (the
+// optimiser's state is not needed to evaluate).
+func restoreWeights(m *torch.Model, modelST []byte) error {
+	return writeTensors(m, true, modelST, nil)
+}
+
+// writeTensors writes the tensors of the safetensors files (model, then
+// optimiser) into m, checking names, types and shapes; weightsOnly leaves
+// the optimiser's state as it is.
+func writeTensors(m *torch.Model, weightsOnly bool, modelST, optimST []byte) error {
 	want := map[string]checkpoint.Tensor{}
 	for _, f := range []struct {
 		data   []byte
 		prefix string
 	}{{modelST, ""}, {optimST, optimPrefix}} {
+		if f.data == nil && weightsOnly {
+			continue
+		}
 		ts, _, err := checkpoint.DecodeSafetensors(f.data)
 		if err != nil {
 			return fmt.Errorf("%w: %v", checkpoint.ErrCorrupt, err)
@@ -61,10 +77,11 @@ func restore(m *torch.Model, modelST, optimST []byte) error {
 			want[f.prefix+t.Name] = t
 		}
 	}
-	if len(want) != len(m.Tensors()) {
-		return fmt.Errorf("%w: checkpoint has %d tensors, model %s with this optimiser has %d", checkpoint.ErrForeign, len(want), m.Spec().Name, len(m.Tensors()))
-	}
+	written := 0
 	for i, ti := range m.Tensors() {
+		if weightsOnly && strings.HasPrefix(ti.Name, optimPrefix) {
+			continue
+		}
 		t, ok := want[ti.Name]
 		if !ok {
 			return fmt.Errorf("%w: tensor %s missing", checkpoint.ErrForeign, ti.Name)
@@ -75,6 +92,10 @@ func restore(m *torch.Model, modelST, optimST []byte) error {
 		if err := m.WriteTensor(i, t.Data); err != nil {
 			return fmt.Errorf("write %s: %w", ti.Name, err)
 		}
+		written++
+	}
+	if written != len(want) {
+		return fmt.Errorf("%w: checkpoint has %d tensors, model %s takes %d", checkpoint.ErrForeign, len(want), m.Spec().Name, written)
 	}
 	return nil
 }

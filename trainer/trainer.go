@@ -130,15 +130,21 @@ func (t *Trainer) DataIdentity(data string) (dataset.Identity, error) {
 
 // NewModel builds the model and optimiser of cfg for a data set.
 func (t *Trainer) NewModel(cfg sweep.Config, ds *dataset.Set) (*torch.Model, error) {
+	return t.newModel(cfg, ds.Train.C, len(ds.Classes), ds.Mean, ds.Std)
+}
+
+// newModel builds cfg's model and optimiser for images of channels and
+// classes, normalised by mean and std (part of the model).
+func (t *Trainer) newModel(cfg sweep.Config, channels, classes int, mean, std []float32) (*torch.Model, error) {
 	opt := torch.SGD
 	if cfg.Optimizer == "adamw" {
 		opt = torch.AdamW
 	}
 	return t.Lib.NewModel(torch.ModelSpec{
-		Name: cfg.Model, InChannels: ds.Train.C, NumClasses: len(ds.Classes), Device: t.Device,
+		Name: cfg.Model, InChannels: channels, NumClasses: classes, Device: t.Device,
 		InitSeed:  initSeed(cfg),
 		Optimizer: opt, Momentum: cfg.Momentum, Nesterov: cfg.Nesterov, WeightDecay: cfg.WeightDecay,
-		Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, Mean: ds.Mean, Std: ds.Std,
+		Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, Mean: mean, Std: std,
 		MixedPrecision: t.MixedPrecision, ChannelsLast: t.ChannelsLast,
 	})
 }
