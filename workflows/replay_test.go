@@ -26,6 +26,11 @@ func TestReplayRecordedHistories(t *testing.T) {
 		// outlive a run, waiting for their cancellation).
 		{"testdata/sweep_history_v2.json", "sweep-default"},
 		{"testdata/combination_history_v2.json", "sweep-default/smallcnn@16"},
+		// Recorded after the epoch-overhead and resolution-science changes:
+		// sticky epochs (two of them fell back to the shared queue: the
+		// one worker was busy), test-resolution evaluation.
+		{"testdata/sweep_history_v3.json", "sweep-default"},
+		{"testdata/combination_history_v3.json", "sweep-default/smallcnn@16"},
 	} {
 		f, err := os.Open(tc.file)
 		if err != nil {
