@@ -1,8 +1,6 @@
 package sweep
 
 import (
-	"fmt"
-	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -10,29 +8,28 @@ import (
 
 // A sweep file needs only name, models and resolutions: every other setting
 // it leaves out takes the value below. They are the documented defaults,
-// defined here once (README: "Sweep files"); a setting in the file, even a
+// defined here once (listed in the README, "Using it"); a setting in the file, even a
 // zero, wins.
 var fileDefaults = []struct {
-	key   string
-	value any
-	set   func(*Spec)
+	key string
+	set func(*Spec)
 }{
-	{"epochs", 10, func(s *Spec) { s.Epochs = 10 }},
-	{"data", DefaultData, func(s *Spec) { s.Data = DefaultData }},
-	{"seed", 1, func(s *Spec) { s.Seed = 1 }},
-	{"max_parallel", 1, func(s *Spec) { s.MaxParallel = 1 }},
-	{"hyper.batch_size", 64, func(s *Spec) { s.Hyper.BatchSize = 64 }},
-	{"hyper.optimizer", "sgd", func(s *Spec) { s.Hyper.Optimizer = "sgd" }},
-	{"hyper.lr", 0.1, func(s *Spec) { s.Hyper.LR = 0.1 }},
-	{"hyper.momentum", 0.9, func(s *Spec) { s.Hyper.Momentum = 0.9 }},
-	{"hyper.nesterov", true, func(s *Spec) { s.Hyper.Nesterov = true }},
-	{"hyper.weight_decay", 5e-4, func(s *Spec) { s.Hyper.WeightDecay = 5e-4 }},
-	{"hyper.schedule", "cosine", func(s *Spec) { s.Hyper.Schedule = "cosine" }},
-	{"hyper.warmup_epochs", 1.0, func(s *Spec) { s.Hyper.WarmupEpochs = min(1, float64(max(s.Epochs, 1))) }},
-	{"hyper.label_smoothing", 0.1, func(s *Spec) { s.Hyper.LabelSmoothing = 0.1 }},
-	{"hyper.crop_padding", 2, func(s *Spec) { s.Hyper.CropPadding = 2 }}, // CIFAR recipe only
-	{"hyper.flip", true, func(s *Spec) { s.Hyper.Flip = true }},
-	{"checkpoint.every_seconds", 300, func(s *Spec) { s.Checkpoint.EverySeconds = 300 }},
+	{"epochs", func(s *Spec) { s.Epochs = 10 }},
+	{"data", func(s *Spec) { s.Data = DefaultData }},
+	{"seed", func(s *Spec) { s.Seed = 1 }},
+	{"max_parallel", func(s *Spec) { s.MaxParallel = 1 }},
+	{"hyper.batch_size", func(s *Spec) { s.Hyper.BatchSize = 64 }},
+	{"hyper.optimizer", func(s *Spec) { s.Hyper.Optimizer = "sgd" }},
+	{"hyper.lr", func(s *Spec) { s.Hyper.LR = 0.1 }},
+	{"hyper.momentum", func(s *Spec) { s.Hyper.Momentum = 0.9 }},
+	{"hyper.nesterov", func(s *Spec) { s.Hyper.Nesterov = true }},
+	{"hyper.weight_decay", func(s *Spec) { s.Hyper.WeightDecay = 5e-4 }},
+	{"hyper.schedule", func(s *Spec) { s.Hyper.Schedule = "cosine" }},
+	{"hyper.warmup_epochs", func(s *Spec) { s.Hyper.WarmupEpochs = min(1, float64(max(s.Epochs, 1))) }},
+	{"hyper.label_smoothing", func(s *Spec) { s.Hyper.LabelSmoothing = 0.1 }},
+	{"hyper.crop_padding", func(s *Spec) { s.Hyper.CropPadding = 2 }}, // CIFAR recipe only
+	{"hyper.flip", func(s *Spec) { s.Hyper.Flip = true }},
+	{"checkpoint.every_seconds", func(s *Spec) { s.Checkpoint.EverySeconds = 300 }},
 }
 
 // Origins says where each setting of a loaded spec came from, by YAML key
@@ -96,16 +93,6 @@ func applyFileDefaults(s *Spec, data []byte, source string) (Origins, error) {
 		}
 	}
 	return origins, nil
-}
-
-// DefaultsTable lists the documented defaults, "key: value" sorted by key.
-func DefaultsTable() []string {
-	var out []string
-	for _, d := range fileDefaults {
-		out = append(out, fmt.Sprintf("%s: %v", d.key, d.value))
-	}
-	sort.Strings(out)
-	return out
 }
 
 // Setting is one effective setting of a spec, by YAML key.
