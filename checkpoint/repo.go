@@ -231,7 +231,6 @@ func (r Repo) exported(ctx context.Context, k string, rec Record) bool {
 	return true
 }
 
-
 func (r Repo) read(ctx context.Context, key string) ([]byte, error) {
 	rc, err := r.Blobs.Get(ctx, key)
 	if err != nil {

@@ -73,4 +73,3 @@ func headerSide(path string, opts Options) (int, error) {
 	}
 	return min(cfg.Width, cfg.Height), nil
 }
-

@@ -3,9 +3,9 @@ package report
 import (
 	"fmt"
 	"math"
-	"strconv"
 	"path/filepath"
 	"sort"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"

@@ -67,8 +67,8 @@ type Row struct {
 	Upsampled  bool `json:"upsampled"`
 	// Cell is the 95% interval of best accuracy of this row's (model,
 	// resolution) over its seeds (nil when none has one).
-	Cell *Interval `json:"best_val_acc_interval"`
-	outcome       *sweep.Outcome
+	Cell    *Interval `json:"best_val_acc_interval"`
+	outcome *sweep.Outcome
 }
 
 // Report is a sweep's results.

@@ -20,8 +20,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/resomap/resomap/internal/temporalx"
 	"github.com/resomap/resomap/dataset"
+	"github.com/resomap/resomap/internal/temporalx"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/workflows"
 )
@@ -40,10 +40,10 @@ presets: `+strings.Join(sweep.Presets(), ", "))
 // options are the flags shared by every sub-command.
 type options struct {
 	sweep, id, models, resolutions, seeds, data, combination, store, out, taskQueue string
-	epochs                                                                   int
-	pricePerHour                                                             float64
-	wait, dryRun                                                             bool
-	set                                                                      map[string]bool // flags given
+	epochs                                                                          int
+	pricePerHour                                                                    float64
+	wait, dryRun                                                                    bool
+	set                                                                             map[string]bool // flags given
 }
 
 func parse(args []string) (string, options, error) {

@@ -96,7 +96,7 @@ type Outcome struct {
 	RestoreSeconds float64 `json:"restore_seconds,omitempty"`
 	EpochRuns      int     `json:"epoch_runs,omitempty"`
 	ResidentEpochs int     `json:"resident_epochs,omitempty"`
-	SkippedFrom  string        `json:"skipped_from,omitempty"` // sweep that trained it
+	SkippedFrom    string  `json:"skipped_from,omitempty"` // sweep that trained it
 	// Augment is the data recipe; SkippedImages did not decode and were
 	// left out (skip_bad_images).
 	Augment       string `json:"augment,omitempty"`
@@ -109,7 +109,7 @@ type Outcome struct {
 	// resolution (train x test resolution map).
 	TestResults []TestResult `json:"test_results,omitempty"`
 	TestError   string       `json:"test_error,omitempty"` // why there are none
-	FinishedAt   time.Time     `json:"finished_at,omitzero"`
+	FinishedAt  time.Time    `json:"finished_at,omitzero"`
 }
 
 // DataInfo says what a training was fed and how: enough to evaluate its

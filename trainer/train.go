@@ -2,8 +2,8 @@ package trainer
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
 	"time"
@@ -285,7 +285,6 @@ func (r *run) resume(from *checkpoint.Checkpoint) error {
 	r.rec.Metrics = append([]sweep.EpochMetrics(nil), f.Metrics...)
 	return nil
 }
-
 
 // where names the step being trained, for error messages.
 func (r *run) where() string {
