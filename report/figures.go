@@ -238,12 +238,12 @@ func (r *Report) heatMap() (*plot.Plot, error) {
 	g := grid{res: r.resolutions(), models: names}
 	var labels plotter.XYLabels
 	lo, hi := math.Inf(1), math.Inf(-1)
+	cells := r.cellIntervals()
 	for mi, name := range names {
 		line := make([]float64, len(g.res))
 		for ci := range line {
 			line[ci] = math.NaN()
 		}
-		cells := r.cellIntervals()
 		done := map[int]bool{}
 		for _, x := range rows[name] {
 			if done[x.Resolution] { // one cell per resolution: the mean over seeds
