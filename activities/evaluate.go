@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 
@@ -18,8 +19,9 @@ import (
 // resolution) as they come, so a retried or repeated call evaluates
 // nothing twice; a size that would measure upsampling is skipped unless the
 // sweep allows it.
-func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.EvaluateInput) (workflows.EvaluateOutput, error) {
-	var out workflows.EvaluateOutput
+func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.EvaluateInput) (out workflows.EvaluateOutput, err error) {
+	started := time.Now()
+	defer func() { out.Seconds = time.Since(started).Seconds() }()
 	beat := func(p string) { activity.RecordHeartbeat(ctx, workflows.Heartbeat{Phase: p}) }
 	// A model in memory like a training's: it takes a training slot and
 	// counts against the worker's bound of models.
@@ -32,7 +34,8 @@ func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.Eva
 	defer a.residents().drop(nil)
 	results, todo, err := a.storedOrSkipped(ctx, in)
 	if err != nil || len(todo) == 0 {
-		return workflows.EvaluateOutput{Results: ordered(in.Resolutions, results)}, err
+		out.Results = ordered(in.Resolutions, results)
+		return out, err
 	}
 	rec, weights, err := a.repo(in.Prefix).LoadWeights(ctx, in.BestKey)
 	if err != nil {

@@ -108,7 +108,8 @@ type Outcome struct {
 	// TestResults are the best checkpoint's figures at each test
 	// resolution (train x test resolution map).
 	TestResults []TestResult `json:"test_results,omitempty"`
-	TestError   string       `json:"test_error,omitempty"` // why there are none
+	TestError   string       `json:"test_error,omitempty"`   // why there are none
+	TestSeconds float64      `json:"test_seconds,omitempty"` // evaluating them
 	FinishedAt  time.Time    `json:"finished_at,omitzero"`
 }
 
@@ -151,8 +152,8 @@ func (o Outcome) EpochSplit() (EpochSplit, bool) {
 		return EpochSplit{}, false
 	}
 	n := float64(o.EpochRuns)
-	wall := o.WallSeconds
-	if wall == 0 { // still running: the epochs' own time
+	wall := o.WallSeconds - o.TestSeconds // test-resolution evaluation is no epoch's
+	if o.WallSeconds == 0 {               // still running: the epochs' own time
 		wall = o.EpochSeconds
 	}
 	s := EpochSplit{Train: o.TrainSeconds / n, Validation: o.EvalSeconds / n, CheckpointWait: o.CkptSeconds / n, Restore: o.RestoreSeconds / n}

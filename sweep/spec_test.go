@@ -87,6 +87,10 @@ func TestEpochSplit(t *testing.T) {
 	if got := s.Outside(); math.Abs(got-0.75/6.25) > 1e-12 {
 		t.Fatalf("outside %v", got)
 	}
+	o.WallSeconds, o.TestSeconds = 27, 2 // evaluation at test resolutions is no epoch's time
+	if s, _ := o.EpochSplit(); math.Abs(s.Other-0.45) > 1e-12 {
+		t.Fatalf("split with test evaluation %+v", s)
+	}
 	o.WallSeconds = 0 // running: the epochs' own time
 	if s, _ := o.EpochSplit(); math.Abs(s.Other-0.2) > 1e-12 {
 		t.Fatalf("running split %+v", s)

@@ -148,6 +148,7 @@ type EvaluateOutput struct {
 	Results []sweep.TestResult
 	// Evaluated counts the results computed now (the others were stored).
 	Evaluated int
+	Seconds   float64 `json:",omitempty"` // the activity's wall time
 }
 
 // RecordInput is a finished combination.

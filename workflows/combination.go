@@ -168,7 +168,7 @@ func (c *combination) evaluateAtTestResolutions(ctx workflow.Context) {
 		c.out.TestError = errorMessage(err)
 		return
 	}
-	c.out.TestResults = out.Results
+	c.out.TestResults, c.out.TestSeconds = out.Results, out.Seconds
 }
 
 func shortOptions() workflow.ActivityOptions {
