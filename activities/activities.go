@@ -28,6 +28,9 @@ import (
 	"github.com/resomap/resomap/workflows"
 )
 
+// Activities is the contract the workflows call by name.
+var _ workflows.ActivityAPI = (*Activities)(nil)
+
 // Activities hold the worker's dependencies.
 type Activities struct {
 	Trainer *trainer.Trainer
@@ -125,7 +128,7 @@ func (a *Activities) LookupResult(ctx context.Context, configHash string) (workf
 	if err != nil || o == nil {
 		return workflows.LookupOutput{}, err
 	}
-	return workflows.LookupOutput{Found: true, Sweep: sw, Outcome: *o}, nil
+	return workflows.LookupOutput{Found: true, Sweep: sw, Outcome: *o, Key: results.ResultKey(configHash)}, nil
 }
 
 // loadLatest returns the newest good checkpoint of a combination, logging

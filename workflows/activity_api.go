@@ -1,14 +1,30 @@
 package workflows
 
 import (
+	"context"
 	"encoding/json"
 
 	"github.com/resomap/resomap/sweep"
 )
 
-// The activities the workflows run, by name: the methods of
-// activities.Activities, which workers register. Workflows name them rather
-// than import them, so workflow code links no native library.
+// ActivityAPI is every activity the workflows run, with its exact
+// signature. activities.Activities implements it (asserted there), and so
+// does the workflow tests' stub: an activity whose signature changes on one
+// side without the other fails to compile.
+type ActivityAPI interface {
+	Prepare(context.Context, PrepareInput) (Prepared, error)
+	LookupResult(ctx context.Context, configHash string) (LookupOutput, error)
+	FindResumePoint(context.Context, Prepared) (ResumePoint, error)
+	TrainEpoch(context.Context, TrainEpochInput) (TrainEpochOutput, error)
+	EvaluateAtResolutions(context.Context, EvaluateInput) (EvaluateOutput, error)
+	ClaimTraining(context.Context, ClaimInput) (ClaimOutput, error)
+	RecordResult(context.Context, RecordInput) (RecordOutput, error)
+}
+
+// The activities the workflows run, by name: the methods of ActivityAPI,
+// which workers register. Workflows name them rather than import their
+// implementation, so workflow code links no native library; a test checks
+// that each name is a method of ActivityAPI.
 const (
 	ActivityPrepare         = "Prepare"
 	ActivityLookupResult    = "LookupResult"
@@ -50,6 +66,9 @@ type LookupOutput struct {
 	Found   bool
 	Sweep   string
 	Outcome sweep.Outcome
+	// Key is where the result is stored ("" in histories recorded before
+	// it was returned): the workflow names it without knowing the layout.
+	Key string `json:",omitempty"`
 }
 
 // ResumePoint is where a combination's training stands in the store.

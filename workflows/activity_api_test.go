@@ -2,8 +2,29 @@ package workflows
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 )
+
+// Workflows call activities by name: each name must be a method of the
+// contract, or the call fails at run time ("activity not registered").
+func TestEveryActivityNameIsAMethodOfTheContract(t *testing.T) {
+	api := reflect.TypeFor[ActivityAPI]()
+	names := []string{ActivityPrepare, ActivityLookupResult, ActivityFindResumePoint, ActivityTrainEpoch,
+		ActivityRecordResult, ActivityClaimTraining, ActivityEvaluateAt}
+	named := map[string]bool{}
+	for _, n := range names {
+		if _, ok := api.MethodByName(n); !ok {
+			t.Errorf("activity name %q is no method of ActivityAPI", n)
+		}
+		named[n] = true
+	}
+	for i := range api.NumMethod() {
+		if m := api.Method(i).Name; !named[m] {
+			t.Errorf("ActivityAPI.%s has no name constant", m)
+		}
+	}
+}
 
 // Histories recorded before Progress was embedded hold resume points with
 // Go field names; they must decode to the same point, or a replay would

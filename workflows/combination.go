@@ -8,7 +8,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/resomap/resomap/results"
 	"github.com/resomap/resomap/sweep"
 )
 
@@ -227,7 +226,11 @@ func (c *combination) skipIfDone(ctx workflow.Context) *ending {
 	c.out.Device, c.out.TrainSeconds, c.out.EarlyStopped = prev.Device, prev.TrainSeconds, prev.EarlyStopped
 	c.out.SkippedFrom = found.Sweep
 	c.out.Summarise()
-	return &ending{sweep.Skipped, "already completed by sweep " + found.Sweep + " (" + results.ResultKey(c.prep.ConfigHash) + ")"}
+	reason := "already completed by sweep " + found.Sweep
+	if found.Key != "" {
+		reason += " (" + found.Key + ")"
+	}
+	return &ending{sweep.Skipped, reason}
 }
 
 // claim waits until this combination may train its config: while another

@@ -43,6 +43,7 @@ type fakeTraining struct {
 	resume    map[int]ResumePoint
 	plateau   bool              // validation loss never improves after epoch 1
 	claims    map[string]string // config hash -> another sweep's combination training it
+	evaluated []EvaluateInput
 }
 
 func newFake() *fakeTraining {
@@ -101,6 +102,16 @@ func (f *fakeTraining) register(env *testsuite.TestWorkflowEnvironment, trainDel
 			Progress: sweep.Progress{EpochsDone: in.Epoch, Metrics: m, BestEpoch: best,
 				BestValLoss: m[best-1].ValLoss, BestValAcc: m[best-1].ValAcc},
 		}, nil
+	})
+	env.OnActivity(a.EvaluateAtResolutions, mockAny, mockAny).Return(func(_ context.Context, in EvaluateInput) (EvaluateOutput, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.evaluated = append(f.evaluated, in)
+		out := EvaluateOutput{Evaluated: len(in.Resolutions)}
+		for _, r := range in.Resolutions {
+			out.Results = append(out.Results, sweep.TestResult{Resolution: r, ValAcc: 0.5, Images: 100})
+		}
+		return out, nil
 	})
 	env.OnActivity(a.ClaimTraining, mockAny, mockAny).Return(func(_ context.Context, in ClaimInput) (ClaimOutput, error) {
 		f.mu.Lock()
@@ -167,6 +178,12 @@ func TestSweepRunsAtMostMaxParallelAndIsolatesFailures(t *testing.T) {
 		if o.Status == sweep.Completed && o.EpochsDone != 3 {
 			t.Errorf("%s: %d epochs done", o.ID(), o.EpochsDone)
 		}
+		if o.Status == sweep.Completed && (len(o.TestResults) == 0 || o.TestError != "") {
+			t.Errorf("%s: not evaluated at test resolutions (%q)", o.ID(), o.TestError)
+		}
+	}
+	if len(f.evaluated) != 3 {
+		t.Errorf("%d evaluations at test resolutions, want one per completed combination", len(f.evaluated))
 	}
 	if p.Combos[1].Reason == "" {
 		t.Error("failed combination has no reason")
@@ -426,6 +443,8 @@ func TestEarlyStoppingAfterPatienceEpochsWithoutImprovement(t *testing.T) {
 // (which imports this package): the tests mock each method.
 type activityStubs struct{}
 
+var _ ActivityAPI = (*activityStubs)(nil)
+
 func (*activityStubs) Prepare(context.Context, PrepareInput) (Prepared, error) { panic("mocked") }
 func (*activityStubs) LookupResult(context.Context, string) (LookupOutput, error) {
 	panic("mocked")
@@ -440,6 +459,9 @@ func (*activityStubs) RecordResult(context.Context, RecordInput) (RecordOutput, 
 	panic("mocked")
 }
 func (*activityStubs) ClaimTraining(context.Context, ClaimInput) (ClaimOutput, error) {
+	panic("mocked")
+}
+func (*activityStubs) EvaluateAtResolutions(context.Context, EvaluateInput) (EvaluateOutput, error) {
 	panic("mocked")
 }
 
