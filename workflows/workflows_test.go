@@ -99,6 +99,7 @@ func (f *fakeTraining) register(env *testsuite.TestWorkflowEnvironment, trainDel
 		}
 		return TrainEpochOutput{
 			Key: fmt.Sprintf("runs/x/cnn/smallcnn/%d/epoch_%04d.json", res, in.Epoch), Attempt: 1,
+			BestKey: fmt.Sprintf("runs/x/cnn/smallcnn/%d/epoch_%04d.json", res, best),
 			Progress: sweep.Progress{EpochsDone: in.Epoch, Metrics: m, BestEpoch: best,
 				BestValLoss: m[best-1].ValLoss, BestValAcc: m[best-1].ValAcc},
 		}, nil
