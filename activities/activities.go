@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path"
 	"sync"
 	"time"
 
@@ -73,7 +72,7 @@ type TemporalClient interface {
 }
 
 func (a *Activities) repo(prefix string) checkpoint.Repo {
-	return checkpoint.Repo{Blobs: a.Store, Prefix: prefix}
+	return checkpoint.Repo{Store: a.Store, Prefix: prefix}
 }
 
 func (a *Activities) index() results.Index { return results.Index{Store: a.Store} }
@@ -131,25 +130,34 @@ func (a *Activities) LookupResult(ctx context.Context, configHash string) (workf
 	return workflows.LookupOutput{Found: true, Sweep: sw, Outcome: *o, Key: results.ResultKey(configHash)}, nil
 }
 
+// combo is the checkpoint folder of a prepared combination.
+func (a *Activities) combo(p workflows.Prepared) checkpoint.Combo {
+	return a.repo(p.Prefix).Combo(p.Family, p.Config.Model, p.Config.Resolution)
+}
+
 // loadLatest returns the newest good checkpoint of a combination, logging
 // every newer one that failed verification.
 func (a *Activities) loadLatest(ctx context.Context, p workflows.Prepared) (*checkpoint.Checkpoint, error) {
-	c, problems, err := a.repo(p.Prefix).LoadLatest(ctx, p.Family, p.Config.Model, p.Config.Resolution)
+	c, problems, err := a.repo(p.Prefix).LoadLatest(ctx, a.combo(p))
+	a.logProblems(ctx, problems)
+	return c, err
+}
+
+func (a *Activities) logProblems(ctx context.Context, problems []checkpoint.Problem) {
 	for _, pr := range problems {
 		a.Logger.Warn("checkpoint failed verification, falling back", "key", pr.Key, "err", pr.Err)
 	}
-	return c, err
 }
 
 // FindResumePoint looks up the newest checkpoint that verifies. Partially
 // trained combinations resume from it, across sweeps and terminated runs.
 func (a *Activities) FindResumePoint(ctx context.Context, p workflows.Prepared) (workflows.ResumePoint, error) {
-	c, err := a.loadLatest(ctx, p)
-	if err != nil || c == nil {
+	key, r, problems, err := a.repo(p.Prefix).VerifyLatest(ctx, a.combo(p))
+	a.logProblems(ctx, problems)
+	if err != nil || key == "" {
 		return workflows.ResumePoint{}, err
 	}
-	r := c.Record
-	return workflows.ResumePoint{Key: a.repo(p.Prefix).RecordKey(r, r.BaseName()), Progress: r.Progress, Step: r.StepInEpoch}, nil
+	return workflows.ResumePoint{Key: key, Progress: r.Progress, Step: r.StepInEpoch}, nil
 }
 
 // TrainEpoch trains one epoch. A retried attempt reads the last heartbeat
@@ -246,7 +254,7 @@ func (a *Activities) takeSlot(ctx context.Context, phase func(string)) (release 
 func (a *Activities) openSession(ctx context.Context, in workflows.TrainEpochInput, hb *heartbeater) (*trainer.Session, *checkpoint.Checkpoint, error) {
 	hb.setPhase(workflows.PhaseLoadingCheckpoint)
 	if !activity.HasHeartbeatDetails(ctx) {
-		newest, err := a.repo(in.Prefix).Newest(ctx, in.Family, in.Config.Model, in.Config.Resolution)
+		newest, err := a.repo(in.Prefix).Newest(ctx, a.combo(in.Prepared))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -375,9 +383,9 @@ var errWorkerStopping = errors.New("worker stopping")
 func epochOutput(repo checkpoint.Repo, r checkpoint.Record, out workflows.TrainEpochOutput, started time.Time) workflows.TrainEpochOutput {
 	// best and final refer to committed epoch checkpoints; RecordResult
 	// exports their copies once the combination is done.
-	out.Key = repo.RecordKey(r, checkpoint.EpochBase(r.EpochsDone))
+	out.Key = repo.Ref(r, checkpoint.EpochName(r.EpochsDone)).Key()
 	if r.BestEpoch > 0 {
-		out.BestKey = repo.RecordKey(r, checkpoint.EpochBase(r.BestEpoch))
+		out.BestKey = repo.Ref(r, checkpoint.EpochName(r.BestEpoch)).Key()
 	}
 	if r.EpochsDone == r.Epochs {
 		out.FinalKey = out.Key
@@ -467,14 +475,14 @@ func (a *Activities) exportBestAndFinal(ctx context.Context, o *sweep.Outcome) e
 	repo := a.repo("")
 	for _, e := range []struct {
 		key  *string
-		base string
-	}{{&o.Keys.Best, checkpoint.BestBase}, {&o.Keys.Final, checkpoint.FinalBase}} {
-		if *e.key == "" || path.Base(*e.key) == checkpoint.RecordFile(e.base) {
+		name checkpoint.Name
+	}{{&o.Keys.Best, checkpoint.BestName}, {&o.Keys.Final, checkpoint.FinalName}} {
+		if ref, ok := checkpoint.ParseKey(*e.key); *e.key == "" || ok && ref.Name == e.name {
 			continue
 		}
-		k, err := repo.Export(ctx, *e.key, e.base)
+		k, err := repo.Export(ctx, *e.key, e.name)
 		if err != nil {
-			return fmt.Errorf("export %s of %s: %w", e.base, o.ID(), err)
+			return fmt.Errorf("export %s of %s: %w", e.name, o.ID(), err)
 		}
 		*e.key = k
 	}

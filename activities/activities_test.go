@@ -53,7 +53,7 @@ func setupWith(t *testing.T, data string) (*activities.Activities, workflows.Pre
 // checkpoint's step, ending where an uninterrupted epoch ends.
 func TestTrainEpochResumesFromHeartbeatCheckpoint(t *testing.T) {
 	acts, p, env := setup(t)
-	repo := checkpoint.Repo{Blobs: acts.Store, Prefix: p.Prefix}
+	repo := checkpoint.Repo{Store: acts.Store, Prefix: p.Prefix}
 
 	// The first attempt died after storing a checkpoint at step 7.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -84,7 +84,7 @@ func TestTrainEpochResumesFromHeartbeatCheckpoint(t *testing.T) {
 	if out.ResumedFrom.Epoch != 1 || out.ResumedFrom.Step != 7 {
 		t.Fatalf("resumed from %+v, want epoch 1 step 7", out.ResumedFrom)
 	}
-	if out.Progress.EpochsDone != 1 || out.Key != path.Join(repo.DirOf("cnn", "smallcnn", 16), "epoch_0001.json") {
+	if out.Progress.EpochsDone != 1 || out.Key != path.Join(repo.Combo("cnn", "smallcnn", 16).Dir(), "epoch_0001.json") {
 		t.Fatalf("output %+v", out)
 	}
 	resumed, err := repo.Load(context.Background(), out.Key)

@@ -34,7 +34,7 @@ func TestResidentModelContinuesExactly(t *testing.T) {
 	if !second.Resident || second.ResumedFrom.Epoch != 2 || second.Progress.EpochsDone != 2 {
 		t.Fatalf("epoch 2: %+v", second)
 	}
-	got, err := checkpoint.Repo{Blobs: acts.Store, Prefix: p.Prefix}.Load(context.Background(), second.Key)
+	got, err := checkpoint.Repo{Store: acts.Store, Prefix: p.Prefix}.Load(context.Background(), second.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestResidentModelContinuesExactly(t *testing.T) {
 			t.Fatal("a worker without resident models continued from memory")
 		}
 	}
-	want, err := checkpoint.Repo{Blobs: other.Store, Prefix: p2.Prefix}.Load(context.Background(), second.Key)
+	want, err := checkpoint.Repo{Store: other.Store, Prefix: p2.Prefix}.Load(context.Background(), second.Key)
 	if err != nil {
 		t.Fatal(err)
 	}

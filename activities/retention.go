@@ -13,28 +13,28 @@ import (
 // housekeeping, not the epoch's work. One pass per combination at a time;
 // a commit during a pass leaves its leftovers to the next.
 func (a *Activities) pruneAfter(repo checkpoint.Repo, committed checkpoint.Record, key string) {
-	dir := repo.DirOf(committed.Family, committed.Model, committed.Resolution)
-	if _, busy := a.pruning.LoadOrStore(dir, key); busy {
+	combo := repo.Combo(committed.Family, committed.Model, committed.Resolution)
+	if _, busy := a.pruning.LoadOrStore(combo.Dir(), key); busy {
 		return
 	}
 	go func() {
-		defer a.pruning.Delete(dir)
+		defer a.pruning.Delete(combo.Dir())
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
-		a.prune(ctx, repo, dir)
+		a.prune(ctx, repo, combo)
 	}()
 }
 
-// prune deletes what retention allows in dir.
-func (a *Activities) prune(ctx context.Context, repo checkpoint.Repo, dir string) {
-	doomed, err := repo.Prunable(ctx, dir, checkpoint.KeepEpochs)
+// prune deletes what retention allows in a combination's folder.
+func (a *Activities) prune(ctx context.Context, repo checkpoint.Repo, combo checkpoint.Combo) {
+	doomed, err := repo.Prunable(ctx, combo, checkpoint.KeepEpochs)
 	if err != nil {
-		a.Logger.Warn("retention: list failed", "dir", dir, "err", err)
+		a.Logger.Warn("retention: list failed", "dir", combo.Dir(), "err", err)
 		return
 	}
-	for _, base := range doomed {
-		if err := repo.DeleteCheckpoint(ctx, base); err != nil {
-			a.Logger.Warn("retention: delete failed", "checkpoint", base, "err", err)
+	for _, ref := range doomed {
+		if err := repo.DeleteCheckpoint(ctx, ref); err != nil {
+			a.Logger.Warn("retention: delete failed", "checkpoint", ref.Key(), "err", err)
 		}
 	}
 }

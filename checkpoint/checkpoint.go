@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path"
 	"time"
 
 	"github.com/resomap/resomap/sweep"
@@ -104,6 +103,8 @@ type Checkpoint struct {
 	// FilesStored: the tensor files are in the store already (SaveFiles),
 	// so Save only commits the record.
 	FilesStored bool
+	// Key is the record key it was loaded from ("" for one not loaded).
+	Key string `json:"-"`
 }
 
 func sum(b []byte) FileSum {
@@ -153,34 +154,6 @@ func UnmarshalRecord(b []byte) (Record, error) {
 		return Record{}, fmt.Errorf("%w: record format %q, want %q", ErrCorrupt, r.Format, Format)
 	}
 	return r, nil
-}
-
-// Names of a checkpoint's three files under one base name.
-func ModelFile(base string) string  { return base + ".safetensors" }
-func OptimFile(base string) string  { return base + ".optim.safetensors" }
-func RecordFile(base string) string { return base + ".json" }
-
-// Dir is the user's layout for one combination: {family}/{model}/{resolution}.
-func Dir(family, model string, resolution int) string {
-	return path.Join(family, model, fmt.Sprint(resolution))
-}
-
-// Base names of the copies a checkpoint may also be stored under.
-const (
-	BestBase  = "best_model"
-	FinalBase = "final_model"
-)
-
-// EpochBase is the base name of the checkpoint written after epoch n.
-func EpochBase(n int) string { return fmt.Sprintf("epoch_%04d", n) }
-
-// BaseName is the base name (inside Dir) a checkpoint is committed under:
-// epoch_NNNN after an epoch, mid_eNNNN_sNNNNNN inside one.
-func (r Record) BaseName() string {
-	if r.Kind == KindMid {
-		return fmt.Sprintf("mid_e%04d_s%06d", r.EpochsDone+1, r.StepInEpoch)
-	}
-	return EpochBase(r.EpochsDone)
 }
 
 // After reports whether r is further along than o.

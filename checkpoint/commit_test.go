@@ -24,7 +24,7 @@ func TestCheckpointsAreCommittedOnce(t *testing.T) {
 	}
 	_, s3Store := s3Repo(t)
 	for _, st := range []store.Store{fileStore, s3Store} {
-		repo := checkpoint.Repo{Blobs: st, Prefix: "runs/x"}
+		repo := checkpoint.Repo{Store: st, Prefix: "runs/x"}
 		first := fakeCheckpoint(3, 0, 64<<10, 1)
 		key, err := repo.Save(ctx, first)
 		if err != nil {
@@ -97,7 +97,7 @@ func TestKilledBetweenWritesLeavesNothingTorn(t *testing.T) {
 		} else {
 			_, st = s3Repo(t)
 		}
-		repo := checkpoint.Repo{Blobs: st, Prefix: "runs/x"}
+		repo := checkpoint.Repo{Store: st, Prefix: "runs/x"}
 		var bestKey string
 		for e := 1; e <= 5; e++ {
 			c := fakeCheckpoint(e, 0, 32<<10, uint64(e))
@@ -111,34 +111,34 @@ func TestKilledBetweenWritesLeavesNothingTorn(t *testing.T) {
 			}
 		}
 		for kill := 1; kill <= 3; kill++ {
-			faulty := checkpoint.Repo{Blobs: &failingBlobs{Store: st, n: kill}, Prefix: "runs/x"}
+			faulty := checkpoint.Repo{Store: &failingBlobs{Store: st, n: kill}, Prefix: "runs/x"}
 			if _, err := faulty.Save(ctx, fakeCheckpoint(6, 0, 32<<10, 60)); !errors.Is(err, errKilled) {
 				t.Fatalf("%s: save killed at write %d: %v", s, kill, err)
 			}
-			if c, _, _ := repo.LoadLatest(ctx, "resnet", "resnet18", 224); c == nil || c.Record.EpochsDone != 5 {
+			if c, _, _ := repo.LoadLatest(ctx, repo.Combo("resnet", "resnet18", 224)); c == nil || c.Record.EpochsDone != 5 {
 				t.Fatalf("%s: killed at write %d, the latest is no longer epoch 5", s, kill)
 			}
-			faulty.Blobs = &failingBlobs{Store: st, n: kill}
-			if _, err := faulty.Export(ctx, bestKey, checkpoint.BestBase); !errors.Is(err, errKilled) {
+			faulty.Store = &failingBlobs{Store: st, n: kill}
+			if _, err := faulty.Export(ctx, bestKey, checkpoint.BestName); !errors.Is(err, errKilled) {
 				t.Fatalf("%s: export killed at write %d: %v", s, kill, err)
 			}
 			if c, err := repo.Load(ctx, strings.Replace(bestKey, "epoch_0002", "best_model", 1)); err == nil && c.Record.EpochsDone != 2 {
 				t.Fatalf("%s: a torn best_model verifies as epoch %d", s, c.Record.EpochsDone)
 			}
 		}
-		exported, err := repo.Export(ctx, bestKey, checkpoint.BestBase)
+		exported, err := repo.Export(ctx, bestKey, checkpoint.BestName)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if c, err := repo.Load(ctx, exported); err != nil || c.Record.EpochsDone != 2 {
 			t.Fatalf("%s: best_model after a completed export: %v", s, err)
 		}
-		doomed, err := repo.Prunable(ctx, repo.DirOf("resnet", "resnet18", 224), 1)
+		doomed, err := repo.Prunable(ctx, repo.Combo("resnet", "resnet18", 224), 1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, d := range doomed {
-			if path.Base(d) == "epoch_0002" {
+			if d.Name == checkpoint.EpochName(2) {
 				t.Errorf("%s: retention would delete the best epoch", s)
 			}
 		}

@@ -55,7 +55,7 @@ func fakeCheckpoint(epochsDone, step, size int, seed uint64) *checkpoint.Checkpo
 // faultyBlobs stops the S3 server once a tensor upload has sent `after`
 // bytes, and restarts it a moment later: a crash in the middle of an upload.
 type faultyBlobs struct {
-	checkpoint.Blobs
+	store.Store
 	srv   *s3test.Server
 	tb    testing.TB
 	after int64
@@ -88,7 +88,7 @@ func (f *faultyBlobs) Put(ctx context.Context, key string, r io.Reader) error {
 			})
 		}}
 	}
-	return f.Blobs.Put(ctx, key, r)
+	return f.Store.Put(ctx, key, r)
 }
 
 func s3Repo(t *testing.T) (*s3test.Server, store.Store) {
@@ -110,17 +110,17 @@ func TestServerCrashDuringUploadNeverExposesHalfACheckpoint(t *testing.T) {
 	ctx := context.Background()
 	srv, st := s3Repo(t)
 	prev := fakeCheckpoint(1, 0, 1<<20, 1)
-	repo := checkpoint.Repo{Blobs: st, Prefix: "sweep"}
+	repo := checkpoint.Repo{Store: st, Prefix: "sweep"}
 	if _, err := repo.Save(ctx, prev); err != nil {
 		t.Fatal(err)
 	}
 	next := fakeCheckpoint(1, 50, 120<<20, 2)
-	fb := &faultyBlobs{Blobs: st, srv: srv, tb: t, after: 40 << 20, done: make(chan struct{})}
-	_, saveErr := checkpoint.Repo{Blobs: fb, Prefix: "sweep"}.Save(ctx, next)
+	fb := &faultyBlobs{Store: st, srv: srv, tb: t, after: 40 << 20, done: make(chan struct{})}
+	_, saveErr := checkpoint.Repo{Store: fb, Prefix: "sweep"}.Save(ctx, next)
 	<-fb.done
 	t.Logf("save during the crash: %v", saveErr)
 
-	got, problems, err := repo.LoadLatest(ctx, "resnet", "resnet18", 224)
+	got, problems, err := repo.LoadLatest(ctx, repo.Combo("resnet", "resnet18", 224))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestCorruptCheckpointFallsBackToPreviousGood(t *testing.T) {
 		name := map[bool]string{false: "bit flip", true: "truncated"}[truncate]
 		t.Run(name, func(t *testing.T) {
 			srv, st := s3Repo(t)
-			repo := checkpoint.Repo{Blobs: st, Prefix: "sweep"}
+			repo := checkpoint.Repo{Store: st, Prefix: "sweep"}
 			good := fakeCheckpoint(2, 0, 4<<20, 3)
 			bad := fakeCheckpoint(2, 30, 4<<20, 4)
 			for _, c := range []*checkpoint.Checkpoint{good, bad} {
@@ -174,7 +174,7 @@ func TestCorruptCheckpointFallsBackToPreviousGood(t *testing.T) {
 			// versitygw's posix backend keeps objects as files: damage one
 			// behind the store's back.
 			corrupt(t, modelFileOf(t, filepath.Join(srv.Dir, "ckpt", "runs", "sweep", "resnet", "resnet18", "224"), "mid_e0003_s000030"), truncate)
-			got, problems, err := repo.LoadLatest(ctx, "resnet", "resnet18", 224)
+			got, problems, err := repo.LoadLatest(ctx, repo.Combo("resnet", "resnet18", 224))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -196,7 +196,7 @@ func TestRetentionKeepsTheNewestGoodCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo := checkpoint.Repo{Blobs: st}
+	repo := checkpoint.Repo{Store: st}
 	var seq uint64
 	save := func(e, s int) {
 		seq++
@@ -204,21 +204,22 @@ func TestRetentionKeepsTheNewestGoodCheckpoint(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dir := repo.DirOf("resnet", "resnet18", 224)
+	combo := repo.Combo("resnet", "resnet18", 224)
+	dir := combo.Dir()
 	for e := 1; e <= 4; e++ {
 		save(e-1, 10)
 		save(e-1, 20)
 		save(e, 0)
 	}
 	// Died before pruning: everything is still there, nothing was lost.
-	doomed, err := repo.Prunable(ctx, dir, 2)
+	doomed, err := repo.Prunable(ctx, combo, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"mid_e0004_s000010", "mid_e0003_s000020", "mid_e0003_s000010", "epoch_0002", "mid_e0002_s000020", "mid_e0002_s000010", "epoch_0001", "mid_e0001_s000020", "mid_e0001_s000010"}
 	var got []string
 	for _, d := range doomed {
-		got = append(got, filepath.Base(d))
+		got = append(got, d.Name.String())
 	}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("prunable %v\nwant      %v", got, want)
@@ -228,7 +229,7 @@ func TestRetentionKeepsTheNewestGoodCheckpoint(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if c, _, _ := repo.LoadLatest(ctx, "resnet", "resnet18", 224); c == nil || c.Record.EpochsDone != 4 {
+	if c, _, _ := repo.LoadLatest(ctx, combo); c == nil || c.Record.EpochsDone != 4 {
 		t.Fatal("pruning lost the newest checkpoint")
 	}
 
@@ -238,14 +239,14 @@ func TestRetentionKeepsTheNewestGoodCheckpoint(t *testing.T) {
 	fs := st.URL()[len("file://"):]
 	corrupt(t, modelFileOf(t, filepath.Join(fs, dir), "mid_e0005_s000010"), false)
 	corrupt(t, modelFileOf(t, filepath.Join(fs, dir), "epoch_0004"), true)
-	doomed, err = repo.Prunable(ctx, dir, 1)
+	doomed, err = repo.Prunable(ctx, combo, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(doomed) != 0 {
 		t.Fatalf("with only epoch_0003 good, retention wants to delete %v", doomed)
 	}
-	c, problems, _ := repo.LoadLatest(ctx, "resnet", "resnet18", 224)
+	c, problems, _ := repo.LoadLatest(ctx, combo)
 	if c == nil || c.Record.EpochsDone != 3 || len(problems) != 2 {
 		t.Fatalf("latest good after rot: %+v, problems %v", c, problems)
 	}

@@ -102,10 +102,10 @@ func checkEverythingVerifies(t *testing.T, storeURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo := checkpoint.Repo{Blobs: st}
+	repo := checkpoint.Repo{Store: st}
 	n := 0
 	for _, in := range infos {
-		if _, ok := checkpoint.ParseRecordKey(in.Key); !ok {
+		if _, ok := checkpoint.ParseKey(in.Key); !ok {
 			continue
 		}
 		n++

@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -382,12 +383,12 @@ func checkpoints(ctx context.Context, o options, w io.Writer) error {
 	for _, r := range splitList(o.resolutions) {
 		resolutions[r] = true
 	}
-	repo := checkpoint.Repo{Blobs: st}
+	repo := checkpoint.Repo{Store: st}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "model\tresolution\tcheckpoint\tepoch\tstep\tval loss\tval acc\tsize\ttime\tverified\tkey")
 	n := 0
 	for _, in := range infos {
-		k, ok := checkpoint.ParseRecordKey(in.Key)
+		k, ok := checkpoint.ParseKey(in.Key)
 		if !ok || len(models) > 0 && !models[k.Model] || len(resolutions) > 0 && !resolutions[strconv.Itoa(k.Resolution)] {
 			continue
 		}
@@ -407,7 +408,7 @@ func checkpoints(ctx context.Context, o options, w io.Writer) error {
 			vl, va = fmt.Sprintf("%.4f", r.Metrics[k-1].ValLoss), fmt.Sprintf("%.4f", r.Metrics[k-1].ValAcc)
 		}
 		size := r.ModelFile.Size + r.OptimFile.Size + in.Size
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%s\t%.1f MB\t%s\t%s\t%s\n", k.Model, k.Resolution, k.Base, r.EpochsDone, r.StepInEpoch,
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%s\t%.1f MB\t%s\t%s\t%s\n", k.Model, k.Resolution, k.Name, r.EpochsDone, r.StepInEpoch,
 			vl, va, float64(size)/1e6, r.CreatedAt.Local().Format(time.DateTime), verified, in.Key)
 		n++
 	}
@@ -424,34 +425,29 @@ func gc(ctx context.Context, o options, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	dirs := map[string]bool{}
+	combos := map[string]checkpoint.Combo{}
 	for _, in := range infos {
-		if k, ok := checkpoint.ParseRecordKey(in.Key); ok {
-			dirs[k.Dir] = true
+		if k, ok := checkpoint.ParseKey(in.Key); ok {
+			combos[k.Dir()] = k.Combo
 		}
 	}
-	var sorted []string
-	for d := range dirs {
-		sorted = append(sorted, d)
-	}
-	sort.Strings(sorted)
-	repo := checkpoint.Repo{Blobs: st}
+	repo := checkpoint.Repo{Store: st}
 	total := 0
-	for _, d := range sorted {
-		doomed, err := repo.Prunable(ctx, d, checkpoint.KeepEpochs)
+	for _, d := range slices.Sorted(maps.Keys(combos)) {
+		doomed, err := repo.Prunable(ctx, combos[d], checkpoint.KeepEpochs)
 		if err != nil {
 			return err
 		}
-		for _, base := range doomed {
+		for _, ref := range doomed {
 			total++
 			if o.dryRun {
-				fmt.Fprintf(w, "would delete %s\n", base)
+				fmt.Fprintf(w, "would delete %s\n", ref.Key())
 				continue
 			}
-			if err := repo.DeleteCheckpoint(ctx, base); err != nil {
+			if err := repo.DeleteCheckpoint(ctx, ref); err != nil {
 				return err
 			}
-			fmt.Fprintf(w, "deleted %s\n", base)
+			fmt.Fprintf(w, "deleted %s\n", ref.Key())
 		}
 	}
 	fmt.Fprintf(w, "%d checkpoints %s\n", total, map[bool]string{true: "would be deleted", false: "deleted"}[o.dryRun])

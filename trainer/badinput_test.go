@@ -73,7 +73,7 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 			tc.edit(&cfg)
 			out := t.TempDir()
 			st, _ := store.NewFile(out)
-			repo := checkpoint.Repo{Blobs: st}
+			repo := checkpoint.Repo{Store: st}
 			_, err := tr.Train(context.Background(), cfg, nil, trainer.RunOptions{
 				OnCheckpoint: func(ctx context.Context, c *checkpoint.Checkpoint) error { _, err := repo.Save(ctx, c); return err },
 			})

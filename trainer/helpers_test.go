@@ -81,7 +81,7 @@ func runHelper(spec string) error {
 	if err != nil {
 		return err
 	}
-	repo := checkpoint.Repo{Blobs: st}
+	repo := checkpoint.Repo{Store: st}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cfg, err := tr.Prepare(job.Config)
@@ -89,7 +89,7 @@ func runHelper(spec string) error {
 		return err
 	}
 	info, _ := sweep.LookupModel(cfg.Model)
-	from, _, err := repo.LoadLatest(ctx, info.Family, cfg.Model, cfg.Resolution)
+	from, _, err := repo.LoadLatest(ctx, repo.Combo(info.Family, cfg.Model, cfg.Resolution))
 	if err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func readFile(t *testing.T, p string) []byte {
 
 func comboDir(root string, cfg sweep.Config) string {
 	info, _ := sweep.LookupModel(cfg.Model)
-	return filepath.Join(root, filepath.FromSlash(checkpoint.Dir(info.Family, cfg.Model, cfg.Resolution)))
+	return filepath.Join(root, filepath.FromSlash(checkpoint.Combo{Family: info.Family, Model: cfg.Model, Resolution: cfg.Resolution}.Dir()))
 }
 
 // pythonTorch is Debian's python3 with torch, torchvision and numpy, which

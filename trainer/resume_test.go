@@ -49,7 +49,7 @@ func testExactResume(t *testing.T, cfg sweep.Config, fastPaths bool) {
 	tr.MixedPrecision, tr.ChannelsLast = fastPaths, fastPaths
 	tr.LoaderWorkers = 3
 	st, _ := store.NewFile(refDir)
-	repo := checkpoint.Repo{Blobs: st}
+	repo := checkpoint.Repo{Store: st}
 	res, err := tr.Train(context.Background(), cfg, nil, trainer.RunOptions{
 		OnCheckpoint: func(ctx context.Context, c *checkpoint.Checkpoint) error { _, err := repo.Save(ctx, c); return err },
 	})
@@ -76,7 +76,7 @@ func testExactResume(t *testing.T, cfg sweep.Config, fastPaths bool) {
 	final := func(root string) *checkpoint.Checkpoint {
 		st, _ := store.NewFile(root)
 		key := path.Join(filepath.ToSlash(comboDir("", cfg)), "epoch_0002.json")
-		c, err := checkpoint.Repo{Blobs: st}.Load(context.Background(), key)
+		c, err := checkpoint.Repo{Store: st}.Load(context.Background(), key)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -58,14 +58,14 @@ func TestEpochFilesAreStoredBeforeTheRecord(t *testing.T) {
 	var order []string
 	res, err := tr.Train(context.Background(), cfg, nil, trainer.RunOptions{UntilEpoch: 1,
 		StoreFiles: func(_ context.Context, c *checkpoint.Checkpoint) error {
-			order = append(order, "files "+c.Record.BaseName())
+			order = append(order, "files "+c.Record.Name().String())
 			return nil
 		},
 		OnCheckpoint: func(_ context.Context, c *checkpoint.Checkpoint) error {
 			if !c.FilesStored {
 				t.Error("record committed without FilesStored")
 			}
-			order = append(order, "record "+c.Record.BaseName())
+			order = append(order, "record "+c.Record.Name().String())
 			return nil
 		}})
 	if err != nil {

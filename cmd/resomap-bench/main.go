@@ -284,7 +284,7 @@ func checkpointShare(lib *torch.Lib, imgPerSec float64) error {
 		c := &checkpoint.Checkpoint{Record: checkpoint.Record{Kind: checkpoint.KindMid, Model: "resnet18", Family: "resnet",
 			Resolution: 32, StepInEpoch: 1}, Model: ms, Optim: os_}
 		c.Seal()
-		repo := checkpoint.Repo{Blobs: st}
+		repo := checkpoint.Repo{Store: st}
 		key, err := repo.Save(ctx, c)
 		if err != nil {
 			return err
