@@ -37,9 +37,10 @@ func setupWith(t *testing.T, data string) (*activities.Activities, workflows.Pre
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(acts)
-	spec := sweep.Spec{Name: "act", Models: []string{"smallcnn"}, Resolutions: []int{16}, Epochs: 2, Data: data,
-		TrainLimit: 640, ValLimit: 128, Seed: 9,
-		Hyper: sweep.SpecHyper{Hyper: sweep.Hyper{BatchSize: 32, Optimizer: "sgd", LR: 0.05, Momentum: 0.9, Schedule: "cosine", Flip: true}}}.WithDefaults()
+	spec := sweep.Defaults()
+	spec.Name, spec.Models, spec.Resolutions, spec.Epochs, spec.Data = "act", []string{"smallcnn"}, []int{16}, 2, data
+	spec.TrainLimit, spec.ValLimit, spec.Seed = 640, 128, 9
+	spec.Hyper = sweep.SpecHyper{Hyper: sweep.Hyper{BatchSize: 32, Optimizer: "sgd", LR: 0.05, Momentum: 0.9, Schedule: "cosine", Flip: true}}
 	v, err := env.ExecuteActivity(acts.Prepare, workflows.PrepareInput{Spec: spec, Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
 	if err != nil {
 		t.Fatal(err)

@@ -94,8 +94,9 @@ func TestTransientReadErrorIsRetried(t *testing.T) {
 // message (it would measure upsampling), and trained with allow_upsampling.
 func TestUpsamplingIsRefusedUnlessAllowed(t *testing.T) {
 	acts, p, env := setup(t)
-	spec := sweep.Spec{Name: "up", Models: []string{"smallcnn"}, Resolutions: []int{48}, Epochs: 1, Data: p.Config.Data,
-		Hyper: sweep.SpecHyper{Hyper: sweep.Hyper{BatchSize: 32, Optimizer: "sgd", LR: 0.05, Schedule: "cosine"}}}.WithDefaults()
+	spec := sweep.Defaults()
+	spec.Name, spec.Models, spec.Resolutions, spec.Epochs, spec.Data = "up", []string{"smallcnn"}, []int{48}, 1, p.Config.Data
+	spec.Hyper = sweep.SpecHyper{Hyper: sweep.Hyper{BatchSize: 32, Optimizer: "sgd", LR: 0.05, Schedule: "cosine"}}
 	in := workflows.PrepareInput{Spec: spec, Combination: sweep.Combination{Model: "smallcnn", Resolution: 48}}
 	_, err := env.ExecuteActivity(acts.Prepare, in)
 	var appErr *temporal.ApplicationError

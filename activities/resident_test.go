@@ -96,9 +96,10 @@ func TestResidentModelsAreBounded(t *testing.T) {
 	acts.Resident = activities.NewResidents(2)
 	defer acts.Resident.Close()
 	base := acts.Trainer.Lib.LiveModels()
-	spec := sweep.Spec{Name: "act", Models: []string{"smallcnn"}, Resolutions: []int{16}, Epochs: 2, Data: p.Config.Data,
-		TrainLimit: 64, ValLimit: 32, Seed: 9,
-		Hyper: sweep.SpecHyper{Hyper: sweep.Hyper{BatchSize: 32, Optimizer: "sgd", LR: 0.05, Momentum: 0.9, Schedule: "cosine"}}}.WithDefaults()
+	spec := sweep.Defaults()
+	spec.Name, spec.Models, spec.Resolutions, spec.Epochs, spec.Data = "act", []string{"smallcnn"}, []int{16}, 2, p.Config.Data
+	spec.TrainLimit, spec.ValLimit, spec.Seed = 64, 32, 9
+	spec.Hyper = sweep.SpecHyper{Hyper: sweep.Hyper{BatchSize: 32, Optimizer: "sgd", LR: 0.05, Momentum: 0.9, Schedule: "cosine"}}
 	for seed := uint64(1); seed <= 6; seed++ { // six trainings: six seeds
 		spec.Seed = seed
 		v, err := env.ExecuteActivity(acts.Prepare, workflows.PrepareInput{Spec: spec, Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})

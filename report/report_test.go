@@ -28,9 +28,10 @@ import (
 func recordSmallSweep(t *testing.T, st store.Store) map[string]sweep.Outcome {
 	t.Helper()
 	ctx := context.Background()
-	spec := sweep.Spec{Name: "tiny", Models: []string{"smallcnn", "resnet18"}, Resolutions: []int{16, 24, 32}, Epochs: 2,
-		Data: "fashion-mnist", TrainLimit: 640, ValLimit: 200, Seed: 5,
-		Hyper: sweep.SpecHyper{Hyper: sweep.Hyper{BatchSize: 32, Optimizer: "sgd", LR: 0.05, Momentum: 0.9, Schedule: "cosine"}}}.WithDefaults()
+	spec := sweep.Defaults()
+	spec.Name, spec.Models, spec.Resolutions, spec.Epochs = "tiny", []string{"smallcnn", "resnet18"}, []int{16, 24, 32}, 2
+	spec.Data, spec.TrainLimit, spec.ValLimit, spec.Seed = "fashion-mnist", 640, 200, 5
+	spec.Hyper = sweep.SpecHyper{Hyper: sweep.Hyper{BatchSize: 32, Optimizer: "sgd", LR: 0.05, Momentum: 0.9, Schedule: "cosine"}}
 	b, _ := json.Marshal(spec)
 	if err := st.Put(ctx, results.SpecKey("tiny"), bytes.NewReader(b)); err != nil {
 		t.Fatal(err)

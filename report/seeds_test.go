@@ -24,7 +24,8 @@ import (
 func TestSeedIntervalsMatchAReferenceComputation(t *testing.T) {
 	ctx := context.Background()
 	st, _ := store.NewFile(t.TempDir())
-	spec := sweep.Spec{Name: "seeds", Models: []string{"smallcnn"}, Resolutions: []int{16, 24}, Seeds: []uint64{1, 2}, Epochs: 1}.WithDefaults()
+	spec := sweep.Defaults()
+	spec.Name, spec.Models, spec.Resolutions, spec.Seeds, spec.Epochs = "seeds", []string{"smallcnn"}, []int{16, 24}, []uint64{1, 2}, 1
 	b, _ := json.Marshal(spec)
 	st.Put(ctx, results.SpecKey("seeds"), bytes.NewReader(b))
 	idx := results.Index{Store: st}

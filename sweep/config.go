@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"strings"
 
 	"github.com/resomap/resomap/dataset"
 )
@@ -63,41 +62,6 @@ type Config struct {
 
 // DefaultData is the data set of a spec or config that names none.
 const DefaultData = dataset.FashionMNIST
-
-// WithDefaults fills unset optional fields; a loaded spec has them already.
-func (c Config) WithDefaults() Config {
-	c.Hyper = c.Hyper.withDefaults()
-	if c.Data == "" {
-		c.Data = DefaultData
-	}
-	return c
-}
-
-// withDefaults fills the optimiser's and schedule's unset settings.
-func (c Hyper) withDefaults() Hyper {
-	if c.Optimizer == "" {
-		c.Optimizer = "sgd"
-	}
-	c.Optimizer = strings.ToLower(c.Optimizer)
-	if c.Optimizer == "adamw" {
-		if c.Beta1 == 0 {
-			c.Beta1 = 0.9
-		}
-		if c.Beta2 == 0 {
-			c.Beta2 = 0.999
-		}
-		if c.Eps == 0 {
-			c.Eps = 1e-8
-		}
-	}
-	if c.Schedule == "" {
-		c.Schedule = "cosine"
-	}
-	if c.Schedule == "step" && c.Gamma == 0 {
-		c.Gamma = 0.1
-	}
-	return c
-}
 
 // Validate reports the first invalid field by name.
 func (c Config) Validate() error {

@@ -1,16 +1,19 @@
 package sweep
 
 import (
+	"encoding/json"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
-// A sweep file needs only name, models and resolutions: every other setting
-// it leaves out takes the value below. They are the documented defaults,
-// defined here once (listed in the README, "Using it"); a setting in the file, even a
-// zero, wins.
-var fileDefaults = []struct {
+// defaults is every default setting of a spec, in one table with one rule:
+// a setting a spec leaves out (a YAML file, or JSON from any Temporal
+// client) takes the value here; a setting it gives, even a zero, wins. A
+// sweep file needs only name, models and resolutions. Entries apply in
+// order, so one may depend on a setting above it (the warm-up on the
+// epochs, Adam's betas on the optimiser). The README lists them ("Using it").
+var defaults = []struct {
 	key string
 	set func(*Spec)
 }{
@@ -24,12 +27,56 @@ var fileDefaults = []struct {
 	{"hyper.momentum", func(s *Spec) { s.Hyper.Momentum = 0.9 }},
 	{"hyper.nesterov", func(s *Spec) { s.Hyper.Nesterov = true }},
 	{"hyper.weight_decay", func(s *Spec) { s.Hyper.WeightDecay = 5e-4 }},
+	{"hyper.beta1", func(s *Spec) { s.Hyper.Beta1 = ifAdamW(s, 0.9) }},
+	{"hyper.beta2", func(s *Spec) { s.Hyper.Beta2 = ifAdamW(s, 0.999) }},
+	{"hyper.eps", func(s *Spec) { s.Hyper.Eps = ifAdamW(s, 1e-8) }},
 	{"hyper.schedule", func(s *Spec) { s.Hyper.Schedule = "cosine" }},
+	{"hyper.gamma", func(s *Spec) { s.Hyper.Gamma = ifStepSchedule(s, 0.1) }},
 	{"hyper.warmup_epochs", func(s *Spec) { s.Hyper.WarmupEpochs = min(1, float64(max(s.Epochs, 1))) }},
 	{"hyper.label_smoothing", func(s *Spec) { s.Hyper.LabelSmoothing = 0.1 }},
 	{"hyper.crop_padding", func(s *Spec) { s.Hyper.CropPadding = 2 }}, // CIFAR recipe only
 	{"hyper.flip", func(s *Spec) { s.Hyper.Flip = true }},
 	{"checkpoint.every_seconds", func(s *Spec) { s.Checkpoint.EverySeconds = 300 }},
+	{"activity.heartbeat_timeout_seconds", func(s *Spec) { s.Activity.HeartbeatTimeoutSeconds = 60 }},
+	{"activity.max_attempts", func(s *Spec) { s.Activity.MaxAttempts = 10 }},
+	{"activity.sticky_seconds", func(s *Spec) { s.Activity.StickySeconds = 5 }},
+	{"continue_as_new_after", func(s *Spec) { s.ContinueAsNewAfter = 200 }},
+}
+
+// Settings that only apply to one optimiser or schedule default to zero
+// (unset) for the others, which keeps those configs' hashes as they were.
+func ifAdamW(s *Spec, v float64) float64 {
+	if s.Hyper.Optimizer == "adamw" {
+		return v
+	}
+	return 0
+}
+
+func ifStepSchedule(s *Spec, v float64) float64 {
+	if s.Hyper.Schedule == "step" {
+		return v
+	}
+	return 0
+}
+
+// complete gives s the defaults of every setting given is false for, after
+// normalising what names are case-insensitive.
+func complete(s *Spec, given func(key string) bool) {
+	s.Hyper.Optimizer = strings.ToLower(s.Hyper.Optimizer)
+	for _, d := range defaults {
+		if !given(d.key) {
+			d.set(s)
+		}
+	}
+}
+
+// Defaults is the spec of a file that gives nothing but what it must
+// (name, models, resolutions): every setting at its default. Go code that
+// builds a spec starts from it.
+func Defaults() Spec {
+	var s Spec
+	complete(&s, func(string) bool { return false })
+	return s
 }
 
 // Origins says where each setting of a loaded spec came from, by YAML key
@@ -56,7 +103,8 @@ func parentKey(k string) string {
 	return ""
 }
 
-// presentKeys lists the keys a YAML document sets, nested ones as a.b.
+// presentKeys lists the keys a YAML or JSON document sets, nested ones as
+// a.b (JSON is YAML to this parser).
 func presentKeys(data []byte) (map[string]bool, error) {
 	var doc map[string]any
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -76,8 +124,9 @@ func presentKeys(data []byte) (map[string]bool, error) {
 	return out, nil
 }
 
-// applyFileDefaults sets what the file left out and returns the origins.
-func applyFileDefaults(s *Spec, data []byte, source string) (Origins, error) {
+// completeFrom gives s the defaults of what the document data (YAML or
+// JSON) leaves out, and says where each setting came from.
+func completeFrom(s *Spec, data []byte, source string) (Origins, error) {
 	present, err := presentKeys(data)
 	if err != nil {
 		return nil, err
@@ -86,13 +135,27 @@ func applyFileDefaults(s *Spec, data []byte, source string) (Origins, error) {
 	for k := range present {
 		origins[k] = source
 	}
-	for _, d := range fileDefaults {
+	complete(s, func(key string) bool { return present[key] })
+	for _, d := range defaults {
 		if !present[d.key] {
-			d.set(s)
 			origins[d.key] = "default"
 		}
 	}
 	return origins, nil
+}
+
+// UnmarshalJSON completes a spec that arrives as JSON (a workflow's input,
+// from any Temporal client) by the same rule as a file: what it leaves out
+// takes its default, what it gives wins.
+func (s *Spec) UnmarshalJSON(b []byte) error {
+	type plain Spec // without this method
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*s = Spec(p)
+	_, err := completeFrom(s, b, "client")
+	return err
 }
 
 // Setting is one effective setting of a spec, by YAML key.

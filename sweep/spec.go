@@ -44,7 +44,7 @@ type ActivitySettings struct {
 	// StickySeconds is how long an epoch waits for the worker that ran the
 	// epoch before (which holds its model in memory) before any worker may
 	// take it.
-	StickySeconds int `yaml:"sticky_seconds" json:"sticky_seconds,omitempty"`
+	StickySeconds int `yaml:"sticky_seconds" json:"sticky_seconds"`
 }
 
 // CostSettings price an hour of a worker's compute (training and
@@ -205,7 +205,7 @@ func LoadWithOrigins(nameOrPath string) (Spec, Origins, error) {
 }
 
 // Parse decodes YAML, refusing unknown fields; settings it leaves out take
-// their documented defaults (fileDefaults).
+// their documented defaults (defaults.go).
 func Parse(data []byte) (Spec, error) {
 	s, _, err := parse(data, "file")
 	return s, err
@@ -218,36 +218,11 @@ func parse(data []byte, source string) (Spec, Origins, error) {
 	if err := dec.Decode(&s); err != nil {
 		return Spec{}, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	origins, err := applyFileDefaults(&s, data, source)
+	origins, err := completeFrom(&s, data, source)
 	if err != nil {
 		return Spec{}, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	return s.WithDefaults(), origins, nil
-}
-
-// WithDefaults fills optional settings. Specs get them where they enter
-// the system: when loaded, and when a workflow receives one from a client.
-func (s Spec) WithDefaults() Spec {
-	s.Hyper.Hyper = s.Hyper.withDefaults()
-	if s.MaxParallel == 0 {
-		s.MaxParallel = 1
-	}
-	if s.Data == "" {
-		s.Data = DefaultData
-	}
-	if s.Activity.HeartbeatTimeoutSeconds == 0 {
-		s.Activity.HeartbeatTimeoutSeconds = 60
-	}
-	if s.Activity.StickySeconds == 0 {
-		s.Activity.StickySeconds = 5
-	}
-	if s.Activity.MaxAttempts == 0 {
-		s.Activity.MaxAttempts = 10
-	}
-	if s.ContinueAsNewAfter == 0 {
-		s.ContinueAsNewAfter = 200
-	}
-	return s
+	return s, origins, nil
 }
 
 // Combinations expands the sweep in a stable order: models as listed, each

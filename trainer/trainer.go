@@ -98,10 +98,10 @@ func (t *Trainer) UseFastGPUPaths(on bool) {
 	t.MixedPrecision, t.ChannelsLast = on, on
 }
 
-// Prepare fills defaults, validates and stamps the data set's content hash
-// into the config, so that its Hash names this exact training.
+// Prepare validates a config (complete: a spec's defaults are applied where
+// it enters the system) and stamps the data set's content hash into it, so
+// that its Hash names this exact training.
 func (t *Trainer) Prepare(cfg sweep.Config) (sweep.Config, error) {
-	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
 	}

@@ -45,7 +45,7 @@ type combination struct {
 }
 
 func newCombination(in CombinationInput) *combination {
-	spec := in.Spec.WithDefaults()
+	spec := in.Spec // completed when decoded (sweep.Spec.UnmarshalJSON)
 	cfg := spec.Config(in.Combination)
 	c := &combination{spec: spec, cfg: cfg, combo: in.Combination}
 	c.out = sweep.Outcome{Model: cfg.Model, Family: sweep.FamilyOf(cfg.Model), Resolution: cfg.Resolution, Seed: in.Combination.Seed, Epochs: cfg.Epochs,

@@ -51,7 +51,7 @@ type sweepRun struct {
 
 // newSweep validates the spec and takes over the state of a previous run.
 func newSweep(ctx workflow.Context, in SweepInput) (*sweepRun, error) {
-	spec := in.Spec.WithDefaults()
+	spec := in.Spec // completed when decoded (sweep.Spec.UnmarshalJSON)
 	if err := spec.Validate(); err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, err)
 	}

@@ -23,10 +23,10 @@ import (
 )
 
 func testSpec(resolutions ...int) sweep.Spec {
-	return sweep.Spec{
-		Name: "unit", Models: []string{"smallcnn"}, Resolutions: resolutions, Epochs: 3, MaxParallel: 2,
-		Hyper: sweep.SpecHyper{Hyper: sweep.Hyper{BatchSize: 64, Optimizer: "sgd", LR: 0.1, Momentum: 0.9, Schedule: "cosine"}},
-	}.WithDefaults()
+	s := sweep.Defaults()
+	s.Name, s.Models, s.Resolutions, s.Epochs, s.MaxParallel = "unit", []string{"smallcnn"}, resolutions, 3, 2
+	s.Hyper = sweep.SpecHyper{Hyper: sweep.Hyper{BatchSize: 64, Optimizer: "sgd", LR: 0.1, Momentum: 0.9, Schedule: "cosine"}}
+	return s
 }
 
 // fakeTraining stands in for the activities: it trains nothing but keeps

@@ -45,9 +45,10 @@ func epochSplit(device, data, cacheDir string, epochs, batch, limit int) error {
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestActivityEnvironment()
 	env.RegisterActivity(acts)
-	spec := sweep.Spec{Name: "epochs", Models: []string{"resnet18"}, Resolutions: []int{224}, Epochs: epochs, Data: data, Seed: 1,
-		TrainLimit: limit, ValLimit: limit,
-		Hyper: sweep.SpecHyper{Hyper: sweep.Hyper{BatchSize: batch, Optimizer: "sgd", LR: 0.1, Momentum: 0.9, Schedule: "cosine", Flip: true}}}.WithDefaults()
+	spec := sweep.Defaults()
+	spec.Name, spec.Models, spec.Resolutions, spec.Epochs, spec.Data, spec.Seed = "epochs", []string{"resnet18"}, []int{224}, epochs, data, 1
+	spec.TrainLimit, spec.ValLimit = limit, limit
+	spec.Hyper = sweep.SpecHyper{Hyper: sweep.Hyper{BatchSize: batch, Optimizer: "sgd", LR: 0.1, Momentum: 0.9, Schedule: "cosine", Flip: true}}
 	v, err := env.ExecuteActivity(acts.Prepare, workflows.PrepareInput{Spec: spec, Combination: sweep.Combination{Model: "resnet18", Resolution: 224}})
 	if err != nil {
 		return err
