@@ -86,7 +86,7 @@ func (c *combination) continueAsNew(ctx workflow.Context) error {
 func (c *combination) runIsLong(ctx workflow.Context) bool {
 	long := c.epochsThisRun >= EpochsPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
 	return long && c.out.EpochsDone < c.cfg.Epochs &&
-		workflow.GetVersion(ctx, changeCombinationContinuesAsNew, workflow.DefaultVersion, 1) == 1
+		since(ctx, changeCombinationContinuesAsNew)
 }
 
 // controlled applies a pause, resume or cancel that took effect.
@@ -149,16 +149,10 @@ func (c *combination) run(ctx workflow.Context, carry *CombinationCarry) (sweep.
 // test resolutions. It cannot fail the combination: the training is done;
 // an evaluation that fails leaves the map without this row, and says so.
 func (c *combination) evaluateAtTestResolutions(ctx workflow.Context) {
-	if c.out.Keys.Best == "" || workflow.GetVersion(ctx, changeTestResolutions, workflow.DefaultVersion, 1) != 1 {
+	if c.out.Keys.Best == "" || !since(ctx, changeTestResolutions) {
 		return
 	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 24 * time.Hour,
-		HeartbeatTimeout:    time.Duration(c.spec.Activity.HeartbeatTimeoutSeconds) * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
-			MaximumAttempts: int32(c.spec.Activity.MaxAttempts), NonRetryableErrorTypes: []string{ErrTypeInvalidInput}},
-		Summary: c.out.ID() + " at test resolutions",
-	})
+	actx := workflow.WithActivityOptions(ctx, evaluateOptions(c.spec, c.out.ID()+" at test resolutions"))
 	var out EvaluateOutput
 	err := workflow.ExecuteActivity(actx, ActivityEvaluateAt, EvaluateInput{Prepared: c.prep, BestKey: c.out.Keys.Best,
 		Resolutions: c.spec.EffectiveTestResolutions(), MicroBatch: c.out.MicroBatch, AllowUpsampling: c.spec.AllowUpsampling}).Get(ctx, &out)
@@ -168,16 +162,6 @@ func (c *combination) evaluateAtTestResolutions(ctx workflow.Context) {
 		return
 	}
 	c.out.TestResults, c.out.TestSeconds = out.Results, out.Seconds
-}
-
-func shortOptions() workflow.ActivityOptions {
-	return workflow.ActivityOptions{
-		StartToCloseTimeout: 10 * time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 10,
-			NonRetryableErrorTypes: []string{ErrTypeInvalidInput},
-		},
-	}
 }
 
 // prepare fixes the config, skips a config that already completed, waits
@@ -193,7 +177,7 @@ func (c *combination) prepare(ctx workflow.Context) *ending {
 	if end := c.skipIfDone(ctx); end != nil {
 		return end
 	}
-	if workflow.GetVersion(ctx, changeClaimTraining, workflow.DefaultVersion, 1) == 1 {
+	if since(ctx, changeClaimTraining) {
 		if end := c.claim(ctx); end != nil {
 			return end
 		}
@@ -286,7 +270,7 @@ func (c *combination) nextEpoch(ctx workflow.Context) *ending {
 // on the worker that ran the epoch before, if it takes it within
 // StickySeconds, else on any worker.
 func (c *combination) trainEpoch(ctx workflow.Context, epoch int) (TrainEpochOutput, error) {
-	if c.workerQueue != "" && workflow.GetVersion(ctx, changeStickyEpochs, workflow.DefaultVersion, 1) == 1 {
+	if c.workerQueue != "" && since(ctx, changeStickyEpochs) {
 		res, err := c.runEpoch(ctx, epoch, c.workerQueue)
 		if !retryElsewhere(err) {
 			c.workerQueue = res.WorkerQueue
@@ -306,25 +290,7 @@ func (c *combination) runEpoch(ctx workflow.Context, epoch int, queue string) (T
 	actx, stop := workflow.WithCancel(ctx)
 	c.stopActivity = stop
 	defer func() { c.stopActivity = nil; stop() }()
-	opts := workflow.ActivityOptions{
-		// An epoch may take hours; liveness comes from heartbeats.
-		StartToCloseTimeout: 7 * 24 * time.Hour,
-		HeartbeatTimeout:    time.Duration(c.spec.Activity.HeartbeatTimeoutSeconds) * time.Second,
-		WaitForCancellation: true,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
-			MaximumAttempts:        int32(c.spec.Activity.MaxAttempts),
-			NonRetryableErrorTypes: []string{ErrTypeInvalidInput, ErrTypeOutOfMemory, ErrTypeWorkerBusy},
-		},
-		Summary: fmt.Sprintf("%s epoch %d/%d", c.out.ID(), epoch, c.cfg.Epochs),
-	}
-	if queue != "" {
-		// One attempt there: a worker that dies or freezes costs its
-		// heartbeat timeout, then any worker retries the epoch.
-		opts.TaskQueue = queue
-		opts.ScheduleToStartTimeout = time.Duration(c.spec.Activity.StickySeconds) * time.Second
-		opts.RetryPolicy.MaximumAttempts = 1
-	}
+	opts := epochOptions(c.spec, epochSummary(c.out.ID(), epoch, c.cfg.Epochs), queue)
 	var res TrainEpochOutput
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(actx, opts), ActivityTrainEpoch, TrainEpochInput{
 		Prepared: c.prep, Epoch: epoch, MicroBatch: c.out.MicroBatch,
@@ -363,7 +329,7 @@ func (c *combination) epochFailed(ctx workflow.Context, epoch int, err error) *e
 		return &ending{sweep.Cancelled, "cancelled by signal"}
 	case errors.As(err, &canceled) && c.ctl.paused:
 		return nil // the activity checkpointed; wait for resume
-	case errors.As(err, &canceled) && workflow.GetVersion(ctx, changeResumeBeforeStopped, workflow.DefaultVersion, 1) == 1:
+	case errors.As(err, &canceled) && since(ctx, changeResumeBeforeStopped):
 		// A pause stopped the epoch and a resume came before it reported
 		// back: it checkpointed, so train it again.
 		return nil
@@ -419,7 +385,7 @@ func (c *combination) finish(ctx workflow.Context, end ending) (sweep.Outcome, e
 	dctx = workflow.WithActivityOptions(dctx, shortOptions())
 	var rec RecordOutput
 	in := RecordInput{Sweep: c.spec.Name, Outcome: c.out}
-	if workflow.GetVersion(ctx, changeClaimTraining, workflow.DefaultVersion, 1) == 1 {
+	if since(ctx, changeClaimTraining) {
 		in.Owner = workflow.GetInfo(ctx).WorkflowExecution.ID
 	}
 	err := workflow.ExecuteActivity(dctx, ActivityRecordResult, in).Get(dctx, &rec)

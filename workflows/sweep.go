@@ -138,10 +138,10 @@ func (s *sweepRun) controlled(ctx workflow.Context, cmd string) {
 			s.outcomes[i].Status = sweep.Running
 		}
 	}
-	v := workflow.GetVersion(ctx, changeSignalOnceStarted, workflow.DefaultVersion, 1)
-	ordered := workflow.GetVersion(ctx, changeRelayInOrder, workflow.DefaultVersion, 1) == 1
+	onceStarted := since(ctx, changeSignalOnceStarted)
+	ordered := since(ctx, changeRelayInOrder)
 	for _, i := range s.running {
-		if v == workflow.DefaultVersion {
+		if !onceStarted {
 			_ = workflow.SignalExternalWorkflow(ctx, ChildID(s.id, s.combos[i].ID()), "", cmd, nil)
 			continue
 		}
@@ -239,7 +239,7 @@ func (s *sweepRun) start(ctx workflow.Context, i int) {
 	// children outlived runs, terminated); a later sweep resumes them from
 	// the store.
 	closePolicy := enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL
-	if workflow.GetVersion(ctx, changeContinueWithChildren, workflow.DefaultVersion, 1) == 1 {
+	if since(ctx, changeContinueWithChildren) {
 		closePolicy = enumspb.PARENT_CLOSE_POLICY_ABANDON
 		s.detached[i] = true
 	}
@@ -249,7 +249,7 @@ func (s *sweepRun) start(ctx workflow.Context, i int) {
 		StaticSummary:     fmt.Sprintf("%s in sweep %s", c.ID(), s.spec.Name),
 		// A cancelled sweep ends after its children have, so it can be
 		// started again at once under the same IDs.
-		WaitForCancellation: workflow.GetVersion(ctx, changeWaitForChildren, workflow.DefaultVersion, 1) == 1,
+		WaitForCancellation: since(ctx, changeWaitForChildren),
 	})
 	s.outcomes[i].Status = sweep.Running
 	s.running = append(s.running, i)

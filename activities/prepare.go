@@ -1,0 +1,69 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/resomap/resomap/dataset"
+	"github.com/resomap/resomap/results"
+	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/workflows"
+)
+
+// Prepare validates a combination and stamps its data set's content hash into
+// its config, which names the training (skip rule, checkpoint namespace).
+func (a *Activities) Prepare(ctx context.Context, in workflows.PrepareInput) (workflows.Prepared, error) {
+	cfg, err := a.Trainer.Prepare(in.Spec.Config(in.Combination))
+	if err != nil {
+		return workflows.Prepared{}, classify(err)
+	}
+	h := cfg.Hash()
+	if err := a.index().PutSpec(ctx, in.Spec); err != nil {
+		return workflows.Prepared{}, err
+	}
+	id, err := a.Trainer.DataIdentity(cfg.Data) // memoised: Prepare just computed it
+	if err != nil {
+		return workflows.Prepared{}, classify(err)
+	}
+	if err := a.index().PutDataIdentity(ctx, id); err != nil {
+		return workflows.Prepared{}, err
+	}
+	native, err := a.Trainer.NativeSide(cfg.Data)
+	if err != nil {
+		return workflows.Prepared{}, classify(err)
+	}
+	if err := in.Spec.CheckUpsampling(cfg.Model, cfg.Resolution, native); err != nil {
+		return workflows.Prepared{}, invalid(err)
+	}
+	return workflows.Prepared{Config: cfg, ConfigHash: h, Family: sweep.FamilyOf(cfg.Model), Prefix: results.RunsPrefix(h), NativeSide: native}, nil
+}
+
+// LookupResult returns the recorded result of a config (Found false if none).
+func (a *Activities) LookupResult(ctx context.Context, configHash string) (workflows.LookupOutput, error) {
+	o, sw, err := a.index().Lookup(ctx, configHash)
+	if err != nil || o == nil {
+		return workflows.LookupOutput{}, err
+	}
+	return workflows.LookupOutput{Found: true, Sweep: sw, Outcome: *o, Key: results.ResultKey(configHash)}, nil
+}
+
+// checkData makes sure this worker's copy of the data set is the one the
+// combination was prepared with (same content, wherever it lies and
+// whatever its files' times), and names the first file that differs.
+func (a *Activities) checkData(ctx context.Context, cfg sweep.Config) error {
+	local, err := a.Trainer.DataIdentity(cfg.Data)
+	if err != nil {
+		return classify(err)
+	}
+	if local.Hash == cfg.DataHash {
+		return nil
+	}
+	diff := "its file list is not kept"
+	if want, err := a.index().DataIdentity(ctx, cfg.DataHash); err == nil {
+		if d := dataset.FirstDifference(want, local); d != "" {
+			diff = "first difference: " + d
+		}
+	}
+	return invalid(fmt.Errorf("%w: data set %s on this worker differs from the one this training was prepared with (%s)",
+		dataset.ErrBadData, cfg.Data, diff))
+}

@@ -1,0 +1,178 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/trainer"
+	"github.com/resomap/resomap/workflows"
+)
+
+// TrainEpoch trains one epoch. A retried attempt reads the last heartbeat
+// details and continues from that checkpoint's step, not from the start of
+// the epoch; without them it continues from the newest good checkpoint.
+// Cancellation and worker shutdown checkpoint first.
+func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInput) (workflows.TrainEpochOutput, error) {
+	started := time.Now()
+	repo := a.repo(in.Prefix)
+	hb := newHeartbeater(ctx)
+	defer hb.stop()
+	store := &attemptStore{a: a, repo: repo, hb: hb}
+	info := activity.GetInfo(ctx)
+	out := workflows.TrainEpochOutput{Attempt: info.Attempt, Device: a.Trainer.Device, WorkerQueue: a.WorkerQueue}
+	release, err := a.takeSlot(ctx, hb.setPhase)
+	if err != nil {
+		return out, err
+	}
+	defer release()
+	s, from, err := a.openSession(ctx, in, hb)
+	if err != nil {
+		return out, err
+	}
+	out.RestoreSeconds = time.Since(started).Seconds()
+	if s == nil {
+		// Already done (a previous attempt finished but its result was
+		// lost): report it without training again.
+		out.ResumedFrom = sweep.Resume{Epoch: from.Record.EpochsDone + 1, Step: from.Record.StepInEpoch, Attempt: int(info.Attempt)}
+		return epochOutput(repo, from.Record, out, started), nil
+	}
+	at := s.Record()
+	out.ResumedFrom = sweep.Resume{Epoch: at.EpochsDone + 1, Step: at.StepInEpoch, Attempt: int(info.Attempt)}
+	out.Resident = from == nil && at.EpochsDone > 0
+	// Training stops at a step boundary (with a checkpoint) when the
+	// activity is cancelled or the worker is shutting down.
+	tctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-activity.GetWorkerStopChannel(ctx):
+			cancel(errWorkerStopping)
+		case <-tctx.Done():
+		}
+	}()
+	res, err := s.Train(tctx, trainer.RunOptions{
+		UntilEpoch: in.Epoch, MicroBatch: in.MicroBatch, CheckpointSteps: in.CheckpointSteps,
+		CheckpointInterval: time.Duration(in.CheckpointSeconds) * time.Second,
+		OnProgress:         hb.progress, OnCheckpoint: store.checkpoint, StoreFiles: store.storeFiles, OnPhase: hb.setPhase,
+	})
+	if err != nil {
+		a.residents().drop(s)
+		return workflows.TrainEpochOutput{}, interrupted(ctx, tctx, hb.lastKey(), err)
+	}
+	if res.Last.Record.IsFinal {
+		a.residents().drop(s) // nothing more to train: free it for the others
+	} else {
+		a.residents().put(in.Config.Hash(), hb.lastKey(), in.MicroBatch, s)
+	}
+	activity.GetLogger(ctx).Info("epoch stored", "combination", fmt.Sprintf("%s@%d", in.Config.Model, in.Config.Resolution), "seed", in.Config.Seed,
+		"epoch", in.Epoch, "resident", out.Resident, "held_models", a.residents().Count(), "live_models", a.Trainer.Lib.LiveModels())
+	out.TrainSeconds, out.EvalSeconds, out.CheckpointSeconds = res.TrainSeconds, res.EvalSeconds, res.CheckpointSeconds
+	return epochOutput(repo, res.Last.Record, out, started), nil
+}
+
+// takeSlot waits for a training slot (reporting the wait to phase). An
+// epoch sent to this worker's own queue does not wait: with every slot
+// taken it fails as WorkerBusy, and the workflow sends it to the shared
+// queue.
+func (a *Activities) takeSlot(ctx context.Context, phase func(string)) (release func(), err error) {
+	if a.Slots == nil {
+		return func() {}, nil
+	}
+	select {
+	case a.Slots <- struct{}{}:
+		return func() { <-a.Slots }, nil
+	default:
+	}
+	if a.WorkerQueue != "" && activity.GetInfo(ctx).TaskQueue == a.WorkerQueue {
+		return nil, temporal.NewNonRetryableApplicationError("this worker's training slots are all taken", workflows.ErrTypeWorkerBusy, nil)
+	}
+	phase(workflows.PhaseWaitingForSlot)
+	select {
+	case a.Slots <- struct{}{}:
+		return func() { <-a.Slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// openSession finds the training to continue: the session this worker holds
+// at the newest stored checkpoint (a first attempt only: a retry starts
+// from its heartbeat), or one opened from the newest good checkpoint. It
+// returns a nil session and the checkpoint when that is already past
+// in.Epoch.
+func (a *Activities) openSession(ctx context.Context, in workflows.TrainEpochInput, hb *heartbeater) (*trainer.Session, *checkpoint.Checkpoint, error) {
+	hb.setPhase(workflows.PhaseLoadingCheckpoint)
+	if !activity.HasHeartbeatDetails(ctx) {
+		newest, err := a.repo(in.Prefix).Newest(ctx, a.combo(in.Prepared))
+		if err != nil {
+			return nil, nil, err
+		}
+		if s := a.residents().take(in.Config.Hash(), newest, in.MicroBatch); s != nil {
+			if s.Record().EpochsDone < in.Epoch {
+				return s, nil, nil
+			}
+			a.residents().drop(s)
+		}
+	}
+	hb.setPhase(workflows.PhaseCheckingData)
+	if err := a.checkData(ctx, in.Config); err != nil {
+		return nil, nil, err
+	}
+	hb.setPhase(workflows.PhaseLoadingCheckpoint)
+	from, err := a.resumeFrom(ctx, in.Prepared)
+	if err != nil {
+		return nil, nil, err
+	}
+	if from != nil && from.Record.EpochsDone >= in.Epoch {
+		return nil, from, nil
+	}
+	a.residents().reserve()
+	s, err := a.Trainer.Open(in.Config, from, hb.setPhase)
+	if err != nil {
+		a.residents().drop(nil)
+		return nil, nil, err
+	}
+	return s, from, nil
+}
+
+// interrupted turns a training error into the activity's: a worker
+// shutting down is retried elsewhere, a cancel reports the cancel.
+func interrupted(ctx, tctx context.Context, lastKey string, err error) error {
+	if !errors.Is(err, trainer.ErrInterrupted) {
+		return classify(err)
+	}
+	if errors.Is(context.Cause(tctx), errWorkerStopping) {
+		// Retryable: another worker continues from the heartbeat.
+		return fmt.Errorf("worker stopping, checkpoint %s saved: %w", lastKey, err)
+	}
+	return ctx.Err()
+}
+
+var errWorkerStopping = errors.New("worker stopping")
+
+func epochOutput(repo checkpoint.Repo, r checkpoint.Record, out workflows.TrainEpochOutput, started time.Time) workflows.TrainEpochOutput {
+	// best and final refer to committed epoch checkpoints; RecordResult
+	// exports their copies once the combination is done.
+	out.Key = repo.Ref(r, checkpoint.EpochName(r.EpochsDone)).Key()
+	if r.BestEpoch > 0 {
+		out.BestKey = repo.Ref(r, checkpoint.EpochName(r.BestEpoch)).Key()
+	}
+	if r.EpochsDone == r.Epochs {
+		out.FinalKey = out.Key
+	}
+	// Only this epoch's figures: the store holds the others, and the
+	// workflow's history stays the same size per epoch.
+	out.Progress = r.Progress
+	if n := len(r.Metrics); n > 0 {
+		out.Progress.Metrics = r.Metrics[n-1:]
+	}
+	out.WallSeconds = time.Since(started).Seconds()
+	return out
+}

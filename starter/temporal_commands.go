@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/resomap/resomap/internal/temporalx"
+	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/workflows"
+)
+
+// The commands that talk to Temporal: start, status, pause/resume/cancel
+// and list. Progress rendering is in progress.go; the commands that read
+// the store (checkpoints, gc, report) in store_commands.go.
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func start(ctx context.Context, o options, w io.Writer, logger *slog.Logger) error {
+	spec, err := loadSpec(o)
+	if err != nil {
+		return err
+	}
+	c, err := temporalx.DialAndRegister(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	id := o.id
+	if id == "" {
+		id = workflows.SweepID(spec.Name)
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: id, TaskQueue: o.taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		StaticSummary:            fmt.Sprintf("sweep %s: %d models x %d resolutions, %d epochs", spec.Name, len(spec.Models), len(spec.Resolutions), spec.Epochs),
+	}, workflows.Sweep, workflows.SweepInput{Spec: spec})
+	if err != nil {
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &started) {
+			return fmt.Errorf("sweep %s is already running as %s: follow it with `starter status --sweep %s`", spec.Name, id, spec.Name)
+		}
+		return fmt.Errorf("start sweep %s: %w", spec.Name, err)
+	}
+	fmt.Fprintf(w, "started sweep %s: %d combinations (workflow %s, run %s)\nWeb UI: %s\n",
+		spec.Name, len(spec.Combinations()), id, run.GetRunID(), uiURL(id))
+	if !o.wait {
+		return nil
+	}
+	p, err := follow(ctx, c, id, w)
+	if err != nil {
+		return err
+	}
+	printTable(w, p.Combos, nil)
+	if err := writeReport(ctx, o.store, spec.Name, o.out, o.pricePerHour, w); err != nil {
+		fmt.Fprintln(w, "report:", err)
+	}
+	fmt.Fprintf(w, "Web UI: %s\n", uiURL(id))
+	return nil
+}
+
+// sweepProgress returns the live progress of a running sweep, or the result
+// of a finished one.
+func sweepProgress(ctx context.Context, c client.Client, id string) (workflows.SweepProgress, enumspb.WorkflowExecutionStatus, error) {
+	var p workflows.SweepProgress
+	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return p, 0, fmt.Errorf("no sweep with workflow ID %s (start it with `starter --sweep NAME`)", id)
+		}
+		return p, 0, err
+	}
+	st := desc.WorkflowExecutionInfo.Status
+	if st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		err := c.GetWorkflow(ctx, id, "").Get(ctx, &p)
+		if err != nil {
+			return p, st, fmt.Errorf("sweep %s ended %s: %w", id, strings.ToLower(strings.TrimPrefix(st.String(), "WORKFLOW_EXECUTION_STATUS_")), err)
+		}
+		return p, st, nil
+	}
+	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryProgress)
+	if err != nil {
+		return p, st, fmt.Errorf("query sweep %s (is a worker running?): %w", id, err)
+	}
+	return p, st, v.Get(&p)
+}
+
+func status(ctx context.Context, o options, w io.Writer, logger *slog.Logger) error {
+	if o.sweep == "" && o.id == "" {
+		return fmt.Errorf("%w: status needs --sweep NAME or --id ID", errUsage)
+	}
+	c, err := temporalx.Dial(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	id := sweepID(o)
+	if o.combination != "" {
+		v, err := c.QueryWorkflow(ctx, workflows.ChildID(id, o.combination), "", workflows.QueryProgress)
+		if err != nil {
+			return fmt.Errorf("combination %s of %s: %w", o.combination, id, err)
+		}
+		var out sweep.Outcome
+		if err := v.Get(&out); err != nil {
+			return err
+		}
+		retries := map[string]string{out.ID(): epochOf(ctx, c, workflows.ChildID(id, o.combination)).retry}
+		printTable(w, []sweep.Outcome{out}, retries)
+		return nil
+	}
+	p, st, err := sweepProgress(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	state := strings.ToLower(strings.TrimPrefix(st.String(), "WORKFLOW_EXECUTION_STATUS_"))
+	switch {
+	case p.Paused && st == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		state = "paused"
+	case p.Cancelled:
+		state = "cancelled"
+	}
+	fmt.Fprintf(w, "sweep %s (%s): %s\nWeb UI: %s\n", p.Name, id, state, uiURL(id))
+	retries := map[string]string{}
+	for _, co := range p.Combos {
+		if co.Status == sweep.Running || co.Status == sweep.Paused {
+			retries[co.ID()] = epochOf(ctx, c, workflows.ChildID(id, co.ID())).retry
+		}
+	}
+	printTable(w, p.Combos, retries)
+	return nil
+}
+
+func control(ctx context.Context, cmd string, o options, w io.Writer, logger *slog.Logger) error {
+	if o.sweep == "" && o.id == "" {
+		return fmt.Errorf("%w: %s needs --sweep NAME or --id ID", errUsage, cmd)
+	}
+	c, err := temporalx.Dial(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	id := sweepID(o)
+	target := id
+	if o.combination != "" {
+		target = workflows.ChildID(id, o.combination)
+	}
+	name := map[string]string{"pause": workflows.UpdatePause, "resume": workflows.UpdateResume, "cancel": workflows.UpdateCancel}[cmd]
+	desc, err := c.DescribeWorkflowExecution(ctx, target, "")
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return fmt.Errorf("nothing to %s: no workflow %s", cmd, target)
+		}
+		return err
+	}
+	if st := desc.WorkflowExecutionInfo.Status; st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return fmt.Errorf("nothing to %s: %s has already finished (%s)", cmd, target, strings.ToLower(strings.TrimPrefix(st.String(), "WORKFLOW_EXECUTION_STATUS_")))
+	}
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: target, UpdateName: name, WaitForStage: client.WorkflowUpdateStageCompleted})
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", cmd, target, err)
+	}
+	if err := h.Get(ctx, nil); err != nil {
+		return fmt.Errorf("%s %s: %w", cmd, target, err)
+	}
+	fmt.Fprintf(w, "%s: %s\n", target, map[string]string{"pause": "paused (running epochs checkpoint first)", "resume": "resumed", "cancel": "cancelled (running epochs checkpoint first)"}[cmd])
+	return nil
+}
+
+func list(ctx context.Context, w io.Writer, logger *slog.Logger) error {
+	c, err := temporalx.Dial(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: "WorkflowType = 'Sweep'"})
+	if err != nil {
+		return fmt.Errorf("list sweeps: %w", err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "workflow id\tstatus\tstarted\tclosed")
+	for _, e := range resp.Executions {
+		closed := ""
+		if e.CloseTime != nil {
+			closed = e.CloseTime.AsTime().Local().Format(time.DateTime)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Execution.WorkflowId, strings.ToLower(strings.TrimPrefix(e.Status.String(), "WORKFLOW_EXECUTION_STATUS_")),
+			e.StartTime.AsTime().Local().Format(time.DateTime), closed)
+	}
+	return tw.Flush()
+}
