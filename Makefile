@@ -11,7 +11,7 @@ export GOBIN
 SHIM := $(BUILD)/libresomap.so
 export RESOMAP_LIB := $(abspath $(SHIM))
 
-.PHONY: all deps shim build test test-libtorch2 chaos bench demo clean tools temporal-cli stop
+.PHONY: all deps shim build test test-fast test-libtorch2 chaos bench demo clean tools temporal-cli stop
 all: shim build
 
 # System packages a fresh Debian/Ubuntu machine needs (run as root, or with sudo).
@@ -38,6 +38,12 @@ temporal-cli:
 
 test: deps shim tools
 	CGO_ENABLED=0 go test -count=1 -timeout 80m ./...
+
+# The quick loop (under 3 minutes on 2 cores): every pure-Go and
+# single-process test; what needs a server, helper processes, Python or a
+# long run says it is skipped (`make test` runs everything).
+test-fast: deps shim
+	CGO_ENABLED=0 go test -short -count=1 -timeout 10m ./...
 
 # A long chaos soak (root: it fills a tmpfs): RESOMAP_CHAOS_ROUNDS rounds of
 # random worker kills and freezes, plus server, S3 and full-disk outages, on

@@ -1,10 +1,8 @@
 package activities_test
 
 import (
-	"bytes"
 	"errors"
 	"image"
-	"image/png"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,32 +13,21 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/resomap/resomap/internal/testfixture"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/workflows"
 )
 
-func writePhoto(t *testing.T, p string, shade uint8) {
-	t.Helper()
-	os.MkdirAll(filepath.Dir(p), 0o755)
-	img := image.NewRGBA(image.Rect(0, 0, 20, 20))
-	for i := range img.Pix {
-		img.Pix[i] = shade + uint8(i%7)
-	}
-	var buf bytes.Buffer
-	png.Encode(&buf, img)
-	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // photoFolder is an image folder of two classes of 24 PNGs.
 func photoFolder(t *testing.T) string {
-	dir := t.TempDir()
-	for i := range 24 {
-		writePhoto(t, filepath.Join(dir, "light", string(rune('a'+i))+".png"), 150+uint8(i))
-		writePhoto(t, filepath.Join(dir, "dark", string(rune('a'+i))+".png"), 10+uint8(i))
-	}
-	return dir
+	return testfixture.Photos{N: 48, W: 20, H: 20, Classes: []string{"light", "dark"}, PNG: true,
+		Name: func(i int) string { return string(rune('a' + i/2)) },
+		Paint: func(img *image.RGBA, i, cls int) {
+			shade := []uint8{150, 10}[cls] + uint8(i/2)
+			for k := range img.Pix {
+				img.Pix[k] = shade + uint8(k%7)
+			}
+		}}.Write(t, t.TempDir())
 }
 
 // A copy of the data set with other file times (copied to another machine,
@@ -59,7 +46,12 @@ func TestWorkersCopyOfTheDataIsCheckedByContent(t *testing.T) {
 	if _, err := env.ExecuteActivity(acts.TrainEpoch, workflows.TrainEpochInput{Prepared: p, Epoch: 1}); err != nil {
 		t.Fatalf("touched data set: %v", err)
 	}
-	writePhoto(t, filepath.Join(dir, "dark", "c.png"), 99)
+	testfixture.Photos{N: 1, W: 20, H: 20, Classes: []string{"dark"}, PNG: true, Name: func(int) string { return "c" },
+		Paint: func(img *image.RGBA, _, _ int) {
+			for k := range img.Pix {
+				img.Pix[k] = 99 + uint8(k%7)
+			}
+		}}.Write(t, dir)
 	_, err := env.ExecuteActivity(acts.TrainEpoch, workflows.TrainEpochInput{Prepared: p, Epoch: 2})
 	var appErr *temporal.ApplicationError
 	if !errors.As(err, &appErr) || appErr.Type() != workflows.ErrTypeInvalidInput || !strings.Contains(err.Error(), "dark/c.png") {

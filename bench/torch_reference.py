@@ -2,7 +2,7 @@
 
 Trains torchvision's models on synthetic data with plain PyTorch (SGD with
 momentum, cuDNN benchmark mode) and writes one JSON row per case, in the form
-`build/resomap-bench --device cuda --json` writes, so scripts/gpu-bench.sh can
+`build/resomap-bench --device cuda --json` writes, so scripts/gpu-check.sh can
 put the two side by side. The cases are the same: resnet18 and vgg11 at 224
 (batch 256) and 512 px (batch 64), fp32 and bf16 autocast + channels-last.
 

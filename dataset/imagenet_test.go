@@ -6,19 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"image/jpeg"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/resomap/resomap/dataset/turbojpeg"
+	"github.com/resomap/resomap/internal/testfixture"
 )
 
 // writePhotos writes n JPEG photos of w x h (smooth noise) into two class
@@ -26,25 +25,17 @@ import (
 func writePhotos(t testing.TB, dir string, n, w, h int) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(uint64(n), uint64(w)))
-	for i := 0; i < n; i++ {
-		img := image.NewRGBA(image.Rect(0, 0, w, h))
-		base := [3]int{rng.IntN(200), rng.IntN(200), rng.IntN(200)}
-		for y := 0; y < h; y++ {
-			for x := 0; x < w; x++ {
-				p := img.Pix[y*img.Stride+x*4:]
-				p[0], p[1], p[2], p[3] = byte(base[0]+x*40/w), byte(base[1]+y*40/h), byte(base[2]+rng.IntN(40)), 255
+	testfixture.Photos{N: n, W: w, H: h, Classes: []string{"cats", "dogs"}, Quality: 85,
+		Name: func(i int) string { return fmt.Sprintf("p%04d", i) },
+		Paint: func(img *image.RGBA, _, _ int) {
+			base := [3]int{rng.IntN(200), rng.IntN(200), rng.IntN(200)}
+			for y := 0; y < h; y++ {
+				for x := 0; x < w; x++ {
+					p := img.Pix[y*img.Stride+x*4:]
+					p[0], p[1], p[2], p[3] = byte(base[0]+x*40/w), byte(base[1]+y*40/h), byte(base[2]+rng.IntN(40)), 255
+				}
 			}
-		}
-		p := filepath.Join(dir, []string{"cats", "dogs"}[i%2], fmt.Sprintf("p%04d.jpg", i))
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		var buf bytes.Buffer
-		if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 85}); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+		}}.Write(t, dir)
 }
 
 // The child side of TestCacheBuildMemoryIsBounded: builds the cache of
@@ -71,27 +62,17 @@ func TestMain(m *testing.M) {
 			fmt.Println("error", err)
 			os.Exit(1)
 		}
-		fmt.Println("images", ds.Train.N+ds.Val.N, "heap", peakLive, "rss", peakRSS())
+		rss, _ := testfixture.PeakRSS(testfixture.Self)
+		fmt.Println("images", ds.Train.N+ds.Val.N, "heap", peakLive, "rss", rss)
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
 
-// peakRSS is this process's VmHWM in bytes.
-func peakRSS() int64 {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb * 1024
-		}
-	}
-	return 0
-}
-
 // A cache is streamed to disk: building it for 4N images takes no more
 // memory than for N (each build in a fresh process).
 func TestCacheBuildMemoryIsBounded(t *testing.T) {
+	testfixture.Long(t, "measures builds in helper processes")
 	peak := func(n int) (heap, rss float64) {
 		dir := t.TempDir()
 		writePhotos(t, dir, n, 480, 360)

@@ -10,12 +10,14 @@ import (
 	"testing"
 
 	"github.com/resomap/resomap/dataset/turbojpeg"
+	"github.com/resomap/resomap/internal/testfixture"
 )
 
 // torchvision runs the repository's reference script with Debian's Python
 // (python3-torchvision).
 func torchvision(t testing.TB, args ...string) {
 	t.Helper()
+	testfixture.Long(t, "compares with torchvision in Python")
 	script, _ := filepath.Abs("testdata/torchvision_reference.py")
 	out, err := exec.Command("/usr/bin/python3", append([]string{script}, args...)...).CombinedOutput()
 	if err != nil {

@@ -4,34 +4,26 @@ import (
 	"bytes"
 	"fmt"
 	"image"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/resomap/resomap/internal/testfixture"
 	"github.com/resomap/resomap/sweep"
 )
 
 // writePhotos makes an image folder of two classes of 64 small PNGs each.
 func writePhotos(t *testing.T, dir string) {
 	t.Helper()
-	for ci, class := range []string{"bright", "dim"} {
-		for i := range 64 {
-			img := image.NewRGBA(image.Rect(0, 0, 24, 20))
+	testfixture.Photos{N: 128, W: 24, H: 20, Classes: []string{"bright", "dim"}, PNG: true,
+		Name: func(i int) string { return fmt.Sprintf("%03d", i/2) },
+		Paint: func(img *image.RGBA, i, cls int) {
 			for k := range img.Pix {
-				img.Pix[k] = uint8(60+120*(1-ci)) + uint8((k*7+i*13)%50)
+				img.Pix[k] = uint8(60+120*(1-cls)) + uint8((k*7+(i/2)*13)%50)
 			}
-			var buf bytes.Buffer
-			png.Encode(&buf, img)
-			p := filepath.Join(dir, class, fmt.Sprintf("%03d.png", i))
-			os.MkdirAll(filepath.Dir(p), 0o755)
-			if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+		}}.Write(t, dir)
 }
 
 func photoSpec(name, data string) string {

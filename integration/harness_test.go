@@ -4,6 +4,7 @@ package integration
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -48,6 +49,11 @@ func temporalBinary() (string, error) {
 }
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("integration: -short leaves these tests out: they need a Temporal dev server and worker processes (make test runs them)")
+		os.Exit(0)
+	}
 	code, err := setup(m)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration setup:", err)

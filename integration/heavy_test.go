@@ -2,29 +2,22 @@ package integration
 
 import (
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/resomap/resomap/internal/testfixture"
 	"github.com/resomap/resomap/sweep"
 )
 
 // peakRSS is a live process's peak resident memory in bytes (VmHWM).
 func peakRSS(t *testing.T, pid int) int64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	b, err := testfixture.PeakRSS(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM")
-	return 0
+	return b
 }
 
 // 12.6: vgg11 (checkpoints of about 1 GB with momentum, slow to save and to

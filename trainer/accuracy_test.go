@@ -4,12 +4,14 @@ import (
 	"context"
 	"testing"
 
+	"github.com/resomap/resomap/internal/testfixture"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/trainer"
 )
 
 // The small CNN learns Fashion-MNIST: a real learning signal, not "it runs".
 func TestSmallCNNLearnsFashionMNIST(t *testing.T) {
+	testfixture.Long(t, "trains two epochs of 20,000 images")
 	tr := newTrainer(t, t.TempDir())
 	cfg := sweep.Config{
 		Model: "smallcnn", Resolution: 28, Epochs: 2,

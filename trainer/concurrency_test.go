@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/resomap/resomap/internal/testfixture"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/trainer"
 )
@@ -14,6 +15,7 @@ import (
 // weights as each alone: each model draws its dropout masks from its own
 // generator, and initialisation takes one model at a time.
 func TestConcurrentTrainingsMatchSequentialOnes(t *testing.T) {
+	testfixture.Long(t, "trains four runs")
 	tr := newTrainer(t, t.TempDir())
 	cfgs := []sweep.Config{resumeConfig(), resumeConfig()}
 	for i, res := range []int{32, 40} {

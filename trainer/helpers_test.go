@@ -1,13 +1,11 @@
 package trainer_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
-	"image/jpeg"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/dataset"
+	"github.com/resomap/resomap/internal/testfixture"
 	"github.com/resomap/resomap/store"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/trainer"
@@ -119,6 +118,7 @@ func runHelper(spec string) error {
 // runFreshProcess runs job in a new process of this test binary.
 func runFreshProcess(t *testing.T, job helperJob) {
 	t.Helper()
+	testfixture.Long(t, "runs helper processes")
 	spec, _ := json.Marshal(job)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "RESOMAP_TEST_HELPER="+string(spec))
@@ -146,6 +146,7 @@ func comboDir(root string, cfg sweep.Config) string {
 // the parity tests compare against.
 func pythonTorch(t *testing.T) string {
 	t.Helper()
+	testfixture.Long(t, "compares with PyTorch in Python")
 	py := "/usr/bin/python3"
 	if out, err := exec.Command(py, "-c", "import torch, torchvision, numpy").CombinedOutput(); err != nil {
 		t.Fatalf("needs Debian's python3-torch, python3-torchvision and python3-numpy (make deps): %v\n%s", err, out)
@@ -174,24 +175,14 @@ func randomBatch(rng *rand.Rand, n, c, res, nc int, randomLabels bool) dataset.B
 // class, noise per pixel) and returns the folder.
 func photoFolder(t testing.TB, n int) string {
 	t.Helper()
-	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(uint64(n), 3))
-	for i := 0; i < n; i++ {
-		cls := i % 2
-		img := image.NewRGBA(image.Rect(0, 0, 40, 30))
-		for p := 0; p < len(img.Pix); p += 4 {
-			img.Pix[p] = byte(rng.IntN(128) + 100*cls)
-			img.Pix[p+1] = byte(rng.IntN(128))
-			img.Pix[p+2] = byte(rng.IntN(128) + 100*(1-cls))
-			img.Pix[p+3] = 255
-		}
-		path := filepath.Join(dir, []string{"red", "blue"}[cls], fmt.Sprintf("%04d.jpg", i))
-		os.MkdirAll(filepath.Dir(path), 0o755)
-		var buf bytes.Buffer
-		jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90})
-		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
+	return testfixture.Photos{N: n, W: 40, H: 30, Classes: []string{"red", "blue"},
+		Paint: func(img *image.RGBA, _, cls int) {
+			for p := 0; p < len(img.Pix); p += 4 {
+				img.Pix[p] = byte(rng.IntN(128) + 100*cls)
+				img.Pix[p+1] = byte(rng.IntN(128))
+				img.Pix[p+2] = byte(rng.IntN(128) + 100*(1-cls))
+				img.Pix[p+3] = 255
+			}
+		}}.Write(t, t.TempDir())
 }

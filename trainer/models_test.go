@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/resomap/resomap/internal/testfixture"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/torch"
 )
@@ -11,6 +12,7 @@ import (
 // Every model trains at a small resolution with both optimisers, and its
 // loss falls on a repeated batch.
 func TestEveryModelTrains(t *testing.T) {
+	testfixture.Long(t, "trains every model of the registry")
 	tr := newTrainer(t, t.TempDir())
 	// Eight images: with fewer, BatchNorm over resnet50's 1x1 last stage is
 	// too noisy for the loss to fall reliably, in PyTorch too.

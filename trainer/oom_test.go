@@ -6,30 +6,20 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/resomap/resomap/dataset"
+	"github.com/resomap/resomap/internal/testfixture"
 	"github.com/resomap/resomap/torch"
 	"github.com/resomap/resomap/trainer"
 )
 
 // vmSize reads this process's virtual memory size in bytes.
 func vmSize() (uint64, error) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmSize:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no VmSize")
+	b, err := testfixture.VMSize(testfixture.Self)
+	return uint64(b), err
 }
 
 // oomHelper runs in its own process: under an address-space limit, a batch
@@ -78,6 +68,7 @@ func oomHelper() error {
 }
 
 func TestOutOfMemoryIsItsOwnErrorAndRecoverable(t *testing.T) {
+	testfixture.Long(t, "runs a helper process under a memory limit")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")

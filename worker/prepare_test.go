@@ -2,30 +2,25 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"image"
 	"image/jpeg"
-	"os"
-	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/resomap/resomap/internal/testfixture"
 )
 
 // prepare-data builds each resolution's cache once, prints its figures, and
 // reports a cache that is already there as cached.
 func TestPrepareDataBuildsThenFindsCaches(t *testing.T) {
 	data, cache := t.TempDir(), t.TempDir()
-	for i := 0; i < 12; i++ {
-		img := image.NewRGBA(image.Rect(0, 0, 48, 36))
-		for p := range img.Pix {
-			img.Pix[p] = byte(i*20 + p%7)
-		}
-		var buf bytes.Buffer
-		jpeg.Encode(&buf, img, nil)
-		p := filepath.Join(data, []string{"a", "b"}[i%2], fmt.Sprintf("%d.jpg", i))
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		os.WriteFile(p, buf.Bytes(), 0o644)
-	}
+	testfixture.Photos{N: 12, W: 48, H: 36, Quality: jpeg.DefaultQuality, Name: strconv.Itoa,
+		Paint: func(img *image.RGBA, i, _ int) {
+			for p := range img.Pix {
+				img.Pix[p] = byte(i*20 + p%7)
+			}
+		}}.Write(t, data)
 	run := func(args ...string) (string, error) {
 		var out, errs bytes.Buffer
 		err := prepareData(args, &out, &errs)

@@ -67,6 +67,9 @@ func freePort() (string, error) {
 // until the test ends.
 func Start(tb testing.TB, dir string) *Server {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("-short: needs a versitygw S3 server")
+	}
 	s, err := Launch(dir)
 	if err != nil {
 		tb.Fatal(err)
