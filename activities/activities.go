@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/resomap/resomap/checkpoint"
@@ -71,6 +72,8 @@ type TemporalClient interface {
 	// attempt is gone.
 	RecordActivityHeartbeat(ctx context.Context, taskToken []byte, details ...any) error
 	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
+	// GetWorkflow reads a closed workflow's result or failure.
+	GetWorkflow(ctx context.Context, workflowID, runID string) client.WorkflowRun
 }
 
 func (a *Activities) repo(prefix string) checkpoint.Repo {

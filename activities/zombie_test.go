@@ -9,13 +9,17 @@ import (
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/resomap/resomap/workflows"
 )
 
 // confirmer answers synchronous heartbeats as the server would.
-type confirmer struct{ err error }
+type confirmer struct {
+	client.Client // nothing else is asked of it
+	err           error
+}
 
 func (c confirmer) RecordActivityHeartbeat(context.Context, []byte, ...any) error { return c.err }
 

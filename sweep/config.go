@@ -58,6 +58,10 @@ type Config struct {
 	// unset (see Hash), so earlier configs keep their names.
 	Augment       string `json:"augment,omitempty"`
 	SkipBadImages bool   `json:"skip_bad_images,omitempty"`
+	// Patience stops training after this many epochs without a better
+	// validation loss (0: off): it changes the result, so it names it;
+	// omitted when off, so configs without it keep their hashes.
+	Patience int `json:"patience,omitempty"`
 }
 
 // DefaultData is the data set of a spec or config that names none.

@@ -63,3 +63,22 @@ func TestConfigHashIsStable(t *testing.T) {
 		t.Errorf("hash of the ImageNet recipe config is %s", h)
 	}
 }
+
+// Early stopping changes a training's result, so it names it: a config
+// early-stopped by one sweep is never reused by a sweep without patience.
+// Off, it leaves the config (and its hash) as it was.
+func TestPatienceNamesTheTraining(t *testing.T) {
+	s, err := sweep.Load("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := s.Config(sweep.Combination{Model: "smallcnn", Resolution: 32})
+	s.Patience = 2
+	on := s.Config(sweep.Combination{Model: "smallcnn", Resolution: 32})
+	if b, _ := json.Marshal(off); strings.Contains(string(b), "patience") {
+		t.Errorf("patience off shows in the config: %s", b)
+	}
+	if on.Hash() == off.Hash() {
+		t.Error("a config with patience hashes like one without")
+	}
+}

@@ -40,11 +40,20 @@ const (
 	Failed    Status = "failed"
 	Skipped   Status = "skipped" // already completed, by this or an earlier sweep
 	Cancelled Status = "cancelled"
+	// Terminated and TimedOut: the combination's workflow was ended from
+	// outside (temporal workflow terminate, the Web UI) or ran past its
+	// timeout, without recording an outcome.
+	Terminated Status = "terminated"
+	TimedOut   Status = "timed out"
 )
 
 // Done reports whether a status is final.
 func (s Status) Done() bool {
-	return s == Completed || s == Failed || s == Skipped || s == Cancelled
+	switch s {
+	case Completed, Failed, Skipped, Cancelled, Terminated, TimedOut:
+		return true
+	}
+	return false
 }
 
 // Keys point at a combination's stored checkpoints (record keys).

@@ -254,7 +254,7 @@ func (s Spec) Config(c Combination) Config {
 	}
 	return Config{Model: c.Model, Resolution: c.Resolution, Epochs: s.Epochs, Hyper: s.Hyper.Hyper,
 		Seed: seed, Data: s.Data, TrainLimit: s.TrainLimit, ValLimit: s.ValLimit,
-		Augment: s.Augment, SkipBadImages: s.SkipBadImages}
+		Augment: s.Augment, SkipBadImages: s.SkipBadImages, Patience: s.Patience}
 }
 
 // Validate names the first invalid field. It is pure, so workflows call it.

@@ -19,6 +19,7 @@ type ActivityAPI interface {
 	EvaluateAtResolutions(context.Context, EvaluateInput) (EvaluateOutput, error)
 	ClaimTraining(context.Context, ClaimInput) (ClaimOutput, error)
 	RecordResult(context.Context, RecordInput) (RecordOutput, error)
+	DescribeChildren(context.Context, ChildrenInput) (ChildrenOutput, error)
 }
 
 // The activities the workflows run, by name: the methods of ActivityAPI,
@@ -26,13 +27,14 @@ type ActivityAPI interface {
 // implementation, so workflow code links no native library; a test checks
 // that each name is a method of ActivityAPI.
 const (
-	ActivityPrepare         = "Prepare"
-	ActivityLookupResult    = "LookupResult"
-	ActivityFindResumePoint = "FindResumePoint"
-	ActivityTrainEpoch      = "TrainEpoch"
-	ActivityRecordResult    = "RecordResult"
-	ActivityClaimTraining   = "ClaimTraining"
-	ActivityEvaluateAt      = "EvaluateAtResolutions"
+	ActivityPrepare          = "Prepare"
+	ActivityLookupResult     = "LookupResult"
+	ActivityFindResumePoint  = "FindResumePoint"
+	ActivityTrainEpoch       = "TrainEpoch"
+	ActivityRecordResult     = "RecordResult"
+	ActivityClaimTraining    = "ClaimTraining"
+	ActivityEvaluateAt       = "EvaluateAtResolutions"
+	ActivityDescribeChildren = "DescribeChildren"
 )
 
 // Error types the workflows act on.
@@ -190,6 +192,26 @@ type ClaimInput struct {
 type ClaimOutput struct {
 	Granted bool
 	Holder  string
+}
+
+// ChildrenInput names combination workflows (by ID, latest run) whose
+// state the sweep asks the server for.
+type ChildrenInput struct {
+	IDs []string
+}
+
+// ChildrenOutput lists those of them that have closed.
+type ChildrenOutput struct {
+	Closed []ClosedChild
+}
+
+// ClosedChild is how a combination workflow ended: its result when it
+// completed, else the status its close maps to and why.
+type ClosedChild struct {
+	ID     string
+	Result *sweep.Outcome `json:",omitempty"`
+	Status sweep.Status
+	Reason string
 }
 
 // RecordOutput says where the result is.

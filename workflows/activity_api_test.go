@@ -11,7 +11,7 @@ import (
 func TestEveryActivityNameIsAMethodOfTheContract(t *testing.T) {
 	api := reflect.TypeFor[ActivityAPI]()
 	names := []string{ActivityPrepare, ActivityLookupResult, ActivityFindResumePoint, ActivityTrainEpoch,
-		ActivityRecordResult, ActivityClaimTraining, ActivityEvaluateAt}
+		ActivityRecordResult, ActivityClaimTraining, ActivityEvaluateAt, ActivityDescribeChildren}
 	named := map[string]bool{}
 	for _, n := range names {
 		if _, ok := api.MethodByName(n); !ok {

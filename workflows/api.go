@@ -62,6 +62,19 @@ const (
 	// changeTestResolutions: a completed combination's best checkpoint is
 	// evaluated at the sweep's test resolutions.
 	changeTestResolutions = "test-resolutions"
+	// changeProgressBySeed: a child's progress is matched to its
+	// combination by model, resolution and seed (before: by model and
+	// resolution, so one seed's figures landed on another's row).
+	changeProgressBySeed = "progress-by-seed"
+	// changeControlMeetsTimeout: a pause or cancel that meets an epoch
+	// attempt ending in a timeout (its worker died) pauses or cancels, and
+	// a paused or cancelled combination sends no epoch to another worker.
+	changeControlMeetsTimeout = "control-meets-timeout"
+	// changeReconcileChildren: the sweep asks the server how children of
+	// earlier runs ended, so one that closed without reporting (terminated,
+	// timed out, failed before its last signal) is recorded, and control
+	// relays settle before the sweep continues as new.
+	changeReconcileChildren = "reconcile-children"
 )
 
 // Search attributes shown and filterable in the Web UI, e.g.

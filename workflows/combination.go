@@ -129,7 +129,7 @@ func (c *combination) run(ctx workflow.Context, carry *CombinationCarry) (sweep.
 		if end := c.nextEpoch(ctx); end != nil {
 			return c.finish(ctx, *end)
 		}
-		if c.spec.Patience > 0 && c.out.EpochsDone-c.out.BestEpoch >= c.spec.Patience && c.out.EpochsDone < c.cfg.Epochs {
+		if c.cfg.Patience > 0 && c.out.EpochsDone-c.out.BestEpoch >= c.cfg.Patience && c.out.EpochsDone < c.cfg.Epochs {
 			c.out.EarlyStopped = true
 			c.out.Keys.Final = c.out.Keys.Latest
 			break
@@ -276,6 +276,10 @@ func (c *combination) trainEpoch(ctx workflow.Context, epoch int) (TrainEpochOut
 			c.workerQueue = res.WorkerQueue
 			return res, err
 		}
+		if c.stopRequested() && since(ctx, changeControlMeetsTimeout) {
+			// Paused or cancelled meanwhile: no other worker takes it.
+			return res, err
+		}
 		c.movedOn = true
 		workflow.GetLogger(ctx).Info("worker of the last epoch gone or busy: any worker takes the epoch",
 			"combination", c.out.ID(), "queue", c.workerQueue, "err", err)
@@ -333,6 +337,14 @@ func (c *combination) epochFailed(ctx workflow.Context, epoch int, err error) *e
 		// A pause stopped the epoch and a resume came before it reported
 		// back: it checkpointed, so train it again.
 		return nil
+	case c.stopRequested() && retryElsewhere(err) && since(ctx, changeControlMeetsTimeout):
+		// The attempt ended otherwise than by the cancel (its worker died,
+		// so it timed out): the pause or cancel still holds. A resume
+		// trains the epoch on from its last checkpoint.
+		if c.ctl.cancelled {
+			return &ending{sweep.Cancelled, "cancelled by signal"}
+		}
+		return nil
 	case errors.As(err, &appErr) && appErr.Type() == ErrTypeOutOfMemory && c.out.MicroBatch > 1:
 		// Same effective batch, half the memory: the result stays the same.
 		c.out.OOMs++
@@ -343,6 +355,9 @@ func (c *combination) epochFailed(ctx workflow.Context, epoch int, err error) *e
 	}
 	return &ending{sweep.Failed, fmt.Sprintf("epoch %d: %s", epoch, errorMessage(err))}
 }
+
+// stopRequested: a pause or cancel holds, so no epoch should run.
+func (c *combination) stopRequested() bool { return c.ctl.paused || c.ctl.cancelled }
 
 // apply takes in one finished epoch.
 func (c *combination) apply(res TrainEpochOutput) {

@@ -1,8 +1,10 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
@@ -47,6 +49,11 @@ type sweepRun struct {
 	// finishedThisRun counts children ended in this run: each adds a
 	// handful of events to the history.
 	finishedThisRun int
+	// bySeed and reconcile say whether this run takes those changes
+	// (changeProgressBySeed, changeReconcileChildren).
+	bySeed, reconcile bool
+	// reconciling: a look at how earlier runs' children stand is under way.
+	reconciling bool
 }
 
 // newSweep validates the spec and takes over the state of a previous run.
@@ -66,7 +73,7 @@ func newSweep(ctx workflow.Context, in SweepInput) (*sweepRun, error) {
 	}
 	for _, c := range s.combos {
 		s.outcomes = append(s.outcomes, sweep.Outcome{Model: c.Model, Family: sweep.FamilyOf(c.Model), Resolution: c.Resolution,
-			Epochs: spec.Epochs, Status: sweep.Pending})
+			Seed: c.Seed, Epochs: spec.Epochs, Status: sweep.Pending})
 	}
 	return s, nil
 }
@@ -83,6 +90,8 @@ func (s *sweepRun) setup(ctx workflow.Context) error {
 		return err
 	}
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrSweep.ValueSet(s.spec.Name), AttrStatus.ValueSet("running"))
+	s.bySeed = since(ctx, changeProgressBySeed)
+	s.reconcile = since(ctx, changeReconcileChildren)
 	if err := s.ctl.listen(ctx); err != nil {
 		return err
 	}
@@ -115,7 +124,11 @@ func (s *sweepRun) setup(ctx workflow.Context) error {
 // earlier run (no future here) ends with its last progress signal.
 func (s *sweepRun) takeProgress(o sweep.Outcome) {
 	for i, c := range s.combos {
-		if c.Model != o.Model || c.Resolution != o.Resolution || s.outcomes[i].Status.Done() {
+		same := c.Model == o.Model && c.Resolution == o.Resolution
+		if s.bySeed {
+			same = c.ID() == o.ID()
+		}
+		if !same || s.outcomes[i].Status.Done() {
 			continue
 		}
 		o.Summarise()
@@ -198,6 +211,7 @@ func (s *sweepRun) run(ctx workflow.Context) (SweepProgress, error) {
 		if tooLong && s.childrenOutliveThisRun() {
 			return SweepProgress{}, s.continueAsNew(ctx)
 		}
+		s.watchEarlierChildren(ctx)
 		s.waitForEvent(ctx)
 	}
 	status := "completed"
@@ -257,12 +271,22 @@ func (s *sweepRun) start(ctx workflow.Context, i int) {
 	s.children[i] = f
 	workflow.Go(ctx, func(gctx workflow.Context) {
 		var o sweep.Outcome
-		if err := f.Get(gctx, &o); err != nil {
-			o = s.outcomes[i]
-			o.Status, o.Reason = sweep.Failed, errorMessage(err)
-			if temporal.IsCanceledError(err) {
-				o.Status = sweep.Cancelled
-			}
+		err := f.Get(gctx, &o)
+		if err == nil {
+			o.Summarise()
+			s.ended(i, o)
+			return
+		}
+		o = s.outcomes[i]
+		o.Status, o.Reason = sweep.Failed, errorMessage(err)
+		if temporal.IsCanceledError(err) {
+			o.Status = sweep.Cancelled
+		}
+		if s.reconcile {
+			// Ended from outside or by a failure before it recorded: the
+			// sweep records how it ended.
+			o.Status = closeStatus(err)
+			s.recordForChild(gctx, i, o)
 		}
 		o.Summarise()
 		s.ended(i, o)
@@ -289,6 +313,13 @@ func (s *sweepRun) ended(i int, o sweep.Outcome) {
 // them by their signals.
 func (s *sweepRun) continueAsNew(ctx workflow.Context) error {
 	s.ctl.drain(ctx)
+	for s.reconcile && !s.relaysSettled() {
+		// A command relayed but not yet delivered would be lost with
+		// this run: deliver it first, then take what came meanwhile.
+		wctx, _ := workflow.NewDisconnectedContext(ctx)
+		_ = workflow.Await(wctx, s.relaysSettled)
+		s.ctl.drain(ctx)
+	}
 	progress := workflow.GetSignalChannel(ctx, SignalProgress)
 	var o sweep.Outcome
 	for progress.ReceiveAsync(&o) {
@@ -298,4 +329,105 @@ func (s *sweepRun) continueAsNew(ctx workflow.Context) error {
 		Outcomes: s.outcomes, Next: s.next, Paused: s.ctl.paused, Cancelled: s.ctl.cancelled, Runs: s.runs + 1,
 		Running: s.running,
 	}})
+}
+
+// relaysSettled: every control command relayed to a child was delivered
+// (or failed to be: the child had closed).
+func (s *sweepRun) relaysSettled() bool {
+	for _, f := range s.relayed {
+		if !f.IsReady() {
+			return false
+		}
+	}
+	return true
+}
+
+// reconcileEvery is how often a sweep asks the server how the children
+// started by its earlier runs stand: they report by signal, and one that
+// closed without a last signal (terminated, timed out, failed before
+// recording) would otherwise be waited for forever.
+const reconcileEvery = time.Minute
+
+// watchEarlierChildren starts a look, after reconcileEvery, at the
+// children of earlier runs still counted as running, unless one is under
+// way; what it finds ends those children and wakes the main loop.
+func (s *sweepRun) watchEarlierChildren(ctx workflow.Context) {
+	if !s.reconcile || s.reconciling || len(s.earlierChildren()) == 0 {
+		return
+	}
+	s.reconciling = true
+	// Disconnected: a cancelled sweep still waits for its children.
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	workflow.Go(dctx, func(gctx workflow.Context) {
+		defer func() { s.reconciling = false; s.events++ }()
+		if err := workflow.Sleep(gctx, reconcileEvery); err != nil {
+			return
+		}
+		ids := map[string]int{}
+		var in ChildrenInput
+		for _, i := range s.earlierChildren() {
+			id := ChildID(s.id, s.combos[i].ID())
+			ids[id] = i
+			in.IDs = append(in.IDs, id)
+		}
+		var out ChildrenOutput
+		actx := workflow.WithActivityOptions(gctx, shortOptions())
+		if err := workflow.ExecuteActivity(actx, ActivityDescribeChildren, in).Get(gctx, &out); err != nil {
+			workflow.GetLogger(ctx).Warn("could not ask how earlier children stand; asking again later", "err", err)
+			return
+		}
+		for _, c := range out.Closed {
+			i, ok := ids[c.ID]
+			if !ok || !slices.Contains(s.running, i) {
+				continue // its last signal came meanwhile
+			}
+			o := s.outcomes[i]
+			if c.Result != nil {
+				o = *c.Result
+			} else {
+				o.Status, o.Reason = c.Status, c.Reason
+				s.recordForChild(gctx, i, o)
+			}
+			o.Summarise()
+			s.ended(i, o)
+		}
+	})
+}
+
+// earlierChildren are the running children started by an earlier run of
+// the sweep (this run holds no future of theirs).
+func (s *sweepRun) earlierChildren() []int {
+	var out []int
+	for _, i := range s.running {
+		if s.children[i] == nil {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// recordForChild records the outcome of child i, which closed without
+// recording one, and releases its claim on the config.
+func (s *sweepRun) recordForChild(ctx workflow.Context, i int, o sweep.Outcome) {
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	actx := workflow.WithActivityOptions(dctx, shortOptions())
+	in := RecordInput{Sweep: s.spec.Name, Outcome: o, Owner: ChildID(s.id, s.combos[i].ID())}
+	if err := workflow.ExecuteActivity(actx, ActivityRecordResult, in).Get(dctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("could not record how a child ended", "combination", o.ID(), "err", err)
+	}
+}
+
+// closeStatus is the status of a child workflow that closed with err.
+func closeStatus(err error) sweep.Status {
+	var terminated *temporal.TerminatedError
+	var timeout *temporal.TimeoutError
+	switch {
+	case temporal.IsCanceledError(err):
+		return sweep.Cancelled
+	case errors.As(err, &terminated):
+		return sweep.Terminated
+	case errors.As(err, &timeout):
+		return sweep.TimedOut
+	}
+	return sweep.Failed
 }

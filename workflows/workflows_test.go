@@ -465,6 +465,9 @@ func (*activityStubs) ClaimTraining(context.Context, ClaimInput) (ClaimOutput, e
 func (*activityStubs) EvaluateAtResolutions(context.Context, EvaluateInput) (EvaluateOutput, error) {
 	panic("mocked")
 }
+func (*activityStubs) DescribeChildren(context.Context, ChildrenInput) (ChildrenOutput, error) {
+	panic("mocked")
+}
 
 var a *activityStubs
 
