@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.temporal.io/sdk/activity"
-
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/trainer"
@@ -22,7 +20,11 @@ import (
 func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.EvaluateInput) (out workflows.EvaluateOutput, err error) {
 	started := time.Now()
 	defer func() { out.Seconds = time.Since(started).Seconds() }()
-	beat := func(p string) { activity.RecordHeartbeat(ctx, workflows.Heartbeat{Phase: p}) }
+	// Heartbeats go on while it evaluates (a large model over a real
+	// validation folder at 640 px outlasts any heartbeat timeout).
+	hb := newHeartbeater(ctx)
+	defer hb.stop()
+	beat := hb.setPhase
 	// A model in memory like a training's: it takes a training slot and
 	// counts against the worker's bound of models.
 	release, err := a.takeSlot(ctx, beat)
@@ -42,6 +44,7 @@ func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.Eva
 		return out, classify(err)
 	}
 	store := func(ev trainer.Evaluation) error {
+		beat(fmt.Sprintf("evaluated at %d px", ev.Resolution))
 		r := sweep.TestResult{Resolution: ev.Resolution, ValAcc: ev.Acc, ValLoss: ev.Loss, Images: ev.Images}
 		results[r.Resolution] = r
 		out.Evaluated++

@@ -2,8 +2,13 @@ package activities_test
 
 import (
 	"testing"
+	"time"
 
+	"github.com/resomap/resomap/internal/testfixture"
 	"github.com/resomap/resomap/workflows"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 )
 
 // A completed training's best checkpoint evaluated at test resolutions:
@@ -41,4 +46,46 @@ func TestEvaluateAtResolutionsOnceEach(t *testing.T) {
 	if again.Evaluated != 0 || len(again.Results) != 3 || again.Results[2] != out.Results[2] {
 		t.Fatalf("second call: %+v", again)
 	}
+}
+
+// Evaluation at test resolutions heartbeats while it evaluates, not only
+// while it builds caches: with a 3 s heartbeat timeout (enforced by the
+// SDK's test server) an evaluation of several seconds per size times out
+// nowhere, and each size is evaluated once.
+func TestEvaluationHeartbeatsWhileItEvaluates(t *testing.T) {
+	testfixture.Long(t, "evaluates 10,000 images at three sizes")
+	acts, p, aenv := setup(t)
+	v, err := aenv.ExecuteActivity(acts.TrainEpoch, workflows.TrainEpochInput{Prepared: p, Epoch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trained workflows.TrainEpochOutput
+	v.Get(&trained)
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterActivity(acts)
+	env.RegisterWorkflow(evaluateWithShortHeartbeat)
+	env.SetTestTimeout(10 * time.Minute)
+	in := workflows.EvaluateInput{Prepared: p, BestKey: trained.BestKey, Resolutions: []int{48, 64, 80}, AllowUpsampling: true}
+	in.Config.ValLimit = 0 // the whole validation set: seconds per size
+	started := time.Now()
+	env.ExecuteWorkflow(evaluateWithShortHeartbeat, in)
+	var out workflows.EvaluateOutput
+	if err := env.GetWorkflowResult(&out); err != nil {
+		t.Fatalf("evaluation with a 3 s heartbeat timeout: %v", err)
+	}
+	if out.Evaluated != 3 || len(out.Results) != 3 {
+		t.Fatalf("evaluated %d of %d sizes, want each once", out.Evaluated, len(out.Results))
+	}
+	t.Logf("3 sizes over %d images in %v", out.Results[0].Images, time.Since(started))
+}
+
+// evaluateWithShortHeartbeat runs EvaluateAtResolutions once with a 3 s
+// heartbeat timeout.
+func evaluateWithShortHeartbeat(ctx workflow.Context, in workflows.EvaluateInput) (workflows.EvaluateOutput, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Hour, HeartbeatTimeout: 3 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}})
+	var out workflows.EvaluateOutput
+	err := workflow.ExecuteActivity(ctx, workflows.ActivityEvaluateAt, in).Get(ctx, &out)
+	return out, err
 }
