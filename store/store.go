@@ -5,6 +5,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -65,6 +67,9 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := CheckCreateOnly(ctx, s); err != nil {
+			return nil, err
+		}
 		return s, nil
 	}
 	return nil, fmt.Errorf("store %q: unknown scheme %q (use file:// or s3://)", rawURL, u.Scheme)
@@ -117,4 +122,30 @@ func Copy(ctx context.Context, st interface {
 	}
 	defer rc.Close()
 	return st.Put(ctx, to, rc)
+}
+
+// ErrNoCreateOnly: the store overwrites where a create-only write
+// (PutIfAbsent, S3's If-None-Match: *) must be refused.
+var ErrNoCreateOnly = errors.New("does not honour create-only writes (If-None-Match: *)")
+
+// CheckCreateOnly makes sure s refuses a second create of one key. Every
+// fence of ResoMap rests on it (a checkpoint committed once, one claim on a
+// config, a result recorded once): a server that ignores the condition
+// would grant every claim and overwrite committed records without a word.
+func CheckCreateOnly(ctx context.Context, s Store) error {
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:])
+	key := "probes/create-only-" + hex.EncodeToString(nonce[:])
+	if err := s.PutIfAbsent(ctx, key, []byte("first")); err != nil {
+		return fmt.Errorf("store %s: create-only probe: %w", s.URL(), err)
+	}
+	defer func() { _ = s.Delete(context.WithoutCancel(ctx), key) }()
+	err := s.PutIfAbsent(ctx, key, []byte("second"))
+	switch {
+	case errors.Is(err, ErrExists):
+		return nil
+	case err != nil:
+		return fmt.Errorf("store %s: create-only probe: %w", s.URL(), err)
+	}
+	return fmt.Errorf("store %s %w: a second create of %s succeeded. ResoMap fences attempts with it; use a server that honours it (AWS S3, versitygw, MinIO)", s.URL(), ErrNoCreateOnly, key)
 }
