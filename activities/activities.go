@@ -94,7 +94,7 @@ func classify(err error) error {
 	case errors.Is(err, torch.ErrOutOfMemory):
 		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeOutOfMemory, err)
 	case errors.Is(err, torch.ErrInvalid), errors.Is(err, dataset.ErrBadData), errors.Is(err, checkpoint.ErrForeign),
-		errors.Is(err, sweep.ErrInvalid):
+		errors.Is(err, sweep.ErrInvalid), errors.Is(err, trainer.ErrDiverged):
 		return invalid(err)
 	}
 	return err

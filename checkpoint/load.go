@@ -51,9 +51,19 @@ func (r Repo) record(ctx context.Context, recordKey string) (Ref, Record, error)
 }
 
 // readSized reads an object the record says is size bytes into one buffer
-// of that size (a large checkpoint is not grown by doubling); a shorter or
-// longer object fails verification afterwards.
+// of that size (a large checkpoint is not grown by doubling); an object of
+// another size is corrupt, and one that changes while read fails
+// verification afterwards.
 func (r Repo) readSized(ctx context.Context, key string, size int64) ([]byte, error) {
+	// The record is checked against the object before anything is
+	// allocated: a damaged record's size must not take the worker down.
+	info, err := r.Store.Stat(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if info.Size != size {
+		return nil, fmt.Errorf("%w: %s is %d bytes, its record says %d", ErrCorrupt, key, info.Size, size)
+	}
 	rc, err := r.Store.Get(ctx, key)
 	if err != nil {
 		return nil, err

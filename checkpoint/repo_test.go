@@ -251,3 +251,35 @@ func TestRetentionKeepsTheNewestGoodCheckpoint(t *testing.T) {
 		t.Fatalf("latest good after rot: %+v, problems %v", c, problems)
 	}
 }
+
+// A record whose sizes are damaged (a huge size) is corrupt: loading it
+// allocates nothing of that size, and the newest good checkpoint is used.
+func TestDamagedRecordSizeFallsBack(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := checkpoint.Repo{Store: st, Prefix: "sweep"}
+	if _, err := repo.Save(ctx, fakeCheckpoint(1, 0, 4096, 1)); err != nil {
+		t.Fatal(err)
+	}
+	key, err := repo.Save(ctx, fakeCheckpoint(2, 0, 4096, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := store.ReadAll(ctx, st, key)
+	rec, _ := checkpoint.UnmarshalRecord(b)
+	rec.ModelFile.Size = 1 << 50
+	b, _ = rec.Marshal()
+	if err := st.Put(ctx, key, bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Load(ctx, key); !errors.Is(err, checkpoint.ErrCorrupt) {
+		t.Fatalf("loading a record that says 1 PB: %v, want ErrCorrupt", err)
+	}
+	c, problems, err := repo.LoadLatest(ctx, repo.Combo("resnet", "resnet18", 224))
+	if err != nil || c == nil || c.Record.EpochsDone != 1 || len(problems) != 1 {
+		t.Fatalf("latest good: %v %+v %v, want epoch 1 with one problem", err, c, problems)
+	}
+}

@@ -148,6 +148,27 @@ func TestImageFolderSplitsAndCrops(t *testing.T) {
 	}
 }
 
+// A class folder that is a symbolic link (a data set assembled from
+// links) is a class like any other, named by the link.
+func TestSymlinkedClassFoldersAreClasses(t *testing.T) {
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	for i := 0; i < 6; i++ {
+		writeImage(t, filepath.Join(dir, "cats", "c"+string(rune('a'+i))+".png"), 16, 16, color.RGBA{200, 10, 10, 255})
+		writeImage(t, filepath.Join(elsewhere, "d"+string(rune('a'+i))+".png"), 16, 16, color.RGBA{10, 10, 200, 255})
+	}
+	if err := os.Symlink(elsewhere, filepath.Join(dir, "dogs")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(dir, 8, Options{CacheDir: t.TempDir(), SplitSeed: 3, Augment: AugmentCIFAR})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !slices.Equal(s.Classes, []string{"cats", "dogs"}) || s.Train.N+s.Val.N != 12 {
+		t.Fatalf("classes %v with %d images, want cats and the linked dogs with 12", s.Classes, s.Train.N+s.Val.N)
+	}
+}
+
 // Epoch order and augmentation depend only on their seeds; the prefetching
 // goroutine delivers the same batches from any starting step.
 func TestBatchesAreSeededAndResumable(t *testing.T) {

@@ -116,11 +116,13 @@ func listClasses(dir string) ([]string, map[string][]string, error) {
 	var classes []string
 	files := map[string][]string{}
 	for _, e := range entries {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+		if !isDirOrLinkToOne(dir, e) || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		var imgs []string
-		err := filepath.WalkDir(filepath.Join(dir, e.Name()), func(p string, d os.DirEntry, err error) error {
+		// The trailing separator makes the walk enter a class folder that
+		// is a symbolic link (a data set assembled from links is common).
+		err := filepath.WalkDir(filepath.Join(dir, e.Name())+string(filepath.Separator), func(p string, d os.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
@@ -140,6 +142,15 @@ func listClasses(dir string) ([]string, map[string][]string, error) {
 		files[e.Name()] = imgs
 	}
 	return classes, files, nil
+}
+
+// isDirOrLinkToOne: e (in dir) is a folder, or a symbolic link to one.
+func isDirOrLinkToOne(dir string, e os.DirEntry) bool {
+	if e.Type()&os.ModeSymlink == 0 {
+		return e.IsDir()
+	}
+	st, err := os.Stat(filepath.Join(dir, e.Name()))
+	return err == nil && st.IsDir()
 }
 
 // openFolder reads an image folder (listFolder) and names it by content.

@@ -321,6 +321,14 @@ func (s Spec) Validate() error {
 	if s.Activity.HeartbeatTimeoutSeconds < 1 || s.Activity.MaxAttempts < 1 || s.Activity.StickySeconds < 1 {
 		return bad("activity", "heartbeat_timeout_seconds, max_attempts and sticky_seconds must be >= 1")
 	}
+	// Upper bounds: a dead worker costs its heartbeat timeout, and a gone
+	// worker's queue holds an epoch for sticky_seconds.
+	if s.Activity.HeartbeatTimeoutSeconds > 3600 {
+		return bad("activity.heartbeat_timeout_seconds", "%d, want at most 3600 (a dead worker is noticed only after it)", s.Activity.HeartbeatTimeoutSeconds)
+	}
+	if s.Activity.StickySeconds > 600 {
+		return bad("activity.sticky_seconds", "%d, want at most 600 (an epoch waits that long for a gone worker)", s.Activity.StickySeconds)
+	}
 	for _, c := range s.Combinations() {
 		if err := s.Config(c).Validate(); err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrInvalid, c.ID(), strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))

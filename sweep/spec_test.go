@@ -55,6 +55,8 @@ func TestInvalidSpecsNameTheField(t *testing.T) {
 		{func(s *Spec) { s.ContinueAsNewAfter = -1 }, "continue_as_new_after"},
 		{func(s *Spec) { s.Hyper.MicroBatch = -1 }, "hyper.micro_batch"},
 		{func(s *Spec) { s.Patience = -1 }, "patience"},
+		{func(s *Spec) { s.Activity.HeartbeatTimeoutSeconds = 3601 }, "heartbeat_timeout_seconds"},
+		{func(s *Spec) { s.Activity.StickySeconds = 601 }, "sticky_seconds"},
 		{func(s *Spec) { s.Checkpoint.EverySteps = -1 }, "checkpoint"},
 		{func(s *Spec) { s.TrainLimit = -1 }, "train_limit"},
 	}

@@ -133,7 +133,7 @@ func (r *run) takeFigures() (lossSum float64, correct int64, err error) {
 		correct += x.Correct
 	}
 	if math.IsNaN(lossSum) || math.IsInf(lossSum, 0) {
-		return 0, 0, fmt.Errorf("%s: loss is %v (diverged; lower lr)", r.where(), lossSum)
+		return 0, 0, fmt.Errorf("%w: %s: loss is %v (a lower learning rate may help)", ErrDiverged, r.where(), lossSum)
 	}
 	return lossSum, correct, nil
 }

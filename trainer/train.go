@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"time"
 
@@ -343,6 +344,11 @@ func (r *run) finishEpoch(ctx context.Context) error {
 		<-files.done
 		return fmt.Errorf("%s@%d validate epoch %d: %w", r.cfg.Model, r.cfg.Resolution, r.rec.EpochsDone+1, err)
 	}
+	if math.IsNaN(vloss) || math.IsInf(vloss, 0) {
+		<-files.done
+		return fmt.Errorf("%w: %s@%d epoch %d: validation loss %v (a lower learning rate may help)", ErrDiverged,
+			r.cfg.Model, r.cfg.Resolution, r.rec.EpochsDone+1, vloss)
+	}
 	r.res.EvalSeconds += time.Since(t0).Seconds()
 	r.recordEpoch(vloss, vacc, time.Since(t0).Seconds())
 	r.opts.OnPhase(PhaseSavingCheckpoint)
@@ -355,6 +361,11 @@ func (r *run) finishEpoch(ctx context.Context) error {
 		"train_loss", r.rec.Metrics[len(r.rec.Metrics)-1].TrainLoss, "val_loss", vloss, "val_acc", vacc)
 	return nil
 }
+
+// ErrDiverged: training reached a loss that is not a number. Training the
+// same config again gives the same (it is deterministic), so it is not
+// retried; a record cannot hold it either (JSON has no NaN).
+var ErrDiverged = errors.New("training diverged")
 
 // recordEpoch puts the finished epoch's figures into the record.
 func (r *run) recordEpoch(vloss, vacc, evalSeconds float64) {
