@@ -32,9 +32,7 @@ func (a *Activities) prune(ctx context.Context, repo checkpoint.Repo, combo chec
 		a.Logger.Warn("retention: list failed", "dir", combo.Dir(), "err", err)
 		return
 	}
-	for _, ref := range doomed {
-		if err := repo.DeleteCheckpoint(ctx, ref); err != nil {
-			a.Logger.Warn("retention: delete failed", "checkpoint", ref.Key(), "err", err)
-		}
+	if _, err := repo.Delete(ctx, doomed); err != nil {
+		a.Logger.Warn("retention: delete failed", "dir", combo.Dir(), "err", err)
 	}
 }

@@ -137,7 +137,7 @@ func TestKilledBetweenWritesLeavesNothingTorn(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, d := range doomed {
+		for _, d := range doomed.Checkpoints {
 			if d.Name == checkpoint.EpochName(2) {
 				t.Errorf("%s: retention would delete the best epoch", s)
 			}

@@ -188,3 +188,18 @@ func ParseKey(key string) (r Ref, ok bool) {
 	r = Ref{Combo: c, Name: name}
 	return r, r.Key() == key
 }
+
+// parseTensorKey reads the key of a content-named tensor file
+// (<name>.<sha256[:16]>[.optim].safetensors): the checkpoint it belongs to.
+func parseTensorKey(key string) (Ref, bool) {
+	base, ok := strings.CutSuffix(key, ".safetensors")
+	if !ok {
+		return Ref{}, false
+	}
+	base = strings.TrimSuffix(base, ".optim")
+	dot := strings.LastIndexByte(base, '.')
+	if dot < 0 || len(base)-dot-1 != 16 {
+		return Ref{}, false
+	}
+	return ParseKey(base[:dot] + ".json")
+}

@@ -218,13 +218,13 @@ func TestRetentionKeepsTheNewestGoodCheckpoint(t *testing.T) {
 	}
 	want := []string{"mid_e0004_s000010", "mid_e0003_s000020", "mid_e0003_s000010", "epoch_0002", "mid_e0002_s000020", "mid_e0002_s000010", "epoch_0001", "mid_e0001_s000020", "mid_e0001_s000010"}
 	var got []string
-	for _, d := range doomed {
+	for _, d := range doomed.Checkpoints {
 		got = append(got, d.Name.String())
 	}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("prunable %v\nwant      %v", got, want)
 	}
-	for _, d := range doomed {
+	for _, d := range doomed.Checkpoints {
 		if err := repo.DeleteCheckpoint(ctx, d); err != nil {
 			t.Fatal(err)
 		}
@@ -243,7 +243,7 @@ func TestRetentionKeepsTheNewestGoodCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(doomed) != 0 {
+	if len(doomed.Checkpoints) != 0 {
 		t.Fatalf("with only epoch_0003 good, retention wants to delete %v", doomed)
 	}
 	c, problems, _ := repo.LoadLatest(ctx, combo)
@@ -281,5 +281,63 @@ func TestDamagedRecordSizeFallsBack(t *testing.T) {
 	c, problems, err := repo.LoadLatest(ctx, repo.Combo("resnet", "resnet18", 224))
 	if err != nil || c == nil || c.Record.EpochsDone != 1 || len(problems) != 1 {
 		t.Fatalf("latest good: %v %+v %v, want epoch 1 with one problem", err, c, problems)
+	}
+}
+
+// Tensor files stored ahead of a record that was never committed (a worker
+// died while the epoch validated) are orphans once a later checkpoint is
+// good: retention lists and deletes them, and never the files of a
+// position past the newest good checkpoint (an epoch committing now).
+func TestRetentionDeletesOrphanedTensorFiles(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := checkpoint.Repo{Store: st, Prefix: "sweep"}
+	if _, err := repo.Save(ctx, fakeCheckpoint(1, 0, 4096, 1)); err != nil {
+		t.Fatal(err)
+	}
+	lost := fakeCheckpoint(2, 0, 4096, 2) // its worker died before the record
+	if err := repo.SaveFiles(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Save(ctx, fakeCheckpoint(2, 0, 4096, 3)); err != nil { // the retry's
+		t.Fatal(err)
+	}
+	committing := fakeCheckpoint(3, 0, 4096, 4) // validating now
+	if err := repo.SaveFiles(ctx, committing); err != nil {
+		t.Fatal(err)
+	}
+	combo := repo.Combo("resnet", "resnet18", 224)
+	doomed, err := repo.Prunable(ctx, combo, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doomed.Checkpoints) != 0 || len(doomed.Orphans) != 2 {
+		t.Fatalf("doomed %+v: want the lost epoch 2's two tensor files only", doomed)
+	}
+	for _, k := range doomed.Orphans {
+		if !strings.Contains(k, "/epoch_0002.") {
+			t.Errorf("orphan %s is not the lost epoch 2's", k)
+		}
+	}
+	if n, err := repo.Delete(ctx, doomed); err != nil || n != 2 {
+		t.Fatalf("deleted %d: %v", n, err)
+	}
+	for _, e := range []int{1, 2} {
+		if _, err := repo.Load(ctx, repo.Ref(lost.Record, checkpoint.EpochName(e)).Key()); err != nil {
+			t.Errorf("epoch %d after deleting orphans: %v", e, err)
+		}
+	}
+	infos, _ := st.List(ctx, combo.Dir()+"/")
+	var epoch3 int
+	for _, in := range infos {
+		if strings.Contains(in.Key, "/epoch_0003.") {
+			epoch3++
+		}
+	}
+	if epoch3 != 2 {
+		t.Errorf("%d files of the epoch committing now left, want its 2", epoch3)
 	}
 }

@@ -17,10 +17,17 @@ const KeepEpochs = 3
 // its copy is exported). best_model and final_model copies are never
 // listed. So retention can never delete the only good checkpoint, whatever
 // happened to the newer ones, nor the best weights.
-func (r Repo) Prunable(ctx context.Context, c Combo, keep int) ([]Ref, error) {
+//
+// It also lists orphans: tensor files no record points at, of positions
+// before the newest good checkpoint. An epoch's files are stored while it
+// validates, and a worker that died before it committed the record leaves
+// them behind. (Files of a newer position may be an epoch committing now:
+// they are left alone.)
+func (r Repo) Prunable(ctx context.Context, c Combo, keep int) (Doomed, error) {
+	var d Doomed
 	refs, err := r.Records(ctx, c)
 	if err != nil {
-		return nil, err
+		return d, err
 	}
 	good := -1
 	var best Name // the best epoch, which best_model refers to
@@ -30,13 +37,15 @@ func (r Repo) Prunable(ctx context.Context, c Combo, keep int) ([]Ref, error) {
 			break
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return d, ctx.Err()
 		}
 	}
 	if good < 0 {
-		return nil, nil
+		return d, nil
 	}
-	var doomed []Ref
+	if d.Orphans, err = r.orphansBefore(ctx, c, refs[good].Name); err != nil {
+		return d, err
+	}
 	mids, epochs := 0, 0
 	for i := good; i < len(refs); i++ {
 		switch n := refs[i].Name; {
@@ -44,17 +53,70 @@ func (r Repo) Prunable(ctx context.Context, c Combo, keep int) ([]Ref, error) {
 		case n.Kind == NameMid:
 			mids++
 			if i > good && mids > 1 {
-				doomed = append(doomed, refs[i])
+				d.Checkpoints = append(d.Checkpoints, refs[i])
 			}
 		default:
 			epochs++
 			if i > good && epochs > keep {
-				doomed = append(doomed, refs[i])
+				d.Checkpoints = append(d.Checkpoints, refs[i])
 			}
 		}
 	}
-	return doomed, nil
+	return d, nil
 }
+
+// Doomed is what retention may delete in a combination's folder.
+type Doomed struct {
+	Checkpoints []Ref
+	Orphans     []string // tensor files no record points at
+}
+
+// Delete deletes what d lists, checkpoints record first; it says how many
+// objects it deleted before any error.
+func (r Repo) Delete(ctx context.Context, d Doomed) (int, error) {
+	for i, ref := range d.Checkpoints {
+		if err := r.DeleteCheckpoint(ctx, ref); err != nil {
+			return i, err
+		}
+	}
+	for i, k := range d.Orphans {
+		if err := r.Store.Delete(ctx, k); err != nil {
+			return len(d.Checkpoints) + i, fmt.Errorf("delete orphan %s: %w", k, err)
+		}
+	}
+	return len(d.Checkpoints) + len(d.Orphans), nil
+}
+
+// orphansBefore lists content-named tensor files of positions not after
+// newest whose record does not name them.
+func (r Repo) orphansBefore(ctx context.Context, c Combo, newest Name) ([]string, error) {
+	infos, err := r.Store.List(ctx, c.Dir()+"/")
+	if err != nil {
+		return nil, err
+	}
+	named := map[string]bool{} // tensor files some record names
+	var candidates []string
+	for _, in := range infos {
+		if ref, ok := ParseKey(in.Key); ok && ref.Name.Resumable() {
+			if rec, err := r.readRecord(ctx, in.Key); err == nil {
+				m, o := ref.tensorFiles(rec)
+				named[m], named[o] = true, true
+			}
+			continue
+		}
+		if ref, ok := parseTensorKey(in.Key); ok && ref.Name.Resumable() && !ref.Name.After(newest) && ref.Combo.Dir() == c.Dir() {
+			candidates = append(candidates, in.Key)
+		}
+	}
+	var orphans []string
+	for _, k := range candidates {
+		if !named[k] {
+			orphans = append(orphans, k)
+		}
+	}
+	return orphans, nil
+}
+
 
 // DeleteCheckpoint removes one checkpoint: its record first, so that it
 // stops counting before its data goes.

@@ -94,25 +94,28 @@ func gc(ctx context.Context, o options, w io.Writer) error {
 		}
 	}
 	repo := checkpoint.Repo{Store: st}
-	total := 0
+	total, orphans := 0, 0
 	for _, d := range slices.Sorted(maps.Keys(combos)) {
 		doomed, err := repo.Prunable(ctx, combos[d], checkpoint.KeepEpochs)
 		if err != nil {
 			return err
 		}
-		for _, ref := range doomed {
-			total++
-			if o.dryRun {
-				fmt.Fprintf(w, "would delete %s\n", ref.Key())
-				continue
-			}
-			if err := repo.DeleteCheckpoint(ctx, ref); err != nil {
+		verb := map[bool]string{true: "would delete", false: "deleting"}[o.dryRun]
+		for _, ref := range doomed.Checkpoints {
+			fmt.Fprintf(w, "%s %s\n", verb, ref.Key())
+		}
+		for _, k := range doomed.Orphans {
+			fmt.Fprintf(w, "%s %s (no record points at it)\n", verb, k)
+		}
+		total += len(doomed.Checkpoints)
+		orphans += len(doomed.Orphans)
+		if !o.dryRun {
+			if _, err := repo.Delete(ctx, doomed); err != nil {
 				return err
 			}
-			fmt.Fprintf(w, "deleted %s\n", ref.Key())
 		}
 	}
-	fmt.Fprintf(w, "%d checkpoints %s\n", total, map[bool]string{true: "would be deleted", false: "deleted"}[o.dryRun])
+	fmt.Fprintf(w, "%d checkpoints and %d orphaned tensor files %s\n", total, orphans, map[bool]string{true: "would be deleted", false: "deleted"}[o.dryRun])
 	if s3, ok := st.(*store.S3); ok && !o.dryRun {
 		aborted, err := s3.AbortStaleUploads(ctx, 24*time.Hour)
 		if err != nil {
