@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/resomap/resomap/internal/temporalx"
 	"github.com/resomap/resomap/sweep"
@@ -94,12 +95,26 @@ func sweepProgress(ctx context.Context, c client.Client, id string) (workflows.S
 		}
 		return p, st, nil
 	}
-	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryProgress)
+	// A query needs a worker to run the workflow: with none, it would
+	// wait until the deadline.
+	qctx, cancel := context.WithTimeout(ctx, workerWait)
+	defer cancel()
+	v, err := c.QueryWorkflow(qctx, id, "", workflows.QueryProgress)
 	if err != nil {
-		return p, st, fmt.Errorf("query sweep %s (is a worker running?): %w", id, err)
+		if ctx.Err() == nil && qctx.Err() != nil {
+			return p, st, errNoWorker
+		}
+		return p, st, fmt.Errorf("query sweep %s: %w", id, err)
 	}
 	return p, st, v.Get(&p)
 }
+
+// workerWait is how long a query or update waits for a worker to take it
+// before the starter answers from what the server knows.
+const workerWait = 3 * time.Second
+
+// errNoWorker: no worker took a query or update in workerWait.
+var errNoWorker = errors.New("no worker answered")
 
 func status(ctx context.Context, o options, w io.Writer, logger *slog.Logger) error {
 	if o.sweep == "" && o.id == "" {
@@ -125,6 +140,9 @@ func status(ctx context.Context, o options, w io.Writer, logger *slog.Logger) er
 		return nil
 	}
 	p, st, err := sweepProgress(ctx, c, id)
+	if errors.Is(err, errNoWorker) {
+		return statusFromServer(ctx, c, id, w)
+	}
 	if err != nil {
 		return err
 	}
@@ -172,11 +190,23 @@ func control(ctx context.Context, cmd string, o options, w io.Writer, logger *sl
 	if st := desc.WorkflowExecutionInfo.Status; st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		return fmt.Errorf("nothing to %s: %s has already finished (%s)", cmd, target, strings.ToLower(strings.TrimPrefix(st.String(), "WORKFLOW_EXECUTION_STATUS_")))
 	}
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: target, UpdateName: name, WaitForStage: client.WorkflowUpdateStageCompleted})
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", cmd, target, err)
+	// An update needs a worker to run the workflow; with none (every
+	// worker stopped, a GPU box rebooting) the command goes as a signal,
+	// which the server keeps until a worker returns.
+	uctx, cancel := context.WithTimeout(ctx, workerWait)
+	defer cancel()
+	h, err := c.UpdateWorkflow(uctx, client.UpdateWorkflowOptions{WorkflowID: target, UpdateName: name, WaitForStage: client.WorkflowUpdateStageCompleted})
+	if err == nil {
+		err = h.Get(uctx, nil)
 	}
-	if err := h.Get(ctx, nil); err != nil {
+	if err != nil && ctx.Err() == nil && uctx.Err() != nil {
+		if err := c.SignalWorkflow(ctx, target, "", cmd, nil); err != nil {
+			return fmt.Errorf("%s %s: %w", cmd, target, err)
+		}
+		fmt.Fprintf(w, "%s: no worker answered in %v; the %s is recorded and applies when a worker returns\n", target, workerWait, cmd)
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("%s %s: %w", cmd, target, err)
 	}
 	fmt.Fprintf(w, "%s: %s\n", target, map[string]string{"pause": "paused (running epochs checkpoint first)", "resume": "resumed", "cancel": "cancelled (running epochs checkpoint first)"}[cmd])
@@ -204,4 +234,45 @@ func list(ctx context.Context, w io.Writer, logger *slog.Logger) error {
 			e.StartTime.AsTime().Local().Format(time.DateTime), closed)
 	}
 	return tw.Flush()
+}
+
+// statusFromServer shows a sweep without a worker: each combination
+// workflow's last state as the server holds it (its search attributes,
+// upserted at every epoch and status change).
+func statusFromServer(ctx context.Context, c client.Client, id string, w io.Writer) error {
+	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("WorkflowType = 'Combination' AND WorkflowId STARTS_WITH '%s/'", id)})
+	if err != nil {
+		return fmt.Errorf("sweep %s: no worker answered, and listing its combinations failed: %w", id, err)
+	}
+	fmt.Fprintf(w, "sweep %s: no worker answered in %v; what the server knows (each combination's last reported state; commands apply when a worker returns)\nWeb UI: %s\n",
+		id, workerWait, uiURL(id))
+	seen := map[string]bool{}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "combination\tstate\tepochs\tbest val acc\tworkflow")
+	for _, e := range resp.Executions { // newest run first
+		wid := e.Execution.WorkflowId
+		if seen[wid] {
+			continue
+		}
+		seen[wid] = true
+		attrs := e.GetSearchAttributes().GetIndexedFields()
+		var state string
+		var epoch int64
+		var acc float64
+		decode := func(key string, v any) { _ = converter.GetDefaultDataConverter().FromPayload(attrs[key], v) }
+		decode(workflows.AttrStatus.GetName(), &state)
+		decode(workflows.AttrEpoch.GetName(), &epoch)
+		decode(workflows.AttrBestValAcc.GetName(), &acc)
+		if e.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING || state == "" {
+			state = strings.ToLower(strings.TrimPrefix(e.Status.String(), "WORKFLOW_EXECUTION_STATUS_")) + " (" + state + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.4f\t%s\n", strings.TrimPrefix(wid, id+"/"), state, epoch, acc,
+			strings.ToLower(strings.TrimPrefix(e.Status.String(), "WORKFLOW_EXECUTION_STATUS_")))
+	}
+	tw.Flush()
+	if len(seen) == 0 {
+		fmt.Fprintln(w, "no combination started yet")
+	}
+	return nil
 }
