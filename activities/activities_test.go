@@ -27,12 +27,21 @@ func setup(t *testing.T) (*activities.Activities, workflows.Prepared, *testsuite
 
 func setupWith(t *testing.T, data string) (*activities.Activities, workflows.Prepared, *testsuite.TestActivityEnvironment) {
 	t.Helper()
+	st, err := store.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return setupOn(t, data, st)
+}
+
+// setupOn is setupWith on the store st.
+func setupOn(t *testing.T, data string, st store.Store) (*activities.Activities, workflows.Prepared, *testsuite.TestActivityEnvironment) {
+	t.Helper()
 	tr, err := trainer.New("", "cpu", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tr.Data = dataset.Options{CacheDir: t.TempDir()}
-	st, _ := store.NewFile(t.TempDir())
 	acts := &activities.Activities{Trainer: tr, Store: st, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()

@@ -24,6 +24,7 @@ func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.Eva
 	// validation folder at 640 px outlasts any heartbeat timeout).
 	hb := newHeartbeater(ctx)
 	defer hb.stop()
+	ctx = hb.watching(ctx)
 	beat := hb.setPhase
 	// A model in memory like a training's: it takes a training slot and
 	// counts against the worker's bound of models.

@@ -2,40 +2,66 @@ package activities
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 
 	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/internal/iowatch"
 	"github.com/resomap/resomap/trainer"
 	"github.com/resomap/resomap/workflows"
 )
 
-// heartbeater heartbeats a TrainEpoch attempt through every phase (a cache
-// build, a download or a validation can outlast the heartbeat timeout):
-// the phase, the steps done and the key of its latest stored checkpoint,
-// from which a retry continues.
+// heartbeater heartbeats an attempt through every phase (a cache build, a
+// download or a validation can outlast the heartbeat timeout): the phase,
+// the steps done and the key of its latest stored checkpoint, from which a
+// retry continues.
+//
+// Heartbeats prove progress, not only that the process lives: the
+// heartbeater watches the attempt's I/O (store calls and transfers tell it,
+// through iowatch, that they wait and that they advance; a cache build
+// reports images made). When the attempt waits on I/O and nothing advanced
+// for a heartbeat timeout, the store or the data folder hangs: it
+// heartbeats once more saying so, then stops, so the server gives the
+// attempt up (within about twice the heartbeat timeout) and retries it,
+// and it stops the training (onStall).
 type heartbeater struct {
-	ctx  context.Context // the activity's
-	done chan struct{}
+	ctx        context.Context // the activity's
+	done       chan struct{}
+	stallAfter time.Duration // 0: no heartbeat timeout, no stall watch
 
-	mu sync.Mutex
-	hb workflows.Heartbeat
+	mu          sync.Mutex
+	hb          workflows.Heartbeat
+	waits       int       // I/O operations in flight
+	ioPhase     bool      // the phase is a cache build: reading the data folder
+	lastAdvance time.Time // of anything: a step, bytes moved, a phase
+	stalled     error
+	onStall     func(error)
 }
 
+// errStalled: the attempt waited on I/O without progress for a heartbeat
+// timeout.
+var errStalled = errors.New("no progress")
+
 func newHeartbeater(ctx context.Context) *heartbeater {
-	h := &heartbeater{ctx: ctx, done: make(chan struct{})}
+	h := &heartbeater{ctx: ctx, done: make(chan struct{}), lastAdvance: time.Now()}
 	every := time.Second
 	if t := activity.GetInfo(ctx).HeartbeatTimeout; t > 0 {
 		every = min(max(t/4, 100*time.Millisecond), 10*time.Second)
+		h.stallAfter = t
 	}
 	go h.run(every)
 	return h
 }
 
-// run heartbeats the current phase until stop: whatever the attempt is
-// doing, the server hears of it.
+// watching is ctx with h watching its I/O.
+func (h *heartbeater) watching(ctx context.Context) context.Context { return iowatch.With(ctx, h) }
+
+// run heartbeats the current phase until stop, or until the attempt stalls.
 func (h *heartbeater) run(every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -46,18 +72,77 @@ func (h *heartbeater) run(every time.Duration) {
 		case <-h.ctx.Done():
 			return
 		case <-t.C:
+			if h.checkStall() {
+				return
+			}
 			h.beat()
 		}
 	}
+}
+
+// checkStall says whether the attempt has stalled; the first time, it
+// heartbeats why (starter status and the Web UI show it) and stops the
+// training.
+func (h *heartbeater) checkStall() bool {
+	h.mu.Lock()
+	idle := time.Since(h.lastAdvance)
+	if h.stallAfter == 0 || h.waits == 0 && !h.ioPhase || idle < h.stallAfter {
+		h.mu.Unlock()
+		return false
+	}
+	h.stalled = fmt.Errorf("%w for %v while %s (the store or the data folder hangs): attempt given up",
+		errStalled, idle.Round(time.Second), h.hb.Phase)
+	h.hb.Phase = "stalled: " + h.stalled.Error()
+	onStall := h.onStall
+	h.mu.Unlock()
+	activity.GetLogger(h.ctx).Warn("attempt stalled: no more heartbeats", "err", h.stalled)
+	h.beat()
+	if onStall != nil {
+		onStall(h.stalled)
+	}
+	return true
+}
+
+// stopOnStall has stop called with the reason if the attempt stalls.
+func (h *heartbeater) stopOnStall(stop func(error)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.onStall = stop
 }
 
 func (h *heartbeater) stop() { close(h.done) }
 
 func (h *heartbeater) beat() { activity.RecordHeartbeat(h.ctx, h.details()) }
 
+// Begin and Advance make the heartbeater an iowatch.Watcher.
+func (h *heartbeater) Begin() (end func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.waits++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.waits--
+			h.lastAdvance = time.Now()
+		})
+	}
+}
+
+func (h *heartbeater) Advance() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lastAdvance = time.Now()
+}
+
+var _ iowatch.Watcher = (*heartbeater)(nil)
+
 func (h *heartbeater) setPhase(phase string) {
 	h.mu.Lock()
 	h.hb.Phase = phase
+	h.ioPhase = strings.HasPrefix(phase, trainer.PhaseOpeningData)
+	h.lastAdvance = time.Now()
 	h.mu.Unlock()
 	h.beat()
 }
@@ -82,6 +167,7 @@ func (h *heartbeater) stored(key string, rec checkpoint.Record) {
 	if rec.Kind == checkpoint.KindEpoch {
 		h.hb.Done = 0
 	}
+	h.lastAdvance = time.Now()
 	h.mu.Unlock()
 	h.beat()
 }
@@ -89,6 +175,7 @@ func (h *heartbeater) stored(key string, rec checkpoint.Record) {
 func (h *heartbeater) progress(p trainer.StepProgress) {
 	h.mu.Lock()
 	h.hb.Done, h.hb.Of = p.Step, p.StepsPerEpoch
+	h.lastAdvance = time.Now()
 	h.mu.Unlock()
 	h.beat()
 }

@@ -24,6 +24,7 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	repo := a.repo(in.Prefix)
 	hb := newHeartbeater(ctx)
 	defer hb.stop()
+	ctx = hb.watching(ctx) // store calls tell it when they wait and advance
 	store := &attemptStore{a: a, repo: repo, hb: hb}
 	info := activity.GetInfo(ctx)
 	out := workflows.TrainEpochOutput{Attempt: info.Attempt, Device: a.Trainer.Device, WorkerQueue: a.WorkerQueue}
@@ -50,6 +51,7 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	// activity is cancelled or the worker is shutting down.
 	tctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	hb.stopOnStall(cancel)
 	go func() {
 		select {
 		case <-activity.GetWorkerStopChannel(ctx):
@@ -151,6 +153,9 @@ func interrupted(ctx, tctx context.Context, lastKey string, err error) error {
 	if errors.Is(context.Cause(tctx), errWorkerStopping) {
 		// Retryable: another worker continues from the heartbeat.
 		return fmt.Errorf("worker stopping, checkpoint %s saved: %w", lastKey, err)
+	}
+	if cause := context.Cause(tctx); errors.Is(cause, errStalled) {
+		return cause // retryable; the server has most likely retried it already
 	}
 	return ctx.Err()
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/resomap/resomap/internal/atomicfile"
+	"github.com/resomap/resomap/internal/iowatch"
 )
 
 // File is a Store in a local directory. Each Put writes a temporary file,
@@ -61,11 +62,17 @@ func (f *File) write(key string, r io.Reader, createOnly bool) error {
 	return nil
 }
 
+// A file system can hang (NFS behind it) where no deadline reaches: the
+// file store tells ctx's I/O watcher when it waits and when it advances,
+// so a watched attempt notices a hang.
+
 func (f *File) Put(ctx context.Context, key string, r io.Reader) error {
-	return f.write(key, r, false)
+	defer iowatch.Begin(ctx)()
+	return f.write(key, iowatch.Reader(ctx, r), false)
 }
 
 func (f *File) PutIfAbsent(ctx context.Context, key string, data []byte) error {
+	defer iowatch.Begin(ctx)()
 	return f.write(key, strings.NewReader(string(data)), true)
 }
 
@@ -74,14 +81,16 @@ func (f *File) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
+	end := iowatch.Begin(ctx)
 	fh, err := os.Open(p)
+	end()
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("get %s from %s: %w", key, f.URL(), ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", key, err)
 	}
-	return fh, nil
+	return iowatch.ReadCloser(ctx, fh), nil
 }
 
 func (f *File) Stat(ctx context.Context, key string) (Info, error) {
@@ -89,7 +98,9 @@ func (f *File) Stat(ctx context.Context, key string) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
+	end := iowatch.Begin(ctx)
 	st, err := os.Stat(p)
+	end()
 	if errors.Is(err, fs.ErrNotExist) {
 		return Info{}, fmt.Errorf("stat %s in %s: %w", key, f.URL(), ErrNotFound)
 	}
@@ -100,6 +111,7 @@ func (f *File) Stat(ctx context.Context, key string) (Info, error) {
 }
 
 func (f *File) List(ctx context.Context, prefix string) ([]Info, error) {
+	defer iowatch.Begin(ctx)()
 	var out []Info
 	err := filepath.WalkDir(f.root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -135,6 +147,8 @@ func (f *File) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	end := iowatch.Begin(ctx)
+	defer end()
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}

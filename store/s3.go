@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	tm "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -31,6 +34,8 @@ type S3 struct {
 	bucket string
 	prefix string
 	url    string
+	// idleTimeout and callTimeout bound operations (deadline.go).
+	idleTimeout, callTimeout time.Duration
 }
 
 // NewS3 opens s3://bucket/prefix with the standard AWS configuration chain
@@ -38,7 +43,8 @@ type S3 struct {
 // S3-compatible servers). Path-style addressing: ?path_style=true or
 // RESOMAP_S3_PATH_STYLE=true. It checks the bucket is reachable.
 func NewS3(ctx context.Context, u *url.URL) (*S3, error) {
-	s := &S3{bucket: u.Host, prefix: strings.Trim(u.Path, "/"), url: "s3://" + u.Host + u.Path}
+	s := &S3{bucket: u.Host, prefix: strings.Trim(u.Path, "/"), url: "s3://" + u.Host + u.Path,
+		idleTimeout: defaultIdleTimeout, callTimeout: defaultCallTimeout}
 	if s.bucket == "" {
 		return nil, fmt.Errorf("store %s: no bucket (use s3://bucket/prefix)", s.url)
 	}
@@ -58,6 +64,11 @@ func NewS3(ctx context.Context, u *url.URL) (*S3, error) {
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
 	}
+	// A server that takes the request and never answers fails the attempt
+	// (which the retryer retries) rather than holding it for ever.
+	cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.ResponseHeaderTimeout = s.idleTimeout
+	}).WithDialerOptions(func(d *net.Dialer) { d.Timeout = 10 * time.Second })
 	s.client = s3.NewFromConfig(cfg, func(o *s3.Options) {
 		o.UsePathStyle = pathStyle
 		// Plain-http S3-compatible servers cannot take signed streaming
@@ -79,6 +90,15 @@ func NewS3(ctx context.Context, u *url.URL) (*S3, error) {
 		return nil, fmt.Errorf("store %s: %w", s.url, describe(err))
 	}
 	return s, nil
+}
+
+// describeIn is describe, saying so when the store stopped answering
+// (ctx's deadline or its transfer's watchdog ended the call).
+func (s *S3) describeIn(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil && errors.Is(cause, ErrUnreachable) {
+		return cause
+	}
+	return describe(err)
 }
 
 // describe turns an SDK error into one readable line (never with secrets:
@@ -115,8 +135,10 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.tm.UploadObject(ctx, &tm.UploadObjectInput{Bucket: &s.bucket, Key: &k, Body: r}); err != nil {
-		return fmt.Errorf("put %s to %s: %w", key, s.url, describe(err))
+	t := newTransfer(ctx, s.idleTimeout)
+	defer t.done()
+	if _, err := s.tm.UploadObject(t.ctx, &tm.UploadObjectInput{Bucket: &s.bucket, Key: &k, Body: t.reader(r)}); err != nil {
+		return fmt.Errorf("put %s to %s: %w", key, s.url, s.describeIn(t.ctx, err))
 	}
 	return nil
 }
@@ -128,6 +150,8 @@ func (s *S3) PutIfAbsent(ctx context.Context, key string, data []byte) error {
 	if err != nil {
 		return err
 	}
+	ctx, done := call(ctx, s.callTimeout)
+	defer done()
 	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &k, Body: strings.NewReader(string(data)), IfNoneMatch: aws.String("*")})
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) && (apiErr.ErrorCode() == "PreconditionFailed" || apiErr.ErrorCode() == "ConditionalRequestConflict") {
@@ -150,14 +174,17 @@ func (s *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.tm.GetObject(ctx, &tm.GetObjectInput{Bucket: &s.bucket, Key: &k})
+	t := newTransfer(ctx, s.idleTimeout)
+	out, err := s.tm.GetObject(t.ctx, &tm.GetObjectInput{Bucket: &s.bucket, Key: &k})
 	if isNotFound(err) {
+		t.done()
 		return nil, fmt.Errorf("get %s from %s: %w", key, s.url, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get %s from %s: %w", key, s.url, describe(err))
+		t.done()
+		return nil, fmt.Errorf("get %s from %s: %w", key, s.url, s.describeIn(t.ctx, err))
 	}
-	return io.NopCloser(out.Body), nil
+	return &transferBody{Reader: t.reader(out.Body), c: io.NopCloser(nil), t: t}, nil
 }
 
 func (s *S3) Stat(ctx context.Context, key string) (Info, error) {
@@ -165,6 +192,8 @@ func (s *S3) Stat(ctx context.Context, key string) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
+	ctx, done := call(ctx, s.callTimeout)
+	defer done()
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &k})
 	if isNotFound(err) {
 		return Info{}, fmt.Errorf("stat %s in %s: %w", key, s.url, ErrNotFound)
@@ -183,7 +212,9 @@ func (s *S3) List(ctx context.Context, prefix string) ([]Info, error) {
 	var out []Info
 	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &full})
 	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+		cctx, done := call(ctx, s.callTimeout)
+		page, err := p.NextPage(cctx)
+		done()
 		if err != nil {
 			return nil, fmt.Errorf("list %s in %s: %w", prefix, s.url, describe(err))
 		}
@@ -204,6 +235,8 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	ctx, done := call(ctx, s.callTimeout)
+	defer done()
 	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &k}); err != nil && !isNotFound(err) {
 		return fmt.Errorf("delete %s from %s: %w", key, s.url, describe(err))
 	}
@@ -264,6 +297,10 @@ func (s *S3) Copy(ctx context.Context, from, to string) error {
 		return s.Put(ctx, to, rc)
 	}
 	source := s.bucket + "/" + (&url.URL{Path: src}).EscapedPath()
+	// A server-side copy moves no bytes here: bound it by the object's
+	// size at a slow 10 MB/s, on top of a small call's time.
+	ctx, done := call(ctx, s.callTimeout+time.Duration(info.Size/(10<<20))*time.Second)
+	defer done()
 	if _, err := s.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &s.bucket, Key: &dst, CopySource: &source}); err != nil {
 		return fmt.Errorf("copy %s to %s in %s: %w", from, to, s.url, describe(err))
 	}

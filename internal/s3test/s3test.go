@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -117,11 +118,26 @@ func (s *Server) start() error {
 	return fmt.Errorf("versitygw on %s did not become healthy", s.Addr)
 }
 
-// Stop kills the server (like a crash: no graceful shutdown).
+// Stop kills the server (like a crash: no graceful shutdown), frozen or not.
 func (s *Server) Stop() {
 	if s.cmd != nil && s.cmd.Process != nil && s.cmd.ProcessState == nil {
 		s.cmd.Process.Kill()
+		s.cmd.Process.Signal(syscall.SIGCONT)
 		s.cmd.Wait()
+	}
+}
+
+// Freeze stops the server's process (SIGSTOP): its port still accepts
+// connections, and nothing answers, like a hung gateway. Thaw wakes it.
+func (s *Server) Freeze(tb testing.TB) { s.signal(tb, syscall.SIGSTOP) }
+
+// Thaw wakes a frozen server (SIGCONT).
+func (s *Server) Thaw(tb testing.TB) { s.signal(tb, syscall.SIGCONT) }
+
+func (s *Server) signal(tb testing.TB, sig syscall.Signal) {
+	tb.Helper()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		tb.Fatal(err)
 	}
 }
 
