@@ -117,7 +117,6 @@ func (r Repo) orphansBefore(ctx context.Context, c Combo, newest Name) ([]string
 	return orphans, nil
 }
 
-
 // DeleteCheckpoint removes one checkpoint: its record first, so that it
 // stops counting before its data goes.
 func (r Repo) DeleteCheckpoint(ctx context.Context, ref Ref) error {
