@@ -30,7 +30,9 @@ func (a *Activities) ClaimTraining(ctx context.Context, in workflows.ClaimInput)
 		return workflows.ClaimOutput{Holder: holder.Owner}, nil
 	}
 	activity.GetLogger(ctx).Warn("taking over the claim of a combination that no longer runs", "config", in.ConfigHash[:12], "holder", holder.Owner, "by", in.Owner)
-	return workflows.ClaimOutput{Granted: true, Holder: in.Owner}, a.claims().TakeOver(ctx, in.ConfigHash, me)
+	// Of several waiters that saw the same dead holder, one takes over.
+	holder, granted, err = a.claims().TakeOver(ctx, in.ConfigHash, holder, me)
+	return workflows.ClaimOutput{Granted: granted, Holder: holder.Owner}, err
 }
 
 // isRunning says whether a workflow is running (without a client: yes).

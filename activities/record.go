@@ -20,11 +20,6 @@ func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput)
 	if err := a.fillMetrics(ctx, &in.Outcome); err != nil {
 		return out, err
 	}
-	if in.Owner != "" && in.Outcome.ConfigHash != "" {
-		if err := a.claims().Release(ctx, in.Outcome.ConfigHash, in.Owner); err != nil {
-			return out, err
-		}
-	}
 	if in.Outcome.Status == sweep.Completed {
 		if err := a.exportBestAndFinal(ctx, &in.Outcome); err != nil {
 			return out, err
@@ -37,7 +32,14 @@ func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput)
 		out.Key = key
 		in.Outcome.ResultKey = key
 	}
-	return out, a.index().PutOutcome(ctx, in.Sweep, in.Outcome)
+	if err := a.index().PutOutcome(ctx, in.Sweep, in.Outcome); err != nil {
+		return out, err
+	}
+	// Released last: a waiter that claims now finds the result recorded.
+	if in.Owner != "" && in.Outcome.ConfigHash != "" {
+		return out, a.claims().Release(ctx, in.Outcome.ConfigHash, in.Owner)
+	}
+	return out, nil
 }
 
 // fillMetrics puts back the per-epoch figures that the workflow's summary

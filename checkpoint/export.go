@@ -48,7 +48,12 @@ func (r Repo) Export(ctx context.Context, recordKey string, name Name) (string, 
 	if err := store.Copy(ctx, r.Store, srcOptim, dstOptim); err != nil {
 		return "", err
 	}
-	if err := r.Store.PutIfAbsent(ctx, to.Key(), b); err != nil && !errors.Is(err, store.ErrExists) {
+	err = r.Store.PutIfAbsent(ctx, to.Key(), b)
+	if errors.Is(err, store.ErrExists) && !r.exported(ctx, to, rec) {
+		// Another export committed first: it must be the same checkpoint.
+		return "", fmt.Errorf("export %s: %w: %s holds another checkpoint", recordKey, ErrCommitted, to.Key())
+	}
+	if err != nil && !errors.Is(err, store.ErrExists) {
 		return "", err
 	}
 	return to.Key(), nil
