@@ -45,11 +45,14 @@ test: deps shim tools
 test-fast: deps shim
 	CGO_ENABLED=0 go test -short -count=1 -timeout 10m ./...
 
-# A long chaos soak (root: it fills a tmpfs): RESOMAP_CHAOS_ROUNDS rounds of
-# random worker kills and freezes, plus server, S3 and full-disk outages, on
-# the file store and on S3; `make test` runs a short version.
+# A long chaos soak (root: it fills a tmpfs): ADVERSARY_RUNS randomised
+# workflow schedules, then CHAOS_ROUNDS rounds of random worker kills and
+# freezes, plus server, S3 and full-disk outages, on the file store and on
+# S3; `make test` runs short versions of both.
 CHAOS_ROUNDS ?= 20
+ADVERSARY_RUNS ?= 20000
 chaos: deps shim tools
+	RESOMAP_ADVERSARY_RUNS=$(ADVERSARY_RUNS) CGO_ENABLED=0 go test -count=1 -timeout 60m -run 'TestAdversarialSchedules$$' -v ./workflows
 	RESOMAP_CHAOS_ROUNDS=$(CHAOS_ROUNDS) CGO_ENABLED=0 go test -count=1 -timeout 120m -run 'TestChaos$$' -v ./integration
 
 # The trainer's tests against libtorch 2.6 (Debian 13, in a cached chroot; root).

@@ -32,8 +32,14 @@ type world struct {
 	starts   []epochStart              // every TrainEpoch attempt
 	recorded map[string][]sweep.Status // training -> statuses recorded
 	closed   map[string]ClosedChild    // child workflow ID -> how it closed
-	// fail decides an attempt's fate (nil: it trains).
+	// fail decides an attempt's fate (nil: it trains); called with mu held.
 	fail func(ctx context.Context, in TrainEpochInput) error
+	// onStart hears of every attempt's start (test clock); mu held.
+	onStart func(training string, at time.Time)
+	// retireWithRun: once the run a test server runs has continued as
+	// new, what its children still do there no longer counts (the SDK's
+	// test server may run them on; the next run's test stands in for them).
+	retireWithRun bool
 }
 
 type epochStart struct {
@@ -69,6 +75,7 @@ func progressOf(cfg sweep.Config, epochs int) sweep.Progress {
 
 // register mocks the activities on env; every epoch takes epochTime.
 func (w *world) register(env *testsuite.TestWorkflowEnvironment, epochTime time.Duration) {
+	retired := func() bool { return w.retireWithRun && env.IsWorkflowCompleted() }
 	env.RegisterWorkflow(Sweep)
 	env.RegisterWorkflow(Combination)
 	env.RegisterActivity(a)
@@ -91,9 +98,15 @@ func (w *world) register(env *testsuite.TestWorkflowEnvironment, epochTime time.
 	env.OnActivity(a.TrainEpoch, mockAny, mockAny).After(epochTime).Return(func(ctx context.Context, in TrainEpochInput) (TrainEpochOutput, error) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
+		if retired() {
+			return TrainEpochOutput{}, errors.New("this test server's run has continued as new")
+		}
 		id := trainingOf(in.Config)
 		// The mock answers after epochTime of the test's clock.
 		w.starts = append(w.starts, epochStart{id, in.Epoch, env.Now().Add(-epochTime), activity.GetInfo(ctx).TaskQueue})
+		if w.onStart != nil {
+			w.onStart(id, env.Now().Add(-epochTime))
+		}
 		if w.fail != nil {
 			if err := w.fail(ctx, in); err != nil {
 				return TrainEpochOutput{}, err
@@ -110,7 +123,9 @@ func (w *world) register(env *testsuite.TestWorkflowEnvironment, epochTime time.
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		id := fmt.Sprintf("%s@%d/%d", in.Outcome.Model, in.Outcome.Resolution, in.Outcome.Seed)
-		w.recorded[id] = append(w.recorded[id], in.Outcome.Status)
+		if !retired() {
+			w.recorded[id] = append(w.recorded[id], in.Outcome.Status)
+		}
 		return RecordOutput{}, nil
 	})
 	env.OnActivity(a.DescribeChildren, mockAny, mockAny).Return(func(_ context.Context, in ChildrenInput) (ChildrenOutput, error) {
