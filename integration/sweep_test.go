@@ -186,7 +186,9 @@ func TestPauseResumeCancelBySignals(t *testing.T) {
 	c := dial(t)
 	store, tq := t.TempDir(), "tq-signals"
 	startWorker(t, tq, store)
-	spec := writeSpec(t, specYAML("signals", "32", 6400))
+	// Epochs of seconds: a cancel reaches a running activity with its next
+	// heartbeat, which the SDK throttles to 0.8 x the heartbeat timeout.
+	spec := writeSpec(t, specYAML("signals", "32", 60000))
 	if out, err := starter(t, tq, store, "--sweep", spec); err != nil {
 		t.Fatalf("starter: %v\n%s", err, out)
 	}
