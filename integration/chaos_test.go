@@ -15,25 +15,30 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/resomap/resomap/internal/s3test"
 	"github.com/resomap/resomap/internal/temporalx"
+	"github.com/resomap/resomap/results"
 	"github.com/resomap/resomap/sweep"
 )
 
-// The chaos test's sweep: two combinations, four epochs, checkpoints
-// often, retries for long enough to ride out every outage below.
+// The chaos test's sweep: two resolutions with two seeds each, four
+// epochs, checkpoints often, continue-as-new after every finished child,
+// retries for long enough to ride out every outage below.
 func chaosSpec(name string) string {
 	return fmt.Sprintf(`name: %s
 models: [smallcnn]
 resolutions: [24, 32]
+seeds: [1, 2]
 epochs: 4
 data: fashion-mnist
 train_limit: 4800
 val_limit: 500
 seed: 5
 max_parallel: 2
+continue_as_new_after: 1
 hyper: {batch_size: 32, optimizer: sgd, lr: 0.05, momentum: 0.9, nesterov: true, schedule: cosine, crop_padding: 2, flip: true}
 checkpoint: {every_steps: 15}
 activity: {heartbeat_timeout_seconds: 3, max_attempts: 40}
@@ -97,8 +102,10 @@ func TestChaos(t *testing.T) {
 	if out, err := starter(t, tq, refStore, "--sweep", spec, "--id", "sweep-chaos-ref"); err != nil {
 		t.Fatalf("starter: %v\n%s", err, out)
 	}
-	if p := result(t, c, "sweep-chaos-ref", 10*time.Minute); p.Combos[0].Status != sweep.Completed {
-		t.Fatalf("reference: %+v", p.Combos[0])
+	for _, o := range result(t, c, "sweep-chaos-ref", 15*time.Minute).Combos {
+		if o.Status != sweep.Completed {
+			t.Fatalf("reference: %s %s (%s)", o.ID(), o.Status, o.Reason)
+		}
 	}
 	for _, backend := range []string{"file", "s3"} {
 		t.Run(backend, func(t *testing.T) { runChaos(t, spec, backend, refStore) })
@@ -116,6 +123,8 @@ type chaos struct {
 	id, tq   string
 	workers  []*workerProc
 	start    time.Time
+	// what it did, for the summary
+	kills, freezes, s3Freezes, storms, commands, terminations int
 }
 
 func (ch *chaos) log(format string, args ...any) {
@@ -218,7 +227,14 @@ func runChaos(t *testing.T, spec, backend, refStore string) {
 		ch.progress(2)
 		ch.freezeOne()
 		ch.progress(2)
+		ch.controlStorm()
+		ch.progress(2)
+		if ch.s3 != nil {
+			ch.freezeS3()
+			ch.progress(2)
+		}
 	}
+	terminated := ch.terminateAChild()
 	ch.temporal.kill9()
 	ch.log("Temporal server killed (-9) mid-sweep")
 	time.Sleep(2 * time.Second) // an outage of a while, not a synchronisation
@@ -235,25 +251,119 @@ func runChaos(t *testing.T, spec, backend, refStore string) {
 	}
 	cl := ch.client()
 	defer cl.Close()
-	p := result(t, cl, ch.id, 10*time.Minute)
+	p := result(t, cl, ch.id, 15*time.Minute)
 	ch.log("sweep done")
 	for _, o := range p.Combos {
-		if o.Status != sweep.Completed {
+		if o.Status != sweep.Completed && !(o.ID() == terminated && o.Status == sweep.Terminated) {
 			t.Fatalf("%s: %s (%s)", o.ID(), o.Status, o.Reason)
 		}
-		res := strconv.Itoa(o.Resolution)
+	}
+	if terminated != "" {
+		// The sweep again: what completed is skipped, the terminated
+		// training resumes from its checkpoints.
+		if out, err := ch.starter("--sweep", spec, "--id", ch.id+"-again"); err != nil {
+			t.Fatalf("starter again: %v\n%s", err, out)
+		}
+		p = result(t, cl, ch.id+"-again", 15*time.Minute)
+		ch.log("sweep run again after %s was terminated: done", terminated)
+	}
+	for _, o := range p.Combos {
+		if o.Status != sweep.Completed && o.Status != sweep.Skipped {
+			t.Fatalf("%s: %s (%s)", o.ID(), o.Status, o.Reason)
+		}
+		dir := filepath.Join(strings.Split(results.RunsPrefix(o.ConfigHash), "/")...)
 		for _, f := range []string{"best_model.safetensors", "final_model.safetensors", "final_model.optim.safetensors"} {
-			want, _ := os.ReadFile(glob(t, filepath.Join(refStore, "runs", "*", "cnn", "smallcnn", res, f))[0])
-			got := glob(t, filepath.Join(root, "runs", "*", "cnn", "smallcnn", res, f))
-			if len(got) != 1 {
-				t.Fatalf("%s %s: %v", o.ID(), f, got)
+			rel := filepath.Join(dir, "cnn", "smallcnn", strconv.Itoa(o.Resolution), f)
+			want, err := os.ReadFile(filepath.Join(refStore, rel))
+			if err != nil {
+				t.Fatalf("reference %s: %v", o.ID(), err)
 			}
-			if b, _ := os.ReadFile(got[0]); !bytes.Equal(b, want) {
-				t.Errorf("%s: %s differs from the uninterrupted run", o.ID(), f)
+			if b, err := os.ReadFile(filepath.Join(root, rel)); err != nil || !bytes.Equal(b, want) {
+				t.Errorf("%s: %s differs from the uninterrupted run (%v)", o.ID(), f, err)
 			}
 		}
 	}
 	checkEverythingVerifies(t, ch.storeURL)
+	ch.log("summary: %s", ch.summary())
+}
+
+// summary is the one line a soak prints: what it did.
+func (ch *chaos) summary() string {
+	return fmt.Sprintf("%v, %d workers started, %d killed, %d frozen, %d S3 freezes, %d control storms (%d commands), %d children terminated, %d continue-as-new runs of the sweep",
+		time.Since(ch.start).Round(time.Second), len(ch.workers), ch.kills, ch.freezes, ch.s3Freezes, ch.storms, ch.commands, ch.terminations, ch.sweepRuns())
+}
+
+// sweepRuns counts the sweep workflow's runs (continue-as-new generations).
+func (ch *chaos) sweepRuns() int {
+	cl := ch.client()
+	defer cl.Close()
+	resp, err := cl.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("WorkflowId = '%s'", ch.id)})
+	if err != nil {
+		return -1
+	}
+	return len(resp.Executions)
+}
+
+// controlStorm sends a burst of pause and resume commands, sweep-wide and
+// to single combinations, ending resumed.
+func (ch *chaos) controlStorm() {
+	cl := ch.client()
+	defer cl.Close()
+	ctx := context.Background()
+	n := 4 + ch.rng.IntN(8)
+	for i := range n {
+		cmd := []string{"pause", "resume"}[i%2]
+		target := ch.id
+		if ch.rng.IntN(2) == 0 {
+			target = ch.id + "/smallcnn@" + []string{"24", "32"}[ch.rng.IntN(2)] + "-seed" + strconv.Itoa(1+ch.rng.IntN(2))
+		}
+		_ = cl.SignalWorkflow(ctx, target, "", cmd, nil) // a finished or not yet started one refuses
+	}
+	if n%2 == 1 {
+		_ = cl.SignalWorkflow(ctx, ch.id, "", "resume", nil)
+	}
+	for _, res := range []string{"24", "32"} { // every combination resumed
+		for _, seed := range []string{"1", "2"} {
+			_ = cl.SignalWorkflow(ctx, ch.id+"/smallcnn@"+res+"-seed"+seed, "", "resume", nil)
+		}
+	}
+	ch.storms++
+	ch.commands += n
+	ch.log("control storm: %d pause/resume commands", n)
+}
+
+// freezeS3 stops the S3 server (SIGSTOP) for three heartbeat timeouts:
+// it accepts connections and answers nothing.
+func (ch *chaos) freezeS3() {
+	ch.s3.Freeze(ch.t)
+	ch.log("S3 server frozen (SIGSTOP)")
+	time.Sleep(9 * time.Second) // three 3 s heartbeat timeouts: the outage under test
+	ch.s3.Thaw(ch.t)
+	ch.s3Freezes++
+	ch.log("S3 server woken (SIGCONT)")
+}
+
+// terminateAChild terminates a running combination from the CLI and says
+// which ("" if none ran).
+func (ch *chaos) terminateAChild() string {
+	cl := ch.client()
+	defer cl.Close()
+	resp, err := cl.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("WorkflowType = 'Combination' AND ExecutionStatus = 'Running' AND WorkflowId STARTS_WITH '%s/'", ch.id)})
+	if err != nil || len(resp.Executions) == 0 {
+		ch.log("no running combination to terminate (%v)", err)
+		return ""
+	}
+	id := resp.Executions[0].Execution.WorkflowId
+	bin, _ := temporalBinary()
+	if out, err := exec.Command(bin, "workflow", "terminate", "--workflow-id", id, "--reason", "chaos", "--address", ch.temporal.addr).CombinedOutput(); err != nil {
+		ch.log("terminate %s: %v %s", id, err, out)
+		return ""
+	}
+	ch.terminations++
+	ch.log("combination %s terminated from the CLI", id)
+	return strings.TrimPrefix(id, ch.id+"/")
 }
 
 // killOne kills a random worker with -9 and starts another.
@@ -261,6 +371,7 @@ func (ch *chaos) killOne() {
 	live := ch.live()
 	w := live[ch.rng.IntN(len(live))]
 	w.kill9(ch.t)
+	ch.kills++
 	ch.log("worker pid %d killed (-9)", w.cmd.Process.Pid)
 	ch.startWorker()
 	ch.log("a fresh worker started")
@@ -274,6 +385,7 @@ func (ch *chaos) freezeOne() {
 	ch.log("worker pid %d frozen (SIGSTOP)", w.cmd.Process.Pid)
 	time.Sleep(5 * time.Second) // past the 3 s heartbeat timeout: the outage under test
 	w.cmd.Process.Signal(syscall.SIGCONT)
+	ch.freezes++
 	ch.log("worker pid %d woken (SIGCONT)", w.cmd.Process.Pid)
 }
 
