@@ -256,14 +256,7 @@ func TestRetentionKeepsTheNewestGoodCheckpoint(t *testing.T) {
 // allocates nothing of that size, and the newest good checkpoint is used.
 func TestDamagedRecordSizeFallsBack(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.NewFile(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo := checkpoint.Repo{Store: st, Prefix: "sweep"}
-	if _, err := repo.Save(ctx, fakeCheckpoint(1, 0, 4096, 1)); err != nil {
-		t.Fatal(err)
-	}
+	repo, st := fileRepoWithEpoch1(t)
 	key, err := repo.Save(ctx, fakeCheckpoint(2, 0, 4096, 2))
 	if err != nil {
 		t.Fatal(err)
@@ -290,14 +283,7 @@ func TestDamagedRecordSizeFallsBack(t *testing.T) {
 // position past the newest good checkpoint (an epoch committing now).
 func TestRetentionDeletesOrphanedTensorFiles(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.NewFile(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo := checkpoint.Repo{Store: st, Prefix: "sweep"}
-	if _, err := repo.Save(ctx, fakeCheckpoint(1, 0, 4096, 1)); err != nil {
-		t.Fatal(err)
-	}
+	repo, st := fileRepoWithEpoch1(t)
 	lost := fakeCheckpoint(2, 0, 4096, 2) // its worker died before the record
 	if err := repo.SaveFiles(ctx, lost); err != nil {
 		t.Fatal(err)
@@ -340,4 +326,19 @@ func TestRetentionDeletesOrphanedTensorFiles(t *testing.T) {
 	if epoch3 != 2 {
 		t.Errorf("%d files of the epoch committing now left, want its 2", epoch3)
 	}
+}
+
+// fileRepoWithEpoch1 is a repository on a fresh file store holding one
+// checkpoint, after epoch 1.
+func fileRepoWithEpoch1(t *testing.T) (checkpoint.Repo, store.Store) {
+	t.Helper()
+	st, err := store.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := checkpoint.Repo{Store: st, Prefix: "sweep"}
+	if _, err := repo.Save(context.Background(), fakeCheckpoint(1, 0, 4096, 1)); err != nil {
+		t.Fatal(err)
+	}
+	return repo, st
 }

@@ -20,7 +20,9 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/resomap/resomap/internal/temporalx"
+	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/torch"
+	"github.com/resomap/resomap/workflows"
 )
 
 var (
@@ -216,4 +218,18 @@ func rewriteHeartbeat(t testing.TB, specPath string, seconds int) string {
 	}
 	s := strings.Replace(string(b), "heartbeat_timeout_seconds: 3", fmt.Sprintf("heartbeat_timeout_seconds: %d", seconds), 1)
 	return writeSpec(t, s)
+}
+
+// outcomeOf queries a combination workflow's progress.
+func outcomeOf(t *testing.T, c client.Client, id string) sweep.Outcome {
+	t.Helper()
+	v, err := c.QueryWorkflow(context.Background(), id, "", workflows.QueryProgress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o sweep.Outcome
+	if err := v.Get(&o); err != nil {
+		t.Fatal(err)
+	}
+	return o
 }

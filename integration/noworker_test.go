@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/resomap/resomap/sweep"
-	"github.com/resomap/resomap/workflows"
 )
 
 // With every worker stopped mid-sweep (a GPU box rebooting): `starter
@@ -43,15 +42,7 @@ func TestControlAndStatusWithNoWorker(t *testing.T) {
 
 	startWorker(t, tq, store)
 	ctx := context.Background()
-	progress := func() sweep.Outcome {
-		v, err := c.QueryWorkflow(ctx, child, "", workflows.QueryProgress)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var o sweep.Outcome
-		v.Get(&o)
-		return o
-	}
+	progress := func() sweep.Outcome { return outcomeOf(t, c, child) }
 	waitFor(t, "the combination to be paused with no epoch running", 2*time.Minute, func() bool {
 		d, err := c.DescribeWorkflowExecution(ctx, child, "")
 		return err == nil && len(d.PendingActivities) == 0 && progress().Status == sweep.Paused

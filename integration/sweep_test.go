@@ -204,15 +204,7 @@ func TestPauseResumeCancelBySignals(t *testing.T) {
 		d, err := c.DescribeWorkflowExecution(ctx, child, "")
 		return err == nil && len(d.PendingActivities) == 0
 	})
-	progress := func() sweep.Outcome {
-		v, err := c.QueryWorkflow(ctx, child, "", workflows.QueryProgress)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var o sweep.Outcome
-		v.Get(&o)
-		return o
-	}
+	progress := func() sweep.Outcome { return outcomeOf(t, c, child) }
 	if o := progress(); o.Status != sweep.Paused {
 		t.Fatalf("after pause: %s", o.Status)
 	}
