@@ -49,11 +49,16 @@ test-fast: deps shim
 # workflow schedules, then CHAOS_ROUNDS rounds of random worker kills and
 # freezes, plus server, S3 and full-disk outages, on the file store and on
 # S3; `make test` runs short versions of both.
-CHAOS_ROUNDS ?= 20
+# The soak's length: rounds of faults go on while the sweep trains
+# (CHAOS_EPOCHS epochs of CHAOS_TRAIN_LIMIT images, four trainings).
+CHAOS_ROUNDS ?= 1000
+CHAOS_EPOCHS ?= 12
+CHAOS_TRAIN_LIMIT ?= 60000
 ADVERSARY_RUNS ?= 20000
 chaos: deps shim tools
 	RESOMAP_ADVERSARY_RUNS=$(ADVERSARY_RUNS) CGO_ENABLED=0 go test -count=1 -timeout 60m -run 'TestAdversarialSchedules$$' -v ./workflows
-	RESOMAP_CHAOS_ROUNDS=$(CHAOS_ROUNDS) CGO_ENABLED=0 go test -count=1 -timeout 120m -run 'TestChaos$$' -v ./integration
+	RESOMAP_CHAOS_ROUNDS=$(CHAOS_ROUNDS) RESOMAP_CHAOS_EPOCHS=$(CHAOS_EPOCHS) RESOMAP_CHAOS_TRAIN_LIMIT=$(CHAOS_TRAIN_LIMIT) \
+		CGO_ENABLED=0 go test -count=1 -timeout 180m -run 'TestChaos$$' -v ./integration
 
 # The trainer's tests against libtorch 2.6 (Debian 13, in a cached chroot; root).
 test-libtorch2:

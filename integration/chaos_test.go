@@ -32,9 +32,9 @@ func chaosSpec(name string) string {
 models: [smallcnn]
 resolutions: [24, 32]
 seeds: [1, 2]
-epochs: 4
+epochs: %d
 data: fashion-mnist
-train_limit: 4800
+train_limit: %d
 val_limit: 500
 seed: 5
 max_parallel: 2
@@ -42,7 +42,16 @@ continue_as_new_after: 1
 hyper: {batch_size: 32, optimizer: sgd, lr: 0.05, momentum: 0.9, nesterov: true, schedule: cosine, crop_padding: 2, flip: true}
 checkpoint: {every_steps: 15}
 activity: {heartbeat_timeout_seconds: 3, max_attempts: 40}
-`, name)
+`, name, envInt("RESOMAP_CHAOS_EPOCHS", 4), envInt("RESOMAP_CHAOS_TRAIN_LIMIT", 4800))
+}
+
+// envInt is a positive integer from the environment, or def: a long soak
+// trains longer (make chaos).
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
 }
 
 // chaosServer is a Temporal dev server this test may kill -9 and restart
@@ -79,12 +88,7 @@ func (s *chaosServer) kill9() {
 
 // chaosRounds is how many rounds of random worker kills and freezes run:
 // `make chaos` sets RESOMAP_CHAOS_ROUNDS for a long soak; CI runs a few.
-func chaosRounds() int {
-	if n, err := strconv.Atoi(os.Getenv("RESOMAP_CHAOS_ROUNDS")); err == nil && n > 0 {
-		return n
-	}
-	return 2
-}
+func chaosRounds() int { return envInt("RESOMAP_CHAOS_ROUNDS", 2) }
 
 // 12.10: two workers under random kill -9 and a frozen-then-woken worker,
 // a kill -9 and restart of the Temporal server and of the S3 server, a
@@ -223,6 +227,9 @@ func runChaos(t *testing.T, spec, backend, refStore string) {
 		ch.fullDisk()
 	}
 	for range chaosRounds() {
+		if ch.sweepEnded() {
+			break // the rounds go on while it trains
+		}
 		ch.killOne()
 		ch.progress(2)
 		ch.freezeOne()
@@ -285,6 +292,15 @@ func runChaos(t *testing.T, spec, backend, refStore string) {
 	}
 	checkEverythingVerifies(t, ch.storeURL)
 	ch.log("summary: %s", ch.summary())
+}
+
+// sweepEnded says whether the sweep has ended.
+func (ch *chaos) sweepEnded() bool {
+	cl := ch.client()
+	defer cl.Close()
+	d, err := cl.DescribeWorkflowExecution(context.Background(), ch.id, "")
+	return err == nil && d.WorkflowExecutionInfo.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING &&
+		d.WorkflowExecutionInfo.Status != enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW
 }
 
 // summary is the one line a soak prints: what it did.
