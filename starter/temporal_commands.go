@@ -101,7 +101,7 @@ func sweepProgress(ctx context.Context, c client.Client, id string) (workflows.S
 	defer cancel()
 	v, err := c.QueryWorkflow(qctx, id, "", workflows.QueryProgress)
 	if err != nil {
-		if ctx.Err() == nil && qctx.Err() != nil {
+		if ctx.Err() == nil && waitedOut(qctx, err) {
 			return p, st, errNoWorker
 		}
 		return p, st, fmt.Errorf("query sweep %s: %w", id, err)
@@ -115,6 +115,13 @@ const workerWait = 3 * time.Second
 
 // errNoWorker: no worker took a query or update in workerWait.
 var errNoWorker = errors.New("no worker answered")
+
+// waitedOut: a call under ctx ended by its deadline, here or on the server
+// (which may answer DeadlineExceeded a moment before ctx ends).
+func waitedOut(ctx context.Context, err error) bool {
+	var de *serviceerror.DeadlineExceeded
+	return ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &de)
+}
 
 func status(ctx context.Context, o options, w io.Writer, logger *slog.Logger) error {
 	if o.sweep == "" && o.id == "" {
@@ -199,7 +206,7 @@ func control(ctx context.Context, cmd string, o options, w io.Writer, logger *sl
 	if err == nil {
 		err = h.Get(uctx, nil)
 	}
-	if err != nil && ctx.Err() == nil && uctx.Err() != nil {
+	if err != nil && ctx.Err() == nil && waitedOut(uctx, err) {
 		if err := c.SignalWorkflow(ctx, target, "", cmd, nil); err != nil {
 			return fmt.Errorf("%s %s: %w", cmd, target, err)
 		}
