@@ -31,6 +31,10 @@ func TestReplayRecordedHistories(t *testing.T) {
 		// one worker was busy), test-resolution evaluation.
 		{"testdata/sweep_history_v3.json", "sweep-default"},
 		{"testdata/combination_history_v3.json", "sweep-default/smallcnn@16"},
+		// Recorded after the lifecycle changes (progress by seed, children
+		// reconciled, control that meets a timed-out attempt).
+		{"testdata/sweep_history_v4.json", "sweep-default"},
+		{"testdata/combination_history_v4.json", "sweep-default/smallcnn@16"},
 	} {
 		f, err := os.Open(tc.file)
 		if err != nil {
