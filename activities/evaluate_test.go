@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/resomap/resomap/internal/testfixture"
+	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/workflows"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -53,10 +54,18 @@ func TestEvaluateAtResolutionsOnceEach(t *testing.T) {
 // SDK's test server) an evaluation of several seconds per size times out
 // nowhere, and each size is evaluated once.
 func TestEvaluationHeartbeatsWhileItEvaluates(t *testing.T) {
-	testfixture.Long(t, "evaluates 10,000 images at three sizes")
-	acts, p, aenv := setup(t)
-	v, err := aenv.ExecuteActivity(acts.TrainEpoch, workflows.TrainEpochInput{Prepared: p, Epoch: 1})
+	testfixture.Long(t, "evaluates a resnet18 at 160 px")
+	acts, _, aenv := setup(t)
+	spec := sweep.Defaults()
+	spec.Name, spec.Models, spec.Resolutions, spec.Epochs = "eval", []string{"resnet18"}, []int{16}, 1
+	spec.TrainLimit, spec.ValLimit, spec.AllowUpsampling = 256, 3000, true
+	v, err := aenv.ExecuteActivity(acts.Prepare, workflows.PrepareInput{Spec: spec, Combination: sweep.Combination{Model: "resnet18", Resolution: 16}})
 	if err != nil {
+		t.Fatal(err)
+	}
+	var p workflows.Prepared
+	v.Get(&p)
+	if v, err = aenv.ExecuteActivity(acts.TrainEpoch, workflows.TrainEpochInput{Prepared: p, Epoch: 1}); err != nil {
 		t.Fatal(err)
 	}
 	var trained workflows.TrainEpochOutput
@@ -66,18 +75,17 @@ func TestEvaluationHeartbeatsWhileItEvaluates(t *testing.T) {
 	env.RegisterActivity(acts)
 	env.RegisterWorkflow(evaluateWithShortHeartbeat)
 	env.SetTestTimeout(10 * time.Minute)
-	in := workflows.EvaluateInput{Prepared: p, BestKey: trained.BestKey, Resolutions: []int{48, 64, 80}, AllowUpsampling: true}
-	in.Config.ValLimit = 0 // the whole validation set: seconds per size
+	in := workflows.EvaluateInput{Prepared: p, BestKey: trained.BestKey, Resolutions: []int{16, 160}, AllowUpsampling: true}
 	started := time.Now()
 	env.ExecuteWorkflow(evaluateWithShortHeartbeat, in)
 	var out workflows.EvaluateOutput
 	if err := env.GetWorkflowResult(&out); err != nil {
 		t.Fatalf("evaluation with a 3 s heartbeat timeout: %v", err)
 	}
-	if out.Evaluated != 3 || len(out.Results) != 3 {
+	if out.Evaluated != 2 || len(out.Results) != 2 {
 		t.Fatalf("evaluated %d of %d sizes, want each once", out.Evaluated, len(out.Results))
 	}
-	t.Logf("3 sizes over %d images in %v", out.Results[0].Images, time.Since(started))
+	t.Logf("resnet18 at 16 and 160 px over %d images in %v", out.Results[1].Images, time.Since(started))
 }
 
 // evaluateWithShortHeartbeat runs EvaluateAtResolutions once with a 3 s
