@@ -22,6 +22,7 @@ import (
 	"github.com/resomap/resomap/internal/temporalx"
 	"github.com/resomap/resomap/results"
 	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/workflows"
 )
 
 // The chaos test's sweep: two resolutions with two seeds each, four
@@ -223,6 +224,7 @@ func runChaos(t *testing.T, spec, backend, refStore string) {
 		t.Fatalf("starter: %v\n%s", err, out)
 	}
 	ch.progress(2)
+	ch.checkRowsAreTheirOwn()
 	if ch.disk != "" {
 		ch.fullDisk()
 	}
@@ -292,6 +294,33 @@ func runChaos(t *testing.T, spec, backend, refStore string) {
 	}
 	checkEverythingVerifies(t, ch.storeURL)
 	ch.log("summary: %s", ch.summary())
+}
+
+// checkRowsAreTheirOwn: while seeds of one (model, resolution) train side
+// by side, each row of the sweep's progress is its own training's (its
+// seed, its config), as `starter status` shows them.
+func (ch *chaos) checkRowsAreTheirOwn() {
+	cl := ch.client()
+	defer cl.Close()
+	v, err := cl.QueryWorkflow(context.Background(), ch.id, "", workflows.QueryProgress)
+	if err != nil {
+		ch.t.Fatal(err)
+	}
+	var p workflows.SweepProgress
+	if err := v.Get(&p); err != nil {
+		ch.t.Fatal(err)
+	}
+	hashes := map[string]string{}
+	for i, o := range p.Combos {
+		if want := uint64(1 + i%2); o.Seed != want { // 24-seed1, 24-seed2, 32-seed1, 32-seed2
+			ch.t.Errorf("row %d shows seed %d, want %d", i, o.Seed, want)
+		}
+		if prev, ok := hashes[o.ConfigHash]; ok && o.ConfigHash != "" {
+			ch.t.Errorf("rows %s and %s show the same training %.12s", prev, o.ID(), o.ConfigHash)
+		}
+		hashes[o.ConfigHash] = o.ID()
+	}
+	ch.log("rows while training: %d, each its own seed's", len(p.Combos))
 }
 
 // sweepEnded says whether the sweep has ended.
