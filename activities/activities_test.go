@@ -8,9 +8,11 @@ import (
 	"os"
 	"path"
 	"testing"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/resomap/resomap/activities"
 	"github.com/resomap/resomap/checkpoint"
@@ -120,4 +122,14 @@ func TestBadInputIsNotRetried(t *testing.T) {
 	if !errors.As(err, &appErr) || appErr.Type() != workflows.ErrTypeInvalidInput || !appErr.NonRetryable() {
 		t.Fatalf("error %v, want a non-retryable InvalidInput", err)
 	}
+}
+
+// onceWithHeartbeat runs activity name once, with heartbeat as its
+// heartbeat timeout, which the SDK's test server enforces.
+func onceWithHeartbeat(ctx workflow.Context, name string, heartbeat time.Duration, in any) (any, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Hour, HeartbeatTimeout: heartbeat,
+		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}})
+	var out any
+	err := workflow.ExecuteActivity(ctx, name, in).Get(ctx, &out)
+	return out, err
 }

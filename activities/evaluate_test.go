@@ -7,9 +7,7 @@ import (
 	"github.com/resomap/resomap/internal/testfixture"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/workflows"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/workflow"
 )
 
 // A completed training's best checkpoint evaluated at test resolutions:
@@ -73,11 +71,11 @@ func TestEvaluationHeartbeatsWhileItEvaluates(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterActivity(acts)
-	env.RegisterWorkflow(evaluateWithShortHeartbeat)
+	env.RegisterWorkflow(onceWithHeartbeat)
 	env.SetTestTimeout(10 * time.Minute)
 	in := workflows.EvaluateInput{Prepared: p, BestKey: trained.BestKey, Resolutions: []int{16, 160}, AllowUpsampling: true}
 	started := time.Now()
-	env.ExecuteWorkflow(evaluateWithShortHeartbeat, in)
+	env.ExecuteWorkflow(onceWithHeartbeat, workflows.ActivityEvaluateAt, 3*time.Second, in)
 	var out workflows.EvaluateOutput
 	if err := env.GetWorkflowResult(&out); err != nil {
 		t.Fatalf("evaluation with a 3 s heartbeat timeout: %v", err)
@@ -86,14 +84,4 @@ func TestEvaluationHeartbeatsWhileItEvaluates(t *testing.T) {
 		t.Fatalf("evaluated %d of %d sizes, want each once", out.Evaluated, len(out.Results))
 	}
 	t.Logf("resnet18 at 16 and 160 px over %d images in %v", out.Results[1].Images, time.Since(started))
-}
-
-// evaluateWithShortHeartbeat runs EvaluateAtResolutions once with a 3 s
-// heartbeat timeout.
-func evaluateWithShortHeartbeat(ctx workflow.Context, in workflows.EvaluateInput) (workflows.EvaluateOutput, error) {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Hour, HeartbeatTimeout: 3 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}})
-	var out workflows.EvaluateOutput
-	err := workflow.ExecuteActivity(ctx, workflows.ActivityEvaluateAt, in).Get(ctx, &out)
-	return out, err
 }

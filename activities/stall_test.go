@@ -12,7 +12,6 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/resomap/resomap/internal/s3test"
 	"github.com/resomap/resomap/store"
@@ -38,7 +37,7 @@ func TestFrozenStoreGivesTheAttemptUp(t *testing.T) {
 	env := s.NewTestWorkflowEnvironment()
 	env.SetTestTimeout(5 * time.Minute)
 	env.RegisterActivity(acts)
-	env.RegisterWorkflow(epochWithShortHeartbeat)
+	env.RegisterWorkflow(onceWithHeartbeat)
 	var mu sync.Mutex
 	var frozenAt, lastAt time.Time
 	var last workflows.Heartbeat
@@ -58,7 +57,7 @@ func TestFrozenStoreGivesTheAttemptUp(t *testing.T) {
 			srv.Thaw(t)
 		}
 	})
-	env.ExecuteWorkflow(epochWithShortHeartbeat, workflows.TrainEpochInput{Prepared: p, Epoch: 1, CheckpointSteps: 10})
+	env.ExecuteWorkflow(onceWithHeartbeat, workflows.ActivityTrainEpoch, 2*time.Second, workflows.TrainEpochInput{Prepared: p, Epoch: 1, CheckpointSteps: 10})
 	err = env.GetWorkflowError()
 	mu.Lock()
 	defer mu.Unlock()
@@ -84,13 +83,4 @@ func TestFrozenStoreGivesTheAttemptUp(t *testing.T) {
 		t.Errorf("given up %v after the store froze, want about twice the 2 s heartbeat timeout after training stops", given)
 	}
 	t.Logf("given up %v after the freeze: %q", given, last.Phase)
-}
-
-// epochWithShortHeartbeat runs TrainEpoch once with a 2 s heartbeat timeout.
-func epochWithShortHeartbeat(ctx workflow.Context, in workflows.TrainEpochInput) (workflows.TrainEpochOutput, error) {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Hour, HeartbeatTimeout: 2 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}})
-	var out workflows.TrainEpochOutput
-	err := workflow.ExecuteActivity(ctx, workflows.ActivityTrainEpoch, in).Get(ctx, &out)
-	return out, err
 }
