@@ -370,6 +370,9 @@ func (s *sweepRun) watchEarlierChildren(ctx workflow.Context) {
 			ids[id] = i
 			in.IDs = append(in.IDs, id)
 		}
+		if len(in.IDs) == 0 {
+			return // they all reported meanwhile
+		}
 		var out ChildrenOutput
 		actx := workflow.WithActivityOptions(gctx, shortOptions())
 		if err := workflow.ExecuteActivity(actx, ActivityDescribeChildren, in).Get(gctx, &out); err != nil {
