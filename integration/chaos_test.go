@@ -365,10 +365,10 @@ func (ch *chaos) controlStorm() {
 		}
 		_ = cl.SignalWorkflow(ctx, target, "", cmd, nil) // a finished or not yet started one refuses
 	}
-	if n%2 == 1 {
-		_ = cl.SignalWorkflow(ctx, ch.id, "", "resume", nil)
-	}
-	for _, res := range []string{"24", "32"} { // every combination resumed
+	// The storm ends resumed: the sweep (its last command may have been a
+	// pause), then every combination (refused where nothing is paused).
+	_ = cl.SignalWorkflow(ctx, ch.id, "", "resume", nil)
+	for _, res := range []string{"24", "32"} {
 		for _, seed := range []string{"1", "2"} {
 			_ = cl.SignalWorkflow(ctx, ch.id+"/smallcnn@"+res+"-seed"+seed, "", "resume", nil)
 		}
