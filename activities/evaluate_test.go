@@ -55,9 +55,9 @@ func TestEvaluationHeartbeatsWhileItEvaluates(t *testing.T) {
 	testfixture.Long(t, "evaluates a resnet18 at 160 px")
 	acts, _, aenv := setup(t)
 	spec := sweep.Defaults()
-	spec.Name, spec.Models, spec.Resolutions, spec.Epochs = "eval", []string{"resnet18"}, []int{16}, 1
+	spec.Name, spec.Models, spec.Resolutions, spec.Epochs = "eval", []string{"resnet18"}, []int{32}, 1
 	spec.TrainLimit, spec.ValLimit, spec.AllowUpsampling = 256, 3000, true
-	v, err := aenv.ExecuteActivity(acts.Prepare, workflows.PrepareInput{Spec: spec, Combination: sweep.Combination{Model: "resnet18", Resolution: 16}})
+	v, err := aenv.ExecuteActivity(acts.Prepare, workflows.PrepareInput{Spec: spec, Combination: sweep.Combination{Model: "resnet18", Resolution: 32}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestEvaluationHeartbeatsWhileItEvaluates(t *testing.T) {
 	env.RegisterActivity(acts)
 	env.RegisterWorkflow(onceWithHeartbeat)
 	env.SetTestTimeout(10 * time.Minute)
-	in := workflows.EvaluateInput{Prepared: p, BestKey: trained.BestKey, Resolutions: []int{16, 160}, AllowUpsampling: true}
+	in := workflows.EvaluateInput{Prepared: p, BestKey: trained.BestKey, Resolutions: []int{32, 160}, AllowUpsampling: true}
 	started := time.Now()
 	env.ExecuteWorkflow(onceWithHeartbeat, workflows.ActivityEvaluateAt, 3*time.Second, in)
 	var out workflows.EvaluateOutput
@@ -83,5 +83,5 @@ func TestEvaluationHeartbeatsWhileItEvaluates(t *testing.T) {
 	if out.Evaluated != 2 || len(out.Results) != 2 {
 		t.Fatalf("evaluated %d of %d sizes, want each once", out.Evaluated, len(out.Results))
 	}
-	t.Logf("resnet18 at 16 and 160 px over %d images in %v", out.Results[1].Images, time.Since(started))
+	t.Logf("resnet18 at 32 and 160 px over %d images in %v", out.Results[1].Images, time.Since(started))
 }
