@@ -163,23 +163,35 @@ func (ch *chaos) starter(args ...string) (string, error) {
 	return string(out), err
 }
 
-// checkpoints counts the stored checkpoint records (progress to wait on).
-func (ch *chaos) checkpoints() int {
+// checkpoints are the names of the stored checkpoint records.
+func (ch *chaos) checkpoints() map[string]bool {
 	root := ch.disk
 	if ch.s3 != nil {
 		root = filepath.Join(ch.s3.Dir, "chaos", "ck")
 	}
-	return len(glob(ch.t, filepath.Join(root, "runs", "*", "cnn", "smallcnn", "*", "*.json")))
+	names := map[string]bool{}
+	for _, f := range glob(ch.t, filepath.Join(root, "runs", "*", "cnn", "smallcnn", "*", "*.json")) {
+		names[f] = true
+	}
+	return names
 }
 
-// progress waits until n more checkpoints are stored, or the sweep ended
-// (on a fast machine it can outrun the chaos).
+// progress waits until n new checkpoints were stored, or the sweep ended
+// (on a fast machine it can outrun the chaos). It counts names never seen
+// before: retention deletes old checkpoints as new ones come, so the count
+// of those stored levels off in a long run.
 func (ch *chaos) progress(n int) {
-	target := ch.checkpoints() + n
+	before := ch.checkpoints()
 	cl := ch.client()
 	defer cl.Close()
 	waitFor(ch.t, fmt.Sprintf("%d more checkpoints", n), 5*time.Minute, func() bool {
-		if ch.checkpoints() >= target {
+		fresh := 0
+		for name := range ch.checkpoints() {
+			if !before[name] {
+				fresh++
+			}
+		}
+		if fresh >= n {
 			return true
 		}
 		d, err := cl.DescribeWorkflowExecution(context.Background(), ch.id, "")
