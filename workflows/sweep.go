@@ -313,11 +313,12 @@ func (s *sweepRun) ended(i int, o sweep.Outcome) {
 // them by their signals.
 func (s *sweepRun) continueAsNew(ctx workflow.Context) error {
 	s.ctl.drain(ctx)
-	for s.reconcile && !s.relaysSettled() {
+	for s.reconcile && !(s.relaysSettled() && s.childrenStarted()) {
 		// A command relayed but not yet delivered would be lost with
-		// this run: deliver it first, then take what came meanwhile.
+		// this run, and a child whose start is still in flight would
+		// never start: let both settle, then take what came meanwhile.
 		wctx, _ := workflow.NewDisconnectedContext(ctx)
-		_ = workflow.Await(wctx, s.relaysSettled)
+		_ = workflow.Await(wctx, func() bool { return s.relaysSettled() && s.childrenStarted() })
 		s.ctl.drain(ctx)
 	}
 	progress := workflow.GetSignalChannel(ctx, SignalProgress)
@@ -336,6 +337,17 @@ func (s *sweepRun) continueAsNew(ctx workflow.Context) error {
 func (s *sweepRun) relaysSettled() bool {
 	for _, f := range s.relayed {
 		if !f.IsReady() {
+			return false
+		}
+	}
+	return true
+}
+
+// childrenStarted: every child this run started has started (or failed
+// to): one still starting when the run continues as new is never started.
+func (s *sweepRun) childrenStarted() bool {
+	for _, f := range s.children {
+		if !f.GetChildWorkflowExecution().IsReady() {
 			return false
 		}
 	}
