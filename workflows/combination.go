@@ -35,6 +35,8 @@ type combination struct {
 	epochsThisRun int
 	// stopActivity cancels the running TrainEpoch, which checkpoints first.
 	stopActivity workflow.CancelFunc
+	// stopAsked: a pause or cancel asked the running TrainEpoch to stop.
+	stopAsked bool
 	// workerQueue is the queue of the worker that ran the last epoch.
 	workerQueue string
 	// combo is the training this workflow runs (its seed included).
@@ -99,6 +101,7 @@ func (c *combination) controlled(ctx workflow.Context, cmd string) {
 		return
 	}
 	if c.stopActivity != nil {
+		c.stopAsked = true
 		c.stopActivity()
 	}
 }
@@ -292,7 +295,7 @@ func (c *combination) trainEpoch(ctx workflow.Context, epoch int) (TrainEpochOut
 // runEpoch runs TrainEpoch on queue ("": the workflow's own).
 func (c *combination) runEpoch(ctx workflow.Context, epoch int, queue string) (TrainEpochOutput, error) {
 	actx, stop := workflow.WithCancel(ctx)
-	c.stopActivity = stop
+	c.stopActivity, c.stopAsked = stop, false
 	defer func() { c.stopActivity = nil; stop() }()
 	opts := epochOptions(c.spec, epochSummary(c.out.ID(), epoch, c.cfg.Epochs), queue)
 	var res TrainEpochOutput
@@ -337,10 +340,13 @@ func (c *combination) epochFailed(ctx workflow.Context, epoch int, err error) *e
 		// A pause stopped the epoch and a resume came before it reported
 		// back: it checkpointed, so train it again.
 		return nil
-	case c.stopRequested() && retryElsewhere(err) && since(ctx, changeControlMeetsTimeout):
-		// The attempt ended otherwise than by the cancel (its worker died,
-		// so it timed out): the pause or cancel still holds. A resume
-		// trains the epoch on from its last checkpoint.
+	case (c.stopRequested() || c.stopAsked) && retryElsewhere(err) && since(ctx, changeControlMeetsTimeout):
+		// Asked to stop, the attempt ended otherwise than by the cancel
+		// (its worker died or stalled, so it timed out, and the server
+		// retries no attempt once its cancel was asked for): the pause or
+		// cancel holds, and after a resume (even one that came before the
+		// attempt reported back) the epoch trains on from its last
+		// checkpoint.
 		if c.ctl.cancelled {
 			return &ending{sweep.Cancelled, "cancelled by signal"}
 		}
