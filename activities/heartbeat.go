@@ -39,7 +39,6 @@ type heartbeater struct {
 	waits       int       // I/O operations in flight
 	ioPhase     bool      // the phase is a cache build: reading the data folder
 	lastAdvance time.Time // of anything: a step, bytes moved, a phase
-	stalled     error
 	onStall     func(error)
 }
 
@@ -90,15 +89,15 @@ func (h *heartbeater) checkStall() bool {
 		h.mu.Unlock()
 		return false
 	}
-	h.stalled = fmt.Errorf("%w for %v while %s (the store or the data folder hangs): attempt given up",
+	stalled := fmt.Errorf("%w for %v while %s (the store or the data folder hangs): attempt given up",
 		errStalled, idle.Round(time.Second), h.hb.Phase)
-	h.hb.Phase = "stalled: " + h.stalled.Error()
+	h.hb.Phase = "stalled: " + stalled.Error()
 	onStall := h.onStall
 	h.mu.Unlock()
-	activity.GetLogger(h.ctx).Warn("attempt stalled: no more heartbeats", "err", h.stalled)
+	activity.GetLogger(h.ctx).Warn("attempt stalled: no more heartbeats", "err", stalled)
 	h.beat()
 	if onStall != nil {
-		onStall(h.stalled)
+		onStall(stalled)
 	}
 	return true
 }
