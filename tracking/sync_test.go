@@ -33,8 +33,8 @@ func checkNoUnexpected(t *testing.T, s *mlflowtest.Server) {
 // training is a run of epochs epochs done, the last ones still to come.
 func training(epochs, of int, status string) tracking.Training {
 	tr := tracking.Training{
-		Sweep:      tracking.Sweep{Experiment: "resomap-test", Name: "test", WorkflowID: "sweep-test", Start: 1000},
-		Name:       "smallcnn@16", ConfigHash: "c0ffee", WorkflowID: "sweep-test/smallcnn@16", Start: 2000,
+		Sweep: tracking.Sweep{Experiment: "resomap-test", Name: "test", WorkflowID: "sweep-test", Start: 1000},
+		Name:  "smallcnn@16", ConfigHash: "c0ffee", WorkflowID: "sweep-test/smallcnn@16", Start: 2000,
 		Params: []tracking.Tag{{Key: "lr", Value: "0.1"}, {Key: "epochs", Value: "3"}},
 		Tags:   []tracking.Tag{{Key: "model", Value: "smallcnn"}},
 		Status: status,
