@@ -87,3 +87,30 @@ func TestExplainEstimatesFromEarlierRuns(t *testing.T) {
 		}
 	}
 }
+
+// Tracking comes from the sweep file or, where it is silent, from the
+// MLflow client variables, and explain says which.
+func TestExplainShowsTrackingAndItsOrigin(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "tracked.yaml")
+	os.WriteFile(p, []byte("name: tracked\nmodels: [smallcnn]\nresolutions: [16]\ntracking: {skip_completed: true}\n"), 0o644)
+	t.Setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+	t.Setenv("MLFLOW_EXPERIMENT_NAME", "")
+	_, o, err := parse([]string{"explain", "--sweep", p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := explain(o, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`\ntracking\.uri +http://mlflow\.example:5000 +env MLFLOW_TRACKING_URI\n`,
+		`\ntracking\.skip_completed +true +file\n`, `\ntracking\.log_models +true +default\n`} {
+		if !regexp.MustCompile(want).Match(out.Bytes()) {
+			t.Errorf("explain lacks %q:\n%s", want, out.String())
+		}
+	}
+	t.Setenv("MLFLOW_TRACKING_URI", "file:///tmp/mlruns")
+	if _, err := loadSpec(o); !errors.Is(err, sweep.ErrInvalid) || !strings.Contains(err.Error(), "tracking.uri") {
+		t.Errorf("a file URI: %v", err)
+	}
+}

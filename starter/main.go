@@ -23,6 +23,7 @@ import (
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/internal/temporalx"
 	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/tracking"
 	"github.com/resomap/resomap/workflows"
 )
 
@@ -101,10 +102,24 @@ func loadSpecWithOrigins(o options) (sweep.Spec, sweep.Origins, error) {
 			origins[key] = "flag"
 		}
 	}
+	trackingFromEnv(&spec, origins, os.Getenv)
 	if spec, err = applyFlags(spec, o); err != nil {
 		return spec, origins, err
 	}
 	return spec, origins, checkLocalData(spec)
+}
+
+// trackingFromEnv takes the tracking server and experiment from the MLflow
+// client variables where the sweep file leaves them out, as every MLflow
+// client does (getenv is os.Getenv outside tests). Credentials stay in the
+// workers' environment: they never enter a workflow's history.
+func trackingFromEnv(spec *sweep.Spec, origins sweep.Origins, getenv func(string) string) {
+	if v := getenv(tracking.EnvURI); spec.Tracking.URI == "" && v != "" {
+		spec.Tracking.URI, origins["tracking.uri"] = v, "env "+tracking.EnvURI
+	}
+	if v := getenv(tracking.EnvExperiment); spec.Tracking.Experiment == "" && v != "" {
+		spec.Tracking.Experiment, origins["tracking.experiment"] = v, "env "+tracking.EnvExperiment
+	}
 }
 
 // checkLocalData refuses, before anything starts, resolutions that would

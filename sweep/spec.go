@@ -53,6 +53,37 @@ type CostSettings struct {
 	PerHour float64 `yaml:"per_hour" json:"per_hour,omitempty"`
 }
 
+// TrackingSettings send every training to an MLflow tracking server (off
+// when URI is empty). Credentials are never here: workers read them from
+// MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN. Nothing here
+// changes a training's result, so none of it is in the config.
+type TrackingSettings struct {
+	// URI of the tracking server (starter fills it from
+	// MLFLOW_TRACKING_URI when the file leaves it out).
+	URI string `yaml:"uri" json:"uri,omitempty"`
+	// Experiment is the MLflow experiment ("": the sweep's name, or
+	// MLFLOW_EXPERIMENT_NAME).
+	Experiment string `yaml:"experiment" json:"experiment,omitempty"`
+	// SkipCompleted skips a training whose config hash has a FINISHED run
+	// on the server, like one found in the store.
+	SkipCompleted bool `yaml:"skip_completed" json:"skip_completed,omitempty"`
+	// LogModels attaches the best model (safetensors and record) to each
+	// run, LogReport the report folder to the sweep's run.
+	LogModels bool `yaml:"log_models" json:"log_models"`
+	LogReport bool `yaml:"log_report" json:"log_report"`
+}
+
+// On says whether trainings are tracked.
+func (t TrackingSettings) On() bool { return t.URI != "" }
+
+// ExperimentFor is the experiment of sweep name.
+func (t TrackingSettings) ExperimentFor(name string) string {
+	if t.Experiment != "" {
+		return t.Experiment
+	}
+	return name
+}
+
 // Spec is one sweep.
 type Spec struct {
 	Name        string   `yaml:"name" json:"name"`
@@ -87,6 +118,8 @@ type Spec struct {
 	// ContinueAsNewAfter bounds the sweep workflow's history: it continues
 	// as new after this many combinations finished in one run.
 	ContinueAsNewAfter int `yaml:"continue_as_new_after" json:"continue_as_new_after"`
+	// Tracking logs trainings to MLflow (not part of any training).
+	Tracking TrackingSettings `yaml:"tracking" json:"tracking,omitzero"`
 }
 
 // EffectiveTestResolutions are the sizes to evaluate at, ascending.
@@ -311,6 +344,9 @@ func (s Spec) Validate() error {
 	}
 	if s.Hyper.MicroBatch < 0 || s.Hyper.MicroBatch > s.Hyper.BatchSize {
 		return bad("hyper.micro_batch", "%d, want 0..batch_size", s.Hyper.MicroBatch)
+	}
+	if u := s.Tracking.URI; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		return bad("tracking.uri", "%q: want the tracking server's http(s):// address (ResoMap logs over MLflow's REST API)", u)
 	}
 	if s.Cost.PerHour < 0 {
 		return bad("cost.per_hour", "%v, want >= 0", s.Cost.PerHour)

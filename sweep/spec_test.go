@@ -59,6 +59,8 @@ func TestInvalidSpecsNameTheField(t *testing.T) {
 		{func(s *Spec) { s.Activity.StickySeconds = 601 }, "sticky_seconds"},
 		{func(s *Spec) { s.Checkpoint.EverySteps = -1 }, "checkpoint"},
 		{func(s *Spec) { s.TrainLimit = -1 }, "train_limit"},
+		{func(s *Spec) { s.Tracking.URI = "file:///tmp/mlruns" }, "tracking.uri"},
+		{func(s *Spec) { s.Tracking.URI = "databricks" }, "tracking.uri"},
 	}
 	for _, tc := range cases {
 		s := base
