@@ -15,6 +15,10 @@ type EpochMetrics struct {
 	LR        float64 `json:"lr"`           // at the epoch's last step
 	Seconds   float64 `json:"seconds"`      // wall time of training + validation
 	ImagesPS  float64 `json:"images_per_s"` // training throughput
+	// FinishedAt is when the epoch's figures were known: stored with them,
+	// so each figure has one time wherever it is shown (MLflow's metric
+	// timestamps); zero in records written before it was kept.
+	FinishedAt time.Time `json:"finished_at,omitzero"`
 }
 
 // Progress is how far a training has come: the epochs done, their figures

@@ -140,9 +140,12 @@ func (c *Client) FinishSweep(ctx context.Context, sw Sweep, status string, end i
 }
 
 // ensureRun returns the one active run that filter finds, creating it when
-// there is none. Two creators racing (a retried attempt and the zombie of
-// the one before) may each create one: both then agree on the oldest (by
-// start time, then ID) and the other is deleted, so one run remains.
+// there is none. Creators racing (a retried attempt and the zombie of the
+// one before, or two trainings' first syncs making their sweep's run) may
+// each create one: each then keeps the oldest (by start time, then ID) and
+// deletes the others, so one run remains; a creator that had gone on with
+// a deleted run finds the kept one at its next sync, which logs there
+// whatever the kept run lacks.
 func (c *Client) ensureRun(ctx context.Context, experimentID, filter, name string, start int64, tags []Tag) (Run, error) {
 	runs, err := c.SearchRuns(ctx, experimentID, filter)
 	if err != nil || len(runs) > 0 {
@@ -159,8 +162,11 @@ func (c *Client) ensureRun(ctx context.Context, experimentID, filter, name strin
 	if keep.Info.RunID == "" { // not searchable yet: the one made is it
 		return made, nil
 	}
-	if keep.Info.RunID != made.Info.RunID {
-		if err := c.DeleteRun(ctx, made.Info.RunID); err != nil && !IsCode(err, codeNotFound) {
+	for _, r := range runs {
+		if r.Info.RunID == keep.Info.RunID {
+			continue
+		}
+		if err := c.DeleteRun(ctx, r.Info.RunID); err != nil && !IsCode(err, codeNotFound) {
 			return Run{}, err
 		}
 	}

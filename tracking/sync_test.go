@@ -116,12 +116,15 @@ func TestRacingSyncsLeaveOneRun(t *testing.T) {
 		n := 2 + rng.IntN(4)
 		for i := range n {
 			wg.Add(1)
-			go func(epochs int) {
+			tr := training(1+(i+rng.IntN(3))%3, 3, tracking.StatusRunning)
+			tr.Start += int64(rng.IntN(3)) // creators need not agree on when it started
+			tr.Sweep.Start += int64(rng.IntN(3))
+			go func() {
 				defer wg.Done()
-				if _, err := c.SyncTraining(context.Background(), training(epochs, 3, tracking.StatusRunning)); err != nil {
+				if _, err := c.SyncTraining(context.Background(), tr); err != nil {
 					t.Error(err)
 				}
-			}(1 + (i+rng.IntN(3))%3)
+			}()
 		}
 		wg.Wait()
 		// One more sync, as the workflow's next one: it completes the run.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/dataset"
@@ -93,7 +94,7 @@ func testExactResume(t *testing.T, cfg sweep.Config, fastPaths bool) {
 	strip := func(ms []sweep.EpochMetrics) []sweep.EpochMetrics {
 		out := append([]sweep.EpochMetrics(nil), ms...)
 		for i := range out {
-			out[i].Seconds, out[i].ImagesPS = 0, 0 // wall-clock figures
+			out[i].Seconds, out[i].ImagesPS, out[i].FinishedAt = 0, 0, time.Time{} // wall-clock figures
 		}
 		return out
 	}

@@ -374,6 +374,7 @@ func (r *run) recordEpoch(vloss, vacc, evalSeconds float64) {
 	r.rec.Metrics = append(r.rec.Metrics, sweep.EpochMetrics{
 		Epoch: epoch, TrainLoss: p.LossSum / float64(p.Seen), TrainAcc: float64(p.Correct) / float64(p.Seen),
 		ValLoss: vloss, ValAcc: vacc, LR: r.lr, Seconds: p.Seconds + evalSeconds, ImagesPS: float64(p.Seen) / p.Seconds,
+		FinishedAt: time.Now().UTC().Truncate(time.Millisecond),
 	})
 	r.rec.EpochsDone, r.rec.StepInEpoch, r.rec.Partial = epoch, 0, checkpoint.Partial{}
 	r.rec.IsBest = r.rec.BestEpoch == 0 || vloss < r.rec.BestValLoss
