@@ -15,6 +15,7 @@ import (
 const (
 	codeNotFound      = "RESOURCE_DOES_NOT_EXIST"
 	codeAlreadyExists = "RESOURCE_ALREADY_EXISTS"
+	codeInvalidState  = "INVALID_STATE" // e.g. a run deleted meanwhile
 )
 
 // Run statuses.

@@ -70,7 +70,18 @@ type Synced struct {
 // training's run exist once each (found by their tags), and every param,
 // tag, metric point and artifact of t is there exactly once; the status is
 // set last, so a FINISHED run is complete.
-func (c *Client) SyncTraining(ctx context.Context, t Training) (Synced, error) {
+func (c *Client) SyncTraining(ctx context.Context, t Training) (s Synced, err error) {
+	for range 3 {
+		// A run deleted under this sync (a racing creator kept another)
+		// is found replaced when the sync starts again.
+		if s, err = c.syncTraining(ctx, t); !IsCode(err, codeInvalidState) {
+			break
+		}
+	}
+	return s, err
+}
+
+func (c *Client) syncTraining(ctx context.Context, t Training) (Synced, error) {
 	var s Synced
 	var err error
 	if s.ExperimentID, err = c.Experiment(ctx, t.Sweep.Experiment); err != nil {
