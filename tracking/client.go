@@ -138,7 +138,7 @@ func (e *APIError) Error() string {
 func Retryable(err error) bool {
 	var api *APIError
 	if errors.As(err, &api) {
-		return api.Status >= 500 || api.Status == http.StatusTooManyRequests || api.Code == codeInvalidState
+		return api.Status >= 500 || api.Status == http.StatusTooManyRequests || notActive(err)
 	}
 	var perm *permanent
 	return !errors.As(err, &perm)

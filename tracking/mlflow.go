@@ -2,6 +2,7 @@ package tracking
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,8 +16,14 @@ import (
 const (
 	codeNotFound      = "RESOURCE_DOES_NOT_EXIST"
 	codeAlreadyExists = "RESOURCE_ALREADY_EXISTS"
-	codeInvalidState  = "INVALID_STATE" // e.g. a run deleted meanwhile
 )
+
+// notActive says whether err is the answer about a run deleted meanwhile
+// (MLflow gives it no code of its own).
+func notActive(err error) bool {
+	var api *APIError
+	return errors.As(err, &api) && strings.Contains(api.Message, "must be in the 'active' state")
+}
 
 // Run statuses.
 const (

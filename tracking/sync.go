@@ -74,7 +74,7 @@ func (c *Client) SyncTraining(ctx context.Context, t Training) (s Synced, err er
 	for range 3 {
 		// A run deleted under this sync (a racing creator kept another)
 		// is found replaced when the sync starts again.
-		if s, err = c.syncTraining(ctx, t); !IsCode(err, codeInvalidState) {
+		if s, err = c.syncTraining(ctx, t); !notActive(err) {
 			break
 		}
 	}

@@ -324,7 +324,7 @@ func (s *Server) run(id string) (*run, *apiError) {
 func (s *Server) activeRun(id string) (*run, *apiError) {
 	r, err := s.run(id)
 	if err == nil && r.stage != "active" {
-		return nil, fail(400, "INVALID_STATE", "The run %s must be in the 'active' state. Current state is deleted.", id)
+		return nil, fail(400, "INVALID_PARAMETER_VALUE", "The run %s must be in the 'active' state. Current state is deleted.", id)
 	}
 	return r, err
 }
