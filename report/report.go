@@ -67,8 +67,11 @@ type Row struct {
 	Upsampled  bool `json:"upsampled"`
 	// Cell is the 95% interval of best accuracy of this row's (model,
 	// resolution) over its seeds (nil when none has one).
-	Cell    *Interval `json:"best_val_acc_interval"`
-	outcome *sweep.Outcome
+	Cell *Interval `json:"best_val_acc_interval"`
+	// MLflowRun is the training's run on the tracking server (when
+	// tracked; for a training skipped because MLflow had it, that run).
+	MLflowRun string `json:"mlflow_run,omitempty"`
+	outcome   *sweep.Outcome
 }
 
 // Report is a sweep's results.
@@ -169,7 +172,7 @@ func sortIDs(ids []string, o map[string]sweep.Outcome) {
 func rowOf(o sweep.Outcome) Row {
 	row := Row{Model: o.Model, Family: o.Family, Resolution: o.Resolution, Seed: o.Seed, ValImages: o.ValImages, Status: string(o.Status), Reason: o.Reason,
 		EpochsRun: len(o.Metrics), Epochs: o.Epochs, Device: o.Device, Keys: o.Keys, Resumes: len(o.Resumes), OOMs: o.OOMs,
-		EarlyStopped: o.EarlyStopped, Augment: o.Augment, SkippedImages: o.SkippedImages, outcome: &o}
+		EarlyStopped: o.EarlyStopped, Augment: o.Augment, SkippedImages: o.SkippedImages, MLflowRun: o.TrackingRun, outcome: &o}
 	if sp, ok := o.EpochSplit(); ok && o.Status != sweep.Skipped {
 		row.PerEpoch = &sp
 	}

@@ -153,6 +153,9 @@ func printTable(w io.Writer, combos []sweep.Outcome, retries map[string]string) 
 		if r := retries[o.ID()]; r != "" {
 			note = strings.TrimSpace(note + " retrying, " + r)
 		}
+		if o.Tracking != "" {
+			note = strings.TrimSpace(note + "; MLflow run " + o.Tracking)
+		}
 		split := "-"
 		if sp, ok := o.EpochSplit(); ok {
 			split = sp.String()

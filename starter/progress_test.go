@@ -29,4 +29,11 @@ func TestStatusShowsRetriedEpochs(t *testing.T) {
 	if !strings.Contains(out.String(), "retrying, attempt 4:") || !strings.Contains(out.String(), "no space left on device") {
 		t.Errorf("status table does not show the retry:\n%s", out.String())
 	}
+	// A run that fell behind on the tracking server says so, and why.
+	out.Reset()
+	o.Tracking = "behind: mlflow GET experiments/get-by-name at http://mlflow:5000: connection refused"
+	printTable(&out, []sweep.Outcome{o}, nil)
+	if !strings.Contains(out.String(), "MLflow run behind: mlflow GET experiments/get-by-name") {
+		t.Errorf("status table does not show tracking behind:\n%s", out.String())
+	}
 }

@@ -161,6 +161,9 @@ func status(ctx context.Context, o options, w io.Writer, logger *slog.Logger) er
 		state = "cancelled"
 	}
 	fmt.Fprintf(w, "sweep %s (%s): %s\nWeb UI: %s\n", p.Name, id, state, uiURL(id))
+	if p.Tracking != "" {
+		fmt.Fprintf(w, "MLflow tracking: %s\n", p.Tracking)
+	}
 	retries := map[string]string{}
 	for _, co := range p.Combos {
 		if co.Status == sweep.Running || co.Status == sweep.Paused {

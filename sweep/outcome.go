@@ -124,6 +124,10 @@ type Outcome struct {
 	TestError   string       `json:"test_error,omitempty"`   // why there are none
 	TestSeconds float64      `json:"test_seconds,omitempty"` // evaluating them
 	FinishedAt  time.Time    `json:"finished_at,omitzero"`
+	// TrackingRun is the training's MLflow run; Tracking says how far it
+	// is ("" while tracking is off, "behind: why" when it lags).
+	TrackingRun string `json:"mlflow_run,omitempty"`
+	Tracking    string `json:"tracking,omitempty"`
 }
 
 // DataInfo says what a training was fed and how: enough to evaluate its

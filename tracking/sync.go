@@ -48,6 +48,9 @@ type Training struct {
 	End    int64
 	// Artifacts are uploaded once each (name and size decide).
 	Artifacts []Artifact
+	// Adopted: this sweep skipped the training (another trained it), so a
+	// run that exists is left as it is; one is made only when none does.
+	Adopted bool
 }
 
 // Artifact is a file to attach to a run.
@@ -99,9 +102,9 @@ func (c *Client) syncTraining(ctx context.Context, t Training) (Synced, error) {
 		return s, err
 	}
 	s.RunID = run.Info.RunID
-	if run.Tag(TagWorkflowID) != t.WorkflowID && run.Info.Status == StatusFinished {
-		// Trained and finished by another sweep's workflow: that run is
-		// this training's record, and this sweep changes nothing in it.
+	if run.Info.Status == StatusFinished && (t.Adopted || run.Tag(TagWorkflowID) != t.WorkflowID) {
+		// Trained and finished before: that run is this training's
+		// record, and a sweep that adopts its result changes nothing in it.
 		return s, nil
 	}
 	if err := c.LogBatch(ctx, s.RunID, nil, missingParams(run, t.Params), changedTags(run, tags)); err != nil {

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/resomap/resomap/sweep"
 )
@@ -20,6 +21,9 @@ type ActivityAPI interface {
 	ClaimTraining(context.Context, ClaimInput) (ClaimOutput, error)
 	RecordResult(context.Context, RecordInput) (RecordOutput, error)
 	DescribeChildren(context.Context, ChildrenInput) (ChildrenOutput, error)
+	TrackTraining(context.Context, TrackInput) (TrackOutput, error)
+	TrackSweep(context.Context, TrackSweepInput) (TrackOutput, error)
+	FindTracked(context.Context, FindTrackedInput) (LookupOutput, error)
 }
 
 // The activities the workflows run, by name: the methods of ActivityAPI,
@@ -35,6 +39,9 @@ const (
 	ActivityClaimTraining    = "ClaimTraining"
 	ActivityEvaluateAt       = "EvaluateAtResolutions"
 	ActivityDescribeChildren = "DescribeChildren"
+	ActivityTrackTraining    = "TrackTraining"
+	ActivityTrackSweep       = "TrackSweep"
+	ActivityFindTracked      = "FindTracked"
 )
 
 // Error types the workflows act on.
@@ -45,6 +52,10 @@ const (
 	// worker's training slots taken; the workflow sends it to the shared
 	// queue at once.
 	ErrTypeWorkerBusy = "WorkerBusy"
+	// ErrTypeTracking: the tracking server refused in a way no retry
+	// mends (bad credentials, a deleted experiment, a wrong URI); the
+	// training goes on, and the next sync tries again.
+	ErrTypeTracking = "Tracking"
 )
 
 // PrepareInput names one combination of a sweep.
@@ -217,4 +228,46 @@ type ClosedChild struct {
 // RecordOutput says where the result is.
 type RecordOutput struct {
 	Key string
+}
+
+// TrackInput asks for one training's MLflow run to show what the store
+// holds of it: created once, its params and tags, every epoch's figures
+// once, its status, and the best model when it completed.
+type TrackInput struct {
+	Sweep      string
+	SweepID    string // the sweep workflow's ID: its parent run's identity
+	WorkflowID string // the combination's
+	Tracking   sweep.TrackingSettings
+	Prepared   Prepared
+	// Outcome is the workflow's summary; the figures come from the store.
+	Outcome sweep.Outcome
+	Started time.Time // when the combination started
+}
+
+// TrackSweepInput finishes a sweep's parent run: trainings whose runs fell
+// behind are brought up to date first, then the report is attached and
+// the status set.
+type TrackSweepInput struct {
+	Spec     sweep.Spec
+	SweepID  string
+	Outcomes []sweep.Outcome
+	Status   string // the sweep's: completed or cancelled
+	Started  time.Time
+	Ended    time.Time
+}
+
+// TrackOutput says where the run is and how far it is.
+type TrackOutput struct {
+	RunID  string
+	Epochs int // epochs whose figures the run has
+	// Behind lists trainings whose runs could not be brought up to date.
+	Behind []string `json:",omitempty"`
+}
+
+// FindTrackedInput asks whether the tracking server has a FINISHED run of
+// a config (skip_completed).
+type FindTrackedInput struct {
+	Tracking   sweep.TrackingSettings
+	Sweep      string
+	ConfigHash string
 }

@@ -11,7 +11,8 @@ import (
 func TestEveryActivityNameIsAMethodOfTheContract(t *testing.T) {
 	api := reflect.TypeFor[ActivityAPI]()
 	names := []string{ActivityPrepare, ActivityLookupResult, ActivityFindResumePoint, ActivityTrainEpoch,
-		ActivityRecordResult, ActivityClaimTraining, ActivityEvaluateAt, ActivityDescribeChildren}
+		ActivityRecordResult, ActivityClaimTraining, ActivityEvaluateAt, ActivityDescribeChildren,
+		ActivityTrackTraining, ActivityTrackSweep, ActivityFindTracked}
 	named := map[string]bool{}
 	for _, n := range names {
 		if _, ok := api.MethodByName(n); !ok {

@@ -75,6 +75,10 @@ const (
 	// timed out, failed before its last signal) is recorded, and control
 	// relays settle before the sweep continues as new.
 	changeReconcileChildren = "reconcile-children"
+	// changeTracking: trainings and the sweep are logged to an MLflow
+	// tracking server (tracking.uri), and with tracking.skip_completed a
+	// config the server shows FINISHED is skipped.
+	changeTracking = "mlflow-tracking"
 )
 
 // Search attributes shown and filterable in the Web UI, e.g.
@@ -120,6 +124,9 @@ type SweepProgress struct {
 	Done      bool
 	Runs      int // continue-as-new generations
 	Combos    []sweep.Outcome
+	// Tracking says how the sweep's MLflow run stands once its trainings
+	// have ended ("" when up to date or off).
+	Tracking string `json:",omitempty"`
 }
 
 // CombinationInput starts one combination.

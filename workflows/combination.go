@@ -44,6 +44,8 @@ type combination struct {
 	// movedOn: the epoch running now was sent on to any worker because the
 	// worker of the epoch before was gone or busy.
 	movedOn bool
+	// trk keeps the training's MLflow run up to date (nil: not tracked).
+	trk *tracker
 }
 
 func newCombination(in CombinationInput) *combination {
@@ -120,9 +122,14 @@ type ending struct {
 func (c *combination) run(ctx workflow.Context, carry *CombinationCarry) (sweep.Outcome, error) {
 	if carry != nil {
 		c.started = carry.Started
-	} else if end := c.prepare(ctx); end != nil {
-		return c.finish(ctx, *end)
 	}
+	c.trk = startTracker(ctx, c)
+	if carry == nil {
+		if end := c.prepare(ctx); end != nil {
+			return c.finish(ctx, *end)
+		}
+	}
+	c.trk.want() // the run exists (RUNNING) before the first epoch ends
 	if c.ctl.paused {
 		c.setStatus(ctx, sweep.Paused)
 	} else {
@@ -178,6 +185,9 @@ func (c *combination) prepare(ctx workflow.Context) *ending {
 	}
 	c.out.ConfigHash, c.out.NativeSide = c.prep.ConfigHash, c.prep.NativeSide
 	if end := c.skipIfDone(ctx); end != nil {
+		return end
+	}
+	if end := c.skipIfTracked(ctx); end != nil {
 		return end
 	}
 	if since(ctx, changeClaimTraining) {
@@ -263,6 +273,7 @@ func (c *combination) nextEpoch(ctx workflow.Context) *ending {
 		return c.epochFailed(ctx, epoch, err)
 	}
 	c.apply(res)
+	c.trk.want()
 	c.epochsThisRun++
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrEpoch.ValueSet(int64(c.out.EpochsDone)), AttrBestValAcc.ValueSet(c.out.BestValAcc))
 	c.notifyParent(ctx)
@@ -414,6 +425,7 @@ func (c *combination) finish(ctx workflow.Context, end ending) (sweep.Outcome, e
 		return c.out, fmt.Errorf("record result of %s: %w", c.out.ID(), err)
 	}
 	c.out.ResultKey = rec.Key
+	c.trk.finish(ctx)
 	c.notifyParent(ctx)
 	return c.out, nil
 }

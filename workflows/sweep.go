@@ -54,6 +54,8 @@ type sweepRun struct {
 	bySeed, reconcile bool
 	// reconciling: a look at how earlier runs' children stand is under way.
 	reconciling bool
+	// tracking: how the sweep's MLflow run stands (finishTracking).
+	tracking string
 }
 
 // newSweep validates the spec and takes over the state of a previous run.
@@ -80,7 +82,7 @@ func newSweep(ctx workflow.Context, in SweepInput) (*sweepRun, error) {
 
 func (s *sweepRun) progress() SweepProgress {
 	return SweepProgress{Name: s.spec.Name, Paused: s.ctl.paused, Cancelled: s.ctl.cancelled, Runs: s.runs,
-		Done: s.next >= len(s.combos) && len(s.running) == 0, Combos: append([]sweep.Outcome(nil), s.outcomes...)}
+		Done: s.next >= len(s.combos) && len(s.running) == 0, Combos: append([]sweep.Outcome(nil), s.outcomes...), Tracking: s.tracking}
 }
 
 // setup answers queries, control and children's progress, and watches for
@@ -218,6 +220,7 @@ func (s *sweepRun) run(ctx workflow.Context) (SweepProgress, error) {
 	if s.ctl.cancelled {
 		status = "cancelled"
 	}
+	s.finishTracking(ctx, status)
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrStatus.ValueSet(status))
 	return s.progress(), nil
 }

@@ -468,6 +468,15 @@ func (*activityStubs) EvaluateAtResolutions(context.Context, EvaluateInput) (Eva
 func (*activityStubs) DescribeChildren(context.Context, ChildrenInput) (ChildrenOutput, error) {
 	panic("mocked")
 }
+func (*activityStubs) TrackTraining(context.Context, TrackInput) (TrackOutput, error) {
+	panic("mocked")
+}
+func (*activityStubs) TrackSweep(context.Context, TrackSweepInput) (TrackOutput, error) {
+	panic("mocked")
+}
+func (*activityStubs) FindTracked(context.Context, FindTrackedInput) (LookupOutput, error) {
+	panic("mocked")
+}
 
 var a *activityStubs
 

@@ -1,0 +1,352 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/report"
+	"github.com/resomap/resomap/store"
+	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/tracking"
+	"github.com/resomap/resomap/workflows"
+)
+
+// TrackTraining brings a training's MLflow run up to date with what the
+// store holds of it (tracking.Client.SyncTraining: each thing once, however
+// often it runs). A server that is down or failing is retried by the
+// workflow; one that refuses for good fails the attempt with
+// ErrTypeTracking, and the training goes on regardless.
+func (a *Activities) TrackTraining(ctx context.Context, in workflows.TrackInput) (workflows.TrackOutput, error) {
+	var out workflows.TrackOutput
+	c, err := trackingClient(in.Tracking)
+	if err != nil {
+		return out, trackingError(ctx, in.Outcome.ID(), err)
+	}
+	t, err := a.trainingRun(ctx, in)
+	if err != nil {
+		return out, err
+	}
+	s, err := c.SyncTraining(ctx, t)
+	if err != nil {
+		return out, trackingError(ctx, in.Outcome.ID(), err)
+	}
+	out.RunID, out.Epochs = s.RunID, epochsIn(t.Metrics)
+	if s.MetricsSent > 0 || s.Uploaded > 0 {
+		activity.GetLogger(ctx).Info("tracked", "training", in.Outcome.ID(), "run", s.RunID, "server", c,
+			"points", s.MetricsSent, "artifacts", s.Uploaded, "status", t.Status)
+	}
+	return out, nil
+}
+
+// trackingClient is a client of the settings' server with the worker's
+// credentials (MLFLOW_TRACKING_TOKEN or _USERNAME/_PASSWORD).
+func trackingClient(ts sweep.TrackingSettings) (*tracking.Client, error) {
+	if !ts.On() {
+		return nil, tracking.Permanent(fmt.Errorf("tracking is off (no tracking.uri)"))
+	}
+	return tracking.FromEnv(ts.URI)
+}
+
+// trackingError logs a tracking failure in one line and makes it the
+// workflow's: retried when a retry may mend it, else ErrTypeTracking.
+func trackingError(ctx context.Context, what string, err error) error {
+	activity.GetLogger(ctx).Warn("tracking: "+err.Error(), "training", what)
+	if tracking.Retryable(err) {
+		return err
+	}
+	return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeTracking, err)
+}
+
+// metricNames are the per-epoch figures a run shows, by MLflow key.
+var metricNames = []struct {
+	key string
+	of  func(sweep.EpochMetrics) float64
+}{
+	{"train_loss", func(m sweep.EpochMetrics) float64 { return m.TrainLoss }},
+	{"train_acc", func(m sweep.EpochMetrics) float64 { return m.TrainAcc }},
+	{"val_loss", func(m sweep.EpochMetrics) float64 { return m.ValLoss }},
+	{"val_acc", func(m sweep.EpochMetrics) float64 { return m.ValAcc }},
+	{"lr", func(m sweep.EpochMetrics) float64 { return m.LR }},
+	{"images_per_s", func(m sweep.EpochMetrics) float64 { return m.ImagesPS }},
+	{"epoch_seconds", func(m sweep.EpochMetrics) float64 { return m.Seconds }},
+}
+
+// trainingRun is what the training's run must show, read from the store.
+func (a *Activities) trainingRun(ctx context.Context, in workflows.TrackInput) (tracking.Training, error) {
+	o := in.Outcome
+	o.ConfigHash = in.Prepared.ConfigHash
+	if err := a.fillMetrics(ctx, &o); err != nil {
+		return tracking.Training{}, err
+	}
+	cfg := in.Prepared.Config
+	t := tracking.Training{
+		Sweep: tracking.Sweep{Experiment: in.Tracking.ExperimentFor(in.Sweep), Name: in.Sweep, WorkflowID: in.SweepID,
+			Start: in.Started.UnixMilli(), Tags: []tracking.Tag{{Key: "resomap.sweep", Value: in.Sweep}}},
+		Name: o.ID(), ConfigHash: in.Prepared.ConfigHash, WorkflowID: in.WorkflowID, Start: in.Started.UnixMilli(),
+		Params: configParams(cfg),
+		Tags: []tracking.Tag{{Key: "model", Value: cfg.Model}, {Key: "family", Value: in.Prepared.Family},
+			{Key: "resolution", Value: strconv.Itoa(cfg.Resolution)}, {Key: "seed", Value: strconv.FormatUint(cfg.Seed, 10)},
+			{Key: "config_hash", Value: in.Prepared.ConfigHash}, {Key: "data_hash", Value: cfg.DataHash},
+			{Key: "recipe", Value: recipe(o, cfg)}, {Key: "resomap.sweep", Value: in.Sweep}},
+		Status: runStatus(o.Status), Adopted: o.Status == sweep.Skipped,
+	}
+	if o.Status.Done() && !o.FinishedAt.IsZero() {
+		t.End = o.FinishedAt.UnixMilli()
+	}
+	t.Metrics = epochMetrics(o, in.Started)
+	if in.Tracking.LogModels && o.Status == sweep.Completed && o.Keys.Best != "" {
+		arts, err := a.modelArtifacts(ctx, o.Keys.Best)
+		if err != nil {
+			return t, err
+		}
+		t.Artifacts = arts
+	}
+	return t, nil
+}
+
+// configParams are every setting of the training config, by its JSON
+// name (hyper settings flattened in, as the config hashes them).
+func configParams(cfg sweep.Config) []tracking.Tag {
+	b, _ := json.Marshal(cfg)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	var out []tracking.Tag
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		v := m[k]
+		s, ok := v.(string)
+		if !ok {
+			j, _ := json.Marshal(v)
+			s = string(j)
+		}
+		out = append(out, tracking.Tag{Key: k, Value: s})
+	}
+	return out
+}
+
+func recipe(o sweep.Outcome, cfg sweep.Config) string {
+	if o.Augment != "" {
+		return o.Augment
+	}
+	return cfg.Augment
+}
+
+// epochMetrics are the run's points: every epoch's figures at step =
+// epoch, timed when the figures were known (stored with them), and the
+// test-resolution figures at step 0, timed when the training finished.
+func epochMetrics(o sweep.Outcome, started time.Time) []tracking.Metric {
+	var out []tracking.Metric
+	for _, m := range o.Metrics {
+		at := m.FinishedAt
+		if at.IsZero() { // records older than the field: a time that repeats
+			at = started.Add(time.Duration(m.Epoch) * time.Millisecond)
+		}
+		for _, n := range metricNames {
+			out = append(out, tracking.Metric{Key: n.key, Value: n.of(m), Timestamp: at.UnixMilli(), Step: int64(m.Epoch)})
+		}
+	}
+	if o.Status == sweep.Completed {
+		for _, r := range o.TestResults {
+			if r.Skipped != "" {
+				continue
+			}
+			at := o.FinishedAt.UnixMilli()
+			out = append(out,
+				tracking.Metric{Key: fmt.Sprintf("test_acc_%dpx", r.Resolution), Value: r.ValAcc, Timestamp: at},
+				tracking.Metric{Key: fmt.Sprintf("test_loss_%dpx", r.Resolution), Value: r.ValLoss, Timestamp: at})
+		}
+	}
+	return out
+}
+
+func epochsIn(ms []tracking.Metric) int {
+	n := 0
+	for _, m := range ms {
+		n = max(n, int(m.Step))
+	}
+	return n
+}
+
+// runStatus maps a combination's status to an MLflow run's.
+func runStatus(s sweep.Status) string {
+	switch s {
+	case sweep.Completed, sweep.Skipped:
+		return tracking.StatusFinished
+	case sweep.Failed, sweep.TimedOut:
+		return tracking.StatusFailed
+	case sweep.Cancelled, sweep.Terminated:
+		return tracking.StatusKilled
+	}
+	return tracking.StatusRunning
+}
+
+// modelArtifacts are the best checkpoint's model file and record, read
+// (and verified) from the store only when they are uploaded.
+func (a *Activities) modelArtifacts(ctx context.Context, bestKey string) ([]tracking.Artifact, error) {
+	recJSON, err := store.ReadAll(ctx, a.Store, bestKey)
+	if err != nil {
+		return nil, fmt.Errorf("best model %s: %w", bestKey, err)
+	}
+	rec, err := checkpoint.UnmarshalRecord(recJSON)
+	if err != nil {
+		return nil, fmt.Errorf("best model %s: %w", bestKey, err)
+	}
+	weights := func(ctx context.Context) (io.ReadCloser, error) {
+		_, b, err := a.repo("").LoadWeights(ctx, bestKey)
+		return io.NopCloser(bytes.NewReader(b)), err
+	}
+	record := func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(recJSON)), nil }
+	return []tracking.Artifact{
+		{Name: "best_model/best_model.safetensors", Size: rec.ModelFile.Size, Open: weights},
+		{Name: "best_model/best_model.json", Size: int64(len(recJSON)), Open: record},
+	}, nil
+}
+
+// FindTracked says whether the tracking server has a FINISHED run of the
+// config; its figures come from the run's metric history.
+func (a *Activities) FindTracked(ctx context.Context, in workflows.FindTrackedInput) (workflows.LookupOutput, error) {
+	var out workflows.LookupOutput
+	c, err := trackingClient(in.Tracking)
+	if err != nil {
+		return out, trackingError(ctx, in.ConfigHash, err)
+	}
+	f, err := c.FindFinished(ctx, in.Tracking.ExperimentFor(in.Sweep), in.ConfigHash, "val_loss", "val_acc", "train_loss", "train_acc")
+	if err != nil {
+		return out, trackingError(ctx, in.ConfigHash, err)
+	}
+	if f == nil {
+		return out, nil
+	}
+	out.Found, out.Sweep, out.Key = true, f.Sweep, "mlflow run "+f.RunID
+	out.Outcome = outcomeFromHistories(f)
+	out.Outcome.TrackingRun = f.RunID
+	return out, nil
+}
+
+// outcomeFromHistories rebuilds a training's figures from its run: each
+// epoch's, and the best epoch by validation loss.
+func outcomeFromHistories(f *tracking.Finished) sweep.Outcome {
+	byEpoch := map[int64]*sweep.EpochMetrics{}
+	set := map[string]func(*sweep.EpochMetrics, float64){
+		"val_loss": func(m *sweep.EpochMetrics, v float64) { m.ValLoss = v }, "val_acc": func(m *sweep.EpochMetrics, v float64) { m.ValAcc = v },
+		"train_loss": func(m *sweep.EpochMetrics, v float64) { m.TrainLoss = v }, "train_acc": func(m *sweep.EpochMetrics, v float64) { m.TrainAcc = v },
+	}
+	for key, points := range f.Histories {
+		for _, p := range points {
+			if byEpoch[p.Step] == nil {
+				byEpoch[p.Step] = &sweep.EpochMetrics{Epoch: int(p.Step)}
+			}
+			set[key](byEpoch[p.Step], p.Value)
+		}
+	}
+	var o sweep.Outcome
+	for _, step := range slices.Sorted(maps.Keys(byEpoch)) {
+		m := *byEpoch[step]
+		o.Metrics = append(o.Metrics, m)
+		if o.BestEpoch == 0 || m.ValLoss < o.BestValLoss {
+			o.BestEpoch, o.BestValLoss, o.BestValAcc = m.Epoch, m.ValLoss, m.ValAcc
+		}
+	}
+	o.EpochsDone = len(o.Metrics)
+	return o
+}
+
+// TrackSweep finishes the sweep's parent run: every training whose run is
+// behind is synced first (from the store), then the report is attached and
+// the run's status set. It fails (and is retried) while any training's run
+// cannot be brought up to date, so the parent is FINISHED only when all
+// its runs are complete.
+func (a *Activities) TrackSweep(ctx context.Context, in workflows.TrackSweepInput) (workflows.TrackOutput, error) {
+	var out workflows.TrackOutput
+	c, err := trackingClient(in.Spec.Tracking)
+	if err != nil {
+		return out, trackingError(ctx, in.Spec.Name, err)
+	}
+	for _, o := range in.Outcomes {
+		if o.Tracking == "" || o.ConfigHash == "" || o.Status == sweep.Pending {
+			continue // synced, or never prepared
+		}
+		if err := a.catchUp(ctx, in, o); err != nil {
+			out.Behind = append(out.Behind, o.ID())
+			activity.RecordHeartbeat(ctx, o.ID())
+			return out, trackingError(ctx, o.ID(), fmt.Errorf("%s: %w", o.ID(), err))
+		}
+	}
+	sw := tracking.Sweep{Experiment: in.Spec.Tracking.ExperimentFor(in.Spec.Name), Name: in.Spec.Name, WorkflowID: in.SweepID,
+		Start: in.Started.UnixMilli(), Tags: []tracking.Tag{{Key: "resomap.sweep", Value: in.Spec.Name}}}
+	var arts []tracking.Artifact
+	if in.Spec.Tracking.LogReport {
+		if arts, err = a.reportArtifacts(ctx, in.Spec); err != nil {
+			activity.GetLogger(ctx).Warn("report not attached to the sweep's run", "err", err)
+		}
+	}
+	status := tracking.StatusFinished
+	if in.Status == "cancelled" {
+		status = tracking.StatusKilled
+	}
+	s, err := c.FinishSweep(ctx, sw, status, in.Ended.UnixMilli(), arts)
+	if err != nil {
+		return out, trackingError(ctx, in.Spec.Name, err)
+	}
+	out.RunID = s.RunID
+	return out, nil
+}
+
+// catchUp syncs a training whose run fell behind, with its config
+// prepared again (the same hash: Prepare is deterministic).
+func (a *Activities) catchUp(ctx context.Context, in workflows.TrackSweepInput, o sweep.Outcome) error {
+	prep, err := a.Prepare(ctx, workflows.PrepareInput{Spec: in.Spec,
+		Combination: sweep.Combination{Model: o.Model, Resolution: o.Resolution, Seed: o.Seed}})
+	if err != nil {
+		return err
+	}
+	if prep.ConfigHash != o.ConfigHash {
+		return fmt.Errorf("config hash %s now, %s when trained: the data changed", prep.ConfigHash, o.ConfigHash)
+	}
+	_, err = a.TrackTraining(ctx, workflows.TrackInput{Sweep: in.Spec.Name, SweepID: in.SweepID,
+		WorkflowID: workflows.ChildID(in.SweepID, o.ID()), Tracking: in.Spec.Tracking, Prepared: prep, Outcome: o, Started: in.Started})
+	return err
+}
+
+// reportArtifacts builds the sweep's report folder from the store and
+// returns its files, under report/.
+func (a *Activities) reportArtifacts(ctx context.Context, spec sweep.Spec) ([]tracking.Artifact, error) {
+	r, err := report.Build(ctx, a.Store, spec.Name)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Cost.PerHour > 0 {
+		r.Price(spec.Cost.PerHour)
+	}
+	dir, err := os.MkdirTemp("", "resomap-report-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	files, err := r.Write(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []tracking.Artifact
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, tracking.Artifact{Name: "report/" + filepath.Base(f), Size: int64(len(b)),
+			Open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }})
+	}
+	return out, nil
+}
