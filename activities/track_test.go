@@ -1,0 +1,126 @@
+package activities_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/tracking"
+	"github.com/resomap/resomap/tracking/mlflowtest"
+	"github.com/resomap/resomap/workflows"
+)
+
+// A training's run on the tracking server follows what the store holds:
+// after each epoch, and as often as a sync repeats, each epoch's figures
+// once, at the time stored with them; when it completes, FINISHED with
+// the best model attached. A config whose run is FINISHED is found again.
+func TestTrackTrainingFollowsTheStore(t *testing.T) {
+	acts, p, env := setup(t)
+	srv := mlflowtest.New()
+	defer srv.Close()
+	ts := sweep.TrackingSettings{URI: srv.URL, Experiment: "act", LogModels: true}
+	started := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	o := sweep.Outcome{Model: "smallcnn", Family: p.Family, Resolution: 16, Epochs: 2, Status: sweep.Running, ConfigHash: p.ConfigHash}
+	sync := func() workflows.TrackOutput {
+		t.Helper()
+		v, err := env.ExecuteActivity(acts.TrackTraining, workflows.TrackInput{Sweep: "act", SweepID: "sweep-act",
+			WorkflowID: "sweep-act/smallcnn@16", Tracking: ts, Prepared: p, Outcome: o, Started: started})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out workflows.TrackOutput
+		v.Get(&out)
+		return out
+	}
+	sync() // prepared, no epoch yet: the run exists, RUNNING
+	for epoch := 1; epoch <= 2; epoch++ {
+		v, err := env.ExecuteActivity(acts.TrainEpoch, workflows.TrainEpochInput{Prepared: p, Epoch: epoch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res workflows.TrainEpochOutput
+		v.Get(&res)
+		o.Progress, o.Keys.Latest, o.Keys.Best = res.Progress, res.Key, res.BestKey
+		o.Summarise()
+		for range 2 {
+			if out := sync(); out.Epochs != epoch {
+				t.Fatalf("after epoch %d the run has %d", epoch, out.Epochs)
+			}
+		}
+	}
+	o.Status, o.FinishedAt = sweep.Completed, started.Add(time.Hour)
+	o.TestResults = []sweep.TestResult{{Resolution: 16, ValAcc: 0.5, ValLoss: 1.2, Images: 128}, {Resolution: 20, Skipped: "upsampling"}}
+	out := sync()
+	sync()
+	runs := srv.Runs()
+	if len(runs) != 2 {
+		t.Fatalf("%d runs, want the sweep's and the training's", len(runs))
+	}
+	run := runs[0]
+	if run.Tags[tracking.TagKind] != "training" {
+		run = runs[1]
+	}
+	if run.ID != out.RunID || run.Status != tracking.StatusFinished || run.End != o.FinishedAt.UnixMilli() {
+		t.Errorf("run %s: %s ending %d, want %s FINISHED ending %d", run.ID, run.Status, run.End, out.RunID, o.FinishedAt.UnixMilli())
+	}
+	for _, k := range []string{"train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s", "epoch_seconds"} {
+		if got := fmt.Sprint(run.Steps(k)); got != "[1 2]" {
+			t.Errorf("%s: steps %s, want [1 2]", k, got)
+		}
+	}
+	if pts := run.Metrics["val_acc"]; len(pts) == 2 && (pts[0].Timestamp <= started.UnixMilli() || pts[0].Timestamp >= pts[1].Timestamp) {
+		t.Errorf("val_acc timestamps %d, %d: want the times the epochs ended", pts[0].Timestamp, pts[1].Timestamp)
+	}
+	if len(run.Metrics["test_acc_16px"]) != 1 || len(run.Metrics["test_acc_20px"]) != 0 {
+		t.Errorf("test-resolution figures %v", run.Metrics)
+	}
+	if run.Params["model"] != "smallcnn" || run.Params["lr"] != "0.05" || run.Params["data_hash"] != p.Config.DataHash ||
+		run.Tags["config_hash"] != p.ConfigHash || run.Tags["resolution"] != "16" || run.Tags[tracking.TagWorkflowID] != "sweep-act/smallcnn@16" {
+		t.Errorf("params %v tags %v", run.Params, run.Tags)
+	}
+	if run.Artifacts["best_model/best_model.safetensors"] == 0 || run.Artifacts["best_model/best_model.json"] == 0 {
+		t.Errorf("artifacts %v", run.Artifacts)
+	}
+	if n := srv.Calls("artifacts/put"); n != 2 {
+		t.Errorf("%d uploads, want 2", n)
+	}
+
+	v, err := env.ExecuteActivity(acts.FindTracked, workflows.FindTrackedInput{Tracking: ts, Sweep: "act", ConfigHash: p.ConfigHash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found workflows.LookupOutput
+	v.Get(&found)
+	if !found.Found || found.Outcome.TrackingRun != out.RunID || found.Outcome.EpochsDone != 2 || found.Outcome.BestValAcc == 0 {
+		t.Errorf("FindTracked: %+v", found)
+	}
+	if u := srv.Unexpected(); len(u) > 0 {
+		t.Errorf("calls outside the API: %v", u)
+	}
+}
+
+// A server that refuses for good fails the attempt as ErrTypeTracking
+// (not retried); one that fails may pass, so it is retried.
+func TestTrackTrainingErrors(t *testing.T) {
+	acts, p, env := setup(t)
+	srv := mlflowtest.New()
+	defer srv.Close()
+	in := workflows.TrackInput{Sweep: "act", SweepID: "sweep-act", Tracking: sweep.TrackingSettings{URI: srv.URL},
+		Prepared: p, Outcome: sweep.Outcome{Model: "smallcnn", Resolution: 16, Status: sweep.Running}}
+	srv.RequireToken("secret")
+	_, err := env.ExecuteActivity(acts.TrackTraining, in)
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != workflows.ErrTypeTracking || !appErr.NonRetryable() {
+		t.Errorf("bad credentials: %v, want a non-retryable %s", err, workflows.ErrTypeTracking)
+	}
+	srv.RequireToken("")
+	srv.FailWith(502)
+	_, err = env.ExecuteActivity(acts.TrackTraining, in)
+	if err == nil || errors.As(err, &appErr) && appErr.NonRetryable() {
+		t.Errorf("a 502: %v, want an error that is retried", err)
+	}
+}
