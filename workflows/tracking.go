@@ -187,4 +187,3 @@ func (s *sweepRun) finishTracking(ctx workflow.Context, status string) {
 		s.outcomes[i].Tracking = ""
 	}
 }
-

@@ -207,4 +207,3 @@ func TestSkipWhatTheTrackingServerHas(t *testing.T) {
 		}
 	}
 }
-
