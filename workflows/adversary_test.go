@@ -25,11 +25,13 @@ import (
 // is printed on failure) that mix pause, resume and cancel, sweep-wide and
 // per combination, with continue-as-new after every finished child, seeds,
 // children of earlier runs that are terminated or end without their last
-// signal, and epochs whose worker dies (a heartbeat timeout) or whose
-// attempt fails. After each run: the sweep ended; every combination is in
+// signal, epochs whose worker dies (a heartbeat timeout) or whose
+// attempt fails, and (half the time) an MLflow server that goes down or
+// refuses. After each run: the sweep ended; every combination is in
 // the state the last command asked for; no epoch started while its
 // combination was paused; outcomes match their combinations (each seed's
-// own figures); nothing was recorded twice.
+// own figures); nothing was recorded twice; a tracked sweep's runs are
+// up to date when the server came back, and it says why when it refused.
 //
 // RESOMAP_ADVERSARY_RUNS sets the number of runs (make chaos runs more);
 // RESOMAP_ADVERSARY_SEED replays one schedule.
@@ -76,6 +78,10 @@ type adversary struct {
 	// pausedSince is, per combination, the test clock time it was paused
 	// in this run (zero: not paused).
 	pausedSince map[int]time.Time
+	// tracker is the MLflow server of a tracked sweep (nil: untracked):
+	// down for outage every period, or refusing every call.
+	tracker        *fakeTracker
+	outage, period time.Duration
 }
 
 // ghost is a combination workflow started by an earlier run of the sweep,
@@ -107,6 +113,17 @@ func adversaryRun(t *testing.T, seed uint64) (problems []string) {
 		combos: spec.Combinations(), paused: map[int]bool{}, cancel: map[int]bool{}, ghosts: map[int]*ghost{},
 		fate: map[int]sweep.Status{}, pausedSince: map[int]time.Time{}}
 	adv.w.fail, adv.w.retireWithRun = adv.attemptFate, true
+	if rng.IntN(2) == 0 {
+		// Tracked, by a server that goes down for up to 7 minutes at a
+		// time (the SDK's test environment retries an activity 10 times,
+		// about 8.5 minutes, where a real server retries without end), or
+		// (now and then) refuses the credentials.
+		adv.spec.Tracking = sweep.TrackingSettings{URI: "http://mlflow.test", SkipCompleted: rng.IntN(2) == 0}
+		adv.tracker = &fakeTracker{refuse: rng.IntN(8) == 0, finished: map[string]bool{}}
+		adv.period = time.Duration(15+rng.IntN(30)) * time.Minute
+		adv.outage = time.Duration(rng.IntN(8)) * time.Minute
+		spec = adv.spec
+	}
 	in := SweepInput{Spec: spec}
 	for generation := 0; ; generation++ {
 		if generation > 40 {
@@ -167,6 +184,11 @@ func (adv *adversary) index(c sweep.Combination) int {
 // commands and the ghosts' behaviour.
 func (adv *adversary) newEnv(in SweepInput) *testsuite.TestWorkflowEnvironment {
 	env := newLifecycleEnv(adv.w, adv.epoch)
+	if adv.tracker != nil {
+		start := env.Now()
+		adv.tracker.down = func(now time.Time) bool { return now.Sub(start)%adv.period < adv.outage }
+		adv.tracker.register(env)
+	}
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: SweepID(adv.spec.Name)})
 	env.SetTestTimeout(20 * time.Second)
 	// Children outlive a run that continues as new; the next run stands in
@@ -393,6 +415,22 @@ func (adv *adversary) check(p SweepProgress) {
 	if len(p.Combos) != len(adv.combos) {
 		bad("%d outcomes for %d combinations", len(p.Combos), len(adv.combos))
 		return
+	}
+	if t := adv.tracker; t != nil && !t.refuse && !adv.sweepCancelled {
+		// The server is down for 7 minutes at most: the sweep's own run
+		// waited for it and brought every run up to date (a cancelled
+		// sweep waits two minutes at most).
+		if p.Tracking != "" {
+			bad("the sweep ended with its tracking %q", p.Tracking)
+		}
+		for _, o := range p.Combos {
+			if o.Tracking != "" {
+				bad("%s: tracking %q after the sweep caught up", o.ID(), o.Tracking)
+			}
+		}
+	}
+	if t := adv.tracker; t != nil && t.refuse && p.Tracking == "" {
+		bad("a tracking server that refuses every call, and the sweep does not say so")
 	}
 	for i, o := range p.Combos {
 		c := adv.combos[i]

@@ -155,9 +155,10 @@ func (c *combination) skipIfTracked(ctx workflow.Context) *ending {
 }
 
 // finishTracking finishes the sweep's MLflow run once every training has
-// ended: runs that fell behind are synced first. It waits while the
-// server is down (the sweep's trainings are over); a refusal no retry
-// mends ends it with the reason in the sweep's progress.
+// ended: runs that fell behind are synced first. A completed sweep waits
+// while the server is down (its trainings are over; `starter status` says
+// it is catching up); a cancelled one waits trackSyncTime at most. A
+// refusal no retry mends ends it with the reason in the sweep's progress.
 func (s *sweepRun) finishTracking(ctx workflow.Context, status string) {
 	if !s.spec.Tracking.On() || !since(ctx, changeTracking) {
 		return
@@ -173,7 +174,13 @@ func (s *sweepRun) finishTracking(ctx workflow.Context, status string) {
 		s.tracking = "catching up: " + strconv.Itoa(behind) + " runs behind"
 	}
 	dctx, _ := workflow.NewDisconnectedContext(ctx) // a cancelled sweep's run is marked KILLED too
-	actx := workflow.WithActivityOptions(dctx, trackSweepOptions("track sweep "+s.spec.Name))
+	opts := trackSweepOptions("track sweep " + s.spec.Name)
+	if status == "cancelled" {
+		// A cancelled sweep is started again at once under its ID: it
+		// does not wait for a tracking server that is down.
+		opts = trackOptions("track sweep " + s.spec.Name)
+	}
+	actx := workflow.WithActivityOptions(dctx, opts)
 	in := TrackSweepInput{Spec: s.spec, SweepID: s.id, Outcomes: s.outcomes, Status: status,
 		Started: workflow.GetInfo(ctx).WorkflowStartTime, Ended: workflow.Now(ctx)}
 	var out TrackOutput
