@@ -186,7 +186,7 @@ func (adv *adversary) newEnv(in SweepInput) *testsuite.TestWorkflowEnvironment {
 	env := newLifecycleEnv(adv.w, adv.epoch)
 	if adv.tracker != nil {
 		start := env.Now()
-		adv.tracker.down = func(now time.Time) bool { return now.Sub(start)%adv.period < adv.outage }
+		adv.tracker.down = func(now time.Time) bool { return now.Sub(start)%adv.period >= adv.period-adv.outage }
 		adv.tracker.register(env)
 	}
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: SweepID(adv.spec.Name)})

@@ -175,9 +175,10 @@ func (s *sweepRun) finishTracking(ctx workflow.Context, status string) {
 	}
 	dctx, _ := workflow.NewDisconnectedContext(ctx) // a cancelled sweep's run is marked KILLED too
 	opts := trackSweepOptions("track sweep " + s.spec.Name)
-	if status == "cancelled" {
-		// A cancelled sweep is started again at once under its ID: it
-		// does not wait for a tracking server that is down.
+	if status == "cancelled" || !s.trackingReached() {
+		// A cancelled sweep is started again at once under its ID, and a
+		// server no sync ever reached is a wrong URI more likely than an
+		// outage: neither waits longer than one sync.
 		opts = trackOptions("track sweep " + s.spec.Name)
 	}
 	actx := workflow.WithActivityOptions(dctx, opts)
@@ -193,4 +194,15 @@ func (s *sweepRun) finishTracking(ctx workflow.Context, status string) {
 	for i := range s.outcomes {
 		s.outcomes[i].Tracking = ""
 	}
+}
+
+// trackingReached says whether any training's sync reached the tracking
+// server (its outcome names its run).
+func (s *sweepRun) trackingReached() bool {
+	for _, o := range s.outcomes {
+		if o.TrackingRun != "" {
+			return true
+		}
+	}
+	return false
 }

@@ -130,10 +130,11 @@ func TestTrackingServerDownDoesNotSlowTraining(t *testing.T) {
 	f := newFake()
 	f.register(env, time.Minute)
 	start := env.Now()
-	// Down for 10 minutes (the test environment retries an activity 10
-	// times at most; the real server's retries have no bound).
+	// Up for the first syncs, then down until minute 10 (the test
+	// environment retries an activity 10 times at most; the real
+	// server's retries have no bound).
 	const outage = 10 * time.Minute
-	tr := &fakeTracker{down: func(now time.Time) bool { return now.Sub(start) < outage }}
+	tr := &fakeTracker{down: func(now time.Time) bool { d := now.Sub(start); return d >= 10*time.Second && d < outage }}
 	tr.register(env)
 	var trainedBy time.Time
 	env.SetOnActivityCompletedListener(func(info *activity.Info, _ converter.EncodedValue, _ error) {
@@ -205,5 +206,26 @@ func TestSkipWhatTheTrackingServerHas(t *testing.T) {
 		if c.Config.Resolution == 16 {
 			t.Fatal("a training the tracking server has was trained again")
 		}
+	}
+}
+
+// A tracking server no sync ever reaches (a wrong URI, nothing listening)
+// does not hold the sweep: it ends within minutes of its trainings and
+// says why; one that was reached and then went down is waited for.
+func TestTrackingNeverReachedDoesNotHoldTheSweep(t *testing.T) {
+	env := newEnv(t)
+	f := newFake()
+	f.register(env, time.Minute)
+	tr := &fakeTracker{down: func(time.Time) bool { return true }}
+	tr.register(env)
+	start := env.Now()
+	env.ExecuteWorkflow(Sweep, SweepInput{Spec: trackedSpec(16)})
+	p := sweepResult(t, env)
+	if p.Combos[0].Status != sweep.Completed || !strings.Contains(p.Tracking, "connection refused") {
+		t.Fatalf("%s, tracking %q", p.Combos[0].Status, p.Tracking)
+	}
+	// 3 one-minute epochs, the combination's grace, one sync's time.
+	if d := env.Now().Sub(start); d > 3*time.Minute+trackingGrace+trackSyncTime+time.Minute {
+		t.Errorf("the sweep ended %v after it started, held by a server it never reached", d)
 	}
 }
