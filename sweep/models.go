@@ -12,6 +12,9 @@ type ModelInfo struct {
 	Family string // first path element of the checkpoint layout
 	// MinResolution: VGG's five 2x2 max-pools need at least 32 px.
 	MinResolution int
+	// Classifier is the state-dict prefix of the last layer, which
+	// fine-tuning replaces for the data's classes (torchvision's names).
+	Classifier string
 }
 
 // MaxResolution bounds the input size; beyond it a single image is larger
@@ -19,13 +22,18 @@ type ModelInfo struct {
 const MaxResolution = 2048
 
 var models = []ModelInfo{
-	{"smallcnn", "cnn", 8},
-	{"vgg11", "vgg", 32}, {"vgg11_bn", "vgg", 32},
-	{"vgg13", "vgg", 32}, {"vgg13_bn", "vgg", 32},
-	{"vgg16", "vgg", 32}, {"vgg16_bn", "vgg", 32},
-	{"vgg19", "vgg", 32}, {"vgg19_bn", "vgg", 32},
-	{"resnet18", "resnet", 32}, {"resnet34", "resnet", 32}, {"resnet50", "resnet", 32},
+	{"smallcnn", "cnn", 8, "classifier.0."},
+	{"vgg11", "vgg", 32, vggHead}, {"vgg11_bn", "vgg", 32, vggHead},
+	{"vgg13", "vgg", 32, vggHead}, {"vgg13_bn", "vgg", 32, vggHead},
+	{"vgg16", "vgg", 32, vggHead}, {"vgg16_bn", "vgg", 32, vggHead},
+	{"vgg19", "vgg", 32, vggHead}, {"vgg19_bn", "vgg", 32, vggHead},
+	{"resnet18", "resnet", 32, resnetHead}, {"resnet34", "resnet", 32, resnetHead}, {"resnet50", "resnet", 32, resnetHead},
 }
+
+const (
+	vggHead    = "classifier.6."
+	resnetHead = "fc."
+)
 
 // Models lists every supported architecture.
 func Models() []ModelInfo { return slices.Clone(models) }

@@ -1,0 +1,70 @@
+package trainer
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/torch"
+)
+
+// ErrWeightsMismatch marks pretrained weights that do not fit the model:
+// another architecture, missing or extra keys, wrong shapes.
+var ErrWeightsMismatch = errors.New("pretrained weights do not fit the model")
+
+// LoadPretrained writes a state dict into m's weights and buffers, every
+// key checked: each tensor of the model must be in weights with its type
+// and shape, and weights must hold nothing else. With replaceClassifier,
+// the last layer (sweep.ModelInfo.Classifier) keeps m's fresh
+// initialisation (as torchvision initialises it) for the data's classes,
+// and the weights' own classifier is left out. The first mismatch, in the
+// model's order, is named.
+func LoadPretrained(m *torch.Model, weights map[string]checkpoint.Tensor, replaceClassifier bool) error {
+	info, err := sweep.LookupModel(m.Spec().Name)
+	if err != nil {
+		return err
+	}
+	head := func(name string) bool { return replaceClassifier && strings.HasPrefix(name, info.Classifier) }
+	used := map[string]bool{}
+	for i, ti := range m.Tensors() {
+		if strings.HasPrefix(ti.Name, optimPrefix) || head(ti.Name) {
+			continue
+		}
+		t, ok := weights[ti.Name]
+		if !ok {
+			return fmt.Errorf("%w: the weights have no %s (are they %s's weights?)", ErrWeightsMismatch, ti.Name, info.Name)
+		}
+		if t.DType != dtypeNames[ti.DType] || !slices.Equal(t.Shape, ti.Shape) {
+			return fmt.Errorf("%w: %s is %s%v in the weights, %s%v in %s%s", ErrWeightsMismatch, ti.Name, t.DType, t.Shape,
+				dtypeNames[ti.DType], ti.Shape, info.Name, channelHint(ti, t, m.Spec().InChannels))
+		}
+		if err := m.WriteTensor(i, t.Data); err != nil {
+			return fmt.Errorf("write %s: %w", ti.Name, err)
+		}
+		used[ti.Name] = true
+	}
+	var extra []string
+	for name := range weights {
+		if !used[name] && !head(name) {
+			extra = append(extra, name)
+		}
+	}
+	if len(extra) > 0 {
+		slices.Sort(extra)
+		return fmt.Errorf("%w: the weights hold %s, which %s has not (%d such keys: another architecture?)", ErrWeightsMismatch, extra[0], info.Name, len(extra))
+	}
+	return nil
+}
+
+// channelHint explains a first convolution that differs only in its input
+// channels: weights for colour images, data in grey (or the reverse).
+func channelHint(model torch.TensorInfo, w checkpoint.Tensor, channels int) string {
+	if len(model.Shape) == 4 && len(w.Shape) == 4 && model.Shape[0] == w.Shape[0] && model.Shape[1] != w.Shape[1] &&
+		slices.Equal(model.Shape[2:], w.Shape[2:]) {
+		return fmt.Sprintf(" (the data has %d channels, the weights were trained on %d)", channels, w.Shape[1])
+	}
+	return ""
+}

@@ -1,0 +1,110 @@
+package trainer_test
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/resomap/resomap/pretrained"
+	"github.com/resomap/resomap/torch"
+	"github.com/resomap/resomap/trainer"
+)
+
+// A resnet18 state dict saved with torch.save by Debian's python3-torch
+// loads with every key checked, and ResoMap's logits then equal PyTorch's
+// for the same weights; the same dict wrapped as training scripts save it
+// loads too; a .pth of another architecture fails naming the first key
+// that does not fit; strides and int64 tensors are read as PyTorch holds
+// them.
+func TestPretrainedPthLoadsWithPyTorchsLogits(t *testing.T) {
+	py := pythonTorch(t)
+	tr := newTrainer(t, t.TempDir())
+	const n, c, res = 2, 3, 64
+	rng := rand.New(rand.NewPCG(4, 5))
+	batch := randomBatch(rng, n, c, res, 1000, false)
+	dir := t.TempDir()
+	xp := filepath.Join(dir, "x.bin")
+	os.WriteFile(xp, batch.Images, 0o644)
+	if out, err := exec.Command(py, "testdata/pretrained.py", dir, xp, "2", "3", "64", "64", "0.5", "0.25").CombinedOutput(); err != nil {
+		t.Fatalf("pretrained.py: %v\n%s", err, out)
+	}
+	model := func(classes int) *torch.Model {
+		m, err := tr.Lib.NewModel(torch.ModelSpec{Name: "resnet18", InChannels: c, NumClasses: classes, InitSeed: 1,
+			Momentum: 0.9, Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		return m
+	}
+	raw, _ := os.ReadFile(filepath.Join(dir, "logits.bin"))
+	for _, file := range []string{"resnet18.pth", "wrapped.pth"} {
+		w, err := pretrained.Read(filepath.Join(dir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := model(1000)
+		if err := trainer.LoadPretrained(m, w, false); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		logits := make([]float32, n*1000)
+		if _, _, err := m.Evaluate(batch, logits); err != nil {
+			t.Fatal(err)
+		}
+		worst := 0.0
+		for i, v := range logits {
+			ref := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+			worst = max(worst, math.Abs(float64(v-ref)))
+		}
+		t.Logf("%s: %d tensors, logits differ from PyTorch's by %.2g at most", file, len(w), worst)
+		if worst > 1e-4 {
+			t.Errorf("%s: logits differ from PyTorch's by %g", file, worst)
+		}
+	}
+	// Fine-tuning for 10 classes: the classifier is replaced, the rest kept.
+	w, _ := pretrained.Read(filepath.Join(dir, "resnet18.pth"))
+	if err := trainer.LoadPretrained(model(10), w, true); err != nil {
+		t.Fatalf("with the classifier replaced: %v", err)
+	}
+	if err := trainer.LoadPretrained(model(10), w, false); !errors.Is(err, trainer.ErrWeightsMismatch) || !strings.Contains(err.Error(), "fc.weight") {
+		t.Errorf("1000-class weights into a 10-class classifier: %v", err)
+	}
+	other, _ := pretrained.Read(filepath.Join(dir, "vgg11.pth"))
+	err := trainer.LoadPretrained(model(10), other, true)
+	if !errors.Is(err, trainer.ErrWeightsMismatch) || !strings.Contains(err.Error(), "conv1.weight") {
+		t.Errorf("vgg11's weights into resnet18: %v, want the first key named (conv1.weight)", err)
+	}
+	t.Logf("vgg11 into resnet18: %v", err)
+	s, err := pretrained.Read(filepath.Join(dir, "strided.pth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []float32
+	for i := range 6 {
+		got = append(got, math.Float32frombits(binary.LittleEndian.Uint32(s["t"].Data[4*i:])))
+	}
+	if s["t"].DType != "F32" || len(s["t"].Shape) != 2 || s["t"].Shape[0] != 3 || !equal(got, []float32{0, 3, 1, 4, 2, 5}) {
+		t.Errorf("transposed tensor read as %v %v", s["t"].Shape, got)
+	}
+	if s["n"].DType != "I64" || int64(binary.LittleEndian.Uint64(s["n"].Data[8:])) != -2 {
+		t.Errorf("int64 tensor read as %+v", s["n"])
+	}
+}
+
+func equal(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
