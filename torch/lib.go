@@ -18,7 +18,7 @@ import (
 )
 
 // ABIVersion is the version of csrc/resomap.h this package speaks.
-const ABIVersion = 3
+const ABIVersion = 4
 
 // Status codes of the C ABI.
 const (
@@ -60,6 +60,7 @@ type Lib struct {
 	forwardBackward func(m uintptr, images *byte, labels *int64, n int64, c, h, w int32,
 		scale, smoothing float64, lossSum *float64, correct *int64) int32
 	optimizerStep func(m uintptr, lr float64) int32
+	setLRScale    func(m uintptr, keepPrefix *byte, scale float64) int32
 	stageBatch    func(m uintptr, images *byte, labels *int64, n int64, c, h, w int32) int32
 	fbStaged      func(m uintptr, lo, hi int64, scale, smoothing float64) int32
 	takeMetrics   func(m uintptr, lossSums *float64, corrects *int64, capacity int32, count *int32) int32
@@ -152,6 +153,7 @@ func Open(path string) (*Lib, error) {
 	reg(&l.zeroGrad, "rm_zero_grad")
 	reg(&l.forwardBackward, "rm_forward_backward")
 	reg(&l.optimizerStep, "rm_optimizer_step")
+	reg(&l.setLRScale, "rm_set_lr_scale")
 	reg(&l.stageBatch, "rm_stage_batch")
 	reg(&l.fbStaged, "rm_forward_backward_staged")
 	reg(&l.takeMetrics, "rm_take_metrics")

@@ -265,6 +265,14 @@ func (m *Model) Step(lr float64) error {
 	return m.lib.call(func() int32 { return m.lib.optimizerStep(m.h, lr) })
 }
 
+// SetLRScale makes every parameter whose name does not start with
+// keepPrefix (the classifier's) step at lr*scale from the next Step on; 0
+// freezes them. Fine-tuning sets it; a fresh model steps all at scale 1.
+func (m *Model) SetLRScale(keepPrefix string, scale float64) error {
+	p := cString(keepPrefix)
+	return m.lib.call(func() int32 { return m.lib.setLRScale(m.h, p, scale) })
+}
+
 // Evaluate runs the model in eval mode. logits, if non-nil, receives
 // N*NumClasses values.
 func (m *Model) Evaluate(b dataset.Batch, logits []float32) (lossSum float64, correct int64, err error) {

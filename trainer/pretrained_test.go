@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/pretrained"
 	"github.com/resomap/resomap/torch"
 	"github.com/resomap/resomap/trainer"
@@ -107,4 +108,74 @@ func equal(a, b []float32) bool {
 		}
 	}
 	return true
+}
+
+// Fine-tuning's learning-rate scale: the layers outside the classifier step
+// at lr*scale, and not at all at scale 0 (frozen), while the classifier
+// steps at lr; a model nobody scaled steps as before.
+func TestLRScaleFreezesAndScalesAllButTheClassifier(t *testing.T) {
+	tr := newTrainer(t, t.TempDir())
+	rng := rand.New(rand.NewPCG(8, 9))
+	batch := randomBatch(rng, 8, 1, 16, 10, true)
+	deltas := func(scale float64) (features, head float64) {
+		m, err := tr.Lib.NewModel(torch.ModelSpec{Name: "smallcnn", InChannels: 1, NumClasses: 10, InitSeed: 2,
+			Mean: []float32{0.5}, Std: []float32{0.25}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		if scale >= 0 {
+			if err := m.SetLRScale("classifier.0.", scale); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before, _, _ := trainer.Export(m)
+		if _, _, err := m.ForwardBackward(batch, 1, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Step(0.1); err != nil {
+			t.Fatal(err)
+		}
+		after, _, _ := trainer.Export(m)
+		return changeOf(t, before, after, "features.0.weight"), changeOf(t, before, after, "classifier.0.weight")
+	}
+	f1, h1 := deltas(-1) // never scaled
+	f0, h0 := deltas(0)
+	fh, hh := deltas(0.5)
+	if f1 == 0 || h1 == 0 || f0 != 0 || h0 != h1 || hh != h1 || math.Abs(fh/f1-0.5) > 1e-3 {
+		t.Errorf("feature/classifier change: unscaled %g/%g, frozen %g/%g, half %g/%g", f1, h1, f0, h0, fh, hh)
+	}
+	m, _ := tr.Lib.NewModel(torch.ModelSpec{Name: "smallcnn", InChannels: 1, NumClasses: 10, Mean: []float32{0.5}, Std: []float32{0.25}})
+	defer m.Close()
+	if err := m.SetLRScale("classifier.0.", -1); err == nil {
+		t.Error("a negative scale was accepted")
+	}
+}
+
+// changeOf is the summed absolute change of one tensor between two exports.
+func changeOf(t *testing.T, before, after []byte, name string) float64 {
+	t.Helper()
+	get := func(b []byte) []float32 {
+		ts, _, err := checkpoint.DecodeSafetensors(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range ts {
+			if x.Name == name {
+				out := make([]float32, len(x.Data)/4)
+				for i := range out {
+					out[i] = math.Float32frombits(binary.LittleEndian.Uint32(x.Data[4*i:]))
+				}
+				return out
+			}
+		}
+		t.Fatalf("no tensor %s", name)
+		return nil
+	}
+	a, b := get(before), get(after)
+	sum := 0.0
+	for i := range a {
+		sum += math.Abs(float64(b[i] - a[i]))
+	}
+	return sum
 }

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <new>
 #include <stdexcept>
@@ -325,6 +326,8 @@ struct rm_model {
   int num_classes = 0, in_channels = 0;
   torch::Tensor mean, std;  // [1, C, 1, 1] on device
   std::vector<torch::Tensor> params;
+  std::vector<std::string> param_names;
+  std::vector<double> lr_scale;  // per param: 1 unless fine-tuning sets it; 0 freezes
   std::vector<torch::Tensor> buf1, buf2;  // momentum or Adam moments, one per param
   torch::Tensor step;                     // AdamW step count (int64 scalar)
   std::vector<std::pair<std::string, torch::Tensor>> state;  // exported tensors
@@ -455,7 +458,9 @@ int32_t rm_model_new(const rm_model_options *o, rm_model **out) {
     for (auto &p : m->net->named_parameters()) {
       m->state.emplace_back(p.key(), p.value());
       m->params.push_back(p.value());
+      m->param_names.push_back(p.key());
     }
+    m->lr_scale.assign(m->params.size(), 1.0);
     for (auto &b : m->net->named_buffers()) m->state.emplace_back(b.key(), b.value());
     // Optimiser state is allocated up front (zeros are exactly PyTorch's first
     // step for dampening 0) so that a checkpoint always has the same tensors.
@@ -553,29 +558,43 @@ int32_t rm_take_metrics(rm_model *m, double *loss_sums, int64_t *corrects, int32
   });
 }
 
+int32_t rm_set_lr_scale(rm_model *m, const char *keep_prefix, double scale) {
+  return guard([&] {
+    if (!(scale >= 0) || !std::isfinite(scale)) throw InvalidArgument("learning-rate scale must be finite and >= 0");
+    const std::string keep = keep_prefix ? keep_prefix : "";
+    for (size_t i = 0; i < m->params.size(); i++)
+      if (keep.empty() || m->param_names[i].rfind(keep, 0) != 0) m->lr_scale[i] = scale;
+  });
+}
+
 int32_t rm_optimizer_step(rm_model *m, double lr) {
   return guard([&] {
     torch::NoGradGuard ng;
     if (m->optimizer == 0) {  // torch.optim.SGD, dampening 0, as its foreach form
-      std::vector<torch::Tensor> ps, gs, bufs;
-      for (size_t i = 0; i < m->params.size(); i++) {
-        auto g = m->params[i].grad();
-        if (!g.defined()) continue;
-        ps.push_back(m->params[i]);
-        gs.push_back(g);
-        if (m->momentum != 0) bufs.push_back(m->buf1[i]);
+      // Parameters step in groups of equal learning-rate scale, as PyTorch's
+      // param groups (one group, scale 1, unless fine-tuning sets scales; a
+      // frozen parameter, scale 0, is left out).
+      std::map<double, std::vector<size_t>> groups;
+      for (size_t i = 0; i < m->params.size(); i++)
+        if (m->params[i].grad().defined() && m->lr_scale[i] != 0) groups[m->lr_scale[i]].push_back(i);
+      for (auto &[scale, idx] : groups) {
+        std::vector<torch::Tensor> ps, gs, bufs;
+        for (size_t i : idx) {
+          ps.push_back(m->params[i]);
+          gs.push_back(m->params[i].grad());
+          if (m->momentum != 0) bufs.push_back(m->buf1[i]);
+        }
+        // One kernel per operation for all parameters on CUDA; on CPU the
+        // same arithmetic, tensor by tensor.
+        std::vector<torch::Tensor> d = gs;
+        if (m->weight_decay != 0) d = at::_foreach_add(gs, ps, m->weight_decay);
+        if (m->momentum != 0) {
+          at::_foreach_mul_(bufs, m->momentum);
+          at::_foreach_add_(bufs, d);
+          d = m->nesterov ? at::_foreach_add(d, bufs, m->momentum) : bufs;
+        }
+        at::_foreach_add_(ps, d, -lr * scale);
       }
-      if (ps.empty()) return;
-      // One kernel per operation for all parameters on CUDA; on CPU the same
-      // arithmetic, tensor by tensor.
-      std::vector<torch::Tensor> d = gs;
-      if (m->weight_decay != 0) d = at::_foreach_add(gs, ps, m->weight_decay);
-      if (m->momentum != 0) {
-        at::_foreach_mul_(bufs, m->momentum);
-        at::_foreach_add_(bufs, d);
-        d = m->nesterov ? at::_foreach_add(d, bufs, m->momentum) : bufs;
-      }
-      at::_foreach_add_(ps, d, -lr);
       return;
     }
     m->step.add_(1);
@@ -583,16 +602,17 @@ int32_t rm_optimizer_step(rm_model *m, double lr) {
     for (size_t i = 0; i < m->params.size(); i++) {
       auto &p = m->params[i];
       auto g = p.grad();
-      if (!g.defined()) continue;
+      if (!g.defined() || m->lr_scale[i] == 0) continue;
+      const double lr_i = lr * m->lr_scale[i];
       {  // torch.optim.AdamW
-        p.mul_(1.0 - lr * m->weight_decay);
+        p.mul_(1.0 - lr_i * m->weight_decay);
         auto &ea = m->buf1[i], &es = m->buf2[i];
         ea.lerp_(g, 1.0 - m->beta1);
         es.mul_(m->beta2).addcmul_(g, g, 1.0 - m->beta2);
         const double bc1 = 1.0 - std::pow(m->beta1, t);
         const double bc2 = 1.0 - std::pow(m->beta2, t);
         auto denom = (es.sqrt() / std::sqrt(bc2)).add_(m->eps);
-        p.addcdiv_(ea, denom, -lr / bc1);
+        p.addcdiv_(ea, denom, -lr_i / bc1);
       }
     }
   });

@@ -9,7 +9,7 @@
 extern "C" {
 #endif
 
-#define RM_ABI_VERSION 3
+#define RM_ABI_VERSION 4
 
 /* Status codes returned by every call that can fail. */
 #define RM_OK 0
@@ -67,6 +67,10 @@ int32_t rm_forward_backward(rm_model *m, const uint8_t *images, const int64_t *l
                             int64_t n, int32_t c, int32_t h, int32_t w, double loss_scale,
                             double label_smoothing, double *loss_sum, int64_t *correct);
 int32_t rm_optimizer_step(rm_model *m, double lr);
+/* Fine-tuning: every parameter whose name does not start with keep_prefix
+ * (the classifier's) steps at lr * scale from now on; 0 freezes it (no
+ * update, no momentum, no weight decay), as requires_grad=False does. */
+int32_t rm_set_lr_scale(rm_model *m, const char *keep_prefix, double scale);
 
 /* The training loop's path, which never waits for the device inside a step:
  * rm_stage_batch copies a batch to the device (through pinned memory, without
