@@ -22,6 +22,7 @@ import (
 
 	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/dataset"
+	"github.com/resomap/resomap/pretrained"
 	"github.com/resomap/resomap/results"
 	"github.com/resomap/resomap/store"
 	"github.com/resomap/resomap/sweep"
@@ -94,7 +95,8 @@ func classify(err error) error {
 	case errors.Is(err, torch.ErrOutOfMemory):
 		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeOutOfMemory, err)
 	case errors.Is(err, torch.ErrInvalid), errors.Is(err, dataset.ErrBadData), errors.Is(err, checkpoint.ErrForeign),
-		errors.Is(err, sweep.ErrInvalid), errors.Is(err, trainer.ErrDiverged):
+		errors.Is(err, sweep.ErrInvalid), errors.Is(err, trainer.ErrDiverged),
+		errors.Is(err, trainer.ErrWeightsMismatch), errors.Is(err, pretrained.ErrFormat), errors.Is(err, pretrained.ErrMissing):
 		return invalid(err)
 	}
 	return err

@@ -36,6 +36,10 @@ const TorchvisionPrefix = "torchvision:"
 // ErrChecksum marks a download whose content is not what its name says.
 var ErrChecksum = errors.New("checksum mismatch")
 
+// ErrMissing marks weights that are not where the source says (a local
+// path, or a name torchvision has not).
+var ErrMissing = errors.New("no such weights")
+
 // Fetcher finds weights: a local path, an http(s) URL (downloaded once into
 // CacheDir) or torchvision:NAME (torchvision's URL, from Base).
 type Fetcher struct {
@@ -57,7 +61,7 @@ func (f Fetcher) Fetch(ctx context.Context, source string) (Fetched, error) {
 	if name, ok := strings.CutPrefix(source, TorchvisionPrefix); ok {
 		file, ok := torchvision[name]
 		if !ok {
-			return Fetched{}, fmt.Errorf("%s: torchvision has no ImageNet weights ResoMap knows for %q (known: resnet18, resnet34, resnet50, vgg11…vgg19, _bn)", source, name)
+			return Fetched{}, fmt.Errorf("%w: %s: torchvision has no ImageNet weights ResoMap knows for %q (known: resnet18, resnet34, resnet50, vgg11…vgg19, _bn)", ErrMissing, source, name)
 		}
 		base := f.Base
 		if base == "" {
@@ -69,6 +73,9 @@ func (f Fetcher) Fetch(ctx context.Context, source string) (Fetched, error) {
 		return f.download(ctx, u)
 	}
 	sum, err := fileSHA256(source)
+	if errors.Is(err, os.ErrNotExist) {
+		return Fetched{}, fmt.Errorf("%w: %s is not a file here (give a path on every worker, an URL or torchvision:NAME)", ErrMissing, source)
+	}
 	if err != nil {
 		return Fetched{}, fmt.Errorf("weights %s: %w", source, err)
 	}

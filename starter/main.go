@@ -40,7 +40,7 @@ presets: `+strings.Join(sweep.Presets(), ", "))
 
 // options are the flags shared by every sub-command.
 type options struct {
-	sweep, id, models, resolutions, seeds, data, combination, store, out, taskQueue string
+	sweep, id, models, resolutions, seeds, data, combination, store, out, taskQueue, init string
 	epochs                                                                          int
 	pricePerHour                                                                    float64
 	wait, dryRun                                                                    bool
@@ -62,6 +62,7 @@ func parse(args []string) (string, options, error) {
 	fs.IntVar(&o.epochs, "epochs", 0, "epochs (overrides the spec)")
 	fs.StringVar(&o.seeds, "seeds", "", "comma-separated seeds: each (model, resolution) trained once per seed (overrides the spec)")
 	fs.StringVar(&o.data, "data", "", "data set: fashion-mnist, an IDX folder or an image folder")
+	fs.StringVar(&o.init, "init", "", "fine-tune from pretrained weights: a .pth or .safetensors path, an URL or torchvision:NAME (overrides the spec's init.weights)")
 	fs.StringVar(&o.combination, "combination", "", "one combination, model@resolution")
 	fs.StringVar(&o.store, "store", temporalx.EnvOr("RESOMAP_STORE", "file://state/store"), "checkpoint store URL")
 	fs.StringVar(&o.out, "out", "", "report folder (default reports/<sweep>)")
@@ -97,7 +98,7 @@ func loadSpecWithOrigins(o options) (sweep.Spec, sweep.Origins, error) {
 	if err != nil {
 		return spec, nil, err
 	}
-	for flag, key := range map[string]string{"models": "models", "resolutions": "resolutions", "epochs": "epochs", "data": "data", "seeds": "seeds"} {
+	for flag, key := range map[string]string{"models": "models", "resolutions": "resolutions", "epochs": "epochs", "data": "data", "seeds": "seeds", "init": "init.weights"} {
 		if o.set[flag] {
 			origins[key] = "flag"
 		}
@@ -174,6 +175,9 @@ func applyFlags(spec sweep.Spec, o options) (sweep.Spec, error) {
 	}
 	if o.set["data"] {
 		spec.Data = o.data
+	}
+	if o.set["init"] {
+		spec.Init.Weights = o.init
 	}
 	return spec, spec.Validate()
 }

@@ -62,7 +62,53 @@ type Config struct {
 	// validation loss (0: off): it changes the result, so it names it;
 	// omitted when off, so configs without it keep their hashes.
 	Patience int `json:"patience,omitempty"`
+	// Init is where the weights start: pretrained ones to fine-tune (nil:
+	// from scratch, as every config stored before it; omitted then, so
+	// their hashes stay).
+	Init *Init `json:"init,omitempty"`
 }
+
+// Init is fine-tuning from pretrained weights. The classifier is replaced
+// for the data's classes; the other layers start from the weights.
+type Init struct {
+	// Weights is where they come from (a path, an http(s) URL or
+	// torchvision:NAME); the hash names them by content (SHA256, stamped
+	// by Prepare), not by place.
+	Weights string `json:"weights"`
+	SHA256  string `json:"sha256"`
+	// LRScale: the pretrained layers train at lr × LRScale, the classifier
+	// at lr; FreezeEpochs: the pretrained layers are not trained in the
+	// first N epochs.
+	LRScale      float64 `json:"lr_scale"`
+	FreezeEpochs int     `json:"freeze_epochs"`
+	// BatchNorm: "keep" the weights' running statistics, or "reestimate"
+	// them from the data (reset before training).
+	BatchNorm string `json:"batchnorm"`
+}
+
+// check names the first invalid setting of a training of epochs epochs.
+func (i *Init) check(epochs int) error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case i.Weights == "":
+		return bad("init.weights", "empty: a path, an URL or torchvision:NAME")
+	case !(i.LRScale >= 0) || math.IsInf(i.LRScale, 0):
+		return bad("init.lr_scale", "%v, want >= 0", i.LRScale)
+	case i.FreezeEpochs < 0 || i.FreezeEpochs > epochs:
+		return bad("init.freeze_epochs", "%d, want 0..epochs", i.FreezeEpochs)
+	case i.BatchNorm != BatchNormKeep && i.BatchNorm != BatchNormReestimate:
+		return bad("init.batchnorm", "%q, want %s or %s", i.BatchNorm, BatchNormKeep, BatchNormReestimate)
+	}
+	return nil
+}
+
+// The BatchNorm choices of Init.
+const (
+	BatchNormKeep       = "keep"
+	BatchNormReestimate = "reestimate"
+)
 
 // DefaultData is the data set of a spec or config that names none.
 const DefaultData = dataset.FashionMNIST
@@ -114,6 +160,9 @@ func (c Config) Validate() error {
 	case dataset.CheckAugment(c.Augment) != nil:
 		return bad("augment", "%q, want %s or %s", c.Augment, dataset.AugmentCIFAR, dataset.AugmentImageNet)
 	}
+	if c.Init != nil {
+		return c.Init.check(c.Epochs)
+	}
 	return nil
 }
 
@@ -137,6 +186,11 @@ func (c Config) WithAugment(kindDefault string) Config {
 func (c Config) Hash() string {
 	if c.Augment == dataset.AugmentCIFAR {
 		c.Augment = "" // the recipe of every config stored before recipes were named
+	}
+	if c.Init != nil {
+		init := *c.Init
+		init.Weights = "" // named by content: the same weights from another place train the same
+		c.Init = &init
 	}
 	b, _ := json.Marshal(c)
 	h := sha256.Sum256(b)

@@ -41,6 +41,8 @@ var defaults = []struct {
 	{"activity.max_attempts", func(s *Spec) { s.Activity.MaxAttempts = 10 }},
 	{"activity.sticky_seconds", func(s *Spec) { s.Activity.StickySeconds = 5 }},
 	{"continue_as_new_after", func(s *Spec) { s.ContinueAsNewAfter = 200 }},
+	{"init.lr_scale", func(s *Spec) { s.Init.LRScale = 1 }},
+	{"init.batchnorm", func(s *Spec) { s.Init.BatchNorm = BatchNormKeep }},
 	{"tracking.log_models", func(s *Spec) { s.Tracking.LogModels = true }},
 	{"tracking.log_report", func(s *Spec) { s.Tracking.LogReport = true }},
 }

@@ -82,3 +82,31 @@ func TestPatienceNamesTheTraining(t *testing.T) {
 		t.Error("a config with patience hashes like one without")
 	}
 }
+
+// Pretrained weights name a training by their content: the same file from
+// another place hashes the same, other weights or fine-tuning options do
+// not, and a config without them keeps its hash (above).
+func TestInitIsPartOfTheHashByContent(t *testing.T) {
+	base := sweep.Config{Model: "resnet18", Resolution: 32, Epochs: 2, Hyper: sweep.Hyper{BatchSize: 8, Optimizer: "sgd", LR: 0.1, Schedule: "cosine"}}
+	with := func(edit func(*sweep.Init)) string {
+		c := base
+		c.Init = &sweep.Init{Weights: "torchvision:resnet18", SHA256: "aa", LRScale: 1, BatchNorm: sweep.BatchNormKeep}
+		edit(c.Init)
+		return c.Hash()
+	}
+	same := with(func(*sweep.Init) {})
+	if same == base.Hash() {
+		t.Fatal("pretrained weights did not change the hash")
+	}
+	if with(func(i *sweep.Init) { i.Weights = "/data/resnet18-f37072fd.pth" }) != same {
+		t.Error("the same weights from another place changed the hash")
+	}
+	for name, edit := range map[string]func(*sweep.Init){
+		"other weights": func(i *sweep.Init) { i.SHA256 = "bb" }, "lr scale": func(i *sweep.Init) { i.LRScale = 0.1 },
+		"freezing": func(i *sweep.Init) { i.FreezeEpochs = 1 }, "batchnorm": func(i *sweep.Init) { i.BatchNorm = sweep.BatchNormReestimate },
+	} {
+		if with(edit) == same {
+			t.Errorf("%s did not change the hash", name)
+		}
+	}
+}

@@ -84,6 +84,15 @@ func (t TrackingSettings) ExperimentFor(name string) string {
 	return name
 }
 
+// InitSettings fine-tune every training of the sweep from pretrained
+// weights (Weights "": from scratch); see Init.
+type InitSettings struct {
+	Weights      string  `yaml:"weights" json:"weights,omitempty"`
+	LRScale      float64 `yaml:"lr_scale" json:"lr_scale"`
+	FreezeEpochs int     `yaml:"freeze_epochs" json:"freeze_epochs"`
+	BatchNorm    string  `yaml:"batchnorm" json:"batchnorm"`
+}
+
 // Spec is one sweep.
 type Spec struct {
 	Name        string   `yaml:"name" json:"name"`
@@ -120,6 +129,8 @@ type Spec struct {
 	ContinueAsNewAfter int `yaml:"continue_as_new_after" json:"continue_as_new_after"`
 	// Tracking logs trainings to MLflow (not part of any training).
 	Tracking TrackingSettings `yaml:"tracking" json:"tracking,omitzero"`
+	// Init: pretrained weights every training starts from.
+	Init InitSettings `yaml:"init" json:"init"`
 }
 
 // EffectiveTestResolutions are the sizes to evaluate at, ascending.
@@ -287,7 +298,23 @@ func (s Spec) Config(c Combination) Config {
 	}
 	return Config{Model: c.Model, Resolution: c.Resolution, Epochs: s.Epochs, Hyper: s.Hyper.Hyper,
 		Seed: seed, Data: s.Data, TrainLimit: s.TrainLimit, ValLimit: s.ValLimit,
-		Augment: s.Augment, SkipBadImages: s.SkipBadImages, Patience: s.Patience}
+		Augment: s.Augment, SkipBadImages: s.SkipBadImages, Patience: s.Patience, Init: s.Init.config(c.Model)}
+}
+
+// Torchvision as init.weights gives each model torchvision's ImageNet
+// weights of its own architecture (torchvision:MODEL).
+const Torchvision = "torchvision"
+
+// config is model's training config's Init (nil: from scratch).
+func (i InitSettings) config(model string) *Init {
+	if i.Weights == "" {
+		return nil
+	}
+	w := i.Weights
+	if w == Torchvision {
+		w = Torchvision + ":" + model
+	}
+	return &Init{Weights: w, LRScale: i.LRScale, FreezeEpochs: i.FreezeEpochs, BatchNorm: i.BatchNorm}
 }
 
 // Validate names the first invalid field. It is pure, so workflows call it.
@@ -344,6 +371,17 @@ func (s Spec) Validate() error {
 	}
 	if s.Hyper.MicroBatch < 0 || s.Hyper.MicroBatch > s.Hyper.BatchSize {
 		return bad("hyper.micro_batch", "%d, want 0..batch_size", s.Hyper.MicroBatch)
+	}
+	if s.Init.Weights != "" {
+		for _, m := range s.Models {
+			c := Config{Model: m, Epochs: s.Epochs, Init: s.Init.config(m)}
+			if err := c.Init.check(c.Epochs); err != nil {
+				return err
+			}
+			if s.Init.Weights == Torchvision && m == "smallcnn" {
+				return bad("init.weights", "torchvision has no weights of smallcnn: give a file or an URL, or leave smallcnn out")
+			}
+		}
 	}
 	if u := s.Tracking.URI; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 		return bad("tracking.uri", "%q: want the tracking server's http(s):// address (ResoMap logs over MLflow's REST API)", u)

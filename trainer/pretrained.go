@@ -1,12 +1,16 @@
 package trainer
 
 import (
+	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
 	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/pretrained"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/torch"
 )
@@ -67,4 +71,75 @@ func channelHint(model torch.TensorInfo, w checkpoint.Tensor, channels int) stri
 		return fmt.Sprintf(" (the data has %d channels, the weights were trained on %d)", channels, w.Shape[1])
 	}
 	return ""
+}
+
+// startFrom gives a fresh training its pretrained weights (cfg.Init): the
+// weights Prepare named by content, fetched again (from the cache), with
+// the classifier replaced for the data's classes and, when asked, the
+// BatchNorm statistics reset so the data re-estimates them.
+func (r *run) startFrom(init *sweep.Init) error {
+	f, err := r.t.Weights.Fetch(context.Background(), init.Weights)
+	if err != nil {
+		return err
+	}
+	if f.SHA256 != init.SHA256 {
+		return fmt.Errorf("%w: weights %s are %.12s… here, %.12s… when the training was prepared", ErrWeightsMismatch, init.Weights, f.SHA256, init.SHA256)
+	}
+	w, err := pretrained.Read(f.Path)
+	if err != nil {
+		return err
+	}
+	if err := LoadPretrained(r.m, w, true); err != nil {
+		return fmt.Errorf("%s: %w", init.Weights, err)
+	}
+	if init.BatchNorm == sweep.BatchNormReestimate {
+		return resetBatchNormStats(r.m)
+	}
+	return nil
+}
+
+// resetBatchNormStats sets every BatchNorm's running statistics to a fresh
+// layer's (mean 0, variance 1, no batches seen).
+func resetBatchNormStats(m *torch.Model) error {
+	for i, ti := range m.Tensors() {
+		var fill func(b []byte)
+		switch {
+		case strings.HasSuffix(ti.Name, ".running_mean"), strings.HasSuffix(ti.Name, ".num_batches_tracked"):
+			fill = func(b []byte) { clear(b) }
+		case strings.HasSuffix(ti.Name, ".running_var") && ti.DType == torch.F32:
+			fill = func(b []byte) {
+				for j := 0; j < len(b); j += 4 {
+					binary.LittleEndian.PutUint32(b[j:], math.Float32bits(1))
+				}
+			}
+		default:
+			continue
+		}
+		b := make([]byte, ti.NBytes)
+		fill(b)
+		if err := m.WriteTensor(i, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fineTuneEpoch sets the pretrained layers' learning-rate scale for the
+// epoch about to train: 0 (frozen) in the first FreezeEpochs, else
+// LRScale. It follows from the config and the epoch, so a resumed run
+// scales as an uninterrupted one.
+func (r *run) fineTuneEpoch() error {
+	init := r.cfg.Init
+	if init == nil {
+		return nil
+	}
+	scale := init.LRScale
+	if r.rec.EpochsDone < init.FreezeEpochs {
+		scale = 0
+	}
+	info, err := sweep.LookupModel(r.cfg.Model)
+	if err != nil {
+		return err
+	}
+	return r.m.SetLRScale(info.Classifier, scale)
 }

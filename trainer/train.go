@@ -272,6 +272,9 @@ func (r *run) resume(from *checkpoint.Checkpoint) error {
 	r.steps = dataset.StepsPerEpoch(r.ds.Train.N, r.cfg.BatchSize)
 	r.rec.StepsPerEpoch = r.steps
 	if from == nil {
+		if r.cfg.Init != nil {
+			return r.startFrom(r.cfg.Init)
+		}
 		return nil
 	}
 	if from.Record.StepsPerEpoch != r.steps {
@@ -294,6 +297,9 @@ func (r *run) where() string {
 
 // epoch trains the rest of the current epoch, validates and checkpoints it.
 func (r *run) epoch(ctx context.Context) error {
+	if err := r.fineTuneEpoch(); err != nil {
+		return err
+	}
 	r.opts.OnPhase(PhaseTraining)
 	feed := r.startFeed(ctx)
 	defer feed.stop()

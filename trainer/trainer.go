@@ -6,6 +6,7 @@ package trainer
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/dataset/turbojpeg"
 	"github.com/resomap/resomap/internal/seed"
+	"github.com/resomap/resomap/pretrained"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/torch"
 )
@@ -36,6 +38,9 @@ type Trainer struct {
 	Data           dataset.Options
 	// LoaderWorkers assemble training batches in parallel (see New).
 	LoaderWorkers int
+	// Weights finds pretrained weights (fine-tuning), downloading into its
+	// cache.
+	Weights pretrained.Fetcher
 	Logger        *slog.Logger
 	hashes        dataset.HashMemo // data set content hashes, per process
 }
@@ -110,6 +115,15 @@ func (t *Trainer) Prepare(cfg sweep.Config) (sweep.Config, error) {
 		return cfg, err
 	}
 	cfg.DataHash = h
+	if cfg.Init != nil {
+		f, err := t.Weights.Fetch(context.Background(), cfg.Init.Weights)
+		if err != nil {
+			return cfg, err
+		}
+		init := *cfg.Init
+		init.SHA256 = f.SHA256
+		cfg.Init = &init
+	}
 	kindDefault, err := dataset.DefaultAugment(cfg.Data)
 	if err != nil {
 		return cfg, err
