@@ -71,7 +71,10 @@ type Row struct {
 	// MLflowRun is the training's run on the tracking server (when
 	// tracked; for a training skipped because MLflow had it, that run).
 	MLflowRun string `json:"mlflow_run,omitempty"`
-	outcome   *sweep.Outcome
+	// StartedFrom: the pretrained weights it was fine-tuned from ("": from
+	// scratch).
+	StartedFrom string `json:"started_from,omitempty"`
+	outcome     *sweep.Outcome
 }
 
 // Report is a sweep's results.
@@ -172,7 +175,7 @@ func sortIDs(ids []string, o map[string]sweep.Outcome) {
 func rowOf(o sweep.Outcome) Row {
 	row := Row{Model: o.Model, Family: o.Family, Resolution: o.Resolution, Seed: o.Seed, ValImages: o.ValImages, Status: string(o.Status), Reason: o.Reason,
 		EpochsRun: len(o.Metrics), Epochs: o.Epochs, Device: o.Device, Keys: o.Keys, Resumes: len(o.Resumes), OOMs: o.OOMs,
-		EarlyStopped: o.EarlyStopped, Augment: o.Augment, SkippedImages: o.SkippedImages, MLflowRun: o.TrackingRun, outcome: &o}
+		EarlyStopped: o.EarlyStopped, Augment: o.Augment, SkippedImages: o.SkippedImages, MLflowRun: o.TrackingRun, StartedFrom: o.StartedFrom, outcome: &o}
 	if sp, ok := o.EpochSplit(); ok && o.Status != sweep.Skipped {
 		row.PerEpoch = &sp
 	}
@@ -345,6 +348,7 @@ func (r *Report) writeMarkdown(w io.Writer, figs []string) error {
 	fmt.Fprintln(w)
 	r.Table(w)
 	fmt.Fprintln(w)
+	r.writeStartedFrom(w)
 	var problems []string
 	for _, x := range r.Rows {
 		switch sweep.Status(x.Status) {
@@ -472,4 +476,20 @@ func joinInts(v []int) string {
 		s[i] = strconv.Itoa(x)
 	}
 	return strings.Join(s, ", ")
+}
+
+// writeStartedFrom says what each run started from: from scratch, or the
+// pretrained weights it was fine-tuned from.
+func (r *Report) writeStartedFrom(w io.Writer) {
+	var lines []string
+	for _, x := range r.Rows {
+		if x.StartedFrom != "" {
+			lines = append(lines, fmt.Sprintf("- %s@%d: fine-tuned from %s", x.Model, x.Resolution, x.StartedFrom))
+		}
+	}
+	if len(lines) == 0 {
+		fmt.Fprint(w, "Every run started from scratch (random initialisation).\n\n")
+		return
+	}
+	fmt.Fprintf(w, "## Started from\n\n%s\n\nThe others started from scratch.\n\n", strings.Join(lines, "\n"))
 }

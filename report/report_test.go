@@ -54,6 +54,7 @@ func recordSmallSweep(t *testing.T, st store.Store) map[string]sweep.Outcome {
 			Augment: rec.Data.Augment, NativeSide: 14, EpochRuns: 2, TrainSeconds: 2, EvalSeconds: 0.5, CkptSeconds: 0.1, RestoreSeconds: 0.2}
 		if res == 16 {
 			o.SkippedImages = 3 // as if three photos had not decoded
+			o.StartedFrom = "torchvision:resnet18 (sha256 f37072fd…)"
 		}
 		if res == 24 {
 			o.Status, o.Reason, o.SkippedFrom = sweep.Skipped, "already completed by sweep earlier", "earlier"
@@ -197,7 +198,8 @@ func TestReportAgreesWithRecordsAndMarksWhatIsMissing(t *testing.T) {
 		"Data recipe: cifar.", "did not decode (skip_bad_images): smallcnn@16: 3.",
 		"| smallcnn | 16 | 1.00 | 0.25 | 0.050 | 0.100 | 13.600 | 91.7% |",
 		"## Accuracy for the compute: the Pareto front", "for 0.001 compute hours",
-		"**Upsampled**: these resolutions are more than 1.25x the data's native image size", "smallcnn@24 (data 14 px)"} {
+		"**Upsampled**: these resolutions are more than 1.25x the data's native image size", "smallcnn@24 (data 14 px)",
+		"- smallcnn@16: fine-tuned from torchvision:resnet18 (sha256 f37072fd…)", "The others started from scratch."} {
 		if !bytes.Contains(readme, []byte(s)) {
 			t.Errorf("README.md lacks %q", s)
 		}

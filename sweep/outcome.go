@@ -124,6 +124,9 @@ type Outcome struct {
 	TestError   string       `json:"test_error,omitempty"`   // why there are none
 	TestSeconds float64      `json:"test_seconds,omitempty"` // evaluating them
 	FinishedAt  time.Time    `json:"finished_at,omitzero"`
+	// StartedFrom names the pretrained weights a fine-tuned training
+	// started from ("": from scratch).
+	StartedFrom string `json:"started_from,omitempty"`
 	// TrackingRun is the training's MLflow run; Tracking says how far it
 	// is ("" while tracking is off, "behind: why" when it lags).
 	TrackingRun string `json:"mlflow_run,omitempty"`

@@ -41,8 +41,8 @@ type Trainer struct {
 	// Weights finds pretrained weights (fine-tuning), downloading into its
 	// cache.
 	Weights pretrained.Fetcher
-	Logger        *slog.Logger
-	hashes        dataset.HashMemo // data set content hashes, per process
+	Logger  *slog.Logger
+	hashes  dataset.HashMemo // data set content hashes, per process
 }
 
 // dataOptions are the data options with the trainer's hash memo.

@@ -184,6 +184,9 @@ func (c *combination) prepare(ctx workflow.Context) *ending {
 		return &ending{sweep.Failed, "prepare: " + errorMessage(err)}
 	}
 	c.out.ConfigHash, c.out.NativeSide = c.prep.ConfigHash, c.prep.NativeSide
+	if i := c.prep.Config.Init; i != nil {
+		c.out.StartedFrom = fmt.Sprintf("%s (sha256 %.12s)", i.Weights, i.SHA256)
+	}
 	if end := c.skipIfDone(ctx); end != nil {
 		return end
 	}
