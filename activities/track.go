@@ -43,7 +43,7 @@ func (a *Activities) TrackTraining(ctx context.Context, in workflows.TrackInput)
 	if err != nil {
 		return out, trackingError(ctx, in.Outcome.ID(), err)
 	}
-	out.RunID, out.Epochs = s.RunID, epochsIn(t.Metrics)
+	out.RunID, out.Epochs, out.URL = s.RunID, epochsIn(t.Metrics), c.RunURL(s.ExperimentID, s.RunID)
 	if s.MetricsSent > 0 || s.Uploaded > 0 {
 		activity.GetLogger(ctx).Info("tracked", "training", in.Outcome.ID(), "run", s.RunID, "server", c,
 			"points", s.MetricsSent, "artifacts", s.Uploaded, "status", t.Status)

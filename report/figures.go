@@ -334,6 +334,10 @@ func (r *Report) learningCurves(dir string) ([]string, error) {
 			}
 			top, bottom = append(top, loss), append(bottom, acc)
 		}
+		// One y-axis per row of panels, so curves at different resolutions
+		// compare by eye.
+		shareY(top)
+		shareY(bottom)
 		out, err := save([][]*plot.Plot{top, bottom}, px(80+300*len(top)), px(620), filepath.Join(dir, "learning_curves_"+name), false)
 		files = append(files, out...)
 		if err != nil {
@@ -341,4 +345,20 @@ func (r *Report) learningCurves(dir string) ([]string, error) {
 		}
 	}
 	return files, nil
+}
+
+// shareY gives plots the y range that holds all of them.
+func shareY(plots []*plot.Plot) {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, p := range plots {
+		if p.Y.Min <= p.Y.Max { // an empty plot has Min > Max (+Inf, -Inf)
+			lo, hi = min(lo, p.Y.Min), max(hi, p.Y.Max)
+		}
+	}
+	if lo > hi {
+		return
+	}
+	for _, p := range plots {
+		p.Y.Min, p.Y.Max = lo, hi
+	}
 }

@@ -71,6 +71,7 @@ type Row struct {
 	// MLflowRun is the training's run on the tracking server (when
 	// tracked; for a training skipped because MLflow had it, that run).
 	MLflowRun string `json:"mlflow_run,omitempty"`
+	MLflowURL string `json:"mlflow_url,omitempty"`
 	// StartedFrom: the pretrained weights it was fine-tuned from ("": from
 	// scratch).
 	StartedFrom string `json:"started_from,omitempty"`
@@ -85,6 +86,8 @@ type Report struct {
 	// PricePerHour prices compute hours (0: unpriced); Build takes the
 	// spec's cost.per_hour.
 	PricePerHour float64
+	// Links make index.html link each run (zero: no Temporal links).
+	Links Links
 }
 
 // Price sets the price of a compute hour and each row's cost.
@@ -175,7 +178,7 @@ func sortIDs(ids []string, o map[string]sweep.Outcome) {
 func rowOf(o sweep.Outcome) Row {
 	row := Row{Model: o.Model, Family: o.Family, Resolution: o.Resolution, Seed: o.Seed, ValImages: o.ValImages, Status: string(o.Status), Reason: o.Reason,
 		EpochsRun: len(o.Metrics), Epochs: o.Epochs, Device: o.Device, Keys: o.Keys, Resumes: len(o.Resumes), OOMs: o.OOMs,
-		EarlyStopped: o.EarlyStopped, Augment: o.Augment, SkippedImages: o.SkippedImages, MLflowRun: o.TrackingRun, StartedFrom: o.StartedFrom, outcome: &o}
+		EarlyStopped: o.EarlyStopped, Augment: o.Augment, SkippedImages: o.SkippedImages, MLflowRun: o.TrackingRun, MLflowURL: o.TrackingURL, StartedFrom: o.StartedFrom, outcome: &o}
 	if sp, ok := o.EpochSplit(); ok && o.Status != sweep.Skipped {
 		row.PerEpoch = &sp
 	}
@@ -234,6 +237,9 @@ func (r *Report) Write(dir string) ([]string, error) {
 		return files, err
 	}
 	if err := add("README.md", func(w io.Writer) error { return r.writeMarkdown(w, figs) }); err != nil {
+		return files, err
+	}
+	if err := add("index.html", func(w io.Writer) error { return r.WriteHTML(figs, r.Links, w) }); err != nil {
 		return files, err
 	}
 	return files, nil

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/resomap/resomap/dataset"
@@ -80,9 +81,11 @@ func TestReportAgreesWithRecordsAndMarksWhatIsMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	r.Links = report.Links{WorkflowURL: func(id string) string { return "http://ui.test/workflows/" + id }}
 	if _, err := r.Write(dir); err != nil {
 		t.Fatal(err)
 	}
+	checkIndexHTML(t, filepath.Join(dir, "index.html"))
 
 	// CSV: one row per combination of the spec, values as recorded.
 	f, _ := os.Open(filepath.Join(dir, "results.csv"))
@@ -248,5 +251,31 @@ func TestUnknownSweepIsAClearError(t *testing.T) {
 	_, err := report.Build(context.Background(), st, "nope")
 	if !errors.Is(err, report.ErrNoSweep) {
 		t.Fatalf("error %v, want ErrNoSweep", err)
+	}
+}
+
+// index.html is one self-contained page: the figures inline (SVG, or PNG
+// as data), the tables, what each run started from and a link to each run;
+// nothing it shows comes from another file or the network.
+func checkIndexHTML(t *testing.T, p string) {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(b)
+	for _, want := range []string{"<svg", "data:image/png;base64,", "<table>", ">smallcnn<", "fine-tuned from torchvision:resnet18",
+		`href="http://ui.test/workflows/sweep-tiny/smallcnn@16"`, "epoch 1: out of memory", "<h2>Sweep spec</h2>"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("index.html lacks %q", want)
+		}
+	}
+	for _, bad := range []string{`src="http`, `href="resomap.png"`, `<link `, `<script src`} {
+		if strings.Contains(page, bad) {
+			t.Errorf("index.html refers to another file: %q", bad)
+		}
+	}
+	if strings.Count(page, "<figure>") < 4 {
+		t.Errorf("index.html has %d figures", strings.Count(page, "<figure>"))
 	}
 }

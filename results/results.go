@@ -76,7 +76,12 @@ func (x Index) Lookup(ctx context.Context, configHash string) (*sweep.Outcome, s
 }
 
 func outcomeKey(sweepName, id string) string {
-	return path.Join("sweeps", sweepName, "outcomes", id+".json")
+	return path.Join(OutcomesPrefix(sweepName), id+".json")
+}
+
+// OutcomesPrefix is where a sweep's outcomes are, one a combination.
+func OutcomesPrefix(sweepName string) string {
+	return path.Join("sweeps", sweepName, "outcomes") + "/"
 }
 
 // DataKey is where the identity (file digests) of a data set a sweep
@@ -128,7 +133,7 @@ func (x Index) PutOutcome(ctx context.Context, sweepName string, o sweep.Outcome
 
 // Outcomes lists the stored outcomes of a sweep, by combination ID.
 func (x Index) Outcomes(ctx context.Context, sweepName string) (map[string]sweep.Outcome, error) {
-	infos, err := x.Store.List(ctx, path.Join("sweeps", sweepName, "outcomes")+"/")
+	infos, err := x.Store.List(ctx, OutcomesPrefix(sweepName))
 	if err != nil {
 		return nil, err
 	}

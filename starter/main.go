@@ -32,7 +32,7 @@ func usage(w io.Writer) {
   starter --sweep NAME|FILE.yaml [--models a,b] [--resolutions 16,32] [--epochs N] [--data DIR] [--id ID] [--wait]
   starter status|pause|resume|cancel --sweep NAME [--combination model@res]
   starter list
-  starter report --sweep NAME [--out DIR]
+  starter report --sweep NAME [--out DIR] [--watch]
   starter checkpoints [--models a,b] [--resolutions 16,32]
   starter gc [--dry-run]
 presets: `+strings.Join(sweep.Presets(), ", "))
@@ -43,7 +43,7 @@ type options struct {
 	sweep, id, models, resolutions, seeds, data, combination, store, out, taskQueue, init string
 	epochs                                                                          int
 	pricePerHour                                                                    float64
-	wait, dryRun                                                                    bool
+	wait, dryRun, watch                                                             bool
 	set                                                                             map[string]bool // flags given
 }
 
@@ -69,6 +69,7 @@ func parse(args []string) (string, options, error) {
 	fs.StringVar(&o.taskQueue, "task-queue", temporalx.EnvOr("RESOMAP_TASK_QUEUE", workflows.TaskQueue), "Temporal task queue")
 	fs.BoolVar(&o.wait, "wait", false, "follow the sweep with live progress until it ends")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "gc: list what would be deleted")
+	fs.BoolVar(&o.watch, "watch", false, "report: rewrite the report as results arrive, until the sweep ends")
 	fs.Float64Var(&o.pricePerHour, "price-per-hour", 0, "report: price of a compute hour (overrides the spec's cost.per_hour)")
 	if err := fs.Parse(args); err != nil {
 		return cmd, o, err
@@ -244,7 +245,7 @@ func run(ctx context.Context, cmd string, o options, w io.Writer, logger *slog.L
 	case "list":
 		return list(ctx, w, logger)
 	case "report":
-		return reportCmd(ctx, o, w)
+		return reportCmd(ctx, o, w, logger)
 	case "checkpoints":
 		return checkpoints(ctx, o, w)
 	case "gc":

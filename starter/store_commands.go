@@ -2,23 +2,30 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+
 	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/internal/temporalx"
 	"github.com/resomap/resomap/report"
 	"github.com/resomap/resomap/results"
 	"github.com/resomap/resomap/store"
+	"github.com/resomap/resomap/workflows"
 )
 
-// The commands that read the store directly, without Temporal:
-// checkpoints, gc and report.
+// The commands that read the store directly: checkpoints, gc and report
+// (report --watch asks Temporal only whether the sweep still runs).
 
 // listRuns opens the store and lists every checkpoint file in it.
 func listRuns(ctx context.Context, storeURL string) (store.Store, []store.Info, error) {
@@ -139,6 +146,7 @@ func writeReport(ctx context.Context, storeURL, sweepName, out string, pricePerH
 	if pricePerHour > 0 {
 		r.Price(pricePerHour)
 	}
+	r.Links = report.Links{WorkflowURL: uiURL}
 	if out == "" {
 		out = filepath.Join("reports", sweepName)
 	}
@@ -146,14 +154,84 @@ func writeReport(ctx context.Context, storeURL, sweepName, out string, pricePerH
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nreport: %s (%d files: resomap.png/.svg, heatmap, pareto, test-resolution map, learning curves, results.csv/.json, test_resolutions.csv, README.md)\n", out, len(files))
+	fmt.Fprintf(w, "\nreport: %s/index.html (%d files: index.html, resomap.png/.svg, heatmap, pareto, test-resolution map, learning curves, results.csv/.json, test_resolutions.csv, README.md)\n", out, len(files))
 	r.Table(w)
 	return nil
 }
 
-func reportCmd(ctx context.Context, o options, w io.Writer) error {
+func reportCmd(ctx context.Context, o options, w io.Writer, logger *slog.Logger) error {
 	if o.sweep == "" {
 		return fmt.Errorf("%w: report needs --sweep NAME", errUsage)
 	}
-	return writeReport(ctx, o.store, sweepName(o.sweep), o.out, o.pricePerHour, w)
+	name := sweepName(o.sweep)
+	if !o.watch {
+		return writeReport(ctx, o.store, name, o.out, o.pricePerHour, w)
+	}
+	return watchReport(ctx, o, name, w, logger)
+}
+
+// watchInterval is how often --watch rewrites the report.
+const watchInterval = 10 * time.Second
+
+// watchReport rewrites the report whenever a result arrives, until the
+// sweep's workflow has closed (then once more) or ctx ends. Before the
+// first result it waits, saying so.
+func watchReport(ctx context.Context, o options, name string, w io.Writer, logger *slog.Logger) error {
+	c, err := temporalx.Dial(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	id := o.id
+	if id == "" {
+		id = workflows.SweepID(name)
+	}
+	last := ""
+	for {
+		d, err := c.DescribeWorkflowExecution(ctx, id, "")
+		if err != nil {
+			return fmt.Errorf("watch %s: %w", id, err)
+		}
+		running := d.WorkflowExecutionInfo.Status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+		outcomes, err := outcomeStamp(ctx, o.store, name)
+		if err != nil {
+			return err
+		}
+		if outcomes != last || !running {
+			last = outcomes
+			err := writeReport(ctx, o.store, name, o.out, o.pricePerHour, w)
+			if err != nil && !errors.Is(err, report.ErrNoSweep) {
+				return err
+			}
+			if err != nil {
+				fmt.Fprintf(w, "%s: no result yet; watching\n", name)
+			}
+		}
+		if !running {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(watchInterval):
+		}
+	}
+}
+
+// outcomeStamp names the state of a sweep's recorded outcomes (their keys,
+// sizes and times), so a report is rewritten only when one changed.
+func outcomeStamp(ctx context.Context, storeURL, name string) (string, error) {
+	st, err := store.Open(ctx, storeURL)
+	if err != nil {
+		return "", err
+	}
+	infos, err := st.List(ctx, results.OutcomesPrefix(name))
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, i := range infos {
+		fmt.Fprintf(&b, "%s %d %d\n", i.Key, i.Size, i.ModTime.UnixNano())
+	}
+	return b.String(), nil
 }

@@ -130,6 +130,7 @@ type Outcome struct {
 	// TrackingRun is the training's MLflow run; Tracking says how far it
 	// is ("" while tracking is off, "behind: why" when it lags).
 	TrackingRun string `json:"mlflow_run,omitempty"`
+	TrackingURL string `json:"mlflow_url,omitempty"` // the run's page
 	Tracking    string `json:"tracking,omitempty"`
 }
 

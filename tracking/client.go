@@ -101,6 +101,13 @@ func FromEnv(uri string) (*Client, error) {
 	return New(uri, cred)
 }
 
+// RunURL is a run's page in the tracking server's UI.
+func (c *Client) RunURL(experimentID, runID string) string {
+	u := *c.base
+	u.User = nil
+	return u.String() + "/#/experiments/" + experimentID + "/runs/" + runID
+}
+
 // String names the server (no credentials).
 func (c *Client) String() string { return c.where }
 

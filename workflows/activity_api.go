@@ -259,7 +259,8 @@ type TrackSweepInput struct {
 // TrackOutput says where the run is and how far it is.
 type TrackOutput struct {
 	RunID  string
-	Epochs int // epochs whose figures the run has
+	URL    string `json:",omitempty"` // the run's page in the tracking UI
+	Epochs int    // epochs whose figures the run has
 	// Behind lists trainings whose runs could not be brought up to date.
 	Behind []string `json:",omitempty"`
 }

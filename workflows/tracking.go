@@ -94,7 +94,7 @@ func (t *tracker) loop(ctx workflow.Context) {
 			workflow.GetLogger(ctx).Warn("tracking behind", "combination", t.c.out.ID(), "err", err)
 			continue
 		}
-		t.c.out.TrackingRun, t.c.out.Tracking = out.RunID, ""
+		t.c.out.TrackingRun, t.c.out.TrackingURL, t.c.out.Tracking = out.RunID, out.URL, ""
 	}
 }
 
