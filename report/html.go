@@ -41,7 +41,7 @@ type figure struct {
 type pageRow struct {
 	Row
 	BestAcc, FinalAcc, Speed, Wall, BestEpoch string
-	Run, MLflow                                string // links ("": none)
+	Run, MLflow                               string // links ("": none)
 }
 
 var pageTemplate = template.Must(template.New("index").Parse(`<!doctype html>

@@ -41,10 +41,10 @@ presets: `+strings.Join(sweep.Presets(), ", "))
 // options are the flags shared by every sub-command.
 type options struct {
 	sweep, id, models, resolutions, seeds, data, combination, store, out, taskQueue, init string
-	epochs                                                                          int
-	pricePerHour                                                                    float64
-	wait, dryRun, watch                                                             bool
-	set                                                                             map[string]bool // flags given
+	epochs                                                                                int
+	pricePerHour                                                                          float64
+	wait, dryRun, watch                                                                   bool
+	set                                                                                   map[string]bool // flags given
 }
 
 func parse(args []string) (string, options, error) {
