@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/results"
 	"github.com/resomap/resomap/store"
 	"github.com/resomap/resomap/sweep"
@@ -33,12 +34,30 @@ func explain(o options, w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "setting\tvalue\tfrom")
 	for _, s := range settings {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Key, s.Value, origins.Of(s.Key))
+		origin := origins.Of(s.Key)
+		if s.Key == "augment" && spec.Augment == "" {
+			s.Value, origin = effectiveRecipe(spec.Data)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Key, s.Value, origin)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	printEstimates(o.store, spec, w)
 	return nil
+}
+
+// effectiveRecipe is the data recipe a spec that names none trains with,
+// and why: the data kind's default, when the data is on this machine.
+func effectiveRecipe(data string) (recipe, origin string) {
+	r, err := dataset.DefaultAugment(data)
+	if err != nil {
+		return `""`, "default (the data kind's recipe; the data is not on this machine)"
+	}
+	kind := "image folder"
+	if r == dataset.AugmentCIFAR {
+		kind = "IDX data"
+	}
+	return r, "default for " + kind
 }
 
 // printEstimates estimates each combination's compute time (training and

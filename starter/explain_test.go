@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"image"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/resomap/resomap/internal/testfixture"
 	"github.com/resomap/resomap/results"
 	"github.com/resomap/resomap/store"
 	"github.com/resomap/resomap/sweep"
@@ -40,6 +42,7 @@ func TestExplainAMinimalSweepFile(t *testing.T) {
 		`4 combinations, 8 trainings \(2 seeds each\) of 2 epochs`, `\nseeds +\[1, 2\] +flag\n`,
 		`\nhyper\.lr +0\.05 +file\n`, `\nhyper\.weight_decay +0 +file\n`, `\nhyper\.batch_size +64 +default\n`,
 		`\nepochs +2 +flag\n`, `\nresolutions +\[32, 34\] +file\n`, `\ndata +fashion-mnist +default\n`,
+		`\naugment +cifar +default for IDX data\n`,
 	} {
 		if !regexp.MustCompile(want).Match(out.Bytes()) {
 			t.Errorf("explain lacks %q:\n%s", want, out.String())
@@ -112,5 +115,24 @@ func TestExplainShowsTrackingAndItsOrigin(t *testing.T) {
 	t.Setenv("MLFLOW_TRACKING_URI", "file:///tmp/mlruns")
 	if _, err := loadSpec(o); !errors.Is(err, sweep.ErrInvalid) || !strings.Contains(err.Error(), "tracking.uri") {
 		t.Errorf("a file URI: %v", err)
+	}
+}
+
+// A photo folder with no recipe given trains with the ImageNet recipe, and
+// explain says so (not an empty value).
+func TestExplainShowsThePhotoRecipe(t *testing.T) {
+	photos := testfixture.Photos{N: 8, W: 40, H: 40, Paint: func(*image.RGBA, int, int) {}}.Write(t, filepath.Join(t.TempDir(), "photos"))
+	p := filepath.Join(t.TempDir(), "p.yaml")
+	os.WriteFile(p, []byte("name: p\nmodels: [smallcnn]\nresolutions: [32]\ndata: "+photos+"\n"), 0o644)
+	_, o, err := parse([]string{"explain", "--sweep", p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := explain(o, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`\naugment +imagenet +default for image folder\n`).Match(out.Bytes()) {
+		t.Errorf("explain does not show the photo recipe:\n%s", out.String())
 	}
 }
