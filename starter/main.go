@@ -31,6 +31,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, `usage:
   starter --sweep NAME|FILE.yaml [--models a,b] [--resolutions 16,32] [--epochs N] [--data DIR] [--id ID] [--wait]
   starter status|pause|resume|cancel --sweep NAME [--combination model@res]
+  starter add --sweep NAME [--models a,b] [--resolutions 64,96] [--seeds 2,3]   (grow a running sweep, or start a finished one again with the union)
   starter list
   starter report --sweep NAME [--out DIR] [--watch]
   starter checkpoints [--models a,b] [--resolutions 16,32]
@@ -246,6 +247,8 @@ func run(ctx context.Context, cmd string, o options, w io.Writer, logger *slog.L
 		return list(ctx, w, logger)
 	case "report":
 		return reportCmd(ctx, o, w, logger)
+	case "add":
+		return add(ctx, o, w, logger)
 	case "checkpoints":
 		return checkpoints(ctx, o, w)
 	case "gc":

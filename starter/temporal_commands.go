@@ -46,6 +46,12 @@ func start(ctx context.Context, o options, w io.Writer, logger *slog.Logger) err
 	if id == "" {
 		id = workflows.SweepID(spec.Name)
 	}
+	return startSweep(ctx, c, id, spec, o, w)
+}
+
+// startSweep starts spec's sweep as workflow id and, with --wait, follows
+// it and writes its report.
+func startSweep(ctx context.Context, c client.Client, id string, spec sweep.Spec, o options, w io.Writer) error {
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: id, TaskQueue: o.taskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,

@@ -114,6 +114,9 @@ type SweepCarry struct {
 	// Running are the combinations still running when the run ended; their
 	// results come by their progress signals.
 	Running []int `json:",omitempty"`
+	// Combos is the sweep's combinations, in order, once it grew
+	// (UpdateAdd); nil: its spec's Combinations.
+	Combos []sweep.Combination `json:",omitempty"`
 }
 
 // SweepProgress answers the progress query and is the sweep's result.

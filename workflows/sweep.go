@@ -56,6 +56,10 @@ type sweepRun struct {
 	reconciling bool
 	// tracking: how the sweep's MLflow run stands (finishTracking).
 	tracking string
+	// grown: combinations were added (UpdateAdd), so the list is carried
+	// across continue-as-new; finishing: every combination has ended and
+	// no more can be added.
+	grown, finishing bool
 }
 
 // newSweep validates the spec and takes over the state of a previous run.
@@ -71,6 +75,9 @@ func newSweep(ctx workflow.Context, in SweepInput) (*sweepRun, error) {
 	if c := in.Carry; c != nil {
 		s.outcomes, s.next, s.ctl.paused, s.ctl.cancelled, s.runs = c.Outcomes, c.Next, c.Paused, c.Cancelled, c.Runs
 		s.running = c.Running
+		if c.Combos != nil {
+			s.combos, s.grown = c.Combos, true
+		}
 		return s, nil
 	}
 	for _, c := range s.combos {
@@ -95,6 +102,9 @@ func (s *sweepRun) setup(ctx workflow.Context) error {
 	s.bySeed = since(ctx, changeProgressBySeed)
 	s.reconcile = since(ctx, changeReconcileChildren)
 	if err := s.ctl.listen(ctx); err != nil {
+		return err
+	}
+	if err := s.listenForAdd(ctx); err != nil {
 		return err
 	}
 	progress := workflow.GetSignalChannel(ctx, SignalProgress)
@@ -216,6 +226,7 @@ func (s *sweepRun) run(ctx workflow.Context) (SweepProgress, error) {
 		s.watchEarlierChildren(ctx)
 		s.waitForEvent(ctx)
 	}
+	s.finishing = true
 	status := "completed"
 	if s.ctl.cancelled {
 		status = "cancelled"
@@ -329,10 +340,12 @@ func (s *sweepRun) continueAsNew(ctx workflow.Context) error {
 	for progress.ReceiveAsync(&o) {
 		s.takeProgress(o)
 	}
-	return workflow.NewContinueAsNewError(ctx, Sweep, SweepInput{Spec: s.spec, Carry: &SweepCarry{
-		Outcomes: s.outcomes, Next: s.next, Paused: s.ctl.paused, Cancelled: s.ctl.cancelled, Runs: s.runs + 1,
-		Running: s.running,
-	}})
+	carry := &SweepCarry{Outcomes: s.outcomes, Next: s.next, Paused: s.ctl.paused, Cancelled: s.ctl.cancelled, Runs: s.runs + 1,
+		Running: s.running}
+	if s.grown {
+		carry.Combos = s.combos
+	}
+	return workflow.NewContinueAsNewError(ctx, Sweep, SweepInput{Spec: s.spec, Carry: carry})
 }
 
 // relaysSettled: every control command relayed to a child was delivered

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"strconv"
+	"strings"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/resomap/resomap/internal/temporalx"
+	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/workflows"
+)
+
+// add grows a sweep by --models, --resolutions and --seeds: a running one
+// by the add update (its combinations train after those it has); a
+// finished one is started again with the union, whose completed trainings
+// are skipped as always.
+func add(ctx context.Context, o options, w io.Writer, logger *slog.Logger) error {
+	if o.sweep == "" && o.id == "" {
+		return fmt.Errorf("%w: add needs --sweep NAME and --models, --resolutions or --seeds", errUsage)
+	}
+	in, err := addInput(o)
+	if err != nil {
+		return err
+	}
+	c, err := temporalx.DialAndRegister(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	id := sweepID(o)
+	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+	case err != nil:
+		return err
+	case desc.WorkflowExecutionInfo.Status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.UpdateAdd,
+			Args: []any{in}, WaitForStage: client.WorkflowUpdateStageCompleted})
+		var out workflows.AddOutput
+		if err == nil {
+			err = h.Get(ctx, &out)
+		}
+		if err == nil {
+			fmt.Fprintf(w, "sweep %s grew by %d combinations: %s\nWeb UI: %s\n", id, len(out.Added), strings.Join(out.Added, ", "), uiURL(id))
+			return nil
+		}
+		if !strings.Contains(err.Error(), "has finished") {
+			return fmt.Errorf("add to %s: %w", id, err)
+		}
+		// It ended meanwhile: wait for it to close, then start it again.
+		if err := c.GetWorkflow(ctx, id, "").Get(ctx, nil); err != nil {
+			logger.Info("the sweep ended", "err", err)
+		}
+	}
+	spec, err := lastSpec(ctx, c, id, o)
+	if err != nil {
+		return err
+	}
+	grown, added, err := workflows.Grown(spec, in)
+	if err != nil {
+		return err
+	}
+	if err := checkLocalData(grown); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "sweep %s has finished: starting it again with %d more combinations (%s); those it completed are skipped\n",
+		spec.Name, len(added), strings.Join(ids(added), ", "))
+	return startSweep(ctx, c, id, grown, o, w)
+}
+
+// addInput reads what --models, --resolutions and --seeds add.
+func addInput(o options) (workflows.AddInput, error) {
+	var in workflows.AddInput
+	in.Models = splitList(o.models)
+	for _, r := range splitList(o.resolutions) {
+		n, err := strconv.Atoi(r)
+		if err != nil {
+			return in, fmt.Errorf("%w: resolutions: %q is not a number", sweep.ErrInvalid, r)
+		}
+		in.Resolutions = append(in.Resolutions, n)
+	}
+	for _, v := range splitList(o.seeds) {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return in, fmt.Errorf("%w: seeds: %q is not a number", sweep.ErrInvalid, v)
+		}
+		in.Seeds = append(in.Seeds, n)
+	}
+	if len(in.Models)+len(in.Resolutions)+len(in.Seeds) == 0 {
+		return in, fmt.Errorf("%w: add needs --models, --resolutions or --seeds", errUsage)
+	}
+	return in, nil
+}
+
+// lastSpec is the spec the sweep last ran with (its latest run's input,
+// which holds what earlier adds grew it by), or, for a sweep the server
+// does not know, the one --sweep names.
+func lastSpec(ctx context.Context, c client.Client, id string, o options) (sweep.Spec, error) {
+	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if it.HasNext() {
+		ev, err := it.Next()
+		if err == nil && ev.GetWorkflowExecutionStartedEventAttributes() != nil {
+			var in workflows.SweepInput
+			payloads := ev.GetWorkflowExecutionStartedEventAttributes().GetInput()
+			if err := converter.GetDefaultDataConverter().FromPayloads(payloads, &in); err == nil {
+				return in.Spec, nil
+			}
+		}
+	}
+	bare := o
+	bare.set = maps.Clone(o.set)
+	for _, f := range []string{"models", "resolutions", "seeds"} {
+		delete(bare.set, f) // here they add, not replace
+	}
+	return loadSpec(bare)
+}
+
+func ids(cs []sweep.Combination) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.ID())
+	}
+	return out
+}

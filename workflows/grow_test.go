@@ -1,0 +1,177 @@
+package workflows
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/resomap/resomap/sweep"
+)
+
+// addUpdate sends UpdateAdd at delay and records its answer.
+type addUpdate struct {
+	out      AddOutput
+	err      error
+	answered bool
+}
+
+func sendAdd(env *testsuite.TestWorkflowEnvironment, delay time.Duration, in AddInput) *addUpdate {
+	u := &addUpdate{}
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(UpdateAdd, "add", &testsuite.TestUpdateCallback{
+			OnAccept: func() {},
+			OnReject: func(err error) { u.err, u.answered = err, true },
+			OnComplete: func(v any, err error) {
+				u.answered, u.err = true, err
+				if out, ok := v.(AddOutput); ok {
+					u.out = out
+				}
+			},
+		}, in)
+	}, delay)
+	return u
+}
+
+// A running sweep grows: the combinations added train after those it had,
+// which are not disturbed (each epoch trained once), across continue-as-new,
+// and the sweep ends when all have; the answer names what was added.
+func TestAddToARunningSweep(t *testing.T) {
+	for _, canAfter := range []int{1, 100} {
+		env := newEnv(t)
+		f := newFake()
+		f.register(env, time.Minute)
+		spec := testSpec(32, 48)
+		spec.ContinueAsNewAfter = canAfter
+		u := sendAdd(env, 90*time.Second, AddInput{Resolutions: []int{40, 48, 56}})
+		if canAfter == 1 {
+			runAcrossContinueAsNew(t, env, f, SweepInput{Spec: spec})
+		} else {
+			env.ExecuteWorkflow(Sweep, SweepInput{Spec: spec})
+		}
+		if !u.answered || u.err != nil {
+			t.Fatalf("add answered %v: %v", u.answered, u.err)
+		}
+		want := "smallcnn@40 smallcnn@56"
+		if canAfter == 100 && strings.Join(u.out.Added, " ") != want {
+			t.Errorf("added %v, want %s", u.out.Added, want)
+		}
+		if canAfter == 100 {
+			p := sweepResult(t, env)
+			if len(p.Combos) != 4 {
+				t.Fatalf("%d combinations after the add, want 4", len(p.Combos))
+			}
+			for _, o := range p.Combos {
+				if o.Status != sweep.Completed || o.EpochsDone != 3 {
+					t.Errorf("%s: %s with %d epochs", o.ID(), o.Status, o.EpochsDone)
+				}
+			}
+		}
+		trained := map[string]int{}
+		for _, c := range f.calls {
+			trained[sweep.TrainingID(c.Config.Model, c.Config.Resolution, 0)]++
+		}
+		for _, id := range []string{"smallcnn@32", "smallcnn@48", "smallcnn@40", "smallcnn@56"} {
+			if trained[id] != 3 {
+				t.Errorf("continue-as-new after %d: %s trained %d epochs, want 3 (once each)", canAfter, id, trained[id])
+			}
+		}
+	}
+}
+
+// runAcrossContinueAsNew runs a sweep that continues as new until it ends,
+// the next run in a fresh environment sharing the fake's state (as a real
+// server would), and delivers the add to the run it was sent to.
+func runAcrossContinueAsNew(t *testing.T, env *testsuite.TestWorkflowEnvironment, f *fakeTraining, in SweepInput) {
+	t.Helper()
+	for range 20 {
+		env.ExecuteWorkflow(Sweep, in)
+		if !env.IsWorkflowCompleted() {
+			t.Fatal("sweep did not end")
+		}
+		if env.GetWorkflowError() == nil {
+			return
+		}
+		in = continuedAs(t, env)
+		// Children of the ended run finished in it (the fake's children
+		// do not outlive a test environment): mark them done.
+		for _, i := range in.Carry.Running {
+			in.Carry.Outcomes[i].Status = sweep.Completed
+		}
+		in.Carry.Running = nil
+		env = newEnv(t)
+		f.register(env, time.Minute)
+	}
+	t.Fatal("more than 20 runs")
+}
+
+// What makes no sense is refused with the messages a start gives, and a
+// cancelled sweep takes nothing.
+func TestAddRefusesWhatMakesNoSense(t *testing.T) {
+	for _, tc := range []struct {
+		in   AddInput
+		want string
+	}{
+		{AddInput{Models: []string{"alexnet"}}, `unknown model "alexnet"`},
+		{AddInput{Resolutions: []int{4}}, "resolution 4 out of range"},
+		{AddInput{Resolutions: []int{16}}, "nothing to add"},
+		{AddInput{}, "nothing to add"},
+	} {
+		env := newEnv(t)
+		newFake().register(env, time.Minute)
+		u := sendAdd(env, 30*time.Second, tc.in)
+		env.ExecuteWorkflow(Sweep, SweepInput{Spec: testSpec(16)})
+		if !u.answered || u.err == nil || !strings.Contains(u.err.Error(), tc.want) {
+			t.Errorf("add %+v: %v, want %q", tc.in, u.err, tc.want)
+		}
+	}
+	env := newEnv(t)
+	newFake().register(env, time.Minute)
+	u := &addUpdate{}
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(SignalCancel, nil)
+		env.UpdateWorkflow(UpdateAdd, "add", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(err error) { u.err, u.answered = err, true },
+			OnComplete: func(_ any, err error) { u.err, u.answered = err, true },
+		}, AddInput{Resolutions: []int{24}})
+	}, 20*time.Second)
+	env.ExecuteWorkflow(Sweep, SweepInput{Spec: testSpec(16)})
+	if !u.answered || u.err == nil || !strings.Contains(u.err.Error(), "cancelled") {
+		t.Errorf("add to a cancelled sweep: answered %v, %v", u.answered, u.err)
+	}
+}
+
+// Models, resolutions and seeds added: the combinations they make, in the
+// order the sweep trains them, each training once.
+func TestGrownCombinations(t *testing.T) {
+	spec := testSpec(32, 48)
+	grown, added, err := Grown(spec, AddInput{Models: []string{"resnet18", "smallcnn"}, Resolutions: []int{48, 40}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, c := range added {
+		ids = append(ids, c.ID())
+	}
+	if got := strings.Join(ids, " "); got != "smallcnn@40 resnet18@32 resnet18@40 resnet18@48" {
+		t.Errorf("added %s", got)
+	}
+	if strings.Join(grown.Models, ",") != "smallcnn,resnet18" || len(grown.Resolutions) != 3 {
+		t.Errorf("grown spec %v %v", grown.Models, grown.Resolutions)
+	}
+}
+
+// Seeds added to a sweep without seeds: its own seed is the first, and
+// the training it already has is not added again.
+func TestGrownSeeds(t *testing.T) {
+	spec := testSpec(16)
+	spec.Seed = 7
+	grown, added, err := Grown(spec, AddInput{Seeds: []uint64{7, 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(added) != 1 || added[0].Seed != 8 || len(grown.Seeds) != 2 || grown.Seeds[0] != 7 {
+		t.Errorf("added %+v, seeds %v", added, grown.Seeds)
+	}
+}
