@@ -118,7 +118,7 @@ func TestTrackingExactlyOnce(t *testing.T) {
 
 	// The same sweep again, on a fresh store: MLflow has every training.
 	spec = writeSpec(t, trackedSpecYAML("tracked", uri, experiment, ", skip_completed: true"))
-	fresh := t.TempDir()
+	fresh, tq := t.TempDir(), "tq-tracking-rerun"
 	startWorker(t, tq, fresh)
 	if out, err := starter(t, tq, fresh, "--sweep", spec); err != nil {
 		t.Fatalf("starter: %v\n%s", err, out)

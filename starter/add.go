@@ -103,9 +103,10 @@ func addInput(o options) (workflows.AddInput, error) {
 	return in, nil
 }
 
-// lastSpec is the spec the sweep last ran with (its latest run's input,
-// which holds what earlier adds grew it by), or, for a sweep the server
-// does not know, the one --sweep names.
+// lastSpec is the spec the sweep last ran with: its latest run's input,
+// grown by what its combinations show were added to it (a finished
+// sweep's result lists them); for a sweep the server does not know, the
+// one --sweep names.
 func lastSpec(ctx context.Context, c client.Client, id string, o options) (sweep.Spec, error) {
 	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	if it.HasNext() {
@@ -114,7 +115,7 @@ func lastSpec(ctx context.Context, c client.Client, id string, o options) (sweep
 			var in workflows.SweepInput
 			payloads := ev.GetWorkflowExecutionStartedEventAttributes().GetInput()
 			if err := converter.GetDefaultDataConverter().FromPayloads(payloads, &in); err == nil {
-				return in.Spec, nil
+				return withCombinationsOf(ctx, c, id, in.Spec), nil
 			}
 		}
 	}
@@ -124,6 +125,27 @@ func lastSpec(ctx context.Context, c client.Client, id string, o options) (sweep
 		delete(bare.set, f) // here they add, not replace
 	}
 	return loadSpec(bare)
+}
+
+// withCombinationsOf grows spec by the combinations of the sweep's result
+// (those added while it ran are not in its input).
+func withCombinationsOf(ctx context.Context, c client.Client, id string, spec sweep.Spec) sweep.Spec {
+	var p workflows.SweepProgress
+	if err := c.GetWorkflow(ctx, id, "").Get(ctx, &p); err != nil {
+		return spec
+	}
+	var in workflows.AddInput
+	for _, o := range p.Combos {
+		in.Models = append(in.Models, o.Model)
+		in.Resolutions = append(in.Resolutions, o.Resolution)
+		if o.Seed != 0 {
+			in.Seeds = append(in.Seeds, o.Seed)
+		}
+	}
+	if grown, _, err := workflows.Grown(spec, in); err == nil {
+		return grown
+	}
+	return spec
 }
 
 func ids(cs []sweep.Combination) []string {
