@@ -35,6 +35,10 @@ func TestReplayRecordedHistories(t *testing.T) {
 		// reconciled, control that meets a timed-out attempt).
 		{"testdata/sweep_history_v4.json", "sweep-default"},
 		{"testdata/combination_history_v4.json", "sweep-default/smallcnn@16"},
+		// Recorded with MLflow tracking on (the real server killed for a
+		// minute mid-sweep: syncs retried, the sweep caught up at its end).
+		{"testdata/sweep_history_v5.json", "sweep-default"},
+		{"testdata/combination_history_v5.json", "sweep-default/smallcnn@16"},
 	} {
 		f, err := os.Open(tc.file)
 		if err != nil {

@@ -16,8 +16,9 @@ import (
 // finishes its own run (TrackSweep).
 const (
 	// trackingGrace is how long an ended combination waits for its run to
-	// be complete before it leaves the rest to its sweep.
-	trackingGrace = time.Minute
+	// be complete before it leaves the rest to its sweep (which catches up
+	// at its end): short, as the combination holds a training slot.
+	trackingGrace = 10 * time.Second
 	// trackSyncTime bounds one sync with its retries: a server down longer
 	// leaves the run behind until the next epoch's sync.
 	trackSyncTime = 2 * time.Minute
