@@ -88,6 +88,12 @@ func (s *chaosServer) kill9() {
 }
 
 // chaosRounds is how many rounds of random worker kills and freezes run:
+// chaosSweepTimeout bounds one sweep of the chaos spec: a few minutes an
+// epoch of its four trainings on two cores (a long soak's epochs are long).
+func chaosSweepTimeout() time.Duration {
+	return max(15*time.Minute, time.Duration(envInt("RESOMAP_CHAOS_EPOCHS", 4))*time.Duration(envInt("RESOMAP_CHAOS_TRAIN_LIMIT", 4800))*time.Minute/20000)
+}
+
 // `make chaos` sets RESOMAP_CHAOS_ROUNDS for a long soak; CI runs a few.
 func chaosRounds() int { return envInt("RESOMAP_CHAOS_ROUNDS", 2) }
 
@@ -107,7 +113,7 @@ func TestChaos(t *testing.T) {
 	if out, err := starter(t, tq, refStore, "--sweep", spec, "--id", "sweep-chaos-ref"); err != nil {
 		t.Fatalf("starter: %v\n%s", err, out)
 	}
-	for _, o := range result(t, c, "sweep-chaos-ref", 15*time.Minute).Combos {
+	for _, o := range result(t, c, "sweep-chaos-ref", chaosSweepTimeout()).Combos {
 		if o.Status != sweep.Completed {
 			t.Fatalf("reference: %s %s (%s)", o.ID(), o.Status, o.Reason)
 		}
@@ -272,7 +278,7 @@ func runChaos(t *testing.T, spec, backend, refStore string) {
 	}
 	cl := ch.client()
 	defer cl.Close()
-	p := result(t, cl, ch.id, 15*time.Minute)
+	p := result(t, cl, ch.id, chaosSweepTimeout())
 	ch.log("sweep done")
 	for _, o := range p.Combos {
 		if o.Status != sweep.Completed && !(o.ID() == terminated && o.Status == sweep.Terminated) {
@@ -285,7 +291,7 @@ func runChaos(t *testing.T, spec, backend, refStore string) {
 		if out, err := ch.starter("--sweep", spec, "--id", ch.id+"-again"); err != nil {
 			t.Fatalf("starter again: %v\n%s", err, out)
 		}
-		p = result(t, cl, ch.id+"-again", 15*time.Minute)
+		p = result(t, cl, ch.id+"-again", chaosSweepTimeout())
 		ch.log("sweep run again after %s was terminated: done", terminated)
 	}
 	for _, o := range p.Combos {
