@@ -1,9 +1,11 @@
 package workflows
 
 import (
+	"errors"
 	"strconv"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/resomap/resomap/sweep"
@@ -91,7 +93,7 @@ func (t *tracker) loop(ctx workflow.Context) {
 		err := workflow.ExecuteActivity(actx, ActivityTrackTraining, t.c.trackInput(ctx)).Get(ctx, &out)
 		t.running, t.tried, t.synced = false, serving, err == nil
 		if err != nil {
-			t.c.out.Tracking = "behind: " + errorMessage(err)
+			t.c.out.Tracking = "behind: " + trackingMessage(err)
 			workflow.GetLogger(ctx).Warn("tracking behind", "combination", t.c.out.ID(), "err", err)
 			continue
 		}
@@ -142,7 +144,7 @@ func (c *combination) skipIfTracked(ctx workflow.Context) *ending {
 		ConfigHash: c.prep.ConfigHash}).Get(ctx, &found)
 	if err != nil {
 		workflow.GetLogger(ctx).Warn("tracking server not asked whether the training is done: training it", "combination", c.out.ID(), "err", err)
-		c.out.Tracking = "behind: " + errorMessage(err)
+		c.out.Tracking = "behind: " + trackingMessage(err)
 		return nil
 	}
 	if !found.Found {
@@ -187,7 +189,7 @@ func (s *sweepRun) finishTracking(ctx workflow.Context, status string) {
 		Started: workflow.GetInfo(ctx).WorkflowStartTime, Ended: workflow.Now(ctx)}
 	var out TrackOutput
 	if err := workflow.ExecuteActivity(actx, ActivityTrackSweep, in).Get(dctx, &out); err != nil {
-		s.tracking = "behind: " + errorMessage(err)
+		s.tracking = "behind: " + trackingMessage(err)
 		workflow.GetLogger(ctx).Warn("sweep's tracking not finished", "err", err)
 		return
 	}
@@ -206,4 +208,14 @@ func (s *sweepRun) trackingReached() bool {
 		}
 	}
 	return false
+}
+
+// trackingMessage is one line on why tracking failed: the activity's own
+// message, without the chain of causes an ApplicationError repeats.
+func trackingMessage(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Message()
+	}
+	return errorMessage(err)
 }
