@@ -45,6 +45,7 @@ type options struct {
 	epochs                                                                                int
 	pricePerHour                                                                          float64
 	wait, dryRun, watch                                                                   bool
+	watchEvery                                                                            time.Duration
 	set                                                                                   map[string]bool // flags given
 }
 
@@ -71,6 +72,7 @@ func parse(args []string) (string, options, error) {
 	fs.BoolVar(&o.wait, "wait", false, "follow the sweep with live progress until it ends")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "gc: list what would be deleted")
 	fs.BoolVar(&o.watch, "watch", false, "report: rewrite the report as results arrive, until the sweep ends")
+	fs.DurationVar(&o.watchEvery, "watch-every", 10*time.Second, "report --watch: how often to look for new results")
 	fs.Float64Var(&o.pricePerHour, "price-per-hour", 0, "report: price of a compute hour (overrides the spec's cost.per_hour)")
 	if err := fs.Parse(args); err != nil {
 		return cmd, o, err

@@ -170,9 +170,6 @@ func reportCmd(ctx context.Context, o options, w io.Writer, logger *slog.Logger)
 	return watchReport(ctx, o, name, w, logger)
 }
 
-// watchInterval is how often --watch rewrites the report.
-const watchInterval = 10 * time.Second
-
 // watchReport rewrites the report whenever a result arrives, until the
 // sweep's workflow has closed (then once more) or ctx ends. Before the
 // first result it waits, saying so.
@@ -213,7 +210,7 @@ func watchReport(ctx context.Context, o options, name string, w io.Writer, logge
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(watchInterval):
+		case <-time.After(max(o.watchEvery, 100*time.Millisecond)):
 		}
 	}
 }
