@@ -24,6 +24,10 @@ func TestStarterAddGrowsASweep(t *testing.T) {
 	}
 	mids := filepath.Join(store, "runs", "*", "cnn", "smallcnn", "16", "mid_e*.json")
 	waitFor(t, "16 px to train", 3*time.Minute, func() bool { return len(glob(t, mids)) > 0 })
+	// What makes no sense is refused while it runs, as at a start.
+	if out, err := starter(t, tq, store, "add", "--sweep", spec, "--resolutions", "24", "--models", "alexnet"); err == nil || !strings.Contains(out, `unknown model "alexnet"`) {
+		t.Errorf("adding an unknown model to the running sweep: %v\n%s", err, out)
+	}
 	out, err := starter(t, tq, store, "add", "--sweep", spec, "--resolutions", "24")
 	if err != nil || !strings.Contains(out, "grew by 1 combinations: smallcnn@24") {
 		t.Fatalf("add to the running sweep: %v\n%s", err, out)

@@ -45,6 +45,16 @@ func add(ctx context.Context, o options, w io.Writer, logger *slog.Logger) error
 	case err != nil:
 		return err
 	case desc.WorkflowExecutionInfo.Status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		// Resolutions that would measure upsampling of data on this
+		// machine are refused here, as at a start (workers refuse them at
+		// prepare otherwise).
+		if spec, err := lastSpec(ctx, c, id, o); err == nil {
+			if grown, _, err := workflows.Grown(spec, in); err == nil {
+				if err := checkLocalData(grown); err != nil {
+					return err
+				}
+			}
+		}
 		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.UpdateAdd,
 			Args: []any{in}, WaitForStage: client.WorkflowUpdateStageCompleted})
 		var out workflows.AddOutput
