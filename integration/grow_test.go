@@ -18,7 +18,7 @@ func TestStarterAddGrowsASweep(t *testing.T) {
 	c := dial(t)
 	store, tq := t.TempDir(), "tq-grow"
 	startWorker(t, tq, store)
-	spec := writeSpec(t, specYAML("grow", "16", 3200))
+	spec := writeSpec(t, specYAML("grow", "16", 12800)) // long enough to be added to while it runs
 	if out, err := starter(t, tq, store, "--sweep", spec); err != nil {
 		t.Fatalf("starter: %v\n%s", err, out)
 	}

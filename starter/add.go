@@ -48,7 +48,7 @@ func add(ctx context.Context, o options, w io.Writer, logger *slog.Logger) error
 		// Resolutions that would measure upsampling of data on this
 		// machine are refused here, as at a start (workers refuse them at
 		// prepare otherwise).
-		if spec, err := lastSpec(ctx, c, id, o); err == nil {
+		if spec, err := lastSpec(ctx, c, id, o, false); err == nil {
 			if grown, _, err := workflows.Grown(spec, in); err == nil {
 				if err := checkLocalData(grown); err != nil {
 					return err
@@ -65,7 +65,7 @@ func add(ctx context.Context, o options, w io.Writer, logger *slog.Logger) error
 			fmt.Fprintf(w, "sweep %s grew by %d combinations: %s\nWeb UI: %s\n", id, len(out.Added), strings.Join(out.Added, ", "), uiURL(id))
 			return nil
 		}
-		if !strings.Contains(err.Error(), "has finished") {
+		if !strings.Contains(err.Error(), "has finished") && !strings.Contains(err.Error(), "already completed") {
 			return fmt.Errorf("add to %s: %w", id, err)
 		}
 		// It ended meanwhile: wait for it to close, then start it again.
@@ -73,7 +73,7 @@ func add(ctx context.Context, o options, w io.Writer, logger *slog.Logger) error
 			logger.Info("the sweep ended", "err", err)
 		}
 	}
-	spec, err := lastSpec(ctx, c, id, o)
+	spec, err := lastSpec(ctx, c, id, o, true)
 	if err != nil {
 		return err
 	}
@@ -114,10 +114,10 @@ func addInput(o options) (workflows.AddInput, error) {
 }
 
 // lastSpec is the spec the sweep last ran with: its latest run's input,
-// grown by what its combinations show were added to it (a finished
-// sweep's result lists them); for a sweep the server does not know, the
-// one --sweep names.
-func lastSpec(ctx context.Context, c client.Client, id string, o options) (sweep.Spec, error) {
+// grown, once it has finished, by what its result's combinations show
+// were added while it ran; for a sweep the server does not know, the one
+// --sweep names.
+func lastSpec(ctx context.Context, c client.Client, id string, o options, finished bool) (sweep.Spec, error) {
 	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	if it.HasNext() {
 		ev, err := it.Next()
@@ -125,6 +125,9 @@ func lastSpec(ctx context.Context, c client.Client, id string, o options) (sweep
 			var in workflows.SweepInput
 			payloads := ev.GetWorkflowExecutionStartedEventAttributes().GetInput()
 			if err := converter.GetDefaultDataConverter().FromPayloads(payloads, &in); err == nil {
+				if !finished {
+					return in.Spec, nil
+				}
 				return withCombinationsOf(ctx, c, id, in.Spec), nil
 			}
 		}
@@ -137,8 +140,8 @@ func lastSpec(ctx context.Context, c client.Client, id string, o options) (sweep
 	return loadSpec(bare)
 }
 
-// withCombinationsOf grows spec by the combinations of the sweep's result
-// (those added while it ran are not in its input).
+// withCombinationsOf grows spec by the combinations of the finished
+// sweep's result (those added while it ran are not in its input).
 func withCombinationsOf(ctx context.Context, c client.Client, id string, spec sweep.Spec) sweep.Spec {
 	var p workflows.SweepProgress
 	if err := c.GetWorkflow(ctx, id, "").Get(ctx, &p); err != nil {
