@@ -6,11 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STATE=${RESOMAP_STATE:-state}
+case "$STATE" in /*) ;; *) STATE="$PWD/$STATE" ;; esac # an absolute path from here on
 GOBIN=${GOBIN:-$(go env GOPATH)/bin}
 TEMPORAL="$GOBIN/temporal"
 mkdir -p "$STATE"
 export TEMPORAL_ADDRESS=${TEMPORAL_ADDRESS:-localhost:7233}
-export RESOMAP_STORE=${RESOMAP_STORE:-file://$PWD/$STATE/store}
+export RESOMAP_STORE=${RESOMAP_STORE:-file://$STATE/store}
 export RESOMAP_LIB=${RESOMAP_LIB:-$PWD/build/libresomap.so}
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
