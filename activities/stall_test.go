@@ -32,7 +32,10 @@ func TestFrozenStoreGivesTheAttemptUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	acts, p, _ := setupOn(t, "fashion-mnist", st)
-	p.Config.TrainLimit = 6400 // 200 steps: the epoch outlasts the freeze
+	// 1,000 steps: the epoch outlasts the freeze. (With 200 it could end
+	// unloaded before the SDK sent a heartbeat naming a stored checkpoint,
+	// throttled to one per 0.8 heartbeat timeouts, so nothing froze.)
+	p.Config.TrainLimit = 32000
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.SetTestTimeout(5 * time.Minute)
