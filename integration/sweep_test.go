@@ -65,7 +65,7 @@ func TestTinySweepEndToEndAndNothingTwice(t *testing.T) {
 		t.Fatalf("starter: %v\n%s", err, out)
 	}
 	for _, want := range []string{"smallcnn  16          completed  2/2", "smallcnn  24          completed  2/2",
-		"report: reports/e2e (13 files", "| smallcnn | 24 | completed | 2/2 |", "Web UI: http://localhost:8233/namespaces/default/workflows/sweep-e2e"} {
+		"report: reports/e2e/index.html (14 files", "| smallcnn | 24 | completed | 2/2 |", "Web UI: http://localhost:8233/namespaces/default/workflows/sweep-e2e"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("starter output lacks %q:\n%s", want, out)
 		}
