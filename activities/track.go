@@ -279,7 +279,6 @@ func (a *Activities) TrackSweep(ctx context.Context, in workflows.TrackSweepInpu
 			continue // synced, or never prepared
 		}
 		if err := a.catchUp(ctx, in, o); err != nil {
-			out.Behind = append(out.Behind, o.ID())
 			activity.RecordHeartbeat(ctx, o.ID())
 			return out, trackingError(ctx, o.ID(), fmt.Errorf("%s: %w", o.ID(), err))
 		}

@@ -261,8 +261,6 @@ type TrackOutput struct {
 	RunID  string
 	URL    string `json:",omitempty"` // the run's page in the tracking UI
 	Epochs int    // epochs whose figures the run has
-	// Behind lists trainings whose runs could not be brought up to date.
-	Behind []string `json:",omitempty"`
 }
 
 // FindTrackedInput asks whether the tracking server has a FINISHED run of
