@@ -5,7 +5,7 @@ package temporalx
 
 import (
 	"context"
-	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,45 +15,83 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/envconfig"
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/resomap/resomap/workflows"
 )
 
-// Env reads TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE
-// (default "default"), TEMPORAL_API_KEY, TEMPORAL_TLS_CLIENT_CERT_PATH and
-// TEMPORAL_TLS_CLIENT_KEY_PATH.
+// Options reads the Temporal connection the way the temporal CLI and every
+// SDK do (go.temporal.io/sdk/contrib/envconfig): a profile of the TOML file
+// (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE), then TEMPORAL_ADDRESS
+// (default localhost:7233), TEMPORAL_NAMESPACE (default "default"),
+// TEMPORAL_API_KEY, TEMPORAL_TLS, TEMPORAL_TLS_CLIENT_CERT_PATH/_KEY_PATH,
+// TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_SERVER_NAME… A half-set
+// client certificate pair, an unreadable file or a bad profile is a
+// configuration error (IsPermanent): waiting cannot mend it.
+func Options(logger *slog.Logger) (client.Options, error) {
+	if err := checkTLSFiles(); err != nil {
+		return client.Options{}, err
+	}
+	opts, err := envconfig.LoadDefaultClientOptions()
+	if err != nil {
+		return client.Options{}, fmt.Errorf("temporal connection settings: %w: %w", errPermanent, err)
+	}
+	if opts.HostPort == "" {
+		opts.HostPort = "localhost:7233"
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = "default"
+	}
+	opts.Logger = sdklog.NewStructuredLogger(logger)
+	return opts, nil
+}
+
+// checkTLSFiles: a client certificate given without its key (or the key
+// without it) is refused, naming the variable that is missing.
+func checkTLSFiles() error {
+	cert, key := os.Getenv("TEMPORAL_TLS_CLIENT_CERT_PATH"), os.Getenv("TEMPORAL_TLS_CLIENT_KEY_PATH")
+	if (cert == "") != (key == "") {
+		missing := "TEMPORAL_TLS_CLIENT_KEY_PATH"
+		if cert == "" {
+			missing = "TEMPORAL_TLS_CLIENT_CERT_PATH"
+		}
+		return fmt.Errorf("temporal TLS: %w: a client certificate needs both TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH; %s is not set", errPermanent, missing)
+	}
+	return nil
+}
+
+// Env is the Temporal address and namespace the environment names.
 func Env() (address, namespace string) {
-	address, namespace = os.Getenv("TEMPORAL_ADDRESS"), os.Getenv("TEMPORAL_NAMESPACE")
-	if address == "" {
-		address = "localhost:7233"
+	opts, err := Options(slog.New(slog.DiscardHandler))
+	if err != nil {
+		return EnvOr("TEMPORAL_ADDRESS", "localhost:7233"), EnvOr("TEMPORAL_NAMESPACE", "default")
 	}
-	if namespace == "" {
-		namespace = "default"
-	}
-	return address, namespace
+	return opts.HostPort, opts.Namespace
 }
 
 // Dial connects to the Temporal server named by the environment.
 func Dial(ctx context.Context, logger *slog.Logger) (client.Client, error) {
-	address, namespace := Env()
-	opts := client.Options{HostPort: address, Namespace: namespace, Logger: sdklog.NewStructuredLogger(logger)}
-	if key := os.Getenv("TEMPORAL_API_KEY"); key != "" {
-		opts.Credentials = client.NewAPIKeyStaticCredentials(key)
-		opts.ConnectionOptions.TLS = &tls.Config{}
-	}
-	if cert, key := os.Getenv("TEMPORAL_TLS_CLIENT_CERT_PATH"), os.Getenv("TEMPORAL_TLS_CLIENT_KEY_PATH"); cert != "" && key != "" {
-		pair, err := tls.LoadX509KeyPair(cert, key)
-		if err != nil {
-			return nil, fmt.Errorf("temporal TLS client certificate: %w: %w", errPermanent, err)
-		}
-		opts.ConnectionOptions.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
+	opts, err := Options(logger)
+	if err != nil {
+		return nil, err
 	}
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s; set TEMPORAL_ADDRESS): %w", address, namespace, err)
+		if isTLSConfigError(err) {
+			return nil, fmt.Errorf("connect to Temporal at %s: %w: %w", opts.HostPort, errPermanent, err)
+		}
+		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s; set TEMPORAL_ADDRESS): %w", opts.HostPort, opts.Namespace, err)
 	}
 	return c, nil
+}
+
+// isTLSConfigError: a certificate the server refuses, or one that does not
+// name the server, fails the same way on every try.
+func isTLSConfigError(err error) bool {
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	return errors.As(err, &unknown) || errors.As(err, &host)
 }
 
 // errPermanent marks a connection error that retrying cannot mend.
