@@ -36,15 +36,40 @@ type S3 struct {
 	url    string
 	// idleTimeout and callTimeout bound operations (deadline.go).
 	idleTimeout, callTimeout time.Duration
+	writer                   string // stored as metadata (WriterID)
+	createBucket             bool
+}
+
+// metadataDirective: a copy names its own writer, when there is one.
+func (s *S3) metadataDirective() types.MetadataDirective {
+	if s.writer == "" {
+		return types.MetadataDirectiveCopy
+	}
+	return types.MetadataDirectiveReplace
+}
+
+// writerKey is the object metadata that names an object's writer.
+const writerKey = "resomap-writer"
+
+// metadata is what every stored object carries.
+func (s *S3) metadata() map[string]string {
+	if s.writer == "" {
+		return nil
+	}
+	return map[string]string{writerKey: s.writer}
 }
 
 // NewS3 opens s3://bucket/prefix with the standard AWS configuration chain
 // (AWS_PROFILE, AWS_REGION, AWS_ACCESS_KEY_ID…, AWS_ENDPOINT_URL_S3 for
 // S3-compatible servers). Path-style addressing: ?path_style=true or
-// RESOMAP_S3_PATH_STYLE=true. It checks the bucket is reachable.
-func NewS3(ctx context.Context, u *url.URL) (*S3, error) {
+// RESOMAP_S3_PATH_STYLE=true. It checks the bucket is reachable (and
+// creates it with the CreateBucket option).
+func NewS3(ctx context.Context, u *url.URL, opts ...Option) (*S3, error) {
 	s := &S3{bucket: u.Host, prefix: strings.Trim(u.Path, "/"), url: "s3://" + u.Host + u.Path,
 		idleTimeout: defaultIdleTimeout, callTimeout: defaultCallTimeout}
+	for _, o := range opts {
+		o(s)
+	}
 	if s.bucket == "" {
 		return nil, fmt.Errorf("store %s: no bucket (use s3://bucket/prefix)", s.url)
 	}
@@ -83,14 +108,35 @@ func NewS3(ctx context.Context, u *url.URL) (*S3, error) {
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.DisableChecksumValidation = true // our records carry SHA-256
 	})
-	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	_, err = s.client.HeadBucket(hctx, &s3.HeadBucketInput{Bucket: &s.bucket}, func(o *s3.Options) { o.RetryMaxAttempts = 2 })
-	if err != nil {
-		return nil, fmt.Errorf("store %s: %w", s.url, describe(err))
+	if err := s.checkBucket(ctx); err != nil {
+		return nil, fmt.Errorf("store %s: %w", s.url, err)
 	}
 	return s, nil
 }
+
+// checkBucket makes sure the bucket answers, creating it if it is missing
+// and s may. Racing creators all succeed: one creates, the others find it.
+func (s *S3) checkBucket(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket}, func(o *s3.Options) { o.RetryMaxAttempts = 2 })
+	if err == nil {
+		return nil
+	}
+	err = describe(err)
+	if !errors.Is(err, errNoBucket) || !s.createBucket {
+		return err
+	}
+	_, err = s.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &s.bucket})
+	var owned *types.BucketAlreadyOwnedByYou
+	if err != nil && !errors.As(err, &owned) {
+		return fmt.Errorf("create bucket %s: %w", s.bucket, describe(err))
+	}
+	return nil
+}
+
+// errNoBucket: the store's bucket is missing.
+var errNoBucket = errors.New("bucket does not exist")
 
 // describeIn is describe, saying so when the store stopped answering
 // (ctx's deadline or its transfer's watchdog ended the call).
@@ -109,7 +155,7 @@ func describe(err error) error {
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode() {
 		case "NotFound", "NoSuchBucket":
-			return errors.New("bucket does not exist")
+			return errNoBucket
 		case "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied":
 			return errors.New("access denied: check the credentials (" + apiErr.ErrorCode() + ")")
 		}
@@ -137,7 +183,7 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader) error {
 	}
 	t := newTransfer(ctx, s.idleTimeout)
 	defer t.done()
-	if _, err := s.tm.UploadObject(t.ctx, &tm.UploadObjectInput{Bucket: &s.bucket, Key: &k, Body: t.reader(r)}); err != nil {
+	if _, err := s.tm.UploadObject(t.ctx, &tm.UploadObjectInput{Bucket: &s.bucket, Key: &k, Body: t.reader(r), Metadata: s.metadata()}); err != nil {
 		return fmt.Errorf("put %s to %s: %w", key, s.url, s.describeIn(t.ctx, err))
 	}
 	return nil
@@ -152,7 +198,7 @@ func (s *S3) PutIfAbsent(ctx context.Context, key string, data []byte) error {
 	}
 	ctx, done := call(ctx, s.callTimeout)
 	defer done()
-	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &k, Body: strings.NewReader(string(data)), IfNoneMatch: aws.String("*")})
+	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &k, Body: strings.NewReader(string(data)), IfNoneMatch: aws.String("*"), Metadata: s.metadata()})
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) && (apiErr.ErrorCode() == "PreconditionFailed" || apiErr.ErrorCode() == "ConditionalRequestConflict") {
 		return fmt.Errorf("put %s to %s: %w", key, s.url, ErrExists)
@@ -201,7 +247,7 @@ func (s *S3) Stat(ctx context.Context, key string) (Info, error) {
 	if err != nil {
 		return Info{}, fmt.Errorf("stat %s in %s: %w", key, s.url, describe(err))
 	}
-	return Info{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
+	return Info{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified), Writer: out.Metadata[writerKey]}, nil
 }
 
 func (s *S3) List(ctx context.Context, prefix string) ([]Info, error) {
@@ -301,7 +347,7 @@ func (s *S3) Copy(ctx context.Context, from, to string) error {
 	// size at a slow 10 MB/s, on top of a small call's time.
 	ctx, done := call(ctx, s.callTimeout+time.Duration(info.Size/(10<<20))*time.Second)
 	defer done()
-	if _, err := s.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &s.bucket, Key: &dst, CopySource: &source}); err != nil {
+	if _, err := s.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &s.bucket, Key: &dst, CopySource: &source, Metadata: s.metadata(), MetadataDirective: s.metadataDirective()}); err != nil {
 		return fmt.Errorf("copy %s to %s in %s: %w", from, to, s.url, describe(err))
 	}
 	return nil

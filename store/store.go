@@ -29,6 +29,9 @@ type Info struct {
 	Key     string
 	Size    int64
 	ModTime time.Time
+	// Writer is who stored it (Option WriterID), where the store keeps it
+	// (S3's object metadata, read by Stat); "" otherwise.
+	Writer string
 }
 
 // Store is a flat key space of immutable-once-written blobs. Keys use '/'.
@@ -46,8 +49,19 @@ type Store interface {
 	URL() string
 }
 
+// Option changes how Open opens an S3 store (a file store ignores them).
+type Option func(*S3)
+
+// WriterID records id with every object this process stores, as S3 object
+// metadata: an audit of who wrote what (a worker's identity).
+func WriterID(id string) Option { return func(s *S3) { s.writer = id } }
+
+// CreateBucket creates a missing bucket instead of failing: for a worker
+// given a fresh S3 server (a new `docker compose up`).
+func CreateBucket() Option { return func(s *S3) { s.createBucket = true } }
+
 // Open opens a store by URL. A plain path means file://.
-func Open(ctx context.Context, rawURL string) (Store, error) {
+func Open(ctx context.Context, rawURL string, opts ...Option) (Store, error) {
 	if rawURL == "" {
 		return nil, fmt.Errorf("store: empty URL (use file:///path or s3://bucket/prefix)")
 	}
@@ -63,7 +77,7 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 		// file:///abs/path, or file://rel/path relative to the working directory.
 		return NewFile(strings.TrimPrefix(rawURL, "file://"))
 	case "s3":
-		s, err := NewS3(ctx, u)
+		s, err := NewS3(ctx, u, opts...)
 		if err != nil {
 			return nil, err
 		}

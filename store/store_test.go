@@ -225,3 +225,55 @@ func TestCopy(t *testing.T) {
 		})
 	}
 }
+
+// A worker given a fresh S3 server creates its bucket (racing workers all
+// start), and every object it stores names it, through Put, PutIfAbsent
+// and Copy alike; a store opened without a writer names none.
+func TestS3CreatesItsBucketAndNamesItsWriter(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t, t.TempDir())
+	srv.Env(t)
+	if _, err := store.Open(ctx, "s3://fresh/p"); err == nil || !strings.Contains(err.Error(), "bucket does not exist") {
+		t.Fatalf("without CreateBucket: %v, want bucket does not exist", err)
+	}
+	stores := make([]store.Store, 3)
+	errs := make(chan error, len(stores))
+	for i := range stores {
+		go func() {
+			var err error
+			stores[i], err = store.Open(ctx, "s3://fresh/p", store.CreateBucket(), store.WriterID(fmt.Sprintf("host%d/1", i)))
+			errs <- err
+		}()
+	}
+	for range stores {
+		if err := <-errs; err != nil {
+			t.Fatalf("racing creators: %v", err)
+		}
+	}
+	w := stores[1]
+	if err := w.Put(ctx, "a", strings.NewReader("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.PutIfAbsent(ctx, "b", []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Copy(ctx, stores[2], "a", "c"); err != nil {
+		t.Fatal(err)
+	}
+	plain, err := store.Open(ctx, "s3://fresh/p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.Put(ctx, "d", strings.NewReader("z")); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{"a": "host1/1", "b": "host1/1", "c": "host2/1", "d": ""} {
+		in, err := plain.Stat(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.Writer != want {
+			t.Errorf("%s: writer %q, want %q", key, in.Writer, want)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -38,7 +39,7 @@ func main() {
 	flag.StringVar(&set.taskQueue, "task-queue", temporalx.EnvOr("RESOMAP_TASK_QUEUE", workflows.TaskQueue), "Temporal task queue")
 	flag.StringVar(&set.storeURL, "store", temporalx.EnvOr("RESOMAP_STORE", "file://state/store"), "checkpoint store: file:///dir or s3://bucket/prefix")
 	flag.StringVar(&set.device, "device", temporalx.EnvOr("RESOMAP_DEVICE", "cpu"), "cpu, cuda or cuda:N")
-	flag.IntVar(&set.threads, "threads", 0, "libtorch intra-op threads (0 = all cores)")
+	flag.IntVar(&set.threads, "threads", envInt("RESOMAP_THREADS"), "libtorch intra-op threads (0 = all cores; default $RESOMAP_THREADS)")
 	flag.IntVar(&set.concurrency, "concurrency", 1, "trainings run at once by this worker (and held in memory between epochs)")
 	flag.StringVar(&set.lib, "lib", "", "path to libresomap.so (default: $RESOMAP_LIB or build/libresomap.so)")
 	flag.StringVar(&set.cacheDir, "data-cache", temporalx.EnvOr("RESOMAP_DATA_CACHE", ""), "resized data cache directory (default ~/.cache/resomap)")
@@ -54,6 +55,21 @@ func main() {
 		logger.Error("worker failed", "err", err)
 		os.Exit(1)
 	}
+}
+
+// envInt is an integer environment variable's value, 0 when unset; one
+// that is not a number stops the worker with its name.
+func envInt(name string) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		fmt.Fprintf(os.Stderr, "worker: %s=%q: want a number of threads (0: all cores)\n", name, v)
+		os.Exit(2)
+	}
+	return n
 }
 
 // settings are the worker's flags.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -35,10 +36,23 @@ func waitFor[T any](ctx context.Context, logger *slog.Logger, what string, try f
 
 // openStore waits for the store: only an unreachable server is worth
 // waiting for; a missing bucket or bad credentials are not.
+// Every object it stores names this worker (host/pid) in S3's metadata;
+// RESOMAP_S3_CREATE_BUCKET=true creates a missing bucket (a fresh stack).
 func openStore(ctx context.Context, logger *slog.Logger, url string) (store.Store, error) {
+	opts := []store.Option{store.WriterID(writerID())}
+	if os.Getenv("RESOMAP_S3_CREATE_BUCKET") == "true" {
+		opts = append(opts, store.CreateBucket())
+	}
 	return waitFor(ctx, logger, "the store", func(ctx context.Context) (store.Store, error) {
-		return store.Open(ctx, url)
+		return store.Open(ctx, url, opts...)
 	}, func(err error) bool { return !errors.Is(err, store.ErrUnreachable) })
+}
+
+// writerID names this worker process in what it stores: its host (a
+// container's ID) and pid.
+func writerID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
 // dialTemporal waits for the Temporal server.
