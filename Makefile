@@ -11,7 +11,7 @@ export GOBIN
 SHIM := $(BUILD)/libresomap.so
 export RESOMAP_LIB := $(abspath $(SHIM))
 
-.PHONY: all deps shim build test test-fast test-libtorch2 chaos bench demo clean tools temporal-cli stop
+.PHONY: all deps shim build test test-fast test-libtorch2 test-stack images chaos bench demo clean tools temporal-cli stop
 all: shim build
 
 # System packages a fresh Debian/Ubuntu machine needs (run as root, or with sudo).
@@ -44,6 +44,16 @@ test: deps shim tools
 # long run says it is skipped (`make test` runs everything).
 test-fast: deps shim
 	CGO_ENABLED=0 go test -short -count=1 -timeout 10m ./...
+
+# The team stack's images, with no registry (root the first time: debootstrap).
+images:
+	@bash scripts/build-images.sh
+
+# The team stack for real: the images above, docker-compose.yml with
+# docker-compose.local.yml on a project of its own, three worker containers
+# through kills, partitions and restarts (root: docker).
+test-stack: images build
+	CGO_ENABLED=0 go test -tags stack -count=1 -timeout 40m -v ./integration/stack
 
 # A long chaos soak (root: it fills a tmpfs): ADVERSARY_RUNS randomised
 # workflow schedules, then CHAOS_ROUNDS rounds of random worker kills and

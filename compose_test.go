@@ -11,19 +11,31 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// docker-compose.yml cannot be run here (no Docker engine), so it is kept
-// honest: docker-compose validates it, and every variable it sets on the
-// worker is one the code reads.
+// docker-compose.yml is started for real by the stack test (make
+// test-stack); this one, quick and in every run, keeps it honest: it
+// resolves (with the local override and the GPU profile too), every
+// variable it sets on the worker is one the code reads, nothing listens
+// beyond this machine, and no secret is written in it.
 func TestComposeFileIsValidAndUsesRealKnobs(t *testing.T) {
 	bin, err := exec.LookPath("docker-compose")
 	if err != nil {
 		t.Fatal("docker-compose not installed: run `make deps`")
 	}
-	// Resolved as a user would, with the example .env.
-	resolved, err := exec.Command(bin, "--env-file", ".env.example", "-f", "docker-compose.yml", "config").CombinedOutput()
-	if err != nil {
-		t.Fatalf("docker-compose config: %v\n%s", err, resolved)
+	envFile := filepath.Join(t.TempDir(), "env")
+	if err := os.WriteFile(envFile, []byte("POSTGRES_PASSWORD=p0stgres-test\nS3_ACCESS_KEY=resomap\nS3_SECRET_KEY=s3-secret-test\n"), 0o600); err != nil {
+		t.Fatal(err)
 	}
+	config := func(args ...string) []byte {
+		t.Helper()
+		out, err := exec.Command(bin, append([]string{"--env-file", envFile, "-f", "docker-compose.yml"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("docker-compose %v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	resolved := config("config")
+	checkLocalImages(t, config("-f", "docker-compose.local.yml", "config"))
+	checkGPUProfile(t, config("--profile", "gpu", "config"))
 	checkPortsAreLocal(t, resolved)
 	b, err := os.ReadFile("docker-compose.yml")
 	if err != nil {
@@ -102,5 +114,74 @@ func checkNoSecrets(t *testing.T, compose []byte) {
 		if v := string(m[3]); !strings.HasPrefix(v, "${") {
 			t.Errorf("docker-compose.yml sets %s to a literal (%q): take it from .env", m[1], v)
 		}
+	}
+}
+
+// The example .env has no usable secret: resolving with it fails at once,
+// naming the variable to set.
+func TestComposeRefusesTheExampleEnv(t *testing.T) {
+	out, err := exec.Command("docker-compose", "--env-file", ".env.example", "-f", "docker-compose.yml", "config").CombinedOutput()
+	if err == nil {
+		t.Fatal("docker-compose accepted .env.example as it is")
+	}
+	if !strings.Contains(string(out), "POSTGRES_PASSWORD is empty. Set your own in .env") {
+		t.Errorf("the refusal does not name the variable:\n%s", out)
+	}
+}
+
+// checkLocalImages: the override swaps every upstream image for one
+// `make images` builds.
+func checkLocalImages(t *testing.T, resolved []byte) {
+	t.Helper()
+	var doc struct {
+		Services map[string]struct {
+			Image    string   `yaml:"image"`
+			Profiles []string `yaml:"profiles"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(resolved, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for name, svc := range doc.Services {
+		if len(svc.Profiles) > 0 && svc.Profiles[0] == "gpu" {
+			continue // built from Dockerfile.cuda on a GPU host
+		}
+		if !strings.HasPrefix(svc.Image, "resomap/") || !strings.HasSuffix(svc.Image, ":local") {
+			t.Errorf("docker-compose.local.yml leaves %s on %q", name, svc.Image)
+		}
+	}
+}
+
+// checkGPUProfile: the GPU worker reserves the host's GPUs.
+func checkGPUProfile(t *testing.T, resolved []byte) {
+	t.Helper()
+	var doc struct {
+		Services map[string]struct {
+			Build struct {
+				Dockerfile string `yaml:"dockerfile"`
+			} `yaml:"build"`
+			Environment map[string]string `yaml:"environment"`
+			Deploy      struct {
+				Resources struct {
+					Reservations struct {
+						Devices []struct {
+							Capabilities []string `yaml:"capabilities"`
+						} `yaml:"devices"`
+					} `yaml:"reservations"`
+				} `yaml:"resources"`
+			} `yaml:"deploy"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(resolved, &doc); err != nil {
+		t.Fatal(err)
+	}
+	gpu, ok := doc.Services["worker-gpu"]
+	if !ok {
+		t.Fatal("no worker-gpu service in the gpu profile")
+	}
+	devs := gpu.Deploy.Resources.Reservations.Devices
+	if gpu.Build.Dockerfile != "Dockerfile.cuda" || gpu.Environment["RESOMAP_DEVICE"] != "cuda" ||
+		len(devs) != 1 || len(devs[0].Capabilities) != 1 || devs[0].Capabilities[0] != "gpu" {
+		t.Errorf("worker-gpu: want Dockerfile.cuda, RESOMAP_DEVICE=cuda and a GPU reservation, got %+v", gpu)
 	}
 }
