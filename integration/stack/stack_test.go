@@ -14,8 +14,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,11 +53,11 @@ type stack struct {
 	t                    *testing.T
 	project, envFile     string
 	temporalPort, s3Port string
+	uiPort               string
 	start                time.Time
 	last                 time.Time // the end of the previous step
 	temporal             client.Client
 	store                store.Store
-	workerIDs            map[string]string // container → writer ID seen in the store
 	faults               []string
 }
 
@@ -68,7 +70,7 @@ func TestStack(t *testing.T) {
 			t.Fatalf("image resomap/%s:local is missing: run `make images`", img)
 		}
 	}
-	s := &stack{t: t, project: fmt.Sprintf("resomapstack%d", os.Getpid()), start: time.Now(), workerIDs: map[string]string{}}
+	s := &stack{t: t, project: fmt.Sprintf("resomapstack%d", os.Getpid()), start: time.Now()}
 	s.last = s.start
 	s.refusesPlaceholders()
 	s.writeEnv()
@@ -82,6 +84,7 @@ func TestStack(t *testing.T) {
 	reference := startReference(t, spec)
 	s.waitHealthy()
 	s.step("stack healthy")
+	s.checkWebUI()
 	s.connect()
 	if out, err := s.starter("--sweep", spec, "--id", "sweep-stack"); err != nil {
 		t.Fatalf("starter: %v\n%s", err, out)
@@ -154,10 +157,10 @@ func (s *stack) refusesPlaceholders() {
 
 func (s *stack) writeEnv() {
 	s.t.Helper()
-	s.temporalPort, s.s3Port = freePort(s.t), freePort(s.t)
+	s.temporalPort, s.s3Port, s.uiPort = freePort(s.t), freePort(s.t), freePort(s.t)
 	env := strings.Join([]string{
 		"POSTGRES_PASSWORD=" + secret(), "S3_ACCESS_KEY=resomap-stack", "S3_SECRET_KEY=" + secret(),
-		"TEMPORAL_PORT=" + s.temporalPort, "TEMPORAL_UI_PORT=" + freePort(s.t), "S3_PORT=" + s.s3Port,
+		"TEMPORAL_PORT=" + s.temporalPort, "TEMPORAL_UI_PORT=" + s.uiPort, "S3_PORT=" + s.s3Port,
 		// One thread each, as the reference: the same numbers.
 		"RESOMAP_THREADS=1",
 	}, "\n") + "\n"
@@ -270,6 +273,35 @@ func (s *stack) waitHealthy() {
 		}
 		return n == 3
 	})
+}
+
+// checkWebUI: the Web UI answers on its port and reaches Temporal (its
+// API lists the namespace).
+func (s *stack) checkWebUI() {
+	s.t.Helper()
+	base := "http://127.0.0.1:" + s.uiPort
+	s.waitFor("the Web UI", 2*time.Minute, func() bool {
+		page, err := httpGet(base + "/")
+		if err != nil || !strings.Contains(page, "<html") {
+			return false
+		}
+		api, err := httpGet(base + "/api/v1/namespaces/default")
+		return err == nil && strings.Contains(api, `"default"`)
+	})
+	s.step("Web UI at " + base + " shows namespace default")
+}
+
+func httpGet(url string) (string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return string(b), err
 }
 
 func (s *stack) inspect(id, format string) string {
