@@ -130,6 +130,7 @@ func TestStack(t *testing.T) {
 		}
 	}
 	s.step("the finished sweep is there; a rerun skips everything")
+	s.reportThroughCompose()
 	t.Logf("faults: %s", strings.Join(s.faults, "; "))
 }
 
@@ -537,6 +538,22 @@ func (s *stack) writtenSince(before map[string]time.Time, container string) []st
 	return out
 }
 
+// reportThroughCompose writes the sweep's report as the README says, with
+// the compose file's starter service, into the repository's reports/.
+func (s *stack) reportThroughCompose() {
+	s.t.Helper()
+	name := "stack-test-" + s.project
+	dir := filepath.Join(repo, "reports", name)
+	s.t.Cleanup(func() { os.RemoveAll(dir) })
+	s.compose("run", "--rm", "starter", "report", "--sweep", "default", "--out", "reports/"+name)
+	for _, f := range []string{"index.html", "results.csv", "README.md"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			s.t.Errorf("docker compose run --rm starter report: %v", err)
+		}
+	}
+	s.step("docker compose run --rm starter report --sweep default: reports/" + name + "/index.html")
+}
+
 // writer is who stored an object ("" if it cannot say).
 func (s *stack) writer(key string) string {
 	in, err := s.store.Stat(context.Background(), key)
@@ -678,28 +695,31 @@ func startReference(t *testing.T, spec string) func() string {
 		"RESOMAP_DATA_CACHE="+t.TempDir())
 	w := exec.Command(built("worker"), "--threads", "1")
 	w.Env = env
-	var wlog, out bytes.Buffer
+	var wlog bytes.Buffer
 	w.Stdout, w.Stderr = &wlog, &wlog
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.Process.Kill(); w.Wait() })
-	st := exec.Command(built("starter"), "--sweep", spec, "--id", "sweep-ref", "--wait")
+	st := exec.Command(built("starter"), "--sweep", spec, "--id", "sweep-ref")
 	st.Env, st.Dir = env, t.TempDir()
-	st.Stdout, st.Stderr = &out, &out
-	if err := st.Start(); err != nil {
-		t.Fatal(err)
+	if out, err := st.CombinedOutput(); err != nil {
+		t.Fatalf("reference starter: %v\n%s", err, out)
 	}
-	t.Cleanup(func() {
-		if st.ProcessState == nil {
-			st.Process.Kill()
-			st.Wait()
-		}
-	})
+	// Its result, not `--wait`'s live queries: a worker with one thread
+	// on a loaded machine may answer a query late, never a result.
 	return func() string {
 		t.Helper()
-		if err := st.Wait(); err != nil {
-			t.Fatalf("reference run: %v\n%s\nworker:\n%s", err, out.String(), wlog.String())
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+		defer cancel()
+		var p workflows.SweepProgress
+		if err := srv.Client().GetWorkflow(ctx, "sweep-ref", "").Get(ctx, &p); err != nil {
+			t.Fatalf("reference run: %v\nworker:\n%s", err, wlog.String())
+		}
+		for _, o := range p.Combos {
+			if o.Status != sweep.Completed {
+				t.Fatalf("reference run: %s %s (%s)", o.ID(), o.Status, o.Reason)
+			}
 		}
 		return dir
 	}
