@@ -14,9 +14,10 @@ import (
 )
 
 // ResoMap's SGD (momentum, nesterov, weight decay) and AdamW, with label
-// smoothing and a changing learning rate, end where torch.optim ends from
-// the same weights on the same batches: weights, BatchNorm buffers and
-// optimiser state.
+// smoothing and a changing learning rate, take the steps torch.optim takes:
+// from ResoMap's weights, BatchNorm buffers and optimiser state after each
+// step, torch.optim's next step on the same batch ends where ResoMap's does
+// (step by step: see testdata/optim_parity.py for why not end to end).
 func TestOptimizersMatchPyTorch(t *testing.T) {
 	py := pythonTorch(t)
 	tr := newTrainer(t, t.TempDir())
@@ -29,7 +30,7 @@ func TestOptimizersMatchPyTorch(t *testing.T) {
 	}{
 		{"sgd_nesterov_wd", "sgd", torch.ModelSpec{Optimizer: torch.SGD, Momentum: 0.9, Nesterov: true, WeightDecay: 5e-4}},
 		{"sgd_momentum", "sgd", torch.ModelSpec{Optimizer: torch.SGD, Momentum: 0.8}},
-		{"adamw", "adamw", torch.ModelSpec{Optimizer: torch.AdamW, WeightDecay: 0.05, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8}},
+		{"adamw", "adamw", torch.ModelSpec{Optimizer: torch.AdamW, WeightDecay: 0.3, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.spec
@@ -45,8 +46,15 @@ func TestOptimizersMatchPyTorch(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer m.Close()
+			dir := t.TempDir()
+			write := func(name string, data []byte) {
+				if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
 			init, _ := export(t, m)
-			for _, lr := range hp["lrs"].([]float64) {
+			write("w0.st", init)
+			for k, lr := range hp["lrs"].([]float64) {
 				m.ZeroGrad()
 				if _, _, err := m.ForwardBackward(b, 1, 0.1); err != nil {
 					t.Fatal(err)
@@ -54,20 +62,15 @@ func TestOptimizersMatchPyTorch(t *testing.T) {
 				if err := m.Step(lr); err != nil {
 					t.Fatal(err)
 				}
+				weights, optim := export(t, m)
+				write(fmt.Sprintf("w%d.st", k+1), weights)
+				write(fmt.Sprintf("o%d.st", k+1), optim)
 			}
-			final, optim := export(t, m)
-			dir := t.TempDir()
-			files := map[string][]byte{"init.st": init, "final.st": final, "optim.st": optim, "x.bin": b.Images,
-				"y.bin": unsafe.Slice((*byte)(unsafe.Pointer(&b.Labels[0])), 8*n)}
-			for f, data := range files {
-				if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
+			write("x.bin", b.Images)
+			write("y.bin", unsafe.Slice((*byte)(unsafe.Pointer(&b.Labels[0])), 8*n))
 			hpJSON, _ := json.Marshal(hp)
 			out, err := exec.Command(py, "testdata/optim_parity.py", "resnet18",
-				filepath.Join(dir, "init.st"), filepath.Join(dir, "final.st"), filepath.Join(dir, "optim.st"),
-				filepath.Join(dir, "x.bin"), filepath.Join(dir, "y.bin"),
+				dir, fmt.Sprint(len(hp["lrs"].([]float64))), filepath.Join(dir, "x.bin"), filepath.Join(dir, "y.bin"),
 				fmt.Sprint(n), fmt.Sprint(c), fmt.Sprint(res), fmt.Sprint(res), fmt.Sprint(nc), "0.5", "0.25",
 				tc.opt, string(hpJSON)).CombinedOutput()
 			t.Logf("%s", out)
