@@ -119,6 +119,7 @@ func Open(path string) (*Lib, error) {
 	if _, err := os.Stat(abs); err != nil {
 		return nil, fmt.Errorf("%w at %s: build it with `make shim` (Debian: apt-get install libtorch-dev; other libtorch: make shim LIBTORCH=/path/to/libtorch) or set RESOMAP_LIB", ErrLibraryMissing, abs)
 	}
+	keepStepMemory() // before libtorch allocates anything
 	h, err := purego.Dlopen(abs, purego.RTLD_NOW|purego.RTLD_GLOBAL)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w (is libtorch on the library path?)", abs, err)

@@ -180,6 +180,7 @@ func (m *Model) Close() {
 		_ = m.lib.call(func() int32 { m.lib.modelFree(h); return statusOK })
 		m.h = 0
 		m.lib.liveModels.Add(-1)
+		releaseFreedMemory()
 	}
 }
 

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package torch
+
+func keepStepMemory()     {}
+func releaseFreedMemory() {}
