@@ -1,6 +1,7 @@
 package report
 
 import (
+	"fmt"
 	"math"
 	"sort"
 )
@@ -115,4 +116,30 @@ func (r *Report) withinNoise() (models []string, best map[string]int, near map[s
 		sort.Ints(near[m])
 	}
 	return models, best, near
+}
+
+// Difference is mean(a) - mean(b) with its 95% Welch interval (unequal
+// variances; degrees of freedom by Welch-Satterthwaite, rounded down so the
+// interval errs wide).
+type Difference struct {
+	Diff, Low, High float64
+	DF              float64
+}
+
+// WelchDifference compares two samples of two or more values each.
+func WelchDifference(a, b []float64) (Difference, error) {
+	if len(a) < 2 || len(b) < 2 {
+		return Difference{}, fmt.Errorf("a Welch interval needs two or more values on each side, got %d and %d", len(a), len(b))
+	}
+	ia, ib := seedInterval(a), seedInterval(b)
+	va, vb := ia.Std*ia.Std/float64(ia.N), ib.Std*ib.Std/float64(ib.N)
+	d := Difference{Diff: ia.Mean - ib.Mean}
+	if va+vb == 0 {
+		d.Low, d.High, d.DF = d.Diff, d.Diff, math.Inf(1)
+		return d, nil
+	}
+	d.DF = (va + vb) * (va + vb) / (va*va/float64(ia.N-1) + vb*vb/float64(ib.N-1))
+	half := tQuantile975(max(1, int(d.DF))) * math.Sqrt(va+vb)
+	d.Low, d.High = d.Diff-half, d.Diff+half
+	return d, nil
 }

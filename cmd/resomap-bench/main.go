@@ -151,13 +151,24 @@ func main() {
 	data := flag.String("data", "", "data for --epochs (an image folder or IDX folder)")
 	batch := flag.Int("batch", 256, "batch size for --epochs")
 	limit := flag.Int("train-limit", 0, "first N training (and validation) images for --epochs (0 = all)")
+	jobSpec := flag.String("job", "", "train MODEL,RES,EPOCHS,TRAIN,SEED: the Fashion-MNIST job of bench/torch_train_reference.py, through the real activities; prints one JSON line")
+	compare := flag.String("compare", "", "print the --job runs and bench/torch_train_reference.py runs in this JSON-lines file side by side")
 	flag.Parse()
+	if *compare != "" {
+		if err := compareJobs(*compare); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	lib, err := torch.Open("")
 	if err == nil {
 		err = lib.SetThreads(*threads)
 	}
 	switch {
 	case err != nil:
+	case *jobSpec != "":
+		err = fashionJobFlag(*jobSpec, *cacheDir, *threads)
 	case *epochs > 0:
 		err = epochSplit(*device, *data, *cacheDir, *epochs, *batch, *limit)
 	case *loader != "":
@@ -325,4 +336,21 @@ func gpu(lib *torch.Lib, device, out string) {
 		b, _ := json.MarshalIndent(rows, "", " ")
 		os.WriteFile(out, b, 0o644)
 	}
+}
+
+// fashionJobFlag runs --job MODEL,RES,EPOCHS,TRAIN,SEED.
+func fashionJobFlag(spec, cacheDir string, threads int) error {
+	f := strings.Split(spec, ",")
+	if len(f) != 5 {
+		return fmt.Errorf("--job %q: want MODEL,RES,EPOCHS,TRAIN,SEED", spec)
+	}
+	var n [4]int
+	for i, s := range f[1:] {
+		v, err := strconv.Atoi(s)
+		if err != nil || v <= 0 {
+			return fmt.Errorf("--job %q: %q is not a positive number", spec, s)
+		}
+		n[i] = v
+	}
+	return runFashionJob(fashionJob(f[0], n[0], n[1], n[2], uint64(n[3]), cacheDir), threads)
 }
