@@ -11,7 +11,7 @@ export GOBIN
 SHIM := $(BUILD)/libresomap.so
 export RESOMAP_LIB := $(abspath $(SHIM))
 
-.PHONY: all deps shim build test test-fast test-libtorch2 test-stack images chaos bench demo clean tools temporal-cli stop
+.PHONY: all deps shim build test test-fast test-timing test-libtorch2 test-stack images chaos bench bench-train demo clean tools temporal-cli stop
 all: shim build
 
 # System packages a fresh Debian/Ubuntu machine needs (run as root, or with sudo).
@@ -38,12 +38,19 @@ temporal-cli:
 
 test: deps shim tools
 	CGO_ENABLED=0 go test -count=1 -timeout 80m ./...
+	$(MAKE) --no-print-directory test-timing
 
 # The quick loop (under 3 minutes on 2 cores): every pure-Go and
 # single-process test; what needs a server, helper processes, Python or a
 # long run says it is skipped (`make test` runs everything).
 test-fast: deps shim
 	CGO_ENABLED=0 go test -short -count=1 -timeout 10m ./...
+
+# Tests that time trainings and so need the machine to themselves (under
+# `go test ./...` other packages' tests load the cores): compute hours that
+# do not depend on how trainings shared a worker.
+test-timing: deps shim tools build
+	CGO_ENABLED=0 go test -tags timing -count=1 -timeout 20m -v -run 'TestComputeHours' ./integration
 
 # The team stack's images, with no registry (root the first time: debootstrap).
 images:
@@ -81,6 +88,13 @@ bench: deps shim tools build $(BENCH_CPP)
 	CGO_ENABLED=0 go run ./cmd/resomap-bench --cpp $(BENCH_CPP)
 	bash scripts/bench-data.sh
 	CGO_ENABLED=0 go test -run '^$$' -bench . -benchtime 1x ./store ./integration
+	bash scripts/bench-train.sh
+
+# ResoMap against the plain PyTorch script of the same training, over
+# seeds: throughput ratio, slowest epoch, accuracy with a Welch interval
+# (about 25 minutes on 2 cores; RESOMAP_BENCH_SEEDS=2 for a shorter run).
+bench-train: deps shim build
+	bash scripts/bench-train.sh
 
 demo: deps shim temporal-cli build
 	@bash scripts/demo.sh

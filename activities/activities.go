@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
 	"sync"
 
 	"go.temporal.io/api/workflowservice/v1"
@@ -55,7 +56,18 @@ type Activities struct {
 	// concurrency) over its shared and own queues; nil: no bound.
 	Slots chan struct{}
 
-	pruning sync.Map // combination folders being pruned now
+	pruning sync.Map    // combination folders being pruned now
+	device  deviceShare // who uses the device now, for compute time
+}
+
+// cpuCores is the cores a CPU worker's device has (the Go scheduler's
+// count, which follows a container's CPU quota), 0 on a GPU (see
+// deviceShare).
+func (a *Activities) cpuCores() int {
+	if a.Trainer.Device != "cpu" {
+		return 0
+	}
+	return runtime.GOMAXPROCS(0)
 }
 
 // residents is the worker's resident-model cache (one that keeps nothing

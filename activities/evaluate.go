@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"go.temporal.io/sdk/activity"
 	"time"
 
 	"github.com/resomap/resomap/dataset"
@@ -19,6 +20,7 @@ import (
 // sweep allows it.
 func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.EvaluateInput) (out workflows.EvaluateOutput, err error) {
 	started := time.Now()
+	out.WaitSeconds = queued(activity.GetInfo(ctx))
 	defer func() { out.Seconds = time.Since(started).Seconds() }()
 	// Heartbeats go on while it evaluates (a large model over a real
 	// validation folder at 640 px outlasts any heartbeat timeout).
@@ -33,6 +35,10 @@ func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.Eva
 		return out, err
 	}
 	defer release()
+	out.WaitSeconds += time.Since(started).Seconds()
+	started = time.Now() // Seconds: evaluating, the slot's wait apart
+	use := a.device.start(a.cpuCores())
+	defer use.stop()
 	a.residents().reserve()
 	defer a.residents().drop(nil)
 	results, todo, err := a.storedOrSkipped(ctx, in)

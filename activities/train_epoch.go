@@ -27,17 +27,24 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	ctx = hb.watching(ctx) // store calls tell it when they wait and advance
 	store := &attemptStore{a: a, repo: repo, hb: hb}
 	info := activity.GetInfo(ctx)
-	out := workflows.TrainEpochOutput{Attempt: info.Attempt, Device: a.Trainer.Device, WorkerQueue: a.WorkerQueue}
+	out := workflows.TrainEpochOutput{Attempt: info.Attempt, Device: a.Trainer.Device, WorkerQueue: a.WorkerQueue,
+		WaitSeconds: queued(info)}
 	release, err := a.takeSlot(ctx, hb.setPhase)
 	if err != nil {
 		return out, err
 	}
 	defer release()
+	slotted := time.Now()
+	out.WaitSeconds += slotted.Sub(started).Seconds()
+	// Opening builds the data cache when it is cold, on every core:
+	// trainings running meanwhile share the device with it.
+	opening := a.device.start(a.cpuCores())
 	s, from, err := a.openSession(ctx, in, hb)
+	opening.stop()
 	if err != nil {
 		return out, err
 	}
-	out.RestoreSeconds = time.Since(started).Seconds()
+	out.RestoreSeconds = time.Since(slotted).Seconds()
 	if s == nil {
 		// Already done (a previous attempt finished but its result was
 		// lost): report it without training again.
@@ -59,11 +66,13 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 		case <-tctx.Done():
 		}
 	}()
+	use := a.device.start(a.cpuCores())
 	res, err := s.Train(tctx, trainer.RunOptions{
 		UntilEpoch: in.Epoch, MicroBatch: in.MicroBatch, CheckpointSteps: in.CheckpointSteps,
 		CheckpointInterval: time.Duration(in.CheckpointSeconds) * time.Second,
 		OnProgress:         hb.progress, OnCheckpoint: store.checkpoint, StoreFiles: store.storeFiles, OnPhase: hb.setPhase,
 	})
+	own, wall, shared := use.stop()
 	if err != nil {
 		a.residents().drop(s)
 		return workflows.TrainEpochOutput{}, interrupted(ctx, tctx, hb.lastKey(), err)
@@ -76,7 +85,17 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	activity.GetLogger(ctx).Info("epoch stored", "combination", fmt.Sprintf("%s@%d", in.Config.Model, in.Config.Resolution), "seed", in.Config.Seed,
 		"epoch", in.Epoch, "resident", out.Resident, "held_models", a.residents().Count(), "live_models", a.Trainer.Lib.LiveModels())
 	out.TrainSeconds, out.EvalSeconds, out.CheckpointSeconds = res.TrainSeconds, res.EvalSeconds, res.CheckpointSeconds
+	out.DeviceSeconds, out.SharedDevice = (res.TrainSeconds+res.EvalSeconds)*own/max(wall, 1e-9), shared
 	return epochOutput(repo, res.Last.Record, out, started), nil
+}
+
+// queued is how long a first attempt waited to be picked up by a worker
+// (a retry's wait is part of its recovery, not of scheduling).
+func queued(info activity.Info) float64 {
+	if info.Attempt > 1 || info.ScheduledTime.IsZero() || info.StartedTime.Before(info.ScheduledTime) {
+		return 0
+	}
+	return info.StartedTime.Sub(info.ScheduledTime).Seconds()
 }
 
 // takeSlot waits for a training slot (reporting the wait to phase). An
@@ -140,6 +159,11 @@ func (a *Activities) openSession(ctx context.Context, in workflows.TrainEpochInp
 	if err != nil {
 		a.residents().drop(nil)
 		return nil, nil, err
+	}
+	if from != nil {
+		// Its tensors are in the model now: the epoch needs only its
+		// record, not the bytes (1 GB for vgg11 with momentum).
+		from = &checkpoint.Checkpoint{Record: from.Record}
 	}
 	return s, from, nil
 }

@@ -57,10 +57,15 @@ type Row struct {
 	SkippedImages int `json:"skipped_images"`
 	// PerEpoch is where an epoch's time went (nil before any epoch here).
 	PerEpoch *sweep.EpochSplit `json:"seconds_per_epoch"`
-	// ComputeHours of training and validation on the worker; Cost at the
-	// report's price per hour (nil when not priced).
-	ComputeHours *float64 `json:"compute_hours"`
-	Cost         *float64 `json:"cost"`
+	// ComputeHours of training and validation: the training's own share
+	// of its worker's device; Cost at the report's price per hour (nil
+	// when not priced). SharedEpochs shared the device with other
+	// trainings or data cache builds. PrepareSeconds: preparing, a cold
+	// data cache's build included.
+	ComputeHours   *float64 `json:"compute_hours"`
+	Cost           *float64 `json:"cost"`
+	SharedEpochs   int      `json:"shared_epochs,omitempty"`
+	PrepareSeconds *float64 `json:"prepare_seconds,omitempty"`
 	// NativeSide is the data's image size; Upsampled marks a resolution
 	// more than sweep.MaxUpsampling times it (it measures upsampling).
 	NativeSide int  `json:"native_side,omitempty"`
@@ -185,13 +190,19 @@ func rowOf(o sweep.Outcome) Row {
 	if h := o.ComputeHours(); h > 0 {
 		row.ComputeHours = ptr(h)
 	}
+	if o.Status != sweep.Skipped {
+		row.SharedEpochs = o.SharedEpochs
+		if o.PrepareSeconds > 0 {
+			row.PrepareSeconds = ptr(o.PrepareSeconds)
+		}
+	}
 	row.NativeSide, row.Upsampled = o.NativeSide, sweep.Upsampled(o.Resolution, o.NativeSide)
 	if o.BestEpoch > 0 {
 		row.BestEpoch, row.BestValLoss, row.BestValAcc = ptr(o.BestEpoch), ptr(o.BestValLoss), ptr(o.BestValAcc)
 	}
 	if n := len(o.Metrics); n > 0 {
 		row.FinalValAcc = ptr(o.Metrics[n-1].ValAcc)
-		row.ImagesPerSec = ptr(o.ImagesPerSec())
+		row.ImagesPerSec = ptr(o.DeviceImagesPerSec())
 	}
 	// Wall time is the time the combination's epochs took on a worker
 	// (training, validation, checkpoints), not time spent queued for one.
@@ -261,7 +272,8 @@ var CSVHeader = []string{"model", "family", "resolution", "status", "reason", "e
 	"best_checkpoint", "final_checkpoint", "latest_checkpoint", "resumed", "out_of_memory", "early_stopped",
 	"augment", "skipped_images", "train_s_per_epoch", "val_s_per_epoch", "checkpoint_wait_s_per_epoch",
 	"restore_s_per_epoch", "other_s_per_epoch", "compute_hours", "cost", "native_side", "upsampled",
-	"seed", "seeds", "best_val_acc_mean", "best_val_acc_std", "best_val_acc_ci95_low", "best_val_acc_ci95_high"}
+	"seed", "seeds", "best_val_acc_mean", "best_val_acc_std", "best_val_acc_ci95_low", "best_val_acc_ci95_high",
+	"waiting_s_per_epoch", "prepare_s", "shared_epochs"}
 
 func fmtF(v *float64) string {
 	if v == nil {
@@ -289,7 +301,12 @@ func (r *Report) writeCSV(w io.Writer) error {
 		cells = append(cells, splitCells(x.PerEpoch)...)
 		cells = append(cells, fmtF(x.ComputeHours), fmtF(x.Cost), strconv.Itoa(x.NativeSide), strconv.FormatBool(x.Upsampled),
 			strconv.FormatUint(x.Seed, 10))
-		cw.Write(append(cells, intervalCells(x.Cell)...))
+		cells = append(cells, intervalCells(x.Cell)...)
+		waiting := ""
+		if x.PerEpoch != nil {
+			waiting = strconv.FormatFloat(x.PerEpoch.Waiting, 'f', 3, 64)
+		}
+		cw.Write(append(cells, waiting, fmtF(x.PrepareSeconds), strconv.Itoa(x.SharedEpochs)))
 	}
 	cw.Flush()
 	return cw.Error()
@@ -423,11 +440,16 @@ func (r *Report) writeDataNotes(w io.Writer) {
 
 // writeTimeTable says where each combination's epochs spent their time.
 func (r *Report) writeTimeTable(w io.Writer) {
-	var lines []string
+	var lines, shared []string
 	for _, x := range r.Rows {
-		if s := x.PerEpoch; s != nil {
-			lines = append(lines, fmt.Sprintf("| %s | %d | %.2f | %.2f | %.3f | %.3f | %.3f | %.1f%% |", x.Model, x.Resolution,
-				s.Train, s.Validation, s.CheckpointWait, s.Restore, s.Other, 100*s.Outside()))
+		s := x.PerEpoch
+		if s == nil {
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("| %s | %d | %.2f | %.2f | %.3f | %.3f | %.3f | %.3f (%.1f%%) | %.2f | %s |", x.Model, x.Resolution,
+			s.Train, s.Validation, s.CheckpointWait, s.Restore, s.Other, s.Fixed(), 100*s.Outside(), s.Waiting, cell(x.PrepareSeconds, "%.1f")))
+		if x.SharedEpochs > 0 {
+			shared = append(shared, fmt.Sprintf("%s@%d (%d of %d epochs)", x.Model, x.Resolution, x.SharedEpochs, x.EpochsRun))
 		}
 	}
 	if len(lines) == 0 {
@@ -435,12 +457,15 @@ func (r *Report) writeTimeTable(w io.Writer) {
 	}
 	fmt.Fprintln(w, "## Time per epoch (seconds)")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Outside training: waiting for checkpoints to be stored, restoring (checkpoint, data, model) and the rest (scheduling, bookkeeping, waiting for a worker, pauses).")
+	fmt.Fprintln(w, "Fixed cost: waiting for checkpoints to be stored, restoring (checkpoint, data, model) and the rest (scheduling, bookkeeping). Waiting: scheduled but not running (queued for a worker or a training slot, paused). Preparing (once per training, the data cache build when cold) is apart.")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| model | resolution | training | validation | checkpoint wait | restore | other | outside training |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Fprintln(w, "| model | resolution | training | validation | checkpoint wait | restore | other | fixed cost | waiting | preparing (once) |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	fmt.Fprintln(w, strings.Join(lines, "\n"))
 	fmt.Fprintln(w)
+	if len(shared) > 0 {
+		fmt.Fprintf(w, "Shared a device with other trainings or data cache builds: %s. Their throughput and compute hours are their own share of the device.\n\n", strings.Join(shared, ", "))
+	}
 }
 
 // writeReading says, per model, which resolution is best and which others

@@ -54,6 +54,9 @@ func recordSmallSweep(t *testing.T, st store.Store) map[string]sweep.Outcome {
 			Progress: rec.Progress, Device: "cpu", WallSeconds: 30, EpochSeconds: 3, ConfigHash: rec.ConfigHash,
 			Augment: rec.Data.Augment, NativeSide: 14, EpochRuns: 2, TrainSeconds: 2, EvalSeconds: 0.5, CkptSeconds: 0.1, RestoreSeconds: 0.2}
 		if res == 16 {
+			// Ten seconds an epoch queued or paused, 4 s preparing, one of
+			// the two epochs next to another training.
+			o.WaitSeconds, o.PrepareSeconds, o.DeviceSeconds, o.SharedEpochs = 20, 4, 2.25, 1
 			o.SkippedImages = 3 // as if three photos had not decoded
 			o.StartedFrom = "torchvision:resnet18 (sha256 f37072fd…)"
 		}
@@ -199,7 +202,8 @@ func TestReportAgreesWithRecordsAndMarksWhatIsMissing(t *testing.T) {
 	readme, _ := os.ReadFile(filepath.Join(dir, "README.md"))
 	for _, s := range []string{"![resomap](resomap.png)", "smallcnn@32 **failed**: epoch 1: out of memory", "| resnet18 | 32 | missing |",
 		"Data recipe: cifar.", "did not decode (skip_bad_images): smallcnn@16: 3.",
-		"| smallcnn | 16 | 1.00 | 0.25 | 0.050 | 0.100 | 13.600 | 91.7% |",
+		"| smallcnn | 16 | 1.00 | 0.25 | 0.050 | 0.100 | 1.600 | 1.750 (58.3%) | 10.00 | 4.0 |",
+		"Shared a device with other trainings or data cache builds: smallcnn@16 (1 of 2 epochs).",
 		"## Accuracy for the compute: the Pareto front", "for 0.001 compute hours",
 		"**Upsampled**: these resolutions are more than 1.25x the data's native image size", "smallcnn@24 (data 14 px)",
 		"- smallcnn@16: fine-tuned from torchvision:resnet18 (sha256 f37072fd…)", "The others started from scratch."} {

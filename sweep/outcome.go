@@ -109,7 +109,18 @@ type Outcome struct {
 	RestoreSeconds float64 `json:"restore_seconds,omitempty"`
 	EpochRuns      int     `json:"epoch_runs,omitempty"`
 	ResidentEpochs int     `json:"resident_epochs,omitempty"`
-	SkippedFrom    string  `json:"skipped_from,omitempty"` // sweep that trained it
+	// WaitSeconds: scheduled but not running (queued for a worker or a
+	// training slot, paused). PrepareSeconds: preparing, the data cache
+	// build included when the cache was cold.
+	WaitSeconds    float64 `json:"wait_seconds,omitempty"`
+	PrepareSeconds float64 `json:"prepare_seconds,omitempty"`
+	// DeviceSeconds is the training's own share of its workers' device
+	// over its training and validation; SharedEpochs of its epochs shared
+	// the device with other trainings or data cache builds (0 in outcomes
+	// recorded before: TrainSeconds + EvalSeconds then).
+	DeviceSeconds float64 `json:"device_seconds,omitempty"`
+	SharedEpochs  int     `json:"shared_epochs,omitempty"`
+	SkippedFrom   string  `json:"skipped_from,omitempty"` // sweep that trained it
 	// Augment is the data recipe; SkippedImages did not decode and were
 	// left out (skip_bad_images).
 	Augment       string `json:"augment,omitempty"`
@@ -161,10 +172,12 @@ type TestResult struct {
 
 // EpochSplit is where an epoch's time goes, on average over the epochs a
 // combination trained: training steps, validation, waiting for checkpoints
-// to be stored, restoring (checkpoint, data, model) and the rest of its
-// wall time (scheduling, bookkeeping, waiting for a worker, pauses).
+// to be stored, restoring (checkpoint, data, model), waiting (queued for
+// a worker or a slot, paused) and the rest of its wall time (scheduling,
+// bookkeeping). Preparing (the data cache build) is no epoch's.
 type EpochSplit struct {
 	Train, Validation, CheckpointWait, Restore, Other float64 // seconds
+	Waiting                                           float64
 }
 
 // EpochSplit splits the outcome's time per epoch; false before any epoch.
@@ -173,36 +186,61 @@ func (o Outcome) EpochSplit() (EpochSplit, bool) {
 		return EpochSplit{}, false
 	}
 	n := float64(o.EpochRuns)
-	wall := o.WallSeconds - o.TestSeconds // test-resolution evaluation is no epoch's
-	if o.WallSeconds == 0 {               // still running: the epochs' own time
+	// Test-resolution evaluation and preparing are no epoch's.
+	wall := o.WallSeconds - o.TestSeconds - o.PrepareSeconds
+	if o.WallSeconds == 0 { // still running: the epochs' own time
 		wall = o.EpochSeconds
 	}
-	s := EpochSplit{Train: o.TrainSeconds / n, Validation: o.EvalSeconds / n, CheckpointWait: o.CkptSeconds / n, Restore: o.RestoreSeconds / n}
-	s.Other = max(0, wall/n-s.Train-s.Validation-s.CheckpointWait-s.Restore)
+	s := EpochSplit{Train: o.TrainSeconds / n, Validation: o.EvalSeconds / n, CheckpointWait: o.CkptSeconds / n,
+		Restore: o.RestoreSeconds / n, Waiting: o.WaitSeconds / n}
+	s.Other = max(0, wall/n-s.Train-s.Validation-s.CheckpointWait-s.Restore-s.Waiting)
 	return s, true
 }
 
-// Outside is the share of the time outside training and validation.
+// Fixed is an epoch's fixed cost: its time outside training, validation
+// and waiting.
+func (s EpochSplit) Fixed() float64 { return s.CheckpointWait + s.Restore + s.Other }
+
+// Outside is the fixed cost's share of the epoch's time, waiting apart.
 func (s EpochSplit) Outside() float64 {
-	all := s.Train + s.Validation + s.CheckpointWait + s.Restore + s.Other
+	all := s.Train + s.Validation + s.Fixed()
 	if all == 0 {
 		return 0
 	}
-	return (s.CheckpointWait + s.Restore + s.Other) / all
+	return s.Fixed() / all
 }
 
 func (s EpochSplit) String() string {
-	return fmt.Sprintf("train %.2fs, val %.2fs, ckpt wait %.2fs, restore %.2fs, other %.2fs (%.1f%% outside training)",
-		s.Train, s.Validation, s.CheckpointWait, s.Restore, s.Other, 100*s.Outside())
+	return fmt.Sprintf("train %.2fs, val %.2fs, ckpt wait %.2fs, restore %.2fs, other %.2fs (%.1f%% fixed cost), waiting %.2fs",
+		s.Train, s.Validation, s.CheckpointWait, s.Restore, s.Other, 100*s.Outside(), s.Waiting)
 }
 
-// ComputeHours is the worker time the combination's training and
-// validation took (0 for a skipped one: another sweep paid for it).
+// ComputeHours is the device time the combination's training and
+// validation took, its own share where it shared the device (0 for a
+// skipped one: another sweep paid for it).
 func (o Outcome) ComputeHours() float64 {
 	if o.Status == Skipped {
 		return 0
 	}
-	return (o.TrainSeconds + o.EvalSeconds) / 3600
+	return o.deviceSeconds() / 3600
+}
+
+// deviceSeconds is the training's and validation's own device time.
+func (o Outcome) deviceSeconds() float64 {
+	if o.DeviceSeconds > 0 {
+		return o.DeviceSeconds
+	}
+	return o.TrainSeconds + o.EvalSeconds
+}
+
+// DeviceImagesPerSec is ImagesPerSec on the training's own share of the
+// device: what it trains at with the device to itself.
+func (o Outcome) DeviceImagesPerSec() float64 {
+	ips, wall := o.ImagesPerSec(), o.TrainSeconds+o.EvalSeconds
+	if o.DeviceSeconds <= 0 || o.DeviceSeconds >= wall {
+		return ips
+	}
+	return ips * wall / o.DeviceSeconds
 }
 
 // ID is the training's name, as Combination.ID.

@@ -160,6 +160,15 @@ type TrainEpochOutput struct {
 	// held the training in memory since the epoch before).
 	RestoreSeconds float64 `json:",omitempty"`
 	Resident       bool    `json:",omitempty"`
+	// WaitSeconds: scheduled but not running, waiting for a worker to
+	// take the epoch and for a training slot on it.
+	WaitSeconds float64 `json:",omitempty"`
+	// DeviceSeconds is this training's own share of the device over its
+	// training and validation (TrainSeconds + EvalSeconds when it had the
+	// device to itself); SharedDevice: other trainings or data cache
+	// builds ran on the same worker meanwhile.
+	DeviceSeconds float64 `json:",omitempty"`
+	SharedDevice  bool    `json:",omitempty"`
 	// WorkerQueue is the task queue of the worker that ran the epoch, which
 	// holds its model now: the next epoch is sent there first.
 	WorkerQueue string `json:",omitempty"`
@@ -180,7 +189,9 @@ type EvaluateOutput struct {
 	Results []sweep.TestResult
 	// Evaluated counts the results computed now (the others were stored).
 	Evaluated int
-	Seconds   float64 `json:",omitempty"` // the activity's wall time
+	Seconds   float64 `json:",omitempty"` // evaluating (the activity's wall time, waiting apart)
+	// WaitSeconds: waiting for a worker to take it and for a slot on it.
+	WaitSeconds float64 `json:",omitempty"`
 }
 
 // RecordInput is a finished combination.

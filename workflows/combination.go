@@ -172,6 +172,7 @@ func (c *combination) evaluateAtTestResolutions(ctx workflow.Context) {
 		return
 	}
 	c.out.TestResults, c.out.TestSeconds = out.Results, out.Seconds
+	c.out.WaitSeconds += out.WaitSeconds
 }
 
 // prepare fixes the config, skips a config that already completed, waits
@@ -180,9 +181,11 @@ func (c *combination) evaluateAtTestResolutions(ctx workflow.Context) {
 func (c *combination) prepare(ctx workflow.Context) *ending {
 	sctx := workflow.WithActivityOptions(ctx, shortOptions())
 	in := PrepareInput{Spec: c.spec, Combination: c.combo}
+	t0 := workflow.Now(ctx)
 	if err := workflow.ExecuteActivity(sctx, ActivityPrepare, in).Get(ctx, &c.prep); err != nil {
 		return &ending{sweep.Failed, "prepare: " + errorMessage(err)}
 	}
+	c.out.PrepareSeconds += workflow.Now(ctx).Sub(t0).Seconds()
 	c.out.ConfigHash, c.out.NativeSide = c.prep.ConfigHash, c.prep.NativeSide
 	if i := c.prep.Config.Init; i != nil {
 		c.out.StartedFrom = fmt.Sprintf("%s (sha256 %.12s)", i.Weights, i.SHA256)
@@ -264,9 +267,11 @@ func (c *combination) claim(ctx workflow.Context) *ending {
 // nextEpoch waits while paused, then trains the next epoch; it says how
 // the combination ends, or nil to go on.
 func (c *combination) nextEpoch(ctx workflow.Context) *ending {
+	t0 := workflow.Now(ctx)
 	if err := workflow.Await(ctx, func() bool { return !c.ctl.paused || c.ctl.cancelled }); err != nil {
 		return &ending{sweep.Cancelled, "workflow cancelled"}
 	}
+	c.out.WaitSeconds += workflow.Now(ctx).Sub(t0).Seconds() // paused
 	if c.ctl.cancelled {
 		return &ending{sweep.Cancelled, "cancelled by signal"}
 	}
@@ -401,6 +406,11 @@ func (c *combination) apply(res TrainEpochOutput) {
 	c.out.CkptSeconds += res.CheckpointSeconds
 	c.out.EpochSeconds += res.WallSeconds
 	c.out.RestoreSeconds += res.RestoreSeconds
+	c.out.WaitSeconds += res.WaitSeconds
+	c.out.DeviceSeconds += res.DeviceSeconds
+	if res.SharedDevice {
+		c.out.SharedEpochs++
+	}
 	c.out.EpochRuns++
 	if res.Resident {
 		c.out.ResidentEpochs++

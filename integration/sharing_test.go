@@ -1,0 +1,92 @@
+//go:build timing
+
+package integration
+
+import (
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/resomap/resomap/sweep"
+)
+
+// sharingSpec: smallcnn at two resolutions, two epochs each, at most par
+// trainings at once.
+func sharingSpec(name string, par int) string {
+	return fmt.Sprintf(`name: %s
+models: [smallcnn]
+resolutions: [32, 48]
+epochs: 2
+data: fashion-mnist
+allow_upsampling: true
+train_limit: 8000
+val_limit: 1000
+seed: 5
+max_parallel: %d
+hyper: {batch_size: 64, optimizer: sgd, lr: 0.05, momentum: 0.9, nesterov: true, schedule: cosine, crop_padding: 2, flip: true}
+`, name, par)
+}
+
+// Compute hours are each training's own device time: the same sweep (a
+// cold data cache each time) run with max_parallel 1 and 2 gives each
+// training the same compute hours, on a worker with two
+// training slots (with 2, the two trainings share the device, each on one
+// of the two cores, which the report marks) and on a worker with one (with
+// 2, the second training's epochs queue behind the first's, which its
+// time split shows as waiting, not as fixed cost). The target is 15%; the
+// test allows 35% because two identical runs on this project's 2-core VMs
+// differ by up to 23% in wall time (measured: 2-18% apart, where wall
+// time alone was 108% apart for two trainings sharing two cores).
+func TestComputeHoursDoNotDependOnMaxParallel(t *testing.T) {
+	c := dial(t)
+	type figures struct {
+		hours, waiting float64
+		shared         int
+	}
+	sweepOf := func(slots, maxParallel int) map[string]figures {
+		name := fmt.Sprintf("sharing-%d-%d", slots, maxParallel)
+		store, tq := t.TempDir(), "tq-"+name
+		w := startWorker(t, tq, store, "--data-cache", t.TempDir(), "--concurrency", fmt.Sprint(slots))
+		defer stopProcess(w.cmd)
+		if out, err := starter(t, tq, store, "--sweep", writeSpec(t, sharingSpec(name, maxParallel)), "--id", name); err != nil {
+			t.Fatalf("starter: %v\n%s", err, out)
+		}
+		got := map[string]figures{}
+		for _, o := range result(t, c, name, 5*time.Minute).Combos {
+			sp, ok := o.EpochSplit()
+			if o.Status != sweep.Completed || !ok {
+				t.Fatalf("%s: %s %s", name, o.ID(), o.Status)
+			}
+			got[o.ID()] = figures{o.ComputeHours(), o.WaitSeconds, o.SharedEpochs}
+			t.Logf("%d slots, max_parallel %d: %s: %.2f device s (train+val %.2f s), %d of %d epochs shared; per epoch %s",
+				slots, maxParallel, o.ID(), 3600*o.ComputeHours(), o.TrainSeconds+o.EvalSeconds, o.SharedEpochs, o.EpochRuns, sp)
+		}
+		return got
+	}
+	total := func(m map[string]figures) (waiting float64, shared int) {
+		for _, f := range m {
+			waiting, shared = waiting+f.waiting, shared+f.shared
+		}
+		return waiting, shared
+	}
+	for _, slots := range []int{2, 1} {
+		one, two := sweepOf(slots, 1), sweepOf(slots, 2)
+		for id, f := range two {
+			d := math.Abs(f.hours/one[id].hours - 1)
+			t.Logf("%d slots: %s: compute hours with max_parallel 2 and 1 %.0f%% apart (target 15%%)", slots, id, 100*d)
+			if d > 0.35 {
+				t.Errorf("%d slots: %s: %.2f device s with max_parallel 2, %.2f with 1 (%.0f%% apart)",
+					slots, id, 3600*f.hours, 3600*one[id].hours, 100*d)
+			}
+		}
+		w1, s1 := total(one)
+		w2, s2 := total(two)
+		if slots == 2 && (s1 != 0 || s2 == 0) {
+			t.Errorf("2 slots: epochs marked shared: %d with max_parallel 1, %d with 2; want 0 and some", s1, s2)
+		}
+		if slots == 1 && (w2 < 1 || w2 < 4*w1) {
+			t.Errorf("1 slot: waiting %.2f s with max_parallel 2, %.2f s with 1; want the queueing to show", w2, w1)
+		}
+	}
+}
