@@ -241,14 +241,19 @@ func TestSigtermCheckpointsAndAnotherWorkerContinues(t *testing.T) {
 	c := dial(t)
 	store, tq := t.TempDir(), "tq-sigterm"
 	w := startWorker(t, tq, store)
-	spec := writeSpec(t, strings.Replace(specYAML("sigterm", "32", 6400), "every_steps: 10", "every_steps: 1000", 1))
+	spec := writeSpec(t, strings.Replace(specYAML("sigterm", "32", 25600), "every_steps: 10", "every_steps: 1000", 1))
 	if out, err := starter(t, tq, store, "--sweep", spec); err != nil {
 		t.Fatalf("starter: %v\n%s", err, out)
 	}
 	child := "sweep-sigterm/smallcnn@32"
+	// A step trained, not just a heartbeat: the first heartbeat names
+	// the attempt's phase before any step (a SIGTERM then checkpoints
+	// step 0, which proves nothing; CI hit it). Heartbeats reach the
+	// server every 2.4 s at most (0.8 x the 3 s timeout), so the epoch is
+	// long enough (25,600 images, ~7 s) to be seen in progress.
 	waitFor(t, "training progress", 3*time.Minute, func() bool {
-		d, err := c.DescribeWorkflowExecution(context.Background(), child, "")
-		return err == nil && len(d.PendingActivities) > 0 && d.PendingActivities[0].HeartbeatDetails != nil
+		hb, _ := heartbeatOf(c, child)
+		return hb.Done > 0
 	})
 	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
