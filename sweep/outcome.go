@@ -234,10 +234,13 @@ func (o Outcome) deviceSeconds() float64 {
 }
 
 // DeviceImagesPerSec is ImagesPerSec on the training's own share of the
-// device: what it trains at with the device to itself.
+// device where it shared it: what it trains at with the device to itself.
+// A training that had the device to itself keeps its measured rate (its
+// device time may be below its wall time when it could not use every
+// core, which is no faster training).
 func (o Outcome) DeviceImagesPerSec() float64 {
 	ips, wall := o.ImagesPerSec(), o.TrainSeconds+o.EvalSeconds
-	if o.DeviceSeconds <= 0 || o.DeviceSeconds >= wall {
+	if o.SharedEpochs == 0 || o.DeviceSeconds <= 0 || o.DeviceSeconds >= wall {
 		return ips
 	}
 	return ips * wall / o.DeviceSeconds
