@@ -5,11 +5,12 @@ import (
 	"testing"
 )
 
-// A user alone is charged the device's time (on a CPU, its CPU time per
-// thread: not the part of its wall time it waited on storage); users that
-// overlap split the device's time evenly (here a CPU clock that gives
-// each of two trainings on the same cores half of it); a share never
-// exceeds the wall time, and a moment's overlap is not sharing.
+// A user alone is charged the device's time (on a CPU, the process's CPU
+// time over the cores: not the part of its wall time it waited on
+// storage); users that overlap split the device's time evenly (here a CPU
+// clock that gives each of two trainings on the same cores half of it); a
+// share never exceeds the wall time, and a moment's overlap is not
+// sharing.
 func TestDeviceShareSplitsOverlapsEvenly(t *testing.T) {
 	var wall, cpu float64
 	d := &deviceShare{clock: func() float64 { return cpu }, wall: func() float64 { return wall }}

@@ -3,7 +3,6 @@ package activities
 import (
 	"context"
 	"fmt"
-	"go.temporal.io/sdk/activity"
 	"time"
 
 	"github.com/resomap/resomap/dataset"
@@ -20,7 +19,6 @@ import (
 // sweep allows it.
 func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.EvaluateInput) (out workflows.EvaluateOutput, err error) {
 	started := time.Now()
-	out.WaitSeconds = queued(activity.GetInfo(ctx))
 	defer func() { out.Seconds = time.Since(started).Seconds() }()
 	// Heartbeats go on while it evaluates (a large model over a real
 	// validation folder at 640 px outlasts any heartbeat timeout).
@@ -30,12 +28,12 @@ func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.Eva
 	beat := hb.setPhase
 	// A model in memory like a training's: it takes a training slot and
 	// counts against the worker's bound of models.
-	release, err := a.takeSlot(ctx, beat)
+	release, waited, err := a.takeSlotWaiting(ctx, beat, started)
 	if err != nil {
 		return out, err
 	}
 	defer release()
-	out.WaitSeconds += time.Since(started).Seconds()
+	out.WaitSeconds = waited
 	started = time.Now() // Seconds: evaluating, the slot's wait apart
 	use := a.device.start(a.cpuCores())
 	defer use.stop()

@@ -27,15 +27,14 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	ctx = hb.watching(ctx) // store calls tell it when they wait and advance
 	store := &attemptStore{a: a, repo: repo, hb: hb}
 	info := activity.GetInfo(ctx)
-	out := workflows.TrainEpochOutput{Attempt: info.Attempt, Device: a.Trainer.Device, WorkerQueue: a.WorkerQueue,
-		WaitSeconds: queued(info)}
-	release, err := a.takeSlot(ctx, hb.setPhase)
+	out := workflows.TrainEpochOutput{Attempt: info.Attempt, Device: a.Trainer.Device, WorkerQueue: a.WorkerQueue}
+	release, waited, err := a.takeSlotWaiting(ctx, hb.setPhase, started)
 	if err != nil {
 		return out, err
 	}
 	defer release()
 	slotted := time.Now()
-	out.WaitSeconds += slotted.Sub(started).Seconds()
+	out.WaitSeconds = waited
 	// Opening builds the data cache when it is cold, on every core:
 	// trainings running meanwhile share the device with it.
 	opening := a.device.start(a.cpuCores())
@@ -87,6 +86,16 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	out.TrainSeconds, out.EvalSeconds, out.CheckpointSeconds = res.TrainSeconds, res.EvalSeconds, res.CheckpointSeconds
 	out.DeviceSeconds, out.SharedDevice = (res.TrainSeconds+res.EvalSeconds)*own/max(wall, 1e-9), shared
 	return epochOutput(repo, res.Last.Record, out, started), nil
+}
+
+// takeSlotWaiting takes a training slot (see takeSlot) for an attempt that
+// began running at started, and says how long it has waited since it was
+// scheduled: queued for a worker, then for the slot.
+func (a *Activities) takeSlotWaiting(ctx context.Context, phase func(string), started time.Time) (release func(), waited float64, err error) {
+	if release, err = a.takeSlot(ctx, phase); err != nil {
+		return nil, 0, err
+	}
+	return release, queued(activity.GetInfo(ctx)) + time.Since(started).Seconds(), nil
 }
 
 // queued is how long a first attempt waited to be picked up by a worker

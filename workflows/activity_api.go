@@ -164,9 +164,10 @@ type TrainEpochOutput struct {
 	// take the epoch and for a training slot on it.
 	WaitSeconds float64 `json:",omitempty"`
 	// DeviceSeconds is this training's own share of the device over its
-	// training and validation (TrainSeconds + EvalSeconds when it had the
-	// device to itself); SharedDevice: other trainings or data cache
-	// builds ran on the same worker meanwhile.
+	// training and validation (on a CPU by the process's CPU time over the
+	// cores, so a training that leaves cores idle uses less than its wall
+	// time); SharedDevice: other trainings or data cache builds ran on the
+	// same worker meanwhile.
 	DeviceSeconds float64 `json:",omitempty"`
 	SharedDevice  bool    `json:",omitempty"`
 	// WorkerQueue is the task queue of the worker that ran the epoch, which
