@@ -56,7 +56,9 @@ func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.Eva
 		return a.index().PutTestResult(ctx, in.ConfigHash, r)
 	}
 	progress := func(res int, p dataset.BuildProgress) { beat(fmt.Sprintf("evaluating at %d px: %s", res, p)) }
-	if err := a.Trainer.EvaluateAt(in.Config, rec, weights, todo, in.MicroBatch, store, progress); err != nil {
+	err = a.Trainer.EvaluateAt(in.Config, rec, weights, todo, in.MicroBatch, store, progress)
+	trainer.ReleaseMemory() // the weights' bytes, before the next training opens
+	if err != nil {
 		return out, classify(err)
 	}
 	out.Results = ordered(in.Resolutions, results)

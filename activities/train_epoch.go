@@ -74,9 +74,15 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	own, wall, shared := use.stop()
 	if err != nil {
 		a.residents().drop(s)
+		trainer.ReleaseMemory()
 		return workflows.TrainEpochOutput{}, interrupted(ctx, tctx, hb.lastKey(), err)
 	}
-	if res.Last.Record.IsFinal {
+	// The epoch's checkpoint is stored: the next epoch (this training's
+	// or another's) needs only its record, not its bytes in the Go heap.
+	last := res.Last.Record
+	res.Last = nil
+	trainer.ReleaseMemory()
+	if last.IsFinal {
 		a.residents().drop(s) // nothing more to train: free it for the others
 	} else {
 		a.residents().put(in.Config.Hash(), hb.lastKey(), in.MicroBatch, s)
@@ -85,7 +91,7 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 		"epoch", in.Epoch, "resident", out.Resident, "held_models", a.residents().Count(), "live_models", a.Trainer.Lib.LiveModels())
 	out.TrainSeconds, out.EvalSeconds, out.CheckpointSeconds = res.TrainSeconds, res.EvalSeconds, res.CheckpointSeconds
 	out.DeviceSeconds, out.SharedDevice = (res.TrainSeconds+res.EvalSeconds)*own/max(wall, 1e-9), shared
-	return epochOutput(repo, res.Last.Record, out, started), nil
+	return epochOutput(repo, last, out, started), nil
 }
 
 // takeSlotWaiting takes a training slot (see takeSlot) for an attempt that
@@ -173,6 +179,7 @@ func (a *Activities) openSession(ctx context.Context, in workflows.TrainEpochInp
 		// Its tensors are in the model now: the epoch needs only its
 		// record, not the bytes (1 GB for vgg11 with momentum).
 		from = &checkpoint.Checkpoint{Record: from.Record}
+		trainer.ReleaseMemory()
 	}
 	return s, from, nil
 }

@@ -3,7 +3,6 @@ package trainer
 import (
 	"context"
 	"fmt"
-	"runtime/debug"
 	"time"
 
 	"github.com/resomap/resomap/checkpoint"
@@ -18,7 +17,7 @@ import (
 
 // upload is a checkpoint being stored in the background.
 type upload struct {
-	c    *checkpoint.Checkpoint
+	c    *checkpoint.Checkpoint // a mid-epoch one's record only
 	done chan error
 }
 
@@ -35,10 +34,9 @@ func (r *run) snapshotAs(rec checkpoint.Record) (*checkpoint.Checkpoint, error) 
 	// The checkpoint before is stored (the callers settle it first): let
 	// its tensors go and hand their memory back before copying out the
 	// next, or a worker holds two snapshots at once (2 GB for vgg11 with
-	// momentum, on top of libtorch's 1.5 GB). A collection with the data
-	// set mapped outside the Go heap takes milliseconds.
+	// momentum, on top of libtorch's 1 GB).
 	r.res.Last = nil
-	debug.FreeOSMemory()
+	ReleaseMemory()
 	rec.MicroBatch = r.micro
 	rec.CreatedAt = time.Now().UTC()
 	ms, os, err := snapshot(r.m, r.meta)
@@ -69,7 +67,16 @@ func (r *run) emitMid(ctx context.Context) error {
 		return err
 	}
 	store := context.WithoutCancel(ctx) // stored even if training stops now
-	r.inFlight = start(c, func(c *checkpoint.Checkpoint) error { return r.opts.OnCheckpoint(store, c) })
+	// Only the store goroutine holds the tensors, and hands their memory
+	// back once they are stored: a vgg11 snapshot (1 GB) is not kept
+	// through the steps until the next checkpoint.
+	u := &upload{c: &checkpoint.Checkpoint{Record: c.Record}, done: make(chan error, 1)}
+	go func(c *checkpoint.Checkpoint) {
+		err := r.opts.OnCheckpoint(store, c)
+		ReleaseMemory()
+		u.done <- err
+	}(c)
+	r.inFlight = u
 	return nil
 }
 

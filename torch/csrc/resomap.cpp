@@ -585,16 +585,21 @@ int32_t rm_optimizer_step(rm_model *m, double lr) {
           if (m->momentum != 0) bufs.push_back(m->buf1[i]);
         }
         // One kernel per operation for all parameters on CUDA; on CPU the
-        // same arithmetic, tensor by tensor.
-        std::vector<torch::Tensor> d = gs;
-        if (m->weight_decay != 0) d = at::_foreach_add(gs, ps, m->weight_decay);
+        // same arithmetic, tensor by tensor. The gradients are about to be
+        // dropped (rm_zero_grad), so the update is built in them in place:
+        // PyTorch's out-of-place d = g + wd*p and d + m*buf are two more
+        // copies of every gradient at the step's peak (1 GB for vgg11),
+        // and the same elementwise arithmetic in place gives the same bits.
+        std::vector<torch::Tensor> &d = gs;
+        if (m->weight_decay != 0) at::_foreach_add_(d, ps, m->weight_decay);
         if (m->momentum != 0) {
           at::_foreach_mul_(bufs, m->momentum);
           at::_foreach_add_(bufs, d);
-          d = m->nesterov ? at::_foreach_add(d, bufs, m->momentum) : bufs;
+          if (m->nesterov) at::_foreach_add_(d, bufs, m->momentum);
         }
-        at::_foreach_add_(ps, d, -lr * scale);
+        at::_foreach_add_(ps, (m->momentum != 0 && !m->nesterov) ? bufs : d, -lr * scale);
       }
+      rm_zero_grad(m);
       return;
     }
     m->step.add_(1);
@@ -615,6 +620,7 @@ int32_t rm_optimizer_step(rm_model *m, double lr) {
         p.addcdiv_(ea, denom, -lr_i / bc1);
       }
     }
+    rm_zero_grad(m);
   });
 }
 

@@ -66,6 +66,8 @@ void rm_zero_grad(rm_model *m);
 int32_t rm_forward_backward(rm_model *m, const uint8_t *images, const int64_t *labels,
                             int64_t n, int32_t c, int32_t h, int32_t w, double loss_scale,
                             double label_smoothing, double *loss_sum, int64_t *correct);
+/* Steps the optimiser and drops the gradients it consumed (SGD builds its
+ * update in them): between steps a model holds no gradients. */
 int32_t rm_optimizer_step(rm_model *m, double lr);
 /* Fine-tuning: every parameter whose name does not start with keep_prefix
  * (the classifier's) steps at lr * scale from now on; 0 freezes it (no
