@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -69,49 +70,90 @@ func (b *builder) workers() int {
 	return runtime.GOMAXPROCS(0)
 }
 
-// split makes n images with mk and adds them to cw. A bad image (ErrBadData)
-// fails the build naming its file, or is skipped and counted when
-// SkipBadImages is set; any other error (I/O) fails the build, to be
+// split makes n images with mk and adds them to cw, in order. A bad image
+// (ErrBadData) fails the build naming its file, or is skipped and counted
+// when SkipBadImages is set; any other error (I/O) fails the build, to be
 // retried.
 func (b *builder) split(cw *cacheWriter, n int, train bool, mk maker) error {
-	chunk := 4 * b.workers()
-	made := make([]madeImage, chunk)
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		b.makeChunk(made[:hi-lo], lo, mk)
-		for _, m := range made[:hi-lo] {
-			if m.err != nil {
-				if !b.opts.SkipBadImages || !errors.Is(m.err, ErrBadData) {
-					return m.err
-				}
-				b.skipped = append(b.skipped, m.err.Error())
-				continue
+	ahead := makeAhead(b.workers(), n, mk)
+	defer ahead.stop()
+	every := 4 * b.workers() // progress reports
+	for i := 0; i < n; i++ {
+		m := ahead.take(i)
+		if m.err != nil {
+			if !b.opts.SkipBadImages || !errors.Is(m.err, ErrBadData) {
+				return m.err
 			}
-			if err := cw.add(m, train); err != nil {
-				return err
-			}
+			b.skipped = append(b.skipped, m.err.Error())
+		} else if err := cw.add(m, train); err != nil {
+			return err
 		}
-		clear(made)
-		b.done += hi - lo
-		b.report()
+		b.done++
+		if b.done%every == 0 || i == n-1 {
+			b.report()
+		}
 	}
 	return nil
 }
 
-// makeChunk makes images lo.. into out, in parallel.
-func (b *builder) makeChunk(out []madeImage, lo int, mk maker) {
-	var wg sync.WaitGroup
-	w := b.workers()
-	for k := 0; k < w; k++ {
-		wg.Add(1)
-		go func(k int) {
-			defer wg.Done()
-			for i := k; i < len(out); i += w {
-				out[i] = mk(lo + i)
-			}
-		}(k)
+// ahead makes a split's images on every worker while the caller writes the
+// ones before: each worker takes the next image as soon as it has made
+// one, at most a window of images ahead of the caller (its memory). A
+// barrier per chunk instead left the cores idle while the chunk was
+// written and while its slowest image was made.
+type ahead struct {
+	made  []chan madeImage // image i arrives on made[i%len(made)]
+	slots chan struct{}    // a token per image that may be made
+	quit  chan struct{}
+	wg    sync.WaitGroup
+}
+
+func makeAhead(workers, n int, mk maker) *ahead {
+	// Two images a worker: enough to keep making while the caller
+	// writes one, and a bound on memory a data set's size does not move.
+	a := &ahead{made: make([]chan madeImage, 2*workers+2), quit: make(chan struct{})}
+	a.slots = make(chan struct{}, len(a.made))
+	for k := range a.made {
+		a.made[k] = make(chan madeImage, 1)
+		a.slots <- struct{}{}
 	}
-	wg.Wait()
+	// A worker takes a token before an index, so index i is handed out
+	// only after i+1 tokens were: image i-len(made), which used the same
+	// channel, has been taken by then.
+	var next atomic.Int64
+	for range workers {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			for {
+				select {
+				case <-a.slots:
+				case <-a.quit:
+					return
+				}
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				a.made[i%len(a.made)] <- mk(i) // buffered: never blocks
+			}
+		}()
+	}
+	return a
+}
+
+// take waits for image i; images are taken in order.
+func (a *ahead) take(i int) madeImage {
+	m := <-a.made[i%len(a.made)]
+	a.slots <- struct{}{}
+	return m
+}
+
+// stop ends the workers (after the image each is making) and waits for
+// them.
+func (a *ahead) stop() {
+	close(a.quit)
+	a.wg.Wait()
 }
 
 func (b *builder) report() {
@@ -168,42 +210,67 @@ func makers(src *source, res int, opts Options) (train, val maker, err error) {
 			ErrBadData, AugmentImageNet, src.name, AugmentCIFAR)
 	}
 	side := StoredSide(res)
+	// A worker's decoded photo and resampling rows are scratch, reused
+	// for its next image: only what the cache stores is new memory. (A
+	// fresh 0.5 MB photo an image kept the collector and its memory
+	// clearing busy on a build's cores.)
+	scratch := &sync.Pool{New: func() any { return new(photoScratch) }}
 	train = func(i int) madeImage {
-		img, native, err := tr.photo(i, side)
+		sc := scratch.Get().(*photoScratch)
+		defer scratch.Put(sc)
+		img, native, err := tr.photo(i, side, sc.decoded)
 		if err != nil {
 			return madeImage{err: err}
 		}
 		if min(img.w, img.h) > side {
+			sc.decoded = img.pix
 			w, h := shorterSideTo(img.w, img.h, side)
 			pix := make([]byte, w*h*3)
-			resampleBox(img, box{w: img.w, h: img.h}, w, h, pix, nil)
+			sc.rows = resampleBox(img, box{w: img.w, h: img.h}, w, h, pix, sc.rows)
 			img = rgbImage{pix: pix, w: w, h: h}
+		} else {
+			sc.decoded = nil // stored as decoded: not scratch
 		}
 		return madeImage{pix: img.pix, w: img.w, h: img.h, label: uint16(tr.Label(i)), sums: interleavedSums(img.pix), side: native}
 	}
 	val = func(i int) madeImage {
-		img, native, err := va.photo(i, side)
+		sc := scratch.Get().(*photoScratch)
+		defer scratch.Put(sc)
+		img, native, err := va.photo(i, side, sc.decoded)
 		if err != nil {
 			return madeImage{err: err}
 		}
-		pix, err := validationImage(img, res)
-		return madeImage{pix: pix, label: uint16(va.Label(i)), side: native, err: err}
+		sc.decoded = img.pix
+		return madeImage{pix: validationImage(img, res, sc), label: uint16(va.Label(i)), side: native}
 	}
 	return train, val, nil
 }
 
+// photoScratch is a worker's reusable memory for making one photo.
+type photoScratch struct {
+	decoded []byte // the decoded photo
+	resized []byte // validation: before the crop
+	rows    []byte // resampleBox's rows
+}
+
 // validationImage is the ImageNet recipe's validation transform of img:
-// Resize(StoredSide(res)) + CenterCrop(res), planar.
-func validationImage(img rgbImage, res int) ([]byte, error) {
+// Resize(StoredSide(res)) + CenterCrop(res), planar, in a new slice.
+func validationImage(img rgbImage, res int, sc *photoScratch) []byte {
 	w, h := shorterSideTo(img.w, img.h, StoredSide(res))
-	resized := make([]byte, w*h*3)
-	resampleBox(img, box{w: img.w, h: img.h}, w, h, resized, nil)
+	if cap(sc.resized) < w*h*3 {
+		sc.resized = make([]byte, w*h*3)
+	}
+	resized := rgbImage{pix: sc.resized[:w*h*3], w: w, h: h}
+	sc.rows = resampleBox(img, box{w: img.w, h: img.h}, w, h, resized.pix, sc.rows)
+	// CenterCrop(res) of an image whose shorter side is res or more is a
+	// plain crop: its rows go straight into the planes.
 	c := centerCrop(w, h, res)
-	crop := make([]byte, res*res*3)
-	resampleBox(rgbImage{pix: resized, w: w, h: h}, c, res, res, crop, nil)
 	out := make([]byte, res*res*3)
-	toPlanar(crop, res, res, false, out)
-	return out, nil
+	for y := 0; y < res; y++ {
+		row := resized.pix[((c.y+y)*w+c.x)*3:]
+		scatterRow(row[:res*3], res, res*res, false, out[y*res:])
+	}
+	return out
 }
 
 // planarMaker makes the CIFAR recipe's images: square, res x res, planar.

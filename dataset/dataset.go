@@ -57,8 +57,9 @@ type Options struct {
 type JPEGDecoder interface {
 	// Size is the image's width and height.
 	Size(data []byte) (w, h int, err error)
-	// Decode may shrink the image while its shorter side stays >= minShorter.
-	Decode(data []byte, minShorter int) (pix []byte, w, h int, err error)
+	// Decode may shrink the image while its shorter side stays >= minShorter;
+	// it decodes into dst when dst has the room.
+	Decode(data []byte, minShorter int, dst []byte) (pix []byte, w, h int, err error)
 }
 
 // Split is one part (train or validation) of a data set at one resolution.

@@ -46,9 +46,10 @@ func (f *fileSplit) Resize(i, res int, dst []byte) (int, error) {
 }
 
 // photo decodes image i to interleaved RGB, JPEGs through the options'
-// decoder (shrunk in the DCT domain while the shorter side stays >= side),
-// and returns the file's own shorter side too.
-func (f *fileSplit) photo(i, side int) (rgbImage, int, error) {
+// decoder (shrunk in the DCT domain while the shorter side stays >= side,
+// into buf when it has the room), and returns the file's own shorter side
+// too.
+func (f *fileSplit) photo(i, side int, buf []byte) (rgbImage, int, error) {
 	name := f.files[i]
 	fh, err := f.opts.open(name)
 	if err != nil {
@@ -63,7 +64,7 @@ func (f *fileSplit) photo(i, side int) (rgbImage, int, error) {
 		fw, fh, err := d.Size(data)
 		if err == nil {
 			var img rgbImage
-			img.pix, img.w, img.h, err = d.Decode(data, side*dctMargin)
+			img.pix, img.w, img.h, err = d.Decode(data, side*dctMargin, buf)
 			if err == nil {
 				return img, min(fw, fh), nil
 			}

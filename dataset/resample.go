@@ -161,42 +161,117 @@ func scatterRow(row []byte, w, plane int, flip bool, dst []byte) {
 
 // horizontalPass resizes rows [y0, y0+rows) of the box's columns to outW.
 func horizontalPass(src rgbImage, b box, y0, rows int, t taps, dst []byte, outW int) {
-	const half = int32(1 << (precisionBits - 1))
+	// Every output pixel reads the same number of taps, the few that read
+	// fewer padded with zero weights (exact: integer sums), so the inner
+	// loop has no branch on the count, which a fractional scale makes
+	// unpredictable: 3, 3, 4, 3, ...
+	k, pt := t.padded(b.w)
 	for y := 0; y < rows; y++ {
 		row := src.pix[((y0+y)*src.w+b.x)*3 : ((y0+y)*src.w+b.x+b.w)*3]
 		out := dst[y*outW*3 : (y+1)*outW*3]
-		for o := 0; o < outW; o++ {
-			w := t.weight[o*t.size : o*t.size+t.count[o]]
-			j := t.first[o] * 3
-			in := row[j : j+len(w)*3]
-			r, g, bl := half, half, half
-			switch len(w) { // the common tap counts, unrolled
-			case 2:
-				p, w0, w1 := in[:6:6], w[0], w[1]
-				r += int32(p[0])*w0 + int32(p[3])*w1
-				g += int32(p[1])*w0 + int32(p[4])*w1
-				bl += int32(p[2])*w0 + int32(p[5])*w1
-			case 3:
-				p, w0, w1, w2 := in[:9:9], w[0], w[1], w[2]
-				r += int32(p[0])*w0 + int32(p[3])*w1 + int32(p[6])*w2
-				g += int32(p[1])*w0 + int32(p[4])*w1 + int32(p[7])*w2
-				bl += int32(p[2])*w0 + int32(p[5])*w1 + int32(p[8])*w2
-			case 4:
-				p, w0, w1, w2, w3 := in[:12:12], w[0], w[1], w[2], w[3]
-				r += int32(p[0])*w0 + int32(p[3])*w1 + int32(p[6])*w2 + int32(p[9])*w3
-				g += int32(p[1])*w0 + int32(p[4])*w1 + int32(p[7])*w2 + int32(p[10])*w3
-				bl += int32(p[2])*w0 + int32(p[5])*w1 + int32(p[8])*w2 + int32(p[11])*w3
-			default:
-				for k, wk := range w {
-					p := in[k*3 : k*3+3 : k*3+3]
-					r += int32(p[0]) * wk
-					g += int32(p[1]) * wk
-					bl += int32(p[2]) * wk
-				}
-			}
-			q := out[o*3 : o*3+3 : o*3+3]
-			q[0], q[1], q[2] = clip8(r), clip8(g), clip8(bl)
+		switch k {
+		case 2:
+			horizontalRow2(row, pt, out)
+		case 3:
+			horizontalRow3(row, pt, out)
+		case 4:
+			horizontalRow4(row, pt, out)
+		default:
+			horizontalRow(row, t, out)
 		}
+	}
+}
+
+// padded is t with every output reading k taps, k the most any reads; k
+// is 0 (no padded form) when the input is narrower than that or a weight
+// is negative.
+func (t taps) padded(inSize int) (k int, p taps) {
+	for _, c := range t.count {
+		k = max(k, c)
+	}
+	if k > inSize || !t.nonNegative() {
+		return 0, t
+	}
+	p = taps{size: k, first: make([]int, len(t.first)), count: make([]int, len(t.first)), weight: make([]int32, len(t.first)*k)}
+	for o, first := range t.first {
+		p.first[o], p.count[o] = min(first, inSize-k), k
+		shift := first - p.first[o] // leading zero weights
+		copy(p.weight[o*k+shift:], t.weight[o*t.size:o*t.size+t.count[o]])
+	}
+	return k, p
+}
+
+// nonNegative: every weight is >= 0, as the triangle filter's are. Then an
+// output's sum lies in [0, 255.5 * 2^precisionBits) (the weights sum to
+// 2^precisionBits give or take their rounding), so it needs no clipping,
+// and the red and blue channels of a pixel can share one 64-bit multiply,
+// in 32-bit lanes that do not carry into each other.
+func (t taps) nonNegative() bool {
+	for _, w := range t.weight {
+		if w < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+const half = int32(1 << (precisionBits - 1))
+
+// redBlue is a pixel's red and blue in two 32-bit lanes, with rounding's
+// half in each.
+const halfPair = uint64(half) | uint64(half)<<32
+
+func redBlue(p []byte) uint64 { return uint64(p[0]) | uint64(p[2])<<32 }
+
+// put writes a pixel from its lanes' sums (see nonNegative).
+func put(q []byte, rb uint64, g int32) {
+	q[0], q[1], q[2] = byte(uint32(rb)>>precisionBits), byte(g>>precisionBits), byte(rb>>(32+precisionBits))
+}
+
+func horizontalRow2(row []byte, t taps, out []byte) {
+	for o := 0; o < len(out)/3; o++ {
+		j := t.first[o] * 3
+		p, w := row[j:j+6:j+6], t.weight[o*2:o*2+2:o*2+2]
+		rb := halfPair + redBlue(p[0:])*uint64(w[0]) + redBlue(p[3:])*uint64(w[1])
+		g := half + int32(p[1])*w[0] + int32(p[4])*w[1]
+		put(out[o*3:o*3+3:o*3+3], rb, g)
+	}
+}
+
+func horizontalRow3(row []byte, t taps, out []byte) {
+	for o := 0; o < len(out)/3; o++ {
+		j := t.first[o] * 3
+		p, w := row[j:j+9:j+9], t.weight[o*3:o*3+3:o*3+3]
+		rb := halfPair + redBlue(p[0:])*uint64(w[0]) + redBlue(p[3:])*uint64(w[1]) + redBlue(p[6:])*uint64(w[2])
+		g := half + int32(p[1])*w[0] + int32(p[4])*w[1] + int32(p[7])*w[2]
+		put(out[o*3:o*3+3:o*3+3], rb, g)
+	}
+}
+
+func horizontalRow4(row []byte, t taps, out []byte) {
+	for o := 0; o < len(out)/3; o++ {
+		j := t.first[o] * 3
+		p, w := row[j:j+12:j+12], t.weight[o*4:o*4+4:o*4+4]
+		rb := halfPair + redBlue(p[0:])*uint64(w[0]) + redBlue(p[3:])*uint64(w[1]) + redBlue(p[6:])*uint64(w[2]) + redBlue(p[9:])*uint64(w[3])
+		g := half + int32(p[1])*w[0] + int32(p[4])*w[1] + int32(p[7])*w[2] + int32(p[10])*w[3]
+		put(out[o*3:o*3+3:o*3+3], rb, g)
+	}
+}
+
+// horizontalRow is any tap count's row, tap by tap.
+func horizontalRow(row []byte, t taps, out []byte) {
+	for o := 0; o < len(out)/3; o++ {
+		w := t.weight[o*t.size : o*t.size+t.count[o]]
+		in := row[t.first[o]*3:]
+		r, g, bl := half, half, half
+		for k, wk := range w {
+			p := in[k*3 : k*3+3 : k*3+3]
+			r += int32(p[0]) * wk
+			g += int32(p[1]) * wk
+			bl += int32(p[2]) * wk
+		}
+		q := out[o*3 : o*3+3 : o*3+3]
+		q[0], q[1], q[2] = clip8(r), clip8(g), clip8(bl)
 	}
 }
 
@@ -211,21 +286,33 @@ func verticalPass(src []byte, stride int, t taps, dst []byte, outW int) {
 
 // verticalRow computes output row o of the vertical pass into out.
 func verticalRow(src []byte, stride int, t taps, o, n int, out []byte) {
-	const half = int32(1 << (precisionBits - 1))
 	w := t.weight[o*t.size : o*t.size+t.count[o]]
 	base := t.first[o] * stride
-	switch len(w) {
-	case 2:
-		r0, r1 := src[base:base+n], src[base+stride:base+stride+n]
+	out = out[:n]
+	row := func(k int) []byte { return src[base+k*stride : base+k*stride+n : base+k*stride+n] }
+	// The triangle filter's weights are >= 0, so a sum needs no clipping
+	// (see nonNegative); a negative one takes the general loop.
+	switch {
+	case len(w) == 2 && w[0] >= 0 && w[1] >= 0:
+		r0, r1 := row(0), row(1)
+		r0, r1 = r0[:len(out)], r1[:len(out)]
 		w0, w1 := w[0], w[1]
 		for i := range out {
-			out[i] = clip8(half + int32(r0[i])*w0 + int32(r1[i])*w1)
+			out[i] = byte((half + int32(r0[i])*w0 + int32(r1[i])*w1) >> precisionBits)
 		}
-	case 3:
-		r0, r1, r2 := src[base:base+n], src[base+stride:base+stride+n], src[base+2*stride:base+2*stride+n]
+	case len(w) == 3 && w[0] >= 0 && w[1] >= 0 && w[2] >= 0:
+		r0, r1, r2 := row(0), row(1), row(2)
+		r0, r1, r2 = r0[:len(out)], r1[:len(out)], r2[:len(out)]
 		w0, w1, w2 := w[0], w[1], w[2]
 		for i := range out {
-			out[i] = clip8(half + int32(r0[i])*w0 + int32(r1[i])*w1 + int32(r2[i])*w2)
+			out[i] = byte((half + int32(r0[i])*w0 + int32(r1[i])*w1 + int32(r2[i])*w2) >> precisionBits)
+		}
+	case len(w) == 4 && w[0] >= 0 && w[1] >= 0 && w[2] >= 0 && w[3] >= 0:
+		r0, r1, r2, r3 := row(0), row(1), row(2), row(3)
+		r0, r1, r2, r3 = r0[:len(out)], r1[:len(out)], r2[:len(out)], r3[:len(out)]
+		w0, w1, w2, w3 := w[0], w[1], w[2], w[3]
+		for i := range out {
+			out[i] = byte((half + int32(r0[i])*w0 + int32(r1[i])*w1 + int32(r2[i])*w2 + int32(r3[i])*w3) >> precisionBits)
 		}
 	default:
 		for i := range out {

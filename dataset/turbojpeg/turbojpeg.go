@@ -99,8 +99,10 @@ func (d *Decoder) Size(data []byte) (w, h int, err error) {
 // Decode decodes data into interleaved RGB. It shrinks by 1/2, 1/4 or 1/8
 // in the DCT domain (libjpeg-turbo's SIMD scaled IDCTs) as long as the
 // shorter side stays at least minShorter, so a later resize to that side
-// never upsamples what the file had; 0 decodes at full size.
-func (d *Decoder) Decode(data []byte, minShorter int) (pix []byte, w, h int, err error) {
+// never upsamples what the file had; 0 decodes at full size. It decodes
+// into dst when dst has the room (a cache build reuses one buffer a
+// worker), else into a new slice.
+func (d *Decoder) Decode(data []byte, minShorter int, dst []byte) (pix []byte, w, h int, err error) {
 	fw, fh, err := d.Size(data)
 	if err != nil {
 		return nil, 0, 0, err
@@ -118,7 +120,10 @@ func (d *Decoder) Decode(data []byte, minShorter int) (pix []byte, w, h int, err
 		return nil, 0, 0, err
 	}
 	defer d.release(hd)
-	pix = make([]byte, w*h*3)
+	if pix = dst[:0]; cap(pix) < w*h*3 {
+		pix = make([]byte, w*h*3)
+	}
+	pix = pix[:w*h*3]
 	if d.decompress(hd, &data[0], uint64(len(data)), &pix[0], int32(w), 0, int32(h), pixelFormatRGB, flagStopOnWarn) != 0 {
 		return nil, 0, 0, fmt.Errorf("JPEG decode: %s", d.errorStr(hd))
 	}
