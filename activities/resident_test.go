@@ -30,8 +30,13 @@ func TestResidentModelContinuesExactly(t *testing.T) {
 	if first.Resident || acts.Resident.Count() != 1 {
 		t.Fatalf("epoch 1: resident %v, %d held", first.Resident, acts.Resident.Count())
 	}
+	// The worker's data cache was cold: epoch 1 built it, on a line of
+	// its own, not in its restore.
+	if first.CacheBuildSeconds <= 0 || first.RestoreSeconds < 0 {
+		t.Fatalf("epoch 1 with a cold data cache: build %.3fs, restore %.3fs", first.CacheBuildSeconds, first.RestoreSeconds)
+	}
 	second := run(2)
-	if !second.Resident || second.ResumedFrom.Epoch != 2 || second.Progress.EpochsDone != 2 {
+	if !second.Resident || second.ResumedFrom.Epoch != 2 || second.Progress.EpochsDone != 2 || second.CacheBuildSeconds != 0 {
 		t.Fatalf("epoch 2: %+v", second)
 	}
 	got, err := checkpoint.Repo{Store: acts.Store, Prefix: p.Prefix}.Load(context.Background(), second.Key)
@@ -50,6 +55,9 @@ func TestResidentModelContinuesExactly(t *testing.T) {
 		v.Get(&out)
 		if out.Resident {
 			t.Fatal("a worker without resident models continued from memory")
+		}
+		if built := out.CacheBuildSeconds > 0; built != (epoch == 1) {
+			t.Fatalf("epoch %d restored with the cache built in %.3fs (cold only at epoch 1)", epoch, out.CacheBuildSeconds)
 		}
 	}
 	want, err := checkpoint.Repo{Store: other.Store, Prefix: p2.Prefix}.Load(context.Background(), second.Key)

@@ -53,6 +53,10 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	at := s.Record()
 	out.ResumedFrom = sweep.Resume{Epoch: at.EpochsDone + 1, Step: at.StepInEpoch, Attempt: int(info.Attempt)}
 	out.Resident = from == nil && at.EpochsDone > 0
+	if !out.Resident { // opened here: a cold data cache was built here
+		out.CacheBuildSeconds = s.DataBuildSeconds()
+		out.RestoreSeconds -= out.CacheBuildSeconds
+	}
 	// Training stops at a step boundary (with a checkpoint) when the
 	// activity is cancelled or the worker is shutting down.
 	tctx, cancel := context.WithCancelCause(ctx)

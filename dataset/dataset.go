@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // ErrBadData marks missing or malformed input data.
@@ -125,6 +126,9 @@ type Set struct {
 	// first few.
 	Skipped      int
 	SkippedFiles []string
+	// BuildSeconds is how long this Open spent building the cache (0 when
+	// the cache was there).
+	BuildSeconds float64
 	mapped       []byte
 }
 
@@ -366,10 +370,15 @@ func Open(spec string, res int, opts Options) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
+	started := time.Now()
 	if err := buildCache(src, res, path, opts); err != nil {
 		return nil, err
 	}
-	return mapCache(path)
+	set, err := mapCache(path)
+	if set != nil {
+		set.BuildSeconds = time.Since(started).Seconds()
+	}
+	return set, err
 }
 
 // cachePath names a cache by everything its bytes depend on: the source's

@@ -66,6 +66,9 @@ type Row struct {
 	Cost           *float64 `json:"cost"`
 	SharedEpochs   int      `json:"shared_epochs,omitempty"`
 	PrepareSeconds *float64 `json:"prepare_seconds,omitempty"`
+	// CacheBuildSeconds: building cold data caches as its epochs opened
+	// the training (nil when none was cold).
+	CacheBuildSeconds *float64 `json:"cache_build_seconds,omitempty"`
 	// NativeSide is the data's image size; Upsampled marks a resolution
 	// more than sweep.MaxUpsampling times it (it measures upsampling).
 	NativeSide int  `json:"native_side,omitempty"`
@@ -195,6 +198,9 @@ func rowOf(o sweep.Outcome) Row {
 		if o.PrepareSeconds > 0 {
 			row.PrepareSeconds = ptr(o.PrepareSeconds)
 		}
+		if o.CacheBuildSeconds > 0 {
+			row.CacheBuildSeconds = ptr(o.CacheBuildSeconds)
+		}
 	}
 	row.NativeSide, row.Upsampled = o.NativeSide, sweep.Upsampled(o.Resolution, o.NativeSide)
 	if o.BestEpoch > 0 {
@@ -273,7 +279,7 @@ var CSVHeader = []string{"model", "family", "resolution", "status", "reason", "e
 	"augment", "skipped_images", "train_s_per_epoch", "val_s_per_epoch", "checkpoint_wait_s_per_epoch",
 	"restore_s_per_epoch", "other_s_per_epoch", "compute_hours", "cost", "native_side", "upsampled",
 	"seed", "seeds", "best_val_acc_mean", "best_val_acc_std", "best_val_acc_ci95_low", "best_val_acc_ci95_high",
-	"waiting_s_per_epoch", "prepare_s", "shared_epochs"}
+	"waiting_s_per_epoch", "prepare_s", "shared_epochs", "cache_build_s"}
 
 func fmtF(v *float64) string {
 	if v == nil {
@@ -306,7 +312,7 @@ func (r *Report) writeCSV(w io.Writer) error {
 		if x.PerEpoch != nil {
 			waiting = strconv.FormatFloat(x.PerEpoch.Waiting, 'f', 3, 64)
 		}
-		cw.Write(append(cells, waiting, fmtF(x.PrepareSeconds), strconv.Itoa(x.SharedEpochs)))
+		cw.Write(append(cells, waiting, fmtF(x.PrepareSeconds), strconv.Itoa(x.SharedEpochs), fmtF(x.CacheBuildSeconds)))
 	}
 	cw.Flush()
 	return cw.Error()
@@ -446,8 +452,9 @@ func (r *Report) writeTimeTable(w io.Writer) {
 		if s == nil {
 			continue
 		}
-		lines = append(lines, fmt.Sprintf("| %s | %d | %.2f | %.2f | %.3f | %.3f | %.3f | %.3f (%.1f%%) | %.2f | %s |", x.Model, x.Resolution,
-			s.Train, s.Validation, s.CheckpointWait, s.Restore, s.Other, s.Fixed(), 100*s.Outside(), s.Waiting, cell(x.PrepareSeconds, "%.1f")))
+		lines = append(lines, fmt.Sprintf("| %s | %d | %.2f | %.2f | %.3f | %.3f | %.3f | %.3f (%.1f%%) | %.2f | %s | %s |", x.Model, x.Resolution,
+			s.Train, s.Validation, s.CheckpointWait, s.Restore, s.Other, s.Fixed(), 100*s.Outside(), s.Waiting,
+			cell(x.PrepareSeconds, "%.1f"), cell(x.CacheBuildSeconds, "%.1f")))
 		if x.SharedEpochs > 0 {
 			shared = append(shared, fmt.Sprintf("%s@%d (%d of %d epochs)", x.Model, x.Resolution, x.SharedEpochs, x.EpochsRun))
 		}
@@ -457,10 +464,10 @@ func (r *Report) writeTimeTable(w io.Writer) {
 	}
 	fmt.Fprintln(w, "## Time per epoch (seconds)")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Fixed cost: waiting for checkpoints to be stored, restoring (checkpoint, data, model) and the rest (scheduling, bookkeeping). Waiting: scheduled but not running (queued for a worker or a training slot, paused). Preparing (once per training, the data cache build when cold) is apart.")
+	fmt.Fprintln(w, "Fixed cost: waiting for checkpoints to be stored, restoring (checkpoint, data, model) and the rest (scheduling, bookkeeping). Waiting: scheduled but not running (queued for a worker or a training slot, paused). Preparing and building a cold data cache (once per training, or once per worker it moved to) are apart.")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| model | resolution | training | validation | checkpoint wait | restore | other | fixed cost | waiting | preparing (once) |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Fprintln(w, "| model | resolution | training | validation | checkpoint wait | restore | other | fixed cost | waiting | preparing (once) | data cache build (once) |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	fmt.Fprintln(w, strings.Join(lines, "\n"))
 	fmt.Fprintln(w)
 	if len(shared) > 0 {

@@ -54,9 +54,11 @@ func recordSmallSweep(t *testing.T, st store.Store) map[string]sweep.Outcome {
 			Progress: rec.Progress, Device: "cpu", WallSeconds: 30, EpochSeconds: 3, ConfigHash: rec.ConfigHash,
 			Augment: rec.Data.Augment, NativeSide: 14, EpochRuns: 2, TrainSeconds: 2, EvalSeconds: 0.5, CkptSeconds: 0.1, RestoreSeconds: 0.2}
 		if res == 16 {
-			// Ten seconds an epoch queued or paused, 4 s preparing, one of
-			// the two epochs next to another training.
+			// Ten seconds an epoch queued or paused, 4 s preparing, 3 s
+			// building a cold data cache, one of the two epochs next to
+			// another training.
 			o.WaitSeconds, o.PrepareSeconds, o.DeviceSeconds, o.SharedEpochs = 20, 4, 2.25, 1
+			o.CacheBuildSeconds = 3
 			o.SkippedImages = 3 // as if three photos had not decoded
 			o.StartedFrom = "torchvision:resnet18 (sha256 f37072fd…)"
 		}
@@ -122,6 +124,13 @@ func TestReportAgreesWithRecordsAndMarksWhatIsMissing(t *testing.T) {
 		}
 		if h := o.ComputeHours(); h > 0 && row[col["compute_hours"]] != strconv.FormatFloat(h, 'g', -1, 64) {
 			t.Errorf("%s: compute_hours %q, want %v", id, row[col["compute_hours"]], h)
+		}
+		wantBuild := ""
+		if o.CacheBuildSeconds > 0 && o.Status != sweep.Skipped {
+			wantBuild = strconv.FormatFloat(o.CacheBuildSeconds, 'g', -1, 64)
+		}
+		if row[col["cache_build_s"]] != wantBuild {
+			t.Errorf("%s: cache_build_s %q, want %q", id, row[col["cache_build_s"]], wantBuild)
 		}
 		if row[col["train_s_per_epoch"]] != wantTrain {
 			t.Errorf("%s: train_s_per_epoch %q, want %q", id, row[col["train_s_per_epoch"]], wantTrain)
@@ -202,7 +211,7 @@ func TestReportAgreesWithRecordsAndMarksWhatIsMissing(t *testing.T) {
 	readme, _ := os.ReadFile(filepath.Join(dir, "README.md"))
 	for _, s := range []string{"![resomap](resomap.png)", "smallcnn@32 **failed**: epoch 1: out of memory", "| resnet18 | 32 | missing |",
 		"Data recipe: cifar.", "did not decode (skip_bad_images): smallcnn@16: 3.",
-		"| smallcnn | 16 | 1.00 | 0.25 | 0.050 | 0.100 | 1.600 | 1.750 (58.3%) | 10.00 | 4.0 |",
+		"| smallcnn | 16 | 1.00 | 0.25 | 0.050 | 0.100 | 0.100 | 0.250 (16.7%) | 10.00 | 4.0 | 3.0 |",
 		"Shared a device with other trainings or data cache builds: smallcnn@16 (1 of 2 epochs).",
 		"## Accuracy for the compute: the Pareto front", "for 0.001 compute hours",
 		"**Upsampled**: these resolutions are more than 1.25x the data's native image size", "smallcnn@24 (data 14 px)",

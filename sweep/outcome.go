@@ -114,6 +114,9 @@ type Outcome struct {
 	// build included when the cache was cold.
 	WaitSeconds    float64 `json:"wait_seconds,omitempty"`
 	PrepareSeconds float64 `json:"prepare_seconds,omitempty"`
+	// CacheBuildSeconds: building cold data caches when epochs opened
+	// their training (apart from RestoreSeconds; no epoch's).
+	CacheBuildSeconds float64 `json:"cache_build_seconds,omitempty"`
 	// DeviceSeconds is the training's own share of its workers' device
 	// over its training and validation; SharedEpochs of its epochs shared
 	// the device with other trainings or data cache builds (0 in outcomes
@@ -174,7 +177,7 @@ type TestResult struct {
 // combination trained: training steps, validation, waiting for checkpoints
 // to be stored, restoring (checkpoint, data, model), waiting (queued for
 // a worker or a slot, paused) and the rest of its wall time (scheduling,
-// bookkeeping). Preparing (the data cache build) is no epoch's.
+// bookkeeping). Preparing and building a cold data cache are no epoch's.
 type EpochSplit struct {
 	Train, Validation, CheckpointWait, Restore, Other float64 // seconds
 	Waiting                                           float64
@@ -186,10 +189,11 @@ func (o Outcome) EpochSplit() (EpochSplit, bool) {
 		return EpochSplit{}, false
 	}
 	n := float64(o.EpochRuns)
-	// Test-resolution evaluation and preparing are no epoch's.
-	wall := o.WallSeconds - o.TestSeconds - o.PrepareSeconds
+	// Test-resolution evaluation, preparing and building the data cache
+	// are no epoch's.
+	wall := o.WallSeconds - o.TestSeconds - o.PrepareSeconds - o.CacheBuildSeconds
 	if o.WallSeconds == 0 { // still running: the epochs' own time
-		wall = o.EpochSeconds
+		wall = o.EpochSeconds - o.CacheBuildSeconds
 	}
 	s := EpochSplit{Train: o.TrainSeconds / n, Validation: o.EvalSeconds / n, CheckpointWait: o.CkptSeconds / n,
 		Restore: o.RestoreSeconds / n, Waiting: o.WaitSeconds / n}

@@ -99,6 +99,12 @@ func TestEpochSplit(t *testing.T) {
 	if s, _ := o.EpochSplit(); math.Abs(s.Other-0.45) > 1e-12 {
 		t.Fatalf("split with test evaluation %+v", s)
 	}
+	// Nor is building a cold data cache (once, apart from the restores).
+	o.WallSeconds, o.EpochSeconds, o.CacheBuildSeconds = 31, 28, 4
+	if s, _ := o.EpochSplit(); math.Abs(s.Other-0.45) > 1e-12 || s.Restore != 0.2 {
+		t.Fatalf("split with a data cache build %+v", s)
+	}
+	o.WallSeconds, o.EpochSeconds, o.CacheBuildSeconds = 27, 24, 0
 	o.WallSeconds = 0 // running: the epochs' own time
 	if s, _ := o.EpochSplit(); math.Abs(s.Other-0.2) > 1e-12 {
 		t.Fatalf("running split %+v", s)

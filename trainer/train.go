@@ -154,6 +154,10 @@ func (s *Session) Record() checkpoint.Record { return s.r.rec }
 // Config is the session's prepared config.
 func (s *Session) Config() sweep.Config { return s.r.cfg }
 
+// DataBuildSeconds is how long opening the session spent building its
+// data cache (0 when the cache was there).
+func (s *Session) DataBuildSeconds() float64 { return s.r.ds.BuildSeconds }
+
 // Close frees the model and unmaps the data set.
 func (s *Session) Close() {
 	s.r.m.Close()

@@ -160,6 +160,9 @@ type TrainEpochOutput struct {
 	// held the training in memory since the epoch before).
 	RestoreSeconds float64 `json:",omitempty"`
 	Resident       bool    `json:",omitempty"`
+	// CacheBuildSeconds: building the data cache, which was cold, when the
+	// session opened (apart from RestoreSeconds).
+	CacheBuildSeconds float64 `json:",omitempty"`
 	// WaitSeconds: scheduled but not running, waiting for a worker to
 	// take the epoch and for a training slot on it.
 	WaitSeconds float64 `json:",omitempty"`

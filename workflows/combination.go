@@ -406,6 +406,7 @@ func (c *combination) apply(res TrainEpochOutput) {
 	c.out.CkptSeconds += res.CheckpointSeconds
 	c.out.EpochSeconds += res.WallSeconds
 	c.out.RestoreSeconds += res.RestoreSeconds
+	c.out.CacheBuildSeconds += res.CacheBuildSeconds
 	c.out.WaitSeconds += res.WaitSeconds
 	c.out.DeviceSeconds += res.DeviceSeconds
 	if res.SharedDevice {

@@ -136,15 +136,20 @@ func epochSplit(device, data, cacheDir string, epochs, batch, limit int) error {
 	var total sweep.Outcome
 	err := j.run(func(e int, out workflows.TrainEpochOutput) {
 		o := sweep.Outcome{EpochRuns: 1, TrainSeconds: out.TrainSeconds, EvalSeconds: out.EvalSeconds, CkptSeconds: out.CheckpointSeconds,
-			RestoreSeconds: out.RestoreSeconds, EpochSeconds: out.WallSeconds}
+			RestoreSeconds: out.RestoreSeconds, EpochSeconds: out.WallSeconds, CacheBuildSeconds: out.CacheBuildSeconds}
 		sp, _ := o.EpochSplit()
-		fmt.Printf("epoch %d (resident %v): %s\n", e, out.Resident, sp)
+		fmt.Printf("epoch %d (resident %v): %s", e, out.Resident, sp)
+		if o.CacheBuildSeconds > 0 {
+			fmt.Printf("; data cache built in %.1fs (apart)", o.CacheBuildSeconds)
+		}
+		fmt.Println()
 		total.EpochRuns++
 		total.TrainSeconds += o.TrainSeconds
 		total.EvalSeconds += o.EvalSeconds
 		total.CkptSeconds += o.CkptSeconds
 		total.RestoreSeconds += o.RestoreSeconds
 		total.EpochSeconds += o.EpochSeconds
+		total.CacheBuildSeconds += o.CacheBuildSeconds
 	})
 	if err != nil {
 		return err
