@@ -57,7 +57,7 @@ func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.Eva
 	}
 	progress := func(res int, p dataset.BuildProgress) { beat(fmt.Sprintf("evaluating at %d px: %s", res, p)) }
 	err = a.Trainer.EvaluateAt(in.Config, rec, weights, todo, in.MicroBatch, store, progress)
-	trainer.ReleaseMemory() // the weights' bytes, before the next training opens
+	trainer.ReleaseMemory(int64(len(weights))) // before the next training opens
 	if err != nil {
 		return out, classify(err)
 	}

@@ -78,14 +78,13 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	own, wall, shared := use.stop()
 	if err != nil {
 		a.residents().drop(s)
-		trainer.ReleaseMemory()
 		return workflows.TrainEpochOutput{}, interrupted(ctx, tctx, hb.lastKey(), err)
 	}
 	// The epoch's checkpoint is stored: the next epoch (this training's
 	// or another's) needs only its record, not its bytes in the Go heap.
-	last := res.Last.Record
+	last, size := res.Last.Record, res.Last.TensorBytes()
 	res.Last = nil
-	trainer.ReleaseMemory()
+	trainer.ReleaseMemory(size)
 	if last.IsFinal {
 		a.residents().drop(s) // nothing more to train: free it for the others
 	} else {
@@ -182,8 +181,9 @@ func (a *Activities) openSession(ctx context.Context, in workflows.TrainEpochInp
 	if from != nil {
 		// Its tensors are in the model now: the epoch needs only its
 		// record, not the bytes (1 GB for vgg11 with momentum).
+		size := from.TensorBytes()
 		from = &checkpoint.Checkpoint{Record: from.Record}
-		trainer.ReleaseMemory()
+		trainer.ReleaseMemory(size)
 	}
 	return s, from, nil
 }

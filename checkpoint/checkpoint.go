@@ -107,6 +107,14 @@ type Checkpoint struct {
 	Key string `json:"-"`
 }
 
+// TensorBytes is the size of the tensor files it holds in memory.
+func (c *Checkpoint) TensorBytes() int64 {
+	if c == nil {
+		return 0
+	}
+	return int64(len(c.Model) + len(c.Optim))
+}
+
 func sum(b []byte) FileSum {
 	h := sha256.Sum256(b)
 	return FileSum{Size: int64(len(b)), SHA256: hex.EncodeToString(h[:])}

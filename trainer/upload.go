@@ -35,8 +35,8 @@ func (r *run) snapshotAs(rec checkpoint.Record) (*checkpoint.Checkpoint, error) 
 	// its tensors go and hand their memory back before copying out the
 	// next, or a worker holds two snapshots at once (2 GB for vgg11 with
 	// momentum, on top of libtorch's 1 GB).
+	ReleaseMemory(r.res.Last.TensorBytes())
 	r.res.Last = nil
-	ReleaseMemory()
 	rec.MicroBatch = r.micro
 	rec.CreatedAt = time.Now().UTC()
 	ms, os, err := snapshot(r.m, r.meta)
@@ -73,7 +73,9 @@ func (r *run) emitMid(ctx context.Context) error {
 	u := &upload{c: &checkpoint.Checkpoint{Record: c.Record}, done: make(chan error, 1)}
 	go func(c *checkpoint.Checkpoint) {
 		err := r.opts.OnCheckpoint(store, c)
-		ReleaseMemory()
+		size := c.TensorBytes()
+		c = nil
+		ReleaseMemory(size)
 		u.done <- err
 	}(c)
 	r.inFlight = u
