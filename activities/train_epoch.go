@@ -53,7 +53,7 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	at := s.Record()
 	out.ResumedFrom = sweep.Resume{Epoch: at.EpochsDone + 1, Step: at.StepInEpoch, Attempt: int(info.Attempt)}
 	out.Resident = from == nil && at.EpochsDone > 0
-	if !out.Resident { // opened here: a cold data cache was built here
+	if !out.Resident { // opened here: its data cache build (0 when warm) apart
 		out.CacheBuildSeconds = s.DataBuildSeconds()
 		out.RestoreSeconds -= out.CacheBuildSeconds
 	}
