@@ -183,13 +183,13 @@ func horizontalPass(src rgbImage, b box, y0, rows int, t taps, dst []byte, outW 
 }
 
 // padded is t with every output reading k taps, k the most any reads; k
-// is 0 (no padded form) when the input is narrower than that or a weight
-// is negative.
+// is 0 (no padded form) when there is no unrolled row for k (more than 4),
+// the input is narrower than k, or a weight is negative.
 func (t taps) padded(inSize int) (k int, p taps) {
 	for _, c := range t.count {
 		k = max(k, c)
 	}
-	if k > inSize || !t.nonNegative() {
+	if k > 4 || k > inSize || !t.nonNegative() {
 		return 0, t
 	}
 	p = taps{size: k, first: make([]int, len(t.first)), count: make([]int, len(t.first)), weight: make([]int32, len(t.first)*k)}
