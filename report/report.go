@@ -60,8 +60,8 @@ type Row struct {
 	// ComputeHours of training and validation: the training's own share
 	// of its worker's device; Cost at the report's price per hour (nil
 	// when not priced). SharedEpochs shared the device with other
-	// trainings or data cache builds. PrepareSeconds: preparing, a cold
-	// data cache's build included.
+	// trainings or data cache builds. PrepareSeconds: preparing (the data
+	// cache's build apart, in CacheBuildSeconds).
 	ComputeHours   *float64 `json:"compute_hours"`
 	Cost           *float64 `json:"cost"`
 	SharedEpochs   int      `json:"shared_epochs,omitempty"`

@@ -110,8 +110,9 @@ type Outcome struct {
 	EpochRuns      int     `json:"epoch_runs,omitempty"`
 	ResidentEpochs int     `json:"resident_epochs,omitempty"`
 	// WaitSeconds: scheduled but not running (queued for a worker or a
-	// training slot, paused). PrepareSeconds: preparing, the data cache
-	// build included when the cache was cold.
+	// training slot, paused). PrepareSeconds: preparing (validating the
+	// config, hashing the data source; the cache is built when an epoch
+	// opens the training: CacheBuildSeconds).
 	WaitSeconds    float64 `json:"wait_seconds,omitempty"`
 	PrepareSeconds float64 `json:"prepare_seconds,omitempty"`
 	// CacheBuildSeconds: building cold data caches when epochs opened

@@ -35,8 +35,9 @@ func (r *run) snapshotAs(rec checkpoint.Record) (*checkpoint.Checkpoint, error) 
 	// its tensors go and hand their memory back before copying out the
 	// next, or a worker holds two snapshots at once (2 GB for vgg11 with
 	// momentum, on top of libtorch's 1 GB).
-	ReleaseMemory(r.res.Last.TensorBytes())
+	size := r.res.Last.TensorBytes()
 	r.res.Last = nil
+	ReleaseMemory(size)
 	rec.MicroBatch = r.micro
 	rec.CreatedAt = time.Now().UTC()
 	ms, os, err := snapshot(r.m, r.meta)
