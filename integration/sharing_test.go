@@ -5,6 +5,7 @@ package integration
 import (
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,12 +35,38 @@ hyper: {batch_size: 64, optimizer: sgd, lr: 0.05, momentum: 0.9, nesterov: true,
 // training slots (with 2, the two trainings share the device, each on one
 // of the two cores, which the report marks) and on a worker with one (with
 // 2, the second training's epochs queue behind the first's, which its
-// time split shows as waiting, not as fixed cost). The target is 15%; the
-// test allows 35% because two identical runs on this project's 2-core VMs
-// differ by up to 23% in wall time (measured: 2-18% apart, where wall
-// time alone was 108% apart for two trainings sharing two cores).
+// time split shows as waiting, not as fixed cost). The workers take
+// their default thread count, the cores shared out between their slots, as
+// a user's would: the harness's --threads 2 on a worker with two slots
+// runs four threads on two cores, and that oversubscription costs real CPU
+// time that varied from run to run (compute hours 1-33% apart). What
+// remains is physical: two trainings on the two cores each take 10-17%
+// more CPU time per image than one alone on one core with the other idle
+// (measured over four runs here: 1-17% apart, 7.2 s alone against 8.0-8.5
+// s shared), and a worker's first training pays the process's warm-up
+// (0.5-0.8 s; with one slot the two settings train in different orders).
+// The target is 15%; the test allows 25%, which still fails a wall-clock
+// measure by far (the wall times are 100% apart).
 func TestComputeHoursDoNotDependOnMaxParallel(t *testing.T) {
 	c := dial(t)
+	// The figures again after the workers' logs (cleanups run last first),
+	// so that a failure's reason is in the tail of the output.
+	var summary []string
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("summary:\n%s", strings.Join(summary, "\n"))
+		}
+	})
+	logf := func(format string, args ...any) {
+		t.Helper()
+		summary = append(summary, fmt.Sprintf(format, args...))
+		t.Log(summary[len(summary)-1])
+	}
+	errorf := func(format string, args ...any) {
+		t.Helper()
+		summary = append(summary, "FAIL: "+fmt.Sprintf(format, args...))
+		t.Error(summary[len(summary)-1])
+	}
 	type figures struct {
 		hours, waiting float64
 		shared         int
@@ -47,19 +74,21 @@ func TestComputeHoursDoNotDependOnMaxParallel(t *testing.T) {
 	sweepOf := func(slots, maxParallel int) map[string]figures {
 		name := fmt.Sprintf("sharing-%d-%d", slots, maxParallel)
 		store, tq := t.TempDir(), "tq-"+name
-		w := startWorker(t, tq, store, "--data-cache", t.TempDir(), "--concurrency", fmt.Sprint(slots))
+		w := startWorker(t, tq, store, "--data-cache", t.TempDir(), "--concurrency", fmt.Sprint(slots), "--threads", "0")
 		defer stopProcess(w.cmd)
 		if out, err := starter(t, tq, store, "--sweep", writeSpec(t, sharingSpec(name, maxParallel)), "--id", name); err != nil {
-			t.Fatalf("starter: %v\n%s", err, out)
+			errorf("starter: %v\n%s", err, out)
+			t.FailNow()
 		}
 		got := map[string]figures{}
 		for _, o := range result(t, c, name, 5*time.Minute).Combos {
 			sp, ok := o.EpochSplit()
 			if o.Status != sweep.Completed || !ok {
-				t.Fatalf("%s: %s %s", name, o.ID(), o.Status)
+				errorf("%s: %s %s", name, o.ID(), o.Status)
+				t.FailNow()
 			}
 			got[o.ID()] = figures{o.ComputeHours(), o.WaitSeconds, o.SharedEpochs}
-			t.Logf("%d slots, max_parallel %d: %s: %.2f device s (train+val %.2f s), %d of %d epochs shared; per epoch %s",
+			logf("%d slots, max_parallel %d: %s: %.2f device s (train+val %.2f s), %d of %d epochs shared; per epoch %s",
 				slots, maxParallel, o.ID(), 3600*o.ComputeHours(), o.TrainSeconds+o.EvalSeconds, o.SharedEpochs, o.EpochRuns, sp)
 		}
 		return got
@@ -74,19 +103,19 @@ func TestComputeHoursDoNotDependOnMaxParallel(t *testing.T) {
 		one, two := sweepOf(slots, 1), sweepOf(slots, 2)
 		for id, f := range two {
 			d := math.Abs(f.hours/one[id].hours - 1)
-			t.Logf("%d slots: %s: compute hours with max_parallel 2 and 1 %.0f%% apart (target 15%%)", slots, id, 100*d)
-			if d > 0.35 {
-				t.Errorf("%d slots: %s: %.2f device s with max_parallel 2, %.2f with 1 (%.0f%% apart)",
+			logf("%d slots: %s: compute hours with max_parallel 2 and 1 %.0f%% apart (target 15%%)", slots, id, 100*d)
+			if d > 0.25 {
+				errorf("%d slots: %s: %.2f device s with max_parallel 2, %.2f with 1 (%.0f%% apart)",
 					slots, id, 3600*f.hours, 3600*one[id].hours, 100*d)
 			}
 		}
 		w1, s1 := total(one)
 		w2, s2 := total(two)
 		if slots == 2 && (s1 != 0 || s2 == 0) {
-			t.Errorf("2 slots: epochs marked shared: %d with max_parallel 1, %d with 2; want 0 and some", s1, s2)
+			errorf("2 slots: epochs marked shared: %d with max_parallel 1, %d with 2; want 0 and some", s1, s2)
 		}
 		if slots == 1 && (w2 < 1 || w2 < 4*w1) {
-			t.Errorf("1 slot: waiting %.2f s with max_parallel 2, %.2f s with 1; want the queueing to show", w2, w1)
+			errorf("1 slot: waiting %.2f s with max_parallel 2, %.2f s with 1; want the queueing to show", w2, w1)
 		}
 	}
 }
