@@ -23,13 +23,14 @@ import (
 // BenchmarkEpochOverhead's).
 type job struct {
 	device, cacheDir string
+	threads          int // libtorch's on a CPU (0: all cores)
 	spec             sweep.Spec
 	combo            sweep.Combination
 }
 
 // run trains the job, handing each epoch's output to onEpoch.
 func (j job) run(onEpoch func(epoch int, out workflows.TrainEpochOutput)) error {
-	tr, err := trainer.New("", j.device, 0)
+	tr, err := trainer.New("", j.device, j.threads)
 	if err != nil {
 		return err
 	}
@@ -79,13 +80,13 @@ func (j job) run(onEpoch func(epoch int, out workflows.TrainEpochOutput)) error 
 // validate, batch 64, SGD with nesterov, weight decay 5e-4, cosine after
 // one warm-up epoch, label smoothing 0.1, pad-crop 2 and flip; the sweep's
 // default checkpointing (mid-epoch ones included).
-func fashionJob(model string, res, epochs, train int, seed uint64, cacheDir string) job {
+func fashionJob(model string, res, epochs, train int, seed uint64, cacheDir string, threads int) job {
 	spec := sweep.Defaults()
 	spec.Name, spec.Models, spec.Resolutions, spec.Epochs, spec.Seed = "job", []string{model}, []int{res}, epochs, seed
 	spec.Data, spec.AllowUpsampling, spec.TrainLimit, spec.ValLimit = "fashion-mnist", true, train, 2000
 	spec.Hyper = sweep.SpecHyper{Hyper: sweep.Hyper{BatchSize: 64, Optimizer: "sgd", LR: 0.1, Momentum: 0.9, Nesterov: true,
 		WeightDecay: 5e-4, Schedule: "cosine", WarmupEpochs: 1, LabelSmoothing: 0.1, CropPadding: 2, Flip: true}}
-	return job{device: "cpu", cacheDir: cacheDir, spec: spec, combo: sweep.Combination{Model: model, Resolution: res, Seed: seed}}
+	return job{device: "cpu", cacheDir: cacheDir, threads: threads, spec: spec, combo: sweep.Combination{Model: model, Resolution: res, Seed: seed}}
 }
 
 // jobRow is one epoch of a job, in bench/torch_train_reference.py's form.
@@ -101,7 +102,7 @@ type jobRow struct {
 }
 
 // runFashionJob trains the job and prints it as one JSON line.
-func runFashionJob(j job, threads int) error {
+func runFashionJob(j job) error {
 	var rows []jobRow
 	var best workflows.TrainEpochOutput
 	var wall float64
@@ -119,7 +120,7 @@ func runFashionJob(j job, threads int) error {
 		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{"impl": "resomap", "model": j.combo.Model, "res": j.combo.Resolution,
-		"seed": j.combo.Seed, "epochs": j.spec.Epochs, "train": steps * j.spec.Hyper.BatchSize, "threads": threads,
+		"seed": j.combo.Seed, "epochs": j.spec.Epochs, "train": steps * j.spec.Hyper.BatchSize, "threads": j.threads,
 		"epoch_rows": rows, "wall_seconds": wall, "best_acc": best.Progress.BestValAcc})
 }
 

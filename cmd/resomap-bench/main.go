@@ -352,5 +352,5 @@ func fashionJobFlag(spec, cacheDir string, threads int) error {
 		}
 		n[i] = v
 	}
-	return runFashionJob(fashionJob(f[0], n[0], n[1], n[2], uint64(n[3]), cacheDir), threads)
+	return runFashionJob(fashionJob(f[0], n[0], n[1], n[2], uint64(n[3]), cacheDir, threads))
 }
