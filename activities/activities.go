@@ -53,8 +53,9 @@ type Activities struct {
 	// first when this worker ran the epoch before ("": no stickiness).
 	WorkerQueue string
 	// Slots bounds the trainings running at once on this worker (its
-	// concurrency) over its shared and own queues; nil: no bound.
-	Slots chan struct{}
+	// concurrency) over its shared and own queues, and runs their libtorch
+	// calls on threads of their own; nil: no bound.
+	Slots *Slots
 
 	pruning sync.Map    // combination folders being pruned now
 	device  deviceShare // who uses the device now, for compute time

@@ -28,7 +28,7 @@ func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.Eva
 	beat := hb.setPhase
 	// A model in memory like a training's: it takes a training slot and
 	// counts against the worker's bound of models.
-	release, waited, err := a.takeSlotWaiting(ctx, beat, started)
+	slot, release, waited, err := a.takeSlotWaiting(ctx, beat, started)
 	if err != nil {
 		return out, err
 	}
@@ -56,7 +56,7 @@ func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.Eva
 		return a.index().PutTestResult(ctx, in.ConfigHash, r)
 	}
 	progress := func(res int, p dataset.BuildProgress) { beat(fmt.Sprintf("evaluating at %d px: %s", res, p)) }
-	err = a.Trainer.EvaluateAt(in.Config, rec, weights, todo, in.MicroBatch, store, progress)
+	slot.Run(func() { err = a.Trainer.EvaluateAt(in.Config, rec, weights, todo, in.MicroBatch, store, progress) })
 	trainer.ReleaseMemory(int64(len(weights))) // before the next training opens
 	if err != nil {
 		return out, classify(err)

@@ -28,7 +28,7 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	store := &attemptStore{a: a, repo: repo, hb: hb}
 	info := activity.GetInfo(ctx)
 	out := workflows.TrainEpochOutput{Attempt: info.Attempt, Device: a.Trainer.Device, WorkerQueue: a.WorkerQueue}
-	release, waited, err := a.takeSlotWaiting(ctx, hb.setPhase, started)
+	slot, release, waited, err := a.takeSlotWaiting(ctx, hb.setPhase, started)
 	if err != nil {
 		return out, err
 	}
@@ -38,7 +38,7 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	// Opening builds the data cache when it is cold, on every core:
 	// trainings running meanwhile share the device with it.
 	opening := a.device.start(a.cpuCores())
-	s, from, err := a.openSession(ctx, in, hb)
+	s, from, err := a.openSession(ctx, in, hb, slot)
 	opening.stop()
 	if err != nil {
 		return out, err
@@ -70,10 +70,13 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 		}
 	}()
 	use := a.device.start(a.cpuCores())
-	res, err := s.Train(tctx, trainer.RunOptions{
-		UntilEpoch: in.Epoch, MicroBatch: in.MicroBatch, CheckpointSteps: in.CheckpointSteps,
-		CheckpointInterval: time.Duration(in.CheckpointSeconds) * time.Second,
-		OnProgress:         hb.progress, OnCheckpoint: store.checkpoint, StoreFiles: store.storeFiles, OnPhase: hb.setPhase,
+	var res *trainer.Result
+	slot.Run(func() {
+		res, err = s.Train(tctx, trainer.RunOptions{
+			UntilEpoch: in.Epoch, MicroBatch: in.MicroBatch, CheckpointSteps: in.CheckpointSteps,
+			CheckpointInterval: time.Duration(in.CheckpointSeconds) * time.Second,
+			OnProgress:         hb.progress, OnCheckpoint: store.checkpoint, StoreFiles: store.storeFiles, OnPhase: hb.setPhase,
+		})
 	})
 	own, wall, shared := use.stop()
 	if err != nil {
@@ -100,11 +103,11 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 // takeSlotWaiting takes a training slot (see takeSlot) for an attempt that
 // began running at started, and says how long it has waited since it was
 // scheduled: queued for a worker, then for the slot.
-func (a *Activities) takeSlotWaiting(ctx context.Context, phase func(string), started time.Time) (release func(), waited float64, err error) {
-	if release, err = a.takeSlot(ctx, phase); err != nil {
-		return nil, 0, err
+func (a *Activities) takeSlotWaiting(ctx context.Context, phase func(string), started time.Time) (slot *Slot, release func(), waited float64, err error) {
+	if slot, release, err = a.takeSlot(ctx, phase); err != nil {
+		return nil, nil, 0, err
 	}
-	return release, queued(activity.GetInfo(ctx)) + time.Since(started).Seconds(), nil
+	return slot, release, queued(activity.GetInfo(ctx)) + time.Since(started).Seconds(), nil
 }
 
 // queued is how long a first attempt waited to be picked up by a worker
@@ -116,37 +119,34 @@ func queued(info activity.Info) float64 {
 	return info.StartedTime.Sub(info.ScheduledTime).Seconds()
 }
 
-// takeSlot waits for a training slot (reporting the wait to phase). An
-// epoch sent to this worker's own queue does not wait: with every slot
-// taken it fails as WorkerBusy, and the workflow sends it to the shared
-// queue.
-func (a *Activities) takeSlot(ctx context.Context, phase func(string)) (release func(), err error) {
+// takeSlot waits for a training slot (reporting the wait to phase); its
+// libtorch calls run on the slot's thread (slot.Run). An epoch sent to
+// this worker's own queue does not wait: with every slot taken it fails as
+// WorkerBusy, and the workflow sends it to the shared queue. Without Slots
+// there is no bound, and a nil slot runs calls in place.
+func (a *Activities) takeSlot(ctx context.Context, phase func(string)) (slot *Slot, release func(), err error) {
 	if a.Slots == nil {
-		return func() {}, nil
+		return nil, func() {}, nil
 	}
-	select {
-	case a.Slots <- struct{}{}:
-		return func() { <-a.Slots }, nil
-	default:
+	if slot, ok := a.Slots.TryTake(); ok {
+		return slot, slot.Release, nil
 	}
 	if a.WorkerQueue != "" && activity.GetInfo(ctx).TaskQueue == a.WorkerQueue {
-		return nil, temporal.NewNonRetryableApplicationError("this worker's training slots are all taken", workflows.ErrTypeWorkerBusy, nil)
+		return nil, nil, temporal.NewNonRetryableApplicationError("this worker's training slots are all taken", workflows.ErrTypeWorkerBusy, nil)
 	}
 	phase(workflows.PhaseWaitingForSlot)
-	select {
-	case a.Slots <- struct{}{}:
-		return func() { <-a.Slots }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if slot, err = a.Slots.Take(ctx); err != nil {
+		return nil, nil, err
 	}
+	return slot, slot.Release, nil
 }
 
 // openSession finds the training to continue: the session this worker holds
 // at the newest stored checkpoint (a first attempt only: a retry starts
 // from its heartbeat), or one opened from the newest good checkpoint. It
 // returns a nil session and the checkpoint when that is already past
-// in.Epoch.
-func (a *Activities) openSession(ctx context.Context, in workflows.TrainEpochInput, hb *heartbeater) (*trainer.Session, *checkpoint.Checkpoint, error) {
+// in.Epoch. A session it opens is built on the slot's thread.
+func (a *Activities) openSession(ctx context.Context, in workflows.TrainEpochInput, hb *heartbeater, slot *Slot) (*trainer.Session, *checkpoint.Checkpoint, error) {
 	hb.setPhase(workflows.PhaseLoadingCheckpoint)
 	if !activity.HasHeartbeatDetails(ctx) {
 		newest, err := a.repo(in.Prefix).Newest(ctx, a.combo(in.Prepared))
@@ -173,7 +173,8 @@ func (a *Activities) openSession(ctx context.Context, in workflows.TrainEpochInp
 		return nil, from, nil
 	}
 	a.residents().reserve()
-	s, err := a.Trainer.Open(in.Config, from, hb.setPhase)
+	var s *trainer.Session
+	slot.Run(func() { s, err = a.Trainer.Open(in.Config, from, hb.setPhase) })
 	if err != nil {
 		a.residents().drop(nil)
 		return nil, nil, err

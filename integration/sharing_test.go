@@ -31,22 +31,21 @@ hyper: {batch_size: 64, optimizer: sgd, lr: 0.05, momentum: 0.9, nesterov: true,
 
 // Compute hours are each training's own device time: the same sweep (a
 // cold data cache each time) run with max_parallel 1 and 2 gives each
-// training the same compute hours, on a worker with two
+// training the same compute hours, within 15%, on a worker with two
 // training slots (with 2, the two trainings share the device, each on one
 // of the two cores, which the report marks) and on a worker with one (with
 // 2, the second training's epochs queue behind the first's, which its
-// time split shows as waiting, not as fixed cost). The workers take
-// their default thread count, the cores shared out between their slots, as
-// a user's would: the harness's --threads 2 on a worker with two slots
-// runs four threads on two cores, and that oversubscription costs real CPU
-// time that varied from run to run (compute hours 1-33% apart). What
-// remains is physical: two trainings on the two cores each take 10-17%
-// more CPU time per image than one alone on one core with the other idle
-// (measured over four runs here: 1-17% apart, 7.2 s alone against 8.0-8.5
-// s shared), and a worker's first training pays the process's warm-up
-// (0.5-0.8 s; with one slot the two settings train in different orders).
-// The target is 15%; the test allows 25%, which still fails a wall-clock
-// measure by far (the wall times are 100% apart).
+// time split shows as waiting, not as fixed cost).
+//
+// The two-slot worker takes its default threads, one per slot, as a
+// user's would, and pins each slot to its own core (activities.Slots):
+// unpinned, two trainings side by side each took 6-17% more CPU time per
+// image than one alone, pinned 1-5%. The one-slot worker trains on one
+// thread: with two threads on these two cores the same training's epochs
+// vary by up to 48% in CPU time from one to the next (1.17-1.73 s, every
+// setting alike), as anything else the machine runs stalls one of the
+// two threads while the other spins at a barrier; that would measure the
+// machine's noise, not max_parallel.
 func TestComputeHoursDoNotDependOnMaxParallel(t *testing.T) {
 	c := dial(t)
 	// The figures again after the workers' logs (cleanups run last first),
@@ -74,7 +73,8 @@ func TestComputeHoursDoNotDependOnMaxParallel(t *testing.T) {
 	sweepOf := func(slots, maxParallel int) map[string]figures {
 		name := fmt.Sprintf("sharing-%d-%d", slots, maxParallel)
 		store, tq := t.TempDir(), "tq-"+name
-		w := startWorker(t, tq, store, "--data-cache", t.TempDir(), "--concurrency", fmt.Sprint(slots), "--threads", "0")
+		threads := map[int]string{2: "0", 1: "1"}[slots]
+		w := startWorker(t, tq, store, "--data-cache", t.TempDir(), "--concurrency", fmt.Sprint(slots), "--threads", threads)
 		defer stopProcess(w.cmd)
 		if out, err := starter(t, tq, store, "--sweep", writeSpec(t, sharingSpec(name, maxParallel)), "--id", name); err != nil {
 			errorf("starter: %v\n%s", err, out)
@@ -104,7 +104,7 @@ func TestComputeHoursDoNotDependOnMaxParallel(t *testing.T) {
 		for id, f := range two {
 			d := math.Abs(f.hours/one[id].hours - 1)
 			logf("%d slots: %s: compute hours with max_parallel 2 and 1 %.0f%% apart (target 15%%)", slots, id, 100*d)
-			if d > 0.25 {
+			if d > 0.15 {
 				errorf("%d slots: %s: %.2f device s with max_parallel 2, %.2f with 1 (%.0f%% apart)",
 					slots, id, 3600*f.hours, 3600*one[id].hours, 100*d)
 			}

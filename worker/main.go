@@ -92,6 +92,23 @@ func threadsFor(set settings) int {
 	return max(1, runtime.NumCPU()/set.concurrency)
 }
 
+// slotsFor starts the worker's training slots. On a CPU each slot's
+// thread is pinned to cores of its own when every slot's threads fit
+// (activities.Slots says why); pinned lists them ("" when not pinned).
+func slotsFor(set settings, threads int) (slots *activities.Slots, pinned string, err error) {
+	var cpus [][]int
+	if set.device == "" || set.device == "cpu" {
+		if cpus, err = activities.SlotCPUs(set.concurrency, threads); err != nil {
+			return nil, "", err
+		}
+	}
+	if cpus != nil {
+		pinned = fmt.Sprint(cpus)
+	}
+	slots, err = activities.NewSlots(set.concurrency, cpus)
+	return slots, pinned, err
+}
+
 func run(logger *slog.Logger, set settings) error {
 	if set.concurrency < 1 {
 		return fmt.Errorf("--concurrency must be >= 1")
@@ -121,10 +138,13 @@ func run(logger *slog.Logger, set settings) error {
 	stop()
 	resident := activities.NewResidents(set.concurrency)
 	defer resident.Close()
-	acts := &activities.Activities{Trainer: tr, Store: st, Logger: logger, Temporal: c, Resident: resident,
-		Slots: make(chan struct{}, set.concurrency)}
+	slots, pinned, err := slotsFor(set, tr.Lib.Threads())
+	if err != nil {
+		return err
+	}
+	acts := &activities.Activities{Trainer: tr, Store: st, Logger: logger, Temporal: c, Resident: resident, Slots: slots}
 	logger.Info("worker started", "task_queue", set.taskQueue, "store", st.URL(), "device", set.device,
-		"torch", tr.Lib.TorchVersion(), "threads", tr.Lib.Threads(), "pid", os.Getpid())
+		"torch", tr.Lib.TorchVersion(), "threads", tr.Lib.Threads(), "slots", set.concurrency, "slot_cores", pinned, "pid", os.Getpid())
 	return serve(c, acts, set)
 }
 

@@ -1,0 +1,118 @@
+package activities
+
+import (
+	"context"
+	"reflect"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestSplitCoresGivesEachSlotItsOwn(t *testing.T) {
+	cores := []int{0, 1, 2, 3, 5, 7}
+	for _, c := range []struct {
+		slots, threads int
+		want           [][]int
+	}{
+		{2, 1, [][]int{{0}, {1}}},
+		{2, 3, [][]int{{0, 1, 2}, {3, 5, 7}}},
+		{3, 2, [][]int{{0, 1}, {2, 3}, {5, 7}}},
+		{1, 6, nil}, // one slot: nothing to keep apart
+		{4, 2, nil}, // 8 threads on 6 cores: they would share one anyway
+		{2, 0, nil},
+	} {
+		if got := splitCores(cores, c.slots, c.threads); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("splitCores(%v, %d slots, %d threads) = %v, want %v", cores, c.slots, c.threads, got, c.want)
+		}
+	}
+}
+
+// threadCores is the cores the calling thread may run on.
+func threadCores(t *testing.T) []int {
+	t.Helper()
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		t.Fatal(err)
+	}
+	var cores []int
+	for c := range 1024 {
+		if set.IsSet(c) {
+			cores = append(cores, c)
+		}
+	}
+	return cores
+}
+
+func TestSlotsRunOnTheirOwnPinnedThread(t *testing.T) {
+	all := threadCores(t)
+	if len(all) < 2 {
+		t.Skipf("pinning needs two cores; this process may use %v", all)
+	}
+	cpus := [][]int{{all[0]}, {all[1]}}
+	slots, err := NewSlots(2, cpus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	a, _ := slots.Take(ctx)
+	b, _ := slots.Take(ctx)
+	if _, ok := slots.TryTake(); ok {
+		t.Fatal("a third slot out of two")
+	}
+	var tidA, tidA2, tidB int
+	var coresA, coresB []int
+	a.Run(func() { tidA, coresA = unix.Gettid(), threadCores(t) })
+	b.Run(func() { tidB, coresB = unix.Gettid(), threadCores(t) })
+	a.Run(func() { tidA2 = unix.Gettid() })
+	if !reflect.DeepEqual(coresA, cpus[0]) || !reflect.DeepEqual(coresB, cpus[1]) {
+		t.Errorf("slots ran on cores %v and %v, want %v", coresA, coresB, cpus)
+	}
+	if tidA != tidA2 || tidA == tidB || tidA == unix.Gettid() {
+		t.Errorf("threads: slot a %d then %d, slot b %d, caller %d; want a's own thread each time", tidA, tidA2, tidB, unix.Gettid())
+	}
+	if got := threadCores(t); !reflect.DeepEqual(got, all) {
+		t.Errorf("the caller's cores changed to %v from %v", got, all)
+	}
+	a.Release()
+	if c, ok := slots.TryTake(); !ok || c != a {
+		t.Errorf("after a's release TryTake = %p, %v; want a", c, ok)
+	}
+}
+
+func TestSlotRunRaisesAPanicInTheCaller(t *testing.T) {
+	slots, err := NewSlots(1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl, _ := slots.TryTake()
+	got := func() (p any) {
+		defer func() { p = recover() }()
+		sl.Run(func() { panic("boom") })
+		return nil
+	}()
+	if got != "boom" {
+		t.Fatalf("recovered %v, want boom", got)
+	}
+	ran := false
+	sl.Run(func() { ran = true }) // the slot's thread survived
+	if !ran {
+		t.Fatal("the slot no longer runs work after a panic")
+	}
+	var unpinned *Slot
+	unpinned.Run(func() { ran = false })
+	if ran {
+		t.Fatal("a nil slot did not run in place")
+	}
+}
+
+func TestNewSlotsRefusesBadSettings(t *testing.T) {
+	if _, err := NewSlots(0, nil); err == nil {
+		t.Error("zero slots accepted")
+	}
+	if _, err := NewSlots(2, [][]int{{0}}); err == nil {
+		t.Error("two slots with one core set accepted")
+	}
+	if _, err := NewSlots(1, [][]int{{100000}}); err == nil {
+		t.Error("a core this machine does not have accepted")
+	}
+}
