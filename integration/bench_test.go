@@ -135,6 +135,36 @@ hyper: {batch_size: 32, optimizer: sgd, lr: 0.05, momentum: 0.9, nesterov: true,
 			sp, o.ResidentEpochs, o.EpochRuns, o.EpochSeconds)
 		b.ReportMetric(100*outside/wall, "outside-%")
 		b.ReportMetric(outside/4, "fixed-s/epoch")
+		demoFixedCost(b, c, i, outside/4)
+	}
+}
+
+// demoFixedCost runs `make demo`'s sweep (the default preset) on a worker
+// set up as the demo's (one slot, its default threads) and fails when a
+// combination's fixed cost per epoch is above twice reference's, the
+// overhead benchmark's: the demo's report must show what an epoch really
+// costs, its waiting for the one slot apart.
+func demoFixedCost(b *testing.B, c client.Client, i int, reference float64) {
+	b.Helper()
+	spec, err := sweep.Load("default")
+	if err != nil {
+		b.Fatal(err)
+	}
+	store, tq := b.TempDir(), fmt.Sprintf("tq-demo-fixed-%d", i)
+	w := startWorker(b, tq, store, "--threads", "0")
+	defer stopProcess(w.cmd)
+	spec.Name = fmt.Sprintf("demo-fixed-%d-%d", time.Now().UnixNano(), i)
+	for _, o := range runSweep(b, c, workflows.SweepID(spec.Name), tq, spec).Combos {
+		sp, ok := o.EpochSplit()
+		if o.Status != sweep.Completed || !ok {
+			b.Fatalf("demo sweep: %s %s %s", o.ID(), o.Status, o.Reason)
+		}
+		ratio := sp.Fixed() / reference
+		fmt.Printf("demo sweep %s: fixed cost %.3f s per epoch, %.2fx the overhead benchmark's (target <= 2x); per epoch %s\n",
+			o.ID(), sp.Fixed(), ratio, sp)
+		if ratio > 2 {
+			b.Errorf("demo sweep %s: fixed cost %.3f s per epoch, %.2fx the overhead benchmark's %.3f s (target <= 2x)", o.ID(), sp.Fixed(), ratio, reference)
+		}
 	}
 }
 
