@@ -44,6 +44,8 @@ func main() {
 	flag.IntVar(&set.concurrency, "concurrency", 1, "trainings run at once by this worker (and held in memory between epochs)")
 	flag.StringVar(&set.lib, "lib", "", "path to libresomap.so (default: $RESOMAP_LIB or build/libresomap.so)")
 	flag.StringVar(&set.cacheDir, "data-cache", temporalx.EnvOr("RESOMAP_DATA_CACHE", ""), "resized data cache directory (default ~/.cache/resomap)")
+	flag.BoolVar(&set.pinSlots, "pin-slots", true,
+		"on a CPU, pin each training slot's thread to cores of its own when the slots' threads fit (turn off when other workers share this machine's cores)")
 	flag.BoolVar(&set.amp, "bf16", true, "bf16 autocast and channels-last on CUDA")
 	flag.DurationVar(&set.stopTimeout, "stop-timeout", 2*time.Minute, "how long running epochs get to checkpoint on shutdown")
 	flag.BoolVar(&set.sticky, "sticky", true, "serve a queue of this worker's own, where a combination's next epoch goes first (its model stays in memory here)")
@@ -77,7 +79,7 @@ func envInt(name string) int {
 type settings struct {
 	taskQueue, storeURL, device, lib, cacheDir string
 	threads, concurrency                       int
-	amp, sticky                                bool
+	amp, sticky, pinSlots                      bool
 	stopTimeout, stuckTimeout                  time.Duration
 }
 
@@ -94,10 +96,13 @@ func threadsFor(set settings) int {
 
 // slotsFor starts the worker's training slots. On a CPU each slot's
 // thread is pinned to cores of its own when every slot's threads fit
-// (activities.Slots says why); pinned lists them ("" when not pinned).
+// (activities.Slots says why) and --pin-slots is on: a worker pins as if
+// the machine's cores were its own, so several workers on one machine
+// would pin their first slots to the same cores. pinned lists them (""
+// when not pinned).
 func slotsFor(set settings, threads int) (slots *activities.Slots, pinned string, err error) {
 	var cpus [][]int
-	if set.device == "" || set.device == "cpu" {
+	if set.pinSlots && (set.device == "" || set.device == "cpu") {
 		if cpus, err = activities.SlotCPUs(set.concurrency, threads); err != nil {
 			return nil, "", err
 		}

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"runtime"
+	"testing"
+)
+
+func TestSlotsArePinnedOnlyOnACPUWhenAskedAndTheyFit(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skipf("pinning two slots needs two cores; this process may use %d", runtime.NumCPU())
+	}
+	for _, c := range []struct {
+		name string
+		set  settings
+		want bool
+	}{
+		{"two slots, a thread each", settings{device: "cpu", concurrency: 2, threads: 1, pinSlots: true}, true},
+		{"pinning turned off", settings{device: "cpu", concurrency: 2, threads: 1, pinSlots: false}, false},
+		{"on a GPU", settings{device: "cuda", concurrency: 2, threads: 1, pinSlots: true}, false},
+		{"one slot", settings{device: "cpu", concurrency: 1, threads: 1, pinSlots: true}, false},
+		{"more threads than cores", settings{device: "cpu", concurrency: 2, threads: runtime.NumCPU(), pinSlots: true}, false},
+	} {
+		slots, pinned, err := slotsFor(c.set, c.set.threads)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if slots == nil || (pinned != "") != c.want {
+			t.Errorf("%s: slots %v, pinned to %q; want pinned: %v", c.name, slots != nil, pinned, c.want)
+		}
+	}
+}
