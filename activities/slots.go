@@ -12,12 +12,12 @@ import (
 // evaluations) it runs at once, and each runs its libtorch calls on one OS
 // thread of its own for the worker's life.
 //
-// On a CPU whose cores split evenly between the slots, each slot's thread
-// is pinned to its own cores. Two trainings side by side on two cores,
-// left to the kernel, each took 6-10% more CPU time per image than one
-// alone (the kernel moves them between cores, and each move leaves a
-// core's caches behind); pinned, 1-5%, which keeps a training's compute
-// hours close to what it costs alone. A thread of its own also keeps one
+// On a CPU where every slot's threads fit on cores of their own, each
+// slot's thread is pinned to its cores (SlotCPUs). Two trainings side by
+// side on two cores, left to the kernel, each took 6-17% more CPU time per
+// image than one alone (the kernel moves them between cores, and each move
+// leaves a core's caches behind); pinned, 1-5%, which keeps a training's
+// compute hours close to what it costs alone. A thread of its own also keeps one
 // OpenMP thread team per slot (libtorch keeps one per calling thread), and
 // a team's threads, started from the pinned thread, stay on its cores.
 type Slots struct {
@@ -58,8 +58,11 @@ func NewSlots(n int, cpus [][]int) (*Slots, error) {
 
 // SlotCPUs splits the cores this process may use between slots trainings
 // of threads threads each: consecutive cores, threads to a slot. It returns
-// nil (no pinning) for one slot, or when the slots' threads do not fit on
-// the cores without sharing one.
+// nil (no pinning) when the slots' threads take every core (nothing to keep
+// apart) or do not fit on the cores without sharing one. One slot with
+// cores to spare is pinned too: the worker's other work (the next
+// combination's preparation, storing checkpoints, Temporal) then runs on
+// the spare cores instead of moving the training between cores.
 func SlotCPUs(slots, threads int) ([][]int, error) {
 	var set unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &set); err != nil {
@@ -75,9 +78,9 @@ func SlotCPUs(slots, threads int) ([][]int, error) {
 }
 
 // splitCores hands threads consecutive cores to each of slots (nil when
-// they do not fit, or for one slot).
+// they do not fit, or take them all in one slot).
 func splitCores(cores []int, slots, threads int) [][]int {
-	if slots < 2 || threads < 1 || slots*threads > len(cores) {
+	if slots < 1 || threads < 1 || slots*threads > len(cores) || slots == 1 && threads == len(cores) {
 		return nil
 	}
 	out := make([][]int, slots)

@@ -17,7 +17,8 @@ func TestSplitCoresGivesEachSlotItsOwn(t *testing.T) {
 		{2, 1, [][]int{{0}, {1}}},
 		{2, 3, [][]int{{0, 1, 2}, {3, 5, 7}}},
 		{3, 2, [][]int{{0, 1}, {2, 3}, {5, 7}}},
-		{1, 6, nil}, // one slot: nothing to keep apart
+		{1, 6, nil}, // one slot on every core: nothing to keep apart
+		{1, 2, [][]int{{0, 1}}},
 		{4, 2, nil}, // 8 threads on 6 cores: they would share one anyway
 		{2, 0, nil},
 	} {

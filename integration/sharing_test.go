@@ -12,13 +12,13 @@ import (
 	"github.com/resomap/resomap/sweep"
 )
 
-// sharingSpec: smallcnn at two resolutions, two epochs each, at most par
+// sharingSpec: smallcnn at two resolutions, three epochs each, at most par
 // trainings at once.
 func sharingSpec(name string, par int) string {
 	return fmt.Sprintf(`name: %s
 models: [smallcnn]
 resolutions: [32, 48]
-epochs: 2
+epochs: 3
 data: fashion-mnist
 allow_upsampling: true
 train_limit: 8000
@@ -41,11 +41,14 @@ hyper: {batch_size: 64, optimizer: sgd, lr: 0.05, momentum: 0.9, nesterov: true,
 // user's would, and pins each slot to its own core (activities.Slots):
 // unpinned, two trainings side by side each took 6-17% more CPU time per
 // image than one alone, pinned 1-5%. The one-slot worker trains on one
-// thread: with two threads on these two cores the same training's epochs
-// vary by up to 48% in CPU time from one to the next (1.17-1.73 s, every
-// setting alike), as anything else the machine runs stalls one of the
-// two threads while the other spins at a barrier; that would measure the
-// machine's noise, not max_parallel.
+// thread, pinned to one core, the other left to the worker's other work
+// (the next combination's preparation ran next to the first's epoch 1 and
+// slowed it: 15% apart once over two epochs, unpinned): with two threads
+// on these two cores the same training's epochs vary by up to 48% in CPU
+// time (1.17-1.73 s, every setting alike), as anything else the machine
+// runs stalls one of the two threads while the other spins at a barrier;
+// that would measure the machine's noise, not max_parallel. Three epochs
+// each, so that one epoch's neighbours weigh a third.
 func TestComputeHoursDoNotDependOnMaxParallel(t *testing.T) {
 	c := dial(t)
 	// The figures again after the workers' logs (cleanups run last first),

@@ -17,7 +17,8 @@ func TestSlotsArePinnedOnlyOnACPUWhenAskedAndTheyFit(t *testing.T) {
 		{"two slots, a thread each", settings{device: "cpu", concurrency: 2, threads: 1, pinSlots: true}, true},
 		{"pinning turned off", settings{device: "cpu", concurrency: 2, threads: 1, pinSlots: false}, false},
 		{"on a GPU", settings{device: "cuda", concurrency: 2, threads: 1, pinSlots: true}, false},
-		{"one slot", settings{device: "cpu", concurrency: 1, threads: 1, pinSlots: true}, false},
+		{"one slot with cores to spare", settings{device: "cpu", concurrency: 1, threads: 1, pinSlots: true}, true},
+		{"one slot on every core", settings{device: "cpu", concurrency: 1, threads: runtime.NumCPU(), pinSlots: true}, false},
 		{"more threads than cores", settings{device: "cpu", concurrency: 2, threads: runtime.NumCPU(), pinSlots: true}, false},
 	} {
 		slots, pinned, err := slotsFor(c.set, c.set.threads)
