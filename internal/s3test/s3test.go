@@ -129,7 +129,44 @@ func (s *Server) Stop() {
 
 // Freeze stops the server's process (SIGSTOP): its port still accepts
 // connections, and nothing answers, like a hung gateway. Thaw wakes it.
-func (s *Server) Freeze(tb testing.TB) { s.signal(tb, syscall.SIGSTOP) }
+//
+// It returns once every thread of the server has stopped: SIGSTOP takes
+// effect when the kernel next handles the signal, and a thread running on
+// another core meanwhile can still answer a request (a stat answered in
+// 0.9 ms after Freeze failed CI once).
+func (s *Server) Freeze(tb testing.TB) {
+	tb.Helper()
+	s.signal(tb, syscall.SIGSTOP)
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.stopped(tb) {
+		if time.Now().After(deadline) {
+			tb.Fatalf("s3test: server %d not stopped 10 s after SIGSTOP", s.cmd.Process.Pid)
+		}
+		time.Sleep(time.Millisecond) // polling the threads' state, not a guess at a delay
+	}
+}
+
+// stopped says whether every thread of the server is in the stopped state
+// ('T' in /proc/PID/task/TID/stat).
+func (s *Server) stopped(tb testing.TB) bool {
+	tb.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", s.cmd.Process.Pid))
+	if err != nil || len(tasks) == 0 {
+		tb.Fatalf("s3test: reading the server's threads: %v (%d found)", err, len(tasks))
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(task)
+		if err != nil {
+			return false // a thread that just ended: look again
+		}
+		// The state follows the command name, which is in parentheses.
+		rest := b[strings.LastIndexByte(string(b), ')')+1:]
+		if f := strings.Fields(string(rest)); len(f) == 0 || f[0] != "T" {
+			return false
+		}
+	}
+	return true
+}
 
 // Thaw wakes a frozen server (SIGCONT).
 func (s *Server) Thaw(tb testing.TB) { s.signal(tb, syscall.SIGCONT) }
