@@ -28,11 +28,11 @@ func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.Eva
 	beat := hb.setPhase
 	// A model in memory like a training's: it takes a training slot and
 	// counts against the worker's bound of models.
-	slot, release, waited, err := a.takeSlotWaiting(ctx, beat, started)
+	slot, waited, err := a.takeSlotWaiting(ctx, beat, started)
 	if err != nil {
 		return out, err
 	}
-	defer release()
+	defer slot.Release()
 	out.WaitSeconds = waited
 	started = time.Now() // Seconds: evaluating, the slot's wait apart
 	use := a.device.start(a.cpuCores())

@@ -17,9 +17,10 @@ import (
 // side on two cores, left to the kernel, each took 6-17% more CPU time per
 // image than one alone (the kernel moves them between cores, and each move
 // leaves a core's caches behind); pinned, 1-5%, which keeps a training's
-// compute hours close to what it costs alone. A thread of its own also keeps one
-// OpenMP thread team per slot (libtorch keeps one per calling thread), and
-// a team's threads, started from the pinned thread, stay on its cores.
+// compute hours close to what it costs alone. A thread of its own also
+// keeps one OpenMP thread team per slot (libtorch keeps one per calling
+// thread), and a team's threads, started from the pinned thread, stay on
+// its cores.
 type Slots struct {
 	free chan *Slot
 }
@@ -64,9 +65,19 @@ func NewSlots(n int, cpus [][]int) (*Slots, error) {
 // combination's preparation, storing checkpoints, Temporal) then runs on
 // the spare cores instead of moving the training between cores.
 func SlotCPUs(slots, threads int) ([][]int, error) {
+	cores, err := threadCores()
+	if err != nil {
+		return nil, err
+	}
+	return splitCores(cores, slots, threads), nil
+}
+
+// threadCores lists the cores the calling thread may run on (the
+// process's, called from any thread but a slot's).
+func threadCores() ([]int, error) {
 	var set unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &set); err != nil {
-		return nil, fmt.Errorf("slots: reading this process's cores: %w", err)
+		return nil, fmt.Errorf("slots: reading this thread's cores: %w", err)
 	}
 	var cores []int
 	for c := 0; len(cores) < set.Count(); c++ {
@@ -74,7 +85,7 @@ func SlotCPUs(slots, threads int) ([][]int, error) {
 			cores = append(cores, c)
 		}
 	}
-	return splitCores(cores, slots, threads), nil
+	return cores, nil
 }
 
 // splitCores hands threads consecutive cores to each of slots (nil when
@@ -130,11 +141,13 @@ func (s *Slots) TryTake() (*Slot, bool) {
 	}
 }
 
-// Release hands the slot back.
-func (sl *Slot) Release() { sl.slots.free <- sl }
-
-// CPUs are the cores the slot's thread is pinned to (nil: not pinned).
-func (sl *Slot) CPUs() []int { return sl.cpus }
+// Release hands the slot back; the nil slot (no bound) has nothing to
+// hand back.
+func (sl *Slot) Release() {
+	if sl != nil {
+		sl.slots.free <- sl
+	}
+}
 
 // Run runs f on the slot's thread and waits for it; a panic in f is raised
 // again in the caller, where the activity's recovery sees it. A nil slot

@@ -28,11 +28,11 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	store := &attemptStore{a: a, repo: repo, hb: hb}
 	info := activity.GetInfo(ctx)
 	out := workflows.TrainEpochOutput{Attempt: info.Attempt, Device: a.Trainer.Device, WorkerQueue: a.WorkerQueue}
-	slot, release, waited, err := a.takeSlotWaiting(ctx, hb.setPhase, started)
+	slot, waited, err := a.takeSlotWaiting(ctx, hb.setPhase, started)
 	if err != nil {
 		return out, err
 	}
-	defer release()
+	defer slot.Release()
 	slotted := time.Now()
 	out.WaitSeconds = waited
 	// Opening builds the data cache when it is cold, on every core:
@@ -103,11 +103,11 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 // takeSlotWaiting takes a training slot (see takeSlot) for an attempt that
 // began running at started, and says how long it has waited since it was
 // scheduled: queued for a worker, then for the slot.
-func (a *Activities) takeSlotWaiting(ctx context.Context, phase func(string), started time.Time) (slot *Slot, release func(), waited float64, err error) {
-	if slot, release, err = a.takeSlot(ctx, phase); err != nil {
-		return nil, nil, 0, err
+func (a *Activities) takeSlotWaiting(ctx context.Context, phase func(string), started time.Time) (slot *Slot, waited float64, err error) {
+	if slot, err = a.takeSlot(ctx, phase); err != nil {
+		return nil, 0, err
 	}
-	return slot, release, queued(activity.GetInfo(ctx)) + time.Since(started).Seconds(), nil
+	return slot, queued(activity.GetInfo(ctx)) + time.Since(started).Seconds(), nil
 }
 
 // queued is how long a first attempt waited to be picked up by a worker
@@ -123,22 +123,19 @@ func queued(info activity.Info) float64 {
 // libtorch calls run on the slot's thread (slot.Run). An epoch sent to
 // this worker's own queue does not wait: with every slot taken it fails as
 // WorkerBusy, and the workflow sends it to the shared queue. Without Slots
-// there is no bound, and a nil slot runs calls in place.
-func (a *Activities) takeSlot(ctx context.Context, phase func(string)) (slot *Slot, release func(), err error) {
+// there is no bound: the nil slot runs calls in place.
+func (a *Activities) takeSlot(ctx context.Context, phase func(string)) (*Slot, error) {
 	if a.Slots == nil {
-		return nil, func() {}, nil
+		return nil, nil
 	}
 	if slot, ok := a.Slots.TryTake(); ok {
-		return slot, slot.Release, nil
+		return slot, nil
 	}
 	if a.WorkerQueue != "" && activity.GetInfo(ctx).TaskQueue == a.WorkerQueue {
-		return nil, nil, temporal.NewNonRetryableApplicationError("this worker's training slots are all taken", workflows.ErrTypeWorkerBusy, nil)
+		return nil, temporal.NewNonRetryableApplicationError("this worker's training slots are all taken", workflows.ErrTypeWorkerBusy, nil)
 	}
 	phase(workflows.PhaseWaitingForSlot)
-	if slot, err = a.Slots.Take(ctx); err != nil {
-		return nil, nil, err
-	}
-	return slot, slot.Release, nil
+	return a.Slots.Take(ctx)
 }
 
 // openSession finds the training to continue: the session this worker holds
