@@ -88,11 +88,14 @@ type settings struct {
 // all the cores each would fight for them (two at once on two cores, two
 // threads each, took 3.3x as long as one alone, not 2x).
 func threadsFor(set settings) int {
-	if set.threads > 0 || set.device != "" && set.device != "cpu" {
+	if set.threads > 0 || !set.onCPU() {
 		return set.threads
 	}
 	return max(1, runtime.NumCPU()/set.concurrency)
 }
+
+// onCPU says whether the worker trains on the CPU (the default device).
+func (set settings) onCPU() bool { return set.device == "" || set.device == "cpu" }
 
 // slotsFor starts the worker's training slots. On a CPU each slot's
 // thread is pinned to cores of its own when every slot's threads fit
@@ -102,7 +105,7 @@ func threadsFor(set settings) int {
 // when not pinned).
 func slotsFor(set settings, threads int) (slots *activities.Slots, pinned string, err error) {
 	var cpus [][]int
-	if set.pinSlots && (set.device == "" || set.device == "cpu") {
+	if set.pinSlots && set.onCPU() {
 		if cpus, err = activities.SlotCPUs(set.concurrency, threads); err != nil {
 			return nil, "", err
 		}
