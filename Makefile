@@ -11,7 +11,7 @@ export GOBIN
 SHIM := $(BUILD)/libresomap.so
 export RESOMAP_LIB := $(abspath $(SHIM))
 
-.PHONY: all deps shim build test test-fast test-timing test-libtorch2 test-stack images chaos bench bench-train demo clean tools temporal-cli stop
+.PHONY: all deps shim build test test-fast fuzz test-timing test-libtorch2 test-stack images chaos bench bench-train demo clean tools temporal-cli stop
 all: shim build
 
 # System packages a fresh Debian/Ubuntu machine needs (run as root, or with sudo).
@@ -52,6 +52,12 @@ test-fast: deps shim
 test-timing: deps shim tools build
 	CGO_ENABLED=0 go test -tags timing -count=1 -timeout 20m -v -run 'TestComputeHours' ./integration
 
+# The fuzzers, each for FUZZTIME (crashers land in the package's
+# testdata/fuzz/ and are kept as regression tests that `make test` runs).
+FUZZTIME ?= 60s
+fuzz:
+	CGO_ENABLED=0 go test -run '^$$' -fuzz '^FuzzReadPth$$' -fuzztime $(FUZZTIME) ./pretrained
+
 # The team stack's images, with no registry (root the first time: debootstrap).
 images:
 	@bash scripts/build-images.sh
@@ -63,7 +69,8 @@ test-stack: images build
 	CGO_ENABLED=0 go test -tags stack -count=1 -timeout 40m -v ./integration/stack
 
 # A long chaos soak (root: it fills a tmpfs): ADVERSARY_RUNS randomised
-# workflow schedules, then CHAOS_ROUNDS rounds of random worker kills and
+# workflow schedules, ORACLE_RUNS schedules of user operations checked
+# against the report of a clean sweep of their union, then CHAOS_ROUNDS rounds of random worker kills and
 # freezes, plus server, S3 and full-disk outages, on the file store and on
 # S3; `make test` runs short versions of both.
 # The soak's length: rounds of faults go on while the sweep trains
@@ -72,8 +79,10 @@ CHAOS_ROUNDS ?= 1000
 CHAOS_EPOCHS ?= 12
 CHAOS_TRAIN_LIMIT ?= 60000
 ADVERSARY_RUNS ?= 20000
+ORACLE_RUNS ?= 20000
 chaos: deps shim tools
 	RESOMAP_ADVERSARY_RUNS=$(ADVERSARY_RUNS) CGO_ENABLED=0 go test -count=1 -timeout 60m -run 'TestAdversarialSchedules$$' -v ./workflows
+	RESOMAP_ORACLE_RUNS=$(ORACLE_RUNS) CGO_ENABLED=0 go test -count=1 -timeout 120m -run 'TestReportMatchesACleanSweepWhateverUsersDid$$' -v ./report
 	RESOMAP_CHAOS_ROUNDS=$(CHAOS_ROUNDS) RESOMAP_CHAOS_EPOCHS=$(CHAOS_EPOCHS) RESOMAP_CHAOS_TRAIN_LIMIT=$(CHAOS_TRAIN_LIMIT) \
 		CGO_ENABLED=0 go test -count=1 -timeout 180m -run 'TestChaos$$' -v ./integration
 

@@ -85,6 +85,17 @@ func (u *deviceUse) stop() (own, wall float64, shared bool) {
 	return min(u.seconds, wall), wall, u.overlap > 0.02*wall
 }
 
+// peek is the device seconds that are the user's own so far and its wall
+// time, as stop would say now.
+func (u *deviceUse) peek() (own, wall float64) {
+	d := u.share
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.advance()
+	wall = d.wall() - u.started
+	return min(u.seconds, wall), wall
+}
+
 func wallSeconds() float64 { return float64(time.Now().UnixNano()) / 1e9 }
 
 // processCPUSeconds is the user and system CPU time of this process.

@@ -80,27 +80,34 @@ func (a *Activities) storedOrSkipped(ctx context.Context, in workflows.EvaluateI
 	results := map[int]sweep.TestResult{}
 	var todo []int
 	for _, res := range in.Resolutions {
-		r := sweep.TestResult{Resolution: res}
+		// The verdict first: it is this sweep's (its allow_upsampling),
+		// never one stored under the training's hash by another sweep
+		// (earlier versions stored verdicts; they are not read back).
+		if why := skipReason(info, res, native, in.AllowUpsampling); why != "" {
+			results[res] = sweep.TestResult{Resolution: res, Skipped: why}
+			continue
+		}
 		switch stored, err := a.index().TestResult(ctx, in.ConfigHash, res); {
 		case err != nil:
 			return nil, nil, err
-		case stored != nil:
-			results[res] = *stored
-			continue
-		case info.CheckResolution(res) != nil:
-			r.Skipped = fmt.Sprintf("%d px is outside %s's range", res, in.Config.Model)
-		case sweep.Upsampled(res, native) && !in.AllowUpsampling:
-			r.Skipped = fmt.Sprintf("%d px would measure upsampling of %d px images", res, native)
+		case stored != nil && stored.Skipped == "":
+			results[res] = *stored // figures are the training's
 		default:
 			todo = append(todo, res)
-			continue
-		}
-		results[res] = r
-		if err := a.index().PutTestResult(ctx, in.ConfigHash, r); err != nil {
-			return nil, nil, err
 		}
 	}
 	return results, todo, nil
+}
+
+// skipReason says why a sweep does not evaluate size res ("": it does).
+func skipReason(info sweep.ModelInfo, res, native int, allowUpsampling bool) string {
+	switch {
+	case info.CheckResolution(res) != nil:
+		return fmt.Sprintf("%d px is outside %s's range", res, info.Name)
+	case sweep.Upsampled(res, native) && !allowUpsampling:
+		return fmt.Sprintf("%d px would measure upsampling of %d px images", res, native)
+	}
+	return ""
 }
 
 // ordered lists results in the order of sizes.

@@ -85,3 +85,30 @@ func TestEvaluationHeartbeatsWhileItEvaluates(t *testing.T) {
 	}
 	t.Logf("resnet18 at 32 and 160 px over %d images in %v", out.Results[1].Images, time.Since(started))
 }
+
+// A size skipped because one sweep does not allow upsampling is evaluated
+// for a sweep that does: the verdict is the sweep's, not the training's
+// (it was stored under the training's hash and reused by every sweep).
+func TestSkippedVerdictIsTheSweeps(t *testing.T) {
+	acts, p, env := setup(t)
+	v, err := env.ExecuteActivity(acts.TrainEpoch, workflows.TrainEpochInput{Prepared: p, Epoch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last workflows.TrainEpochOutput
+	v.Get(&last)
+	up := 2 * 28 // twice Fashion-MNIST's native size
+	for _, allow := range []bool{false, true, false} {
+		in := workflows.EvaluateInput{Prepared: p, BestKey: last.BestKey, Resolutions: []int{16, up}, AllowUpsampling: allow}
+		v, err := env.ExecuteActivity(acts.EvaluateAtResolutions, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out workflows.EvaluateOutput
+		v.Get(&out)
+		got := out.Results[1]
+		if allow != (got.Skipped == "") || allow && got.Images == 0 {
+			t.Errorf("allow_upsampling %v: at %d px %+v", allow, up, got)
+		}
+	}
+}

@@ -91,7 +91,7 @@ func (h *heartbeater) checkStall() bool {
 	}
 	stalled := fmt.Errorf("%w for %v while %s (the store or the data folder hangs): attempt given up",
 		errStalled, idle.Round(time.Second), h.hb.Phase)
-	h.hb.Phase = "stalled: " + stalled.Error()
+	h.hb.Phase = workflows.PhaseStalled + stalled.Error()
 	onStall := h.onStall
 	h.mu.Unlock()
 	activity.GetLogger(h.ctx).Warn("attempt stalled: no more heartbeats", "err", stalled)
@@ -156,7 +156,9 @@ func (h *heartbeater) lastKey() string {
 func (h *heartbeater) details() workflows.Heartbeat {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.hb
+	hb := h.hb
+	hb.At = time.Now()
+	return hb
 }
 
 // stored heartbeats the key of a checkpoint just committed.

@@ -36,7 +36,13 @@ func (a *Activities) FindResumePoint(ctx context.Context, p workflows.Prepared) 
 	if err != nil || key == "" {
 		return workflows.ResumePoint{}, err
 	}
-	return workflows.ResumePoint{Key: key, Progress: r.Progress, Step: r.StepInEpoch}, nil
+	rp := workflows.ResumePoint{Key: key, Progress: r.Progress, Step: r.StepInEpoch, Numerics: r.Numerics}
+	if r.BestEpoch > 0 {
+		// A training whose epochs are all stored but whose result is not
+		// is evaluated and exported from these (they heal it).
+		rp.BestKey = a.repo(p.Prefix).Ref(r, checkpoint.EpochName(r.BestEpoch)).Key()
+	}
+	return rp, nil
 }
 
 // resumeFrom is the checkpoint an attempt continues from. The heartbeat

@@ -28,6 +28,11 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	store := &attemptStore{a: a, repo: repo, hb: hb}
 	info := activity.GetInfo(ctx)
 	out := workflows.TrainEpochOutput{Attempt: info.Attempt, Device: a.Trainer.Device, WorkerQueue: a.WorkerQueue}
+	// A worker that cannot make the training's photos says so before it
+	// waits for a slot (another worker can train it: retried).
+	if err := a.Trainer.CheckDecoder(in.Config); err != nil {
+		return out, classify(err) // data that is not there is bad input; another decoder, another worker's
+	}
 	slot, waited, err := a.takeSlotWaiting(ctx, hb.setPhase, started)
 	if err != nil {
 		return out, err
@@ -70,15 +75,20 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 		}
 	}()
 	use := a.device.start(a.cpuCores())
+	host := sampleHost()
 	var res *trainer.Result
 	slot.Run(func() {
 		res, err = s.Train(tctx, trainer.RunOptions{
 			UntilEpoch: in.Epoch, MicroBatch: in.MicroBatch, CheckpointSteps: in.CheckpointSteps,
 			CheckpointInterval: time.Duration(in.CheckpointSeconds) * time.Second,
 			OnProgress:         hb.progress, OnCheckpoint: store.checkpoint, StoreFiles: store.storeFiles, OnPhase: hb.setPhase,
+			DeviceShare: use.peek,
 		})
 	})
 	own, wall, shared := use.stop()
+	if a.cpuCores() > 0 {
+		out.HostOthers = othersShare(host, sampleHost())
+	}
 	if err != nil {
 		a.residents().drop(s)
 		return workflows.TrainEpochOutput{}, interrupted(ctx, tctx, hb.lastKey(), err)
@@ -107,13 +117,27 @@ func (a *Activities) takeSlotWaiting(ctx context.Context, phase func(string), st
 	if slot, err = a.takeSlot(ctx, phase); err != nil {
 		return nil, 0, err
 	}
-	return slot, queued(activity.GetInfo(ctx)) + time.Since(started).Seconds(), nil
+	var before workflows.Heartbeat
+	if activity.HasHeartbeatDetails(ctx) {
+		_ = activity.GetHeartbeatDetails(ctx, &before)
+	}
+	return slot, queued(activity.GetInfo(ctx), before, started) + time.Since(started).Seconds(), nil
 }
 
-// queued is how long a first attempt waited to be picked up by a worker
-// (a retry's wait is part of its recovery, not of scheduling).
-func queued(info activity.Info) float64 {
-	if info.Attempt > 1 || info.ScheduledTime.IsZero() || info.StartedTime.Before(info.ScheduledTime) {
+// queued is how long an attempt that began running at started waited
+// before it: a first attempt, from being scheduled until a worker took it;
+// a retry, since its predecessor's last heartbeat (before.At), as the
+// time between is a lost worker's or a stopped stack's downtime and the
+// retry's backoff, none of it the training's own cost. A retry whose
+// predecessor never heartbeated (it failed first) waited 0.
+func queued(info activity.Info, before workflows.Heartbeat, started time.Time) float64 {
+	if info.Attempt > 1 {
+		if before.At.IsZero() || started.Before(before.At) {
+			return 0
+		}
+		return started.Sub(before.At).Seconds()
+	}
+	if info.ScheduledTime.IsZero() || info.StartedTime.Before(info.ScheduledTime) {
 		return 0
 	}
 	return info.StartedTime.Sub(info.ScheduledTime).Seconds()
@@ -217,6 +241,7 @@ func epochOutput(repo checkpoint.Repo, r checkpoint.Record, out workflows.TrainE
 	// Only this epoch's figures: the store holds the others, and the
 	// workflow's history stays the same size per epoch.
 	out.Progress = r.Progress
+	out.Numerics = r.Numerics
 	if n := len(r.Metrics); n > 0 {
 		out.Progress.Metrics = r.Metrics[n-1:]
 	}

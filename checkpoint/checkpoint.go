@@ -89,10 +89,14 @@ type Record struct {
 	Precision     string          `json:"precision,omitempty"` // "fp32" or "bf16-autocast"
 	ChannelsLast  bool            `json:"channels_last,omitempty"`
 	Versions      Versions        `json:"versions"`
-	CreatedAt     time.Time       `json:"created_at"`
-	ModelFile     FileSum         `json:"model_file"`
-	OptimFile     FileSum         `json:"optim_file"`
-	Data          *sweep.DataInfo `json:"data,omitempty"` // what it was trained on
+	// Numerics are the fingerprints (sweep.Numerics.String) of the
+	// arithmetic every step so far ran under, in the order first met: a
+	// training resumed on an unlike worker lists both.
+	Numerics  []string        `json:"numerics,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+	ModelFile FileSum         `json:"model_file"`
+	OptimFile FileSum         `json:"optim_file"`
+	Data      *sweep.DataInfo `json:"data,omitempty"` // what it was trained on
 }
 
 // Checkpoint is a record with its two tensor files.

@@ -353,7 +353,7 @@ func Open(spec string, res int, opts Options) (*Set, error) {
 	if err := CheckAugment(opts.Augment); err != nil {
 		return nil, err
 	}
-	path := cachePath(name, id, res, opts)
+	path := cachePath(name, id, res, decoderOf(dir, opts.Augment, opts), opts)
 	if set, err := openCache(path); set != nil || err != nil {
 		return set, err
 	}
@@ -382,14 +382,18 @@ func Open(spec string, res int, opts Options) (*Set, error) {
 }
 
 // cachePath names a cache by everything its bytes depend on: the source's
-// content, the resolution, the split, the recipe and the format.
-func cachePath(name string, id Identity, res int, opts Options) string {
+// content, the resolution, the split, the recipe, the JPEG decoder that made
+// its pixels ("" where none of the worker's choosing did) and the format.
+func cachePath(name string, id Identity, res int, decoder string, opts Options) string {
 	key := fmt.Sprintf("%s|%s|%d|%g|%d", cacheVersion, id.Hash, res, opts.ValFraction, opts.SplitSeed)
 	if opts.Augment != AugmentCIFAR {
 		key += "|" + opts.Augment
 	}
 	if opts.SkipBadImages {
 		key += "|skip-bad"
+	}
+	if decoder != "" {
+		key += "|decoder=" + decoder // caches of the same photos by other decoders differ
 	}
 	sum := sha256.Sum256([]byte(key))
 	return filepath.Join(opts.CacheDir, fmt.Sprintf("%s-%dpx-%s.rmds", sanitize(name), res, hex.EncodeToString(sum[:8])))

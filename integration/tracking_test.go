@@ -3,9 +3,12 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -206,6 +209,7 @@ func TestTrackingRefusedSweepCompletes(t *testing.T) {
 	defer fake.Close()
 	fake.RequireToken("the-right-token")
 	t.Setenv(tracking.EnvToken, "a-wrong-token")
+	t.Setenv(tracking.EnvURI, fake.URL) // the worker's own server: its token goes there
 	c := dial(t)
 	store, tq := t.TempDir(), "tq-tracking-refused"
 	startWorker(t, tq, store)
@@ -222,6 +226,49 @@ func TestTrackingRefusedSweepCompletes(t *testing.T) {
 	out, err := starter(t, tq, store, "status", "--id", "sweep-refused")
 	if err != nil || !strings.Contains(out, "401 Unauthorized (check MLFLOW_TRACKING_TOKEN") {
 		t.Errorf("status does not say why tracking failed: %v\n%s", err, out)
+	}
+	t.Logf("status:\n%s", out)
+}
+
+// A worker's token goes only to the tracking server its own environment
+// names: a sweep whose spec names another server (a listener that records
+// every request's headers) completes, the listener never sees the token,
+// and `starter status` says why the sweep is not tracked, in one line.
+func TestTrackingCredentialsStayWithTheWorkersServer(t *testing.T) {
+	own := mlflowtest.New()
+	defer own.Close()
+	var mu sync.Mutex
+	var heard []string
+	listener := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		heard = append(heard, r.Method+" "+r.URL.Path+" Authorization="+r.Header.Get("Authorization"))
+		mu.Unlock()
+		http.Error(w, "no", http.StatusNotFound)
+	}))
+	defer listener.Close()
+	t.Setenv(tracking.EnvToken, "the-workers-token")
+	t.Setenv(tracking.EnvURI, own.URL)
+	c := dial(t)
+	store, tq := t.TempDir(), "tq-tracking-elsewhere"
+	startWorker(t, tq, store)
+	yaml := strings.Replace(trackedSpecYAML("elsewhere", listener.URL, "x", ""), "resolutions: [16, 24]", "resolutions: [16]", 1)
+	yaml = strings.Replace(yaml, "epochs: 3", "epochs: 1", 1)
+	if out, err := starter(t, tq, store, "--sweep", writeSpec(t, yaml)); err != nil {
+		t.Fatalf("starter: %v\n%s", err, out)
+	}
+	if o := result(t, c, "sweep-elsewhere", 5*time.Minute).Combos[0]; o.Status != sweep.Completed {
+		t.Fatalf("%s: %s (%s)", o.ID(), o.Status, o.Reason)
+	}
+	mu.Lock()
+	for _, h := range heard {
+		if strings.Contains(h, "the-workers-token") {
+			t.Errorf("the spec's server heard the worker's token: %s", h)
+		}
+	}
+	mu.Unlock()
+	out, err := starter(t, tq, store, "status", "--id", "sweep-elsewhere")
+	if err != nil || !strings.Contains(out, "credentials are sent only to this worker's own tracking server") {
+		t.Errorf("status does not say why the sweep is not tracked: %v\n%s", err, out)
 	}
 	t.Logf("status:\n%s", out)
 }

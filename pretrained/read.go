@@ -70,7 +70,14 @@ func readSafetensors(path string) ([]checkpoint.Tensor, error) {
 // readPth reads torch.save's zip format: a pickled dict of tensors, or a
 // dict holding one under "state_dict" or "model" (training scripts' habit).
 func readPth(path string) ([]checkpoint.Tensor, error) {
-	obj, err := pytorch.Load(path)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := loadPth(path, fi.Size())
+	if errors.Is(err, ErrFormat) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
 	}
@@ -90,13 +97,16 @@ func readPth(path string) ([]checkpoint.Tensor, error) {
 		names = append(names, k)
 	}
 	sort.Strings(names)
+	// Every tensor copies its view out of its storage: many tensors over
+	// one storage must not copy it without bound.
+	budget := memoryBudget(fi.Size())
 	var out []checkpoint.Tensor
 	for _, name := range names {
 		pt, ok := d[name].(*pytorch.Tensor)
 		if !ok {
 			continue // e.g. a "_metadata" entry or an epoch counter
 		}
-		t, err := tensorOf(name, pt)
+		t, err := tensorOf(name, pt, &budget)
 		if err != nil {
 			return nil, err
 		}
@@ -131,40 +141,74 @@ func asDict(obj any) (map[string]any, bool) {
 }
 
 // tensorOf copies a pickled tensor's elements (any strides) into a
-// contiguous little-endian checkpoint.Tensor.
-func tensorOf(name string, pt *pytorch.Tensor) (checkpoint.Tensor, error) {
+// contiguous little-endian checkpoint.Tensor. Its shape is checked against
+// its storage before anything is allocated: no negative size, stride or
+// offset, no more elements than the storage holds (a zero stride would
+// expand 4 floats to any size), no element read past it.
+func tensorOf(name string, pt *pytorch.Tensor, budget *uint64) (checkpoint.Tensor, error) {
 	t := checkpoint.Tensor{Name: name}
-	n := 1
-	for _, s := range pt.Size {
-		t.Shape = append(t.Shape, int64(s))
-		n *= s
-	}
 	var storageLen int
-	var put func(i, j int)
+	var elem uint64
+	var put func(dst []byte, j int) // storage element j, little-endian, into dst
 	switch s := pt.Source.(type) {
 	case *pytorch.FloatStorage:
-		t.DType, t.Data, storageLen = "F32", make([]byte, 4*n), len(s.Data)
-		put = func(i, j int) { binary.LittleEndian.PutUint32(t.Data[4*i:], math.Float32bits(s.Data[j])) }
+		t.DType, storageLen, elem = "F32", len(s.Data), 4
+		put = func(dst []byte, j int) { binary.LittleEndian.PutUint32(dst, math.Float32bits(s.Data[j])) }
 	case *pytorch.LongStorage:
-		t.DType, t.Data, storageLen = "I64", make([]byte, 8*n), len(s.Data)
-		put = func(i, j int) { binary.LittleEndian.PutUint64(t.Data[8*i:], uint64(s.Data[j])) }
+		t.DType, storageLen, elem = "I64", len(s.Data), 8
+		put = func(dst []byte, j int) { binary.LittleEndian.PutUint64(dst, uint64(s.Data[j])) }
 	default:
 		return t, fmt.Errorf("%w: tensor %s has storage %T (float32 and int64 are read; convert with .float())", ErrFormat, name, pt.Source)
 	}
-	if n > 0 && lastIndex(pt.Size, pt.Stride, pt.StorageOffset) >= storageLen {
-		return t, fmt.Errorf("%w: tensor %s reads past its storage", ErrFormat, name)
+	n, err := viewElements(pt, storageLen)
+	if err != nil {
+		return t, fmt.Errorf("%w: tensor %s: %v", ErrFormat, name, err)
 	}
-	eachIndex(pt.Size, pt.Stride, pt.StorageOffset, n, put)
+	if uint64(n) > *budget/elem {
+		return t, fmt.Errorf("%w: tensor %s: the tensors take more memory than a file of this size can hold (many views of one storage)", ErrFormat, name)
+	}
+	*budget -= uint64(n) * elem
+	for _, s := range pt.Size {
+		t.Shape = append(t.Shape, int64(s))
+	}
+	t.Data = make([]byte, uint64(n)*elem)
+	eachIndex(pt.Size, pt.Stride, pt.StorageOffset, n, func(i, j int) { put(t.Data[uint64(i)*elem:], j) })
 	return t, nil
 }
 
-// lastIndex is the furthest storage element a tensor view reads.
-func lastIndex(size, stride []int, offset int) int {
-	p := offset
-	for d := range size {
-		p += (size[d] - 1) * stride[d]
+// viewElements is the number of elements of a tensor view over a storage
+// of storageLen, refused when the view does not fit in it.
+func viewElements(pt *pytorch.Tensor, storageLen int) (int, error) {
+	if len(pt.Stride) != len(pt.Size) {
+		return 0, fmt.Errorf("%d sizes, %d strides", len(pt.Size), len(pt.Stride))
 	}
-	return p
+	if pt.StorageOffset < 0 {
+		return 0, fmt.Errorf("storage offset %d", pt.StorageOffset)
+	}
+	n := 1
+	for d, s := range pt.Size {
+		if s < 0 || pt.Stride[d] < 0 {
+			return 0, fmt.Errorf("size %v, stride %v", pt.Size, pt.Stride)
+		}
+		if s > 0 && n > storageLen/s {
+			return 0, fmt.Errorf("size %v holds more elements than its storage's %d (overlapping strides, e.g. an expanded view: save it with .contiguous())", pt.Size, storageLen)
+		}
+		n *= s
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	p := pt.StorageOffset
+	for d, s := range pt.Size {
+		if pt.Stride[d] > (storageLen-p)/max(1, s-1) && s > 1 {
+			return 0, fmt.Errorf("size %v, stride %v from offset %d read past its storage of %d", pt.Size, pt.Stride, pt.StorageOffset, storageLen)
+		}
+		p += (s - 1) * pt.Stride[d]
+	}
+	if p >= storageLen {
+		return 0, fmt.Errorf("size %v, stride %v from offset %d read past its storage of %d", pt.Size, pt.Stride, pt.StorageOffset, storageLen)
+	}
+	return n, nil
 }
 
 // eachIndex calls put(i, j) for the i-th element in row-major order and

@@ -96,11 +96,11 @@ func (f Fetcher) download(ctx context.Context, u *url.URL) (Fetched, error) {
 	if name == "" || name == "/" || name == "." {
 		return Fetched{}, fmt.Errorf("weights %s: the URL names no file", u.Redacted())
 	}
-	dst := filepath.Join(dir, name)
+	dst := filepath.Join(dir, urlKey(u), name)
 	if sum, err := fileSHA256(dst); err == nil && checkName(dst, sum) == nil {
 		return Fetched{Path: dst, SHA256: sum}, nil // cached and good
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return Fetched{}, err
 	}
 	sum, err := f.get(ctx, u, dst)
@@ -108,6 +108,16 @@ func (f Fetcher) download(ctx context.Context, u *url.URL) (Fetched, error) {
 		return Fetched{}, fmt.Errorf("weights %s: %w", u.Redacted(), err)
 	}
 	return Fetched{Path: dst, SHA256: sum}, nil
+}
+
+// urlKey names u's folder in the cache: the whole URL (credentials apart,
+// which do not change what it serves), not its file name, so that two
+// URLs ending in model.safetensors never share a cached file.
+func urlKey(u *url.URL) string {
+	bare := *u
+	bare.User = nil
+	sum := sha256.Sum256([]byte(bare.String()))
+	return hex.EncodeToString(sum[:8])
 }
 
 // get downloads u to dst through a temporary file, renamed only once the

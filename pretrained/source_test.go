@@ -39,7 +39,7 @@ func TestTorchvisionNameIsDownloadedOnceAndChecked(t *testing.T) {
 	if _, err := f.Fetch(ctx, "torchvision:resnet18"); !errors.Is(err, pretrained.ErrChecksum) {
 		t.Fatalf("a corrupted download: %v, want ErrChecksum", err)
 	}
-	if _, err := os.Stat(filepath.Join(cache, "resnet18-f37072fd.pth")); err == nil {
+	if found, _ := filepath.Glob(filepath.Join(cache, "*", "resnet18-f37072fd.pth")); len(found) > 0 {
 		t.Fatal("a corrupted download was cached")
 	}
 	// Content whose SHA-256 starts f37072fd cannot be made here; a file
@@ -57,20 +57,22 @@ func TestTorchvisionNameIsDownloadedOnceAndChecked(t *testing.T) {
 		w.Write(good)
 	})
 	gets.Store(0)
+	var cached string
 	for range 2 {
 		got, err := f.Fetch(ctx, srv.URL+"/models/"+name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.SHA256 != hex.EncodeToString(sum[:]) || filepath.Dir(got.Path) != cache {
+		if got.SHA256 != hex.EncodeToString(sum[:]) || filepath.Dir(filepath.Dir(got.Path)) != cache {
 			t.Fatalf("fetched %+v", got)
 		}
+		cached = got.Path
 	}
 	if n := gets.Load(); n != 1 {
 		t.Errorf("%d downloads, want one (then the cache)", n)
 	}
 	// A cached file that went bad is downloaded again.
-	os.WriteFile(filepath.Join(cache, name), []byte("bit rot"), 0o644)
+	os.WriteFile(cached, []byte("bit rot"), 0o644)
 	if _, err := f.Fetch(ctx, srv.URL+"/models/"+name); err != nil || gets.Load() != 2 {
 		t.Errorf("a bad cached file: %v after %d downloads", err, gets.Load())
 	}
@@ -101,5 +103,35 @@ func TestFetchErrors(t *testing.T) {
 	os.WriteFile(q, []byte("hello"), 0o644)
 	if _, err := pretrained.Read(q); !errors.Is(err, pretrained.ErrFormat) {
 		t.Errorf("a text file read as weights: %v", err)
+	}
+}
+
+// Two URLs that end in the same file name are two files: each fetch gives
+// its own URL's content and SHA-256 (the cache was keyed by the name, and
+// the second sweep trained from the first one's weights under its name).
+func TestURLsWithTheSameFileNameAreCachedApart(t *testing.T) {
+	bodies := map[string][]byte{"/a/model.safetensors": []byte("weights of a"), "/b/model.safetensors": []byte("weights of b")}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, ok := bodies[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(b)
+	}))
+	defer srv.Close()
+	f := pretrained.Fetcher{CacheDir: t.TempDir()}
+	for range 2 { // the second round from the cache
+		for p, body := range bodies {
+			got, err := f.Fetch(context.Background(), srv.URL+p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(body)
+			b, _ := os.ReadFile(got.Path)
+			if got.SHA256 != hex.EncodeToString(sum[:]) || string(b) != string(body) {
+				t.Errorf("%s: fetched %q (sha256 %s), want %q", p, b, got.SHA256, body)
+			}
+		}
 	}
 }

@@ -83,7 +83,16 @@ type Row struct {
 	// StartedFrom: the pretrained weights it was fine-tuned from ("": from
 	// scratch).
 	StartedFrom string `json:"started_from,omitempty"`
-	outcome     *sweep.Outcome
+	// ConfigHash names the training; FiguresFrom says where a skipped
+	// row's figures come from: the result of the run that trained it
+	// (every figure is that run's, compute hours and time split included).
+	ConfigHash  string `json:"config_hash,omitempty"`
+	FiguresFrom string `json:"figures_from,omitempty"`
+	// Numerics are the fingerprints of the arithmetic its steps ran under
+	// (libtorch, device, BLAS kernel, ISA, threads); more than one: it
+	// moved between unlike workers (MixedNumerics).
+	Numerics []string `json:"numerics,omitempty"`
+	outcome  *sweep.Outcome
 }
 
 // Report is a sweep's results.
@@ -131,38 +140,151 @@ func Build(ctx context.Context, st store.Store, name string) (*Report, error) {
 	if r.Spec == nil && len(outcomes) == 0 {
 		return nil, fmt.Errorf("%w: %q has no results in %s (sweeps are named by their spec's name, e.g. default)", ErrNoSweep, name, st.URL())
 	}
-	// Rows in the spec's order; outcomes of combinations since removed from
-	// the spec follow.
-	var combos []sweep.Combination
-	if r.Spec != nil {
-		combos = r.Spec.Combinations()
-	}
-	seen := map[string]bool{}
-	for _, c := range combos {
-		seen[c.ID()] = true
-		if o, ok := outcomes[c.ID()]; ok {
-			r.Rows = append(r.Rows, rowOf(o))
-			continue
-		}
-		info, _ := sweep.LookupModel(c.Model)
-		r.Rows = append(r.Rows, Row{Model: c.Model, Family: info.Family, Resolution: c.Resolution, Seed: c.Seed, Status: Missing,
-			Reason: "no result recorded (not started, or the sweep is still running)", Epochs: r.Spec.Epochs})
-	}
-	var rest []string
-	for id := range outcomes {
-		if !seen[id] {
-			rest = append(rest, id)
-		}
-	}
-	sortIDs(rest, outcomes)
-	for _, id := range rest {
-		r.Rows = append(r.Rows, rowOf(outcomes[id]))
+	if err := r.addRows(ctx, idx, outcomes); err != nil {
+		return nil, err
 	}
 	if r.Spec != nil {
 		r.Price(r.Spec.Cost.PerHour)
 	}
 	r.fillIntervals()
 	return r, nil
+}
+
+// addRows makes the report's rows: the spec's combinations in its order,
+// then outcomes of combinations since removed from it; each distinct
+// training (config hash) once, with the figures of the run that produced
+// it.
+func (r *Report) addRows(ctx context.Context, idx results.Index, outcomes map[string]sweep.Outcome) error {
+	var combos []sweep.Combination
+	if r.Spec != nil {
+		combos = r.Spec.Combinations()
+	}
+	used := map[string]bool{}
+	trainings := map[string]bool{} // config hashes with a row
+	add := func(o sweep.Outcome) error {
+		if o.ConfigHash != "" && trainings[o.ConfigHash] {
+			return nil // the same training under another name: counted once
+		}
+		row, err := producedRow(ctx, idx, o)
+		if err != nil {
+			return err
+		}
+		if o.ConfigHash != "" {
+			trainings[o.ConfigHash] = true
+		}
+		r.Rows = append(r.Rows, row)
+		return nil
+	}
+	for _, c := range combos {
+		id, ok := r.outcomeID(outcomes, c)
+		for _, alias := range r.aliases(c) {
+			used[alias] = true // the same training's outcome under its other name: not a row of its own
+		}
+		if !ok {
+			info, _ := sweep.LookupModel(c.Model)
+			r.Rows = append(r.Rows, Row{Model: c.Model, Family: info.Family, Resolution: c.Resolution, Seed: c.Seed, Status: Missing,
+				Reason: "no result recorded (not started, or the sweep is still running)", Epochs: r.Spec.Epochs})
+			continue
+		}
+		used[id] = true
+		o := outcomes[id]
+		o.Seed = c.Seed // the spec's name of the seed it trained with
+		if err := add(o); err != nil {
+			return err
+		}
+	}
+	var rest []string
+	for id := range outcomes {
+		if !used[id] {
+			rest = append(rest, id)
+		}
+	}
+	sortIDs(rest, outcomes)
+	for _, id := range rest {
+		if err := add(outcomes[id]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// outcomeID finds the outcome of combination c. A sweep without seeds
+// names its trainings without one (model@res); grown by seeds, the same
+// training is model@res-seedN with N the spec's seed: either name is it.
+// Where both have an outcome (an earlier run's under the old name), the
+// one that completed or was skipped is the training's; between two of a
+// kind, the one under c's own name, the later.
+func (r *Report) outcomeID(outcomes map[string]sweep.Outcome, c sweep.Combination) (string, bool) {
+	best, found := "", false
+	for _, id := range append([]string{c.ID()}, r.aliases(c)...) {
+		o, ok := outcomes[id]
+		if !ok {
+			continue
+		}
+		if !found || o.Status.HasResult() && !outcomes[best].Status.HasResult() {
+			best, found = id, true
+		}
+	}
+	return best, found
+}
+
+// aliases are c's other names: model@res-seedN for model@res with N the
+// spec's seed, and the other way round.
+func (r *Report) aliases(c sweep.Combination) []string {
+	if r.Spec == nil {
+		return nil
+	}
+	alias := c
+	switch c.Seed {
+	case 0:
+		alias.Seed = r.Spec.Seed
+	case r.Spec.Seed:
+		alias.Seed = 0
+	default:
+		return nil
+	}
+	return []string{alias.ID()}
+}
+
+// producedRow is o's row with the figures of the run that produced it: a
+// skipped training's come from its result record (the one source of
+// truth), not from what the skipping workflow copied of them.
+func producedRow(ctx context.Context, idx results.Index, o sweep.Outcome) (Row, error) {
+	if o.Status != sweep.Skipped || o.ConfigHash == "" {
+		row := rowOf(o)
+		return row, nil
+	}
+	rec, by, err := idx.Lookup(ctx, o.ConfigHash)
+	if err != nil {
+		return Row{}, err
+	}
+	if rec == nil {
+		return rowOf(o), nil // skipped for a run MLflow showed FINISHED: its figures are there
+	}
+	fig := *rec
+	fig.Model, fig.Family, fig.Resolution, fig.Seed = o.Model, o.Family, o.Resolution, o.Seed
+	// The sizes the skipping sweep evaluated the same best model at, where
+	// the record has none (a sweep grown by resolutions tests at more).
+	fig.TestResults = mergeTestResults(rec.TestResults, o.TestResults)
+	if fig.TrackingRun == "" {
+		fig.TrackingRun, fig.TrackingURL = o.TrackingRun, o.TrackingURL
+	}
+	row := rowOf(fig)
+	row.Status, row.Reason = string(sweep.Skipped), o.Reason
+	row.FiguresFrom = fmt.Sprintf("sweep %s (%s)", by, results.ResultKey(o.ConfigHash))
+	return row, nil
+}
+
+// mergeTestResults is have, then the sizes of more it lacks, by size.
+func mergeTestResults(have, more []sweep.TestResult) []sweep.TestResult {
+	out := slices.Clone(have)
+	for _, t := range more {
+		if !slices.ContainsFunc(out, func(h sweep.TestResult) bool { return h.Resolution == t.Resolution }) {
+			out = append(out, t)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Resolution < out[j].Resolution })
+	return out
 }
 
 // fillIntervals gives each row its cell's interval.
@@ -186,7 +308,8 @@ func sortIDs(ids []string, o map[string]sweep.Outcome) {
 func rowOf(o sweep.Outcome) Row {
 	row := Row{Model: o.Model, Family: o.Family, Resolution: o.Resolution, Seed: o.Seed, ValImages: o.ValImages, Status: string(o.Status), Reason: o.Reason,
 		EpochsRun: len(o.Metrics), Epochs: o.Epochs, Device: o.Device, Keys: o.Keys, Resumes: len(o.Resumes), OOMs: o.OOMs,
-		EarlyStopped: o.EarlyStopped, Augment: o.Augment, SkippedImages: o.SkippedImages, MLflowRun: o.TrackingRun, MLflowURL: o.TrackingURL, StartedFrom: o.StartedFrom, outcome: &o}
+		EarlyStopped: o.EarlyStopped, Augment: o.Augment, SkippedImages: o.SkippedImages, MLflowRun: o.TrackingRun, MLflowURL: o.TrackingURL, StartedFrom: o.StartedFrom,
+		ConfigHash: o.ConfigHash, Numerics: o.Numerics, outcome: &o}
 	if sp, ok := o.EpochSplit(); ok && o.Status != sweep.Skipped {
 		row.PerEpoch = &sp
 	}
@@ -279,7 +402,7 @@ var CSVHeader = []string{"model", "family", "resolution", "status", "reason", "e
 	"augment", "skipped_images", "train_s_per_epoch", "val_s_per_epoch", "checkpoint_wait_s_per_epoch",
 	"restore_s_per_epoch", "other_s_per_epoch", "compute_hours", "cost", "native_side", "upsampled",
 	"seed", "seeds", "best_val_acc_mean", "best_val_acc_std", "best_val_acc_ci95_low", "best_val_acc_ci95_high",
-	"waiting_s_per_epoch", "prepare_s", "shared_epochs", "cache_build_s"}
+	"waiting_s_per_epoch", "prepare_s", "shared_epochs", "cache_build_s", "config_hash", "figures_from", "numerics"}
 
 func fmtF(v *float64) string {
 	if v == nil {
@@ -312,7 +435,7 @@ func (r *Report) writeCSV(w io.Writer) error {
 		if x.PerEpoch != nil {
 			waiting = strconv.FormatFloat(x.PerEpoch.Waiting, 'f', 3, 64)
 		}
-		cw.Write(append(cells, waiting, fmtF(x.PrepareSeconds), strconv.Itoa(x.SharedEpochs), fmtF(x.CacheBuildSeconds)))
+		cw.Write(append(cells, waiting, fmtF(x.PrepareSeconds), strconv.Itoa(x.SharedEpochs), fmtF(x.CacheBuildSeconds), x.ConfigHash, x.FiguresFrom, strings.Join(x.Numerics, "; ")))
 	}
 	cw.Flush()
 	return cw.Error()
@@ -398,6 +521,7 @@ func (r *Report) writeMarkdown(w io.Writer, figs []string) error {
 		fmt.Fprintln(w)
 	}
 	r.writeTimeTable(w)
+	r.writeNumerics(w)
 	r.writeDataNotes(w)
 	if len(problems) > 0 {
 		fmt.Fprintln(w, "## Not completed in this sweep")
@@ -411,6 +535,52 @@ func (r *Report) writeMarkdown(w io.Writer, figs []string) error {
 	}
 	fmt.Fprintln(w, "\nFiles: `results.csv`, `results.json`; figures as PNG and SVG.")
 	return nil
+}
+
+// writeNumerics says which arithmetic trained the results, and flags a
+// training whose epochs ran under more than one (floating point differs
+// between libtorch versions, devices, BLAS kernels and thread counts:
+// another kernel gave other accuracies in every cell of one sweep).
+func (r *Report) writeNumerics(w io.Writer) {
+	var all, mixed []string
+	unknown := 0
+	for _, x := range r.Rows {
+		all = sweep.UnionNumerics(all, x.Numerics)
+		if len(x.Numerics) == 0 && x.EpochsRun > 0 {
+			unknown++
+		}
+		if len(x.Numerics) > 1 {
+			mixed = append(mixed, fmt.Sprintf("- **%s@%d%s** ran under %d: %s", x.Model, x.Resolution, seedSuffix(x.Seed),
+				len(x.Numerics), strings.Join(x.Numerics, "; then ")))
+		}
+	}
+	if len(all) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "## Numerics")
+	fmt.Fprintln(w)
+	if unknown > 0 {
+		fmt.Fprintf(w, "%d trainings were recorded before numerics were: how they were computed is not known.\n\n", unknown)
+	}
+	if len(all) == 1 {
+		fmt.Fprintf(w, "Every epoch recorded with its numerics ran under %s.\n\n", all[0])
+		return
+	}
+	fmt.Fprintf(w, "Epochs ran under %d arithmetics: %s. Results of unlike arithmetics differ by floating point (compare them knowing that).\n\n", len(all), strings.Join(all, "; "))
+	if len(mixed) > 0 {
+		fmt.Fprintln(w, "Trainings that moved between unlike workers (their figures are not one arithmetic's):")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, strings.Join(mixed, "\n"))
+		fmt.Fprintln(w)
+	}
+}
+
+// seedSuffix is " seed N" for a row of a seeds list, "" otherwise.
+func seedSuffix(seed uint64) string {
+	if seed == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" seed %d", seed)
 }
 
 // writeDataNotes says which recipe trained the results and which
@@ -446,11 +616,18 @@ func (r *Report) writeDataNotes(w io.Writer) {
 
 // writeTimeTable says where each combination's epochs spent their time.
 func (r *Report) writeTimeTable(w io.Writer) {
-	var lines, shared []string
+	var lines, shared, carried, contended []string
 	for _, x := range r.Rows {
 		s := x.PerEpoch
 		if s == nil {
 			continue
+		}
+		if o := x.outcome; o != nil && o.ContendedEpochs > 0 {
+			contended = append(contended, fmt.Sprintf("%s@%d%s (%d of %d epochs, others used up to %.0f%% of the host's CPUs)",
+				x.Model, x.Resolution, seedSuffix(x.Seed), o.ContendedEpochs, x.EpochsRun, 100*o.HostOthers))
+		}
+		if o := x.outcome; o != nil && o.CarriedEpochs > 0 {
+			carried = append(carried, fmt.Sprintf("%s@%d%s (%d of %d epochs)", x.Model, x.Resolution, seedSuffix(x.Seed), o.CarriedEpochs, x.EpochsRun))
 		}
 		lines = append(lines, fmt.Sprintf("| %s | %d | %.2f | %.2f | %.3f | %.3f | %.3f | %.3f (%.1f%%) | %.2f | %s | %s |", x.Model, x.Resolution,
 			s.Train, s.Validation, s.CheckpointWait, s.Restore, s.Other, s.Fixed(), 100*s.Outside(), s.Waiting,
@@ -472,6 +649,12 @@ func (r *Report) writeTimeTable(w io.Writer) {
 	fmt.Fprintln(w)
 	if len(shared) > 0 {
 		fmt.Fprintf(w, "Shared a device with other trainings or data cache builds: %s. Their throughput and compute hours are their own share of the device.\n\n", strings.Join(shared, ", "))
+	}
+	if len(contended) > 0 {
+		fmt.Fprintf(w, "**Measured on a shared host**: %s. Other processes on the same machine (other workers' containers, a neighbour VM) used its CPUs meanwhile: their time and throughput are not what the host alone gives; compare them with care.\n\n", strings.Join(contended, ", "))
+	}
+	if len(carried) > 0 {
+		fmt.Fprintf(w, "Resumed from the checkpoints of an earlier run: %s. Those epochs' device time and their training and validation time (shown as training) come from their figures, so compute hours are the whole training's; their fixed cost is not known (counted as none).\n\n", strings.Join(carried, ", "))
 	}
 }
 

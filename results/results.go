@@ -1,6 +1,7 @@
 // Package results holds what a sweep produced: one record per completed
 // training config (keyed by its hash, written once, so two workers can never
-// both claim it) and one outcome per combination of each sweep.
+// both claim it, and replaced only to heal one recorded without its best
+// and final models) and one outcome per combination of each sweep.
 package results
 
 import (
@@ -47,13 +48,18 @@ func (x Index) Record(ctx context.Context, sweepName string, o sweep.Outcome) (s
 		return "", err
 	}
 	key := ResultKey(o.ConfigHash)
-	if err := x.Store.PutIfAbsent(ctx, key, b); err != nil {
-		if errors.Is(err, store.ErrExists) {
-			return key, fmt.Errorf("%s (%s): %w", o.ID(), key, ErrAlreadyRecorded)
-		}
-		return "", err
+	err = x.Store.PutIfAbsent(ctx, key, b)
+	if !errors.Is(err, store.ErrExists) {
+		return key, err
 	}
-	return key, nil
+	prev, _, lerr := x.Lookup(ctx, o.ConfigHash)
+	if lerr == nil && prev != nil && !prev.Exported() && o.Exported() {
+		// Healed: the record another version wrote without its best or
+		// final model is replaced by one with them, the only overwrite a
+		// result ever gets (every writer that heals writes the same).
+		return key, x.Store.Put(ctx, key, bytes.NewReader(b))
+	}
+	return key, fmt.Errorf("%s (%s): %w", o.ID(), key, ErrAlreadyRecorded)
 }
 
 // Lookup returns the result of a config, or nil if it has none.

@@ -228,14 +228,26 @@ func main() {
 	defer stop()
 	if err := run(ctx, cmd, o, os.Stdout, logger); err != nil {
 		fmt.Fprintln(os.Stderr, "starter:", err)
-		if errors.Is(err, sweep.ErrInvalid) || errors.Is(err, errUsage) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
 var errUsage = errors.New("usage")
+
+// exitCode is the starter's exit status for an error: 2 for a bad command
+// line or spec, 3 when a followed sweep (--wait) ended with combinations
+// that failed or were cancelled, 1 for anything else (0: no error).
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, sweep.ErrInvalid) || errors.Is(err, errUsage):
+		return 2
+	case errors.Is(err, errIncomplete):
+		return 3
+	}
+	return 1
+}
 
 func run(ctx context.Context, cmd string, o options, w io.Writer, logger *slog.Logger) error {
 	switch cmd {

@@ -25,7 +25,7 @@ func TestStatusShowsRetriedEpochs(t *testing.T) {
 	}
 	var out bytes.Buffer
 	o := sweep.Outcome{Model: "smallcnn", Resolution: 16, Status: sweep.Running, Epochs: 3}
-	printTable(&out, []sweep.Outcome{o}, map[string]string{o.ID(): note})
+	printTable(&out, []sweep.Outcome{o}, map[string]string{o.ID(): epochState{retry: note}.note()})
 	if !strings.Contains(out.String(), "retrying, attempt 4:") || !strings.Contains(out.String(), "no space left on device") {
 		t.Errorf("status table does not show the retry:\n%s", out.String())
 	}
@@ -35,5 +35,18 @@ func TestStatusShowsRetriedEpochs(t *testing.T) {
 	printTable(&out, []sweep.Outcome{o}, nil)
 	if !strings.Contains(out.String(), "MLflow run behind: mlflow GET experiments/get-by-name") {
 		t.Errorf("status table does not show tracking behind:\n%s", out.String())
+	}
+	// A training whose epochs ran on unlike workers says so.
+	out.Reset()
+	o.Tracking, o.Numerics = "", []string{"libtorch 1.13.1, cpu, OpenBLAS Zen, avx512, 2 threads", "libtorch 1.13.1, cpu, OpenBLAS Haswell, avx2, 1 thread"}
+	printTable(&out, []sweep.Outcome{o}, nil)
+	if !strings.Contains(out.String(), "epochs under 2 numerics (moved between unlike workers: libtorch 1.13.1, cpu, OpenBLAS Zen") {
+		t.Errorf("status table does not flag mixed numerics:\n%s", out.String())
+	}
+	out.Reset()
+	o.Numerics, o.ContendedEpochs, o.HostOthers = nil, 2, 0.45
+	printTable(&out, []sweep.Outcome{o}, nil)
+	if !strings.Contains(out.String(), "2 epochs on a shared host (others used up to 45% of its CPUs)") {
+		t.Errorf("status table does not flag a shared host:\n%s", out.String())
 	}
 }

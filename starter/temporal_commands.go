@@ -15,6 +15,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -78,7 +79,7 @@ func startSweep(ctx context.Context, c client.Client, id string, spec sweep.Spec
 		fmt.Fprintln(w, "report:", err)
 	}
 	fmt.Fprintf(w, "Web UI: %s\n", uiURL(id))
-	return nil
+	return checkEnded(p)
 }
 
 // sweepProgress returns the live progress of a running sweep, or the result
@@ -89,15 +90,19 @@ func sweepProgress(ctx context.Context, c client.Client, id string) (workflows.S
 	if err != nil {
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
-			return p, 0, fmt.Errorf("no sweep with workflow ID %s (start it with `starter --sweep NAME`)", id)
+			return p, 0, fmt.Errorf("%w with workflow ID %s (start it with `starter --sweep NAME`)", errNoSweep, id)
 		}
 		return p, 0, err
 	}
 	st := desc.WorkflowExecutionInfo.Status
 	if st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		err := c.GetWorkflow(ctx, id, "").Get(ctx, &p)
+		if err != nil && st != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+			// Failed, terminated or timed out: the sweep ended, incomplete.
+			return p, st, fmt.Errorf("%w: sweep %s ended %s: %v", errIncomplete, id, strings.ToLower(strings.TrimPrefix(st.String(), "WORKFLOW_EXECUTION_STATUS_")), err)
+		}
 		if err != nil {
-			return p, st, fmt.Errorf("sweep %s ended %s: %w", id, strings.ToLower(strings.TrimPrefix(st.String(), "WORKFLOW_EXECUTION_STATUS_")), err)
+			return p, st, fmt.Errorf("sweep %s completed, reading its result: %w", id, err)
 		}
 		return p, st, nil
 	}
@@ -107,7 +112,7 @@ func sweepProgress(ctx context.Context, c client.Client, id string) (workflows.S
 	defer cancel()
 	v, err := c.QueryWorkflow(qctx, id, "", workflows.QueryProgress)
 	if err != nil {
-		if ctx.Err() == nil && waitedOut(qctx, err) {
+		if ctx.Err() == nil && (waitedOut(qctx, err) || noRecentPoller(err)) {
 			return p, st, errNoWorker
 		}
 		return p, st, fmt.Errorf("query sweep %s: %w", id, err)
@@ -121,6 +126,16 @@ const workerWait = 3 * time.Second
 
 // errNoWorker: no worker took a query or update in workerWait.
 var errNoWorker = errors.New("no worker answered")
+
+// noRecentPoller: the server refused a query at once because no worker
+// polled the workflow's task queue lately (FailedPrecondition).
+func noRecentPoller(err error) bool {
+	var fp *serviceerror.FailedPrecondition
+	return errors.As(err, &fp)
+}
+
+// errNoSweep: the server has no sweep by that workflow ID.
+var errNoSweep = errors.New("no sweep")
 
 // waitedOut: a call under ctx ended by its deadline, here or on the server
 // (which may answer DeadlineExceeded a moment before ctx ends).
@@ -148,7 +163,7 @@ func status(ctx context.Context, o options, w io.Writer, logger *slog.Logger) er
 		if err := v.Get(&out); err != nil {
 			return err
 		}
-		retries := map[string]string{out.ID(): epochOf(ctx, c, workflows.ChildID(id, o.combination)).retry}
+		retries := map[string]string{out.ID(): epochOf(ctx, c, workflows.ChildID(id, o.combination)).note()}
 		printTable(w, []sweep.Outcome{out}, retries)
 		return nil
 	}
@@ -173,7 +188,7 @@ func status(ctx context.Context, o options, w io.Writer, logger *slog.Logger) er
 	retries := map[string]string{}
 	for _, co := range p.Combos {
 		if co.Status == sweep.Running || co.Status == sweep.Paused {
-			retries[co.ID()] = epochOf(ctx, c, workflows.ChildID(id, co.ID())).retry
+			retries[co.ID()] = epochOf(ctx, c, workflows.ChildID(id, co.ID())).note()
 		}
 	}
 	printTable(w, p.Combos, retries)
@@ -252,9 +267,10 @@ func list(ctx context.Context, w io.Writer, logger *slog.Logger) error {
 	return tw.Flush()
 }
 
-// statusFromServer shows a sweep without a worker: each combination
-// workflow's last state as the server holds it (its search attributes,
-// upserted at every epoch and status change).
+// statusFromServer shows a sweep without a worker: every combination of
+// its spec (as the run's input holds it), each with its workflow's last
+// state as the server holds it (its search attributes, upserted at every
+// epoch and status change), or pending when none started it yet.
 func statusFromServer(ctx context.Context, c client.Client, id string, w io.Writer) error {
 	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 		Query: fmt.Sprintf("WorkflowType = 'Combination' AND WorkflowId STARTS_WITH '%s/'", id)})
@@ -263,32 +279,77 @@ func statusFromServer(ctx context.Context, c client.Client, id string, w io.Writ
 	}
 	fmt.Fprintf(w, "sweep %s: no worker answered in %v; what the server knows (each combination's last reported state; commands apply when a worker returns)\nWeb UI: %s\n",
 		id, workerWait, uiURL(id))
-	seen := map[string]bool{}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "combination\tstate\tepochs\tbest val acc\tworkflow")
+	rows := map[string]string{}
+	var order []string
+	for _, name := range sweepCombinations(ctx, c, id) {
+		order = append(order, name)
+		rows[name] = fmt.Sprintf("%s\tpending (no worker has started it)\t0\t-\t-", name)
+	}
+	started := map[string]bool{}
 	for _, e := range resp.Executions { // newest run first
-		wid := e.Execution.WorkflowId
-		if seen[wid] {
+		name := strings.TrimPrefix(e.Execution.WorkflowId, id+"/")
+		if started[name] {
 			continue
 		}
-		seen[wid] = true
-		attrs := e.GetSearchAttributes().GetIndexedFields()
-		var state string
-		var epoch int64
-		var acc float64
-		decode := func(key string, v any) { _ = converter.GetDefaultDataConverter().FromPayload(attrs[key], v) }
-		decode(workflows.AttrStatus.GetName(), &state)
-		decode(workflows.AttrEpoch.GetName(), &epoch)
-		decode(workflows.AttrBestValAcc.GetName(), &acc)
-		if e.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING || state == "" {
-			state = strings.ToLower(strings.TrimPrefix(e.Status.String(), "WORKFLOW_EXECUTION_STATUS_")) + " (" + state + ")"
+		started[name] = true
+		if _, ok := rows[name]; !ok {
+			order = append(order, name) // added by a grow this run's input does not show
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.4f\t%s\n", strings.TrimPrefix(wid, id+"/"), state, epoch, acc,
-			strings.ToLower(strings.TrimPrefix(e.Status.String(), "WORKFLOW_EXECUTION_STATUS_")))
+		rows[name] = serverRow(name, e)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "combination\tstate\tepochs\tbest val acc\tworkflow")
+	for _, name := range order {
+		fmt.Fprintln(tw, rows[name])
 	}
 	tw.Flush()
-	if len(seen) == 0 {
+	if len(started) == 0 {
 		fmt.Fprintln(w, "no combination started yet")
 	}
 	return nil
+}
+
+// serverRow is a combination workflow's row from its search attributes.
+func serverRow(name string, e *workflowpb.WorkflowExecutionInfo) string {
+	attrs := e.GetSearchAttributes().GetIndexedFields()
+	var state string
+	var epoch int64
+	var acc float64
+	decode := func(key string, v any) { _ = converter.GetDefaultDataConverter().FromPayload(attrs[key], v) }
+	decode(workflows.AttrStatus.GetName(), &state)
+	decode(workflows.AttrEpoch.GetName(), &epoch)
+	decode(workflows.AttrBestValAcc.GetName(), &acc)
+	run := strings.ToLower(strings.TrimPrefix(e.Status.String(), "WORKFLOW_EXECUTION_STATUS_"))
+	if e.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING || state == "" {
+		state = run + " (" + state + ")"
+	}
+	return fmt.Sprintf("%s\t%s\t%d\t%.4f\t%s", name, state, epoch, acc, run)
+}
+
+// sweepCombinations are the training IDs of the sweep's combinations as
+// the input of its current run holds them (nil when it cannot be read):
+// its spec's, or the grown list continue-as-new carried.
+func sweepCombinations(ctx context.Context, c client.Client, id string) []string {
+	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if !it.HasNext() {
+		return nil
+	}
+	first, err := it.Next()
+	attrs := first.GetWorkflowExecutionStartedEventAttributes()
+	if err != nil || attrs == nil {
+		return nil
+	}
+	var in workflows.SweepInput
+	if converter.GetDefaultDataConverter().FromPayloads(attrs.GetInput(), &in) != nil {
+		return nil
+	}
+	combos := in.Spec.Combinations()
+	if in.Carry != nil && in.Carry.Combos != nil {
+		combos = in.Carry.Combos
+	}
+	ids := make([]string, len(combos))
+	for i, co := range combos {
+		ids[i] = co.ID()
+	}
+	return ids
 }

@@ -66,6 +66,22 @@ type Config struct {
 	// from scratch, as every config stored before it; omitted then, so
 	// their hashes stay).
 	Init *Init `json:"init,omitempty"`
+	// MicroBatch splits each batch of a model with BatchNorm (0: whole
+	// batches): each micro-batch normalises over itself and updates the
+	// running statistics, so it changes the weights and names them. Not
+	// set for other models, whose micro-batches only bound memory;
+	// omitted when whole, so configs without micro-batches keep their
+	// hashes.
+	MicroBatch int `json:"micro_batch,omitempty"`
+	// Decoder is the JPEG decoder that makes the photos' pixels where one
+	// does (the ImageNet recipe on an image folder): TurboJPEG and Go's
+	// decoder give other pixels for the same file, so it names the
+	// result. Chosen by the spec, not by the worker that prepares it, so
+	// a config's name does not depend on where it was prepared; omitted
+	// for the default (dataset.DecoderTurbo, what every result before it
+	// was trained with where the worker had libturbojpeg0) and where no
+	// decoder makes the pixels, so those configs keep their hashes.
+	Decoder string `json:"decoder,omitempty"`
 }
 
 // Init is fine-tuning from pretrained weights. The classifier is replaced
@@ -159,6 +175,8 @@ func (c Config) Validate() error {
 		return bad("train_limit/val_limit", "must be >= 0")
 	case dataset.CheckAugment(c.Augment) != nil:
 		return bad("augment", "%q, want %s or %s", c.Augment, dataset.AugmentCIFAR, dataset.AugmentImageNet)
+	case dataset.CheckDecoderName(c.Decoder) != nil:
+		return bad("decoder", "%q, want %s (the default) or %s", c.Decoder, dataset.DecoderTurbo, dataset.DecoderGo)
 	}
 	if c.Init != nil {
 		return c.Init.check(c.Epochs)
@@ -180,9 +198,21 @@ func (c Config) WithAugment(kindDefault string) Config {
 	return c
 }
 
+// WithDecoder settles the JPEG decoder: none where no decoder makes the
+// data's pixels (decodesPhotos false: IDX data, PNG photos, the CIFAR
+// recipe), and the default omitted (configDecoder), so neither splits one
+// training into two names.
+func (c Config) WithDecoder(decodesPhotos bool) Config {
+	c.Decoder = configDecoder(c.Decoder)
+	if !decodesPhotos {
+		c.Decoder = ""
+	}
+	return c
+}
+
 // Hash identifies the training result: the same hash means the same
-// weights. Device, threads, micro-batch and checkpoint cadence are not part
-// of it.
+// weights. Device, threads, checkpoint cadence and the micro-batch of a
+// model without BatchNorm are not part of it.
 func (c Config) Hash() string {
 	if c.Augment == dataset.AugmentCIFAR {
 		c.Augment = "" // the recipe of every config stored before recipes were named
@@ -195,6 +225,27 @@ func (c Config) Hash() string {
 	b, _ := json.Marshal(c)
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
+}
+
+// TrainMicroBatch is the micro-batch a training of c must use when its
+// model has BatchNorm (MicroBatchChangesResult), and ok false when any
+// micro-batch gives the same result.
+func (c Config) TrainMicroBatch() (micro int, ok bool) {
+	if !MicroBatchChangesResult(c.Model) {
+		return 0, false
+	}
+	return c.MicroBatchFor(c.MicroBatch), true
+}
+
+// CheckMicroBatch refuses to train c with micro-batches of micro images
+// where that changes the result the config's hash names.
+func (c Config) CheckMicroBatch(micro int) error {
+	want, ok := c.TrainMicroBatch()
+	if got := c.MicroBatchFor(micro); ok && got != want {
+		return fmt.Errorf("%w: %s@%d: micro-batch %d, but its config names %d: with BatchNorm the micro-batch changes the result (set hyper.micro_batch to train another)",
+			ErrInvalid, c.Model, c.Resolution, got, want)
+	}
+	return nil
 }
 
 // MicroBatchFor is the micro-batch to train with when micro is asked for:

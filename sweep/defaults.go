@@ -191,3 +191,76 @@ func Settings(s Spec) ([]Setting, error) {
 	walk("", &n)
 	return out, nil
 }
+
+// MarshalJSON writes every setting of the defaults table, zeros included.
+// A reader completes what a document leaves out with its default
+// (UnmarshalJSON), so a zero dropped by omitempty would come back as the
+// default: beta1: 0 as 0.9, a whole-zero tracking section with
+// log_models: true.
+func (s Spec) MarshalJSON() ([]byte, error) {
+	type plain Spec // without this method
+	b, err := json.Marshal(plain(s))
+	if err != nil {
+		return nil, err
+	}
+	doc, err := decodeObject(b, true)
+	if err != nil {
+		return nil, err
+	}
+	y, err := yaml.Marshal(plain(s)) // yaml keys are the table's and have no omitempty
+	if err != nil {
+		return nil, err
+	}
+	var all map[string]any
+	if err := yaml.Unmarshal(y, &all); err != nil {
+		return nil, err
+	}
+	for _, d := range defaults {
+		if v, ok := lookupKey(all, d.key); ok {
+			setKeyIfAbsent(doc, d.key, v)
+		}
+	}
+	return json.Marshal(doc)
+}
+
+// decodeObject reads a JSON object, numbers as written (json.Number).
+func decodeObject(b []byte, useNumber bool) (map[string]any, error) {
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	if useNumber {
+		dec.UseNumber()
+	}
+	var doc map[string]any
+	return doc, dec.Decode(&doc)
+}
+
+// lookupKey finds a nested key (a.b) in a decoded document.
+func lookupKey(doc map[string]any, key string) (any, bool) {
+	head, rest, nested := strings.Cut(key, ".")
+	v, ok := doc[head]
+	if !ok || !nested {
+		return v, ok
+	}
+	sub, isMap := v.(map[string]any)
+	if !isMap {
+		return nil, false
+	}
+	return lookupKey(sub, rest)
+}
+
+// setKeyIfAbsent sets a nested key (a.b) that doc lacks, making the
+// sections on the way.
+func setKeyIfAbsent(doc map[string]any, key string, v any) {
+	head, rest, nested := strings.Cut(key, ".")
+	if !nested {
+		if _, ok := doc[head]; !ok {
+			doc[head] = v
+		}
+		return
+	}
+	sub, isMap := doc[head].(map[string]any)
+	if !isMap {
+		sub = map[string]any{}
+		doc[head] = sub
+	}
+	setKeyIfAbsent(sub, rest, v)
+}

@@ -3,6 +3,7 @@ package sweep_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -108,5 +109,68 @@ func TestInitIsPartOfTheHashByContent(t *testing.T) {
 		if with(edit) == same {
 			t.Errorf("%s did not change the hash", name)
 		}
+	}
+}
+
+// A micro-batch names the training of a model with BatchNorm (each
+// micro-batch normalises over itself), and only of one: whole batches and
+// VGG without BatchNorm keep their hashes.
+func TestMicroBatchNamesBatchNormTrainings(t *testing.T) {
+	spec := sweep.Defaults()
+	spec.Name, spec.Models, spec.Resolutions = "t", []string{"smallcnn", "vgg11", "resnet18", "vgg11_bn"}, []int{32}
+	hashes := func(micro int) map[string]string {
+		s := spec
+		s.Hyper.MicroBatch = micro
+		out := map[string]string{}
+		for _, c := range s.Combinations() {
+			out[c.Model] = s.Config(c).Hash()
+		}
+		return out
+	}
+	whole, full, half := hashes(0), hashes(spec.Hyper.BatchSize), hashes(spec.Hyper.BatchSize/2)
+	for _, m := range spec.Models {
+		if whole[m] != full[m] {
+			t.Errorf("%s: micro_batch = batch_size changed the hash", m)
+		}
+		if (whole[m] != half[m]) != sweep.MicroBatchChangesResult(m) {
+			t.Errorf("%s: half-batch micro-batches changed the hash: %v; BatchNorm: %v", m, whole[m] != half[m], sweep.MicroBatchChangesResult(m))
+		}
+	}
+	if !sweep.MicroBatchChangesResult("resnet18") || !sweep.MicroBatchChangesResult("smallcnn") || sweep.MicroBatchChangesResult("vgg16") {
+		t.Error("BatchNorm models misnamed")
+	}
+	c := spec.Config(sweep.Combination{Model: "resnet18", Resolution: 32})
+	if err := c.CheckMicroBatch(spec.Hyper.BatchSize / 2); err == nil {
+		t.Error("resnet18 config of whole batches accepted half-batch micro-batches")
+	}
+	if err := c.CheckMicroBatch(0); err != nil {
+		t.Error(err)
+	}
+}
+
+// The JPEG decoder names a training whose photos it decodes: Go's decoder
+// another hash than the default, libjpeg-turbo, which keeps every earlier
+// config's (a spec naming it gives the config no decoder at all); an
+// unknown decoder is refused.
+func TestDecoderNamesTheTraining(t *testing.T) {
+	s, err := sweep.Load("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sweep.Combination{Model: "smallcnn", Resolution: 32}
+	plain := s.Config(c)
+	s.Decoder = "libjpeg-turbo"
+	turbo := s.Config(c)
+	s.Decoder = "go"
+	golang := s.Config(c)
+	if turbo.Hash() != plain.Hash() || golang.Hash() == plain.Hash() {
+		t.Errorf("hashes: default %.12s, libjpeg-turbo %.12s, go %.12s", plain.Hash(), turbo.Hash(), golang.Hash())
+	}
+	if b, _ := json.Marshal(turbo); strings.Contains(string(b), "decoder") {
+		t.Errorf("the default decoder shows in the config: %s", b)
+	}
+	s.Decoder = "pil"
+	if err := s.Validate(); !errors.Is(err, sweep.ErrInvalid) {
+		t.Errorf("decoder pil: %v", err)
 	}
 }

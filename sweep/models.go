@@ -59,6 +59,14 @@ func FamilyOf(model string) string {
 	return info.Family
 }
 
+// MicroBatchChangesResult says whether splitting a batch into
+// micro-batches changes what model learns: with BatchNorm layers (every
+// model but VGG without _bn) each micro-batch is normalised over itself,
+// so its size is part of the training's identity.
+func MicroBatchChangesResult(model string) bool {
+	return strings.HasPrefix(model, "vgg") == strings.HasSuffix(model, "_bn")
+}
+
 // CheckResolution rejects resolutions a model cannot train at.
 func (m ModelInfo) CheckResolution(res int) error {
 	if res < m.MinResolution || res > MaxResolution {

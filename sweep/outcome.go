@@ -15,6 +15,9 @@ type EpochMetrics struct {
 	LR        float64 `json:"lr"`           // at the epoch's last step
 	Seconds   float64 `json:"seconds"`      // wall time of training + validation
 	ImagesPS  float64 `json:"images_per_s"` // training throughput
+	// DeviceSeconds is the training's own share of its worker's device
+	// over Seconds (0 in records written before it was kept: Seconds).
+	DeviceSeconds float64 `json:"device_seconds,omitempty"`
 	// FinishedAt is when the epoch's figures were known: stored with them,
 	// so each figure has one time wherever it is shown (MLflow's metric
 	// timestamps); zero in records written before it was kept.
@@ -60,6 +63,10 @@ func (s Status) Done() bool {
 	return false
 }
 
+// HasResult reports whether a status ends with a result: completed, or
+// skipped for the result another run recorded.
+func (s Status) HasResult() bool { return s == Completed || s == Skipped }
+
 // Keys point at a combination's stored checkpoints (record keys).
 type Keys struct {
 	Best   string `json:"best,omitempty"`
@@ -97,12 +104,16 @@ type Outcome struct {
 	Keys         Keys          `json:"keys"`
 	ResultKey    string        `json:"result_key,omitempty"` // results index entry
 	Device       string        `json:"device,omitempty"`
-	TrainSeconds float64       `json:"train_seconds,omitempty"`
-	EvalSeconds  float64       `json:"eval_seconds,omitempty"`
-	CkptSeconds  float64       `json:"checkpoint_seconds,omitempty"`
-	EpochSeconds float64       `json:"epoch_activity_seconds,omitempty"` // TrainEpoch activities, wall
-	OtherSeconds float64       `json:"other_seconds,omitempty"`          // checkpoint I/O, validation, set-up
-	WallSeconds  float64       `json:"wall_seconds,omitempty"`
+	// Numerics are the distinct fingerprints (Numerics.String) its epochs
+	// ran under, in the order first met: more than one means it moved
+	// between unlike workers (MixedNumerics).
+	Numerics     []string `json:"numerics,omitempty"`
+	TrainSeconds float64  `json:"train_seconds,omitempty"`
+	EvalSeconds  float64  `json:"eval_seconds,omitempty"`
+	CkptSeconds  float64  `json:"checkpoint_seconds,omitempty"`
+	EpochSeconds float64  `json:"epoch_activity_seconds,omitempty"` // TrainEpoch activities, wall
+	OtherSeconds float64  `json:"other_seconds,omitempty"`          // checkpoint I/O, validation, set-up
+	WallSeconds  float64  `json:"wall_seconds,omitempty"`
 	// RestoreSeconds: finding and restoring checkpoints, opening the data,
 	// building models, summed over the epochs (EpochRuns) trained here;
 	// ResidentEpochs of them went on from a model held in memory.
@@ -124,7 +135,24 @@ type Outcome struct {
 	// recorded before: TrainSeconds + EvalSeconds then).
 	DeviceSeconds float64 `json:"device_seconds,omitempty"`
 	SharedEpochs  int     `json:"shared_epochs,omitempty"`
-	SkippedFrom   string  `json:"skipped_from,omitempty"` // sweep that trained it
+	// CarriedEpochs were trained by an earlier run (a cancelled sweep, a
+	// terminated child, a result never recorded) and resumed from their
+	// checkpoints: their training, validation and device seconds
+	// (CarriedSeconds of wall time) come from their figures
+	// (CarryEpochCosts); their other costs are not known.
+	// ContendedEpochs ran while other processes on their host used more
+	// than ContendedShare of its CPUs (other workers' containers on one
+	// machine, a neighbour VM); HostOthers is the largest share seen. Their
+	// time and throughput were measured on a shared host.
+	ContendedEpochs int     `json:"contended_epochs,omitempty"`
+	HostOthers      float64 `json:"host_others,omitempty"`
+	CarriedEpochs   int     `json:"carried_epochs,omitempty"`
+	CarriedSeconds  float64 `json:"carried_seconds,omitempty"`
+	// ImagesPSSum is the sum of the epochs' throughputs over ImagesPSEpochs
+	// epochs: a summary's mean images/s, the same as the full outcome's.
+	ImagesPSSum    float64 `json:"images_ps_sum,omitempty"`
+	ImagesPSEpochs int     `json:"images_ps_epochs,omitempty"`
+	SkippedFrom    string  `json:"skipped_from,omitempty"` // sweep that trained it
 	// Augment is the data recipe; SkippedImages did not decode and were
 	// left out (skip_bad_images).
 	Augment       string `json:"augment,omitempty"`
@@ -251,11 +279,51 @@ func (o Outcome) DeviceImagesPerSec() float64 {
 	return ips * wall / o.DeviceSeconds
 }
 
+// ContendedShare is the share of a host's CPUs other processes may use
+// while an epoch trains before its figures are flagged as measured on a
+// shared host.
+const ContendedShare = 0.2
+
+// AddHostOthers notes an epoch during which other processes used share of
+// its host's CPUs.
+func (o *Outcome) AddHostOthers(share float64) {
+	if share > ContendedShare {
+		o.ContendedEpochs++
+	}
+	o.HostOthers = max(o.HostOthers, share)
+}
+
+// CarryEpochCosts counts the epochs a training resumes after (trained by
+// an earlier run, their figures from its checkpoints) in its costs, so
+// that its compute hours are the whole training's, not those of the
+// epochs this run trains.
+func (o *Outcome) CarryEpochCosts(earlier []EpochMetrics) {
+	for _, m := range earlier {
+		device := m.DeviceSeconds
+		if device <= 0 {
+			device = m.Seconds // a record written before device seconds were kept
+		}
+		o.TrainSeconds += m.Seconds
+		o.DeviceSeconds += device
+		o.EpochSeconds += m.Seconds
+		o.CarriedSeconds += m.Seconds
+		o.EpochRuns++
+		o.CarriedEpochs++
+		o.AddEpochThroughput(m)
+	}
+}
+
+// Exported says whether a completed outcome names its best and final
+// models (a result recorded without them is healed when met).
+func (o Outcome) Exported() bool { return o.Keys.Best != "" && o.Keys.Final != "" }
+
 // ID is the training's name, as Combination.ID.
 func (o Outcome) ID() string { return TrainingID(o.Model, o.Resolution, o.Seed) }
 
-// ImagesPerSec is the mean training throughput over the epochs run (of a
-// summary: the latest epoch's).
+// ImagesPerSec is the mean training throughput over the epochs run: the
+// same figure from the full outcome (the report's) and from a summary
+// (starter status's), which keeps the sum; of a summary written before
+// the sum was kept, the latest epoch's.
 func (o Outcome) ImagesPerSec() float64 {
 	var s float64
 	for _, m := range o.Metrics {
@@ -264,10 +332,19 @@ func (o Outcome) ImagesPerSec() float64 {
 	switch {
 	case len(o.Metrics) > 0:
 		return s / float64(len(o.Metrics))
+	case o.ImagesPSEpochs > 0:
+		return o.ImagesPSSum / float64(o.ImagesPSEpochs)
 	case o.Last != nil:
 		return o.Last.ImagesPS
 	}
 	return 0
+}
+
+// AddEpochThroughput counts an epoch's throughput in the running mean a
+// summary keeps (ImagesPerSec).
+func (o *Outcome) AddEpochThroughput(m EpochMetrics) {
+	o.ImagesPSSum += m.ImagesPS
+	o.ImagesPSEpochs++
 }
 
 // Summarise drops the per-epoch figures, keeping the latest epoch's: the

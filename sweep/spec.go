@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/resomap/resomap/dataset"
 )
 
 //go:embed presets/*.yaml
@@ -24,8 +26,9 @@ var presets embed.FS
 var ErrInvalid = errors.New("invalid sweep spec")
 
 // SpecHyper is a spec's hyper: section: the training settings every
-// combination shares, and the micro-batch, which only bounds memory (results
-// do not depend on it, so it is not part of the config).
+// combination shares, and the micro-batch, which bounds memory; it is part
+// of the config only of models with BatchNorm, whose results depend on it
+// (Config.MicroBatch).
 type SpecHyper struct {
 	Hyper      `yaml:",inline"`
 	MicroBatch int `yaml:"micro_batch" json:"micro_batch"`
@@ -104,6 +107,10 @@ type Spec struct {
 	// image folder, cifar for IDX data).
 	Augment       string `yaml:"augment" json:"augment,omitempty"`
 	SkipBadImages bool   `yaml:"skip_bad_images" json:"skip_bad_images,omitempty"`
+	// Decoder is the JPEG decoder photos are made with under the ImageNet
+	// recipe: libjpeg-turbo ("", the default: PIL's) or go; workers
+	// without it refuse such trainings.
+	Decoder string `yaml:"decoder" json:"decoder,omitempty"`
 	// TestResolutions are the sizes each trained combination's best
 	// checkpoint is evaluated at (empty: the sweep's resolutions and 1.25x
 	// the largest).
@@ -298,7 +305,26 @@ func (s Spec) Config(c Combination) Config {
 	}
 	return Config{Model: c.Model, Resolution: c.Resolution, Epochs: s.Epochs, Hyper: s.Hyper.Hyper,
 		Seed: seed, Data: s.Data, TrainLimit: s.TrainLimit, ValLimit: s.ValLimit,
-		Augment: s.Augment, SkipBadImages: s.SkipBadImages, Patience: s.Patience, Init: s.Init.config(c.Model)}
+		Augment: s.Augment, SkipBadImages: s.SkipBadImages, Patience: s.Patience, Init: s.Init.config(c.Model),
+		MicroBatch: s.microBatchOf(c.Model), Decoder: configDecoder(s.Decoder)}
+}
+
+// configDecoder is a config's Decoder for the spec's choice: omitted for
+// the default.
+func configDecoder(d string) string {
+	if d == dataset.DecoderTurbo {
+		return ""
+	}
+	return d
+}
+
+// microBatchOf is the config's MicroBatch for model: the spec's
+// micro-batch where it changes the result, else 0.
+func (s Spec) microBatchOf(model string) int {
+	if m := s.Hyper.MicroBatchFor(s.Hyper.MicroBatch); MicroBatchChangesResult(model) && m < s.Hyper.BatchSize {
+		return m
+	}
+	return 0
 }
 
 // Torchvision as init.weights gives each model torchvision's ImageNet
@@ -321,6 +347,9 @@ func (i InitSettings) config(model string) *Init {
 func (s Spec) Validate() error {
 	bad := func(field, format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
+	}
+	if err := dataset.CheckDecoderName(s.Decoder); err != nil {
+		return bad("decoder", "%q, want %s (the default) or %s", s.Decoder, dataset.DecoderTurbo, dataset.DecoderGo)
 	}
 	// The name is a folder of the store and part of workflow IDs.
 	if s.Name == "" || s.Name == "." || s.Name == ".." || strings.ContainsAny(s.Name, "/\\ \t\n@") {

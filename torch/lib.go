@@ -41,6 +41,7 @@ var ErrLibraryMissing = errors.New("libresomap.so not found")
 // Lib is the loaded libtorch bridge. Load it once per process with Open.
 type Lib struct {
 	path string
+	blas string // the BLAS kernel libtorch runs on (blasKernel)
 
 	inFlightMu sync.Mutex
 	inFlight   map[uint64]time.Time // bridge calls running now, by call number
@@ -166,6 +167,7 @@ func Open(path string) (*Lib, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.blas = blasKernel(h)
 	opened[abs] = l
 	return l, nil
 }

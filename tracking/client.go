@@ -78,7 +78,7 @@ func New(uri string, cred Credentials) (*Client, error) {
 	}
 	c := &Client{base: u, where: u.Redacted(), auth: func(*http.Request) {},
 		// A slow server must not hold a sync for ever; the caller retries.
-		http: &http.Client{Transport: tr, Timeout: 2 * time.Minute}}
+		http: &http.Client{Transport: tr, Timeout: 2 * time.Minute, CheckRedirect: sameOriginRedirect(u)}}
 	switch {
 	case cred.Token != "":
 		c.auth = func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+cred.Token) }
@@ -89,16 +89,98 @@ func New(uri string, cred Credentials) (*Client, error) {
 }
 
 // FromEnv makes a client of uri ("": MLFLOW_TRACKING_URI) with the
-// environment's credentials.
+// environment's credentials, which go only to the server the environment
+// names (ForServer).
 func FromEnv(uri string) (*Client, error) {
+	return fromEnv(uri, os.Getenv)
+}
+
+func fromEnv(uri string, getenv func(string) string) (*Client, error) {
 	if uri == "" {
-		uri = os.Getenv(EnvURI)
+		uri = getenv(EnvURI)
 	}
-	cred, err := CredentialsFromEnv(os.Getenv)
+	cred, err := CredentialsFromEnv(getenv)
 	if err != nil {
-		return nil, err
+		return nil, Permanent(err)
+	}
+	if err := cred.ForServer(uri, getenv(EnvURI)); err != nil {
+		return nil, Permanent(err)
 	}
 	return New(uri, cred)
+}
+
+// ErrOtherServer refuses to send a worker's credentials to a server its own
+// environment does not name: a spec (anyone who can start a workflow)
+// chooses where runs go, not where the token goes.
+var ErrOtherServer = errors.New("tracking: credentials are sent only to this worker's own tracking server")
+
+// ForServer says whether credentials read from the environment may go to
+// the server at uri: only when they are empty, or when uri is the server
+// own names (the environment's MLFLOW_TRACKING_URI: the same scheme, so
+// plain http only where the worker's own URI says http; the same host and
+// port; the same path, since one host serves many servers, as DagsHub's
+// /USER/REPO.mlflow).
+func (c Credentials) ForServer(uri, own string) error {
+	if c.Token == "" && c.Username == "" {
+		return nil
+	}
+	if own == "" {
+		return fmt.Errorf("%w: %s or %s is set, but %s is not, so no server is known to be theirs (set it on the worker)",
+			ErrOtherServer, EnvToken, EnvUsername, EnvURI)
+	}
+	if !sameServer(uri, own) {
+		return fmt.Errorf("%w: the sweep names %s, this worker's %s is %s (track to it, or leave tracking.uri out)",
+			ErrOtherServer, redactURI(uri), EnvURI, redactURI(own))
+	}
+	return nil
+}
+
+// sameServer: two tracking URIs name one server (scheme, host, port and
+// path alike; default ports and a trailing slash apart).
+func sameServer(a, b string) bool {
+	ua, errA := url.Parse(strings.TrimSuffix(a, "/"))
+	ub, errB := url.Parse(strings.TrimSuffix(b, "/"))
+	if errA != nil || errB != nil || ua.Host == "" {
+		return false
+	}
+	return sameOrigin(ua, ub) && ua.Path == ub.Path && ua.User == nil
+}
+
+// sameOrigin: two URLs have one scheme, host and port (default ports
+// apart).
+func sameOrigin(a, b *url.URL) bool {
+	port := func(u *url.URL) string {
+		if p := u.Port(); p != "" {
+			return p
+		}
+		return map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
+	}
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b)
+}
+
+// sameOriginRedirect follows a redirect, sending the credentials along
+// only to the server's own scheme, host and port: net/http would carry
+// them to the same host on another port or scheme, and to its subdomains.
+// (A redirect elsewhere, e.g. to a presigned store URL, goes without them.)
+func sameOriginRedirect(base *url.URL) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		if !sameOrigin(req.URL, base) {
+			req.Header.Del("Authorization")
+		}
+		return nil
+	}
+}
+
+// redactURI is a URI without the credentials it may carry.
+func redactURI(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return "(an unreadable URI)"
+	}
+	return u.Redacted()
 }
 
 // RunURL is a run's page in the tracking server's UI.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/dataset"
+	"github.com/resomap/resomap/pretrained"
 	"github.com/resomap/resomap/store"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/torch"
@@ -138,5 +139,22 @@ func TestMissingLibraryExplainsHowToBuildIt(t *testing.T) {
 	_, err := torch.Open(filepath.Join(t.TempDir(), "libresomap.so"))
 	if !errors.Is(err, torch.ErrLibraryMissing) || !strings.Contains(err.Error(), "make shim") {
 		t.Fatalf("error %v, want ErrLibraryMissing naming `make shim`", err)
+	}
+}
+
+// Weights that are no state dict fail Prepare, before anything trains (not
+// every first epoch, retried), saying so.
+func TestWeightsThatAreNoStateDictFailPrepare(t *testing.T) {
+	tr := newTrainer(t, t.TempDir())
+	tr.Weights.CacheDir = t.TempDir()
+	bad := filepath.Join(t.TempDir(), "weights.pth")
+	if err := os.WriteFile(bad, []byte("PK\x03\x04 a cut zip, not torch.save's"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := resumeConfig()
+	cfg.Init = &sweep.Init{Weights: bad, LRScale: 1, BatchNorm: sweep.BatchNormKeep}
+	_, err := tr.Prepare(cfg)
+	if !errors.Is(err, pretrained.ErrFormat) || !strings.Contains(err.Error(), "init.weights "+bad) {
+		t.Fatalf("Prepare with a weights file that is no state dict: %v", err)
 	}
 }

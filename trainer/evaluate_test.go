@@ -63,8 +63,11 @@ func TestCheckpointEvaluatesTheSameInPyTorch(t *testing.T) {
 // figures its training recorded; at other resolutions it is evaluated
 // through the validation transform at that size.
 func TestEvaluateAtResolutions(t *testing.T) {
+	if err := resumeConfig().CheckMicroBatch(8); err == nil {
+		t.Fatal("smallcnn's config of whole batches accepted micro-batches of 8")
+	}
 	cfg := resumeConfig()
-	cfg.Epochs = 1
+	cfg.Epochs, cfg.MicroBatch = 1, 8 // with BatchNorm, the config names its micro-batch
 	tr := newTrainer(t, t.TempDir())
 	res, err := tr.Train(context.Background(), cfg, nil, trainer.RunOptions{MicroBatch: 8})
 	if err != nil {

@@ -3,6 +3,7 @@ package trainer_test
 import (
 	"bytes"
 	"context"
+	"math"
 	"path"
 	"path/filepath"
 	"reflect"
@@ -94,7 +95,7 @@ func testExactResume(t *testing.T, cfg sweep.Config, fastPaths bool) {
 	strip := func(ms []sweep.EpochMetrics) []sweep.EpochMetrics {
 		out := append([]sweep.EpochMetrics(nil), ms...)
 		for i := range out {
-			out[i].Seconds, out[i].ImagesPS, out[i].FinishedAt = 0, 0, time.Time{} // wall-clock figures
+			out[i].Seconds, out[i].ImagesPS, out[i].DeviceSeconds, out[i].FinishedAt = 0, 0, 0, time.Time{} // wall-clock figures
 		}
 		return out
 	}
@@ -138,5 +139,59 @@ func TestSessionEqualsRestore(t *testing.T) {
 	}
 	if s.Record().EpochsDone != 2 || held.StepsRun != 20 {
 		t.Fatalf("session at %d epochs, %d steps run in the second call", s.Record().EpochsDone, held.StepsRun)
+	}
+}
+
+// A checkpoint says which arithmetics its steps ran under: a training
+// resumed by a trainer of another fingerprint (an unlike worker) lists
+// the checkpoint's and then its own, so the result shows it moved.
+func TestResumeKeepsTheNumericsItRanUnder(t *testing.T) {
+	cfg := resumeConfig()
+	tr := newTrainer(t, t.TempDir())
+	own := tr.Numerics().String()
+	first, err := tr.Train(context.Background(), cfg, nil, trainer.RunOptions{UntilEpoch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := first.Last.Record.Numerics; len(got) != 1 || got[0] != own {
+		t.Fatalf("a fresh training's numerics %q, want [%q]", got, own)
+	}
+	elsewhere := "libtorch 2.6.0, cpu, OpenBLAS Haswell, avx2, 4 threads"
+	first.Last.Record.Numerics = []string{elsewhere}
+	second, err := tr.Train(context.Background(), cfg, first.Last, trainer.RunOptions{UntilEpoch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := second.Last.Record.Numerics; len(got) != 2 || got[0] != elsewhere || got[1] != own {
+		t.Errorf("resumed under %q from a checkpoint of %q: numerics %q", own, elsewhere, got)
+	}
+}
+
+// Each epoch's figures carry the training's own device time (its share of
+// a shared device, as the caller counts it), so that a run resuming after
+// it knows what it cost; without a count it is the epoch's time.
+func TestEpochFiguresCarryTheirDeviceTime(t *testing.T) {
+	cfg := resumeConfig()
+	tr := newTrainer(t, t.TempDir())
+	start := time.Now()
+	half := func() (own, wall float64) { // a device shared evenly with another training
+		w := time.Since(start).Seconds()
+		return w / 2, w
+	}
+	shared, err := tr.Train(context.Background(), cfg, nil, trainer.RunOptions{UntilEpoch: 2, DeviceShare: half})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range shared.Last.Record.Metrics {
+		if m.Seconds <= 0 || math.Abs(m.DeviceSeconds-m.Seconds/2) > 0.01*m.Seconds {
+			t.Errorf("epoch %d: %.3f device s of %.3f s on a device shared evenly", m.Epoch, m.DeviceSeconds, m.Seconds)
+		}
+	}
+	alone, err := tr.Train(context.Background(), cfg, nil, trainer.RunOptions{UntilEpoch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := alone.Last.Record.Metrics[0]; m.DeviceSeconds != m.Seconds {
+		t.Errorf("uncounted: %.3f device s of %.3f s", m.DeviceSeconds, m.Seconds)
 	}
 }

@@ -60,6 +60,12 @@ type RunOptions struct {
 	// validation runs; OnCheckpoint then gets the checkpoint with
 	// FilesStored set, to commit its record.
 	StoreFiles func(ctx context.Context, c *checkpoint.Checkpoint) error
+	// DeviceShare, when set, is the caller's count of this training's own
+	// device seconds and its wall seconds so far in this call (the
+	// worker's device is shared between trainings): each epoch's figures
+	// then carry its own device time (EpochMetrics.DeviceSeconds), so a
+	// training resumed by another run knows what its earlier epochs cost.
+	DeviceShare func() (own, wall float64)
 }
 
 // Result is where a Train call stopped.
@@ -135,6 +141,9 @@ func (t *Trainer) Open(cfg sweep.Config, from *checkpoint.Checkpoint, onPhase fu
 // Trainer.Train).
 func (s *Session) Train(ctx context.Context, opts RunOptions) (*Result, error) {
 	r := s.r
+	if err := r.cfg.CheckMicroBatch(opts.MicroBatch); err != nil {
+		return &Result{}, err
+	}
 	r.use(opts)
 	// One OS thread drives libtorch for the whole call: OpenMP keeps one
 	// thread team per calling thread.
@@ -215,6 +224,9 @@ type run struct {
 	imgs  int64             // images trained in this call
 	// inFlight is the mid-epoch checkpoint being stored in the background.
 	inFlight *upload
+	// shareOwn, shareWall: DeviceShare when the current epoch's part in
+	// this call began.
+	shareOwn, shareWall float64
 }
 
 // newRun checks from against cfg and starts the record.
@@ -230,6 +242,13 @@ func (t *Trainer) newRun(cfg sweep.Config, from *checkpoint.Checkpoint) (*run, e
 	if from.Record.ConfigHash != r.rec.ConfigHash || from.Record.Model != cfg.Model || from.Record.Resolution != cfg.Resolution {
 		return nil, fmt.Errorf("%w: checkpoint of %s@%d (config %.12s), training %s@%d (config %.12s)", checkpoint.ErrForeign,
 			from.Record.Model, from.Record.Resolution, from.Record.ConfigHash, cfg.Model, cfg.Resolution, r.rec.ConfigHash)
+	}
+	if want, ok := cfg.TrainMicroBatch(); ok && from.Record.MicroBatch != 0 && from.Record.MicroBatch != want {
+		// An earlier version's out-of-memory back-off went on under the
+		// config's name with smaller micro-batches: its BatchNorm
+		// statistics are another training's.
+		return nil, fmt.Errorf("%w: checkpoint %s@%d epoch %d was trained with micro-batch %d, its config names %d (an out-of-memory back-off of an earlier version): set hyper.micro_batch: %d to go on as that training, or delete config %.12s's checkpoints to train it again",
+			checkpoint.ErrForeign, cfg.Model, cfg.Resolution, from.Record.EpochsDone, from.Record.MicroBatch, want, from.Record.MicroBatch, r.rec.ConfigHash)
 	}
 	if p := from.Record.Precision; p != "" && p != r.rec.Precision {
 		// Allowed (a GPU run may go on on a CPU worker), but the figures
@@ -264,6 +283,7 @@ func (t *Trainer) newRecord(cfg sweep.Config) checkpoint.Record {
 		Precision: "fp32", ChannelsLast: t.ChannelsLast,
 		Seeds:    checkpoint.Seeds{Sweep: cfg.Seed, Init: initSeed(cfg)},
 		Versions: checkpoint.Versions{ResoMap: Version, Torch: t.Lib.TorchVersion(), ABI: torch.ABIVersion, Go: runtime.Version()},
+		Numerics: []string{t.Numerics().String()},
 	}
 	if t.MixedPrecision {
 		rec.Precision = "bf16-autocast"
@@ -291,6 +311,9 @@ func (r *run) resume(from *checkpoint.Checkpoint) error {
 	r.rec.StepInEpoch, r.rec.SamplesSeen, r.rec.Partial = f.StepInEpoch, f.SamplesSeen, f.Partial
 	r.rec.Progress = f.Progress
 	r.rec.Metrics = append([]sweep.EpochMetrics(nil), f.Metrics...)
+	// The steps before ran under the checkpoint's numerics, the next under
+	// this trainer's.
+	r.rec.Numerics = sweep.UnionNumerics(f.Numerics, r.rec.Numerics)
 	return nil
 }
 
@@ -301,6 +324,9 @@ func (r *run) where() string {
 
 // epoch trains the rest of the current epoch, validates and checkpoints it.
 func (r *run) epoch(ctx context.Context) error {
+	if r.opts.DeviceShare != nil {
+		r.shareOwn, r.shareWall = r.opts.DeviceShare()
+	}
 	if err := r.fineTuneEpoch(); err != nil {
 		return err
 	}
@@ -377,6 +403,19 @@ func (r *run) finishEpoch(ctx context.Context) error {
 // retried; a record cannot hold it either (JSON has no NaN).
 var ErrDiverged = errors.New("training diverged")
 
+// deviceFraction is the share of the device this training had over its
+// epoch's part in this call (1 when the caller does not count it).
+func (r *run) deviceFraction() float64 {
+	if r.opts.DeviceShare == nil {
+		return 1
+	}
+	own, wall := r.opts.DeviceShare()
+	if d := wall - r.shareWall; d > 0 {
+		return min(1, max(0, (own-r.shareOwn)/d))
+	}
+	return 1
+}
+
 // recordEpoch puts the finished epoch's figures into the record.
 func (r *run) recordEpoch(vloss, vacc, evalSeconds float64) {
 	p := r.rec.Partial
@@ -384,7 +423,8 @@ func (r *run) recordEpoch(vloss, vacc, evalSeconds float64) {
 	r.rec.Metrics = append(r.rec.Metrics, sweep.EpochMetrics{
 		Epoch: epoch, TrainLoss: p.LossSum / float64(p.Seen), TrainAcc: float64(p.Correct) / float64(p.Seen),
 		ValLoss: vloss, ValAcc: vacc, LR: r.lr, Seconds: p.Seconds + evalSeconds, ImagesPS: float64(p.Seen) / p.Seconds,
-		FinishedAt: time.Now().UTC().Truncate(time.Millisecond),
+		DeviceSeconds: (p.Seconds + evalSeconds) * r.deviceFraction(),
+		FinishedAt:    time.Now().UTC().Truncate(time.Millisecond),
 	})
 	r.rec.EpochsDone, r.rec.StepInEpoch, r.rec.Partial = epoch, 0, checkpoint.Partial{}
 	r.rec.IsBest = r.rec.BestEpoch == 0 || vloss < r.rec.BestValLoss

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/dataset/turbojpeg"
@@ -43,6 +44,22 @@ type Trainer struct {
 	Weights pretrained.Fetcher
 	Logger  *slog.Logger
 	hashes  dataset.HashMemo // data set content hashes, per process
+	// readable memoises, by SHA-256, weights files that read as a state
+	// dict (checkWeights).
+	readable sync.Map
+}
+
+// checkWeights reads fetched weights once per content, so that a file that
+// is no state dict (or a hostile one) fails Prepare, not every first epoch.
+func (t *Trainer) checkWeights(f pretrained.Fetched) error {
+	if _, ok := t.readable.Load(f.SHA256); ok {
+		return nil
+	}
+	if _, err := pretrained.Read(f.Path); err != nil {
+		return err
+	}
+	t.readable.Store(f.SHA256, true)
+	return nil
 }
 
 // dataOptions are the data options with the trainer's hash memo.
@@ -85,6 +102,19 @@ func New(libPath, device string, threads int) (*Trainer, error) {
 	return t, nil
 }
 
+// Numerics is the fingerprint of the arithmetic this trainer's epochs run
+// under (libtorch, device, BLAS kernel, ISA, threads, precision).
+func (t *Trainer) Numerics() sweep.Numerics {
+	n := sweep.Numerics{Torch: t.Lib.TorchVersion(), Device: t.Device, ChannelsLast: t.ChannelsLast}
+	if t.MixedPrecision {
+		n.Precision = "bf16"
+	}
+	if !strings.HasPrefix(t.Device, "cuda") {
+		n.BLAS, n.CPU, n.Threads = t.Lib.BLAS(), torch.CPULevel(), t.Lib.Threads()
+	}
+	return n
+}
+
 // loaderWorkers is the default batch producer count: on a GPU most cores
 // (a GPU outruns one core's crops ~10 to 1); on a CPU one, since libtorch's
 // threads need the cores and a CPU step is far slower than a batch.
@@ -120,6 +150,9 @@ func (t *Trainer) Prepare(cfg sweep.Config) (sweep.Config, error) {
 		if err != nil {
 			return cfg, err
 		}
+		if err := t.checkWeights(f); err != nil {
+			return cfg, fmt.Errorf("init.weights %s: %w", cfg.Init.Weights, err)
+		}
 		init := *cfg.Init
 		init.SHA256 = f.SHA256
 		cfg.Init = &init
@@ -129,7 +162,21 @@ func (t *Trainer) Prepare(cfg sweep.Config) (sweep.Config, error) {
 		return cfg, err
 	}
 	cfg = cfg.WithAugment(kindDefault)
+	// The spec chose the decoder; where none makes the pixels, none names
+	// the training.
+	uses, err := dataset.DecodesPhotos(cfg.Data, cfg.Augment, t.dataOptions())
+	if err != nil {
+		return cfg, err
+	}
+	cfg = cfg.WithDecoder(uses)
 	return cfg, cfg.Validate()
+}
+
+// CheckDecoder refuses early a training whose photos this worker cannot
+// make with the decoder it names (dataset.ErrOtherDecoder: another worker
+// can).
+func (t *Trainer) CheckDecoder(cfg sweep.Config) error {
+	return dataset.CheckDecoder(cfg.Data, cmp.Or(cfg.Augment, dataset.AugmentCIFAR), cfg.Decoder, t.dataOptions())
 }
 
 // NativeSide is the data's image size (its images' median shorter side).
@@ -176,6 +223,9 @@ func (t *Trainer) OpenData(cfg sweep.Config, progress func(dataset.BuildProgress
 	opts.Augment = cmp.Or(cfg.Augment, dataset.AugmentCIFAR)
 	opts.SkipBadImages = cfg.SkipBadImages
 	opts.Progress = progress
+	if err := t.CheckDecoder(cfg); err != nil {
+		return nil, err
+	}
 	ds, err := dataset.Open(cfg.Data, cfg.Resolution, opts)
 	if err != nil {
 		return nil, err

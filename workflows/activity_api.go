@@ -89,6 +89,11 @@ type ResumePoint struct {
 	Key string // record key of the newest good checkpoint ("" = none)
 	sweep.Progress
 	Step int // steps done in epoch EpochsDone+1
+	// BestKey is the record key of the best epoch's checkpoint ("" before
+	// any epoch, and in histories recorded before it was returned).
+	BestKey string `json:",omitempty"`
+	// Numerics are the fingerprints its stored steps ran under.
+	Numerics []string `json:",omitempty"`
 }
 
 // UnmarshalJSON also reads the shape recorded in histories before
@@ -132,6 +137,10 @@ type Heartbeat struct {
 	Phase string `json:"phase,omitempty"`
 	Done  int    `json:"done"` // steps of the epoch done now
 	Of    int    `json:"of"`
+	// At is when the attempt sent it (its worker's clock): a retry counts
+	// the time since its predecessor's last sign of life as waiting (a
+	// lost worker, the stack's downtime), not as its fixed cost.
+	At time.Time `json:"at,omitzero"`
 }
 
 // The phases of a TrainEpoch attempt.
@@ -139,6 +148,9 @@ const (
 	PhaseCheckingData      = "checking data"
 	PhaseLoadingCheckpoint = "loading checkpoint"
 	PhaseWaitingForSlot    = "waiting for a training slot"
+	// PhaseStalled starts the phase of an attempt that gave up on a hung
+	// store or data folder, followed by why.
+	PhaseStalled = "stalled: "
 )
 
 // TrainEpochOutput is one finished epoch.
@@ -155,6 +167,10 @@ type TrainEpochOutput struct {
 	CheckpointSeconds float64 // snapshot + store
 	WallSeconds       float64 // the whole activity
 	Device            string
+	// Numerics are the fingerprints of the arithmetic the training's steps
+	// so far ran under (its checkpoint record's, sweep.Numerics.String):
+	// an attempt cut off on one worker and resumed on another lists both.
+	Numerics []string `json:",omitempty"`
 	// RestoreSeconds: finding, loading and restoring the checkpoint, opening
 	// the data and building the model; near 0 when Resident (the worker
 	// held the training in memory since the epoch before).
@@ -173,6 +189,11 @@ type TrainEpochOutput struct {
 	// same worker meanwhile.
 	DeviceSeconds float64 `json:",omitempty"`
 	SharedDevice  bool    `json:",omitempty"`
+	// HostOthers is the share of the host's CPU capacity that other
+	// processes (other workers' containers, a neighbour VM's steal) used
+	// while the epoch trained on a CPU: its time figures were measured on
+	// a shared host.
+	HostOthers float64 `json:",omitempty"`
 	// WorkerQueue is the task queue of the worker that ran the epoch, which
 	// holds its model now: the next epoch is sent there first.
 	WorkerQueue string `json:",omitempty"`

@@ -79,6 +79,30 @@ const (
 	// tracking server (tracking.uri), and with tracking.skip_completed a
 	// config the server shows FINISHED is skipped.
 	changeTracking = "mlflow-tracking"
+	// changeOOMKeepsIdentity: an out-of-memory error of a model with
+	// BatchNorm ends the combination (before: its micro-batch was halved
+	// under the config's unchanged name, which changes the result).
+	changeOOMKeepsIdentity = "oom-keeps-identity"
+	// changePatienceAtResume: a training found early-stopped when it
+	// resumes (all its patience spent) trains no further epoch.
+	changePatienceAtResume = "patience-at-resume"
+	// changeHealResults: a result recorded without its best or final model
+	// is trained on (resumed, evaluated, exported) and recorded again.
+	changeHealResults = "heal-results"
+	// changeCarryCosts: a training resumed from checkpoints of an earlier
+	// run (a cancelled sweep, a terminated child, a result never
+	// recorded) counts its earlier epochs' time and device seconds from
+	// their figures, so its compute hours are the whole training's.
+	changeCarryCosts = "carry-costs"
+	// changeAdoptedTestSizes: a training adopted from another sweep (or
+	// an earlier run of this one, before it grew) is evaluated at this
+	// sweep's test resolutions its result lacks, so the train x test map
+	// of a grown sweep has every row a clean sweep of it would.
+	changeAdoptedTestSizes = "adopted-test-sizes"
+	// changeDowntimeIsWaiting: an epoch whose worker was lost (a heartbeat
+	// timeout on its worker's queue) counts the time since its last
+	// heartbeat as waiting, not as the training's fixed cost.
+	changeDowntimeIsWaiting = "downtime-is-waiting"
 )
 
 // Search attributes shown and filterable in the Web UI, e.g.

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -136,12 +137,16 @@ func (c *combination) run(ctx workflow.Context, carry *CombinationCarry) (sweep.
 		c.setStatus(ctx, sweep.Running)
 	}
 	for c.out.EpochsDone < c.cfg.Epochs {
+		if c.patienceSpent() && since(ctx, changePatienceAtResume) {
+			// Found so at resume: it stopped early before it was recorded.
+			c.stopEarly()
+			break
+		}
 		if end := c.nextEpoch(ctx); end != nil {
 			return c.finish(ctx, *end)
 		}
-		if c.cfg.Patience > 0 && c.out.EpochsDone-c.out.BestEpoch >= c.cfg.Patience && c.out.EpochsDone < c.cfg.Epochs {
-			c.out.EarlyStopped = true
-			c.out.Keys.Final = c.out.Keys.Latest
+		if c.patienceSpent() {
+			c.stopEarly()
 			break
 		}
 		if c.runIsLong(ctx) {
@@ -153,6 +158,18 @@ func (c *combination) run(ctx workflow.Context, carry *CombinationCarry) (sweep.
 	}
 	c.evaluateAtTestResolutions(ctx)
 	return c.finish(ctx, ending{status: sweep.Completed})
+}
+
+// patienceSpent: the training has gone patience epochs without a better
+// validation loss before its last epoch, so it stops early.
+func (c *combination) patienceSpent() bool {
+	return c.cfg.Patience > 0 && c.out.EpochsDone > 0 && c.out.EpochsDone-c.out.BestEpoch >= c.cfg.Patience &&
+		c.out.EpochsDone < c.cfg.Epochs
+}
+
+func (c *combination) stopEarly() {
+	c.out.EarlyStopped = true
+	c.out.Keys.Final = c.out.Keys.Latest
 }
 
 // evaluateAtTestResolutions evaluates the best checkpoint at the sweep's
@@ -206,6 +223,17 @@ func (c *combination) prepare(ctx workflow.Context) *ending {
 		return &ending{sweep.Failed, "find resume point: " + errorMessage(err)}
 	}
 	c.out.Progress, c.out.Step, c.out.Keys.Latest = rp.Progress, rp.Step, rp.Key
+	c.out.Keys.Best = rp.BestKey
+	if rp.EpochsDone == c.cfg.Epochs && rp.Step == 0 {
+		// Trained to the end, never recorded (the store was down for
+		// RecordResult, or the workflow ended while evaluating): it is
+		// evaluated, exported and recorded from these.
+		c.out.Keys.Final = rp.Key
+	}
+	if rp.EpochsDone > 0 && since(ctx, changeCarryCosts) {
+		c.out.CarryEpochCosts(rp.Metrics)
+		c.out.AddNumerics(rp.Numerics) // a training healed from its stored epochs trains none here
+	}
 	c.out.Summarise()
 	if rp.Key != "" {
 		c.out.Resumes = append(c.out.Resumes, sweep.Resume{Epoch: rp.EpochsDone + 1, Step: rp.Step, Reason: "found checkpoint"})
@@ -225,15 +253,36 @@ func (c *combination) skipIfDone(ctx workflow.Context) *ending {
 		return nil
 	}
 	prev := found.Outcome
+	if prev.Status == sweep.Completed && !prev.Exported() && since(ctx, changeHealResults) {
+		// Recorded without its best or final model (by an earlier
+		// version): trained on from its checkpoints and recorded again,
+		// never adopted as it is (RecordResult replaces it).
+		workflow.GetLogger(ctx).Warn("result recorded without its best or final model: healing it", "combination", c.out.ID(), "result", found.Key)
+		return nil
+	}
 	c.out.Progress, c.out.Keys = prev.Progress, prev.Keys
 	c.out.Device, c.out.TrainSeconds, c.out.EarlyStopped = prev.Device, prev.TrainSeconds, prev.EarlyStopped
 	c.out.SkippedFrom = found.Sweep
+	c.out.TestResults = prev.TestResults
 	c.out.Summarise()
+	if prev.Keys.Best != "" && lacksTestSizes(prev.TestResults, c.spec.EffectiveTestResolutions()) && since(ctx, changeAdoptedTestSizes) {
+		c.evaluateAtTestResolutions(ctx) // the sizes stored are reused, the others evaluated
+	}
 	reason := "already completed by sweep " + found.Sweep
 	if found.Key != "" {
 		reason += " (" + found.Key + ")"
 	}
 	return &ending{sweep.Skipped, reason}
+}
+
+// lacksTestSizes says whether results miss one of sizes.
+func lacksTestSizes(results []sweep.TestResult, sizes []int) bool {
+	for _, r := range sizes {
+		if !slices.ContainsFunc(results, func(t sweep.TestResult) bool { return t.Resolution == r }) {
+			return true
+		}
+	}
+	return false
 }
 
 // claim waits until this combination may train its config: while another
@@ -303,12 +352,28 @@ func (c *combination) trainEpoch(ctx workflow.Context, epoch int) (TrainEpochOut
 			return res, err
 		}
 		c.movedOn = true
+		if since(ctx, changeDowntimeIsWaiting) {
+			c.out.WaitSeconds += lostSince(ctx, err)
+		}
 		workflow.GetLogger(ctx).Info("worker of the last epoch gone or busy: any worker takes the epoch",
 			"combination", c.out.ID(), "queue", c.workerQueue, "err", err)
 	}
 	res, err := c.runEpoch(ctx, epoch, "")
 	c.workerQueue = res.WorkerQueue
 	return res, err
+}
+
+// lostSince is how long ago the attempt that failed with err last showed
+// life (its last heartbeat), when its worker was lost (a heartbeat
+// timeout): that time is the worker's downtime, waiting, not the
+// training's fixed cost. 0 otherwise.
+func lostSince(ctx workflow.Context, err error) float64 {
+	var te *temporal.TimeoutError
+	var hb Heartbeat
+	if !errors.As(err, &te) || !te.HasLastHeartbeatDetails() || te.LastHeartbeatDetails(&hb) != nil || hb.At.IsZero() {
+		return 0
+	}
+	return max(0, workflow.Now(ctx).Sub(hb.At).Seconds())
 }
 
 // runEpoch runs TrainEpoch on queue ("": the workflow's own).
@@ -370,8 +435,17 @@ func (c *combination) epochFailed(ctx workflow.Context, epoch int, err error) *e
 			return &ending{sweep.Cancelled, "cancelled by signal"}
 		}
 		return nil
+	case errors.As(err, &appErr) && appErr.Type() == ErrTypeOutOfMemory && sweep.MicroBatchChangesResult(c.cfg.Model) &&
+		since(ctx, changeOOMKeepsIdentity):
+		// With BatchNorm a smaller micro-batch is another training: it is
+		// never continued under this one's name.
+		c.out.OOMs++
+		return &ending{sweep.Failed, fmt.Sprintf("epoch %d: out of memory with micro-batches of %d: with BatchNorm the micro-batch changes the result, "+
+			"so it is not halved under this training's name; set hyper.micro_batch: %d (a training of its own) or a smaller batch_size",
+			epoch, c.out.MicroBatch, max(1, c.out.MicroBatch/2))}
 	case errors.As(err, &appErr) && appErr.Type() == ErrTypeOutOfMemory && c.out.MicroBatch > 1:
-		// Same effective batch, half the memory: the result stays the same.
+		// Same effective batch, half the memory: without BatchNorm the
+		// result stays the same.
 		c.out.OOMs++
 		c.out.MicroBatch = (c.out.MicroBatch + 1) / 2
 		c.out.Resumes = append(c.out.Resumes, sweep.Resume{Epoch: epoch, Reason: fmt.Sprintf("out of memory: micro-batch now %d", c.out.MicroBatch)})
@@ -395,6 +469,9 @@ func (c *combination) apply(res TrainEpochOutput) {
 			Attempt: int(res.Attempt), Reason: "its worker was lost: resumed on another worker from the last checkpoint"})
 	}
 	c.movedOn = false
+	for _, m := range res.Progress.Metrics { // this epoch's
+		c.out.AddEpochThroughput(m)
+	}
 	c.out.Progress, c.out.Step = res.Progress, 0
 	c.out.Summarise()
 	c.out.Keys.Latest, c.out.Keys.Best = res.Key, res.BestKey
@@ -412,11 +489,13 @@ func (c *combination) apply(res TrainEpochOutput) {
 	if res.SharedDevice {
 		c.out.SharedEpochs++
 	}
+	c.out.AddHostOthers(res.HostOthers)
 	c.out.EpochRuns++
 	if res.Resident {
 		c.out.ResidentEpochs++
 	}
 	c.out.Device = res.Device
+	c.out.AddNumerics(res.Numerics)
 }
 
 // finish records the outcome (even when the workflow was cancelled) and
@@ -425,7 +504,7 @@ func (c *combination) finish(ctx workflow.Context, end ending) (sweep.Outcome, e
 	c.out.Reason = end.reason
 	c.setStatus(ctx, end.status)
 	c.out.FinishedAt = workflow.Now(ctx)
-	c.out.WallSeconds = workflow.Now(ctx).Sub(c.started).Seconds()
+	c.out.WallSeconds = workflow.Now(ctx).Sub(c.started).Seconds() + c.out.CarriedSeconds
 	c.out.OtherSeconds = max(0, c.out.WallSeconds-c.out.TrainSeconds)
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	dctx = workflow.WithActivityOptions(dctx, shortOptions())

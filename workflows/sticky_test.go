@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/activity"
@@ -42,11 +43,15 @@ func TestEpochsGoToTheirWorkerFirst(t *testing.T) {
 		if q == own && in.Epoch == 4 {
 			return TrainEpochOutput{}, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START, nil)
 		}
-		if q == own && in.Epoch == 5 { // the worker died mid-epoch
-			return TrainEpochOutput{}, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_HEARTBEAT, nil)
+		if q == own && in.Epoch == 5 { // the worker died mid-epoch, its last heartbeat 3 minutes ago
+			return TrainEpochOutput{}, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_HEARTBEAT, nil, Heartbeat{Done: 7, Of: 10, At: env.Now().Add(-3 * time.Minute)})
 		}
 		m := sweep.EpochMetrics{Epoch: in.Epoch, ValLoss: 1 / float64(in.Epoch), ValAcc: 0.5, ImagesPS: 1000}
-		return TrainEpochOutput{Key: fmt.Sprintf("runs/x/cnn/smallcnn/16/epoch_%04d.json", in.Epoch), Attempt: 1, WorkerQueue: own,
+		numerics, others := []string{"worker a's arithmetic"}, 0.05
+		if q != own {
+			numerics, others = []string{"another worker's arithmetic"}, 0.6 // a host shared with other processes
+		}
+		return TrainEpochOutput{Key: fmt.Sprintf("runs/x/cnn/smallcnn/16/epoch_%04d.json", in.Epoch), Attempt: 1, WorkerQueue: own, Numerics: numerics, HostOthers: others,
 			Progress: sweep.Progress{EpochsDone: in.Epoch, Metrics: []sweep.EpochMetrics{m}, BestEpoch: in.Epoch, BestValLoss: m.ValLoss, BestValAcc: m.ValAcc}}, nil
 	})
 	spec := testSpec(16)
@@ -63,5 +68,18 @@ func TestEpochsGoToTheirWorkerFirst(t *testing.T) {
 	}
 	if shared == own {
 		t.Fatal("first epoch on the worker's own queue")
+	}
+	// Epochs 1, 3, 4 and 5 ran on the shared queue's host, busy with others.
+	if out.ContendedEpochs != 4 || out.HostOthers != 0.6 {
+		t.Errorf("%d epochs on a shared host (up to %.2f), want 4 (0.6)", out.ContendedEpochs, out.HostOthers)
+	}
+	// The lost worker's downtime since its last heartbeat is waiting.
+	if out.WaitSeconds < 180 {
+		t.Errorf("waiting %.0f s, want the 180 s since the lost worker's last heartbeat", out.WaitSeconds)
+	}
+	// Its epochs ran on two workers: the outcome names both arithmetics,
+	// in the order first met.
+	if fmt.Sprint(out.Numerics) != "[another worker's arithmetic worker a's arithmetic]" || !out.MixedNumerics() {
+		t.Errorf("numerics %q", out.Numerics)
 	}
 }

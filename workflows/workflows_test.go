@@ -32,22 +32,25 @@ func testSpec(resolutions ...int) sweep.Spec {
 // fakeTraining stands in for the activities: it trains nothing but keeps
 // per-combination state the way the store would.
 type fakeTraining struct {
-	mu        sync.Mutex
-	epochs    map[int]int // resolution -> epochs done
-	calls     []TrainEpochInput
-	running   int
-	maxActive int
-	done      map[string]bool // config hash -> recorded
-	failRes   int             // TrainEpoch at this resolution fails for good
-	oomOnce   map[int]bool    // resolution -> OOM on the first call
-	resume    map[int]ResumePoint
-	plateau   bool              // validation loss never improves after epoch 1
-	claims    map[string]string // config hash -> another sweep's combination training it
-	evaluated []EvaluateInput
+	mu         sync.Mutex
+	epochs     map[int]int // resolution -> epochs done
+	calls      []TrainEpochInput
+	running    int
+	maxActive  int
+	done       map[string]bool // config hash -> recorded
+	failRes    int             // TrainEpoch at this resolution fails for good
+	oomOnce    map[int]bool    // resolution -> OOM on the first call
+	resume     map[int]ResumePoint
+	plateau    bool              // validation loss never improves after epoch 1
+	claims     map[string]string // config hash -> another sweep's combination training it
+	evaluated  []EvaluateInput
+	unexported map[string]bool // config hash -> recorded without best/final (an earlier version's result)
+	recorded   []sweep.Outcome
 }
 
 func newFake() *fakeTraining {
-	return &fakeTraining{epochs: map[int]int{}, done: map[string]bool{}, oomOnce: map[int]bool{}, resume: map[int]ResumePoint{}, claims: map[string]string{}}
+	return &fakeTraining{epochs: map[int]int{}, done: map[string]bool{}, oomOnce: map[int]bool{}, resume: map[int]ResumePoint{}, claims: map[string]string{},
+		unexported: map[string]bool{}}
 }
 
 func hashOf(res int) string { return fmt.Sprintf("%064d", res) }
@@ -64,8 +67,11 @@ func (f *fakeTraining) register(env *testsuite.TestWorkflowEnvironment, trainDel
 	env.OnActivity(a.LookupResult, mockAny, mockAny).Return(func(_ context.Context, hash string) (LookupOutput, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if f.done[hash] {
+		if f.unexported[hash] {
 			return LookupOutput{Found: true, Sweep: "earlier", Outcome: sweep.Outcome{Status: sweep.Completed, Progress: sweep.Progress{EpochsDone: 3, BestEpoch: 3, BestValAcc: 0.9}}}, nil
+		}
+		if f.done[hash] {
+			return LookupOutput{Found: true, Sweep: "earlier", Outcome: sweep.Outcome{Status: sweep.Completed, Keys: sweep.Keys{Best: "b", Final: "f"}, Progress: sweep.Progress{EpochsDone: 3, BestEpoch: 3, BestValAcc: 0.9}}}, nil
 		}
 		return LookupOutput{}, nil
 	})
@@ -126,7 +132,9 @@ func (f *fakeTraining) register(env *testsuite.TestWorkflowEnvironment, trainDel
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.running--
+		f.recorded = append(f.recorded, in.Outcome)
 		if in.Outcome.Status == sweep.Completed {
+			delete(f.unexported, in.Outcome.ConfigHash)
 			f.done[in.Outcome.ConfigHash] = true
 			return RecordOutput{Key: results.ResultKey(in.Outcome.ConfigHash)}, nil
 		}
@@ -235,24 +243,40 @@ func epochsOf(calls []TrainEpochInput) []int {
 	return e
 }
 
-func TestOutOfMemoryHalvesMicroBatchKeepingTheBatch(t *testing.T) {
-	env := newEnv(t)
-	f := newFake()
-	f.oomOnce[16] = true
-	f.register(env, time.Minute)
-	env.ExecuteWorkflow(Combination, CombinationInput{Spec: testSpec(16), Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
-	var o sweep.Outcome
-	if err := env.GetWorkflowResult(&o); err != nil {
-		t.Fatal(err)
-	}
-	if f.calls[0].MicroBatch != 64 || f.calls[1].MicroBatch != 32 || f.calls[1].Epoch != 1 {
-		t.Fatalf("calls: first micro-batch %d, retry micro-batch %d epoch %d; want 64, then 32 for epoch 1", f.calls[0].MicroBatch, f.calls[1].MicroBatch, f.calls[1].Epoch)
-	}
-	if f.calls[1].Config.BatchSize != 64 {
-		t.Fatalf("effective batch changed to %d", f.calls[1].Config.BatchSize)
-	}
-	if o.Status != sweep.Completed || o.OOMs != 1 || o.MicroBatch != 32 {
-		t.Fatalf("outcome %s, OOMs %d, micro-batch %d", o.Status, o.OOMs, o.MicroBatch)
+// An out-of-memory error halves the micro-batch, keeping the batch, only
+// where that keeps the result (VGG without BatchNorm); a model with
+// BatchNorm ends with a reason that says what to set, and no epoch trains
+// with a smaller micro-batch under its config's name.
+func TestOutOfMemoryHalvesMicroBatchOnlyWithoutBatchNorm(t *testing.T) {
+	for _, model := range []string{"vgg11", "smallcnn", "resnet18"} {
+		env := newEnv(t)
+		f := newFake()
+		f.oomOnce[32] = true
+		f.register(env, time.Minute)
+		spec := testSpec(32)
+		spec.Models = []string{model}
+		env.ExecuteWorkflow(Combination, CombinationInput{Spec: spec, Combination: sweep.Combination{Model: model, Resolution: 32}})
+		var o sweep.Outcome
+		if err := env.GetWorkflowResult(&o); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range f.calls {
+			if c.Config.BatchSize != 64 {
+				t.Fatalf("%s: effective batch changed to %d", model, c.Config.BatchSize)
+			}
+		}
+		if !sweep.MicroBatchChangesResult(model) {
+			if f.calls[0].MicroBatch != 64 || f.calls[1].MicroBatch != 32 || f.calls[1].Epoch != 1 {
+				t.Fatalf("%s: first micro-batch %d, retry micro-batch %d epoch %d; want 64, then 32 for epoch 1", model, f.calls[0].MicroBatch, f.calls[1].MicroBatch, f.calls[1].Epoch)
+			}
+			if o.Status != sweep.Completed || o.OOMs != 1 || o.MicroBatch != 32 {
+				t.Fatalf("%s: outcome %s, OOMs %d, micro-batch %d", model, o.Status, o.OOMs, o.MicroBatch)
+			}
+			continue
+		}
+		if len(f.calls) != 1 || o.Status != sweep.Failed || o.OOMs != 1 || o.MicroBatch != 64 || !strings.Contains(o.Reason, "hyper.micro_batch: 32") {
+			t.Fatalf("%s: %d epoch calls, outcome %s (%s), OOMs %d, micro-batch %d", model, len(f.calls), o.Status, o.Reason, o.OOMs, o.MicroBatch)
+		}
 	}
 }
 
@@ -563,5 +587,52 @@ func TestCombinationWaitsForAnotherSweepTrainingItsConfig(t *testing.T) {
 	}
 	if o.Status != sweep.Skipped || o.SkippedFrom != "earlier" || len(f.calls) != 0 {
 		t.Fatalf("%s (%s), %d epochs trained: want the other sweep's result adopted", o.Status, o.Reason, len(f.calls))
+	}
+}
+
+// Heal, never freeze: a training whose epochs are all stored but whose
+// result is not (the store down for RecordResult, the workflow ended while
+// evaluating), and one whose result was recorded without its best and
+// final models, are evaluated at the test resolutions and recorded with
+// both, training no epoch again.
+func TestTrainedButUnrecordedIsHealed(t *testing.T) {
+	for _, unexported := range []bool{false, true} {
+		env := newEnv(t)
+		f := newFake()
+		f.resume[16] = ResumePoint{Key: "runs/x/cnn/smallcnn/16/epoch_0003.json", BestKey: "runs/x/cnn/smallcnn/16/epoch_0002.json",
+			Progress: sweep.Progress{EpochsDone: 3, BestEpoch: 2, BestValAcc: 0.7}}
+		f.unexported[hashOf(16)] = unexported
+		f.register(env, time.Minute)
+		env.ExecuteWorkflow(Combination, CombinationInput{Spec: testSpec(16), Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
+		var o sweep.Outcome
+		if err := env.GetWorkflowResult(&o); err != nil {
+			t.Fatal(err)
+		}
+		if len(f.calls) != 0 || o.Status != sweep.Completed || o.Keys.Best != f.resume[16].BestKey || o.Keys.Final != f.resume[16].Key {
+			t.Fatalf("unexported result %v: %d epochs trained, outcome %s, keys %+v", unexported, len(f.calls), o.Status, o.Keys)
+		}
+		if len(f.evaluated) != 1 || f.evaluated[0].BestKey != f.resume[16].BestKey || len(o.TestResults) == 0 {
+			t.Fatalf("unexported result %v: evaluations %+v, test results %+v", unexported, f.evaluated, o.TestResults)
+		}
+	}
+}
+
+// Patience is checked at resume: a training found with its patience spent
+// (it stopped early, then was not recorded) trains no further epoch.
+func TestPatienceIsCheckedAtResume(t *testing.T) {
+	env := newEnv(t)
+	f := newFake()
+	f.resume[16] = ResumePoint{Key: "runs/x/cnn/smallcnn/16/epoch_0003.json", BestKey: "runs/x/cnn/smallcnn/16/epoch_0001.json",
+		Progress: sweep.Progress{EpochsDone: 3, BestEpoch: 1, BestValAcc: 0.7}}
+	f.register(env, time.Minute)
+	spec := testSpec(16)
+	spec.Epochs, spec.Patience = 6, 2
+	env.ExecuteWorkflow(Combination, CombinationInput{Spec: spec, Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
+	var o sweep.Outcome
+	if err := env.GetWorkflowResult(&o); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.calls) != 0 || !o.EarlyStopped || o.Status != sweep.Completed || o.Keys.Final != f.resume[16].Key || o.EpochsDone != 3 {
+		t.Fatalf("epochs trained %v, outcome %s early-stopped %v, %d epochs, keys %+v", epochsOf(f.calls), o.Status, o.EarlyStopped, o.EpochsDone, o.Keys)
 	}
 }

@@ -59,6 +59,10 @@ func Open() (*Decoder, error) {
 	return nil, fmt.Errorf("%w (apt-get install libturbojpeg0): %v", ErrMissing, errors.Join(errs...))
 }
 
+// Name is the decoder's name in identities (dataset.NamedDecoder): its
+// pixels differ from Go's decoder's.
+func (d *Decoder) Name() string { return "libjpeg-turbo" }
+
 func (d *Decoder) handle() (uintptr, error) {
 	select {
 	case h := <-d.handles:
