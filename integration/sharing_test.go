@@ -69,12 +69,9 @@ func TestComputeHoursDoNotDependOnMaxParallel(t *testing.T) {
 		summary = append(summary, "FAIL: "+fmt.Sprintf(format, args...))
 		t.Error(summary[len(summary)-1])
 	}
-	type figures struct {
-		hours, waiting float64
-		shared         int
-	}
-	sweepOf := func(slots, maxParallel int) map[string]figures {
-		name := fmt.Sprintf("sharing-%d-%d", slots, maxParallel)
+	type figures = sharingFigures
+	sweepOf := func(slots, maxParallel, round int) map[string]figures {
+		name := fmt.Sprintf("sharing-%d-%d-%d", slots, maxParallel, round)
 		store, tq := t.TempDir(), "tq-"+name
 		threads := map[int]string{2: "0", 1: "1"}[slots]
 		w := startWorker(t, tq, store, "--data-cache", t.TempDir(), "--concurrency", fmt.Sprint(slots), "--threads", threads)
@@ -91,8 +88,8 @@ func TestComputeHoursDoNotDependOnMaxParallel(t *testing.T) {
 				t.FailNow()
 			}
 			got[o.ID()] = figures{o.ComputeHours(), o.WaitSeconds, o.SharedEpochs}
-			logf("%d slots, max_parallel %d: %s: %.2f device s (train+val %.2f s), %d of %d epochs shared; per epoch %s",
-				slots, maxParallel, o.ID(), 3600*o.ComputeHours(), o.TrainSeconds+o.EvalSeconds, o.SharedEpochs, o.EpochRuns, sp)
+			logf("round %d, %d slots, max_parallel %d: %s: %.2f device s (train+val %.2f s), %d of %d epochs shared; per epoch %s",
+				round, slots, maxParallel, o.ID(), 3600*o.ComputeHours(), o.TrainSeconds+o.EvalSeconds, o.SharedEpochs, o.EpochRuns, sp)
 		}
 		return got
 	}
@@ -102,23 +99,80 @@ func TestComputeHoursDoNotDependOnMaxParallel(t *testing.T) {
 		}
 		return waiting, shared
 	}
+	// Noise on a shared machine only ever adds CPU time, and it comes and
+	// goes within minutes, so the test measures up to three rounds (a round
+	// runs both settings afresh, one after the other) and passes when one
+	// round's pair agrees, or when each setting's least figure over the
+	// rounds agrees (as benchmarks take the fastest run). Either alone
+	// flaked on CI: one noisy round put one training 22% apart; one lucky
+	// round made max_parallel 1's least 5.12 s against 6.5 s in the two
+	// rounds after it, where the pairs were 7% apart. A real dependence on
+	// max_parallel (waiting counted as compute: 15 s on 6 s here) shows in
+	// every round, paired or least, and fails.
+	const rounds = 3
 	for _, slots := range []int{2, 1} {
-		one, two := sweepOf(slots, 1), sweepOf(slots, 2)
-		for id, f := range two {
-			d := math.Abs(f.hours/one[id].hours - 1)
-			logf("%d slots: %s: compute hours with max_parallel 2 and 1 %.0f%% apart (target 15%%)", slots, id, 100*d)
-			if d > 0.15 {
-				errorf("%d slots: %s: %.2f device s with max_parallel 2, %.2f with 1 (%.0f%% apart)",
-					slots, id, 3600*f.hours, 3600*one[id].hours, 100*d)
+		one, two := map[string]figures{}, map[string]figures{}
+		for round := 1; round <= rounds; round++ {
+			r1, r2 := sweepOf(slots, 1, round), sweepOf(slots, 2, round)
+			keepLeast(one, r1)
+			keepLeast(two, r2)
+			if round == 1 {
+				w1, s1 := total(r1)
+				w2, s2 := total(r2)
+				if slots == 2 && (s1 != 0 || s2 == 0) {
+					errorf("2 slots: epochs marked shared: %d with max_parallel 1, %d with 2; want 0 and some", s1, s2)
+				}
+				if slots == 1 && (w2 < 1 || w2 < 4*w1) {
+					errorf("1 slot: waiting %.2f s with max_parallel 2, %.2f s with 1; want the queueing to show", w2, w1)
+				}
+			}
+			for id, f := range r2 {
+				logf("%d slots, round %d: %s: compute hours with max_parallel 2 and 1 %.0f%% apart (target 15%%)", slots, round, id, 100*apart(f, r1[id]))
+			}
+			for id, f := range two {
+				logf("%d slots, least after round %d: %s: %.0f%% apart", slots, round, id, 100*apart(f, one[id]))
+			}
+			if worstApart(r2, r1) <= 0.15 || worstApart(two, one) <= 0.15 {
+				break
+			}
+			if round == rounds {
+				for id, f := range two {
+					errorf("%d slots: %s: no round agreed within 15%%; least of %d rounds: %.2f device s with max_parallel 2, %.2f with 1 (%.0f%% apart)",
+						slots, id, rounds, 3600*f.hours, 3600*one[id].hours, 100*apart(f, one[id]))
+				}
 			}
 		}
-		w1, s1 := total(one)
-		w2, s2 := total(two)
-		if slots == 2 && (s1 != 0 || s2 == 0) {
-			errorf("2 slots: epochs marked shared: %d with max_parallel 1, %d with 2; want 0 and some", s1, s2)
+	}
+}
+
+// apart is how far two figures of one training are apart, relative to b.
+func apart(a, b sharingFigures) float64 { return math.Abs(a.hours/b.hours - 1) }
+
+// worstApart is the largest apart over the trainings of a (each must be
+// in b: a training missing from b counts as infinitely apart).
+func worstApart(a, b map[string]sharingFigures) float64 {
+	worst := 0.0
+	for id, f := range a {
+		g, ok := b[id]
+		if !ok {
+			return math.Inf(1)
 		}
-		if slots == 1 && (w2 < 1 || w2 < 4*w1) {
-			errorf("1 slot: waiting %.2f s with max_parallel 2, %.2f s with 1; want the queueing to show", w2, w1)
+		worst = math.Max(worst, apart(f, g))
+	}
+	return worst
+}
+
+// sharingFigures is what the test reads of one training.
+type sharingFigures struct {
+	hours, waiting float64
+	shared         int
+}
+
+// keepLeast keeps in least each training's smallest compute hours so far.
+func keepLeast(least, round map[string]sharingFigures) {
+	for id, f := range round {
+		if old, ok := least[id]; !ok || f.hours < old.hours {
+			least[id] = f
 		}
 	}
 }
