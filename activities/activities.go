@@ -109,7 +109,8 @@ func classify(err error) error {
 		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeOutOfMemory, err)
 	case errors.Is(err, torch.ErrInvalid), errors.Is(err, dataset.ErrBadData), errors.Is(err, checkpoint.ErrForeign),
 		errors.Is(err, sweep.ErrInvalid), errors.Is(err, trainer.ErrDiverged),
-		errors.Is(err, trainer.ErrWeightsMismatch), errors.Is(err, pretrained.ErrFormat), errors.Is(err, pretrained.ErrMissing):
+		errors.Is(err, trainer.ErrWeightsMismatch), errors.Is(err, pretrained.ErrFormat), errors.Is(err, pretrained.ErrMissing),
+		errors.Is(err, pretrained.ErrRefused):
 		return invalid(err)
 	}
 	return err

@@ -89,7 +89,7 @@ func (h *heartbeater) checkStall() bool {
 		h.mu.Unlock()
 		return false
 	}
-	stalled := fmt.Errorf("%w for %v while %s (the store or the data folder hangs): attempt given up",
+	stalled := fmt.Errorf("%w for %v while %s (the store, the data folder or a download hangs): attempt given up",
 		errStalled, idle.Round(time.Second), h.hb.Phase)
 	h.hb.Phase = workflows.PhaseStalled + stalled.Error()
 	onStall := h.onStall

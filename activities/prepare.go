@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/resomap/resomap/dataset"
@@ -12,8 +13,27 @@ import (
 
 // Prepare validates a combination and stamps its data set's content hash into
 // its config, which names the training (skip rule, checkpoint namespace).
+//
+// It heartbeats (digesting a data folder or downloading weights can take
+// long): a pause or cancel reaches it, and a download that stalls gives
+// the attempt up within the heartbeat rules, saying why.
 func (a *Activities) Prepare(ctx context.Context, in workflows.PrepareInput) (workflows.Prepared, error) {
-	cfg, err := a.Trainer.Prepare(in.Spec.Config(in.Combination))
+	hb := newHeartbeater(ctx)
+	defer hb.stop()
+	ctx, stop := context.WithCancelCause(hb.watching(ctx))
+	defer stop(nil)
+	hb.stopOnStall(stop)
+	hb.setPhase("preparing")
+	prep, err := a.prepare(ctx, in)
+	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		return prep, cause // stalled: retried
+	}
+	return prep, err
+}
+
+// prepare is Prepare's work, for activities that prepare a config again.
+func (a *Activities) prepare(ctx context.Context, in workflows.PrepareInput) (workflows.Prepared, error) {
+	cfg, err := a.Trainer.Prepare(ctx, in.Spec.Config(in.Combination))
 	if err != nil {
 		return workflows.Prepared{}, classify(err)
 	}

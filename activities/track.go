@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/pretrained"
 	"github.com/resomap/resomap/report"
 	"github.com/resomap/resomap/store"
 	"github.com/resomap/resomap/sweep"
@@ -120,6 +121,11 @@ func (a *Activities) trainingRun(ctx context.Context, in workflows.TrackInput) (
 // configParams are every setting of the training config, by its JSON
 // name (hyper settings flattened in, as the config hashes them).
 func configParams(cfg sweep.Config) []tracking.Tag {
+	if cfg.Init != nil {
+		init := *cfg.Init
+		init.Weights = pretrained.Redact(init.Weights) // a presigned URL's signature is a credential
+		cfg.Init = &init
+	}
 	b, _ := json.Marshal(cfg)
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)
@@ -306,7 +312,7 @@ func (a *Activities) TrackSweep(ctx context.Context, in workflows.TrackSweepInpu
 // catchUp syncs a training whose run fell behind, with its config
 // prepared again (the same hash: Prepare is deterministic).
 func (a *Activities) catchUp(ctx context.Context, in workflows.TrackSweepInput, o sweep.Outcome) error {
-	prep, err := a.Prepare(ctx, workflows.PrepareInput{Spec: in.Spec,
+	prep, err := a.prepare(ctx, workflows.PrepareInput{Spec: in.Spec,
 		Combination: sweep.Combination{Model: o.Model, Resolution: o.Resolution, Seed: o.Seed}})
 	if err != nil {
 		return err

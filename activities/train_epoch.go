@@ -33,6 +33,9 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	if err := a.Trainer.CheckDecoder(in.Config); err != nil {
 		return out, classify(err) // data that is not there is bad input; another decoder, another worker's
 	}
+	if err := a.fetchWeights(ctx, in, hb); err != nil {
+		return out, err
+	}
 	slot, waited, err := a.takeSlotWaiting(ctx, hb.setPhase, started)
 	if err != nil {
 		return out, err
@@ -195,7 +198,7 @@ func (a *Activities) openSession(ctx context.Context, in workflows.TrainEpochInp
 	}
 	a.residents().reserve()
 	var s *trainer.Session
-	slot.Run(func() { s, err = a.Trainer.Open(in.Config, from, hb.setPhase) })
+	slot.Run(func() { s, err = a.Trainer.Open(ctx, in.Config, from, hb.setPhase) })
 	if err != nil {
 		a.residents().drop(nil)
 		return nil, nil, err
@@ -247,4 +250,25 @@ func epochOutput(repo checkpoint.Repo, r checkpoint.Record, out workflows.TrainE
 	}
 	out.WallSeconds = time.Since(started).Seconds()
 	return out
+}
+
+// fetchWeights downloads a fine-tuning's pretrained weights into this
+// worker's cache before the attempt takes a slot (a download holds no
+// core), heartbeating its progress: the stall detector gives a download
+// that moves no byte up, and a pause or cancel stops it. Opening the
+// training then finds them cached.
+func (a *Activities) fetchWeights(ctx context.Context, in workflows.TrainEpochInput, hb *heartbeater) error {
+	if in.Config.Init == nil {
+		return nil
+	}
+	hb.setPhase(workflows.PhaseFetchingWeights)
+	fctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	hb.stopOnStall(stop)
+	defer hb.stopOnStall(nil)
+	_, err := a.Trainer.Weights.Fetch(fctx, in.Config.Init.Weights)
+	if cause := context.Cause(fctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause // stalled: retried
+	}
+	return classify(err)
 }

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/resomap/resomap/internal/confine"
 )
 
 // ErrBadData marks missing or malformed input data.
@@ -46,6 +48,9 @@ type Options struct {
 	Workers int
 	// Progress hears how a cache build advances (nil: nothing).
 	Progress func(BuildProgress)
+	// Roots, if any, are the folders a data source must lie in (the
+	// built-in Fashion-MNIST apart): a spec names any path.
+	Roots confine.Roots
 
 	// The recipe: what the cache stores. Augment "" is the source's
 	// DefaultAugment; SkipBadImages leaves out (and counts) images that do
@@ -182,7 +187,10 @@ const FashionMNIST = "fashion-mnist"
 
 // Resolve names a source: FashionMNIST, a folder with IDX files, or an
 // image folder (one sub-folder per class).
-func Resolve(spec string) (string, error) {
+func Resolve(spec string) (string, error) { return resolve(spec, nil) }
+
+// resolve is Resolve, refusing a folder outside roots (if any).
+func resolve(spec string, roots confine.Roots) (string, error) {
 	if spec == "" || spec == FashionMNIST {
 		if _, err := os.Stat(FashionMNISTDir); err != nil {
 			return "", fmt.Errorf("%w: fashion-mnist not found at %s: apt-get install dataset-fashion-mnist", ErrBadData, FashionMNISTDir)
@@ -195,6 +203,9 @@ func Resolve(spec string) (string, error) {
 	}
 	if !st.IsDir() {
 		return "", fmt.Errorf("%w: data %q is not a directory", ErrBadData, spec)
+	}
+	if err := roots.Check(spec); err != nil {
+		return "", fmt.Errorf("%w: data: %w", ErrBadData, err)
 	}
 	return filepath.Abs(spec)
 }
@@ -336,7 +347,7 @@ func Open(spec string, res int, opts Options) (*Set, error) {
 	if res < 1 || res > 4096 {
 		return nil, fmt.Errorf("%w: resolution %d", ErrBadData, res)
 	}
-	dir, err := Resolve(spec)
+	dir, err := resolve(spec, opts.Roots)
 	if err != nil {
 		return nil, err
 	}

@@ -58,7 +58,7 @@ func CheckDecoderName(name string) error {
 // folder that holds JPEG files; not IDX data, nor PNG photos, nor the CIFAR
 // recipe, whose images Go's decoder makes on every worker.
 func DecodesPhotos(spec, augment string, opts Options) (bool, error) {
-	dir, err := Resolve(spec)
+	dir, err := resolve(spec, opts.Roots)
 	if err != nil {
 		return false, err
 	}

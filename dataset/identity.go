@@ -32,7 +32,7 @@ type Identity struct {
 // opts.Hashes by path, size and modification time, so unchanged files are
 // read once per process.
 func Describe(spec string, opts Options) (Identity, error) {
-	dir, err := Resolve(spec)
+	dir, err := resolve(spec, opts.Roots)
 	if err != nil {
 		return Identity{}, err
 	}

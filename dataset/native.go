@@ -17,7 +17,7 @@ const nativeSample = 1000
 // (read from their headers, on an even sample of at most 1,000). Training
 // far above it measures upsampling, not resolution.
 func NativeSide(spec string, opts Options) (int, error) {
-	dir, err := Resolve(spec)
+	dir, err := resolve(spec, opts.Roots)
 	if err != nil {
 		return 0, err
 	}

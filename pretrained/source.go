@@ -1,12 +1,14 @@
 package pretrained
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,6 +16,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
+	"time"
+
+	"github.com/resomap/resomap/internal/confine"
+	"github.com/resomap/resomap/internal/iowatch"
+	"github.com/resomap/resomap/internal/redact"
 )
 
 // TorchvisionBase is where torchvision publishes its weights.
@@ -40,12 +48,40 @@ var ErrChecksum = errors.New("checksum mismatch")
 // path, or a name torchvision has not).
 var ErrMissing = errors.New("no such weights")
 
+// ErrRefused marks weights this worker will not fetch or read: a host off
+// its allow-list, a path outside its roots, a file over its size limit, an
+// address a spec must not reach (link-local: cloud metadata services).
+var ErrRefused = errors.New("weights refused")
+
+// Download bounds, the defaults of Fetcher's.
+const (
+	// DefaultMaxBytes: the largest torchvision ImageNet weights (ViT-H/14)
+	// are 2.5 GB.
+	DefaultMaxBytes = 4 << 30
+	// DefaultIdleTimeout: a download that moves no byte this long (a server
+	// that sent its headers and stalled) is given up.
+	DefaultIdleTimeout = 2 * time.Minute
+)
+
 // Fetcher finds weights: a local path, an http(s) URL (downloaded once into
 // CacheDir) or torchvision:NAME (torchvision's URL, from Base).
+//
+// Downloads run in the caller's context and tell its I/O watcher (an
+// activity's heartbeater: pause, cancel and the stall detector reach them)
+// of every byte; each is bounded by MaxBytes and by IdleTimeout without a
+// byte, and connecting and the response's headers by the client's timeouts.
 type Fetcher struct {
 	CacheDir string       // "": the user's cache folder, resomap/weights
 	Base     string       // torchvision's base URL ("": TorchvisionBase)
-	Client   *http.Client // nil: http.DefaultClient
+	Client   *http.Client // nil: NewClient()
+
+	MaxBytes    int64         // a download's limit (0: DefaultMaxBytes)
+	IdleTimeout time.Duration // 0: DefaultIdleTimeout
+	// AllowHosts, if any, are the hosts weights may come from (redirects
+	// included): "example.com" that host, ".example.com" its subdomains.
+	AllowHosts []string
+	// Roots, if any, are the folders local weights files must lie in.
+	Roots confine.Roots
 }
 
 // Fetched is a weights file on this machine and its content's SHA-256.
@@ -72,10 +108,13 @@ func (f Fetcher) Fetch(ctx context.Context, source string) (Fetched, error) {
 	if u, err := url.Parse(source); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
 		return f.download(ctx, u)
 	}
-	sum, err := fileSHA256(source)
-	if errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(source); errors.Is(err, os.ErrNotExist) {
 		return Fetched{}, fmt.Errorf("%w: %s is not a file here (give a path on every worker, an URL or torchvision:NAME)", ErrMissing, source)
 	}
+	if err := f.Roots.Check(source); err != nil {
+		return Fetched{}, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	sum, err := fileSHA256(source)
 	if err != nil {
 		return Fetched{}, fmt.Errorf("weights %s: %w", source, err)
 	}
@@ -84,6 +123,12 @@ func (f Fetcher) Fetch(ctx context.Context, source string) (Fetched, error) {
 
 // download fetches u into the cache (or finds it there), verified.
 func (f Fetcher) download(ctx context.Context, u *url.URL) (Fetched, error) {
+	if u.User != nil {
+		return Fetched{}, fmt.Errorf("%w: %s: credentials in a weights URL would be stored and shown with the spec; serve the file without them, or give a path", ErrRefused, Redact(u.String()))
+	}
+	if err := f.allowHost(u); err != nil {
+		return Fetched{}, err
+	}
 	dir := f.CacheDir
 	if dir == "" {
 		c, err := os.UserCacheDir()
@@ -94,7 +139,7 @@ func (f Fetcher) download(ctx context.Context, u *url.URL) (Fetched, error) {
 	}
 	name := path.Base(u.Path)
 	if name == "" || name == "/" || name == "." {
-		return Fetched{}, fmt.Errorf("weights %s: the URL names no file", u.Redacted())
+		return Fetched{}, fmt.Errorf("weights %s: the URL names no file", Redact(u.String()))
 	}
 	dst := filepath.Join(dir, urlKey(u), name)
 	if sum, err := fileSHA256(dst); err == nil && checkName(dst, sum) == nil {
@@ -105,9 +150,24 @@ func (f Fetcher) download(ctx context.Context, u *url.URL) (Fetched, error) {
 	}
 	sum, err := f.get(ctx, u, dst)
 	if err != nil {
-		return Fetched{}, fmt.Errorf("weights %s: %w", u.Redacted(), err)
+		return Fetched{}, fmt.Errorf("weights %s: %w", Redact(u.String()), err)
 	}
 	return Fetched{Path: dst, SHA256: sum}, nil
+}
+
+// allowHost refuses a URL whose host is off the allow-list (if any).
+func (f Fetcher) allowHost(u *url.URL) error {
+	if len(f.AllowHosts) == 0 {
+		return nil
+	}
+	host := strings.ToLower(u.Hostname())
+	for _, a := range f.AllowHosts {
+		a = strings.ToLower(a)
+		if host == a || strings.HasPrefix(a, ".") && strings.HasSuffix(host, a) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s: host %s is not among the hosts this worker fetches weights from (%s)", ErrRefused, Redact(u.String()), host, strings.Join(f.AllowHosts, ", "))
 }
 
 // urlKey names u's folder in the cache: the whole URL (credentials apart,
@@ -120,24 +180,71 @@ func urlKey(u *url.URL) string {
 	return hex.EncodeToString(sum[:8])
 }
 
+// Redact is source fit to store and show (see redact.URL).
+func Redact(source string) string { return redact.URL(source) }
+
+// NewClient is the default client of downloads: proxies from the
+// environment, connecting and the response's headers bounded, and no
+// connection to a link-local address (169.254.169.254 serves cloud
+// credentials to whoever asks from the machine).
+func NewClient() *http.Client {
+	d := &net.Dialer{Timeout: 30 * time.Second, Control: refuseLinkLocal}
+	return &http.Client{Transport: &http.Transport{
+		Proxy: http.ProxyFromEnvironment, DialContext: d.DialContext,
+		TLSHandshakeTimeout: 30 * time.Second, ResponseHeaderTimeout: time.Minute,
+		MaxIdleConns: 4, IdleConnTimeout: 90 * time.Second,
+	}}
+}
+
+func refuseLinkLocal(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	if ip := net.ParseIP(host); ip != nil && (ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast()) {
+		return fmt.Errorf("%w: %s is a link-local address", ErrRefused, host)
+	}
+	return nil
+}
+
 // get downloads u to dst through a temporary file, renamed only once the
 // whole body arrived and its checksum matched dst's name.
 func (f Fetcher) get(ctx context.Context, u *url.URL, dst string) (string, error) {
 	client := f.Client
 	if client == nil {
-		client = http.DefaultClient
+		client = NewClient()
 	}
+	bounded := *client
+	bounded.CheckRedirect = f.checkRedirect(client.CheckRedirect)
+	limit := cmp.Or(f.MaxBytes, DefaultMaxBytes)
+	idle := cmp.Or(f.IdleTimeout, DefaultIdleTimeout)
+
+	// The whole request waits inside the caller's I/O wait, bounded by
+	// idle without a byte (connecting and the headers included).
+	defer iowatch.Begin(ctx)()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stalled := time.AfterFunc(idle, func() {
+		cancel(fmt.Errorf("no byte for %v: download given up (the server stalled)", idle))
+	})
+	defer stalled.Stop()
+
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return "", err
 	}
-	resp, err := client.Do(req)
+	resp, err := bounded.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("%w (an offline machine: download it elsewhere and give its path)", err)
+		return "", downloadError(ctx, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	switch {
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
+		return "", fmt.Errorf("%w: download: %s", ErrMissing, resp.Status)
+	case resp.StatusCode != http.StatusOK:
 		return "", fmt.Errorf("download: %s", resp.Status)
+	case resp.ContentLength > limit:
+		return "", fmt.Errorf("%w: %d bytes, over this worker's limit of %d", ErrRefused, resp.ContentLength, limit)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(dst), ".download-*")
 	if err != nil {
@@ -145,14 +252,17 @@ func (f Fetcher) get(ctx context.Context, u *url.URL, dst string) (string, error
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), resp.Body)
+	body := &idleReader{r: iowatch.Reader(ctx, resp.Body), timer: stalled, idle: idle}
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(body, limit+1))
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return "", fmt.Errorf("download: %w", err)
-	}
-	if resp.ContentLength >= 0 && n != resp.ContentLength {
+	switch {
+	case err != nil:
+		return "", downloadError(ctx, err)
+	case n > limit:
+		return "", fmt.Errorf("%w: over this worker's limit of %d bytes", ErrRefused, limit)
+	case resp.ContentLength >= 0 && n != resp.ContentLength:
 		return "", fmt.Errorf("download: %d of %d bytes", n, resp.ContentLength)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
@@ -160,6 +270,49 @@ func (f Fetcher) get(ctx context.Context, u *url.URL, dst string) (string, error
 		return "", err
 	}
 	return sum, os.Rename(tmp.Name(), dst)
+}
+
+// checkRedirect holds every hop of a redirect to the allow-list too.
+func (f Fetcher) checkRedirect(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if err := f.allowHost(req.URL); err != nil {
+			return err
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+}
+
+// downloadError says why a download failed: the idle bound's or the
+// caller's reason when its context ended, else err.
+func downloadError(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil {
+		return cause
+	}
+	if errors.Is(err, ErrRefused) {
+		return err
+	}
+	return fmt.Errorf("%w (an offline machine: download it elsewhere and give its path)", err)
+}
+
+// idleReader restarts the idle bound on every read that moved bytes.
+type idleReader struct {
+	r     io.Reader
+	timer *time.Timer
+	idle  time.Duration
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.timer.Reset(r.idle)
+	}
+	return n, err
 }
 
 // hubName is torch.hub's convention: name-<hex>.ext, hex a SHA-256 prefix.

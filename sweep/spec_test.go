@@ -61,6 +61,8 @@ func TestInvalidSpecsNameTheField(t *testing.T) {
 		{func(s *Spec) { s.TrainLimit = -1 }, "train_limit"},
 		{func(s *Spec) { s.Tracking.URI = "file:///tmp/mlruns" }, "tracking.uri"},
 		{func(s *Spec) { s.Tracking.URI = "databricks" }, "tracking.uri"},
+		{func(s *Spec) { s.Tracking.URI = "https://me:token@mlflow.example/" }, "tracking.uri: an URL with credentials"},
+		{func(s *Spec) { s.Init.Weights = "https://me:token@host/w.pth" }, "init.weights: an URL with credentials"},
 		{func(s *Spec) { s.Init.Weights, s.Init.LRScale = "w.pth", -1 }, "init.lr_scale"},
 		{func(s *Spec) { s.Init.Weights, s.Init.FreezeEpochs = "w.pth", 99 }, "init.freeze_epochs"},
 		{func(s *Spec) { s.Init.Weights, s.Init.BatchNorm = "w.pth", "update" }, "init.batchnorm"},

@@ -75,7 +75,7 @@ func TestEvaluateAtResolutions(t *testing.T) {
 	}
 	c := res.Last
 	m := c.Record.Metrics[0]
-	prepared, err := tr.Prepare(cfg)
+	prepared, err := tr.Prepare(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

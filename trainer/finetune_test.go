@@ -46,7 +46,7 @@ func TestFineTuningBeatsScratchOnLittleData(t *testing.T) {
 	tr.Weights.CacheDir = t.TempDir()
 	accuracy := func(init *sweep.Init) float64 {
 		c := sweep.Config{Model: "smallcnn", Resolution: 28, Epochs: 2, Hyper: hyper, Seed: 2, Data: lower, Init: init}
-		c, err := tr.Prepare(c)
+		c, err := tr.Prepare(context.Background(), c)
 		if err != nil {
 			t.Fatal(err)
 		}

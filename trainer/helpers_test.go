@@ -83,7 +83,7 @@ func runHelper(spec string) error {
 	repo := checkpoint.Repo{Store: st}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cfg, err := tr.Prepare(job.Config)
+	cfg, err := tr.Prepare(context.Background(), job.Config)
 	if err != nil {
 		return err
 	}

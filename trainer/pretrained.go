@@ -77,20 +77,20 @@ func channelHint(model torch.TensorInfo, w checkpoint.Tensor, channels int) stri
 // weights Prepare named by content, fetched again (from the cache), with
 // the classifier replaced for the data's classes and, when asked, the
 // BatchNorm statistics reset so the data re-estimates them.
-func (r *run) startFrom(init *sweep.Init) error {
-	f, err := r.t.Weights.Fetch(context.Background(), init.Weights)
+func (r *run) startFrom(ctx context.Context, init *sweep.Init) error {
+	f, err := r.t.Weights.Fetch(ctx, init.Weights)
 	if err != nil {
 		return err
 	}
 	if f.SHA256 != init.SHA256 {
-		return fmt.Errorf("%w: weights %s are %.12s… here, %.12s… when the training was prepared", ErrWeightsMismatch, init.Weights, f.SHA256, init.SHA256)
+		return fmt.Errorf("%w: weights %s are %.12s… here, %.12s… when the training was prepared", ErrWeightsMismatch, pretrained.Redact(init.Weights), f.SHA256, init.SHA256)
 	}
 	w, err := pretrained.Read(f.Path)
 	if err != nil {
 		return err
 	}
 	if err := LoadPretrained(r.m, w, true); err != nil {
-		return fmt.Errorf("%s: %w", init.Weights, err)
+		return fmt.Errorf("%s: %w", pretrained.Redact(init.Weights), err)
 	}
 	if init.BatchNorm == sweep.BatchNormReestimate {
 		return resetBatchNormStats(r.m)

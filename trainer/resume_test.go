@@ -117,7 +117,7 @@ func testExactResume(t *testing.T, cfg sweep.Config, fastPaths bool) {
 func TestSessionEqualsRestore(t *testing.T) {
 	cfg := resumeConfig()
 	tr := newTrainer(t, t.TempDir())
-	s, err := tr.Open(cfg, nil, nil)
+	s, err := tr.Open(context.Background(), cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,7 +83,7 @@ type Result struct {
 // cfg may come prepared (by Prepare, with its data hash); otherwise Train
 // prepares it.
 func (t *Trainer) Train(ctx context.Context, cfg sweep.Config, from *checkpoint.Checkpoint, opts RunOptions) (*Result, error) {
-	s, err := t.Open(cfg, from, opts.OnPhase)
+	s, err := t.Open(ctx, cfg, from, opts.OnPhase)
 	if err != nil {
 		return nil, err
 	}
@@ -99,11 +99,12 @@ func (t *Trainer) Train(ctx context.Context, cfg sweep.Config, from *checkpoint.
 type Session struct{ r *run }
 
 // Open opens cfg's data set, builds its model and resumes from (nil: from
-// scratch), reporting phases to onPhase (nil: nowhere).
-func (t *Trainer) Open(cfg sweep.Config, from *checkpoint.Checkpoint, onPhase func(string)) (*Session, error) {
+// scratch, or from cfg's pretrained weights, fetched in ctx), reporting
+// phases to onPhase (nil: nowhere).
+func (t *Trainer) Open(ctx context.Context, cfg sweep.Config, from *checkpoint.Checkpoint, onPhase func(string)) (*Session, error) {
 	var err error
 	if cfg.DataHash == "" {
-		if cfg, err = t.Prepare(cfg); err != nil {
+		if cfg, err = t.Prepare(ctx, cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -130,7 +131,7 @@ func (t *Trainer) Open(cfg sweep.Config, from *checkpoint.Checkpoint, onPhase fu
 		return nil, err
 	}
 	s := &Session{r: r}
-	if err := r.resume(from); err != nil {
+	if err := r.resume(ctx, from); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -292,12 +293,12 @@ func (t *Trainer) newRecord(cfg sweep.Config) checkpoint.Record {
 }
 
 // resume loads from (if any) into the model and the record.
-func (r *run) resume(from *checkpoint.Checkpoint) error {
+func (r *run) resume(ctx context.Context, from *checkpoint.Checkpoint) error {
 	r.steps = dataset.StepsPerEpoch(r.ds.Train.N, r.cfg.BatchSize)
 	r.rec.StepsPerEpoch = r.steps
 	if from == nil {
 		if r.cfg.Init != nil {
-			return r.startFrom(r.cfg.Init)
+			return r.startFrom(ctx, r.cfg.Init)
 		}
 		return nil
 	}

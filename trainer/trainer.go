@@ -136,7 +136,10 @@ func (t *Trainer) UseFastGPUPaths(on bool) {
 // Prepare validates a config (complete: a spec's defaults are applied where
 // it enters the system) and stamps the data set's content hash into it, so
 // that its Hash names this exact training.
-func (t *Trainer) Prepare(cfg sweep.Config) (sweep.Config, error) {
+//
+// Pretrained weights are fetched in ctx (a download: cancelled with it,
+// its bytes reported to ctx's I/O watcher).
+func (t *Trainer) Prepare(ctx context.Context, cfg sweep.Config) (sweep.Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
 	}
@@ -146,12 +149,12 @@ func (t *Trainer) Prepare(cfg sweep.Config) (sweep.Config, error) {
 	}
 	cfg.DataHash = h
 	if cfg.Init != nil {
-		f, err := t.Weights.Fetch(context.Background(), cfg.Init.Weights)
+		f, err := t.Weights.Fetch(ctx, cfg.Init.Weights)
 		if err != nil {
 			return cfg, err
 		}
 		if err := t.checkWeights(f); err != nil {
-			return cfg, fmt.Errorf("init.weights %s: %w", cfg.Init.Weights, err)
+			return cfg, fmt.Errorf("init.weights %s: %w", pretrained.Redact(cfg.Init.Weights), err)
 		}
 		init := *cfg.Init
 		init.SHA256 = f.SHA256

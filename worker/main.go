@@ -6,6 +6,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,7 +24,9 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/resomap/resomap/activities"
+	"github.com/resomap/resomap/internal/confine"
 	"github.com/resomap/resomap/internal/temporalx"
+	"github.com/resomap/resomap/pretrained"
 	"github.com/resomap/resomap/torch"
 	"github.com/resomap/resomap/trainer"
 	"github.com/resomap/resomap/workflows"
@@ -51,6 +55,11 @@ func main() {
 	flag.BoolVar(&set.sticky, "sticky", true, "serve a queue of this worker's own, where a combination's next epoch goes first (its model stays in memory here)")
 	flag.DurationVar(&set.stuckTimeout, "stuck-timeout", 30*time.Minute,
 		"exit (code 75, for a supervisor to restart) when one libtorch call runs longer than this; 0 = never")
+	flag.StringVar(&set.allowPaths, "allow-paths", temporalx.EnvOr("RESOMAP_ALLOW_PATHS", ""),
+		"folders (':'- or ','-separated) a spec's data and weights paths must lie in (default: any path; a spec comes from anyone who can start a workflow)")
+	flag.StringVar(&set.allowHosts, "allow-hosts", temporalx.EnvOr("RESOMAP_ALLOW_HOSTS", ""),
+		"hosts (','-separated; .example.com for its subdomains) weights may be downloaded from (default: any)")
+	flag.Int64Var(&set.weightsMaxBytes, "weights-max-bytes", pretrained.DefaultMaxBytes, "the largest weights file this worker downloads")
 	flag.Parse()
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -81,6 +90,20 @@ type settings struct {
 	threads, concurrency                       int
 	amp, sticky, pinSlots                      bool
 	stopTimeout, stuckTimeout                  time.Duration
+	allowPaths, allowHosts                     string
+	weightsMaxBytes                            int64
+}
+
+// confine bounds what a spec may make this worker read and fetch.
+func (set settings) confine(tr *trainer.Trainer) {
+	roots := confine.Parse(set.allowPaths)
+	tr.Data.Roots, tr.Weights.Roots = roots, roots
+	for _, h := range strings.Split(set.allowHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			tr.Weights.AllowHosts = append(tr.Weights.AllowHosts, h)
+		}
+	}
+	tr.Weights.MaxBytes = set.weightsMaxBytes
 }
 
 // threadsFor is libtorch's thread count: --threads, else on a CPU the
@@ -130,6 +153,7 @@ func run(logger *slog.Logger, set settings) error {
 	}
 	tr.Logger = logger
 	tr.Data.CacheDir = set.cacheDir
+	set.confine(tr)
 	tr.UseFastGPUPaths(set.amp)
 	if set.stuckTimeout > 0 {
 		go watchForStuckCalls(logger, tr.Lib, set.stuckTimeout)
@@ -152,7 +176,8 @@ func run(logger *slog.Logger, set settings) error {
 	}
 	acts := &activities.Activities{Trainer: tr, Store: st, Logger: logger, Temporal: c, Resident: resident, Slots: slots}
 	logger.Info("worker started", "task_queue", set.taskQueue, "store", st.URL(), "device", set.device,
-		"torch", tr.Lib.TorchVersion(), "threads", tr.Lib.Threads(), "slots", set.concurrency, "slot_cores", pinned, "pid", os.Getpid())
+		"torch", tr.Lib.TorchVersion(), "threads", tr.Lib.Threads(), "slots", set.concurrency, "slot_cores", pinned, "pid", os.Getpid(),
+		"allow_paths", cmp.Or(set.allowPaths, "any"), "allow_hosts", cmp.Or(set.allowHosts, "any"))
 	return serve(c, acts, set)
 }
 

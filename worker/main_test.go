@@ -2,7 +2,10 @@ package main
 
 import (
 	"runtime"
+	"slices"
 	"testing"
+
+	"github.com/resomap/resomap/trainer"
 )
 
 func TestSlotsArePinnedOnlyOnACPUWhenAskedAndTheyFit(t *testing.T) {
@@ -28,5 +31,16 @@ func TestSlotsArePinnedOnlyOnACPUWhenAskedAndTheyFit(t *testing.T) {
 		if slots == nil || (pinned != "") != c.want {
 			t.Errorf("%s: slots %v, pinned to %q; want pinned: %v", c.name, slots != nil, pinned, c.want)
 		}
+	}
+}
+
+// The worker's bounds reach its trainer: the roots confine data and local
+// weights alike, hosts and the size bound the downloads.
+func TestConfineSettingsReachTheTrainer(t *testing.T) {
+	var tr trainer.Trainer
+	settings{allowPaths: "/data:/models,", allowHosts: "download.pytorch.org, .example.com,", weightsMaxBytes: 1 << 20}.confine(&tr)
+	if !slices.Equal(tr.Data.Roots, []string{"/data", "/models"}) || !slices.Equal(tr.Weights.Roots, tr.Data.Roots) ||
+		!slices.Equal(tr.Weights.AllowHosts, []string{"download.pytorch.org", ".example.com"}) || tr.Weights.MaxBytes != 1<<20 {
+		t.Fatalf("data roots %q, weights roots %q, hosts %q, max %d", tr.Data.Roots, tr.Weights.Roots, tr.Weights.AllowHosts, tr.Weights.MaxBytes)
 	}
 }

@@ -148,6 +148,9 @@ const (
 	PhaseCheckingData      = "checking data"
 	PhaseLoadingCheckpoint = "loading checkpoint"
 	PhaseWaitingForSlot    = "waiting for a training slot"
+	// PhaseFetchingWeights: a fine-tuning's pretrained weights are being
+	// downloaded (before a slot is taken) or checked.
+	PhaseFetchingWeights = "fetching weights"
 	// PhaseStalled starts the phase of an attempt that gave up on a hung
 	// store or data folder, followed by why.
 	PhaseStalled = "stalled: "

@@ -103,6 +103,11 @@ const (
 	// timeout on its worker's queue) counts the time since its last
 	// heartbeat as waiting, not as the training's fixed cost.
 	changeDowntimeIsWaiting = "downtime-is-waiting"
+	// changePrepareHeartbeats: Prepare heartbeats (a download or a data
+	// digest may outlast minutes; a stalled download is given up within
+	// the heartbeat rules) and a pause or cancel stops it; the weights a
+	// training started from are shown without credentials.
+	changePrepareHeartbeats = "prepare-heartbeats"
 )
 
 // Search attributes shown and filterable in the Web UI, e.g.

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/resomap/resomap/internal/redact"
 	"github.com/resomap/resomap/sweep"
 )
 
@@ -197,15 +198,23 @@ func (c *combination) evaluateAtTestResolutions(ctx workflow.Context) {
 // trained one stands.
 func (c *combination) prepare(ctx workflow.Context) *ending {
 	sctx := workflow.WithActivityOptions(ctx, shortOptions())
-	in := PrepareInput{Spec: c.spec, Combination: c.combo}
-	t0 := workflow.Now(ctx)
-	if err := workflow.ExecuteActivity(sctx, ActivityPrepare, in).Get(ctx, &c.prep); err != nil {
-		return &ending{sweep.Failed, "prepare: " + errorMessage(err)}
+	if !since(ctx, changePrepareHeartbeats) {
+		in := PrepareInput{Spec: c.spec, Combination: c.combo}
+		t0 := workflow.Now(ctx)
+		if err := workflow.ExecuteActivity(sctx, ActivityPrepare, in).Get(ctx, &c.prep); err != nil {
+			return &ending{sweep.Failed, "prepare: " + errorMessage(err)}
+		}
+		c.out.PrepareSeconds += workflow.Now(ctx).Sub(t0).Seconds()
+	} else if end := c.runPrepare(ctx); end != nil {
+		return end
 	}
-	c.out.PrepareSeconds += workflow.Now(ctx).Sub(t0).Seconds()
 	c.out.ConfigHash, c.out.NativeSide = c.prep.ConfigHash, c.prep.NativeSide
 	if i := c.prep.Config.Init; i != nil {
-		c.out.StartedFrom = fmt.Sprintf("%s (sha256 %.12s)", i.Weights, i.SHA256)
+		weights := i.Weights
+		if since(ctx, changePrepareHeartbeats) {
+			weights = redact.URL(weights)
+		}
+		c.out.StartedFrom = fmt.Sprintf("%s (sha256 %.12s)", weights, i.SHA256)
 	}
 	if end := c.skipIfDone(ctx); end != nil {
 		return end
@@ -335,6 +344,40 @@ func (c *combination) nextEpoch(ctx workflow.Context) *ending {
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrEpoch.ValueSet(int64(c.out.EpochsDone)), AttrBestValAcc.ValueSet(c.out.BestValAcc))
 	c.notifyParent(ctx)
 	return nil
+}
+
+// runPrepare runs Prepare, which a pause or cancel stops: after a pause
+// it waits for the resume (or a cancel) and prepares again. The time
+// paused is waiting, the rest preparing.
+func (c *combination) runPrepare(ctx workflow.Context) *ending {
+	in := PrepareInput{Spec: c.spec, Combination: c.combo}
+	for {
+		t0 := workflow.Now(ctx)
+		actx, stop := workflow.WithCancel(ctx)
+		c.stopActivity, c.stopAsked = stop, false
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(actx, prepareOptions(c.spec)), ActivityPrepare, in).Get(ctx, &c.prep)
+		c.stopActivity = nil
+		stop()
+		c.out.PrepareSeconds += workflow.Now(ctx).Sub(t0).Seconds()
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return &ending{sweep.Cancelled, "workflow cancelled"}
+		case !c.stopAsked && !c.stopRequested():
+			return &ending{sweep.Failed, "prepare: " + errorMessage(err)}
+		}
+		// Stopped by a pause or cancel (or failed meanwhile: prepared
+		// again after the resume, as the pause holds).
+		t1 := workflow.Now(ctx)
+		if err := workflow.Await(ctx, func() bool { return !c.ctl.paused || c.ctl.cancelled }); err != nil {
+			return &ending{sweep.Cancelled, "workflow cancelled"}
+		}
+		c.out.WaitSeconds += workflow.Now(ctx).Sub(t1).Seconds()
+		if c.ctl.cancelled {
+			return &ending{sweep.Cancelled, "cancelled by signal"}
+		}
+	}
 }
 
 // trainEpoch runs one TrainEpoch activity, which a pause or cancel stops:

@@ -26,6 +26,17 @@ func shortOptions() workflow.ActivityOptions {
 	return workflow.ActivityOptions{StartToCloseTimeout: 10 * time.Minute, RetryPolicy: retryBase(10, time.Minute)}
 }
 
+// prepareOptions are Prepare's: it may digest a large data folder or
+// download weights, so liveness comes from heartbeats (a stalled download
+// is given up within them, and a pause or cancel reaches it).
+func prepareOptions(spec sweep.Spec) workflow.ActivityOptions {
+	return workflow.ActivityOptions{
+		StartToCloseTimeout: 24 * time.Hour,
+		HeartbeatTimeout:    time.Duration(spec.Activity.HeartbeatTimeoutSeconds) * time.Second,
+		RetryPolicy:         retryBase(10, time.Minute),
+	}
+}
+
 // epochOptions are a TrainEpoch's. An epoch may take hours: liveness comes
 // from heartbeats, not from its start-to-close timeout. On queue (a
 // worker's own, "" for the workflow's) it gets one attempt: a worker that

@@ -1,0 +1,199 @@
+package pretrained_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/resomap/resomap/internal/confine"
+	"github.com/resomap/resomap/internal/iowatch"
+	"github.com/resomap/resomap/pretrained"
+)
+
+// stallingServer sends its headers and first bytes, then nothing until the
+// test ends (a weights server that hangs mid-download).
+func stallingServer(t *testing.T) *httptest.Server {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000000")
+		w.WriteHeader(http.StatusOK)
+		w.Write([]byte("first bytes"))
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	return srv
+}
+
+// watcher counts what a download tells an activity's heartbeater.
+type watcher struct {
+	mu              sync.Mutex
+	waits, advances int
+	advanced        chan struct{} // nil, or told of every advance it can take
+}
+
+func (w *watcher) Begin() func() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.waits++
+	return func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.waits--
+	}
+}
+
+func (w *watcher) Advance() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.advances++
+	select {
+	case w.advanced <- struct{}{}:
+	default:
+	}
+}
+
+// A server that sends headers and stalls: the download is given up after
+// the idle bound with the reason, its wait and first bytes told to the
+// caller's watcher (so an activity's stall detector sees it too), and a
+// cancel of the caller's context stops it at once.
+func TestStalledDownloadIsGivenUpAndCancellable(t *testing.T) {
+	srv := stallingServer(t)
+	w := &watcher{}
+	ctx := iowatch.With(context.Background(), w)
+	f := pretrained.Fetcher{CacheDir: t.TempDir(), IdleTimeout: 300 * time.Millisecond}
+	t0 := time.Now()
+	_, err := f.Fetch(ctx, srv.URL+"/w/model.pth")
+	if err == nil || !strings.Contains(err.Error(), "no byte for 300ms") {
+		t.Fatalf("stalled download: %v, want the idle bound's reason", err)
+	}
+	if took := time.Since(t0); took > 10*time.Second {
+		t.Errorf("given up after %v", took)
+	}
+	if w.advances == 0 || w.waits != 0 {
+		t.Errorf("watcher: %d advances, %d waits open; want the first bytes told and the wait ended", w.advances, w.waits)
+	}
+	if left, _ := filepath.Glob(filepath.Join(f.CacheDir, "*", "*")); len(left) > 0 {
+		t.Errorf("a stalled download left %v", left)
+	}
+
+	f.IdleTimeout = time.Hour
+	w = &watcher{advanced: make(chan struct{}, 1)}
+	cctx, cancel := context.WithCancel(iowatch.With(context.Background(), w))
+	done := make(chan error, 1)
+	go func() { _, err := f.Fetch(cctx, srv.URL+"/w/other.pth"); done <- err }()
+	<-w.advanced // the first bytes arrived; the server stalls now
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled download: %v, want context.Canceled", err)
+	}
+}
+
+// The size limit holds whether the server declares the size or not, and
+// a refusal is ErrRefused (not retried).
+func TestDownloadOverTheLimitIsRefused(t *testing.T) {
+	big := strings.Repeat("x", 5000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/chunked.pth" {
+			w.(http.Flusher).Flush() // no Content-Length: chunked
+		}
+		w.Write([]byte(big))
+	}))
+	defer srv.Close()
+	for _, p := range []string{"/declared.pth", "/chunked.pth"} {
+		f := pretrained.Fetcher{CacheDir: t.TempDir(), MaxBytes: 4096}
+		if _, err := f.Fetch(context.Background(), srv.URL+p); !errors.Is(err, pretrained.ErrRefused) || !strings.Contains(err.Error(), "4096") {
+			t.Errorf("%s: %v, want ErrRefused naming the limit", p, err)
+		}
+		f.MaxBytes = 5000
+		if _, err := f.Fetch(context.Background(), srv.URL+p); err != nil {
+			t.Errorf("%s at the limit: %v", p, err)
+		}
+	}
+}
+
+// An allow-list holds for the URL and every redirect; credentials in an
+// URL and link-local addresses are refused; a missing file is ErrMissing.
+func TestDownloadsStayWhereTheWorkerAllows(t *testing.T) {
+	var gets atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/elsewhere.pth":
+			http.Redirect(w, r, "http://localhost.invalid/x.pth", http.StatusFound)
+		case "/ok.pth":
+			gets.Add(1)
+			w.Write([]byte("weights"))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	f := pretrained.Fetcher{CacheDir: t.TempDir(), AllowHosts: []string{"127.0.0.1"}}
+	ctx := context.Background()
+	if _, err := f.Fetch(ctx, srv.URL+"/ok.pth"); err != nil || gets.Load() != 1 {
+		t.Fatalf("allowed host: %v (%d gets)", err, gets.Load())
+	}
+	if _, err := f.Fetch(ctx, srv.URL+"/elsewhere.pth"); !errors.Is(err, pretrained.ErrRefused) || !strings.Contains(err.Error(), "localhost.invalid") {
+		t.Errorf("redirect off the list: %v, want ErrRefused naming the host", err)
+	}
+	f.AllowHosts = []string{".example.com"}
+	if _, err := f.Fetch(ctx, srv.URL+"/ok.pth"); !errors.Is(err, pretrained.ErrRefused) || gets.Load() != 1 {
+		t.Errorf("host off the list: %v (%d gets), want ErrRefused before any request", err, gets.Load())
+	}
+	f.AllowHosts = nil
+	if _, err := f.Fetch(ctx, srv.URL+"/missing.pth"); !errors.Is(err, pretrained.ErrMissing) {
+		t.Errorf("404: %v, want ErrMissing", err)
+	}
+	withUser := strings.Replace(srv.URL, "http://", "http://me:s3cret@", 1) + "/ok.pth"
+	if _, err := f.Fetch(ctx, withUser); !errors.Is(err, pretrained.ErrRefused) || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("credentials in the URL: %v, want ErrRefused without the secret", err)
+	}
+	if _, err := f.Fetch(ctx, "http://169.254.169.254/latest/meta-data/iam.pth"); !errors.Is(err, pretrained.ErrRefused) {
+		t.Errorf("link-local address: %v, want ErrRefused", err)
+	}
+}
+
+func TestRedactHidesCredentials(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://me:tok@host/w.pth":                                "https://%E2%80%A6@host/w.pth",
+		"https://b.s3.amazonaws.com/w.pth?X-Amz-Signature=abc&a=1": "https://b.s3.amazonaws.com/w.pth?X-Amz-Signature=%E2%80%A6&a=%E2%80%A6",
+		"https://host/w.pth":                                       "https://host/w.pth",
+		"torchvision:resnet18":                                     "torchvision:resnet18",
+		"/data/w.pth":                                              "/data/w.pth",
+	} {
+		got := pretrained.Redact(in)
+		if got != want {
+			t.Errorf("Redact(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// Local weights outside the worker's roots are refused before a byte is
+// read (the error shows none).
+func TestLocalWeightsStayInRoots(t *testing.T) {
+	inside, outside := t.TempDir(), t.TempDir()
+	for _, d := range []string{inside, outside} {
+		if err := os.WriteFile(filepath.Join(d, "w.pth"), []byte("secret bytes"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := pretrained.Fetcher{Roots: confine.Roots{inside}}
+	if _, err := f.Fetch(context.Background(), filepath.Join(inside, "w.pth")); err != nil {
+		t.Errorf("inside: %v", err)
+	}
+	_, err := f.Fetch(context.Background(), filepath.Join(outside, "w.pth"))
+	if !errors.Is(err, pretrained.ErrRefused) || strings.Contains(err.Error(), "secret") {
+		t.Errorf("outside: %v, want ErrRefused", err)
+	}
+}
