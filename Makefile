@@ -52,11 +52,16 @@ test-fast: deps shim
 test-timing: deps shim tools build
 	CGO_ENABLED=0 go test -tags timing -count=1 -timeout 20m -v -run 'TestComputeHours' ./integration
 
-# The fuzzers, each for FUZZTIME (crashers land in the package's
-# testdata/fuzz/ and are kept as regression tests that `make test` runs).
+# The fuzzers of every parser a spec or a data folder feeds, each for
+# FUZZTIME (crashers land in the package's testdata/fuzz/ and are kept as
+# regression tests that `make test` runs).
 FUZZTIME ?= 60s
+FUZZERS := ./pretrained:FuzzReadPth ./checkpoint:FuzzDecodeSafetensors ./dataset:FuzzDecodeIDX ./dataset:FuzzDecodeImage ./sweep:FuzzParseSpec
 fuzz:
-	CGO_ENABLED=0 go test -run '^$$' -fuzz '^FuzzReadPth$$' -fuzztime $(FUZZTIME) ./pretrained
+	@set -e; for f in $(FUZZERS); do \
+		echo "== $${f#*:} ($${f%%:*}) for $(FUZZTIME)"; \
+		CGO_ENABLED=0 go test -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) "$${f%%:*}"; \
+	done
 
 # The team stack's images, with no registry (root the first time: debootstrap).
 images:

@@ -117,6 +117,11 @@ func (h *heartbeater) beat() { activity.RecordHeartbeat(h.ctx, h.details()) }
 func (h *heartbeater) Begin() (end func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.waits == 0 {
+		// Idle counts from the wait's start: work before it that told
+		// nobody (a long data digest) is no stall of this wait.
+		h.lastAdvance = time.Now()
+	}
 	h.waits++
 	var once sync.Once
 	return func() {

@@ -33,7 +33,8 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	if err := a.Trainer.CheckDecoder(in.Config); err != nil {
 		return out, classify(err) // data that is not there is bad input; another decoder, another worker's
 	}
-	if err := a.fetchWeights(ctx, in, hb); err != nil {
+	fetching, err := a.fetchWeights(ctx, in, hb)
+	if err != nil {
 		return out, err
 	}
 	slot, waited, err := a.takeSlotWaiting(ctx, hb.setPhase, started)
@@ -42,7 +43,7 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	}
 	defer slot.Release()
 	slotted := time.Now()
-	out.WaitSeconds = waited
+	out.WaitSeconds = max(0, waited-fetching)
 	// Opening builds the data cache when it is cold, on every core:
 	// trainings running meanwhile share the device with it.
 	opening := a.device.start(a.cpuCores())
@@ -51,7 +52,7 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	if err != nil {
 		return out, err
 	}
-	out.RestoreSeconds = time.Since(slotted).Seconds()
+	out.RestoreSeconds = time.Since(slotted).Seconds() + fetching // a download is the training's, not waiting
 	if s == nil {
 		// Already done (a previous attempt finished but its result was
 		// lost): report it without training again.
@@ -254,21 +255,32 @@ func epochOutput(repo checkpoint.Repo, r checkpoint.Record, out workflows.TrainE
 
 // fetchWeights downloads a fine-tuning's pretrained weights into this
 // worker's cache before the attempt takes a slot (a download holds no
-// core), heartbeating its progress: the stall detector gives a download
-// that moves no byte up, and a pause or cancel stops it. Opening the
-// training then finds them cached.
-func (a *Activities) fetchWeights(ctx context.Context, in workflows.TrainEpochInput, hb *heartbeater) error {
-	if in.Config.Init == nil {
-		return nil
+// core), when the attempt may start the training afresh: epoch 1, first
+// attempt (a retry resumes from its heartbeat). The stall detector gives
+// a download that moves no byte up, and a pause or cancel stops it; any
+// other failure is left to the training's own fetch, which decides only
+// if it starts afresh (a training resumed from a checkpoint needs no
+// weights, wherever they went). It says how long it took.
+func (a *Activities) fetchWeights(ctx context.Context, in workflows.TrainEpochInput, hb *heartbeater) (float64, error) {
+	if in.Config.Init == nil || in.Epoch != 1 || activity.HasHeartbeatDetails(ctx) {
+		return 0, nil
 	}
+	t0 := time.Now()
 	hb.setPhase(workflows.PhaseFetchingWeights)
 	fctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	hb.stopOnStall(stop)
 	defer hb.stopOnStall(nil)
 	_, err := a.Trainer.Weights.Fetch(fctx, in.Config.Init.Weights)
-	if cause := context.Cause(fctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
-		return cause // stalled: retried
+	took := time.Since(t0).Seconds()
+	switch cause := context.Cause(fctx); {
+	case err == nil:
+	case cause != nil && !errors.Is(cause, context.Canceled):
+		return took, cause // stalled: retried
+	case ctx.Err() != nil:
+		return took, ctx.Err()
+	default:
+		activity.GetLogger(ctx).Warn("fetching the weights ahead failed; the training fetches them if it starts afresh", "err", err)
 	}
-	return classify(err)
+	return took, nil
 }

@@ -137,8 +137,10 @@ func DecodeSafetensors(b []byte) ([]Tensor, map[string]string, error) {
 		}
 		n := size
 		for _, d := range e.Shape {
-			if d < 0 {
-				return nil, nil, fmt.Errorf("%w: tensor %q: shape %v", ErrMalformed, name, e.Shape)
+			if d < 0 || d > 0 && n > int64(len(data))/d {
+				// negative, or more bytes than the file holds (checked
+				// before multiplying: an overflow could come back small)
+				return nil, nil, fmt.Errorf("%w: tensor %q: shape %v for %d data bytes", ErrMalformed, name, e.Shape, len(data))
 			}
 			n *= d
 		}

@@ -197,17 +197,20 @@ func resolve(spec string, roots confine.Roots) (string, error) {
 		}
 		return FashionMNISTDir, nil
 	}
-	st, err := os.Stat(spec)
+	// The roots first: a folder outside them is refused alike whether it
+	// exists or not; inside, the resolved path is what is read.
+	dir, err := roots.Resolve(spec)
+	if err != nil {
+		return "", fmt.Errorf("%w: data: %w", ErrBadData, err)
+	}
+	st, err := os.Stat(dir)
 	if err != nil {
 		return "", fmt.Errorf("%w: data %q: %v", ErrBadData, spec, err)
 	}
 	if !st.IsDir() {
 		return "", fmt.Errorf("%w: data %q is not a directory", ErrBadData, spec)
 	}
-	if err := roots.Check(spec); err != nil {
-		return "", fmt.Errorf("%w: data: %w", ErrBadData, err)
-	}
-	return filepath.Abs(spec)
+	return filepath.Abs(dir)
 }
 
 // HashMemo remembers the content hashes of IDX files by path, size and

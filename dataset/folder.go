@@ -32,10 +32,14 @@ func (f *fileSplit) Resize(i, res int, dst []byte) (int, error) {
 	if err != nil {
 		return 0, fileError(f.files[i], err)
 	}
-	defer fh.Close()
-	img, _, err := image.Decode(fh)
+	data, err := io.ReadAll(fh)
+	fh.Close()
 	if err != nil {
-		return 0, fmt.Errorf("%w: decode %s: %v", ErrBadData, f.files[i], err)
+		return 0, fileError(f.files[i], err)
+	}
+	img, err := decodeImage(f.files[i], data)
+	if err != nil {
+		return 0, err
 	}
 	b := img.Bounds()
 	if b.Dx() < 1 || b.Dy() < 1 {
@@ -63,6 +67,9 @@ func (f *fileSplit) photo(i, side int, buf []byte) (rgbImage, int, error) {
 	if d := f.opts.JPEG; d != nil && isJPEG(data) {
 		fw, fh, err := d.Size(data)
 		if err == nil {
+			if err := checkPixels(name, fw, fh); err != nil {
+				return rgbImage{}, 0, err
+			}
 			var img rgbImage
 			img.pix, img.w, img.h, err = d.Decode(data, side*dctMargin, buf)
 			if err == nil {
@@ -72,15 +79,46 @@ func (f *fileSplit) photo(i, side int, buf []byte) (rgbImage, int, error) {
 		// CMYK and other rarities TurboJPEG cannot turn into RGB: Go's
 		// decoder has the last word on whether the file is bad.
 	}
-	img, _, err := image.Decode(bytes.NewReader(data))
+	img, err := decodeImage(name, data)
 	if err != nil {
-		return rgbImage{}, 0, fmt.Errorf("%w: decode %s: %v", ErrBadData, name, err)
+		return rgbImage{}, 0, err
 	}
 	rgb := toRGB(img)
 	if rgb.w < 1 || rgb.h < 1 {
 		return rgbImage{}, 0, fmt.Errorf("%w: %s is empty", ErrBadData, name)
 	}
 	return rgb, min(rgb.w, rgb.h), nil
+}
+
+// MaxImagePixels is the largest image decoded: PIL's decompression-bomb
+// limit (twice Image.MAX_IMAGE_PIXELS, where PIL refuses to open a file),
+// so a 60,000 x 60,000 JPEG of a few kilobytes (14 GB decoded) is bad data
+// here as in the reference script, not the end of the worker.
+const MaxImagePixels = 2 * 89_478_485
+
+// checkPixels refuses an image of w x h over MaxImagePixels.
+func checkPixels(name string, w, h int) error {
+	if w < 0 || h < 0 || int64(w)*int64(h) > MaxImagePixels {
+		return fmt.Errorf("%w: %s is %d x %d pixels, over %d (a decompression bomb, as PIL calls it)", ErrBadData, name, w, h, MaxImagePixels)
+	}
+	return nil
+}
+
+// decodeImage decodes an image file's bytes with Go's decoders, its size
+// read from its header and checked first.
+func decodeImage(name string, data []byte) (image.Image, error) {
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: decode %s: %v", ErrBadData, name, err)
+	}
+	if err := checkPixels(name, cfg.Width, cfg.Height); err != nil {
+		return nil, err
+	}
+	img, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: decode %s: %v", ErrBadData, name, err)
+	}
+	return img, nil
 }
 
 // isJPEG tells JPEG data by its start-of-image marker.

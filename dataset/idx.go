@@ -63,35 +63,62 @@ func readIDX(path string, wantDims int) ([]int, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: %v", ErrBadData, err)
 	}
 	defer r.Close()
+	dims, data, err := decodeIDX(r, wantDims)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %s: %v", ErrBadData, path, err)
+	}
+	return dims, data, nil
+}
+
+// maxIDXBytes bounds an IDX file's data (16 GiB).
+const maxIDXBytes = 1 << 34
+
+// decodeIDX reads an IDX stream of unsigned bytes with wantDims
+// dimensions. Memory grows with the bytes that arrive, never with what
+// the header declares: a 20-byte file declaring 16 GiB fails at its end.
+func decodeIDX(r io.Reader, wantDims int) ([]int, []byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, nil, fmt.Errorf("%w: %s: header: %v", ErrBadData, path, err)
+		return nil, nil, fmt.Errorf("header: %v", err)
 	}
 	if hdr[0] != 0 || hdr[1] != 0 || hdr[2] != 0x08 || int(hdr[3]) != wantDims {
-		return nil, nil, fmt.Errorf("%w: %s: not an IDX file of unsigned bytes with %d dimensions (magic % x)", ErrBadData, path, wantDims, hdr)
+		return nil, nil, fmt.Errorf("not an IDX file of unsigned bytes with %d dimensions (magic % x)", wantDims, hdr)
 	}
 	dims := make([]int, wantDims)
 	total := 1
 	for i := range dims {
 		var d uint32
 		if err := binary.Read(r, binary.BigEndian, &d); err != nil {
-			return nil, nil, fmt.Errorf("%w: %s: dims: %v", ErrBadData, path, err)
+			return nil, nil, fmt.Errorf("dims: %v", err)
 		}
 		if d == 0 || d > 1<<24 {
-			return nil, nil, fmt.Errorf("%w: %s: dimension %d", ErrBadData, path, d)
+			return nil, nil, fmt.Errorf("dimension %d", d)
 		}
 		dims[i] = int(d)
-		total *= int(d)
+		total *= int(d) // at most 2^34 * 2^24: no overflow
+		if total > maxIDXBytes {
+			return nil, nil, fmt.Errorf("dimensions %v declare over %d bytes", dims[:i+1], maxIDXBytes)
+		}
 	}
-	if total > 1<<34 {
-		return nil, nil, fmt.Errorf("%w: %s: %d bytes declared", ErrBadData, path, total)
+	// The first 64 MiB prove the file is what it says; then the rest is
+	// allocated at once (no doubling: a 16 GiB file costs 16 GiB).
+	data := make([]byte, min(total, idxProof))
+	n, err := io.ReadFull(r, data)
+	if err == nil && total > len(data) {
+		data = append(data, make([]byte, total-len(data))...)
+		var m int
+		m, err = io.ReadFull(r, data[n:])
+		n += m
 	}
-	data := make([]byte, total)
-	if _, err := io.ReadFull(r, data); err != nil {
-		return nil, nil, fmt.Errorf("%w: %s: data: %v (truncated?)", ErrBadData, path, err)
+	if err != nil {
+		return nil, nil, fmt.Errorf("data: %d of the %d bytes its dimensions %v declare (truncated?): %v", n, total, dims, err)
 	}
 	return dims, data, nil
 }
+
+// idxProof is how much of an IDX file's data is read before the rest is
+// allocated.
+const idxProof = 64 << 20
 
 // loadIDXSplit reads one images+labels pair into a raw split.
 func loadIDXSplit(imagesPath, labelsPath string) (*rawSplit, error) {

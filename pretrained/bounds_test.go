@@ -3,6 +3,7 @@ package pretrained_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,10 +74,10 @@ func TestStalledDownloadIsGivenUpAndCancellable(t *testing.T) {
 	srv := stallingServer(t)
 	w := &watcher{}
 	ctx := iowatch.With(context.Background(), w)
-	f := pretrained.Fetcher{CacheDir: t.TempDir(), IdleTimeout: 300 * time.Millisecond}
+	f := pretrained.Fetcher{CacheDir: t.TempDir(), IdleTimeout: time.Second}
 	t0 := time.Now()
 	_, err := f.Fetch(ctx, srv.URL+"/w/model.pth")
-	if err == nil || !strings.Contains(err.Error(), "no byte for 300ms") {
+	if err == nil || !strings.Contains(err.Error(), "no byte for 1s") {
 		t.Fatalf("stalled download: %v, want the idle bound's reason", err)
 	}
 	if took := time.Since(t0); took > 10*time.Second {
@@ -107,6 +109,8 @@ func TestDownloadOverTheLimitIsRefused(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/chunked.pth" {
 			w.(http.Flusher).Flush() // no Content-Length: chunked
+		} else {
+			w.Header().Set("Content-Length", fmt.Sprint(len(big)))
 		}
 		w.Write([]byte(big))
 	}))
@@ -159,8 +163,30 @@ func TestDownloadsStayWhereTheWorkerAllows(t *testing.T) {
 	if _, err := f.Fetch(ctx, withUser); !errors.Is(err, pretrained.ErrRefused) || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("credentials in the URL: %v, want ErrRefused without the secret", err)
 	}
-	if _, err := f.Fetch(ctx, "http://169.254.169.254/latest/meta-data/iam.pth"); !errors.Is(err, pretrained.ErrRefused) {
-		t.Errorf("link-local address: %v, want ErrRefused", err)
+	for _, u := range []string{"http://169.254.169.254/latest/meta-data/iam.pth", "http://[fe80::1%25eth0]/w.pth",
+		"http://[fd00:ec2::254]/latest/w.pth", "http://100.100.100.200/w.pth", "http://[::ffff:169.254.169.254]/w.pth"} {
+		if _, err := f.Fetch(ctx, u); !errors.Is(err, pretrained.ErrRefused) {
+			t.Errorf("%s: %v, want ErrRefused", u, err)
+		}
+	}
+	// Through a proxy the dial sees the proxy: the target is checked first.
+	t.Setenv("HTTP_PROXY", srv.URL)
+	proxied := pretrained.Fetcher{CacheDir: t.TempDir(), Client: pretrained.NewClient()}
+	if _, err := proxied.Fetch(ctx, "http://169.254.169.254/latest/meta-data/iam.pth"); !errors.Is(err, pretrained.ErrRefused) {
+		t.Errorf("through a proxy: %v, want ErrRefused", err)
+	}
+}
+
+// A failed request's error (which Go's client builds with the URL) shows a
+// presigned URL's query elided.
+func TestDownloadErrorsHideTheQuery(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.URL
+	srv.Close() // nothing listens there now
+	f := pretrained.Fetcher{CacheDir: t.TempDir()}
+	_, err := f.Fetch(context.Background(), addr+"/w.pth?X-Amz-Signature=SECRET")
+	if err == nil || strings.Contains(err.Error(), "SECRET") {
+		t.Fatalf("a refused connection: %v; want an error without the signature", err)
 	}
 }
 
@@ -192,8 +218,31 @@ func TestLocalWeightsStayInRoots(t *testing.T) {
 	if _, err := f.Fetch(context.Background(), filepath.Join(inside, "w.pth")); err != nil {
 		t.Errorf("inside: %v", err)
 	}
+	if _, err := f.Fetch(context.Background(), filepath.Join(outside, "none.pth")); !errors.Is(err, pretrained.ErrRefused) {
+		t.Errorf("a missing file outside: %v, want ErrRefused as for one that exists", err)
+	}
 	_, err := f.Fetch(context.Background(), filepath.Join(outside, "w.pth"))
 	if !errors.Is(err, pretrained.ErrRefused) || strings.Contains(err.Error(), "secret") {
 		t.Errorf("outside: %v, want ErrRefused", err)
+	}
+}
+
+// Local weights must be a regular file within the size limit: /dev/zero
+// would be hashed for ever, a FIFO blocks its reader.
+func TestLocalWeightsAreBoundedFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "w.pth")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.pth")
+	if err := os.WriteFile(big, make([]byte, 2048), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := pretrained.Fetcher{MaxBytes: 1024}
+	for _, p := range []string{"/dev/zero", fifo, big} {
+		if _, err := f.Fetch(context.Background(), p); !errors.Is(err, pretrained.ErrRefused) {
+			t.Errorf("%s: %v, want ErrRefused", p, err)
+		}
 	}
 }

@@ -10,11 +10,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -108,17 +110,37 @@ func (f Fetcher) Fetch(ctx context.Context, source string) (Fetched, error) {
 	if u, err := url.Parse(source); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
 		return f.download(ctx, u)
 	}
-	if _, err := os.Stat(source); errors.Is(err, os.ErrNotExist) {
-		return Fetched{}, fmt.Errorf("%w: %s is not a file here (give a path on every worker, an URL or torchvision:NAME)", ErrMissing, source)
-	}
-	if err := f.Roots.Check(source); err != nil {
+	return f.local(ctx, source)
+}
+
+// local finds weights at a path: inside the roots (checked first, so a
+// path outside is refused alike whether it exists or not), a regular file
+// (not /dev/zero, nor a FIFO that blocks its reader), at most MaxBytes,
+// hashed in ctx.
+func (f Fetcher) local(ctx context.Context, source string) (Fetched, error) {
+	p, err := f.Roots.Resolve(source)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return Fetched{}, fmt.Errorf("%w: %s is not a file here (give a path on every worker, an URL or torchvision:NAME)", ErrMissing, source)
+		}
 		return Fetched{}, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	sum, err := fileSHA256(source)
+	st, err := os.Stat(p)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return Fetched{}, fmt.Errorf("%w: %s is not a file here (give a path on every worker, an URL or torchvision:NAME)", ErrMissing, source)
+	case err != nil:
+		return Fetched{}, fmt.Errorf("weights %s: %w", source, err)
+	case !st.Mode().IsRegular():
+		return Fetched{}, fmt.Errorf("%w: %s is not a regular file (%s)", ErrRefused, source, st.Mode().Type())
+	case st.Size() > cmp.Or(f.MaxBytes, DefaultMaxBytes):
+		return Fetched{}, fmt.Errorf("%w: %s: %d bytes, over this worker's limit of %d", ErrRefused, source, st.Size(), cmp.Or(f.MaxBytes, DefaultMaxBytes))
+	}
+	sum, err := fileSHA256(ctx, p)
 	if err != nil {
 		return Fetched{}, fmt.Errorf("weights %s: %w", source, err)
 	}
-	return Fetched{Path: source, SHA256: sum}, checkName(source, sum)
+	return Fetched{Path: p, SHA256: sum}, checkName(p, sum)
 }
 
 // download fetches u into the cache (or finds it there), verified.
@@ -128,6 +150,9 @@ func (f Fetcher) download(ctx context.Context, u *url.URL) (Fetched, error) {
 	}
 	if err := f.allowHost(u); err != nil {
 		return Fetched{}, err
+	}
+	if err := refuseTarget(ctx, u.Hostname()); err != nil {
+		return Fetched{}, fmt.Errorf("weights %s: %w", Redact(u.String()), err)
 	}
 	dir := f.CacheDir
 	if dir == "" {
@@ -142,7 +167,7 @@ func (f Fetcher) download(ctx context.Context, u *url.URL) (Fetched, error) {
 		return Fetched{}, fmt.Errorf("weights %s: the URL names no file", Redact(u.String()))
 	}
 	dst := filepath.Join(dir, urlKey(u), name)
-	if sum, err := fileSHA256(dst); err == nil && checkName(dst, sum) == nil {
+	if sum, err := fileSHA256(ctx, dst); err == nil && checkName(dst, sum) == nil {
 		return Fetched{Path: dst, SHA256: sum}, nil // cached and good
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
@@ -197,12 +222,41 @@ func NewClient() *http.Client {
 }
 
 func refuseLinkLocal(_, address string, _ syscall.RawConn) error {
-	host, _, err := net.SplitHostPort(address)
+	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
 		return err
 	}
-	if ip := net.ParseIP(host); ip != nil && (ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast()) {
-		return fmt.Errorf("%w: %s is a link-local address", ErrRefused, host)
+	return refuseAddr(ap.Addr())
+}
+
+// metadataAddrs serve a cloud machine's credentials without being
+// link-local: AWS's IPv6 instance metadata, Alibaba's.
+var metadataAddrs = []netip.Addr{netip.MustParseAddr("fd00:ec2::254"), netip.MustParseAddr("100.100.100.200")}
+
+// refuseAddr refuses an address a spec must not make a worker reach.
+func refuseAddr(a netip.Addr) error {
+	a = a.Unmap().WithZone("")
+	if a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || slices.Contains(metadataAddrs, a) {
+		return fmt.Errorf("%w: %s is a link-local or cloud metadata address", ErrRefused, a)
+	}
+	return nil
+}
+
+// refuseTarget refuses a host that is, or resolves to, such an address:
+// through a proxy the dial sees only the proxy's address. (A name that
+// resolves otherwise at the dial is caught there when there is no proxy.)
+func refuseTarget(ctx context.Context, host string) error {
+	if a, err := netip.ParseAddr(host); err == nil {
+		return refuseAddr(a)
+	}
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil // the request says why
+	}
+	for _, a := range addrs {
+		if err := refuseAddr(a); err != nil {
+			return fmt.Errorf("%s: %w", host, err)
+		}
 	}
 	return nil
 }
@@ -278,6 +332,9 @@ func (f Fetcher) checkRedirect(next func(*http.Request, []*http.Request) error) 
 		if err := f.allowHost(req.URL); err != nil {
 			return err
 		}
+		if err := refuseTarget(req.Context(), req.URL.Hostname()); err != nil {
+			return err
+		}
 		if next != nil {
 			return next(req, via)
 		}
@@ -291,6 +348,10 @@ func (f Fetcher) checkRedirect(next func(*http.Request, []*http.Request) error) 
 // downloadError says why a download failed: the idle bound's or the
 // caller's reason when its context ended, else err.
 func downloadError(ctx context.Context, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = Redact(ue.URL) // Go elides a password, never a presigned query
+	}
 	if cause := context.Cause(ctx); cause != nil {
 		return cause
 	}
@@ -328,15 +389,31 @@ func checkName(p, sum string) error {
 	return fmt.Errorf("%w: %s has SHA-256 %.16s…, its name says %s… (a corrupted or partial download; delete it and try again)", ErrChecksum, p, sum, m[1])
 }
 
-func fileSHA256(p string) (string, error) {
+// fileSHA256 hashes a file, stopping when ctx ends and telling ctx's I/O
+// watcher of its progress.
+func fileSHA256(ctx context.Context, p string) (string, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
+	defer iowatch.Begin(ctx)()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.Copy(h, iowatch.Reader(ctx, ctxReader{ctx, f})); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// ctxReader is r, failing once ctx has ended.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

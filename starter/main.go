@@ -183,7 +183,10 @@ func applyFlags(spec sweep.Spec, o options) (sweep.Spec, error) {
 	if o.set["init"] {
 		spec.Init.Weights = o.init
 	}
-	return spec, spec.Validate()
+	if err := spec.Validate(); err != nil {
+		return spec, err
+	}
+	return spec, spec.CheckURLs()
 }
 
 func splitList(s string) []string {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net/url"
 
 	"github.com/resomap/resomap/dataset"
 )
@@ -111,8 +110,6 @@ func (i *Init) check(epochs int) error {
 	switch {
 	case i.Weights == "":
 		return bad("init.weights", "empty: a path, an URL or torchvision:NAME")
-	case urlHasCredentials(i.Weights):
-		return bad("init.weights", "an URL with credentials (user:secret@): the spec is stored and shown (workflow history, spec.json, the report, MLflow); serve the file without them, or give a path")
 	case !(i.LRScale >= 0) || math.IsInf(i.LRScale, 0):
 		return bad("init.lr_scale", "%v, want >= 0", i.LRScale)
 	case i.FreezeEpochs < 0 || i.FreezeEpochs > epochs:
@@ -279,11 +276,4 @@ func (c Config) LRAt(t, total, stepsPerEpoch int) float64 {
 		return max(c.MinLR, c.LR*math.Pow(c.Gamma, float64((t/stepsPerEpoch)/c.StepEpochs)))
 	}
 	return c.LR
-}
-
-// urlHasCredentials says whether s is an URL with user information
-// (https://user:token@host/…), which must not travel in a spec.
-func urlHasCredentials(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && u.Host != "" && u.User != nil
 }

@@ -415,9 +415,7 @@ func (s Spec) Validate() error {
 	if u := s.Tracking.URI; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 		return bad("tracking.uri", "%q: want the tracking server's http(s):// address (ResoMap logs over MLflow's REST API)", u)
 	}
-	if urlHasCredentials(s.Tracking.URI) {
-		return bad("tracking.uri", "an URL with credentials (user:secret@): the spec is stored and shown; a worker's credentials come from its MLFLOW_TRACKING_* environment")
-	}
+
 	if s.Cost.PerHour < 0 {
 		return bad("cost.per_hour", "%v, want >= 0", s.Cost.PerHour)
 	}

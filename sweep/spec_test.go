@@ -61,8 +61,6 @@ func TestInvalidSpecsNameTheField(t *testing.T) {
 		{func(s *Spec) { s.TrainLimit = -1 }, "train_limit"},
 		{func(s *Spec) { s.Tracking.URI = "file:///tmp/mlruns" }, "tracking.uri"},
 		{func(s *Spec) { s.Tracking.URI = "databricks" }, "tracking.uri"},
-		{func(s *Spec) { s.Tracking.URI = "https://me:token@mlflow.example/" }, "tracking.uri: an URL with credentials"},
-		{func(s *Spec) { s.Init.Weights = "https://me:token@host/w.pth" }, "init.weights: an URL with credentials"},
 		{func(s *Spec) { s.Init.Weights, s.Init.LRScale = "w.pth", -1 }, "init.lr_scale"},
 		{func(s *Spec) { s.Init.Weights, s.Init.FreezeEpochs = "w.pth", 99 }, "init.freeze_epochs"},
 		{func(s *Spec) { s.Init.Weights, s.Init.BatchNorm = "w.pth", "update" }, "init.batchnorm"},
@@ -113,5 +111,30 @@ func TestEpochSplit(t *testing.T) {
 	}
 	if _, ok := (Outcome{}).EpochSplit(); ok {
 		t.Fatal("a split before any epoch")
+	}
+}
+
+// URLs with credentials are refused by CheckURLs (the starter's and
+// Prepare's check), never by Validate, which replays in workflow code.
+func TestURLsWithCredentialsAreRefusedOutsideValidate(t *testing.T) {
+	for _, edit := range []func(*Spec){
+		func(s *Spec) { s.Tracking.URI = "https://me:token@mlflow.example/" },
+		func(s *Spec) { s.Init.Weights = "https://me:token@host/w.pth" },
+	} {
+		s := Defaults()
+		s.Name, s.Models, s.Resolutions = "t", []string{"resnet18"}, []int{32}
+		edit(&s)
+		if err := s.Validate(); err != nil {
+			t.Errorf("Validate: %v (a running sweep must replay)", err)
+		}
+		err := s.CheckURLs()
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "credentials") || strings.Contains(err.Error(), "token") {
+			t.Errorf("CheckURLs: %v", err)
+		}
+		if s.Init.Weights != "" {
+			if err := s.Config(s.Combinations()[0]).CheckURLs(); !errors.Is(err, ErrInvalid) {
+				t.Errorf("Config.CheckURLs: %v", err)
+			}
+		}
 	}
 }

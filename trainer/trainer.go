@@ -143,6 +143,9 @@ func (t *Trainer) Prepare(ctx context.Context, cfg sweep.Config) (sweep.Config, 
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
 	}
+	if err := cfg.CheckURLs(); err != nil {
+		return cfg, err
+	}
 	h, err := dataset.SourceHash(cfg.Data, t.dataOptions())
 	if err != nil {
 		return cfg, err

@@ -104,6 +104,7 @@ func (set settings) confine(tr *trainer.Trainer) {
 		}
 	}
 	tr.Weights.MaxBytes = set.weightsMaxBytes
+	tr.Weights.Client = pretrained.NewClient() // one pool of connections for the worker's downloads
 }
 
 // threadsFor is libtorch's thread count: --threads, else on a CPU the

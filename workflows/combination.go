@@ -346,12 +346,26 @@ func (c *combination) nextEpoch(ctx workflow.Context) *ending {
 	return nil
 }
 
-// runPrepare runs Prepare, which a pause or cancel stops: after a pause
-// it waits for the resume (or a cancel) and prepares again. The time
-// paused is waiting, the rest preparing.
+// runPrepare runs Prepare, which a pause or cancel stops: while paused
+// (a combination may start so) it waits for the resume (or a cancel) and
+// prepares then, again if a pause stopped it. The time paused is
+// waiting, the rest preparing.
 func (c *combination) runPrepare(ctx workflow.Context) *ending {
 	in := PrepareInput{Spec: c.spec, Combination: c.combo}
 	for {
+		if c.stopRequested() {
+			if c.ctl.paused {
+				c.setStatus(ctx, sweep.Paused)
+			}
+			t1 := workflow.Now(ctx)
+			if err := workflow.Await(ctx, func() bool { return !c.ctl.paused || c.ctl.cancelled }); err != nil {
+				return &ending{sweep.Cancelled, "workflow cancelled"}
+			}
+			c.out.WaitSeconds += workflow.Now(ctx).Sub(t1).Seconds()
+			if c.ctl.cancelled {
+				return &ending{sweep.Cancelled, "cancelled by signal"}
+			}
+		}
 		t0 := workflow.Now(ctx)
 		actx, stop := workflow.WithCancel(ctx)
 		c.stopActivity, c.stopAsked = stop, false
@@ -368,15 +382,8 @@ func (c *combination) runPrepare(ctx workflow.Context) *ending {
 			return &ending{sweep.Failed, "prepare: " + errorMessage(err)}
 		}
 		// Stopped by a pause or cancel (or failed meanwhile: prepared
-		// again after the resume, as the pause holds).
-		t1 := workflow.Now(ctx)
-		if err := workflow.Await(ctx, func() bool { return !c.ctl.paused || c.ctl.cancelled }); err != nil {
-			return &ending{sweep.Cancelled, "workflow cancelled"}
-		}
-		c.out.WaitSeconds += workflow.Now(ctx).Sub(t1).Seconds()
-		if c.ctl.cancelled {
-			return &ending{sweep.Cancelled, "cancelled by signal"}
-		}
+		// again after the resume, as the pause holds); a resume that came
+		// before the activity reported back prepares again at once.
 	}
 }
 

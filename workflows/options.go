@@ -31,7 +31,9 @@ func shortOptions() workflow.ActivityOptions {
 // is given up within them, and a pause or cancel reaches it).
 func prepareOptions(spec sweep.Spec) workflow.ActivityOptions {
 	return workflow.ActivityOptions{
-		StartToCloseTimeout: 24 * time.Hour,
+		// Bounded still: a data folder that hangs mid-digest reports no
+		// I/O wait, so only this ends its attempt (it was 10 minutes).
+		StartToCloseTimeout: 2 * time.Hour,
 		HeartbeatTimeout:    time.Duration(spec.Activity.HeartbeatTimeoutSeconds) * time.Second,
 		RetryPolicy:         retryBase(10, time.Minute),
 	}

@@ -46,6 +46,10 @@ type fakeTraining struct {
 	evaluated  []EvaluateInput
 	unexported map[string]bool // config hash -> recorded without best/final (an earlier version's result)
 	recorded   []sweep.Outcome
+	// prepareDelay is how long Prepare takes (set before register);
+	// prepares counts its calls.
+	prepareDelay time.Duration
+	prepares     int
 }
 
 func newFake() *fakeTraining {
@@ -56,9 +60,10 @@ func newFake() *fakeTraining {
 func hashOf(res int) string { return fmt.Sprintf("%064d", res) }
 
 func (f *fakeTraining) register(env *testsuite.TestWorkflowEnvironment, trainDelay time.Duration) {
-	env.OnActivity(a.Prepare, mockAny, mockAny).Return(func(_ context.Context, in PrepareInput) (Prepared, error) {
+	env.OnActivity(a.Prepare, mockAny, mockAny).After(f.prepareDelay).Return(func(_ context.Context, in PrepareInput) (Prepared, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
+		f.prepares++
 		f.running++
 		f.maxActive = max(f.maxActive, f.running)
 		cfg := in.Spec.Config(in.Combination)

@@ -29,29 +29,47 @@ func Parse(list string) Roots {
 	return r
 }
 
-// Check returns nil when p lies in one of the roots (or there are none).
-// Both sides are compared with every symbolic link resolved, so a link
-// inside a root cannot lead out of it; a path that does not exist is
-// refused with the reason (it cannot be resolved, so it cannot be shown
-// to lie inside).
-func (r Roots) Check(p string) error {
+// Resolve returns p with every symbolic link resolved when it lies in one
+// of the roots, comparing both sides resolved (a link inside a root
+// cannot lead out of it); callers open what it returns, not p, so a link
+// swapped after the check leads nowhere new. With no roots it returns p.
+//
+// A path outside every root is refused alike whether it exists or not (a
+// spec cannot probe the machine's files); one that lies inside a root but
+// cannot be resolved says why (a typo in an allowed folder).
+func (r Roots) Resolve(p string) (string, error) {
 	if len(r) == 0 {
-		return nil
+		return p, nil
 	}
-	real, err := resolve(p)
+	abs, err := filepath.Abs(p)
 	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrOutside, p, err)
+		return "", fmt.Errorf("%w: %s", ErrOutside, p)
 	}
+	real, rerr := filepath.EvalSymlinks(abs)
 	for _, root := range r {
 		rr, err := resolve(root)
 		if err != nil {
 			continue // a root that is not there holds nothing
 		}
-		if real == rr || strings.HasPrefix(real, strings.TrimSuffix(rr, string(filepath.Separator))+string(filepath.Separator)) {
-			return nil
+		if rerr == nil && within(real, rr) {
+			return real, nil
+		}
+		if rerr != nil && within(abs, rr) {
+			return "", rerr
 		}
 	}
-	return fmt.Errorf("%w: %s (allowed: %s)", ErrOutside, p, strings.Join(r, ", "))
+	return "", fmt.Errorf("%w: %s (allowed: %s)", ErrOutside, p, strings.Join(r, ", "))
+}
+
+// Check is Resolve without the path.
+func (r Roots) Check(p string) error {
+	_, err := r.Resolve(p)
+	return err
+}
+
+// within says whether path p lies in (or is) folder dir, both clean.
+func within(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, string(filepath.Separator))+string(filepath.Separator))
 }
 
 func resolve(p string) (string, error) {

@@ -1,0 +1,158 @@
+package dataset
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/resomap/resomap/dataset/turbojpeg"
+)
+
+// idxFile is an IDX file of unsigned bytes with dims and data.
+func idxFile(dims []uint32, data []byte) []byte {
+	b := []byte{0, 0, 0x08, byte(len(dims))}
+	for _, d := range dims {
+		b = binary.BigEndian.AppendUint32(b, d)
+	}
+	return append(b, data...)
+}
+
+// FuzzDecodeIDX: no input panics, and memory follows the bytes that
+// arrive: data comes back only when the file holds all its dimensions
+// declare.
+func FuzzDecodeIDX(f *testing.F) {
+	f.Add(idxFile([]uint32{2, 2, 2}, make([]byte, 8)), uint8(3))
+	f.Add(idxFile([]uint32{3}, []byte{1, 2, 3}), uint8(1))
+	f.Add(idxFile([]uint32{1 << 24, 1 << 10, 1}, nil), uint8(3)) // declares 16 GiB in 16 bytes
+	f.Add(idxFile([]uint32{1 << 24, 1 << 24, 1 << 24}, nil), uint8(3))
+	f.Fuzz(func(t *testing.T, b []byte, dims uint8) {
+		want := 1 + int(dims)%3
+		d, data, err := decodeIDX(bytes.NewReader(b), want)
+		if err != nil {
+			return
+		}
+		n := 1
+		for _, x := range d {
+			n *= x
+		}
+		if len(d) != want || len(data) != n || n > len(b) {
+			t.Fatalf("dims %v, %d data bytes from a %d-byte file", d, len(data), len(b))
+		}
+	})
+}
+
+// The header that declares 16 GiB in 16 bytes fails at once, naming what
+// was missing, without allocating what it declares.
+func TestIDXDeclaringMoreThanItHoldsIsRefused(t *testing.T) {
+	short := idxFile([]uint32{1 << 24, 1 << 10, 1}, []byte{1, 2})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err := decodeIDX(bytes.NewReader(short), 3)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Fatalf("a short file: %v", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 2*idxProof {
+		t.Fatalf("an 18-byte file declaring 16 GiB allocated %d bytes", grew)
+	}
+	if _, _, err := decodeIDX(bytes.NewReader(idxFile([]uint32{1 << 24, 1 << 24, 1 << 24}, nil)), 3); err == nil || !strings.Contains(err.Error(), "declare over") {
+		t.Fatalf("dimensions whose product overflows: %v", err)
+	}
+}
+
+// bomb is an image file of w x h pixels whose header says w x h but whose
+// bytes are those of a 1 x 1 image: format "png" or "jpeg".
+func bomb(t testing.TB, format string, w, h int) []byte {
+	img := image.NewGray(image.Rect(0, 0, 1, 1))
+	img.Set(0, 0, color.Gray{128})
+	var buf bytes.Buffer
+	switch format {
+	case "png":
+		if err := png.Encode(&buf, img); err != nil {
+			t.Fatal(err)
+		}
+		b := buf.Bytes()
+		// IHDR's width and height follow the signature (8), its length (4)
+		// and type (4); its CRC covers type and data (13 bytes).
+		binary.BigEndian.PutUint32(b[16:], uint32(w))
+		binary.BigEndian.PutUint32(b[20:], uint32(h))
+		binary.BigEndian.PutUint32(b[29:], crc32.ChecksumIEEE(b[12:29]))
+		return b
+	default:
+		if err := jpeg.Encode(&buf, img, nil); err != nil {
+			t.Fatal(err)
+		}
+		b := buf.Bytes()
+		i := bytes.Index(b, []byte{0xFF, 0xC0}) // SOF0: length, precision, height, width
+		binary.BigEndian.PutUint16(b[i+5:], uint16(h))
+		binary.BigEndian.PutUint16(b[i+7:], uint16(w))
+		return b
+	}
+}
+
+// A few-kilobyte file declaring 60,000 x 60,000 pixels (14 GB decoded) is
+// bad data, refused from its header, as PIL refuses it.
+func TestDecompressionBombIsBadData(t *testing.T) {
+	for _, format := range []string{"png", "jpeg"} {
+		_, err := decodeImage("bomb."+format, bomb(t, format, 60000, 60000))
+		if !errors.Is(err, ErrBadData) || !strings.Contains(err.Error(), "decompression bomb") {
+			t.Errorf("%s bomb: %v, want bad data naming the bomb", format, err)
+		}
+		if _, err := decodeImage("small."+format, bomb(t, format, 1, 1)); err != nil {
+			t.Errorf("a 1 x 1 %s: %v", format, err)
+		}
+	}
+}
+
+// FuzzDecodeImage: no image file panics the decoder or decodes to more
+// than MaxImagePixels.
+func FuzzDecodeImage(f *testing.F) {
+	f.Add(bomb(f, "png", 1, 1))
+	f.Add(bomb(f, "jpeg", 1, 1))
+	f.Add(bomb(f, "png", 60000, 60000))
+	f.Add(bomb(f, "jpeg", 60000, 60000))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		img, err := decodeImage("fuzz", b)
+		if err != nil {
+			if !errors.Is(err, ErrBadData) {
+				t.Fatalf("an error that is not bad data: %v", err)
+			}
+			return
+		}
+		if r := img.Bounds(); int64(r.Dx())*int64(r.Dy()) > MaxImagePixels {
+			t.Fatalf("decoded %v", r)
+		}
+	})
+}
+
+// A photo folder's bomb is refused from its header by either decoder (the
+// TurboJPEG path reads the size first too), and the Go resizer's path.
+func TestDecompressionBombInAFolderIsBadDataWithEitherDecoder(t *testing.T) {
+	dec, err := turbojpeg.Open()
+	if err != nil {
+		t.Fatalf("libturbojpeg0 is part of the test set-up (make deps): %v", err)
+	}
+	p := filepath.Join(t.TempDir(), "bomb.jpg")
+	if err := os.WriteFile(p, bomb(t, "jpeg", 60000, 60000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, jd := range map[string]JPEGDecoder{"turbojpeg": dec, "go": nil} {
+		split := &fileSplit{files: []string{p}, labels: []int{0}, opts: Options{JPEG: jd}}
+		if _, _, err := split.photo(0, 32, nil); !errors.Is(err, ErrBadData) || !strings.Contains(err.Error(), "decompression bomb") {
+			t.Errorf("%s: photo: %v", name, err)
+		}
+		if _, err := split.Resize(0, 32, make([]byte, 3*32*32)); !errors.Is(err, ErrBadData) || !strings.Contains(err.Error(), "decompression bomb") {
+			t.Errorf("%s: resize: %v", name, err)
+		}
+	}
+}
