@@ -2,8 +2,10 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 
 	"golang.org/x/sys/unix"
 )
@@ -149,20 +151,31 @@ func (sl *Slot) Release() {
 	}
 }
 
-// Run runs f on the slot's thread and waits for it; a panic in f is raised
-// again in the caller, where the activity's recovery sees it. A nil slot
-// runs f in place.
-func (sl *Slot) Run(f func()) {
+// errPanicked: work run in a slot panicked (a bug, or a libtorch call
+// that went wrong); the attempt fails with it and is retried.
+var errPanicked = errors.New("panic in a training slot")
+
+// Run runs f on the slot's thread and waits for it. A panic in f comes
+// back as an error (with its stack), so that the caller's ordinary error
+// path runs: the device-share accounting stops, a reserved resident place
+// is dropped, the slot is released; re-raised, it unwound past them and
+// skewed compute hours for good. A nil slot runs f in place, alike.
+func (sl *Slot) Run(f func()) error {
 	if sl == nil {
-		f()
-		return
+		return contain(f)
 	}
-	panicked := make(chan any, 1)
-	sl.work <- func() {
-		defer func() { panicked <- recover() }()
-		f()
-	}
-	if p := <-panicked; p != nil {
-		panic(p)
-	}
+	done := make(chan error, 1)
+	sl.work <- func() { done <- contain(f) }
+	return <-done
+}
+
+// contain runs f, turning a panic into errPanicked.
+func contain(f func()) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v\n%s", errPanicked, p, debug.Stack())
+		}
+	}()
+	f()
+	return nil
 }

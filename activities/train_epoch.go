@@ -81,14 +81,16 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	use := a.device.start(a.cpuCores())
 	host := sampleHost()
 	var res *trainer.Result
-	slot.Run(func() {
+	if perr := slot.Run(func() {
 		res, err = s.Train(tctx, trainer.RunOptions{
 			UntilEpoch: in.Epoch, MicroBatch: in.MicroBatch, CheckpointSteps: in.CheckpointSteps,
 			CheckpointInterval: time.Duration(in.CheckpointSeconds) * time.Second,
 			OnProgress:         hb.progress, OnCheckpoint: store.checkpoint, StoreFiles: store.storeFiles, OnPhase: hb.setPhase,
 			DeviceShare: use.peek,
 		})
-	})
+	}); perr != nil {
+		res, err = nil, perr
+	}
 	own, wall, shared := use.stop()
 	if a.cpuCores() > 0 {
 		out.HostOthers = othersShare(host, sampleHost())
@@ -199,7 +201,9 @@ func (a *Activities) openSession(ctx context.Context, in workflows.TrainEpochInp
 	}
 	a.residents().reserve()
 	var s *trainer.Session
-	slot.Run(func() { s, err = a.Trainer.Open(ctx, in.Config, from, hb.setPhase) })
+	if perr := slot.Run(func() { s, err = a.Trainer.Open(ctx, in.Config, from, hb.setPhase) }); perr != nil {
+		s, err = nil, perr
+	}
 	if err != nil {
 		a.residents().drop(nil)
 		return nil, nil, err

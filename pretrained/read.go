@@ -52,7 +52,24 @@ func Read(path string) (map[string]checkpoint.Tensor, error) {
 		t.Name = strings.TrimPrefix(t.Name, "module.")
 		out[t.Name] = t
 	}
-	return out, nil
+	return withoutWrapperPrefix(out), nil
+}
+
+// withoutWrapperPrefix drops a prefix every name shares that a training
+// wrapper adds (Lightning's "model." for its module attribute).
+func withoutWrapperPrefix(ts map[string]checkpoint.Tensor) map[string]checkpoint.Tensor {
+	const prefix = "model."
+	for name := range ts {
+		if !strings.HasPrefix(name, prefix) {
+			return ts
+		}
+	}
+	out := make(map[string]checkpoint.Tensor, len(ts))
+	for name, t := range ts {
+		t.Name = strings.TrimPrefix(name, prefix)
+		out[t.Name] = t
+	}
+	return out
 }
 
 func readSafetensors(path string) ([]checkpoint.Tensor, error) {
@@ -85,12 +102,9 @@ func readPth(path string) ([]checkpoint.Tensor, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: the file holds a %T, want a dict of tensors (save model.state_dict(), not the model)", ErrFormat, obj)
 	}
-	for _, wrapper := range []string{"state_dict", "model"} {
-		if inner, ok := d[wrapper]; ok {
-			if id, ok := asDict(inner); ok {
-				d = id
-			}
-		}
+	d, err = stateDictIn(d)
+	if err != nil {
+		return nil, err
 	}
 	names := make([]string, 0, len(d))
 	for k := range d {
@@ -116,6 +130,45 @@ func readPth(path string) ([]checkpoint.Tensor, error) {
 		return nil, fmt.Errorf("%w: no tensors in it", ErrFormat)
 	}
 	return out, nil
+}
+
+// checkpointKeys are where training scripts keep the state dict in a
+// checkpoint dict, in the order they are looked for: the Python tool
+// ResoMap replaces (model_state_dict, beside its resolution, epoch and
+// validation figures), Lightning (state_dict), DeiT/timm scripts (model),
+// EMA weights last (what a user who wants them saves alone).
+var checkpointKeys = []string{"model_state_dict", "state_dict", "model", "ema", "model_ema", "state_dict_ema"}
+
+// stateDictIn is d when it holds tensors, else the first dict of tensors
+// under checkpointKeys; the choice depends on the file alone, which names
+// the training by its SHA-256.
+func stateDictIn(d map[string]any) (map[string]any, error) {
+	if holdsTensors(d) {
+		return d, nil
+	}
+	for _, k := range checkpointKeys {
+		if inner, ok := asDict(d[k]); ok && holdsTensors(inner) {
+			return inner, nil
+		}
+	}
+	keys := make([]string, 0, len(d))
+	for k := range d {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if len(keys) > 12 {
+		keys = append(keys[:12], "…")
+	}
+	return nil, fmt.Errorf("%w: no tensors in it, nor under %s (it holds %s)", ErrFormat, strings.Join(checkpointKeys, ", "), strings.Join(keys, ", "))
+}
+
+func holdsTensors(d map[string]any) bool {
+	for _, v := range d {
+		if _, ok := v.(*pytorch.Tensor); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // asDict returns a pickled dict or OrderedDict by string key.

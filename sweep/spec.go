@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -94,6 +95,33 @@ type InitSettings struct {
 	LRScale      float64 `yaml:"lr_scale" json:"lr_scale"`
 	FreezeEpochs int     `yaml:"freeze_epochs" json:"freeze_epochs"`
 	BatchNorm    string  `yaml:"batchnorm" json:"batchnorm"`
+}
+
+// UnmarshalYAML reads `init: PATH` (what a user writes first) as
+// `init: {weights: PATH}`, and the mapping form field by field, refusing
+// an unknown one with its line (a custom unmarshaler's fields escape the
+// decoder's KnownFields check).
+func (i *InitSettings) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		var w string
+		if err := n.Decode(&w); err != nil {
+			return err
+		}
+		*i = InitSettings{Weights: w}
+		return nil
+	case yaml.MappingNode:
+		for k := 0; k+1 < len(n.Content); k += 2 {
+			switch key := n.Content[k]; key.Value {
+			case "weights", "lr_scale", "freeze_epochs", "batchnorm":
+			default:
+				return fmt.Errorf("line %d: init: unknown setting %q (init takes weights, lr_scale, freeze_epochs, batchnorm)", key.Line, key.Value)
+			}
+		}
+		type plain InitSettings // without this method
+		return n.Decode((*plain)(i))
+	}
+	return fmt.Errorf("line %d: init: want a weights file, an URL or torchvision:NAME, or {weights: …, lr_scale: …}", n.Line)
 }
 
 // Spec is one sweep.
@@ -267,7 +295,7 @@ func parse(data []byte, source string) (Spec, Origins, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&s); err != nil {
-		return Spec{}, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return Spec{}, nil, fmt.Errorf("%w: %v", ErrInvalid, inFileTerms(err))
 	}
 	origins, err := completeFrom(&s, data, source)
 	if err != nil {
@@ -439,4 +467,49 @@ func (s Spec) Validate() error {
 		}
 	}
 	return nil
+}
+
+// yamlTypeError is yaml's "line N: cannot unmarshal !!str `x` into float64".
+var yamlTypeError = regexp.MustCompile("(line \\d+): cannot unmarshal !!(\\w+)(?: `([^`]*)`)? into (\\S+)")
+
+// inFileTerms says a YAML type error in the sweep file's terms, not Go's:
+// "line 5: oops is not a number".
+func inFileTerms(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		msgs[i] = yamlTypeError.ReplaceAllStringFunc(m, func(s string) string {
+			p := yamlTypeError.FindStringSubmatch(s)
+			what := fmt.Sprintf("%q", p[3])
+			switch p[2] {
+			case "seq":
+				what = "a list"
+			case "map":
+				what = "a mapping"
+			}
+			return fmt.Sprintf("%s: %s is not %s", p[1], what, goTypeInFileTerms(p[4]))
+		})
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+func goTypeInFileTerms(t string) string {
+	switch {
+	case strings.HasPrefix(t, "float"):
+		return "a number"
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
+		return "a whole number"
+	case t == "bool":
+		return "true or false"
+	case t == "string":
+		return "text"
+	case strings.HasPrefix(t, "[]"):
+		return "a list ([a, b])"
+	case strings.HasPrefix(t, "map"), strings.HasPrefix(t, "sweep."):
+		return "a mapping ({key: value})"
+	}
+	return "of the right kind (" + t + ")"
 }
