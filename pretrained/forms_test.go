@@ -1,6 +1,7 @@
 package pretrained
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"os/exec"
@@ -45,9 +46,11 @@ torch.save({'ema': sd}, 'ema.pth')
 torch.save({'epoch': 1, 'note': 'no weights'}, 'empty.pth')
 torch.save(model, 'whole.pth')
 torch.save(sd, 'plain.pth')
+torch.save(sd, 'legacy.pth', _use_new_zipfile_serialization=False)
+torch.save({'model_state_dict': sd, 'epoch': 3}, 'legacy-tool.pt', _use_new_zipfile_serialization=False)
 `)
 	want := []string{"0.bias", "0.weight", "1.bias", "1.num_batches_tracked", "1.running_mean", "1.running_var", "1.weight"}
-	for _, f := range []string{"plain.pth", "tool.pt", "lightning.ckpt", "ema.pth"} {
+	for _, f := range []string{"plain.pth", "tool.pt", "lightning.ckpt", "ema.pth", "legacy.pth", "legacy-tool.pt"} {
 		ts, err := Read(filepath.Join(dir, f))
 		if err != nil {
 			t.Errorf("%s: %v", f, err)
@@ -62,6 +65,16 @@ torch.save(sd, 'plain.pth')
 			t.Errorf("%s: tensors %v, want %v", f, names, want)
 		}
 	}
+	zipped, err1 := Read(filepath.Join(dir, "plain.pth"))
+	legacyRead, err2 := Read(filepath.Join(dir, "legacy.pth"))
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	for name, z := range zipped {
+		if l := legacyRead[name]; !bytes.Equal(l.Data, z.Data) || !slices.Equal(l.Shape, z.Shape) || l.DType != z.DType {
+			t.Errorf("%s: the legacy file reads %s %v, the zip one %s %v", name, l.DType, l.Shape, z.DType, z.Shape)
+		}
+	}
 	b, err := os.ReadFile(filepath.Join(dir, "plain.pth"))
 	if err != nil {
 		t.Fatal(err)
@@ -70,10 +83,18 @@ torch.save(sd, 'plain.pth')
 	if err := os.WriteFile(truncated, b[:len(b)/2], 0o644); err != nil {
 		t.Fatal(err)
 	}
+	legacy, err := os.ReadFile(filepath.Join(dir, "legacy.pth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "legacy-truncated.pth"), legacy[:len(legacy)-10], 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for f, says := range map[string]string{
-		"empty.pth":     "it holds epoch, note",
-		"whole.pth":     "state_dict()",
-		"truncated.pth": "truncated",
+		"empty.pth":            "it holds epoch, note",
+		"whole.pth":            "state_dict()",
+		"truncated.pth":        "truncated",
+		"legacy-truncated.pth": "truncated",
 	} {
 		_, err := Read(filepath.Join(dir, f))
 		if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), says) || strings.Contains(err.Error(), "\n") {

@@ -255,6 +255,13 @@ var errPickle = errors.New("malformed pickle")
 // not such a class: gopickle prints the offending object, which references
 // can make of any size). See pickleMachine.
 func scanPickle(b []byte) error {
+	_, err := pickleLen(b)
+	return err
+}
+
+// pickleLen is scanPickle that says where the pickle ends (just after its
+// STOP): a legacy .pth is several pickles and raw storages in a row.
+func pickleLen(b []byte) (int, error) {
 	var m pickleMachine
 	for i := 0; i < len(b); {
 		at, op := i, b[i]
@@ -264,7 +271,7 @@ func scanPickle(b []byte) error {
 		case noArg[op]:
 		case fixedArg[op] > 0:
 			if i+fixedArg[op] > len(b) {
-				return fmt.Errorf("%w: opcode %q at %d: cut short", errPickle, op, at)
+				return 0, fmt.Errorf("%w: opcode %q at %d: cut short", errPickle, op, at)
 			}
 			arg = b[i : i+fixedArg[op]]
 			i += fixedArg[op]
@@ -273,10 +280,10 @@ func scanPickle(b []byte) error {
 			for range lineArgs[op] {
 				n := bytes.IndexByte(b[i:], '\n')
 				if n < 0 {
-					return fmt.Errorf("%w: opcode %q at %d: unterminated argument", errPickle, op, at)
+					return 0, fmt.Errorf("%w: opcode %q at %d: unterminated argument", errPickle, op, at)
 				}
 				if n > maxLine {
-					return fmt.Errorf("%w: opcode %q at %d: an argument of %d bytes (at most %d in a state dict)", errPickle, op, at, n, maxLine)
+					return 0, fmt.Errorf("%w: opcode %q at %d: an argument of %d bytes (at most %d in a state dict)", errPickle, op, at, n, maxLine)
 				}
 				i += n + 1
 			}
@@ -284,7 +291,7 @@ func scanPickle(b []byte) error {
 		case lengthArg[op] > 0:
 			w := lengthArg[op]
 			if i+w > len(b) {
-				return fmt.Errorf("%w: opcode %q at %d: cut short", errPickle, op, at)
+				return 0, fmt.Errorf("%w: opcode %q at %d: cut short", errPickle, op, at)
 			}
 			var n uint64
 			switch w {
@@ -297,28 +304,28 @@ func scanPickle(b []byte) error {
 			}
 			i += w
 			if n > uint64(len(b)-i) {
-				return fmt.Errorf("%w: opcode %q at %d declares %d bytes, %d remain", errPickle, op, at, n, len(b)-i)
+				return 0, fmt.Errorf("%w: opcode %q at %d declares %d bytes, %d remain", errPickle, op, at, n, len(b)-i)
 			}
 			if limit := argLimit[op]; op != opFrame && n > limit {
 				// A state dict's pickle holds names and small ints; big ones
 				// only cost (a long integer decodes in quadratic time).
-				return fmt.Errorf("%w: opcode %q at %d: an argument of %d bytes (at most %d in a state dict)", errPickle, op, at, n, limit)
+				return 0, fmt.Errorf("%w: opcode %q at %d: an argument of %d bytes (at most %d in a state dict)", errPickle, op, at, n, limit)
 			}
 			if op != opFrame { // a frame's bytes are opcodes: scan on inside it
 				arg = b[i : i+int(n)]
 				i += int(n)
 			}
 		default:
-			return fmt.Errorf("%w: unknown opcode 0x%02x at %d", errPickle, op, at)
+			return 0, fmt.Errorf("%w: unknown opcode 0x%02x at %d", errPickle, op, at)
 		}
 		if err := m.step(op, arg); err != nil {
-			return fmt.Errorf("%w: opcode %q at %d: %v", errPickle, op, at, err)
+			return 0, fmt.Errorf("%w: opcode %q at %d: %v", errPickle, op, at, err)
 		}
 		if op == '.' { // STOP
-			return nil
+			return i, nil
 		}
 	}
-	return fmt.Errorf("%w: no STOP opcode", errPickle)
+	return 0, fmt.Errorf("%w: no STOP opcode", errPickle)
 }
 
 // pickleMachine runs a pickle's opcodes on the kinds of its values, not

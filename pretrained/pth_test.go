@@ -25,6 +25,7 @@ type pthTensor struct {
 	storageClass   string // default FloatStorage
 	recordOverride []byte // nil: data's bytes
 	key            string // the storage's record ("": the tensor's index)
+	legacy         bool   // the legacy format's persistent ID (a view field more)
 }
 
 // pickleOf writes the protocol-2 pickle torch.save writes for a state dict
@@ -63,6 +64,9 @@ func pickleOf(ts []pthTensor) []byte {
 		str("cpu")
 		b.WriteByte('J')
 		binary.Write(&b, binary.LittleEndian, t.numel)
+		if t.legacy {
+			b.WriteByte('N') // no view
+		}
 		b.WriteString("tQ")
 		b.WriteByte('J')
 		binary.Write(&b, binary.LittleEndian, t.offset)
@@ -216,6 +220,7 @@ func FuzzReadPth(f *testing.F) {
 		b, _ := os.ReadFile(p)
 		z.Write(b)
 		f.Add(z.Bytes())
+		f.Add(legacyPth(ts))
 	}
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -1,5 +1,6 @@
 // Package pretrained reads the weights a training starts from: a PyTorch
-// .pth (the zip/pickle format torch.save writes, read in Go with gopickle)
+// .pth (the zip/pickle format torch.save writes, or its legacy format of
+// pickles and storages in a row, read in Go with gopickle)
 // or a safetensors file, from a path, an URL or a torchvision name
 // (torchvision:resnet18), downloaded once into a cache and checked against
 // the checksum its name carries. read.go reads, source.go finds and
@@ -39,9 +40,18 @@ func Read(path string) (map[string]checkpoint.Tensor, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	var ts []checkpoint.Tensor
-	if bytes.Equal(head, []byte("PK\x03\x04")) {
-		ts, err = readPth(path)
-	} else {
+	switch {
+	case bytes.Equal(head, []byte("PK\x03\x04")):
+		ts, err = readPth(path, loadPth)
+	case isLegacyPth(head):
+		ts, err = readPth(path, func(path string, size int64) (any, error) {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return nil, err
+			}
+			return loadLegacyPth(data)
+		})
+	default:
 		ts, err = readSafetensors(path)
 	}
 	if err != nil {
@@ -84,14 +94,15 @@ func readSafetensors(path string) ([]checkpoint.Tensor, error) {
 	return ts, nil
 }
 
-// readPth reads torch.save's zip format: a pickled dict of tensors, or a
-// dict holding one under "state_dict" or "model" (training scripts' habit).
-func readPth(path string) ([]checkpoint.Tensor, error) {
+// readPth reads a .pth that load unpickles (torch.save's zip format, or
+// the legacy one): a pickled dict of tensors, or a checkpoint dict holding
+// one (stateDictIn).
+func readPth(path string, load func(path string, size int64) (any, error)) ([]checkpoint.Tensor, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
-	obj, err := loadPth(path, fi.Size())
+	obj, err := load(path, fi.Size())
 	if errors.Is(err, ErrFormat) {
 		return nil, err
 	}
