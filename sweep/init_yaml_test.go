@@ -36,3 +36,25 @@ func TestInitShortFormAndStrictLongForm(t *testing.T) {
 		}
 	}
 }
+
+// A per-combination weights source names each training's own file (the
+// Python tool's tree), and the file's content, not its name, names the
+// training: two combinations differ in source, not in how they hash it.
+func TestInitWeightsPerCombination(t *testing.T) {
+	s, err := Parse([]byte("name: t\nmodels: [resnet18, vgg11]\nresolutions: [64, 96]\ninit: ckpt/{family}/{model}/{res}/best_model.pt\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, c := range s.Combinations() {
+		got[s.Config(c).Init.Weights] = true
+	}
+	for _, want := range []string{"ckpt/resnet/resnet18/64/best_model.pt", "ckpt/resnet/resnet18/96/best_model.pt", "ckpt/vgg/vgg11/64/best_model.pt", "ckpt/vgg/vgg11/96/best_model.pt"} {
+		if !got[want] {
+			t.Errorf("no combination starts from %s (got %v)", want, got)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -333,7 +334,7 @@ func (s Spec) Config(c Combination) Config {
 	}
 	return Config{Model: c.Model, Resolution: c.Resolution, Epochs: s.Epochs, Hyper: s.Hyper.Hyper,
 		Seed: seed, Data: s.Data, TrainLimit: s.TrainLimit, ValLimit: s.ValLimit,
-		Augment: s.Augment, SkipBadImages: s.SkipBadImages, Patience: s.Patience, Init: s.Init.config(c.Model),
+		Augment: s.Augment, SkipBadImages: s.SkipBadImages, Patience: s.Patience, Init: s.Init.config(c.Model, c.Resolution),
 		MicroBatch: s.microBatchOf(c.Model), Decoder: configDecoder(s.Decoder)}
 }
 
@@ -360,7 +361,7 @@ func (s Spec) microBatchOf(model string) int {
 const Torchvision = "torchvision"
 
 // config is model's training config's Init (nil: from scratch).
-func (i InitSettings) config(model string) *Init {
+func (i InitSettings) config(model string, res int) *Init {
 	if i.Weights == "" {
 		return nil
 	}
@@ -368,6 +369,10 @@ func (i InitSettings) config(model string) *Init {
 	if w == Torchvision {
 		w = Torchvision + ":" + model
 	}
+	// A per-combination source: each training starts from its own file,
+	// e.g. the Python tool's checkpoints/{family}/{model}/{res}/best_model.pt.
+	// (The file's SHA-256, not its name, is the training's identity.)
+	w = strings.NewReplacer("{family}", FamilyOf(model), "{model}", model, "{res}", strconv.Itoa(res)).Replace(w)
 	return &Init{Weights: w, LRScale: i.LRScale, FreezeEpochs: i.FreezeEpochs, BatchNorm: i.BatchNorm}
 }
 
@@ -431,7 +436,7 @@ func (s Spec) Validate() error {
 	}
 	if s.Init.Weights != "" {
 		for _, m := range s.Models {
-			c := Config{Model: m, Epochs: s.Epochs, Init: s.Init.config(m)}
+			c := Config{Model: m, Epochs: s.Epochs, Init: s.Init.config(m, 0)}
 			if err := c.Init.check(c.Epochs); err != nil {
 				return err
 			}
