@@ -21,7 +21,11 @@ var ErrWeightsMismatch = errors.New("pretrained weights do not fit the model")
 
 // LoadPretrained writes a state dict into m's weights and buffers, every
 // key checked: each tensor of the model must be in weights with its type
-// and shape, and weights must hold nothing else. With replaceClassifier,
+// and shape, and weights must hold nothing else. Colour weights on grey
+// data are the one shape change made: the first convolution's kernels are
+// summed over their three input channels, as timm's adapt_input_conv does
+// (a grey image x seen as (x, x, x) gives the same response), a function
+// of the weights and the data, both in the training's identity. With replaceClassifier,
 // the last layer (sweep.ModelInfo.Classifier) keeps m's fresh
 // initialisation (as torchvision initialises it) for the data's classes,
 // and the weights' own classifier is left out. The first mismatch, in the
@@ -40,6 +44,9 @@ func LoadPretrained(m *torch.Model, weights map[string]checkpoint.Tensor, replac
 		t, ok := weights[ti.Name]
 		if !ok {
 			return fmt.Errorf("%w: the weights have no %s (are they %s's weights?)", ErrWeightsMismatch, ti.Name, info.Name)
+		}
+		if greyFromColour(ti, t) {
+			t = sumInputChannels(t)
 		}
 		if t.DType != dtypeNames[ti.DType] || !slices.Equal(t.Shape, ti.Shape) {
 			return fmt.Errorf("%w: %s is %s%v in the weights, %s%v in %s%s", ErrWeightsMismatch, ti.Name, t.DType, t.Shape,
@@ -61,6 +68,32 @@ func LoadPretrained(m *torch.Model, weights map[string]checkpoint.Tensor, replac
 		return fmt.Errorf("%w: the weights hold %s, which %s has not (%d such keys: another architecture?)", ErrWeightsMismatch, extra[0], info.Name, len(extra))
 	}
 	return nil
+}
+
+// greyFromColour says whether w is a convolution's F32 kernels for three
+// input channels where the model's tensor takes one, alike otherwise.
+func greyFromColour(model torch.TensorInfo, w checkpoint.Tensor) bool {
+	return w.DType == "F32" && dtypeNames[model.DType] == "F32" && len(model.Shape) == 4 && len(w.Shape) == 4 &&
+		model.Shape[1] == 1 && w.Shape[1] == 3 && model.Shape[0] == w.Shape[0] && slices.Equal(model.Shape[2:], w.Shape[2:])
+}
+
+// sumInputChannels sums a [out, 3, kh, kw] F32 kernel over its input
+// channels into [out, 1, kh, kw] (in float32, in channel order, as
+// PyTorch's sum over a dimension of three adds them).
+func sumInputChannels(w checkpoint.Tensor) checkpoint.Tensor {
+	out, in, k := int(w.Shape[0]), int(w.Shape[1]), int(w.Shape[2]*w.Shape[3])
+	data := make([]byte, 4*out*k)
+	f := func(b []byte, i int) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])) }
+	for o := range out {
+		for j := range k {
+			var s float32
+			for c := range in {
+				s += f(w.Data, (o*in+c)*k+j)
+			}
+			binary.LittleEndian.PutUint32(data[4*(o*k+j):], math.Float32bits(s))
+		}
+	}
+	return checkpoint.Tensor{Name: w.Name, DType: w.DType, Shape: []int64{w.Shape[0], 1, w.Shape[2], w.Shape[3]}, Data: data}
 }
 
 // channelHint explains a first convolution that differs only in its input

@@ -179,3 +179,65 @@ func changeOf(t *testing.T, before, after []byte, name string) float64 {
 	}
 	return sum
 }
+
+// Colour weights on grey data: the first convolution's kernels are summed
+// over their three input channels (timm's adapt_input_conv), every other
+// tensor loads as it is; other shape mismatches are still refused.
+func TestColourWeightsOnGreyDataSumTheFirstConvolution(t *testing.T) {
+	tr := newTrainer(t, t.TempDir())
+	model := func(channels int) *torch.Model {
+		mean, std := make([]float32, channels), make([]float32, channels)
+		for i := range mean {
+			mean[i], std[i] = 0.5, 0.25
+		}
+		m, err := tr.Lib.NewModel(torch.ModelSpec{Name: "resnet18", InChannels: channels, NumClasses: 10, InitSeed: 7,
+			Momentum: 0.9, Mean: mean, Std: std})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		return m
+	}
+	colour := model(3)
+	weights := map[string]checkpoint.Tensor{}
+	for i, ti := range colour.Tensors() {
+		if strings.HasPrefix(ti.Name, "optimizer.") {
+			continue
+		}
+		b := make([]byte, ti.NBytes)
+		if err := colour.ReadTensor(i, b); err != nil {
+			t.Fatal(err)
+		}
+		dtype := map[torch.DType]string{torch.F32: "F32", torch.I64: "I64"}[ti.DType]
+		weights[ti.Name] = checkpoint.Tensor{Name: ti.Name, DType: dtype, Shape: ti.Shape, Data: b}
+	}
+	grey := model(1)
+	if err := trainer.LoadPretrained(grey, weights, false); err != nil {
+		t.Fatalf("colour weights into a grey resnet18: %v", err)
+	}
+	f := func(b []byte, i int) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])) }
+	for i, ti := range grey.Tensors() {
+		if ti.Name != "conv1.weight" {
+			continue
+		}
+		got := make([]byte, ti.NBytes)
+		if err := grey.ReadTensor(i, got); err != nil {
+			t.Fatal(err)
+		}
+		w := weights["conv1.weight"].Data
+		const k = 7 * 7
+		for o := range 64 {
+			for j := range k {
+				want := f(w, (o*3+0)*k+j) + f(w, (o*3+1)*k+j) + f(w, (o*3+2)*k+j)
+				if g := f(got, o*k+j); g != want {
+					t.Fatalf("conv1.weight[%d,0,%d] = %v, want the sum over RGB %v", o, j, g, want)
+				}
+			}
+		}
+	}
+	// A 2-channel model is no grey one: refused, naming the channels.
+	err := trainer.LoadPretrained(model(2), weights, false)
+	if !errors.Is(err, trainer.ErrWeightsMismatch) || !strings.Contains(err.Error(), "the data has 2 channels") {
+		t.Errorf("colour weights into a 2-channel model: %v", err)
+	}
+}
