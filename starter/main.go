@@ -1,11 +1,6 @@
-// Command starter starts and steers sweeps:
-//
-//	starter --sweep default [--models a,b] [--resolutions 16,32] [--epochs N] [--data DIR] [--wait]
-//	starter status|pause|resume|cancel [--sweep NAME | --id WORKFLOW-ID] [--combination model@res]
-//	starter list
-//	starter report [--sweep NAME] [--out DIR]
-//	starter checkpoints [--models a,b] [--resolutions 16,32]
-//	starter gc [--dry-run]
+// Command starter starts and steers sweeps: `starter --sweep default`
+// starts one; `starter help` lists every command with its flags (the
+// commands table below declares them once).
 package main
 
 import (
@@ -16,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,16 +23,66 @@ import (
 	"github.com/resomap/resomap/workflows"
 )
 
+// command is one sub-command: its usage line and the flags it takes
+// (besides --store and --task-queue, which every command takes). The
+// table is the one place commands are declared: usage, the unknown
+// command's message and each command's flag check come from it.
+type command struct {
+	names []string // the first is shown in the unknown command's message
+	usage string
+	flags []string
+}
+
+var commands = []command{
+	{[]string{"start"}, "starter --sweep NAME|FILE.yaml [--models a,b] [--resolutions 16,32] [--epochs N] [--seeds 1,2] [--data DIR] [--init WEIGHTS] [--id ID] [--wait]",
+		[]string{"sweep", "id", "models", "resolutions", "epochs", "seeds", "data", "init", "wait", "out", "price-per-hour"}},
+	{[]string{"explain"}, "starter explain --sweep NAME|FILE.yaml [the start command's overrides]   (every effective setting and where it came from)",
+		[]string{"sweep", "models", "resolutions", "epochs", "seeds", "data", "init"}},
+	{[]string{"status", "pause", "resume", "cancel"}, "starter status|pause|resume|cancel --sweep NAME|--id ID [--combination model@res]",
+		[]string{"sweep", "id", "combination"}},
+	{[]string{"add"}, "starter add --sweep NAME [--models a,b] [--resolutions 64,96] [--seeds 2,3]   (grow a running sweep, or start a finished one again with the union)",
+		[]string{"sweep", "id", "models", "resolutions", "seeds"}},
+	{[]string{"list"}, "starter list", nil},
+	{[]string{"report"}, "starter report --sweep NAME [--out DIR] [--watch [--watch-every 10s]] [--price-per-hour P]",
+		[]string{"sweep", "id", "out", "watch", "watch-every", "price-per-hour"}},
+	{[]string{"checkpoints"}, "starter checkpoints [--models a,b] [--resolutions 16,32]", []string{"models", "resolutions"}},
+	{[]string{"gc"}, "starter gc [--dry-run]", []string{"dry-run"}},
+	{[]string{"dev-server-flags"}, "", nil}, // for scripts that start a dev server
+}
+
+// commonFlags are taken by every command.
+var commonFlags = []string{"store", "task-queue"}
+
+// commandNamed is the table's entry for name.
+func commandNamed(name string) (command, bool) {
+	for _, c := range commands {
+		if slices.Contains(c.names, name) {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
 func usage(w io.Writer) {
-	fmt.Fprintln(w, `usage:
-  starter --sweep NAME|FILE.yaml [--models a,b] [--resolutions 16,32] [--epochs N] [--data DIR] [--id ID] [--wait]
-  starter status|pause|resume|cancel --sweep NAME [--combination model@res]
-  starter add --sweep NAME [--models a,b] [--resolutions 64,96] [--seeds 2,3]   (grow a running sweep, or start a finished one again with the union)
-  starter list
-  starter report --sweep NAME [--out DIR] [--watch]
-  starter checkpoints [--models a,b] [--resolutions 16,32]
-  starter gc [--dry-run]
-presets: `+strings.Join(sweep.Presets(), ", "))
+	fmt.Fprintln(w, "usage:")
+	for _, c := range commands {
+		if c.usage != "" {
+			fmt.Fprintln(w, "  "+c.usage)
+		}
+	}
+	fmt.Fprintln(w, "  (every command also takes --store URL and --task-queue NAME)")
+	fmt.Fprintln(w, "presets: "+strings.Join(sweep.Presets(), ", "))
+}
+
+// commandNames lists the commands for an unknown command's message.
+func commandNames() string {
+	var names []string
+	for _, c := range commands {
+		if c.usage != "" {
+			names = append(names, c.names...)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // options are the flags shared by every sub-command.
@@ -81,6 +127,15 @@ func parse(args []string) (string, options, error) {
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
 	if fs.NArg() > 0 {
 		return cmd, o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	c, ok := commandNamed(cmd)
+	if !ok {
+		return cmd, o, fmt.Errorf("%w: unknown command %q (%s)", errUsage, cmd, commandNames())
+	}
+	for f := range o.set {
+		if !slices.Contains(c.flags, f) && !slices.Contains(commonFlags, f) {
+			return cmd, o, fmt.Errorf("%w: starter %s takes no --%s\nusage: %s", errUsage, cmd, f, c.usage)
+		}
 	}
 	return cmd, o, nil
 }
@@ -277,7 +332,7 @@ func run(ctx context.Context, cmd string, o options, w io.Writer, logger *slog.L
 		_, err := fmt.Fprintln(w, strings.Join(temporalx.DevServerFlags(), " "))
 		return err
 	}
-	return fmt.Errorf("%w: unknown command %q (start, explain, status, pause, resume, cancel, list, report, checkpoints, gc)", errUsage, cmd)
+	return fmt.Errorf("%w: unknown command %q (%s)", errUsage, cmd, commandNames())
 }
 
 func uiURL(id string) string {
