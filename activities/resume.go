@@ -55,7 +55,7 @@ func (a *Activities) resumeFrom(ctx context.Context, p workflows.Prepared) (*che
 		return nil, err
 	}
 	var hb workflows.Heartbeat
-	if activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &hb) == nil && hb.Key != "" {
+	if activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &hb) == nil && hb.Key != "" && !notNewer(hb.Key, from) {
 		c, err := a.repo(p.Prefix).Load(ctx, hb.Key)
 		switch {
 		case err != nil:
@@ -65,4 +65,18 @@ func (a *Activities) resumeFrom(ctx context.Context, p workflows.Prepared) (*che
 		}
 	}
 	return from, nil
+}
+
+// notNewer says, from its name alone, that the checkpoint at key is not
+// newer than from (the same one, usually): loading it again would read and
+// hash the same bytes twice (1 GB for vgg11 with momentum).
+func notNewer(key string, from *checkpoint.Checkpoint) bool {
+	if from == nil {
+		return false
+	}
+	if key == from.Key {
+		return true
+	}
+	ref, ok := checkpoint.ParseKey(key)
+	return ok && !ref.Name.After(from.Record.Name())
 }
