@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 
 	"github.com/resomap/resomap/internal/iowatch"
@@ -40,11 +41,27 @@ type transfer struct {
 
 func newTransfer(ctx context.Context, idle time.Duration) *transfer {
 	t := &transfer{idle: idle, end: iowatch.Begin(ctx)}
-	t.ctx, t.cancel = context.WithCancelCause(ctx)
+	ctx, t.cancel = context.WithCancelCause(ctx)
+	t.ctx = context.WithValue(ctx, transferKey{}, t) // for wireClient
 	t.timer = time.AfterFunc(idle, func() {
 		t.cancel(fmt.Errorf("%w: no byte moved for %v", ErrUnreachable, idle))
 	})
 	return t
+}
+
+type transferKey struct{}
+
+// transferIn is the transfer ctx belongs to (nil: none).
+func transferIn(ctx context.Context) *transfer {
+	t, _ := ctx.Value(transferKey{}).(*transfer)
+	return t
+}
+
+// onWire says bytes of the transfer crossed the network: progress, for
+// its idle bound and its watcher alike.
+func (t *transfer) onWire() {
+	t.timer.Reset(t.idle)
+	iowatch.Advance(t.ctx)
 }
 
 // reader is r, each read of which counts as progress.
@@ -82,4 +99,46 @@ type transferBody struct {
 func (b *transferBody) Close() error {
 	b.t.done()
 	return b.c.Close()
+}
+
+// wireClient counts a transfer's progress where its bytes cross the
+// network: as the HTTP transport takes a request's body to send it and
+// as a response's body arrives. The transfer manager reads its source a
+// whole part ahead (16 MB, eight parts at once): counted there alone, an
+// upload over a slow link (a lab's 10-20 Mbit/s uplink) went minutes
+// without a read while every byte was on its way, and was cut as idle.
+type wireClient struct {
+	next interface {
+		Do(*http.Request) (*http.Response, error)
+	}
+}
+
+func (c wireClient) Do(req *http.Request) (*http.Response, error) {
+	t := transferIn(req.Context())
+	if t == nil {
+		return c.next.Do(req)
+	}
+	if req.Body != nil && req.Body != http.NoBody {
+		req.Body = &wireBody{ReadCloser: req.Body, t: t}
+	}
+	resp, err := c.next.Do(req)
+	if resp != nil && resp.Body != nil {
+		resp.Body = &wireBody{ReadCloser: resp.Body, t: t}
+	}
+	return resp, err
+}
+
+// wireBody is a body whose every read that moved bytes is the transfer's
+// progress.
+type wireBody struct {
+	io.ReadCloser
+	t *transfer
+}
+
+func (b *wireBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.t.onWire()
+	}
+	return n, err
 }

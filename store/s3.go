@@ -91,9 +91,9 @@ func NewS3(ctx context.Context, u *url.URL, opts ...Option) (*S3, error) {
 	}
 	// A server that takes the request and never answers fails the attempt
 	// (which the retryer retries) rather than holding it for ever.
-	cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+	cfg.HTTPClient = wireClient{next: awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.ResponseHeaderTimeout = s.idleTimeout
-	}).WithDialerOptions(func(d *net.Dialer) { d.Timeout = 10 * time.Second })
+	}).WithDialerOptions(func(d *net.Dialer) { d.Timeout = 10 * time.Second })}
 	s.client = s3.NewFromConfig(cfg, func(o *s3.Options) {
 		o.UsePathStyle = pathStyle
 		// Plain-http S3-compatible servers cannot take signed streaming

@@ -36,6 +36,13 @@ func Begin(ctx context.Context) (end func()) {
 	return func() {}
 }
 
+// Advance tells ctx's watcher that an operation moved bytes.
+func Advance(ctx context.Context) {
+	if w := from(ctx); w != nil {
+		w.Advance()
+	}
+}
+
 // Reader is r, telling ctx's watcher of every read that moved bytes.
 func Reader(ctx context.Context, r io.Reader) io.Reader {
 	w := from(ctx)
