@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/resomap/resomap/store"
@@ -32,16 +29,6 @@ type Claim struct {
 	Since time.Time `json:"since"`
 }
 
-func claimDir(configHash string) string { return path.Join("claims", configHash) }
-
-// generationKey is where generation gen of a config's claim is kept.
-func generationKey(configHash string, gen int) string {
-	if gen == 0 {
-		return path.Join("claims", configHash+".json")
-	}
-	return path.Join(claimDir(configHash), fmt.Sprintf("%010d.json", gen))
-}
-
 // current is a config's claim now and its generation (-1: never claimed).
 // A generation replaced (and deleted) while it was read is read again.
 func (x Claims) current(ctx context.Context, configHash string) (gen int, c Claim, err error) {
@@ -60,7 +47,7 @@ func (x Claims) read(ctx context.Context, configHash string) (int, Claim, error)
 	}
 	gen := -1
 	for _, in := range infos {
-		if g, err := strconv.Atoi(strings.TrimSuffix(path.Base(in.Key), ".json")); err == nil && g > gen {
+		if g, ok := parseGenerationKey(configHash, in.Key); ok && g > gen {
 			gen = g
 		}
 	}

@@ -10,8 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path"
-	"strings"
 
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/store"
@@ -25,16 +23,6 @@ type Index struct {
 
 // ErrAlreadyRecorded: another worker recorded this config's result first.
 var ErrAlreadyRecorded = errors.New("result already recorded")
-
-// ResultKey is where the result of a training config lives.
-func ResultKey(configHash string) string { return path.Join("results", configHash+".json") }
-
-// RunsDir holds every training config's checkpoints.
-const RunsDir = "runs"
-
-// RunsPrefix is where a training config's checkpoints live: checkpoints of
-// the same config are shared by every sweep, so work is never repeated.
-func RunsPrefix(configHash string) string { return path.Join(RunsDir, configHash[:16]) }
 
 // Record writes the result of a completed config once. A second writer gets
 // ErrAlreadyRecorded.
@@ -81,19 +69,6 @@ func (x Index) Lookup(ctx context.Context, configHash string) (*sweep.Outcome, s
 	return &rec.Outcome, rec.Sweep, nil
 }
 
-func outcomeKey(sweepName, id string) string {
-	return path.Join(OutcomesPrefix(sweepName), id+".json")
-}
-
-// OutcomesPrefix is where a sweep's outcomes are, one a combination.
-func OutcomesPrefix(sweepName string) string {
-	return path.Join("sweeps", sweepName, "outcomes") + "/"
-}
-
-// DataKey is where the identity (file digests) of a data set a sweep
-// prepared is kept, so a worker with another copy can name what differs.
-func DataKey(dataHash string) string { return path.Join("data", dataHash+".json") }
-
 // PutDataIdentity keeps a data set's identity (once per content hash).
 func (x Index) PutDataIdentity(ctx context.Context, id dataset.Identity) error {
 	b, err := json.Marshal(id)
@@ -115,9 +90,6 @@ func (x Index) DataIdentity(ctx context.Context, dataHash string) (dataset.Ident
 	}
 	return id, json.Unmarshal(b, &id)
 }
-
-// SpecKey is where a sweep's spec is kept for the report.
-func SpecKey(sweepName string) string { return path.Join("sweeps", sweepName, "spec.json") }
 
 // PutSpec keeps a sweep's spec for the report.
 func (x Index) PutSpec(ctx context.Context, spec sweep.Spec) error {
@@ -145,7 +117,7 @@ func (x Index) Outcomes(ctx context.Context, sweepName string) (map[string]sweep
 	}
 	out := map[string]sweep.Outcome{}
 	for _, in := range infos {
-		if !strings.HasSuffix(in.Key, ".json") {
+		if _, ok := parseOutcomeKey(sweepName, in.Key); !ok {
 			continue
 		}
 		b, err := store.ReadAll(ctx, x.Store, in.Key)
@@ -159,12 +131,6 @@ func (x Index) Outcomes(ctx context.Context, sweepName string) (map[string]sweep
 		out[o.ID()] = o
 	}
 	return out, nil
-}
-
-// TestResultKey names a training's figures at a test resolution: its best
-// checkpoint, which a config hash names once the training is complete.
-func TestResultKey(configHash string, res int) string {
-	return path.Join("results", "test-resolutions", configHash, fmt.Sprintf("%d.json", res))
 }
 
 // TestResult is a stored test-resolution result (nil when there is none).
@@ -192,16 +158,17 @@ func (x Index) PutTestResult(ctx context.Context, configHash string, r sweep.Tes
 // Completed lists the recorded results of every completed training (the
 // files results/<config hash>.json).
 func (x Index) Completed(ctx context.Context) ([]sweep.Outcome, error) {
-	infos, err := x.Store.List(ctx, "results/")
+	infos, err := x.Store.List(ctx, resultsDir+"/")
 	if err != nil {
 		return nil, err
 	}
 	var out []sweep.Outcome
 	for _, in := range infos {
-		if path.Dir(in.Key) != "results" || !strings.HasSuffix(in.Key, ".json") {
-			continue
+		hash, ok := ParseResultKey(in.Key)
+		if !ok {
+			continue // a test-resolution result, or a stray object
 		}
-		o, _, err := x.Lookup(ctx, strings.TrimSuffix(path.Base(in.Key), ".json"))
+		o, _, err := x.Lookup(ctx, hash)
 		if err != nil {
 			return nil, err
 		}
