@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.temporal.io/sdk/activity"
+
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/trainer"
@@ -57,6 +59,7 @@ func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.Eva
 	}
 	progress := func(res int, p dataset.BuildProgress) { beat(fmt.Sprintf("evaluating at %d px: %s", res, p)) }
 	if perr := slot.Run(func() { err = a.Trainer.EvaluateAt(in.Config, rec, weights, todo, in.MicroBatch, store, progress) }); perr != nil {
+		logPanic(activity.GetLogger(ctx), perr)
 		err = perr
 	}
 	trainer.ReleaseMemory(int64(len(weights))) // before the next training opens

@@ -169,11 +169,30 @@ func (sl *Slot) Run(f func()) error {
 	return <-done
 }
 
-// contain runs f, turning a panic into errPanicked.
+// panicError is a panic of slot work: one line for the attempt's failure
+// (it lands in the workflow's history), the stack for the worker's log.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (p *panicError) Error() string { return fmt.Sprintf("%v: %.200v", errPanicked, p.value) }
+func (p *panicError) Unwrap() error { return errPanicked }
+
+// logPanic writes a slot panic's stack to the log (the error holds one
+// line).
+func logPanic(log interface{ Error(string, ...any) }, err error) {
+	var p *panicError
+	if errors.As(err, &p) {
+		log.Error("panic in a training slot", "panic", fmt.Sprintf("%.200v", p.value), "stack", string(p.stack))
+	}
+}
+
+// contain runs f, turning a panic into a panicError.
 func contain(f func()) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: %v\n%s", errPanicked, p, debug.Stack())
+			err = &panicError{value: p, stack: debug.Stack()}
 		}
 	}()
 	f()

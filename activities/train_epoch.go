@@ -89,6 +89,7 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 			DeviceShare: use.peek,
 		})
 	}); perr != nil {
+		logPanic(activity.GetLogger(ctx), perr)
 		res, err = nil, perr
 	}
 	own, wall, shared := use.stop()
@@ -202,6 +203,7 @@ func (a *Activities) openSession(ctx context.Context, in workflows.TrainEpochInp
 	a.residents().reserve()
 	var s *trainer.Session
 	if perr := slot.Run(func() { s, err = a.Trainer.Open(ctx, in.Config, from, hb.setPhase) }); perr != nil {
+		logPanic(activity.GetLogger(ctx), perr)
 		s, err = nil, perr
 	}
 	if err != nil {

@@ -50,11 +50,29 @@ func openMaybeGzip(path string) (io.ReadCloser, error) {
 			io.Closer
 		}{zr, f}, nil
 	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{br, f}, nil
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &plainIDX{r: br, f: f, left: st.Size()}, nil
 }
+
+// plainIDX is an uncompressed IDX file, which knows how many bytes remain.
+type plainIDX struct {
+	r    io.Reader
+	f    *os.File
+	left int64
+}
+
+func (p *plainIDX) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.left -= int64(n)
+	return n, err
+}
+
+func (p *plainIDX) Remaining() int64 { return p.left }
+func (p *plainIDX) Close() error     { return p.f.Close() }
 
 // readIDX reads an IDX file of unsigned bytes: dims and the flat data.
 func readIDX(path string, wantDims int) ([]int, []byte, error) {
@@ -100,25 +118,44 @@ func decodeIDX(r io.Reader, wantDims int) ([]int, []byte, error) {
 			return nil, nil, fmt.Errorf("dimensions %v declare over %d bytes", dims[:i+1], maxIDXBytes)
 		}
 	}
-	// The first 64 MiB prove the file is what it says; then the rest is
-	// allocated at once (no doubling: a 16 GiB file costs 16 GiB).
-	data := make([]byte, min(total, idxProof))
-	n, err := io.ReadFull(r, data)
-	if err == nil && total > len(data) {
-		data = append(data, make([]byte, total-len(data))...)
-		var m int
-		m, err = io.ReadFull(r, data[n:])
+	// A plain file's size says at once whether the data is there (then it
+	// is allocated in one piece); a gzipped one's memory grows with what
+	// it inflates to, doubling, never to what its header declares.
+	if size, known := dataSize(r); known && int64(total) > size {
+		return nil, nil, fmt.Errorf("data: the dimensions %v declare %d bytes, the file holds %d (truncated?)", dims, total, size)
+	}
+	data := make([]byte, min(total, idxFirstRead))
+	n := 0
+	for {
+		m, err := io.ReadFull(r, data[n:])
 		n += m
+		if err != nil {
+			return nil, nil, fmt.Errorf("data: %d of the %d bytes its dimensions %v declare (truncated?): %v", n, total, dims, err)
+		}
+		if n == total {
+			return dims, data, nil
+		}
+		data = append(data, make([]byte, min(total, 2*len(data))-len(data))...)
 	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("data: %d of the %d bytes its dimensions %v declare (truncated?): %v", n, total, dims, err)
-	}
-	return dims, data, nil
 }
 
-// idxProof is how much of an IDX file's data is read before the rest is
-// allocated.
-const idxProof = 64 << 20
+// idxFirstRead is how much of a gzipped IDX file's data is allocated
+// before its bytes arrive.
+const idxFirstRead = 64 << 20
+
+// sizedReader is an IDX stream that knows how many data bytes follow
+// (a plain file's remaining size).
+type sizedReader interface {
+	io.Reader
+	Remaining() int64
+}
+
+func dataSize(r io.Reader) (int64, bool) {
+	if s, ok := r.(sizedReader); ok {
+		return s.Remaining(), true
+	}
+	return 0, false
+}
 
 // loadIDXSplit reads one images+labels pair into a raw split.
 func loadIDXSplit(imagesPath, labelsPath string) (*rawSplit, error) {

@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -62,8 +63,40 @@ func TestIDXDeclaringMoreThanItHoldsIsRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "truncated") {
 		t.Fatalf("a short file: %v", err)
 	}
-	if grew := after.TotalAlloc - before.TotalAlloc; grew > 2*idxProof {
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 2*idxFirstRead {
 		t.Fatalf("an 18-byte file declaring 16 GiB allocated %d bytes", grew)
+	}
+	// A plain file is checked against its size before anything is
+	// allocated; a gzipped one holding 64 MiB of zeros (65 KB) and
+	// declaring 16 GiB costs what it inflates to, not what it declares.
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "train-images-idx3-ubyte")
+	if err := os.WriteFile(plain, short, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&before)
+	_, _, err = readIDX(plain, 3)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "the file holds 2") || after.TotalAlloc-before.TotalAlloc > 4<<20 {
+		t.Fatalf("a plain file declaring 16 GiB: %v, %d bytes allocated", err, after.TotalAlloc-before.TotalAlloc)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(idxFile([]uint32{1 << 24, 1 << 10, 1}, nil))
+	zeros := make([]byte, 1<<20)
+	for range 64 {
+		zw.Write(zeros)
+	}
+	zw.Close()
+	gzipped := filepath.Join(dir, "bomb.gz")
+	if err := os.WriteFile(gzipped, gz.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&before)
+	_, _, err = readIDX(gzipped, 3)
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; err == nil || grew > 512<<20 {
+		t.Fatalf("a %d-byte gzip declaring 16 GiB holding 64 MiB: %v, %d bytes allocated", gz.Len(), err, grew)
 	}
 	if _, _, err := decodeIDX(bytes.NewReader(idxFile([]uint32{1 << 24, 1 << 24, 1 << 24}, nil)), 3); err == nil || !strings.Contains(err.Error(), "declare over") {
 		t.Fatalf("dimensions whose product overflows: %v", err)

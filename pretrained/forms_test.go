@@ -43,6 +43,8 @@ func TestWeightsInEveryCommonForm(t *testing.T) {
 torch.save({'model_state_dict': sd, 'model': 'smallcnn', 'resolution': 224, 'epoch': 3, 'val_loss': 0.5, 'val_accuracy': 0.9}, 'tool.pt')
 torch.save({'state_dict': {'model.' + k: v for k, v in sd.items()}, 'epoch': 1, 'global_step': 10}, 'lightning.ckpt')
 torch.save({'ema': sd}, 'ema.pth')
+torch.save({'state_dict': sd, 'best_acc1': torch.tensor(71.5), 'epoch': 90, 'arch': 'x'}, 'examples.pth.tar')
+torch.save({'state_dict': {'model': sd}}, 'nested.pth')
 torch.save({'epoch': 1, 'note': 'no weights'}, 'empty.pth')
 torch.save(model, 'whole.pth')
 torch.save(sd, 'plain.pth')
@@ -50,7 +52,7 @@ torch.save(sd, 'legacy.pth', _use_new_zipfile_serialization=False)
 torch.save({'model_state_dict': sd, 'epoch': 3}, 'legacy-tool.pt', _use_new_zipfile_serialization=False)
 `)
 	want := []string{"0.bias", "0.weight", "1.bias", "1.num_batches_tracked", "1.running_mean", "1.running_var", "1.weight"}
-	for _, f := range []string{"plain.pth", "tool.pt", "lightning.ckpt", "ema.pth", "legacy.pth", "legacy-tool.pt"} {
+	for _, f := range []string{"plain.pth", "tool.pt", "lightning.ckpt", "ema.pth", "examples.pth.tar", "nested.pth", "legacy.pth", "legacy-tool.pt"} {
 		ts, err := Read(filepath.Join(dir, f))
 		if err != nil {
 			t.Errorf("%s: %v", f, err)

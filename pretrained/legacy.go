@@ -50,8 +50,9 @@ func loadLegacyPth(data []byte) (obj any, err error) {
 	}
 	if v, err := r.unpickle("protocol version", nil); err != nil {
 		return nil, err
-	} else if v != legacyProtocol {
-		return nil, fmt.Errorf("%w: legacy .pth protocol %v, want %d", ErrFormat, v, legacyProtocol)
+	} else if n, ok := v.(int); !ok || n != legacyProtocol {
+		// Never the value itself: references can make one of any size.
+		return nil, fmt.Errorf("%w: a legacy .pth whose protocol version is a %T, not %d", ErrFormat, v, legacyProtocol)
 	}
 	if _, err := r.unpickle("system info", nil); err != nil {
 		return nil, err

@@ -77,3 +77,46 @@ func TestLegacyPthReadsAndIsChecked(t *testing.T) {
 		}
 	}
 }
+
+// Pickles that would make gopickle print an object of any size (its error
+// messages format what they refuse) are refused by the scan first: a
+// BUILD on a plain dict, a dict key that is a tuple of references to one
+// large bytes object, and in a legacy file a protocol version that is
+// such a tuple.
+func TestPicklesThatPrintHugeObjectsAreRefused(t *testing.T) {
+	bigTuple := func(b *bytes.Buffer, refs int) {
+		b.WriteString("B")
+		binary.Write(b, binary.LittleEndian, uint32(60000))
+		b.Write(bytes.Repeat([]byte{0xff}, 60000))
+		b.WriteString("q\x01(")
+		for range refs {
+			b.WriteString("h\x01")
+		}
+		b.WriteString("t")
+	}
+	var buildOnDict, tupleKey bytes.Buffer
+	buildOnDict.WriteString("\x80\x02}(X\x01\x00\x00\x00kq\x00")
+	bigTuple(&buildOnDict, 1000)
+	buildOnDict.WriteString("u}b.")
+	tupleKey.WriteString("\x80\x02ccollections\nOrderedDict\n)R}(")
+	bigTuple(&tupleKey, 1000)
+	tupleKey.WriteString("K\x01ub.")
+	for name, p := range map[string][]byte{"BUILD on a dict": buildOnDict.Bytes(), "a tuple as a dict key": tupleKey.Bytes()} {
+		if err := scanPickle(p); !errors.Is(err, errPickle) {
+			t.Errorf("%s: %v, want the scan to refuse it", name, err)
+		}
+	}
+	var legacy bytes.Buffer
+	legacy.Write([]byte{0x80, 2, 0x8a, 10, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, '.'})
+	legacy.WriteString("\x80\x02")
+	bigTuple(&legacy, 1000)
+	legacy.WriteString(".")
+	p := filepath.Join(t.TempDir(), "w.pth")
+	if err := os.WriteFile(p, legacy.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Read(p)
+	if !errors.Is(err, ErrFormat) || len(err.Error()) > 500 {
+		t.Errorf("a legacy file whose version is a huge tuple: %.300v (%d bytes), want a short refusal", err, len(err.Error()))
+	}
+}

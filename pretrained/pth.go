@@ -340,13 +340,22 @@ type pickleMachine struct {
 type pickleKind uint8
 
 const (
-	kindValue       pickleKind = iota // a value (string, number, tuple, tensor, ...)
+	kindValue       pickleKind = iota // a value (bytes, tuple, list, tensor, ...)
 	kindEmptyTuple                    // (), OrderedDict's arguments
-	kindDict                          // a dict or OrderedDict: SETITEM(S) and BUILD targets
+	kindDict                          // a dict: SETITEM(S) target
 	kindRebuild                       // torch._utils._rebuild_tensor_v2
 	kindOrderedDict                   // collections.OrderedDict
 	kindStorage                       // a storage class, named in persistent IDs
+	kindODict                         // an OrderedDict(): SETITEM(S) and BUILD target
+	kindScalar                        // None, a bool, a number
+	kindString                        // a str
 )
+
+// isDictKey: a dict key must be a str or a scalar (optimiser states key
+// by int). A container key is refused: gopickle prints a key it cannot
+// use (%#v), and a tuple of references to one large bytes object prints
+// to any size.
+func isDictKey(k pickleKind) bool { return k == kindString || k == kindScalar }
 
 // maxMarks bounds nesting: each MARK costs the unpickler a stack.
 const maxMarks = 64
@@ -368,14 +377,33 @@ func (m *pickleMachine) pop(n int) ([]pickleKind, error) {
 
 // popMark pops everything above the last MARK, and the MARK.
 func (m *pickleMachine) popMark() (int, error) {
+	kinds, err := m.popMarkKinds()
+	return len(kinds), err
+}
+
+// popMarkKinds is popMark that returns the kinds popped, in stack order.
+func (m *pickleMachine) popMarkKinds() ([]pickleKind, error) {
 	if len(m.marks) == 0 {
-		return 0, errors.New("no MARK")
+		return nil, errors.New("no MARK")
 	}
 	at := m.marks[len(m.marks)-1]
 	m.marks = m.marks[:len(m.marks)-1]
-	n := len(m.stack) - at
+	out := m.stack[at:]
 	m.stack = m.stack[:at]
-	return n, nil
+	return out, nil
+}
+
+// checkItems checks the key, value pairs of SETITEM(S) or DICT.
+func checkItems(kinds []pickleKind) error {
+	if len(kinds)%2 != 0 {
+		return errors.New("a dict's items that are no key, value pairs")
+	}
+	for i := 0; i < len(kinds); i += 2 {
+		if !isDictKey(kinds[i]) {
+			return errors.New("a dict key that is no str nor number")
+		}
+	}
+	return nil
 }
 
 func (m *pickleMachine) top() (pickleKind, error) {
@@ -425,8 +453,12 @@ func (m *pickleMachine) step(op byte, arg []byte) error {
 			m.push(k)
 		}
 		return err
-	case 'N', 0x88, 0x89, 'I', 'J', 'K', 'M', 'L', 0x8a, 0x8b, 'F', 'G', 'S', 'T', 'U', 'V', 'X', 0x8c, 0x8d, 'B', 'C', 0x8e, 0x96, ']', 0x8f:
-		m.push(kindValue) // None, bools, numbers, strings, bytes, empty list and set
+	case 'N', 0x88, 0x89, 'I', 'J', 'K', 'M', 'L', 0x8a, 0x8b, 'F', 'G':
+		m.push(kindScalar) // None, bools, numbers
+	case 'S', 'T', 'U', 'V', 'X', 0x8c, 0x8d:
+		m.push(kindString)
+	case 'B', 'C', 0x8e, 0x96, ']', 0x8f:
+		m.push(kindValue) // bytes, bytearray, empty list and set
 	case ')':
 		m.push(kindEmptyTuple)
 	case '}':
@@ -456,7 +488,10 @@ func (m *pickleMachine) step(op byte, arg []byte) error {
 		m.push(kindValue)
 		return err
 	case 'd':
-		_, err := m.popMark()
+		kinds, err := m.popMarkKinds()
+		if err == nil {
+			err = checkItems(kinds)
+		}
 		m.push(kindDict)
 		return err
 	case 'a':
@@ -466,16 +501,20 @@ func (m *pickleMachine) step(op byte, arg []byte) error {
 		_, err := m.popMark()
 		return err
 	case 's', 'u': // SETITEM(S): onto a dict
+		var items []pickleKind
 		var err error
 		if op == 's' {
-			_, err = m.pop(2)
+			items, err = m.pop(2)
 		} else {
-			_, err = m.popMark()
+			items, err = m.popMarkKinds()
+		}
+		if err == nil {
+			err = checkItems(items)
 		}
 		if err != nil {
 			return err
 		}
-		if k, err := m.top(); err != nil || k != kindDict {
+		if k, err := m.top(); err != nil || k != kindDict && k != kindODict {
 			return errors.New("items set on what is not a dict")
 		}
 	case 'Q': // BINPERSID: a storage from its persistent ID
@@ -493,16 +532,20 @@ func (m *pickleMachine) step(op byte, arg []byte) error {
 		case args[0] == kindRebuild:
 			m.push(kindValue)
 		case args[0] == kindOrderedDict && args[1] == kindEmptyTuple:
-			m.push(kindDict)
+			m.push(kindODict)
 		default:
 			return errors.New("a call of what is not torch's tensor rebuild nor OrderedDict()")
 		}
-	case 'b': // BUILD: a dict's state (OrderedDict's _metadata)
-		if _, err := m.pop(1); err != nil {
+	case 'b': // BUILD: an OrderedDict's state (its _metadata), a dict
+		state, err := m.pop(1)
+		if err != nil {
 			return err
 		}
-		if k, err := m.top(); err != nil || k != kindDict {
-			return errors.New("state set on what is not a dict")
+		if state[0] != kindDict {
+			return errors.New("a state that is no dict")
+		}
+		if k, err := m.top(); err != nil || k != kindODict {
+			return errors.New("state set on what is not an OrderedDict")
 		}
 	case 'p', 'q', 'r', 0x94: // PUT, BINPUT, LONG_BINPUT, MEMOIZE
 		k, err := m.top()

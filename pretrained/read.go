@@ -144,23 +144,23 @@ func readPth(path string, load func(path string, size int64) (any, error)) ([]ch
 }
 
 // checkpointKeys are where training scripts keep the state dict in a
-// checkpoint dict, in the order they are looked for: the Python tool
-// ResoMap replaces (model_state_dict, beside its resolution, epoch and
-// validation figures), Lightning (state_dict), DeiT/timm scripts (model),
-// EMA weights last (what a user who wants them saves alone).
-var checkpointKeys = []string{"model_state_dict", "state_dict", "model", "ema", "model_ema", "state_dict_ema"}
+// checkpoint dict, in the order they are looked for: Lightning's and
+// pytorch/examples' state_dict, DeiT/timm scripts' model (these two first,
+// in the order earlier versions descended into them, so a file they read
+// names the same weights), the Python tool's model_state_dict (beside its
+// resolution, epoch and validation figures), EMA weights last (what a
+// user who wants them saves alone).
+var checkpointKeys = []string{"state_dict", "model", "model_state_dict", "ema", "model_ema", "state_dict_ema"}
 
-// stateDictIn is d when it holds tensors, else the first dict of tensors
-// under checkpointKeys; the choice depends on the file alone, which names
-// the training by its SHA-256.
+// stateDictIn is the state dict in d: under the first of checkpointKeys
+// that leads to one (nested, as {'state_dict': {'model': …}}), else d
+// itself when it holds tensors. A wrapper wins over tensors beside it
+// (pytorch/examples saves best_acc1 as a tensor next to its state_dict).
+// The choice depends on the file alone, which names the training by its
+// SHA-256.
 func stateDictIn(d map[string]any) (map[string]any, error) {
-	if holdsTensors(d) {
-		return d, nil
-	}
-	for _, k := range checkpointKeys {
-		if inner, ok := asDict(d[k]); ok && holdsTensors(inner) {
-			return inner, nil
-		}
+	if sd := findStateDict(d, 3); sd != nil {
+		return sd, nil
 	}
 	keys := make([]string, 0, len(d))
 	for k := range d {
@@ -171,6 +171,25 @@ func stateDictIn(d map[string]any) (map[string]any, error) {
 		keys = append(keys[:12], "…")
 	}
 	return nil, fmt.Errorf("%w: no tensors in it, nor under %s (it holds %s)", ErrFormat, strings.Join(checkpointKeys, ", "), strings.Join(keys, ", "))
+}
+
+// findStateDict is stateDictIn's search, at most depth dicts deep (nil:
+// none).
+func findStateDict(d map[string]any, depth int) map[string]any {
+	if depth == 0 {
+		return nil
+	}
+	for _, k := range checkpointKeys {
+		if inner, ok := asDict(d[k]); ok {
+			if sd := findStateDict(inner, depth-1); sd != nil {
+				return sd
+			}
+		}
+	}
+	if holdsTensors(d) {
+		return d
+	}
+	return nil
 }
 
 func holdsTensors(d map[string]any) bool {

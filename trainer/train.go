@@ -119,6 +119,14 @@ func (t *Trainer) Open(ctx context.Context, cfg sweep.Config, from *checkpoint.C
 	// As in training: one OS thread drives libtorch in a call.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	// Whatever ends Open early (an error, or a panic its caller contains)
+	// frees what it opened: the mapped data cache and the model.
+	opened := false
+	defer func() {
+		if !opened {
+			r.close()
+		}
+	}()
 	phase(PhaseOpeningData)
 	if r.ds, err = t.OpenData(cfg, t.buildReporter(cfg, phase)); err != nil {
 		return nil, err
@@ -127,15 +135,13 @@ func (t *Trainer) Open(ctx context.Context, cfg sweep.Config, from *checkpoint.C
 	describeInputs(r.meta, r.rec.Data, cfg.Resolution)
 	phase(PhaseBuildingModel)
 	if r.m, err = t.NewModel(cfg, r.ds); err != nil {
-		r.ds.Close()
 		return nil, err
 	}
-	s := &Session{r: r}
 	if err := r.resume(ctx, from); err != nil {
-		s.Close()
 		return nil, err
 	}
-	return s, nil
+	opened = true
+	return &Session{r: r}, nil
 }
 
 // Train runs the session until opts.UntilEpoch epochs are done (see
@@ -169,9 +175,17 @@ func (s *Session) Config() sweep.Config { return s.r.cfg }
 func (s *Session) DataBuildSeconds() float64 { return s.r.ds.BuildSeconds }
 
 // Close frees the model and unmaps the data set.
-func (s *Session) Close() {
-	s.r.m.Close()
-	s.r.ds.Close()
+func (s *Session) Close() { s.r.close() }
+
+// close frees the run's model and data set, either of which may not be
+// open yet.
+func (r *run) close() {
+	if r.m != nil {
+		r.m.Close()
+	}
+	if r.ds != nil {
+		r.ds.Close()
+	}
 }
 
 // buildReporter reports a data cache build to the run's phase (the activity
