@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
+	"slices"
 
 	"github.com/nlpodyssey/gopickle/pickle"
 	"github.com/nlpodyssey/gopickle/pytorch"
@@ -71,12 +73,12 @@ func loadLegacyPth(data []byte) (obj any, err error) {
 	for i := range list.Len() {
 		key, _ := list.Get(i).(string)
 		if err := r.fill(key); err != nil {
-			return nil, fmt.Errorf("%w: a damaged or truncated legacy .pth: storage %s: %v", ErrFormat, key, err)
+			return nil, fmt.Errorf("%w: a damaged or truncated legacy .pth: storage %.64q: %v", ErrFormat, key, err)
 		}
 	}
-	for key, st := range r.storages {
-		if !st.filled {
-			return nil, fmt.Errorf("%w: a legacy .pth without the bytes of storage %s", ErrFormat, key)
+	for _, key := range slices.Sorted(maps.Keys(r.storages)) {
+		if !r.storages[key].filled {
+			return nil, fmt.Errorf("%w: a legacy .pth without the bytes of storage %.64q", ErrFormat, key)
 		}
 	}
 	return obj, nil

@@ -67,9 +67,12 @@ func TestLegacyPthReadsAndIsChecked(t *testing.T) {
 		t.Errorf("fc.bias (a transposed view) read as %v", b.Data)
 	}
 	huge := []pthTensor{{name: "w", numel: 1 << 30, size: []int32{4}, stride: []int32{1}, data: []float32{1, 2, 3, 4}}}
+	miscounted := legacyPth(ts)
+	binary.LittleEndian.PutUint64(miscounted[len(miscounted)-6*4-8:], 5) // the last storage: 5 elements, the object says 6
 	for name, b := range map[string][]byte{
-		"huge.pth":      legacyPth(huge),
-		"truncated.pth": legacyPth(ts)[:len(legacyPth(ts))-3],
+		"huge.pth":       legacyPth(huge),
+		"truncated.pth":  legacyPth(ts)[:len(legacyPth(ts))-3],
+		"miscounted.pth": miscounted,
 	} {
 		_, err := Read(write(name, b))
 		if !errors.Is(err, ErrFormat) || strings.Contains(err.Error(), "\n") {

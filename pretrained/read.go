@@ -60,6 +60,9 @@ func Read(path string) (map[string]checkpoint.Tensor, error) {
 	out := make(map[string]checkpoint.Tensor, len(ts))
 	for _, t := range ts {
 		t.Name = strings.TrimPrefix(t.Name, "module.")
+		if _, twice := out[t.Name]; twice {
+			return nil, fmt.Errorf("%s: %w: %.200q is there with and without DataParallel's module. prefix", path, ErrFormat, t.Name)
+		}
 		out[t.Name] = t
 	}
 	return withoutWrapperPrefix(out), nil

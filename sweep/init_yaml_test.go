@@ -27,6 +27,7 @@ func TestInitShortFormAndStrictLongForm(t *testing.T) {
 	for doc, want := range map[string]string{
 		"init: {weigths: w.pth}\n":  `line 4: init: unknown setting "weigths"`,
 		"init: [w.pth]\n":           "line 4: init: want a weights file",
+		"init: \"\"\n":              "line 4: init: empty",
 		"init:\n  lr_scale: oops\n": `line 5: "oops" is not a number`,
 		"epochs: [1]\n":             "is not a whole number",
 	} {

@@ -109,6 +109,9 @@ func (i *InitSettings) UnmarshalYAML(n *yaml.Node) error {
 		if err := n.Decode(&w); err != nil {
 			return err
 		}
+		if w == "" {
+			return fmt.Errorf("line %d: init: empty: want a weights file, an URL or torchvision:NAME (leave init out to train from scratch)", n.Line)
+		}
 		*i = InitSettings{Weights: w}
 		return nil
 	case yaml.MappingNode:
