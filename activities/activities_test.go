@@ -68,24 +68,7 @@ func TestTrainEpochResumesFromHeartbeatCheckpoint(t *testing.T) {
 	repo := checkpoint.Repo{Store: acts.Store, Prefix: p.Prefix}
 
 	// The first attempt died after storing a checkpoint at step 7.
-	ctx, cancel := context.WithCancel(context.Background())
-	var key string
-	_, err := acts.Trainer.Train(ctx, p.Config, nil, trainer.RunOptions{
-		UntilEpoch: 1,
-		OnProgress: func(pr trainer.StepProgress) {
-			if pr.Step == 7 {
-				cancel()
-			}
-		},
-		OnCheckpoint: func(ctx context.Context, c *checkpoint.Checkpoint) error {
-			k, err := repo.Save(ctx, c)
-			key = k
-			return err
-		},
-	})
-	if !errors.Is(err, trainer.ErrInterrupted) {
-		t.Fatalf("first attempt: %v", err)
-	}
+	key := interruptedAt(t, acts, p, 7)
 	env.SetHeartbeatDetails(workflows.Heartbeat{Key: key, Done: 7})
 	v, err := env.ExecuteActivity(acts.TrainEpoch, workflows.TrainEpochInput{Prepared: p, Epoch: 1, CheckpointSteps: 5})
 	if err != nil {
@@ -132,4 +115,31 @@ func onceWithHeartbeat(ctx workflow.Context, name string, heartbeat time.Duratio
 	var out any
 	err := workflow.ExecuteActivity(ctx, name, in).Get(ctx, &out)
 	return out, err
+}
+
+// interruptedAt is a first attempt of epoch 1 that died after storing a
+// checkpoint at step: that checkpoint's key.
+func interruptedAt(t *testing.T, acts *activities.Activities, p workflows.Prepared, step int) string {
+	t.Helper()
+	repo := checkpoint.Repo{Store: acts.Store, Prefix: p.Prefix}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var key string
+	_, err := acts.Trainer.Train(ctx, p.Config, nil, trainer.RunOptions{
+		UntilEpoch: 1,
+		OnProgress: func(pr trainer.StepProgress) {
+			if pr.Step == step {
+				cancel()
+			}
+		},
+		OnCheckpoint: func(ctx context.Context, c *checkpoint.Checkpoint) error {
+			k, err := repo.Save(ctx, c)
+			key = k
+			return err
+		},
+	})
+	if !errors.Is(err, trainer.ErrInterrupted) {
+		t.Fatalf("first attempt: %v", err)
+	}
+	return key
 }

@@ -2,16 +2,13 @@ package activities_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/store"
-	"github.com/resomap/resomap/trainer"
 	"github.com/resomap/resomap/workflows"
 )
 
@@ -41,25 +38,7 @@ func TestARetriedAttemptReadsItsCheckpointOnce(t *testing.T) {
 	}
 	counting := &countingStore{Store: st, reads: map[string]int{}}
 	acts, p, env := setupOn(t, dataset.FashionMNIST, counting)
-	repo := checkpoint.Repo{Store: counting, Prefix: p.Prefix}
-	ctx, cancel := context.WithCancel(context.Background())
-	var key string
-	_, err = acts.Trainer.Train(ctx, p.Config, nil, trainer.RunOptions{
-		UntilEpoch: 1,
-		OnProgress: func(pr trainer.StepProgress) {
-			if pr.Step == 7 {
-				cancel()
-			}
-		},
-		OnCheckpoint: func(ctx context.Context, c *checkpoint.Checkpoint) error {
-			k, err := repo.Save(ctx, c)
-			key = k
-			return err
-		},
-	})
-	if !errors.Is(err, trainer.ErrInterrupted) {
-		t.Fatalf("first attempt: %v", err)
-	}
+	key := interruptedAt(t, acts, p, 7)
 	counting.mu.Lock()
 	clear(counting.reads)
 	counting.mu.Unlock()

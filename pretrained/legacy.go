@@ -125,19 +125,12 @@ func (r *legacyReader) unpickle(what string, load func(any) (any, error)) (any, 
 // numel, view metadata). The storage is made here (empty, checked against
 // the bytes left in the file and the memory budget) and filled later.
 func (r *legacyReader) load(id any) (any, error) {
-	t, ok := id.(*types.Tuple)
-	if !ok || t.Len() != 6 {
-		return nil, errors.New("a persistent ID that is not ('storage', class, key, location, numel, view)")
+	sid, err := parseStorageID(id, 6)
+	if err != nil {
+		return nil, err
 	}
-	kind, _ := t.Get(0).(string)
-	class, classOK := t.Get(1).(pytorch.StorageClassInterface)
-	key, keyOK := t.Get(2).(string)
-	location, locOK := t.Get(3).(string)
-	numel, numelOK := t.Get(4).(int)
-	if kind != "storage" || !classOK || !keyOK || !locOK || !numelOK || len(key) > 64 || len(location) > 64 {
-		return nil, errors.New("a persistent ID that is not ('storage', class, key, location, numel, view)")
-	}
-	if t.Get(5) != nil {
+	class, key, location, numel := sid.class, sid.key, sid.location, sid.numel
+	if sid.view != nil {
 		return nil, fmt.Errorf("storage %s: a view of another storage (written before PyTorch 0.4): load and save it again with a newer PyTorch", key)
 	}
 	if s, ok := r.storages[key]; ok {

@@ -97,20 +97,11 @@ type storages struct {
 // load is the unpickler's persistent_load: ('storage', class, key,
 // location, numel).
 func (s *storages) load(id any) (any, error) {
-	t, ok := id.(*types.Tuple)
-	if !ok || t.Len() < 5 {
-		return nil, fmt.Errorf("a persistent ID of type %T: want ('storage', class, key, location, numel)", id)
+	sid, err := parseStorageID(id, 5)
+	if err != nil {
+		return nil, err
 	}
-	kind, _ := t.Get(0).(string)
-	class, classOK := t.Get(1).(pytorch.StorageClassInterface)
-	key, keyOK := t.Get(2).(string)
-	location, locOK := t.Get(3).(string)
-	numel, numelOK := t.Get(4).(int)
-	if kind != "storage" || !classOK || !keyOK || !locOK || !numelOK || len(key) > 64 || len(location) > 64 {
-		// Never the values themselves: a pickle can make one of any size
-		// out of references to another.
-		return nil, errors.New("a persistent ID that is not ('storage', class, key, location, numel)")
-	}
+	class, key, location, numel := sid.class, sid.key, sid.location, sid.numel
 	if st, ok := s.loaded[key]; ok {
 		return st, nil
 	}
@@ -144,6 +135,40 @@ func (s *storages) load(id any) (any, error) {
 	}
 	s.loaded[key] = st
 	return st, nil
+}
+
+// storageID is a storage's persistent ID: ('storage', class, key,
+// location, numel[, view metadata]).
+type storageID struct {
+	class         pytorch.StorageClassInterface
+	key, location string
+	numel         int
+	view          any // the legacy format's sixth field (nil: no view)
+}
+
+// parseStorageID reads a persistent ID of n fields (5 in the zip format,
+// 6 in the legacy one), never formatting its values: a pickle can make
+// one of any size out of references to another.
+func parseStorageID(id any, n int) (storageID, error) {
+	bad := errors.New("a persistent ID that is not ('storage', class, key, location, numel[, view])")
+	t, ok := id.(*types.Tuple)
+	if !ok || t.Len() != n {
+		return storageID{}, bad
+	}
+	var s storageID
+	kind, _ := t.Get(0).(string)
+	var classOK, keyOK, locOK, numelOK bool
+	s.class, classOK = t.Get(1).(pytorch.StorageClassInterface)
+	s.key, keyOK = t.Get(2).(string)
+	s.location, locOK = t.Get(3).(string)
+	s.numel, numelOK = t.Get(4).(int)
+	if kind != "storage" || !classOK || !keyOK || !locOK || !numelOK || len(s.key) > 64 || len(s.location) > 64 {
+		return storageID{}, bad
+	}
+	if n > 5 {
+		s.view = t.Get(5)
+	}
+	return s, nil
 }
 
 // elementSizes are a storage class's bytes per element in the file and in
