@@ -157,18 +157,22 @@ func (c *Client) DeleteRun(ctx context.Context, runID string) error {
 	return c.call(ctx, http.MethodPost, "runs/delete", nil, map[string]any{"run_id": runID}, nil)
 }
 
-// maxBatch are MLflow's limits on one log-batch call.
+// maxBatch are MLflow's limits on one log-batch call: each list, all of
+// them together, and the request's size (1 MB; kept well under, as the
+// estimate below counts an entry's strings and a margin for its JSON).
 const (
 	maxBatchMetrics = 1000
 	maxBatchParams  = 100
 	maxBatchTags    = 100
+	maxBatchEntries = 1000
+	maxBatchBytes   = 800_000
 )
 
 // LogBatch logs metrics, params and tags to a run, in as many calls as
 // MLflow's limits need.
 func (c *Client) LogBatch(ctx context.Context, runID string, metrics []Metric, params, tags []Tag) error {
 	for len(metrics) > 0 || len(params) > 0 || len(tags) > 0 {
-		m, p, t := min(len(metrics), maxBatchMetrics), min(len(params), maxBatchParams), min(len(tags), maxBatchTags)
+		m, p, t := batchSizes(metrics, params, tags)
 		in := map[string]any{"run_id": runID}
 		// The real server fails (500) on a null list: absent or non-empty.
 		putList(in, "metrics", metrics[:m])
@@ -282,4 +286,34 @@ func putList[T any](in map[string]any, key string, list []T) {
 	if len(list) > 0 {
 		in[key] = list
 	}
+}
+
+// batchSizes is how many of each the next log-batch call takes: params
+// and tags first (each list within its limit), then metrics, within the
+// total and the size. Each call takes at least one entry.
+func batchSizes(metrics []Metric, params, tags []Tag) (m, p, t int) {
+	const entry = 80 // JSON punctuation, field names, a number or two
+	bytes := 0
+	take := func(n, limit int, size func(i int) int) int {
+		k := 0
+		for k < min(n, limit) && bytes+size(k)+entry <= maxBatchBytes {
+			bytes += size(k) + entry
+			k++
+		}
+		return k
+	}
+	p = take(len(params), maxBatchParams, func(i int) int { return len(params[i].Key) + len(params[i].Value) })
+	t = take(len(tags), maxBatchTags, func(i int) int { return len(tags[i].Key) + len(tags[i].Value) })
+	m = take(len(metrics), min(maxBatchMetrics, maxBatchEntries-p-t), func(i int) int { return len(metrics[i].Key) })
+	if m+p+t == 0 { // one entry larger than the limit: the server says why
+		switch {
+		case len(params) > 0:
+			p = 1
+		case len(tags) > 0:
+			t = 1
+		default:
+			m = 1
+		}
+	}
+	return m, p, t
 }

@@ -279,6 +279,34 @@ func num(body map[string]json.RawMessage, key string) (int64, bool) {
 	return n, err == nil
 }
 
+// batchLimits are MLflow's on one log-batch request (mlflow/utils/
+// validation.py: _validate_batch_log_limits, MAX_BATCH_LOG_REQUEST_SIZE).
+func batchLimits(body map[string]json.RawMessage) *apiError {
+	count := func(k string) int {
+		var list []json.RawMessage
+		json.Unmarshal(body[k], &list)
+		return len(list)
+	}
+	m, p, t := count("metrics"), count("params"), count("tags")
+	size := 0
+	for _, raw := range body {
+		size += len(raw)
+	}
+	switch {
+	case m > 1000:
+		return fail(400, "INVALID_PARAMETER_VALUE", "A batch logging request can contain at most 1000 metrics. Got %d metrics. Please split up metrics across multiple requests and try again.", m)
+	case p > 100:
+		return fail(400, "INVALID_PARAMETER_VALUE", "A batch logging request can contain at most 100 params. Got %d params. Please split up params across multiple requests and try again.", p)
+	case t > 100:
+		return fail(400, "INVALID_PARAMETER_VALUE", "A batch logging request can contain at most 100 tags. Got %d tags. Please split up tags across multiple requests and try again.", t)
+	case m+p+t > 1000:
+		return fail(400, "INVALID_PARAMETER_VALUE", "A batch logging request can contain at most 1000 metrics, params, and tags in total. Received a total of %d metrics, params, and tags. Please split up metrics, params, and tags across multiple requests and try again.", m+p+t)
+	case size > 1_000_000:
+		return fail(400, "INVALID_PARAMETER_VALUE", "Batched logging API requests must be at most 1 MB in size, got size %d bytes", size)
+	}
+	return nil
+}
+
 func pairs(raw json.RawMessage) []kv {
 	var list []map[string]json.RawMessage
 	json.Unmarshal(raw, &list)
@@ -401,6 +429,9 @@ func (s *Server) updateRun(body map[string]json.RawMessage) (any, *apiError) {
 func (s *Server) logBatch(body map[string]json.RawMessage) (any, *apiError) {
 	r, err := s.activeRun(str(body, "run_id"))
 	if err != nil {
+		return nil, err
+	}
+	if err := batchLimits(body); err != nil {
 		return nil, err
 	}
 	params := pairs(body["params"])
