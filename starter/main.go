@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -40,8 +41,11 @@ var commands = []command{
 		[]string{"sweep", "models", "resolutions", "epochs", "seeds", "data", "init"}},
 	{[]string{"status", "pause", "resume", "cancel"}, "starter status|pause|resume|cancel --sweep NAME|--id ID [--combination model@res]",
 		[]string{"sweep", "id", "combination"}},
-	{[]string{"add"}, "starter add --sweep NAME [--models a,b] [--resolutions 64,96] [--seeds 2,3]   (grow a running sweep, or start a finished one again with the union)",
-		[]string{"sweep", "id", "models", "resolutions", "seeds"}},
+	// add starts a finished sweep again (startSweep: --wait, --out,
+	// --price-per-hour), and reads a sweep the server no longer knows from
+	// its spec with the start command's overrides (--data, --init, --epochs).
+	{[]string{"add"}, "starter add --sweep NAME [--models a,b] [--resolutions 64,96] [--seeds 2,3] [--wait]   (grow a running sweep, or start a finished one again with the union)",
+		[]string{"sweep", "id", "models", "resolutions", "seeds", "wait", "out", "price-per-hour", "data", "init", "epochs"}},
 	{[]string{"list"}, "starter list", nil},
 	{[]string{"report"}, "starter report --sweep NAME [--out DIR] [--watch [--watch-every 10s]] [--price-per-hour P]",
 		[]string{"sweep", "id", "out", "watch", "watch-every", "price-per-hour"}},
@@ -132,7 +136,7 @@ func parse(args []string) (string, options, error) {
 	if !ok {
 		return cmd, o, fmt.Errorf("%w: unknown command %q (%s)", errUsage, cmd, commandNames())
 	}
-	for f := range o.set {
+	for _, f := range slices.Sorted(maps.Keys(o.set)) {
 		if !slices.Contains(c.flags, f) && !slices.Contains(commonFlags, f) {
 			return cmd, o, fmt.Errorf("%w: starter %s takes no --%s\nusage: %s", errUsage, cmd, f, c.usage)
 		}

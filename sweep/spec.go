@@ -443,7 +443,7 @@ func (s Spec) Validate() error {
 			if err := c.Init.check(c.Epochs); err != nil {
 				return err
 			}
-			if s.Init.Weights == Torchvision && m == "smallcnn" {
+			if m == "smallcnn" && c.Init.Weights == Torchvision+":"+m {
 				return bad("init.weights", "torchvision has no weights of smallcnn: give a file or an URL, or leave smallcnn out")
 			}
 		}

@@ -65,6 +65,7 @@ func TestInvalidSpecsNameTheField(t *testing.T) {
 		{func(s *Spec) { s.Init.Weights, s.Init.FreezeEpochs = "w.pth", 99 }, "init.freeze_epochs"},
 		{func(s *Spec) { s.Init.Weights, s.Init.BatchNorm = "w.pth", "update" }, "init.batchnorm"},
 		{func(s *Spec) { s.Init.Weights = "torchvision" }, "torchvision has no weights of smallcnn"},
+		{func(s *Spec) { s.Init.Weights = "torchvision:{model}" }, "torchvision has no weights of smallcnn"},
 	}
 	for _, tc := range cases {
 		s := base

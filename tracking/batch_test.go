@@ -11,9 +11,9 @@ import (
 )
 
 // LogBatch splits what it logs so that no request breaks MLflow's limits
-// (1,000 metrics, 100 params, 100 tags, 1,000 entries in all, 1 MB; the
-// test server refuses any that does, as the real one), and everything
-// arrives.
+// (1,000 metrics, 100 params, 100 tags, 1,000 entries in all, 1 MB as
+// sent, JSON escapes included; the test server refuses any that does, as
+// the real one), and everything arrives.
 func TestLogBatchKeepsWithinMLflowsLimits(t *testing.T) {
 	s := mlflowtest.New()
 	defer s.Close()
@@ -33,7 +33,7 @@ func TestLogBatchKeepsWithinMLflowsLimits(t *testing.T) {
 	}
 	var params, tags []tracking.Tag
 	for i := range 250 {
-		params = append(params, tracking.Tag{Key: fmt.Sprintf("p%03d", i), Value: strings.Repeat("v", 5000)})
+		params = append(params, tracking.Tag{Key: fmt.Sprintf("p%03d", i), Value: strings.Repeat("<&", 2500)}) // 30 KB as JSON
 		tags = append(tags, tracking.Tag{Key: fmt.Sprintf("t%03d", i), Value: strings.Repeat("w", 4000)})
 	}
 	if err := c.LogBatch(ctx, run.Info.RunID, metrics, params, tags); err != nil {
@@ -45,11 +45,14 @@ func TestLogBatchKeepsWithinMLflowsLimits(t *testing.T) {
 			got = &r
 		}
 	}
+	if got == nil {
+		t.Fatal("the run is gone")
+	}
 	points := 0
 	for _, ps := range got.Metrics {
 		points += len(ps)
 	}
-	if got == nil || points != len(metrics) || len(got.Params) != len(params) || len(got.Tags) < len(tags) {
+	if points != len(metrics) || len(got.Params) != len(params) || len(got.Tags) < len(tags) {
 		t.Fatalf("logged %d points, %d params, %d tags; want all", points, len(got.Params), len(got.Tags))
 	}
 	t.Logf("%d log-batch calls", s.Calls("runs/log-batch"))

@@ -2,6 +2,7 @@ package tracking
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -302,9 +303,11 @@ func batchSizes(metrics []Metric, params, tags []Tag) (m, p, t int) {
 		}
 		return k
 	}
-	p = take(len(params), maxBatchParams, func(i int) int { return len(params[i].Key) + len(params[i].Value) })
-	t = take(len(tags), maxBatchTags, func(i int) int { return len(tags[i].Key) + len(tags[i].Value) })
-	m = take(len(metrics), min(maxBatchMetrics, maxBatchEntries-p-t), func(i int) int { return len(metrics[i].Key) })
+	// Sized as they are sent: JSON escapes <, > and & to six bytes each.
+	jsonLen := func(v any) int { b, _ := json.Marshal(v); return len(b) }
+	p = take(len(params), maxBatchParams, func(i int) int { return jsonLen(params[i]) })
+	t = take(len(tags), maxBatchTags, func(i int) int { return jsonLen(tags[i]) })
+	m = take(len(metrics), min(maxBatchMetrics, maxBatchEntries-p-t), func(i int) int { return jsonLen(metrics[i]) })
 	if m+p+t == 0 { // one entry larger than the limit: the server says why
 		switch {
 		case len(params) > 0:

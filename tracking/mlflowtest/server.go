@@ -288,7 +288,7 @@ func batchLimits(body map[string]json.RawMessage) *apiError {
 		return len(list)
 	}
 	m, p, t := count("metrics"), count("params"), count("tags")
-	size := 0
+	size := 0 // as sent (escapes included): the raw JSON of each field
 	for _, raw := range body {
 		size += len(raw)
 	}
