@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.temporal.io/sdk/activity"
-
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/trainer"
@@ -58,8 +56,7 @@ func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.Eva
 		return a.index().PutTestResult(ctx, in.ConfigHash, r)
 	}
 	progress := func(res int, p dataset.BuildProgress) { beat(fmt.Sprintf("evaluating at %d px: %s", res, p)) }
-	if perr := slot.Run(func() { err = a.Trainer.EvaluateAt(in.Config, rec, weights, todo, in.MicroBatch, store, progress) }); perr != nil {
-		logPanic(activity.GetLogger(ctx), perr)
+	if perr := runLogged(ctx, slot, func() { err = a.Trainer.EvaluateAt(in.Config, rec, weights, todo, in.MicroBatch, store, progress) }); perr != nil {
 		err = perr
 	}
 	trainer.ReleaseMemory(int64(len(weights))) // before the next training opens

@@ -109,6 +109,22 @@ func (h *heartbeater) stopOnStall(stop func(error)) {
 	h.onStall = stop
 }
 
+// cancelOnStall is ctx, cancelled if the attempt stalls meanwhile; done
+// ends that and says what err means: the stall's reason when the stall
+// is what ended the work, err otherwise.
+func (h *heartbeater) cancelOnStall(ctx context.Context) (_ context.Context, done func(err error) error) {
+	sctx, cancel := context.WithCancelCause(ctx)
+	h.stopOnStall(cancel)
+	return sctx, func(err error) error {
+		h.stopOnStall(nil)
+		defer cancel(nil)
+		if cause := context.Cause(sctx); err != nil && errors.Is(cause, errStalled) {
+			return cause // retried
+		}
+		return err
+	}
+}
+
 func (h *heartbeater) stop() { close(h.done) }
 
 func (h *heartbeater) beat() { activity.RecordHeartbeat(h.ctx, h.details()) }

@@ -2,7 +2,6 @@ package activities
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/resomap/resomap/dataset"
@@ -20,15 +19,10 @@ import (
 func (a *Activities) Prepare(ctx context.Context, in workflows.PrepareInput) (workflows.Prepared, error) {
 	hb := newHeartbeater(ctx)
 	defer hb.stop()
-	ctx, stop := context.WithCancelCause(hb.watching(ctx))
-	defer stop(nil)
-	hb.stopOnStall(stop)
+	ctx, done := hb.cancelOnStall(hb.watching(ctx))
 	hb.setPhase("preparing")
 	prep, err := a.prepare(ctx, in)
-	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
-		return prep, cause // stalled: retried
-	}
-	return prep, err
+	return prep, done(err)
 }
 
 // prepare is Prepare's work, for activities that prepare a config again.

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"runtime/debug"
 
+	"go.temporal.io/sdk/activity"
 	"golang.org/x/sys/unix"
 )
 
@@ -179,13 +180,15 @@ type panicError struct {
 func (p *panicError) Error() string { return fmt.Sprintf("%v: %.200v", errPanicked, p.value) }
 func (p *panicError) Unwrap() error { return errPanicked }
 
-// logPanic writes a slot panic's stack to the log (the error holds one
-// line).
-func logPanic(log interface{ Error(string, ...any) }, err error) {
+// runLogged is slot.Run for an activity: a panic's stack goes to the
+// activity's log (the error holds one line).
+func runLogged(ctx context.Context, slot *Slot, f func()) error {
+	err := slot.Run(f)
 	var p *panicError
 	if errors.As(err, &p) {
-		log.Error("panic in a training slot", "panic", fmt.Sprintf("%.200v", p.value), "stack", string(p.stack))
+		activity.GetLogger(ctx).Error("panic in a training slot", "panic", fmt.Sprintf("%.200v", p.value), "stack", string(p.stack))
 	}
+	return err
 }
 
 // contain runs f, turning a panic into a panicError.

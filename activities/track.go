@@ -17,7 +17,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/resomap/resomap/checkpoint"
-	"github.com/resomap/resomap/pretrained"
+	"github.com/resomap/resomap/internal/redact"
 	"github.com/resomap/resomap/report"
 	"github.com/resomap/resomap/store"
 	"github.com/resomap/resomap/sweep"
@@ -123,7 +123,7 @@ func (a *Activities) trainingRun(ctx context.Context, in workflows.TrackInput) (
 func configParams(cfg sweep.Config) []tracking.Tag {
 	if cfg.Init != nil {
 		init := *cfg.Init
-		init.Weights = pretrained.Redact(init.Weights) // a presigned URL's signature is a credential
+		init.Weights = redact.URL(init.Weights) // a presigned URL's signature is a credential
 		cfg.Init = &init
 	}
 	b, _ := json.Marshal(cfg)

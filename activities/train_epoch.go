@@ -81,7 +81,7 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	use := a.device.start(a.cpuCores())
 	host := sampleHost()
 	var res *trainer.Result
-	if perr := slot.Run(func() {
+	if perr := runLogged(ctx, slot, func() {
 		res, err = s.Train(tctx, trainer.RunOptions{
 			UntilEpoch: in.Epoch, MicroBatch: in.MicroBatch, CheckpointSteps: in.CheckpointSteps,
 			CheckpointInterval: time.Duration(in.CheckpointSeconds) * time.Second,
@@ -89,7 +89,6 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 			DeviceShare: use.peek,
 		})
 	}); perr != nil {
-		logPanic(activity.GetLogger(ctx), perr)
 		res, err = nil, perr
 	}
 	own, wall, shared := use.stop()
@@ -202,8 +201,7 @@ func (a *Activities) openSession(ctx context.Context, in workflows.TrainEpochInp
 	}
 	a.residents().reserve()
 	var s *trainer.Session
-	if perr := slot.Run(func() { s, err = a.Trainer.Open(ctx, in.Config, from, hb.setPhase) }); perr != nil {
-		logPanic(activity.GetLogger(ctx), perr)
+	if perr := runLogged(ctx, slot, func() { s, err = a.Trainer.Open(ctx, in.Config, from, hb.setPhase) }); perr != nil {
 		s, err = nil, perr
 	}
 	if err != nil {
@@ -273,16 +271,14 @@ func (a *Activities) fetchWeights(ctx context.Context, in workflows.TrainEpochIn
 	}
 	t0 := time.Now()
 	hb.setPhase(workflows.PhaseFetchingWeights)
-	fctx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	hb.stopOnStall(stop)
-	defer hb.stopOnStall(nil)
+	fctx, done := hb.cancelOnStall(ctx)
 	_, err := a.Trainer.Weights.Fetch(fctx, in.Config.Init.Weights)
+	err = done(err)
 	took := time.Since(t0).Seconds()
-	switch cause := context.Cause(fctx); {
+	switch {
 	case err == nil:
-	case cause != nil && !errors.Is(cause, context.Canceled):
-		return took, cause // stalled: retried
+	case errors.Is(err, errStalled):
+		return took, err // retried
 	case ctx.Err() != nil:
 		return took, ctx.Err()
 	default:

@@ -119,13 +119,13 @@ func (f Fetcher) Fetch(ctx context.Context, source string) (Fetched, error) {
 // hashed in ctx.
 func (f Fetcher) local(ctx context.Context, source string) (Fetched, error) {
 	p, err := f.Roots.Resolve(source)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return Fetched{}, fmt.Errorf("%w: %s is not a file here (give a path on every worker, an URL or torchvision:NAME)", ErrMissing, source)
-		}
+	if err != nil && !errors.Is(err, os.ErrNotExist) { // a missing path inside the roots says so below
 		return Fetched{}, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	st, err := os.Stat(p)
+	var st os.FileInfo
+	if err == nil {
+		st, err = os.Stat(p)
+	}
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return Fetched{}, fmt.Errorf("%w: %s is not a file here (give a path on every worker, an URL or torchvision:NAME)", ErrMissing, source)
@@ -133,8 +133,8 @@ func (f Fetcher) local(ctx context.Context, source string) (Fetched, error) {
 		return Fetched{}, fmt.Errorf("weights %s: %w", source, err)
 	case !st.Mode().IsRegular():
 		return Fetched{}, fmt.Errorf("%w: %s is not a regular file (%s)", ErrRefused, source, st.Mode().Type())
-	case st.Size() > cmp.Or(f.MaxBytes, DefaultMaxBytes):
-		return Fetched{}, fmt.Errorf("%w: %s: %d bytes, over this worker's limit of %d", ErrRefused, source, st.Size(), cmp.Or(f.MaxBytes, DefaultMaxBytes))
+	case st.Size() > f.maxBytes():
+		return Fetched{}, fmt.Errorf("%w: %s: %d bytes, over this worker's limit of %d", ErrRefused, source, st.Size(), f.maxBytes())
 	}
 	sum, err := fileSHA256(ctx, p)
 	if err != nil {
@@ -146,13 +146,10 @@ func (f Fetcher) local(ctx context.Context, source string) (Fetched, error) {
 // download fetches u into the cache (or finds it there), verified.
 func (f Fetcher) download(ctx context.Context, u *url.URL) (Fetched, error) {
 	if u.User != nil {
-		return Fetched{}, fmt.Errorf("%w: %s: credentials in a weights URL would be stored and shown with the spec; serve the file without them, or give a path", ErrRefused, Redact(u.String()))
+		return Fetched{}, fmt.Errorf("%w: %s: credentials in a weights URL would be stored and shown with the spec; serve the file without them, or give a path", ErrRefused, redact.URL(u.String()))
 	}
 	if err := f.allowHost(u); err != nil {
 		return Fetched{}, err
-	}
-	if err := refuseTarget(ctx, u.Hostname()); err != nil {
-		return Fetched{}, fmt.Errorf("weights %s: %w", Redact(u.String()), err)
 	}
 	dir := f.CacheDir
 	if dir == "" {
@@ -164,7 +161,7 @@ func (f Fetcher) download(ctx context.Context, u *url.URL) (Fetched, error) {
 	}
 	name := path.Base(u.Path)
 	if name == "" || name == "/" || name == "." {
-		return Fetched{}, fmt.Errorf("weights %s: the URL names no file", Redact(u.String()))
+		return Fetched{}, fmt.Errorf("weights %s: the URL names no file", redact.URL(u.String()))
 	}
 	dst := filepath.Join(dir, urlKey(u), name)
 	if sum, err := fileSHA256(ctx, dst); err == nil && checkName(dst, sum) == nil {
@@ -175,10 +172,13 @@ func (f Fetcher) download(ctx context.Context, u *url.URL) (Fetched, error) {
 	}
 	sum, err := f.get(ctx, u, dst)
 	if err != nil {
-		return Fetched{}, fmt.Errorf("weights %s: %w", Redact(u.String()), err)
+		return Fetched{}, fmt.Errorf("weights %s: %w", redact.URL(u.String()), err)
 	}
 	return Fetched{Path: dst, SHA256: sum}, nil
 }
+
+// maxBytes is the largest weights file this fetcher takes.
+func (f Fetcher) maxBytes() int64 { return cmp.Or(f.MaxBytes, DefaultMaxBytes) }
 
 // allowHost refuses a URL whose host is off the allow-list (if any).
 func (f Fetcher) allowHost(u *url.URL) error {
@@ -192,7 +192,7 @@ func (f Fetcher) allowHost(u *url.URL) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: %s: host %s is not among the hosts this worker fetches weights from (%s)", ErrRefused, Redact(u.String()), host, strings.Join(f.AllowHosts, ", "))
+	return fmt.Errorf("%w: %s: host %s is not among the hosts this worker fetches weights from (%s)", ErrRefused, redact.URL(u.String()), host, strings.Join(f.AllowHosts, ", "))
 }
 
 // urlKey names u's folder in the cache: the whole URL (credentials apart,
@@ -204,9 +204,6 @@ func urlKey(u *url.URL) string {
 	sum := sha256.Sum256([]byte(bare.String()))
 	return hex.EncodeToString(sum[:8])
 }
-
-// Redact is source fit to store and show (see redact.URL).
-func Redact(source string) string { return redact.URL(source) }
 
 // NewClient is the default client of downloads: proxies from the
 // environment, connecting and the response's headers bounded, and no
@@ -264,13 +261,17 @@ func refuseTarget(ctx context.Context, host string) error {
 // get downloads u to dst through a temporary file, renamed only once the
 // whole body arrived and its checksum matched dst's name.
 func (f Fetcher) get(ctx context.Context, u *url.URL, dst string) (string, error) {
+	// Only when a request is made: a cached file needs no DNS lookup.
+	if err := refuseTarget(ctx, u.Hostname()); err != nil {
+		return "", err
+	}
 	client := f.Client
 	if client == nil {
 		client = NewClient()
 	}
 	bounded := *client
 	bounded.CheckRedirect = f.checkRedirect(client.CheckRedirect)
-	limit := cmp.Or(f.MaxBytes, DefaultMaxBytes)
+	limit := f.maxBytes()
 	idle := cmp.Or(f.IdleTimeout, DefaultIdleTimeout)
 
 	// The whole request waits inside the caller's I/O wait, bounded by
@@ -350,7 +351,7 @@ func (f Fetcher) checkRedirect(next func(*http.Request, []*http.Request) error) 
 func downloadError(ctx context.Context, err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		ue.URL = Redact(ue.URL) // Go elides a password, never a presigned query
+		ue.URL = redact.URL(ue.URL) // Go elides a password, never a presigned query
 	}
 	if cause := context.Cause(ctx); cause != nil {
 		return cause

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/internal/redact"
 	"github.com/resomap/resomap/pretrained"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/torch"
@@ -116,14 +117,14 @@ func (r *run) startFrom(ctx context.Context, init *sweep.Init) error {
 		return err
 	}
 	if f.SHA256 != init.SHA256 {
-		return fmt.Errorf("%w: weights %s are %.12s… here, %.12s… when the training was prepared", ErrWeightsMismatch, pretrained.Redact(init.Weights), f.SHA256, init.SHA256)
+		return fmt.Errorf("%w: weights %s are %.12s… here, %.12s… when the training was prepared", ErrWeightsMismatch, redact.URL(init.Weights), f.SHA256, init.SHA256)
 	}
 	w, err := pretrained.Read(f.Path)
 	if err != nil {
 		return err
 	}
 	if err := LoadPretrained(r.m, w, true); err != nil {
-		return fmt.Errorf("%s: %w", pretrained.Redact(init.Weights), err)
+		return fmt.Errorf("%s: %w", redact.URL(init.Weights), err)
 	}
 	if init.BatchNorm == sweep.BatchNormReestimate {
 		return resetBatchNormStats(r.m)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/dataset/turbojpeg"
+	"github.com/resomap/resomap/internal/redact"
 	"github.com/resomap/resomap/internal/seed"
 	"github.com/resomap/resomap/pretrained"
 	"github.com/resomap/resomap/sweep"
@@ -157,7 +158,7 @@ func (t *Trainer) Prepare(ctx context.Context, cfg sweep.Config) (sweep.Config, 
 			return cfg, err
 		}
 		if err := t.checkWeights(f); err != nil {
-			return cfg, fmt.Errorf("init.weights %s: %w", pretrained.Redact(cfg.Init.Weights), err)
+			return cfg, fmt.Errorf("init.weights %s: %w", redact.URL(cfg.Init.Weights), err)
 		}
 		init := *cfg.Init
 		init.SHA256 = f.SHA256

@@ -61,12 +61,6 @@ func (r Roots) Resolve(p string) (string, error) {
 	return "", fmt.Errorf("%w: %s (allowed: %s)", ErrOutside, p, strings.Join(r, ", "))
 }
 
-// Check is Resolve without the path.
-func (r Roots) Check(p string) error {
-	_, err := r.Resolve(p)
-	return err
-}
-
 // within says whether path p lies in (or is) folder dir, both clean.
 func within(p, dir string) bool {
 	return p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, string(filepath.Separator))+string(filepath.Separator))
