@@ -39,6 +39,11 @@ func TestReplayRecordedHistories(t *testing.T) {
 		// minute mid-sweep: syncs retried, the sweep caught up at its end).
 		{"testdata/sweep_history_v5.json", "sweep-default"},
 		{"testdata/combination_history_v5.json", "sweep-default/smallcnn@16"},
+		// Recorded after the trust changes: Prepare heartbeats and stops on
+		// a pause (prepare-heartbeats), a lost worker's downtime counted as
+		// waiting (downtime-is-waiting).
+		{"testdata/sweep_history_v6.json", "sweep-default"},
+		{"testdata/combination_history_v6.json", "sweep-default/smallcnn@16"},
 	} {
 		f, err := os.Open(tc.file)
 		if err != nil {
