@@ -323,8 +323,10 @@ func (w *pureWorld) newEnv() *testsuite.TestWorkflowEnvironment {
 	acts := &pureActivities{w: w}
 	env.RegisterActivity(acts)
 	// An epoch takes ten minutes of the test clock, so that what users do
-	// and the outages meet trainings mid-way.
+	// and the outages meet trainings mid-way; preparing (a data digest, a
+	// download) three, so that they meet Prepare too (a pause stops it).
 	env.OnActivity(workflows.ActivityTrainEpoch, mock.Anything, mock.Anything).After(10 * time.Minute).Return(acts.TrainEpoch)
+	env.OnActivity(workflows.ActivityPrepare, mock.Anything, mock.Anything).After(3 * time.Minute).Return(acts.Prepare)
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.SweepID("oracle")})
 	env.SetTestTimeout(30 * time.Second)
 	return env
