@@ -382,8 +382,9 @@ func (c *combination) runPrepare(ctx workflow.Context) *ending {
 			return &ending{sweep.Failed, "prepare: " + errorMessage(err)}
 		}
 		// Stopped by a pause or cancel (or failed meanwhile: prepared
-		// again after the resume, as the pause holds); a resume that came
-		// before the activity reported back prepares again at once.
+		// again after the resume, as the pause holds); the stopped attempt
+		// has reported back (WaitForCancellation), so a resume that came
+		// meanwhile prepares again at once, never beside it.
 	}
 }
 

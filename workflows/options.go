@@ -35,6 +35,9 @@ func prepareOptions(spec sweep.Spec) workflow.ActivityOptions {
 		// I/O wait, so only this ends its attempt (it was 10 minutes).
 		StartToCloseTimeout: 2 * time.Hour,
 		HeartbeatTimeout:    time.Duration(spec.Activity.HeartbeatTimeoutSeconds) * time.Second,
+		// A stopped Prepare reports back before the next one starts: never
+		// two downloads of one config at once after a quick pause/resume.
+		WaitForCancellation: true,
 		RetryPolicy:         retryBase(10, time.Minute),
 	}
 }
