@@ -48,17 +48,22 @@ func setupOn(t *testing.T, data string, st store.Store) (*activities.Activities,
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(acts)
-	spec := sweep.Defaults()
-	spec.Name, spec.Models, spec.Resolutions, spec.Epochs, spec.Data = "act", []string{"smallcnn"}, []int{16}, 2, data
-	spec.TrainLimit, spec.ValLimit, spec.Seed = 640, 128, 9
-	spec.Hyper = sweep.SpecHyper{Hyper: sweep.Hyper{BatchSize: 32, Optimizer: "sgd", LR: 0.05, Momentum: 0.9, Schedule: "cosine", Flip: true}}
-	v, err := env.ExecuteActivity(acts.Prepare, workflows.PrepareInput{Spec: spec, Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
+	v, err := env.ExecuteActivity(acts.Prepare, workflows.PrepareInput{Spec: actSpec(data), Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var p workflows.Prepared
 	v.Get(&p)
 	return acts, p, env
+}
+
+// actSpec is the sweep setup prepares: smallcnn at 16 px, 2 short epochs.
+func actSpec(data string) sweep.Spec {
+	spec := sweep.Defaults()
+	spec.Name, spec.Models, spec.Resolutions, spec.Epochs, spec.Data = "act", []string{"smallcnn"}, []int{16}, 2, data
+	spec.TrainLimit, spec.ValLimit, spec.Seed = 640, 128, 9
+	spec.Hyper = sweep.SpecHyper{Hyper: sweep.Hyper{BatchSize: 32, Optimizer: "sgd", LR: 0.05, Momentum: 0.9, Schedule: "cosine", Flip: true}}
+	return spec
 }
 
 // A retried TrainEpoch reads its heartbeat details and continues from that

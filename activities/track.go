@@ -280,10 +280,11 @@ func (a *Activities) TrackSweep(ctx context.Context, in workflows.TrackSweepInpu
 	if err != nil {
 		return out, trackingError(ctx, in.Spec.Name, err)
 	}
-	for _, o := range in.Outcomes {
-		if o.Tracking == "" || o.ConfigHash == "" || o.Status == sweep.Pending {
-			continue // synced, or never prepared
-		}
+	behind, err := a.behindRuns(ctx, in)
+	if err != nil {
+		return out, trackingError(ctx, in.Spec.Name, err)
+	}
+	for _, o := range behind {
 		if err := a.catchUp(ctx, in, o); err != nil {
 			activity.RecordHeartbeat(ctx, o.ID())
 			return out, trackingError(ctx, o.ID(), fmt.Errorf("%s: %w", o.ID(), err))
@@ -306,6 +307,40 @@ func (a *Activities) TrackSweep(ctx context.Context, in workflows.TrackSweepInpu
 		return out, trackingError(ctx, in.Spec.Name, err)
 	}
 	out.RunID = s.RunID
+	return out, nil
+}
+
+// behindRuns are the trainings whose runs the sweep's catch-up syncs: those
+// the sweep names as behind and, when it names only some (a sweep keeps a
+// bounded list), every ended training of the sweep in the store (a sync
+// of a run that is up to date changes nothing).
+func (a *Activities) behindRuns(ctx context.Context, in workflows.TrackSweepInput) ([]sweep.Outcome, error) {
+	var out []sweep.Outcome
+	seen := map[string]bool{}
+	take := func(o sweep.Outcome) {
+		if o.ConfigHash == "" || o.Status == sweep.Pending || seen[o.ID()] {
+			return // never prepared: no run
+		}
+		seen[o.ID()] = true
+		out = append(out, o)
+	}
+	for _, o := range in.Outcomes {
+		if o.Tracking != "" {
+			take(o)
+		}
+	}
+	if !in.FromStore {
+		return out, nil
+	}
+	stored, err := a.index().Outcomes(ctx, in.Spec.Name)
+	if err != nil {
+		return nil, fmt.Errorf("read the outcomes of sweep %s: %w", in.Spec.Name, err)
+	}
+	for _, id := range slices.Sorted(maps.Keys(stored)) {
+		if o := stored[id]; o.Status.Done() {
+			take(o)
+		}
+	}
 	return out, nil
 }
 

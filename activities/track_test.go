@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/resomap/resomap/results"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/tracking"
 	"github.com/resomap/resomap/tracking/mlflowtest"
@@ -100,6 +101,46 @@ func TestTrackTrainingFollowsTheStore(t *testing.T) {
 	}
 	if u := srv.Unexpected(); len(u) > 0 {
 		t.Errorf("calls outside the API: %v", u)
+	}
+}
+
+// The sweep's catch-up syncs the runs the sweep names as behind; when it
+// names only some (its ledger keeps a bounded list), it syncs every ended
+// training of the sweep in the store.
+func TestTrackSweepCatchesUpFromTheStore(t *testing.T) {
+	for _, fromStore := range []bool{false, true} {
+		acts, p, env := setup(t)
+		srv := mlflowtest.New()
+		ts := sweep.TrackingSettings{URI: srv.URL, Experiment: "act"}
+		spec := actSpec("fashion-mnist")
+		spec.Tracking = ts
+		v, err := env.ExecuteActivity(acts.TrainEpoch, workflows.TrainEpochInput{Prepared: p, Epoch: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res workflows.TrainEpochOutput
+		v.Get(&res)
+		o := sweep.Outcome{Model: "smallcnn", Family: p.Family, Resolution: 16, Epochs: 2, Status: sweep.Failed, ConfigHash: p.ConfigHash,
+			Progress: res.Progress, Keys: sweep.Keys{Latest: res.Key, Best: res.BestKey}, Reason: "stopped"}
+		o.Summarise()
+		if err := (results.Index{Store: acts.Store}).PutOutcome(t.Context(), spec.Name, o); err != nil {
+			t.Fatal(err)
+		}
+		_, err = env.ExecuteActivity(acts.TrackSweep, workflows.TrackSweepInput{Spec: spec, SweepID: "sweep-act", FromStore: fromStore,
+			Status: "completed", Started: time.Now().Add(-time.Hour), Ended: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		trainings := 0
+		for _, r := range srv.Runs() {
+			if r.Tags[tracking.TagKind] == "training" {
+				trainings++
+			}
+		}
+		if want := map[bool]int{false: 0, true: 1}[fromStore]; trainings != want {
+			t.Errorf("from the store: %v; %d training runs, want %d", fromStore, trainings, want)
+		}
+		srv.Close()
 	}
 }
 

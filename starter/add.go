@@ -147,6 +147,13 @@ func withCombinationsOf(ctx context.Context, c client.Client, id string, spec sw
 	if err := c.GetWorkflow(ctx, id, "").Get(ctx, &p); err != nil {
 		return spec
 	}
+	if p.Spec != nil { // the sweep as it grew
+		in := workflows.AddInput{Models: p.Spec.Models, Resolutions: p.Spec.Resolutions, Seeds: p.Spec.Seeds}
+		if grown, _, err := workflows.Grown(spec, in); err == nil {
+			return grown
+		}
+		return spec
+	}
 	var in workflows.AddInput
 	for _, o := range p.Combos {
 		in.Models = append(in.Models, o.Model)

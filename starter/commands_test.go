@@ -10,7 +10,7 @@ import (
 // to the parser) and refuses any other with its own usage; an unknown
 // command lists the commands.
 func TestEachCommandTakesItsOwnFlags(t *testing.T) {
-	sample := map[string]string{"wait": "true", "watch": "true", "dry-run": "true", "watch-every": "1s", "epochs": "1", "price-per-hour": "1"}
+	sample := map[string]string{"wait": "true", "all": "true", "failed": "true", "watch": "true", "dry-run": "true", "watch-every": "1s", "epochs": "1", "price-per-hour": "1"}
 	for _, c := range commands {
 		for _, name := range c.names {
 			for _, f := range append(append([]string(nil), c.flags...), commonFlags...) {

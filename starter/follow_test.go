@@ -75,11 +75,21 @@ func TestWaitsExitCodeSaysHowTheSweepEnded(t *testing.T) {
 		{workflows.SweepProgress{Combos: []sweep.Outcome{o(sweep.Cancelled)}}, 3},
 		{workflows.SweepProgress{Combos: []sweep.Outcome{o(sweep.Completed)}, Cancelled: true}, 3},
 		{workflows.SweepProgress{}, 0},
+		// A large sweep lists a few rows: its counts say how all ended.
+		{workflows.SweepProgress{Combos: []sweep.Outcome{o(sweep.Completed)}, Total: 500,
+			Counts: map[sweep.Status]int{sweep.Completed: 400, sweep.Skipped: 100}}, 0},
+		{workflows.SweepProgress{Combos: []sweep.Outcome{o(sweep.Completed)}, Total: 500,
+			Counts: map[sweep.Status]int{sweep.Completed: 499, sweep.Failed: 1}}, 3},
 	} {
 		err := checkEnded(c.p)
 		if got := exitCode(err); got != c.code {
 			t.Errorf("%+v: exit %d (%v), want %d", c.p.Combos, got, err, c.code)
 		}
+	}
+	err := checkEnded(workflows.SweepProgress{Combos: []sweep.Outcome{o(sweep.Failed)}, Total: 500,
+		Counts: map[sweep.Status]int{sweep.Completed: 480, sweep.Failed: 20}})
+	if err == nil || !strings.Contains(err.Error(), "20 of 500") || !strings.Contains(err.Error(), "and 19 more") {
+		t.Errorf("a large sweep with 20 failures, one listed: %v", err)
 	}
 	if exitCode(fmt.Errorf("spec: %w", sweep.ErrInvalid)) != 2 || exitCode(fmt.Errorf("x: %w", errUsage)) != 2 || exitCode(errors.New("dial")) != 1 {
 		t.Error("exit codes of errors other than how a sweep ended")

@@ -39,7 +39,9 @@ var commands = []command{
 		[]string{"sweep", "id", "models", "resolutions", "epochs", "seeds", "data", "init", "wait", "out", "price-per-hour"}},
 	{[]string{"explain"}, "starter explain --sweep NAME|FILE.yaml [the start command's overrides]   (every effective setting and where it came from)",
 		[]string{"sweep", "models", "resolutions", "epochs", "seeds", "data", "init"}},
-	{[]string{"status", "pause", "resume", "cancel"}, "starter status|pause|resume|cancel --sweep NAME|--id ID [--combination model@res]",
+	{[]string{"status"}, "starter status --sweep NAME|--id ID [--combination model@res | --all | --failed]   (--all, --failed: every row, from the store)",
+		[]string{"sweep", "id", "combination", "all", "failed"}},
+	{[]string{"pause", "resume", "cancel"}, "starter pause|resume|cancel --sweep NAME|--id ID [--combination model@res]",
 		[]string{"sweep", "id", "combination"}},
 	// add starts a finished sweep again (startSweep: --wait, --out,
 	// --price-per-hour), and reads a sweep the server no longer knows from
@@ -94,7 +96,7 @@ type options struct {
 	sweep, id, models, resolutions, seeds, data, combination, store, out, taskQueue, init string
 	epochs                                                                                int
 	pricePerHour                                                                          float64
-	wait, dryRun, watch                                                                   bool
+	wait, dryRun, watch, all, failed                                                      bool
 	watchEvery                                                                            time.Duration
 	set                                                                                   map[string]bool // flags given
 }
@@ -121,6 +123,8 @@ func parse(args []string) (string, options, error) {
 	fs.StringVar(&o.taskQueue, "task-queue", temporalx.EnvOr("RESOMAP_TASK_QUEUE", workflows.TaskQueue), "Temporal task queue")
 	fs.BoolVar(&o.wait, "wait", false, "follow the sweep with live progress until it ends")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "gc: list what would be deleted")
+	fs.BoolVar(&o.all, "all", false, "status: a row for every combination (a large sweep shows a summary)")
+	fs.BoolVar(&o.failed, "failed", false, "status: a row for every combination that ended without a result")
 	fs.BoolVar(&o.watch, "watch", false, "report: rewrite the report as results arrive, until the sweep ends")
 	fs.DurationVar(&o.watchEvery, "watch-every", 10*time.Second, "report --watch: how often to look for new results")
 	fs.Float64Var(&o.pricePerHour, "price-per-hour", 0, "report: price of a compute hour (overrides the spec's cost.per_hour)")

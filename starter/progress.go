@@ -209,7 +209,15 @@ func drawProgress(ctx context.Context, c client.Client, id string, p workflows.S
 		}
 		lines, notes = append(lines, progressLine(o, es)), append(notes, es.retry+es.silent)
 	}
+	// A large sweep's progress lists a few rows: its counts say the rest.
+	counts := ""
+	if !p.Listed() {
+		counts = countsLine(p)
+	}
 	if tty {
+		if counts != "" {
+			lines = append([]string{counts}, lines...)
+		}
 		if drawn > 0 {
 			fmt.Fprintf(w, "\x1b[%dA", drawn)
 		}
@@ -220,6 +228,10 @@ func drawProgress(ctx context.Context, c client.Client, id string, p workflows.S
 	}
 	// Not a terminal: print a combination only when its epoch or status
 	// changes, so logs stay readable.
+	if counts != "" && last[""] != counts {
+		last[""] = counts
+		fmt.Fprintln(w, counts)
+	}
 	for i, o := range p.Combos {
 		key := fmt.Sprintf("%d %s %s", o.EpochsDone, o.Status, notes[i])
 		if last[o.ID()] != key {
@@ -270,13 +282,20 @@ func checkEnded(p workflows.SweepProgress) error {
 			bad = append(bad, fmt.Sprintf("%s %s", o.ID(), o.Status))
 		}
 	}
-	if len(bad) == 0 && !p.Cancelled {
+	total, failed := len(p.Combos), len(bad)
+	if p.Total > 0 { // the counts cover what the rows of a large sweep leave out
+		total, failed = p.Total, p.Total-p.Counts[sweep.Completed]-p.Counts[sweep.Skipped]
+		if more := failed - len(bad); more > 0 {
+			bad = append(bad, fmt.Sprintf("and %d more (`starter status --failed` lists them)", more))
+		}
+	}
+	if failed == 0 && !p.Cancelled {
 		return nil
 	}
-	if len(bad) == 0 {
+	if failed == 0 {
 		bad = append(bad, "the sweep was cancelled")
 	}
-	return fmt.Errorf("%w: %d of %d combinations did not complete: %s", errIncomplete, len(bad), len(p.Combos), strings.Join(bad, ", "))
+	return fmt.Errorf("%w: %d of %d combinations did not complete: %s", errIncomplete, max(failed, 1), total, strings.Join(bad, ", "))
 }
 
 // printTable prints one row per combination; notes holds why running ones

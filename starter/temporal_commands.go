@@ -74,7 +74,9 @@ func startSweep(ctx context.Context, c client.Client, id string, spec sweep.Spec
 	if err != nil {
 		return err
 	}
-	printTable(w, p.Combos, nil)
+	if err := printRows(ctx, o, p, w, nil); err != nil {
+		fmt.Fprintln(w, "status:", err)
+	}
 	if err := writeReport(ctx, o.store, spec.Name, o.out, o.pricePerHour, w); err != nil {
 		fmt.Fprintln(w, "report:", err)
 	}
@@ -148,6 +150,9 @@ func status(ctx context.Context, o options, w io.Writer, logger *slog.Logger) er
 	if o.sweep == "" && o.id == "" {
 		return fmt.Errorf("%w: status needs --sweep NAME or --id ID", errUsage)
 	}
+	if o.combination != "" && (o.all || o.failed) {
+		return fmt.Errorf("%w: status takes --combination or --all/--failed, not both", errUsage)
+	}
 	c, err := temporalx.Dial(ctx, logger)
 	if err != nil {
 		return err
@@ -191,8 +196,7 @@ func status(ctx context.Context, o options, w io.Writer, logger *slog.Logger) er
 			retries[co.ID()] = epochOf(ctx, c, workflows.ChildID(id, co.ID())).note()
 		}
 	}
-	printTable(w, p.Combos, retries)
-	return nil
+	return printRows(ctx, o, p, w, retries)
 }
 
 func control(ctx context.Context, cmd string, o options, w io.Writer, logger *slog.Logger) error {
@@ -344,8 +348,14 @@ func sweepCombinations(ctx context.Context, c client.Client, id string) []string
 		return nil
 	}
 	combos := in.Spec.Combinations()
-	if in.Carry != nil && in.Carry.Combos != nil {
+	switch {
+	case in.Carry == nil:
+	case in.Carry.Combos != nil:
 		combos = in.Carry.Combos
+	case in.Carry.Growth != nil:
+		if grown, err := in.Carry.Growth.Combinations(); err == nil {
+			combos = grown
+		}
 	}
 	ids := make([]string, len(combos))
 	for i, co := range combos {

@@ -287,12 +287,17 @@ type TrackInput struct {
 // behind are brought up to date first, then the report is attached and
 // the status set.
 type TrackSweepInput struct {
-	Spec     sweep.Spec
-	SweepID  string
-	Outcomes []sweep.Outcome
-	Status   string // the sweep's: completed or cancelled
-	Started  time.Time
-	Ended    time.Time
+	Spec    sweep.Spec
+	SweepID string
+	// Outcomes are trainings whose runs fell behind (runs before the
+	// ledger sent every outcome: those with Tracking set are behind);
+	// FromStore: more fell behind than the sweep names, so every ended
+	// training of the sweep in the store is brought up to date.
+	Outcomes  []sweep.Outcome
+	FromStore bool   `json:",omitempty"`
+	Status    string // the sweep's: completed or cancelled
+	Started   time.Time
+	Ended     time.Time
 }
 
 // TrackOutput says where the run is and how far it is.

@@ -132,23 +132,43 @@ type SweepInput struct {
 	Carry *SweepCarry `json:",omitempty"`
 }
 
-// SweepCarry is the sweep's state across continue-as-new: one summary per
-// combination (no per-epoch figures), about 1 KB each.
+// SweepCarry is the sweep's state across continue-as-new, bounded
+// whatever the sweep's size (ledger.go): the running combinations'
+// outcomes, the ended ones a ledger keeps, counts of the rest, and how the
+// sweep grew (not the grown list).
 type SweepCarry struct {
-	Outcomes  []sweep.Outcome
 	Next      int
 	Paused    bool
 	Cancelled bool
 	Runs      int
 	// Running are the combinations still running when the run ended; their
-	// results come by their progress signals.
-	Running []int `json:",omitempty"`
-	// Combos is the sweep's combinations, in order, once it grew
-	// (UpdateAdd); nil: its spec's Combinations.
-	Combos []sweep.Combination `json:",omitempty"`
+	// results come by their progress signals. Live are their outcomes, in
+	// the same order.
+	Running []int           `json:",omitempty"`
+	Live    []sweep.Outcome `json:",omitempty"`
+	Ledger  *ledgerCarry    `json:",omitempty"`
+	Growth  *Growth         `json:",omitempty"`
+	// Outcomes (every combination's) and Combos (the grown list) are how
+	// runs before the ledger carried the state: still read. (The ledger
+	// changed no command, so it needs no version marker: the carried form
+	// says which it is.)
+	Outcomes []sweep.Outcome     `json:",omitempty"`
+	Combos   []sweep.Combination `json:",omitempty"`
 }
 
-// SweepProgress answers the progress query and is the sweep's result.
+// Growth is how a sweep grew (UpdateAdd): its spec before the first add
+// and each add in turn. Its combinations are Base's and then, add by add,
+// those each one added (Growth.Combinations): the order they train in.
+type Growth struct {
+	Base sweep.Spec
+	Adds []AddInput
+}
+
+// SweepProgress answers the progress query and is the sweep's result. It
+// is bounded whatever the sweep's size: Combos lists every combination of
+// a sweep of at most ListAllUpTo; of a larger one, the running ones and
+// the ended ones its ledger keeps (ledger.go), and Counts counts them all.
+// Every ended training's outcome is in the store (results.Index.Outcomes).
 type SweepProgress struct {
 	Name      string
 	Paused    bool
@@ -156,10 +176,19 @@ type SweepProgress struct {
 	Done      bool
 	Runs      int // continue-as-new generations
 	Combos    []sweep.Outcome
+	// Total is the number of combinations and Counts counts them by
+	// status (both zero in results of sweeps before the ledger).
+	Total  int                  `json:",omitempty"`
+	Counts map[sweep.Status]int `json:",omitempty"`
+	// Spec is the sweep's spec as it stands (grown by UpdateAdd).
+	Spec *sweep.Spec `json:",omitempty"`
 	// Tracking says how the sweep's MLflow run stands once its trainings
 	// have ended ("" when up to date or off).
 	Tracking string `json:",omitempty"`
 }
+
+// Listed says whether Combos lists every combination of the sweep.
+func (p SweepProgress) Listed() bool { return p.Total == 0 || len(p.Combos) == p.Total }
 
 // CombinationInput starts one combination.
 type CombinationInput struct {

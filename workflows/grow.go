@@ -44,9 +44,13 @@ func Grown(spec sweep.Spec, in AddInput) (sweep.Spec, []sweep.Combination, error
 	if err := spec.Validate(); err != nil {
 		return spec, nil, err
 	}
+	had := map[sweep.Combination]bool{}
+	for _, o := range old {
+		had[training(o, spec.Seed)] = true
+	}
 	var added []sweep.Combination
 	for _, c := range spec.Combinations() {
-		if !slices.ContainsFunc(old, func(o sweep.Combination) bool { return sameTraining(o, c, spec.Seed) }) {
+		if !had[training(c, spec.Seed)] {
 			added = append(added, c)
 		}
 	}
@@ -56,16 +60,14 @@ func Grown(spec sweep.Spec, in AddInput) (sweep.Spec, []sweep.Combination, error
 	return spec, added, nil
 }
 
-// sameTraining: a combination of a sweep without seeds (seed 0) trains
-// with the spec's seed, so it is the same training as that seed listed.
-func sameTraining(a, b sweep.Combination, specSeed uint64) bool {
-	seed := func(c sweep.Combination) uint64 {
-		if c.Seed == 0 {
-			return specSeed
-		}
-		return c.Seed
+// training names the training a combination is: one of a sweep without
+// seeds (seed 0) trains with the spec's seed, so it is the same training
+// as that seed listed.
+func training(c sweep.Combination, specSeed uint64) sweep.Combination {
+	if c.Seed == 0 {
+		c.Seed = specSeed
 	}
-	return a.Model == b.Model && a.Resolution == b.Resolution && seed(a) == seed(b)
+	return c
 }
 
 func union[T comparable](have, add []T) []T {
@@ -88,7 +90,7 @@ func (s *sweepRun) listenForAdd(ctx workflow.Context) error {
 		if err != nil {
 			return AddOutput{}, err
 		}
-		s.grow(spec, added)
+		s.grow(spec, in, added)
 		var out AddOutput
 		for _, c := range added {
 			out.Added = append(out.Added, c.ID())
@@ -112,14 +114,17 @@ func (s *sweepRun) canAdd(in AddInput) (sweep.Spec, []sweep.Combination, error) 
 }
 
 // grow appends combinations to the sweep: they start after every one it
-// had, each as pending, and the carried list keeps their order across
-// continue-as-new.
-func (s *sweepRun) grow(spec sweep.Spec, added []sweep.Combination) {
-	s.spec, s.grown = spec, true
-	for _, c := range added {
-		s.combos = append(s.combos, c)
-		s.outcomes = append(s.outcomes, sweep.Outcome{Model: c.Model, Family: sweep.FamilyOf(c.Model), Resolution: c.Resolution,
-			Seed: c.Seed, Epochs: spec.Epochs, Status: sweep.Pending})
+// had, each as pending. Continue-as-new carries how it grew (the spec
+// before and each add), so their order is kept and the carried state
+// does not grow with them.
+func (s *sweepRun) grow(spec sweep.Spec, in AddInput, added []sweep.Combination) {
+	if !s.legacyCombos {
+		if s.growth == nil {
+			s.growth = &Growth{Base: s.spec}
+		}
+		s.growth.Adds = append(s.growth.Adds, in)
 	}
+	s.spec = spec
+	s.combos = append(s.combos, added...)
 	s.events++
 }

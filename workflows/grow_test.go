@@ -96,10 +96,7 @@ func runAcrossContinueAsNew(t *testing.T, env *testsuite.TestWorkflowEnvironment
 		in = continuedAs(t, env)
 		// Children of the ended run finished in it (the fake's children
 		// do not outlive a test environment): mark them done.
-		for _, i := range in.Carry.Running {
-			in.Carry.Outcomes[i].Status = sweep.Completed
-		}
-		in.Carry.Running = nil
+		endRunning(in.Carry)
 		env = newEnv(t)
 		f.register(env, time.Minute)
 	}
@@ -174,4 +171,22 @@ func TestGrownSeeds(t *testing.T) {
 	if len(added) != 1 || added[0].Seed != 8 || len(grown.Seeds) != 2 || grown.Seeds[0] != 7 {
 		t.Errorf("added %+v, seeds %v", added, grown.Seeds)
 	}
+}
+
+// endRunning ends the children a continue-as-new carried as running, as
+// if they had completed within the run that started them.
+func endRunning(c *SweepCarry) {
+	if c.Ledger == nil {
+		c.Ledger = &ledgerCarry{}
+	}
+	if c.Ledger.Counts == nil {
+		c.Ledger.Counts = map[sweep.Status]int{}
+	}
+	for k, i := range c.Running {
+		o := c.Live[k]
+		o.Status = sweep.Completed
+		c.Ledger.Ended = append(c.Ledger.Ended, EndedOutcome{Index: i, Outcome: o})
+		c.Ledger.Counts[sweep.Completed]++
+	}
+	c.Running, c.Live = nil, nil
 }

@@ -193,7 +193,7 @@ func TestSeedsKeepTheirOwnRowsAcrossContinueAsNew(t *testing.T) {
 	}, 15*time.Minute)
 	env.ExecuteWorkflow(Sweep, SweepInput{Spec: seedSpec()})
 	in := continuedAs(t, env)
-	if len(in.Carry.Running) != 1 || in.Carry.Outcomes[0].Seed != 1 || in.Carry.Outcomes[0].Status.Done() {
+	if len(in.Carry.Running) != 1 || len(in.Carry.Live) != 1 || in.Carry.Live[0].Seed != 1 || in.Carry.Live[0].Status.Done() {
 		t.Fatalf("carried %+v: want seed 1 still running", in.Carry)
 	}
 

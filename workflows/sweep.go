@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -29,12 +30,15 @@ func Sweep(ctx workflow.Context, in SweepInput) (SweepProgress, error) {
 
 // sweepRun is the Sweep workflow's state.
 type sweepRun struct {
-	spec     sweep.Spec
-	id       string // this workflow's ID; children's IDs derive from it
-	combos   []sweep.Combination
-	outcomes []sweep.Outcome
-	next     int   // index of the next combination to start
-	running  []int // indices of running children, in start order
+	spec    sweep.Spec
+	id      string // this workflow's ID; children's IDs derive from it
+	combos  []sweep.Combination
+	next    int   // index of the next combination to start
+	running []int // indices of running children, in start order
+	// live are the running children's outcomes as their progress signals
+	// tell them; book keeps the ended ones (ledger.go).
+	live     map[int]sweep.Outcome
+	book     *ledger
 	children map[int]workflow.ChildWorkflowFuture
 	// detached are the running children started to outlive a run of the
 	// sweep (abandon on close); children of earlier runs are too.
@@ -56,10 +60,12 @@ type sweepRun struct {
 	reconciling bool
 	// tracking: how the sweep's MLflow run stands (finishTracking).
 	tracking string
-	// grown: combinations were added (UpdateAdd), so the list is carried
-	// across continue-as-new; finishing: every combination has ended and
-	// no more can be added.
-	grown, finishing bool
+	// growth is how the sweep grew (UpdateAdd), carried across
+	// continue-as-new; legacyCombos: an earlier run carried the grown
+	// list itself, which is carried on. finishing: every combination has
+	// ended and no more can be added.
+	growth                  *Growth
+	legacyCombos, finishing bool
 }
 
 // newSweep validates the spec and takes over the state of a previous run.
@@ -69,27 +75,123 @@ func newSweep(ctx workflow.Context, in SweepInput) (*sweepRun, error) {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, err)
 	}
 	s := &sweepRun{spec: spec, combos: spec.Combinations(), children: map[int]workflow.ChildWorkflowFuture{},
-		detached: map[int]bool{}, relayed: map[int]workflow.Future{}, id: workflow.GetInfo(ctx).WorkflowExecution.ID}
+		detached: map[int]bool{}, relayed: map[int]workflow.Future{}, id: workflow.GetInfo(ctx).WorkflowExecution.ID,
+		live: map[int]sweep.Outcome{}, book: newLedger()}
 	s.ctl = &control{what: "sweep " + spec.Name, finished: func() bool { return false }, changed: s.controlled,
 		answer: func() any { return s.progress() }}
 	if c := in.Carry; c != nil {
-		s.outcomes, s.next, s.ctl.paused, s.ctl.cancelled, s.runs = c.Outcomes, c.Next, c.Paused, c.Cancelled, c.Runs
-		s.running = c.Running
-		if c.Combos != nil {
-			s.combos, s.grown = c.Combos, true
-		}
-		return s, nil
-	}
-	for _, c := range s.combos {
-		s.outcomes = append(s.outcomes, sweep.Outcome{Model: c.Model, Family: sweep.FamilyOf(c.Model), Resolution: c.Resolution,
-			Seed: c.Seed, Epochs: spec.Epochs, Status: sweep.Pending})
+		return s, s.takeCarry(c)
 	}
 	return s, nil
 }
 
+// takeCarry takes over the state continue-as-new carried, in either form.
+func (s *sweepRun) takeCarry(c *SweepCarry) error {
+	s.next, s.ctl.paused, s.ctl.cancelled, s.runs, s.running = c.Next, c.Paused, c.Cancelled, c.Runs, c.Running
+	switch {
+	case c.Combos != nil:
+		s.combos, s.legacyCombos = c.Combos, true
+	case c.Growth != nil:
+		combos, err := c.Growth.Combinations()
+		if err != nil {
+			return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, err)
+		}
+		s.combos, s.growth = combos, c.Growth
+	}
+	if c.Outcomes != nil { // carried before the ledger: every outcome
+		for i, o := range c.Outcomes {
+			switch {
+			case slices.Contains(s.running, i):
+				s.live[i] = o
+			case o.Status.Done():
+				s.book.add(i, o, s.listAll())
+			}
+		}
+		return nil
+	}
+	s.book = ledgerFrom(c.Ledger)
+	for k, i := range s.running {
+		o := s.pendingOutcome(i)
+		o.Status = sweep.Running
+		if k < len(c.Live) {
+			o = c.Live[k]
+		}
+		s.live[i] = o
+	}
+	return nil
+}
+
+// Combinations are the grown sweep's combinations in the order they train.
+func (g *Growth) Combinations() ([]sweep.Combination, error) {
+	spec, combos := g.Base, g.Base.Combinations()
+	for _, in := range g.Adds {
+		grown, added, err := Grown(spec, in)
+		if err != nil {
+			return nil, fmt.Errorf("sweep %s grown again by %+v: %w", spec.Name, in, err)
+		}
+		spec, combos = grown, append(combos, added...)
+	}
+	return combos, nil
+}
+
+// trimLedger trims the ledger of a sweep too large to list every ended
+// outcome to what it keeps (it trims as it goes, in steps).
+func (s *sweepRun) trimLedger() {
+	if !s.listAll() {
+		s.book.trim()
+	}
+}
+
+// listAll: the sweep is small enough to keep every ended outcome.
+func (s *sweepRun) listAll() bool { return len(s.combos) <= ListAllUpTo }
+
+// pendingOutcome is combination i's outcome before it starts.
+func (s *sweepRun) pendingOutcome(i int) sweep.Outcome {
+	c := s.combos[i]
+	return sweep.Outcome{Model: c.Model, Family: sweep.FamilyOf(c.Model), Resolution: c.Resolution, Seed: c.Seed,
+		Epochs: s.spec.Epochs, Status: sweep.Pending}
+}
+
 func (s *sweepRun) progress() SweepProgress {
+	spec := s.spec
 	return SweepProgress{Name: s.spec.Name, Paused: s.ctl.paused, Cancelled: s.ctl.cancelled, Runs: s.runs,
-		Done: s.next >= len(s.combos) && len(s.running) == 0, Combos: append([]sweep.Outcome(nil), s.outcomes...), Tracking: s.tracking}
+		Done: s.next >= len(s.combos) && len(s.running) == 0, Combos: s.rows(), Total: len(s.combos), Counts: s.counts(),
+		Spec: &spec, Tracking: s.tracking}
+}
+
+// rows are the outcomes the sweep shows, in its order of combinations:
+// every one in a small sweep; the running ones and those the ledger keeps
+// in a larger one.
+func (s *sweepRun) rows() []sweep.Outcome {
+	byIndex := map[int]sweep.Outcome{}
+	for _, e := range s.book.listed {
+		byIndex[e.Index] = e.Outcome
+	}
+	for _, i := range s.running {
+		byIndex[i] = s.live[i]
+	}
+	if s.listAll() {
+		for i := s.next; i < len(s.combos); i++ {
+			byIndex[i] = s.pendingOutcome(i)
+		}
+	}
+	order := slices.Sorted(maps.Keys(byIndex))
+	rows := make([]sweep.Outcome, 0, len(order))
+	for _, i := range order {
+		rows = append(rows, byIndex[i])
+	}
+	return rows
+}
+
+// counts counts the sweep's combinations by status.
+func (s *sweepRun) counts() map[sweep.Status]int {
+	c := maps.Clone(s.book.counts)
+	c[sweep.Pending] += len(s.combos) - s.next
+	for _, i := range s.running {
+		c[s.live[i].Status]++
+	}
+	maps.DeleteFunc(c, func(_ sweep.Status, n int) bool { return n == 0 })
+	return c
 }
 
 // setup answers queries, control and children's progress, and watches for
@@ -135,17 +237,18 @@ func (s *sweepRun) setup(ctx workflow.Context) error {
 // takeProgress records a running child's progress. A child started by an
 // earlier run (no future here) ends with its last progress signal.
 func (s *sweepRun) takeProgress(o sweep.Outcome) {
-	for i, c := range s.combos {
+	o.Summarise()
+	for _, i := range slices.Clone(s.running) { // ended changes the list
+		c := s.combos[i]
 		same := c.Model == o.Model && c.Resolution == o.Resolution
 		if s.bySeed {
 			same = c.ID() == o.ID()
 		}
-		if !same || s.outcomes[i].Status.Done() {
+		if !same || s.live[i].Status.Done() {
 			continue
 		}
-		o.Summarise()
-		s.outcomes[i] = o
-		if o.Status.Done() && s.children[i] == nil && slices.Contains(s.running, i) {
+		s.live[i] = o
+		if o.Status.Done() && s.children[i] == nil {
 			s.ended(i, o)
 		}
 	}
@@ -156,12 +259,16 @@ func (s *sweepRun) takeProgress(o sweep.Outcome) {
 // running child, in start order.
 func (s *sweepRun) controlled(ctx workflow.Context, cmd string) {
 	for _, i := range s.running {
-		switch cmd {
-		case SignalPause:
-			s.outcomes[i].Status = sweep.Paused
-		case SignalResume:
-			s.outcomes[i].Status = sweep.Running
+		o := s.live[i]
+		switch {
+		case o.Status.Done():
+			continue // ended; its result is on its way
+		case cmd == SignalPause:
+			o.Status = sweep.Paused
+		case cmd == SignalResume:
+			o.Status = sweep.Running
 		}
+		s.live[i] = o
 	}
 	onceStarted := since(ctx, changeSignalOnceStarted)
 	ordered := since(ctx, changeRelayInOrder)
@@ -214,7 +321,9 @@ func (s *sweepRun) run(ctx workflow.Context) (SweepProgress, error) {
 		}
 		if s.ctl.cancelled {
 			for ; s.next < len(s.combos); s.next++ {
-				s.outcomes[s.next].Status, s.outcomes[s.next].Reason = sweep.Cancelled, "sweep cancelled before it started"
+				o := s.pendingOutcome(s.next)
+				o.Status, o.Reason = sweep.Cancelled, "sweep cancelled before it started"
+				s.book.add(s.next, o, s.listAll())
 			}
 		}
 		if len(s.running) == 0 && s.next >= len(s.combos) {
@@ -233,6 +342,7 @@ func (s *sweepRun) run(ctx workflow.Context) (SweepProgress, error) {
 	}
 	s.finishTracking(ctx, status)
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrStatus.ValueSet(status))
+	s.trimLedger()
 	return s.progress(), nil
 }
 
@@ -279,7 +389,9 @@ func (s *sweepRun) start(ctx workflow.Context, i int) {
 		// started again at once under the same IDs.
 		WaitForCancellation: since(ctx, changeWaitForChildren),
 	})
-	s.outcomes[i].Status = sweep.Running
+	o := s.pendingOutcome(i)
+	o.Status = sweep.Running
+	s.live[i] = o
 	s.running = append(s.running, i)
 	f := workflow.ExecuteChildWorkflow(cctx, Combination, CombinationInput{Spec: s.spec, Combination: c, Paused: s.ctl.paused})
 	s.children[i] = f
@@ -291,7 +403,7 @@ func (s *sweepRun) start(ctx workflow.Context, i int) {
 			s.ended(i, o)
 			return
 		}
-		o = s.outcomes[i]
+		o = s.live[i]
 		o.Status, o.Reason = sweep.Failed, errorMessage(err)
 		if temporal.IsCanceledError(err) {
 			o.Status = sweep.Cancelled
@@ -309,11 +421,13 @@ func (s *sweepRun) start(ctx workflow.Context, i int) {
 
 // ended takes in a child's final outcome.
 func (s *sweepRun) ended(i int, o sweep.Outcome) {
-	s.outcomes[i] = o
 	k := slices.Index(s.running, i)
 	if k < 0 {
+		s.book.replace(i, o)
 		return
 	}
+	s.book.add(i, o, s.listAll())
+	delete(s.live, i)
 	s.running = slices.Delete(s.running, k, k+1)
 	delete(s.children, i)
 	delete(s.detached, i)
@@ -340,9 +454,13 @@ func (s *sweepRun) continueAsNew(ctx workflow.Context) error {
 	for progress.ReceiveAsync(&o) {
 		s.takeProgress(o)
 	}
-	carry := &SweepCarry{Outcomes: s.outcomes, Next: s.next, Paused: s.ctl.paused, Cancelled: s.ctl.cancelled, Runs: s.runs + 1,
-		Running: s.running}
-	if s.grown {
+	s.trimLedger()
+	carry := &SweepCarry{Next: s.next, Paused: s.ctl.paused, Cancelled: s.ctl.cancelled, Runs: s.runs + 1,
+		Running: s.running, Ledger: s.book.carry(), Growth: s.growth}
+	for _, i := range s.running {
+		carry.Live = append(carry.Live, s.live[i])
+	}
+	if s.legacyCombos {
 		carry.Combos = s.combos
 	}
 	return workflow.NewContinueAsNewError(ctx, Sweep, SweepInput{Spec: s.spec, Carry: carry})
@@ -412,7 +530,7 @@ func (s *sweepRun) watchEarlierChildren(ctx workflow.Context) {
 			if !ok || !slices.Contains(s.running, i) {
 				continue // its last signal came meanwhile
 			}
-			o := s.outcomes[i]
+			o := s.live[i]
 			if c.Result != nil {
 				o = *c.Result
 			} else {

@@ -166,12 +166,7 @@ func (s *sweepRun) finishTracking(ctx workflow.Context, status string) {
 	if !s.spec.Tracking.On() || !since(ctx, changeTracking) {
 		return
 	}
-	behind := 0
-	for _, o := range s.outcomes {
-		if o.Tracking != "" {
-			behind++
-		}
-	}
+	behind := len(s.book.behind) + s.book.behindMore
 	s.tracking = "finishing the sweep's run"
 	if behind > 0 {
 		s.tracking = "catching up: " + strconv.Itoa(behind) + " runs behind"
@@ -185,7 +180,7 @@ func (s *sweepRun) finishTracking(ctx workflow.Context, status string) {
 		opts = trackOptions("track sweep " + s.spec.Name)
 	}
 	actx := workflow.WithActivityOptions(dctx, opts)
-	in := TrackSweepInput{Spec: s.spec, SweepID: s.id, Outcomes: s.outcomes, Status: status,
+	in := TrackSweepInput{Spec: s.spec, SweepID: s.id, Outcomes: s.book.behind, FromStore: s.book.behindMore > 0, Status: status,
 		Started: workflow.GetInfo(ctx).WorkflowStartTime, Ended: workflow.Now(ctx)}
 	var out TrackOutput
 	if err := workflow.ExecuteActivity(actx, ActivityTrackSweep, in).Get(dctx, &out); err != nil {
@@ -194,21 +189,12 @@ func (s *sweepRun) finishTracking(ctx workflow.Context, status string) {
 		return
 	}
 	s.tracking = ""
-	for i := range s.outcomes {
-		s.outcomes[i].Tracking = ""
-	}
+	s.book.caughtUp()
 }
 
 // trackingReached says whether any training's sync reached the tracking
 // server (its outcome names its run).
-func (s *sweepRun) trackingReached() bool {
-	for _, o := range s.outcomes {
-		if o.TrackingRun != "" {
-			return true
-		}
-	}
-	return false
-}
+func (s *sweepRun) trackingReached() bool { return s.book.reached }
 
 // trackingMessage is one line on why tracking failed: the activity's own
 // message, without the chain of causes an ApplicationError repeats.

@@ -421,7 +421,8 @@ func TestSweepContinuesAsNewKeepingState(t *testing.T) {
 	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &in); err != nil {
 		t.Fatal(err)
 	}
-	if in.Carry == nil || in.Carry.Next != 1 || in.Carry.Outcomes[0].Status != sweep.Completed || in.Carry.Outcomes[1].Status != sweep.Pending || in.Carry.Runs != 1 {
+	if in.Carry == nil || in.Carry.Next != 1 || len(in.Carry.Running) != 0 || in.Carry.Ledger == nil || len(in.Carry.Ledger.Ended) != 1 ||
+		in.Carry.Ledger.Ended[0].Index != 0 || in.Carry.Ledger.Ended[0].Outcome.Status != sweep.Completed || in.Carry.Runs != 1 {
 		t.Fatalf("carried state %+v", in.Carry)
 	}
 

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/resomap/resomap/results"
+	"github.com/resomap/resomap/store"
+	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/workflows"
+)
+
+// A sweep's progress lists every combination of a small sweep, and of a
+// large one only the running ones and a few that ended (its state must
+// not grow with the sweep): the counts say how all of them stand, and
+// the store holds every ended one's outcome. These are the rows `starter
+// status` prints.
+
+// countsLine says how many combinations stand how ("" for a result of a
+// sweep before counts were kept).
+func countsLine(p workflows.SweepProgress) string {
+	if p.Total == 0 {
+		return ""
+	}
+	order := []sweep.Status{sweep.Completed, sweep.Skipped, sweep.Running, sweep.Paused, sweep.Pending,
+		sweep.Failed, sweep.Cancelled, sweep.Terminated, sweep.TimedOut}
+	var parts []string
+	for _, st := range order {
+		if n := p.Counts[st]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, st))
+		}
+	}
+	for _, st := range slices.Sorted(maps.Keys(p.Counts)) { // any status this starter does not know
+		if !slices.Contains(order, st) && p.Counts[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", p.Counts[st], st))
+		}
+	}
+	return fmt.Sprintf("%d combinations: %s", p.Total, strings.Join(parts, ", "))
+}
+
+// unlisted says how many combinations the progress does not list and how
+// to see them ("" when it lists every one).
+func unlisted(p workflows.SweepProgress) string {
+	if p.Listed() {
+		return ""
+	}
+	return fmt.Sprintf("(%d rows shown of %d: `starter status --all` lists every one, `--failed` those that ended without a result)",
+		len(p.Combos), p.Total)
+}
+
+// storedRows are a row per combination of the sweep: the progress's rows
+// as the sweep knows them now, the others' outcomes as the store holds
+// them (the latest recorded), and pending for those with neither. With
+// onlyFailed, only the rows that ended without a result.
+func storedRows(ctx context.Context, storeURL string, p workflows.SweepProgress, onlyFailed bool) ([]sweep.Outcome, error) {
+	st, err := store.Open(ctx, storeURL)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := results.Index{Store: st}.Outcomes(ctx, p.Name)
+	if err != nil {
+		return nil, fmt.Errorf("read the outcomes of sweep %s from %s: %w", p.Name, st.URL(), err)
+	}
+	rows := map[string]sweep.Outcome{}
+	maps.Copy(rows, stored)
+	for _, o := range p.Combos {
+		rows[o.ID()] = o
+	}
+	var order []string
+	inOrder := map[string]bool{}
+	if p.Spec != nil {
+		for _, c := range p.Spec.Combinations() {
+			order, inOrder[c.ID()] = append(order, c.ID()), true
+			if _, ok := rows[c.ID()]; !ok {
+				rows[c.ID()] = sweep.Outcome{Model: c.Model, Family: sweep.FamilyOf(c.Model), Resolution: c.Resolution, Seed: c.Seed,
+					Epochs: p.Spec.Epochs, Status: sweep.Pending, Reason: "no outcome recorded yet"}
+			}
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(rows)) {
+		if !inOrder[id] {
+			order = append(order, id) // trained by an earlier form of the sweep
+		}
+	}
+	var out []sweep.Outcome
+	for _, id := range order {
+		o := rows[id]
+		if onlyFailed && (!o.Status.Done() || o.Status.HasResult()) {
+			continue
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// printRows prints the progress's counts and the rows asked for.
+func printRows(ctx context.Context, o options, p workflows.SweepProgress, w io.Writer, notes map[string]string) error {
+	if line := countsLine(p); line != "" {
+		fmt.Fprintln(w, line)
+	}
+	if !o.all && !o.failed {
+		printTable(w, p.Combos, notes)
+		if more := unlisted(p); more != "" {
+			fmt.Fprintln(w, more)
+		}
+		return nil
+	}
+	rows, err := storedRows(ctx, o.store, p, o.failed)
+	if err != nil {
+		return err
+	}
+	printTable(w, rows, notes)
+	return nil
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/resomap/resomap/results"
+	"github.com/resomap/resomap/store"
+	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/workflows"
+)
+
+// `starter status` of a large sweep prints its counts and the rows its
+// progress lists, and says how to see the rest; --all prints a row per
+// combination (the store's outcome of each that ended, the progress's of
+// those it lists, pending for the others) and --failed those that ended
+// without a result.
+func TestStatusOfALargeSweepPagesItsRows(t *testing.T) {
+	dir := t.TempDir()
+	storeURL := "file://" + dir
+	st, err := store.Open(t.Context(), storeURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := sweep.Defaults()
+	spec.Name, spec.Models, spec.Epochs = "big", []string{"smallcnn"}, 2
+	spec.Resolutions = nil
+	for r := range 100 {
+		spec.Resolutions = append(spec.Resolutions, 8+r)
+	}
+	combos := spec.Combinations()
+	idx := results.Index{Store: st}
+	outcome := func(i int, s sweep.Status) sweep.Outcome {
+		c := combos[i]
+		return sweep.Outcome{Model: c.Model, Family: "cnn", Resolution: c.Resolution, Epochs: 2, Status: s,
+			Progress: sweep.Progress{EpochsDone: 2, BestEpoch: 2, BestValAcc: 0.5}}
+	}
+	// 90 ended (every tenth failed), 2 running, 8 not started.
+	for i := range 90 {
+		s := sweep.Completed
+		if i%10 == 9 {
+			s = sweep.Failed
+		}
+		if err := idx.PutOutcome(t.Context(), spec.Name, outcome(i, s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	running := []sweep.Outcome{outcome(90, sweep.Running), outcome(91, sweep.Running)}
+	p := workflows.SweepProgress{Name: spec.Name, Spec: &spec, Total: 100, Combos: append([]sweep.Outcome{outcome(89, sweep.Failed)}, running...),
+		Counts: map[sweep.Status]int{sweep.Completed: 81, sweep.Failed: 9, sweep.Running: 2, sweep.Pending: 8}}
+
+	var out bytes.Buffer
+	if err := printRows(t.Context(), options{store: storeURL}, p, &out, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	if !strings.Contains(got, "100 combinations: 81 completed, 2 running, 8 pending, 9 failed") ||
+		!strings.Contains(got, "3 rows shown of 100: `starter status --all` lists every one") || rowsOf(got) != 3 {
+		t.Errorf("summary:\n%s", got)
+	}
+	count := func(s string) [4]int {
+		return [4]int{strings.Count(s, " completed "), strings.Count(s, " failed "), strings.Count(s, " running "), strings.Count(s, " pending ")}
+	}
+	for _, c := range []struct {
+		o    options
+		want [4]int // completed, failed, running, pending
+	}{
+		{options{store: storeURL, all: true}, [4]int{81, 9, 2, 8}},
+		{options{store: storeURL, failed: true}, [4]int{0, 9, 0, 0}},
+	} {
+		out.Reset()
+		if err := printRows(t.Context(), c.o, p, &out, nil); err != nil {
+			t.Fatal(err)
+		}
+		got := out.String()
+		if count(got) != c.want || rowsOf(got) != c.want[0]+c.want[1]+c.want[2]+c.want[3] {
+			t.Errorf("all=%v failed=%v: %d rows, (completed, failed, running, pending) %v, want %v:\n%s", c.o.all, c.o.failed,
+				rowsOf(got), count(got), c.want, got)
+		}
+	}
+	// Rows in the sweep's order.
+	out.Reset()
+	_ = printRows(t.Context(), options{store: storeURL, all: true}, p, &out, nil)
+	lines := strings.Split(out.String(), "\n")
+	if !strings.HasPrefix(lines[2], fmt.Sprintf("smallcnn  %d ", combos[0].Resolution)) {
+		t.Errorf("first row %q, want %s", lines[2], combos[0].ID())
+	}
+}
+
+// rowsOf counts the table rows in status output (lines after the header
+// that name a model).
+func rowsOf(s string) int {
+	n := 0
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, "smallcnn") {
+			n++
+		}
+	}
+	return n
+}
