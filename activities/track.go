@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -280,15 +281,34 @@ func (a *Activities) TrackSweep(ctx context.Context, in workflows.TrackSweepInpu
 	if err != nil {
 		return out, trackingError(ctx, in.Spec.Name, err)
 	}
-	behind, err := a.behindRuns(ctx, in)
+	behind, named, err := a.behindRuns(ctx, in)
 	if err != nil {
 		return out, trackingError(ctx, in.Spec.Name, err)
 	}
-	for _, o := range behind {
-		if err := a.catchUp(ctx, in, o); err != nil {
-			activity.RecordHeartbeat(ctx, o.ID())
+	// An attempt goes on from the first training the last one did not sync.
+	done := 0
+	if activity.HasHeartbeatDetails(ctx) {
+		_ = activity.GetHeartbeatDetails(ctx, &done)
+	}
+	for k := done; k < len(behind); k++ {
+		o := behind[k]
+		err := a.catchUp(ctx, in, o)
+		if errors.Is(err, errConfigChanged) && k >= named {
+			// Read from the store under the sweep's name but trained with
+			// another config (the sweep's settings changed since): not one
+			// of this sweep's trainings.
+			activity.GetLogger(ctx).Warn("tracking: not caught up: "+err.Error(), "training", o.ID())
+			err = nil
+		}
+		if errors.Is(err, errConfigChanged) { // no retry mends it
+			err = fmt.Errorf("%s: %w", o.ID(), err)
+			activity.GetLogger(ctx).Warn("tracking: "+err.Error(), "training", o.ID())
+			return out, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeTracking, err)
+		}
+		if err != nil {
 			return out, trackingError(ctx, o.ID(), fmt.Errorf("%s: %w", o.ID(), err))
 		}
+		activity.RecordHeartbeat(ctx, k+1)
 	}
 	sw := tracking.Sweep{Experiment: in.Spec.Tracking.ExperimentFor(in.Spec.Name), Name: in.Spec.Name, WorkflowID: in.SweepID,
 		Start: in.Started.UnixMilli(), Tags: []tracking.Tag{{Key: "resomap.sweep", Value: in.Spec.Name}}}
@@ -310,11 +330,12 @@ func (a *Activities) TrackSweep(ctx context.Context, in workflows.TrackSweepInpu
 	return out, nil
 }
 
-// behindRuns are the trainings whose runs the sweep's catch-up syncs: those
-// the sweep names as behind and, when it names only some (a sweep keeps a
-// bounded list), every ended training of the sweep in the store (a sync
-// of a run that is up to date changes nothing).
-func (a *Activities) behindRuns(ctx context.Context, in workflows.TrackSweepInput) ([]sweep.Outcome, error) {
+// behindRuns are the trainings whose runs the sweep's catch-up syncs: the
+// first named are those the sweep names as behind; when it names only some
+// (a sweep keeps a bounded list), every other ended training of the sweep
+// the store holds follows (a sync of a run that is up to date changes
+// nothing), in the order of their names, so each attempt sees one list.
+func (a *Activities) behindRuns(ctx context.Context, in workflows.TrackSweepInput) (runs []sweep.Outcome, named int, err error) {
 	var out []sweep.Outcome
 	seen := map[string]bool{}
 	take := func(o sweep.Outcome) {
@@ -329,20 +350,33 @@ func (a *Activities) behindRuns(ctx context.Context, in workflows.TrackSweepInpu
 			take(o)
 		}
 	}
+	named = len(out)
 	if !in.FromStore {
-		return out, nil
+		return out, named, nil
 	}
 	stored, err := a.index().Outcomes(ctx, in.Spec.Name)
 	if err != nil {
-		return nil, fmt.Errorf("read the outcomes of sweep %s: %w", in.Spec.Name, err)
+		return nil, 0, fmt.Errorf("read the outcomes of sweep %s: %w", in.Spec.Name, err)
+	}
+	ours := map[string]bool{} // the sweep's trainings, by either name of each
+	for _, c := range in.Spec.Combinations() {
+		ours[c.ID()] = true
+		if c.Seed == in.Spec.Seed {
+			c.Seed = 0 // the name it had before the sweep was given seeds
+			ours[c.ID()] = true
+		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(stored)) {
-		if o := stored[id]; o.Status.Done() {
+		if o := stored[id]; ours[id] && o.Status.Done() {
 			take(o)
 		}
 	}
-	return out, nil
+	return out, named, nil
 }
+
+// errConfigChanged: a training's config prepared now is not the one it
+// was trained with.
+var errConfigChanged = errors.New("the training's config changed since")
 
 // catchUp syncs a training whose run fell behind, with its config
 // prepared again (the same hash: Prepare is deterministic).
@@ -353,7 +387,7 @@ func (a *Activities) catchUp(ctx context.Context, in workflows.TrackSweepInput, 
 		return err
 	}
 	if prep.ConfigHash != o.ConfigHash {
-		return fmt.Errorf("config hash %s now, %s when trained: the data changed", prep.ConfigHash, o.ConfigHash)
+		return fmt.Errorf("%w: config hash %s now, %s when trained (the data or the settings changed)", errConfigChanged, prep.ConfigHash, o.ConfigHash)
 	}
 	_, err = a.TrackTraining(ctx, workflows.TrackInput{Sweep: in.Spec.Name, SweepID: in.SweepID,
 		WorkflowID: workflows.ChildID(in.SweepID, o.ID()), Tracking: in.Spec.Tracking, Prepared: prep, Outcome: o, Started: in.Started})

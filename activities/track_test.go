@@ -106,7 +106,9 @@ func TestTrackTrainingFollowsTheStore(t *testing.T) {
 
 // The sweep's catch-up syncs the runs the sweep names as behind; when it
 // names only some (its ledger keeps a bounded list), it syncs every ended
-// training of the sweep in the store.
+// training of the sweep in the store: not an outcome stored under the
+// sweep's name for a combination it no longer has, nor one trained with a
+// config it no longer has (both are passed over, not retried for days).
 func TestTrackSweepCatchesUpFromTheStore(t *testing.T) {
 	for _, fromStore := range []bool{false, true} {
 		acts, p, env := setup(t)
@@ -114,6 +116,7 @@ func TestTrackSweepCatchesUpFromTheStore(t *testing.T) {
 		ts := sweep.TrackingSettings{URI: srv.URL, Experiment: "act"}
 		spec := actSpec("fashion-mnist")
 		spec.Tracking = ts
+		spec.Resolutions = []int{16, 24}
 		v, err := env.ExecuteActivity(acts.TrainEpoch, workflows.TrainEpochInput{Prepared: p, Epoch: 1})
 		if err != nil {
 			t.Fatal(err)
@@ -123,8 +126,17 @@ func TestTrackSweepCatchesUpFromTheStore(t *testing.T) {
 		o := sweep.Outcome{Model: "smallcnn", Family: p.Family, Resolution: 16, Epochs: 2, Status: sweep.Failed, ConfigHash: p.ConfigHash,
 			Progress: res.Progress, Keys: sweep.Keys{Latest: res.Key, Best: res.BestKey}, Reason: "stopped"}
 		o.Summarise()
-		if err := (results.Index{Store: acts.Store}).PutOutcome(t.Context(), spec.Name, o); err != nil {
+		idx := results.Index{Store: acts.Store}
+		if err := idx.PutOutcome(t.Context(), spec.Name, o); err != nil {
 			t.Fatal(err)
+		}
+		gone, changed := o, o
+		gone.Resolution = 32                                       // no longer in the sweep
+		changed.Resolution, changed.ConfigHash = 24, hashOf("old") // trained with other settings
+		for _, x := range []sweep.Outcome{gone, changed} {
+			if err := idx.PutOutcome(t.Context(), spec.Name, x); err != nil {
+				t.Fatal(err)
+			}
 		}
 		_, err = env.ExecuteActivity(acts.TrackSweep, workflows.TrackSweepInput{Spec: spec, SweepID: "sweep-act", FromStore: fromStore,
 			Status: "completed", Started: time.Now().Add(-time.Hour), Ended: time.Now()})
@@ -165,3 +177,5 @@ func TestTrackTrainingErrors(t *testing.T) {
 		t.Errorf("a 502: %v, want an error that is retried", err)
 	}
 }
+
+func hashOf(s string) string { return fmt.Sprintf("%064x", len(s)) }

@@ -3,9 +3,11 @@ package report
 import (
 	"fmt"
 	"image/color"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"gonum.org/v1/plot"
@@ -306,23 +308,21 @@ func intLabels(v []int) []string {
 }
 
 // learningCurves writes one small-multiples figure per model: a column per
-// resolution, losses on top, validation accuracy below.
+// resolution, losses on top, validation accuracy below. A resolution
+// trained with several seeds shows their mean per epoch: a sweep of
+// thousands of trainings keeps a figure a column per resolution (each
+// training's figures are in results.csv and results.json).
 func (r *Report) learningCurves(dir string) ([]string, error) {
 	names, rows := r.byModel()
 	var files []string
 	for _, name := range names {
 		var top, bottom []*plot.Plot
-		for _, x := range rows[name] {
-			loss := newPlot(fmt.Sprintf("%s@%d (%s)", name, x.Resolution, x.Status), "epoch", "loss")
+		for _, cell := range byResolution(rows[name]) {
+			loss := newPlot(fmt.Sprintf("%s@%d (%s)", name, cell[0].Resolution, cellStatus(cell)), "epoch", "loss")
 			acc := newPlot("", "epoch", "val accuracy")
 			acc.Legend.Top = false // accuracy rises: its last points are top right
-			if x.outcome != nil && len(x.outcome.Metrics) > 0 {
-				var tl, vl, va plotter.XYs
-				for _, m := range x.outcome.Metrics {
-					tl = append(tl, plotter.XY{X: float64(m.Epoch), Y: m.TrainLoss})
-					vl = append(vl, plotter.XY{X: float64(m.Epoch), Y: m.ValLoss})
-					va = append(va, plotter.XY{X: float64(m.Epoch), Y: m.ValAcc})
-				}
+			tl, vl, va := meanCurves(cell)
+			if len(va) > 0 {
 				if err := plotutil.AddLinePoints(loss, "train", tl, "val", vl); err != nil {
 					return files, err
 				}
@@ -345,6 +345,64 @@ func (r *Report) learningCurves(dir string) ([]string, error) {
 		}
 	}
 	return files, nil
+}
+
+// byResolution splits rows sorted by resolution into one group per
+// resolution.
+func byResolution(rows []Row) [][]Row {
+	var cells [][]Row
+	for k, x := range rows {
+		if k == 0 || x.Resolution != rows[k-1].Resolution {
+			cells = append(cells, nil)
+		}
+		cells[len(cells)-1] = append(cells[len(cells)-1], x)
+	}
+	return cells
+}
+
+// cellStatus is a resolution's status in a panel title: its training's,
+// or how many seeds its mean is over.
+func cellStatus(cell []Row) string {
+	if len(cell) == 1 {
+		return cell[0].Status
+	}
+	with := 0
+	for _, x := range cell {
+		if x.outcome != nil && len(x.outcome.Metrics) > 0 {
+			with++
+		}
+	}
+	if with == len(cell) {
+		return fmt.Sprintf("mean of %d seeds", len(cell))
+	}
+	return fmt.Sprintf("mean of %d of %d seeds", with, len(cell))
+}
+
+// meanCurves are the cell's training loss, validation loss and accuracy
+// per epoch, each the mean over the trainings that ran that epoch.
+func meanCurves(cell []Row) (trainLoss, valLoss, valAcc plotter.XYs) {
+	type sums struct{ tl, vl, va, n float64 }
+	byEpoch := map[int]*sums{}
+	for _, x := range cell {
+		if x.outcome == nil {
+			continue
+		}
+		for _, m := range x.outcome.Metrics {
+			s := byEpoch[m.Epoch]
+			if s == nil {
+				s = &sums{}
+				byEpoch[m.Epoch] = s
+			}
+			s.tl, s.vl, s.va, s.n = s.tl+m.TrainLoss, s.vl+m.ValLoss, s.va+m.ValAcc, s.n+1
+		}
+	}
+	for _, e := range slices.Sorted(maps.Keys(byEpoch)) {
+		s := byEpoch[e]
+		trainLoss = append(trainLoss, plotter.XY{X: float64(e), Y: s.tl / s.n})
+		valLoss = append(valLoss, plotter.XY{X: float64(e), Y: s.vl / s.n})
+		valAcc = append(valAcc, plotter.XY{X: float64(e), Y: s.va / s.n})
+	}
+	return trainLoss, valLoss, valAcc
 }
 
 // shareY gives plots the y range that holds all of them.

@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/store"
 	"github.com/resomap/resomap/sweep"
@@ -115,23 +117,40 @@ func (x Index) Outcomes(ctx context.Context, sweepName string) (map[string]sweep
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]sweep.Outcome{}
+	var keys []string
 	for _, in := range infos {
-		if _, ok := parseOutcomeKey(sweepName, in.Key); !ok {
-			continue
+		if _, ok := parseOutcomeKey(sweepName, in.Key); ok {
+			keys = append(keys, in.Key)
 		}
-		b, err := store.ReadAll(ctx, x.Store, in.Key)
-		if err != nil {
-			return nil, err
-		}
-		var o sweep.Outcome
-		if err := json.Unmarshal(b, &o); err != nil {
-			return nil, fmt.Errorf("outcome %s: %w", in.Key, err)
-		}
+	}
+	// Read concurrently: a sweep of thousands on S3 is thousands of GETs.
+	read := make([]sweep.Outcome, len(keys))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(outcomeReaders)
+	for k, key := range keys {
+		g.Go(func() error {
+			b, err := store.ReadAll(gctx, x.Store, key)
+			if err != nil {
+				return err
+			}
+			if err := json.Unmarshal(b, &read[k]); err != nil {
+				return fmt.Errorf("outcome %s: %w", key, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := make(map[string]sweep.Outcome, len(read))
+	for _, o := range read {
 		out[o.ID()] = o
 	}
 	return out, nil
 }
+
+// outcomeReaders is how many outcomes Outcomes reads at once.
+const outcomeReaders = 16
 
 // TestResult is a stored test-resolution result (nil when there is none).
 func (x Index) TestResult(ctx context.Context, configHash string, res int) (*sweep.TestResult, error) {

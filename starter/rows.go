@@ -52,10 +52,12 @@ func unlisted(p workflows.SweepProgress) string {
 		len(p.Combos), p.Total)
 }
 
-// storedRows are a row per combination of the sweep: the progress's rows
-// as the sweep knows them now, the others' outcomes as the store holds
-// them (the latest recorded), and pending for those with neither. With
-// onlyFailed, only the rows that ended without a result.
+// storedRows are a row per combination of the sweep, in the order they
+// train: the progress's rows as the sweep knows them now; for one that has
+// not started, pending (or cancelled, if the sweep was cancelled before
+// it started); for the others, their outcome as the store holds it (each
+// combination records its own when it ends). With onlyFailed, only those
+// that ended without a result.
 func storedRows(ctx context.Context, storeURL string, p workflows.SweepProgress, onlyFailed bool) ([]sweep.Outcome, error) {
 	st, err := store.Open(ctx, storeURL)
 	if err != nil {
@@ -65,36 +67,60 @@ func storedRows(ctx context.Context, storeURL string, p workflows.SweepProgress,
 	if err != nil {
 		return nil, fmt.Errorf("read the outcomes of sweep %s from %s: %w", p.Name, st.URL(), err)
 	}
-	rows := map[string]sweep.Outcome{}
-	maps.Copy(rows, stored)
-	for _, o := range p.Combos {
-		rows[o.ID()] = o
-	}
-	var order []string
-	inOrder := map[string]bool{}
-	if p.Spec != nil {
-		for _, c := range p.Spec.Combinations() {
-			order, inOrder[c.ID()] = append(order, c.ID()), true
-			if _, ok := rows[c.ID()]; !ok {
-				rows[c.ID()] = sweep.Outcome{Model: c.Model, Family: sweep.FamilyOf(c.Model), Resolution: c.Resolution, Seed: c.Seed,
-					Epochs: p.Spec.Epochs, Status: sweep.Pending, Reason: "no outcome recorded yet"}
+	if p.Total == 0 { // the result of a sweep before counts: it lists every one
+		var out []sweep.Outcome
+		for _, o := range p.Combos {
+			if !onlyFailed || o.Status.Done() && !o.Status.HasResult() {
+				out = append(out, o)
 			}
 		}
+		return out, nil
 	}
-	for _, id := range slices.Sorted(maps.Keys(rows)) {
-		if !inOrder[id] {
-			order = append(order, id) // trained by an earlier form of the sweep
-		}
+	live := map[string]sweep.Outcome{}
+	for _, o := range p.Combos {
+		live[o.ID()] = o
 	}
+	order := p.Order()
 	var out []sweep.Outcome
-	for _, id := range order {
-		o := rows[id]
+	for i, c := range order {
+		o := rowOf(c, i, p, live, stored)
 		if onlyFailed && (!o.Status.Done() || o.Status.HasResult()) {
 			continue
 		}
 		out = append(out, o)
 	}
 	return out, nil
+}
+
+// rowOf is combination c's row: c is the i-th combination of the sweep.
+func rowOf(c sweep.Combination, i int, p workflows.SweepProgress, live, stored map[string]sweep.Outcome) sweep.Outcome {
+	if o, ok := live[c.ID()]; ok {
+		return o
+	}
+	o := sweep.Outcome{Model: c.Model, Family: sweep.FamilyOf(c.Model), Resolution: c.Resolution, Seed: c.Seed}
+	if p.Spec != nil {
+		o.Epochs = p.Spec.Epochs
+	}
+	switch {
+	case i >= p.Total-p.Unstarted:
+		o.Status, o.Reason = sweep.Cancelled, "sweep cancelled before it started"
+		return o
+	case i >= p.Next:
+		o.Status = sweep.Pending
+		return o
+	}
+	if s, ok := stored[c.ID()]; ok {
+		return s
+	}
+	if p.Spec != nil && c.Seed == p.Spec.Seed { // named before the sweep was given seeds
+		alias := c
+		alias.Seed = 0
+		if s, ok := stored[alias.ID()]; ok {
+			return s
+		}
+	}
+	o.Status, o.Reason = sweep.Status("ended"), "its outcome is not in the store"
+	return o
 }
 
 // printRows prints the progress's counts and the rows asked for.

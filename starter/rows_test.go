@@ -48,7 +48,7 @@ func TestStatusOfALargeSweepPagesItsRows(t *testing.T) {
 		}
 	}
 	running := []sweep.Outcome{outcome(90, sweep.Running), outcome(91, sweep.Running)}
-	p := workflows.SweepProgress{Name: spec.Name, Spec: &spec, Total: 100, Combos: append([]sweep.Outcome{outcome(89, sweep.Failed)}, running...),
+	p := workflows.SweepProgress{Name: spec.Name, Spec: &spec, Total: 100, Next: 92, Combos: append([]sweep.Outcome{outcome(89, sweep.Failed)}, running...),
 		Counts: map[sweep.Status]int{sweep.Completed: 81, sweep.Failed: 9, sweep.Running: 2, sweep.Pending: 8}}
 
 	var out bytes.Buffer
@@ -79,6 +79,24 @@ func TestStatusOfALargeSweepPagesItsRows(t *testing.T) {
 			t.Errorf("all=%v failed=%v: %d rows, (completed, failed, running, pending) %v, want %v:\n%s", c.o.all, c.o.failed,
 				rowsOf(got), count(got), c.want, got)
 		}
+	}
+	// What the store holds of a combination this run has not started (an
+	// earlier run's outcome) is not its row: it is pending, or cancelled
+	// if the sweep was cancelled before it started.
+	if err := idx.PutOutcome(t.Context(), spec.Name, outcome(95, sweep.Failed)); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	_ = printRows(t.Context(), options{store: storeURL, all: true}, p, &out, nil)
+	if got := count(out.String()); got != [4]int{81, 9, 2, 8} {
+		t.Errorf("an earlier run's outcome of a pending combination shown: %v\n%s", got, out.String())
+	}
+	cancelled := p
+	cancelled.Cancelled, cancelled.Next, cancelled.Unstarted = true, 100, 8
+	out.Reset()
+	_ = printRows(t.Context(), options{store: storeURL, failed: true}, cancelled, &out, nil)
+	if got := strings.Count(out.String(), "sweep cancelled before it started"); got != 8 || rowsOf(out.String()) != 17 {
+		t.Errorf("--failed of a cancelled sweep: %d rows, %d cancelled before they started:\n%s", rowsOf(out.String()), got, out.String())
 	}
 	// Rows in the sweep's order.
 	out.Reset()

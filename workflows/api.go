@@ -180,8 +180,14 @@ type SweepProgress struct {
 	// status (both zero in results of sweeps before the ledger).
 	Total  int                  `json:",omitempty"`
 	Counts map[sweep.Status]int `json:",omitempty"`
-	// Spec is the sweep's spec as it stands (grown by UpdateAdd).
-	Spec *sweep.Spec `json:",omitempty"`
+	// Spec is the sweep's spec as it stands (grown by UpdateAdd). Order
+	// gives its combinations in the order they train: those from Next on
+	// have not started, and the last Unstarted were cancelled before they
+	// started.
+	Spec      *sweep.Spec `json:",omitempty"`
+	Growth    *Growth     `json:",omitempty"`
+	Next      int         `json:",omitempty"`
+	Unstarted int         `json:",omitempty"`
 	// Tracking says how the sweep's MLflow run stands once its trainings
 	// have ended ("" when up to date or off).
 	Tracking string `json:",omitempty"`

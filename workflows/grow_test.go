@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +79,61 @@ func TestAddToARunningSweep(t *testing.T) {
 				t.Errorf("continue-as-new after %d: %s trained %d epochs, want 3 (once each)", canAfter, id, trained[id])
 			}
 		}
+	}
+}
+
+// A sweep grown by seeds and a resolution continues as new carrying how it
+// grew, not the grown list (which grows with the sweep): every run trains
+// the same combinations in the same order, the result's Order is that
+// order, and its counts cover every one.
+func TestGrowthIsCarriedNotTheGrownList(t *testing.T) {
+	env := newEnv(t)
+	f := newFake()
+	f.register(env, time.Minute)
+	spec := testSpec(32, 48)
+	spec.ContinueAsNewAfter = 1
+	u := sendAdd(env, 90*time.Second, AddInput{Resolutions: []int{40}, Seeds: []uint64{7}})
+	var carries []*SweepCarry
+	in := SweepInput{Spec: spec}
+	for env.ExecuteWorkflow(Sweep, in); env.GetWorkflowError() != nil; env.ExecuteWorkflow(Sweep, in) {
+		if len(carries) > 20 {
+			t.Fatal("more than 20 runs")
+		}
+		in = continuedAs(t, env)
+		carries = append(carries, in.Carry)
+		endRunning(in.Carry)
+		env = newEnv(t)
+		f.register(env, time.Minute)
+	}
+	if !u.answered || u.err != nil {
+		t.Fatalf("add answered %v: %v", u.answered, u.err)
+	}
+	p := sweepResult(t, env)
+	var order []string
+	for _, c := range p.Order() {
+		order = append(order, c.ID())
+	}
+	want := []string{"smallcnn@32", "smallcnn@48", "smallcnn@32-seed7", "smallcnn@40-seed" + fmt.Sprint(spec.Seed), "smallcnn@40-seed7", "smallcnn@48-seed7"}
+	if len(carries) < 3 {
+		t.Fatalf("%d continue-as-new, want several", len(carries))
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(order)), slices.Sorted(slices.Values(want))) || order[0] != want[0] || order[1] != want[1] {
+		t.Errorf("order %v, want %v (the first two first)", order, want)
+	}
+	// (The fake keeps a training's epochs by resolution: another seed's is
+	// found trained and skipped.)
+	if p.Total != 6 || p.Counts[sweep.Completed]+p.Counts[sweep.Skipped] != 6 || len(p.Combos) != 6 {
+		t.Errorf("total %d, counts %v, %d rows", p.Total, p.Counts, len(p.Combos))
+	}
+	grew := false
+	for k, c := range carries {
+		if c.Combos != nil || grew && c.Growth == nil {
+			t.Errorf("run %d carried the grown list (%d) or lost how it grew", k+1, len(c.Combos))
+		}
+		grew = grew || c.Growth != nil
+	}
+	if !grew {
+		t.Error("no run carried how the sweep grew")
 	}
 }
 

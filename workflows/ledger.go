@@ -46,7 +46,13 @@ type ledger struct {
 	behind     []sweep.Outcome
 	behindMore int
 	reached    bool
+	// unstarted: the last combinations were cancelled before they started
+	// (none is recorded in the store).
+	unstarted int
 }
+
+// reasonUnstarted is the reason of a combination cancelled before it started.
+const reasonUnstarted = "sweep cancelled before it started"
 
 func newLedger() *ledger { return &ledger{counts: map[sweep.Status]int{}} }
 
@@ -72,6 +78,9 @@ func (l *ledger) replace(i int, o sweep.Outcome) {
 	l.counts[l.listed[k].Outcome.Status]--
 	l.counts[o.Status]++
 	l.listed[k].Outcome = o
+	if b := slices.IndexFunc(l.behind, func(b sweep.Outcome) bool { return b.ID() == o.ID() }); b >= 0 {
+		l.behind = slices.Delete(l.behind, b, b+1)
+	}
 	l.noteTracking(o)
 }
 
@@ -131,10 +140,12 @@ type ledgerCarry struct {
 	Behind     []sweep.Outcome      `json:",omitempty"`
 	BehindMore int                  `json:",omitempty"`
 	Reached    bool                 `json:",omitempty"`
+	Unstarted  int                  `json:",omitempty"`
 }
 
 func (l *ledger) carry() *ledgerCarry {
-	return &ledgerCarry{Ended: l.listed, Counts: l.counts, Behind: l.behind, BehindMore: l.behindMore, Reached: l.reached}
+	return &ledgerCarry{Ended: l.listed, Counts: l.counts, Behind: l.behind, BehindMore: l.behindMore, Reached: l.reached,
+		Unstarted: l.unstarted}
 }
 
 func ledgerFrom(c *ledgerCarry) *ledger {
@@ -145,6 +156,6 @@ func ledgerFrom(c *ledgerCarry) *ledger {
 	for s, n := range c.Counts {
 		l.counts[s] = n
 	}
-	l.listed, l.behind, l.behindMore, l.reached = c.Ended, c.Behind, c.BehindMore, c.Reached
+	l.listed, l.behind, l.behindMore, l.reached, l.unstarted = c.Ended, c.Behind, c.BehindMore, c.Reached, c.Unstarted
 	return l
 }

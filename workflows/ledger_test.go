@@ -81,3 +81,34 @@ func TestLedgerOfASmallSweepListsEveryOne(t *testing.T) {
 		t.Errorf("listed %d, counts %v", len(l.listed), l.counts)
 	}
 }
+
+// A state carried before the ledger is taken over: an outcome shown on a
+// combination that had not started (a sibling seed's signal, before
+// progress-by-seed) is not counted as ended, so the counts add up to the
+// combinations when every one has ended.
+func TestLegacyCarryIsTakenOver(t *testing.T) {
+	env := newEnv(t)
+	f := newFake()
+	f.register(env, time.Minute)
+	env.OnActivity(a.DescribeChildren, mockAny, mockAny).Return(ChildrenOutput{}, nil)
+	spec := testSpec(16, 24, 32)
+	ghost := sweep.Outcome{Model: "smallcnn", Resolution: 32, Epochs: 3, Status: sweep.Completed}
+	in := SweepInput{Spec: spec, Carry: &SweepCarry{Next: 1, Runs: 1, Running: []int{0}, Outcomes: []sweep.Outcome{
+		{Model: "smallcnn", Resolution: 16, Epochs: 3, Status: sweep.Running},
+		{Model: "smallcnn", Resolution: 24, Epochs: 3, Status: sweep.Pending},
+		ghost,
+	}}}
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(SignalProgress, sweep.Outcome{Model: "smallcnn", Resolution: 16, Epochs: 3, Status: sweep.Completed,
+			Progress: sweep.Progress{EpochsDone: 3}})
+	}, time.Minute)
+	env.ExecuteWorkflow(Sweep, in)
+	p := sweepResult(t, env)
+	ended := 0
+	for _, n := range p.Counts {
+		ended += n
+	}
+	if p.Total != 3 || ended != 3 || len(p.Combos) != 3 {
+		t.Errorf("total %d, counts %v (%d), %d rows", p.Total, p.Counts, ended, len(p.Combos))
+	}
+}

@@ -94,7 +94,10 @@ func (s *sweepRun) takeCarry(c *SweepCarry) error {
 	case c.Growth != nil:
 		combos, err := c.Growth.Combinations()
 		if err != nil {
-			return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, err)
+			// Failing the sweep would leave its running children with no
+			// one to follow them: the workflow task fails (and is retried)
+			// until a worker that can grow it again takes it.
+			panic(fmt.Sprintf("sweep %s cannot be grown again as it grew: %v", s.spec.Name, err))
 		}
 		s.combos, s.growth = combos, c.Growth
 	}
@@ -103,9 +106,12 @@ func (s *sweepRun) takeCarry(c *SweepCarry) error {
 			switch {
 			case slices.Contains(s.running, i):
 				s.live[i] = o
-			case o.Status.Done():
+			case i < s.next && o.Status.Done(): // (one not started may show a sibling seed's signal)
 				s.book.add(i, o, s.listAll())
 			}
+		}
+		if s.ctl.cancelled {
+			s.book.unstarted = s.countUnstarted(c.Outcomes)
 		}
 		return nil
 	}
@@ -156,7 +162,31 @@ func (s *sweepRun) progress() SweepProgress {
 	spec := s.spec
 	return SweepProgress{Name: s.spec.Name, Paused: s.ctl.paused, Cancelled: s.ctl.cancelled, Runs: s.runs,
 		Done: s.next >= len(s.combos) && len(s.running) == 0, Combos: s.rows(), Total: len(s.combos), Counts: s.counts(),
-		Spec: &spec, Tracking: s.tracking}
+		Spec: &spec, Growth: s.growth, Next: s.next, Unstarted: s.book.unstarted, Tracking: s.tracking}
+}
+
+// countUnstarted counts the combinations at the end of a carried list of
+// outcomes that were cancelled before they started.
+func (s *sweepRun) countUnstarted(outcomes []sweep.Outcome) int {
+	n := 0
+	for i := len(outcomes) - 1; i >= 0 && outcomes[i].Status == sweep.Cancelled && outcomes[i].Reason == reasonUnstarted; i-- {
+		n++
+	}
+	return n
+}
+
+// Order is the sweep's combinations in the order they train (the spec's
+// when the progress says nothing of how it grew).
+func (p SweepProgress) Order() []sweep.Combination {
+	if p.Growth != nil {
+		if combos, err := p.Growth.Combinations(); err == nil {
+			return combos
+		}
+	}
+	if p.Spec == nil {
+		return nil
+	}
+	return p.Spec.Combinations()
 }
 
 // rows are the outcomes the sweep shows, in its order of combinations:
@@ -322,8 +352,9 @@ func (s *sweepRun) run(ctx workflow.Context) (SweepProgress, error) {
 		if s.ctl.cancelled {
 			for ; s.next < len(s.combos); s.next++ {
 				o := s.pendingOutcome(s.next)
-				o.Status, o.Reason = sweep.Cancelled, "sweep cancelled before it started"
+				o.Status, o.Reason = sweep.Cancelled, reasonUnstarted
 				s.book.add(s.next, o, s.listAll())
+				s.book.unstarted++
 			}
 		}
 		if len(s.running) == 0 && s.next >= len(s.combos) {
