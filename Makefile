@@ -11,7 +11,7 @@ export GOBIN
 SHIM := $(BUILD)/libresomap.so
 export RESOMAP_LIB := $(abspath $(SHIM))
 
-.PHONY: all deps shim build test test-fast fuzz test-timing test-libtorch2 test-stack images chaos bench bench-train demo clean tools temporal-cli stop
+.PHONY: all deps shim build test test-fast fuzz test-timing test-libtorch2 test-stack images chaos bench bench-train scale demo clean tools temporal-cli stop
 all: shim build
 
 # System packages a fresh Debian/Ubuntu machine needs (run as root, or with sudo).
@@ -109,6 +109,11 @@ bench: deps shim tools build $(BENCH_CPP)
 # (about 25 minutes on 2 cores; RESOMAP_BENCH_SEEDS=2 for a shorter run).
 bench-train: deps shim build
 	bash scripts/bench-train.sh
+
+# What a training costs the orchestration as the sweep grows, on a real dev
+# server (SCALE_N tiny trainings, default 2000; about 20 minutes on 2 cores).
+scale: deps shim temporal-cli build
+	bash scripts/scale.sh
 
 demo: deps shim temporal-cli build
 	@bash scripts/demo.sh

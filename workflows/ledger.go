@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/resomap/resomap/sweep"
 )
@@ -18,8 +19,10 @@ const (
 	// listLatest and the first listProblems that ended without a result,
 	// and counts the others by status.
 	ListAllUpTo  = 64
-	listLatest   = 16
-	listProblems = 32
+	listLatest   = 10
+	listProblems = 20
+	// listReason bounds a kept outcome's reason (the store has it whole).
+	listReason = 1000
 	// listBehind: the trainings whose MLflow run fell behind that are
 	// named for the sweep's final catch-up; beyond them the catch-up reads
 	// every outcome from the store.
@@ -60,6 +63,9 @@ func newLedger() *ledger { return &ledger{counts: map[sweep.Status]int{}} }
 // sweep is small enough to keep every one.
 func (l *ledger) add(i int, o sweep.Outcome, listAll bool) {
 	l.counts[o.Status]++
+	if len(o.Reason) > listReason {
+		o.Reason = strings.ToValidUTF8(o.Reason[:listReason], "") + "…"
+	}
 	l.listed = append(l.listed, EndedOutcome{Index: i, Outcome: o})
 	l.noteTracking(o)
 	if !listAll && len(l.listed) > 2*listLatest+listProblems {
