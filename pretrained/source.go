@@ -38,6 +38,9 @@ var torchvision = map[string]string{
 	"vgg13": "vgg13-19584684.pth", "vgg13_bn": "vgg13_bn-abd245e5.pth",
 	"vgg16": "vgg16-397923af.pth", "vgg16_bn": "vgg16_bn-6c64b313.pth",
 	"vgg19": "vgg19-dcbb9e9d.pth", "vgg19_bn": "vgg19_bn-c79401a0.pth",
+	"mobilenet_v3_large": "mobilenet_v3_large-8738ca79.pth", "mobilenet_v3_small": "mobilenet_v3_small-047dcff4.pth",
+	"efficientnet_b0": "efficientnet_b0_rwightman-3dd342df.pth", "efficientnet_b1": "efficientnet_b1_rwightman-533bc792.pth",
+	"efficientnet_b2": "efficientnet_b2_rwightman-bcdf34b7.pth", "efficientnet_b3": "efficientnet_b3_rwightman-cf984f9c.pth",
 }
 
 // TorchvisionPrefix names torchvision's weights of a model in a source.
@@ -99,7 +102,7 @@ func (f Fetcher) Fetch(ctx context.Context, source string) (Fetched, error) {
 	if name, ok := strings.CutPrefix(source, TorchvisionPrefix); ok {
 		file, ok := torchvision[name]
 		if !ok {
-			return Fetched{}, fmt.Errorf("%w: %s: torchvision has no ImageNet weights ResoMap knows for %q (known: resnet18, resnet34, resnet50, vgg11…vgg19, _bn)", ErrMissing, source, name)
+			return Fetched{}, fmt.Errorf("%w: %s: torchvision has no ImageNet weights ResoMap knows for %q (known: resnet18, resnet34, resnet50, vgg11…vgg19, _bn, mobilenet_v3_large, _small, efficientnet_b0…b3)", ErrMissing, source, name)
 		}
 		base := f.Base
 		if base == "" {

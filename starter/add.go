@@ -62,7 +62,7 @@ func add(ctx context.Context, o options, w io.Writer, logger *slog.Logger) error
 			err = h.Get(ctx, &out)
 		}
 		if err == nil {
-			fmt.Fprintf(w, "sweep %s grew by %d combinations: %s\nWeb UI: %s\n", id, len(out.Added), strings.Join(out.Added, ", "), uiURL(id))
+			fmt.Fprintf(w, "sweep %s grew by %d combinations: %s\nWeb UI: %s\n", id, len(out.Added), shortList(out.Added, 10), uiURL(id))
 			return nil
 		}
 		if !strings.Contains(err.Error(), "has finished") && !strings.Contains(err.Error(), "already completed") {
@@ -174,4 +174,12 @@ func ids(cs []sweep.Combination) []string {
 		out = append(out, c.ID())
 	}
 	return out
+}
+
+// shortList joins names, the first n of a longer list and how many more.
+func shortList(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
 }

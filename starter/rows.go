@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/resomap/resomap/results"
 	"github.com/resomap/resomap/store"
@@ -39,7 +40,27 @@ func countsLine(p workflows.SweepProgress) string {
 			parts = append(parts, fmt.Sprintf("%d %s", p.Counts[st], st))
 		}
 	}
-	return fmt.Sprintf("%d combinations: %s", p.Total, strings.Join(parts, ", "))
+	return fmt.Sprintf("%d combinations: %s%s", p.Total, strings.Join(parts, ", "), eta(p, time.Now()))
+}
+
+// eta estimates when a running sweep ends, from its pace so far ("" when
+// it cannot: ended, paused, or nothing has ended yet).
+func eta(p workflows.SweepProgress, now time.Time) string {
+	ended := 0
+	for st, n := range p.Counts {
+		if st.Done() {
+			ended += n
+		}
+	}
+	if p.Done || p.Paused || p.Cancelled || ended == 0 || ended >= p.Total || p.Began.IsZero() || !now.After(p.Began) {
+		return ""
+	}
+	left := time.Duration(float64(now.Sub(p.Began)) / float64(ended) * float64(p.Total-ended))
+	unit := time.Minute
+	if left < 10*time.Minute {
+		unit = time.Second
+	}
+	return fmt.Sprintf("; at this pace the rest takes about %v", left.Round(unit))
 }
 
 // unlisted says how many combinations the progress does not list and how

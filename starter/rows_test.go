@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/resomap/resomap/results"
 	"github.com/resomap/resomap/store"
@@ -117,4 +118,34 @@ func rowsOf(s string) int {
 		}
 	}
 	return n
+}
+
+// A running sweep's counts say when, at its pace so far, it ends.
+func TestStatusEstimatesTheEnd(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	p := workflows.SweepProgress{Total: 100, Began: now.Add(-30 * time.Minute),
+		Counts: map[sweep.Status]int{sweep.Completed: 40, sweep.Failed: 10, sweep.Running: 8, sweep.Pending: 42}}
+	if got := eta(p, now); got != "; at this pace the rest takes about 30m0s" {
+		t.Errorf("half done in 30 minutes: %q", got)
+	}
+	for _, q := range []workflows.SweepProgress{
+		{Total: 100, Began: p.Began, Counts: map[sweep.Status]int{sweep.Running: 8, sweep.Pending: 92}}, // nothing ended yet
+		{Total: 100, Began: p.Began, Counts: p.Counts, Paused: true},
+		{Total: 100, Counts: p.Counts}, // a sweep from before Began was kept
+	} {
+		if got := eta(q, now); got != "" {
+			t.Errorf("%+v: %q, want no estimate", q, got)
+		}
+	}
+}
+
+// A long list of added combinations is shortened to its first ones and a count.
+func TestShortList(t *testing.T) {
+	names := []string{"a", "b", "c"}
+	if got := shortList(names, 3); got != "a, b, c" {
+		t.Errorf("%q", got)
+	}
+	if got := shortList(names, 2); got != "a, b and 1 more" {
+		t.Errorf("%q", got)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -70,4 +71,32 @@ func BenchmarkCheckpointThroughput(b *testing.B) {
 	b.ReportMetric(mbps(downT/n), "s3-download-MB/s")
 	b.ReportMetric(float64(copyT)/float64(upT), "upload/copy")
 	b.ReportMetric(float64(copyT)/float64(downT), "download/copy")
+}
+
+// BenchmarkFileListInALargeStore lists one training's folder in a file
+// store holding what a sweep of 2,000 trainings leaves (16 objects each):
+// a training lists its own small folders several times, and must not pay
+// for the whole store each time.
+func BenchmarkFileListInALargeStore(b *testing.B) {
+	dir := b.TempDir()
+	st, err := store.NewFile(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for t := range 2000 {
+		for k := range 16 {
+			key := filepath.ToSlash(filepath.Join("runs", fmt.Sprintf("%016x", t), fmt.Sprintf("epoch_%04d.json", k)))
+			if err := st.Put(ctx, key, bytes.NewReader(nil)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		got, err := st.List(ctx, "runs/00000000000003e7/")
+		if err != nil || len(got) != 16 {
+			b.Fatalf("%d objects, %v", len(got), err)
+		}
+	}
 }

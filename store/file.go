@@ -113,7 +113,14 @@ func (f *File) Stat(ctx context.Context, key string) (Info, error) {
 func (f *File) List(ctx context.Context, prefix string) ([]Info, error) {
 	defer iowatch.Begin(ctx)()
 	var out []Info
-	err := filepath.WalkDir(f.root, func(p string, d fs.DirEntry, err error) error {
+	// Walk only the folder the prefix names (its part up to the last
+	// slash): a store of a large sweep holds tens of thousands of files,
+	// and a training lists small folders of its own several times.
+	start := f.root
+	if dir, _, ok := cutLast(prefix, "/"); ok && checkKey(dir) == nil {
+		start = filepath.Join(f.root, filepath.FromSlash(dir))
+	}
+	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil
@@ -200,4 +207,12 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// cutLast slices s around the last instance of sep.
+func cutLast(s, sep string) (before, after string, found bool) {
+	if i := strings.LastIndex(s, sep); i >= 0 {
+		return s[:i], s[i+len(sep):], true
+	}
+	return s, "", false
 }

@@ -71,6 +71,14 @@ func TestStoreContract(t *testing.T) {
 			if all, _ := s.List(ctx, ""); len(all) != 4 {
 				t.Fatalf("list all: %d objects, want 4", len(all))
 			}
+			// A prefix is a prefix of keys, not a folder: it may end inside
+			// a name, span folders, or name a folder that is not there.
+			for prefix, want := range map[string]int{"runs/x/a": 1, "runs/": 3, "runs/y": 1, "ru": 3, "nope/x/": 0, "runs/x/a.json/": 0} {
+				got, err := s.List(ctx, prefix)
+				if err != nil || len(got) != want {
+					t.Fatalf("list %q: %d objects (%v), want %d", prefix, len(got), err, want)
+				}
+			}
 			if err := s.PutIfAbsent(ctx, "results/h.json", []byte("first")); err != nil {
 				t.Fatal(err)
 			}

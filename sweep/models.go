@@ -28,11 +28,16 @@ var models = []ModelInfo{
 	{"vgg16", "vgg", 32, vggHead}, {"vgg16_bn", "vgg", 32, vggHead},
 	{"vgg19", "vgg", 32, vggHead}, {"vgg19_bn", "vgg", 32, vggHead},
 	{"resnet18", "resnet", 32, resnetHead}, {"resnet34", "resnet", 32, resnetHead}, {"resnet50", "resnet", 32, resnetHead},
+	{"mobilenet_v3_large", "mobilenet", 32, mobilenetHead}, {"mobilenet_v3_small", "mobilenet", 32, mobilenetHead},
+	{"efficientnet_b0", "efficientnet", 32, efficientnetHead}, {"efficientnet_b1", "efficientnet", 32, efficientnetHead},
+	{"efficientnet_b2", "efficientnet", 32, efficientnetHead}, {"efficientnet_b3", "efficientnet", 32, efficientnetHead},
 }
 
 const (
-	vggHead    = "classifier.6."
-	resnetHead = "fc."
+	vggHead          = "classifier.6."
+	resnetHead       = "fc."
+	mobilenetHead    = "classifier.3."
+	efficientnetHead = "classifier.1."
 )
 
 // Models lists every supported architecture.

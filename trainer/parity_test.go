@@ -25,7 +25,8 @@ func TestTorchvisionParity(t *testing.T) {
 	for i := range batch.Images {
 		batch.Images[i] = byte(rng.IntN(256))
 	}
-	for _, name := range []string{"vgg11", "vgg11_bn", "resnet18"} {
+	for _, name := range []string{"vgg11", "vgg11_bn", "resnet18", "mobilenet_v3_large", "mobilenet_v3_small",
+		"efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3"} {
 		t.Run(name, func(t *testing.T) {
 			m, err := tr.Lib.NewModel(torch.ModelSpec{Name: name, InChannels: c, NumClasses: nc, InitSeed: 5,
 				Momentum: 0.9, Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}})

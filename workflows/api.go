@@ -141,6 +141,7 @@ type SweepCarry struct {
 	Paused    bool
 	Cancelled bool
 	Runs      int
+	Began     time.Time `json:",omitzero"` // when the first run started
 	// Running are the combinations still running when the run ended; their
 	// results come by their progress signals. Live are their outcomes, in
 	// the same order.
@@ -188,6 +189,9 @@ type SweepProgress struct {
 	Growth    *Growth     `json:",omitempty"`
 	Next      int         `json:",omitempty"`
 	Unstarted int         `json:",omitempty"`
+	// Began is when the sweep's first run started (for an estimate of
+	// when it ends).
+	Began time.Time `json:",omitzero"`
 	// Tracking says how the sweep's MLflow run stands once its trainings
 	// have ended ("" when up to date or off).
 	Tracking string `json:",omitempty"`

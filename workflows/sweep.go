@@ -66,6 +66,8 @@ type sweepRun struct {
 	// ended and no more can be added.
 	growth                  *Growth
 	legacyCombos, finishing bool
+	// began: when the sweep's first run started.
+	began time.Time
 }
 
 // newSweep validates the spec and takes over the state of a previous run.
@@ -79,6 +81,7 @@ func newSweep(ctx workflow.Context, in SweepInput) (*sweepRun, error) {
 		live: map[int]sweep.Outcome{}, book: newLedger()}
 	s.ctl = &control{what: "sweep " + spec.Name, finished: func() bool { return false }, changed: s.controlled,
 		answer: func() any { return s.progress() }}
+	s.began = workflow.GetInfo(ctx).WorkflowStartTime
 	if c := in.Carry; c != nil {
 		return s, s.takeCarry(c)
 	}
@@ -88,6 +91,9 @@ func newSweep(ctx workflow.Context, in SweepInput) (*sweepRun, error) {
 // takeCarry takes over the state continue-as-new carried, in either form.
 func (s *sweepRun) takeCarry(c *SweepCarry) error {
 	s.next, s.ctl.paused, s.ctl.cancelled, s.runs, s.running = c.Next, c.Paused, c.Cancelled, c.Runs, c.Running
+	if !c.Began.IsZero() {
+		s.began = c.Began
+	}
 	switch {
 	case c.Combos != nil:
 		s.combos, s.legacyCombos = c.Combos, true
@@ -162,7 +168,7 @@ func (s *sweepRun) progress() SweepProgress {
 	spec := s.spec
 	return SweepProgress{Name: s.spec.Name, Paused: s.ctl.paused, Cancelled: s.ctl.cancelled, Runs: s.runs,
 		Done: s.next >= len(s.combos) && len(s.running) == 0, Combos: s.rows(), Total: len(s.combos), Counts: s.counts(),
-		Spec: &spec, Growth: s.growth, Next: s.next, Unstarted: s.book.unstarted, Tracking: s.tracking}
+		Spec: &spec, Growth: s.growth, Next: s.next, Unstarted: s.book.unstarted, Began: s.began, Tracking: s.tracking}
 }
 
 // countUnstarted counts the combinations at the end of a carried list of
@@ -486,7 +492,7 @@ func (s *sweepRun) continueAsNew(ctx workflow.Context) error {
 		s.takeProgress(o)
 	}
 	s.trimLedger()
-	carry := &SweepCarry{Next: s.next, Paused: s.ctl.paused, Cancelled: s.ctl.cancelled, Runs: s.runs + 1,
+	carry := &SweepCarry{Next: s.next, Paused: s.ctl.paused, Cancelled: s.ctl.cancelled, Runs: s.runs + 1, Began: s.began,
 		Running: s.running, Ledger: s.book.carry(), Growth: s.growth}
 	for _, i := range s.running {
 		carry.Live = append(carry.Live, s.live[i])

@@ -248,6 +248,208 @@ struct ResNet : Net {
   }
 };
 
+// torchvision's _make_divisible: v rounded to a multiple of divisor, not
+// below 90% of v.
+int make_divisible(double v, int divisor) {
+  int out = std::max(divisor, int(v + divisor / 2.0) / divisor * divisor);
+  if (out < 0.9 * v) out += divisor;
+  return out;
+}
+
+enum class Act { None, ReLU, Hardswish, SiLU };
+
+nn::Functional activation(Act a) {
+  switch (a) {
+    case Act::ReLU: return nn::Functional([](torch::Tensor x) { return torch::relu(x); });
+    case Act::Hardswish: return nn::Functional([](torch::Tensor x) { return torch::hardswish(x); });
+    case Act::SiLU: return nn::Functional([](torch::Tensor x) { return torch::silu(x); });
+    default: return nn::Functional([](torch::Tensor x) { return x; });
+  }
+}
+
+// A Sequential that can sit inside another (nn::Sequential's forward is a
+// template, which a Sequential cannot hold).
+struct StackImpl : nn::SequentialImpl {
+  using nn::SequentialImpl::SequentialImpl;
+  torch::Tensor forward(torch::Tensor x) { return nn::SequentialImpl::forward(x); }
+};
+TORCH_MODULE(Stack);
+
+// torchvision's Conv2dNormActivation: a bias-free convolution padded to
+// keep the size at stride 1, BatchNorm (eps, momentum as the model sets
+// them), then the activation (none: two modules, as torchvision has).
+Stack conv_norm_act(int in, int out, int k, int stride, int groups, double eps, double momentum, Act act) {
+  Stack s(nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding((k - 1) / 2).groups(groups).bias(false)),
+          nn::BatchNorm2d(nn::BatchNorm2dOptions(out).eps(eps).momentum(momentum)));
+  if (act != Act::None) s->push_back(activation(act));
+  return s;
+}
+
+// torchvision's SqueezeExcitation: channel weights from the pooled input
+// through two 1x1 convolutions; MobileNetV3 gates with ReLU/hardsigmoid,
+// EfficientNet with SiLU/sigmoid.
+struct SqueezeExcitationImpl : nn::Module {
+  nn::Conv2d fc1{nullptr}, fc2{nullptr};
+  bool hard;
+  SqueezeExcitationImpl(int in, int squeeze, bool hard) : hard(hard) {
+    fc1 = register_module("fc1", nn::Conv2d(nn::Conv2dOptions(in, squeeze, 1)));
+    fc2 = register_module("fc2", nn::Conv2d(nn::Conv2dOptions(squeeze, in, 1)));
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    auto s = fc1(torch::adaptive_avg_pool2d(x, {1, 1}));
+    s = fc2(hard ? torch::relu(s) : torch::silu(s));
+    return x * (hard ? torch::hardsigmoid(s) : torch::sigmoid(s));
+  }
+};
+TORCH_MODULE(SqueezeExcitation);
+
+// MobileNetV3's InvertedResidual: expand (1x1, unless the width stays),
+// depthwise, squeeze-excitation, project (1x1, no activation); the input
+// added back when the shape is kept.
+struct InvertedResidualImpl : nn::Module {
+  nn::Sequential block;
+  bool residual;
+  InvertedResidualImpl(int in, int k, int expanded, int out, bool se, Act act, int stride) {
+    const double eps = 0.001, momentum = 0.01;
+    if (expanded != in) block->push_back(conv_norm_act(in, expanded, 1, 1, 1, eps, momentum, act));
+    block->push_back(conv_norm_act(expanded, expanded, k, stride, expanded, eps, momentum, act));
+    if (se) block->push_back(SqueezeExcitation(expanded, make_divisible(expanded / 4, 8), true));
+    block->push_back(conv_norm_act(expanded, out, 1, 1, 1, eps, momentum, Act::None));
+    register_module("block", block);
+    residual = stride == 1 && in == out;
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    auto y = block->forward(x);
+    return residual ? y + x : y;
+  }
+};
+TORCH_MODULE(InvertedResidual);
+
+// MobileNetV3 (large and small) as torchvision builds it: features /
+// avgpool / classifier (Linear, hardswish, dropout 0.2, Linear).
+struct MobileNetV3 : Net {
+  nn::Sequential features, classifier;
+  MobileNetV3(bool large, int in_ch, int nc) {
+    struct Cfg {
+      int in, k, expanded, out;
+      bool se;
+      Act act;
+      int stride;
+    };
+    const Act RE = Act::ReLU, HS = Act::Hardswish;
+    const std::vector<Cfg> large_cfg = {
+        {16, 3, 16, 16, false, RE, 1},   {16, 3, 64, 24, false, RE, 2},   {24, 3, 72, 24, false, RE, 1},
+        {24, 5, 72, 40, true, RE, 2},    {40, 5, 120, 40, true, RE, 1},   {40, 5, 120, 40, true, RE, 1},
+        {40, 3, 240, 80, false, HS, 2},  {80, 3, 200, 80, false, HS, 1},  {80, 3, 184, 80, false, HS, 1},
+        {80, 3, 184, 80, false, HS, 1},  {80, 3, 480, 112, true, HS, 1},  {112, 3, 672, 112, true, HS, 1},
+        {112, 5, 672, 160, true, HS, 2}, {160, 5, 960, 160, true, HS, 1}, {160, 5, 960, 160, true, HS, 1}};
+    const std::vector<Cfg> small_cfg = {
+        {16, 3, 16, 16, true, RE, 2},   {16, 3, 72, 24, false, RE, 2}, {24, 3, 88, 24, false, RE, 1},
+        {24, 5, 96, 40, true, HS, 2},   {40, 5, 240, 40, true, HS, 1}, {40, 5, 240, 40, true, HS, 1},
+        {40, 5, 120, 48, true, HS, 1},  {48, 5, 144, 48, true, HS, 1}, {48, 5, 288, 96, true, HS, 2},
+        {96, 5, 576, 96, true, HS, 1},  {96, 5, 576, 96, true, HS, 1}};
+    const auto &cfg = large ? large_cfg : small_cfg;
+    features->push_back(conv_norm_act(in_ch, 16, 3, 2, 1, 0.001, 0.01, HS));
+    for (const auto &c : cfg) features->push_back(InvertedResidual(c.in, c.k, c.expanded, c.out, c.se, c.act, c.stride));
+    const int last_in = cfg.back().out, last_out = 6 * last_in, last_channel = large ? 1280 : 1024;
+    features->push_back(conv_norm_act(last_in, last_out, 1, 1, 1, 0.001, 0.01, HS));
+    classifier = nn::Sequential(nn::Linear(last_out, last_channel), activation(HS), SeededDropout(0.2, gen),
+                                nn::Linear(last_channel, nc));
+    register_module("features", features);
+    register_module("classifier", classifier);
+    init_conv_bn(*this, true);
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    x = torch::adaptive_avg_pool2d(features->forward(x), {1, 1});
+    return classifier->forward(torch::flatten(x, 1));
+  }
+};
+
+// torchvision's StochasticDepth in "row" mode: in training, each sample's
+// residual branch is dropped with probability p (kept ones scaled by
+// 1/(1-p)), the mask drawn from the model's generator.
+torch::Tensor stochastic_depth(const torch::Tensor &x, double p, bool training, at::Generator &gen) {
+  if (!training || p == 0) return x;
+  std::vector<int64_t> size(x.dim(), 1);
+  size[0] = x.size(0);
+  auto noise = torch::empty(size, x.options()).bernoulli_(1 - p, gen);
+  if (p < 1) noise.div_(1 - p);
+  return x * noise;
+}
+
+// EfficientNet's MBConv: expand (1x1, unless the ratio is 1), depthwise,
+// squeeze-excitation (SiLU/sigmoid, squeezed to a quarter of the input),
+// project; stochastic depth on the residual branch.
+struct MBConvImpl : nn::Module {
+  nn::Sequential block;
+  bool residual;
+  double sd_prob;
+  GeneratorSlot gen;
+  MBConvImpl(int in, int out, int k, int stride, int expand_ratio, double sd_prob, GeneratorSlot gen)
+      : sd_prob(sd_prob), gen(std::move(gen)) {
+    const double eps = 1e-5, momentum = 0.1;
+    const int expanded = make_divisible(in * expand_ratio, 8);
+    if (expanded != in) block->push_back(conv_norm_act(in, expanded, 1, 1, 1, eps, momentum, Act::SiLU));
+    block->push_back(conv_norm_act(expanded, expanded, k, stride, expanded, eps, momentum, Act::SiLU));
+    block->push_back(SqueezeExcitation(expanded, std::max(1, in / 4), false));
+    block->push_back(conv_norm_act(expanded, out, 1, 1, 1, eps, momentum, Act::None));
+    register_module("block", block);
+    residual = stride == 1 && in == out;
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    auto y = block->forward(x);
+    if (!residual) return y;
+    return stochastic_depth(y, sd_prob, is_training(), *gen) + x;
+  }
+};
+TORCH_MODULE(MBConv);
+
+// EfficientNet B0..B3 as torchvision builds them: B0's stages with widths
+// and depths scaled, stochastic depth rising to 0.2 over the blocks, then
+// classifier (dropout, Linear).
+struct EfficientNet : Net {
+  nn::Sequential features, classifier;
+  EfficientNet(double width, double depth, double dropout, int in_ch, int nc) {
+    struct Stage {
+      int expand, k, stride, in, out, layers;
+    };
+    const std::vector<Stage> b0 = {{1, 3, 1, 32, 16, 1},  {6, 3, 2, 16, 24, 2},   {6, 5, 2, 24, 40, 2},  {6, 3, 2, 40, 80, 3},
+                                   {6, 5, 1, 80, 112, 3}, {6, 5, 2, 112, 192, 4}, {6, 3, 1, 192, 320, 1}};
+    auto channels = [&](int c) { return make_divisible(c * width, 8); };
+    auto layers = [&](int n) { return int(std::ceil(n * depth)); };
+    int total = 0;
+    for (const auto &st : b0) total += layers(st.layers);
+    features->push_back(conv_norm_act(in_ch, channels(32), 3, 2, 1, 1e-5, 0.1, Act::SiLU));
+    int id = 0;
+    for (const auto &st : b0) {
+      Stack stage;
+      for (int j = 0; j < layers(st.layers); j++, id++) {
+        const int in = j == 0 ? channels(st.in) : channels(st.out);
+        stage->push_back(MBConv(in, channels(st.out), st.k, j == 0 ? st.stride : 1, st.expand, 0.2 * id / total, gen));
+      }
+      features->push_back(stage);
+    }
+    const int last_in = channels(320), last_out = 4 * last_in;
+    features->push_back(conv_norm_act(last_in, last_out, 1, 1, 1, 1e-5, 0.1, Act::SiLU));
+    classifier = nn::Sequential(SeededDropout(dropout, gen), nn::Linear(last_out, nc));
+    register_module("features", features);
+    register_module("classifier", classifier);
+    init_conv_bn(*this, false);
+    torch::NoGradGuard ng;
+    for (auto &mod : modules(false)) {
+      if (auto *lin = mod->as<nn::Linear>()) {
+        const double range = 1.0 / std::sqrt(double(lin->weight.size(0)));
+        nn::init::uniform_(lin->weight, -range, range);
+        nn::init::zeros_(lin->bias);
+      }
+    }
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    x = torch::adaptive_avg_pool2d(features->forward(x), {1, 1});
+    return classifier->forward(torch::flatten(x, 1));
+  }
+};
+
 std::shared_ptr<Net> make_net(const std::string &name, int in_ch, int nc) {
   // 0 marks a max-pool, as 'M' does in torchvision's cfgs.
   static const std::vector<int> A = {64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0};
@@ -269,6 +471,12 @@ std::shared_ptr<Net> make_net(const std::string &name, int in_ch, int nc) {
   if (name == "resnet18") return std::make_shared<ResNet<BasicBlock>>(std::vector<int>{2, 2, 2, 2}, in_ch, nc);
   if (name == "resnet34") return std::make_shared<ResNet<BasicBlock>>(std::vector<int>{3, 4, 6, 3}, in_ch, nc);
   if (name == "resnet50") return std::make_shared<ResNet<Bottleneck>>(std::vector<int>{3, 4, 6, 3}, in_ch, nc);
+  if (name == "mobilenet_v3_large") return std::make_shared<MobileNetV3>(true, in_ch, nc);
+  if (name == "mobilenet_v3_small") return std::make_shared<MobileNetV3>(false, in_ch, nc);
+  if (name == "efficientnet_b0") return std::make_shared<EfficientNet>(1.0, 1.0, 0.2, in_ch, nc);
+  if (name == "efficientnet_b1") return std::make_shared<EfficientNet>(1.0, 1.1, 0.2, in_ch, nc);
+  if (name == "efficientnet_b2") return std::make_shared<EfficientNet>(1.1, 1.2, 0.3, in_ch, nc);
+  if (name == "efficientnet_b3") return std::make_shared<EfficientNet>(1.2, 1.4, 0.3, in_ch, nc);
   throw InvalidArgument("unknown model \"" + name + "\"");
 }
 
