@@ -1,11 +1,13 @@
 package trainer_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -19,14 +21,24 @@ import (
 func TestTorchvisionParity(t *testing.T) {
 	py := pythonTorch(t)
 	tr := newTrainer(t, t.TempDir())
-	const n, c, res, nc = 2, 3, 32, 10
-	rng := rand.New(rand.NewPCG(1, 2))
-	batch := dataset.Batch{Images: make([]byte, n*c*res*res), Labels: []int64{3, 7}, C: c, H: res, W: res}
-	for i := range batch.Images {
-		batch.Images[i] = byte(rng.IntN(256))
-	}
-	for _, name := range []string{"vgg11", "vgg11_bn", "resnet18", "mobilenet_v3_large", "mobilenet_v3_small",
-		"efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3"} {
+	const c, nc = 3, 10
+	// EfficientNet gets 4 images at 96 px: with 2 at 32 px its last stages
+	// are 1x1 and BatchNorm over 2 values gives gradients of 1e8, so the
+	// one step below blows up its weights (in PyTorch alike) and the
+	// comparison is of NaNs.
+	for _, tc := range []struct {
+		name   string
+		n, res int
+	}{
+		{"vgg11", 2, 32}, {"vgg11_bn", 2, 32}, {"resnet18", 2, 32}, {"mobilenet_v3_large", 2, 32}, {"mobilenet_v3_small", 2, 32},
+		{"efficientnet_b0", 4, 96}, {"efficientnet_b1", 4, 96}, {"efficientnet_b2", 4, 96}, {"efficientnet_b3", 4, 96},
+	} {
+		name, n, res := tc.name, tc.n, tc.res
+		rng := rand.New(rand.NewPCG(1, 2))
+		batch := dataset.Batch{Images: make([]byte, n*c*res*res), Labels: []int64{3, 7, 1, 8}[:n], C: c, H: res, W: res}
+		for i := range batch.Images {
+			batch.Images[i] = byte(rng.IntN(256))
+		}
 		t.Run(name, func(t *testing.T) {
 			m, err := tr.Lib.NewModel(torch.ModelSpec{Name: name, InChannels: c, NumClasses: nc, InitSeed: 5,
 				Momentum: 0.9, Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}})
@@ -64,8 +76,9 @@ func TestTorchvisionParity(t *testing.T) {
 			os.WriteFile(wp, weights, 0o644)
 			os.WriteFile(xp, batch.Images, 0o644)
 			os.WriteFile(lp, unsafe.Slice((*byte)(unsafe.Pointer(&logits[0])), 4*len(logits)), 0o644)
-			out, err := exec.Command(py, "testdata/parity.py", name, wp, xp, lp, "2", "3", "32", "32", "10", "0.5", "0.25",
-				"11", "3,7", strconv.FormatFloat(trainLoss, 'g', -1, 64)).CombinedOutput()
+			labels := strings.Trim(strings.Join(strings.Fields(fmt.Sprint(batch.Labels)), ","), "[]")
+			out, err := exec.Command(py, "testdata/parity.py", name, wp, xp, lp, strconv.Itoa(n), strconv.Itoa(c), strconv.Itoa(res),
+				strconv.Itoa(res), strconv.Itoa(nc), "0.5", "0.25", "11", labels, strconv.FormatFloat(trainLoss, 'g', -1, 64)).CombinedOutput()
 			t.Logf("%s", out)
 			if err != nil {
 				t.Fatalf("torchvision parity failed: %v", err)

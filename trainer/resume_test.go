@@ -32,6 +32,13 @@ func resumeConfig() sweep.Config {
 func TestExactResumeAcrossFreshProcesses(t *testing.T) {
 	t.Run("fp32", func(t *testing.T) { testExactResume(t, resumeConfig(), false) })
 	t.Run("bf16+channels-last", func(t *testing.T) { testExactResume(t, resumeConfig(), true) })
+	// Stochastic depth and dropout draw from the model's generator, seeded
+	// per step like everything else.
+	t.Run("efficientnet-stochastic-depth", func(t *testing.T) {
+		cfg := resumeConfig()
+		cfg.Model, cfg.Resolution = "efficientnet_b0", 32
+		testExactResume(t, cfg, false)
+	})
 	// The ImageNet recipe on JPEG photos: random resized crops drawn from
 	// the step seeds; the reference run assembles batches with three
 	// producers, the resumed processes with one.
