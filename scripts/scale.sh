@@ -78,7 +78,8 @@ sweep_status() {
   "$TEMPORAL" workflow describe -w "sweep-scale-$N" -o json |
     $PY -c 'import json, sys; print(json.load(sys.stdin)["workflowExecutionInfo"]["status"])'
 }
-while [ "$(sweep_status)" = WORKFLOW_EXECUTION_STATUS_RUNNING ]; do
+misses=0
+while st=$(sweep_status 2>/dev/null || true); [ "$st" = WORKFLOW_EXECUTION_STATUS_RUNNING ] || { [ -z "$st" ] && ((++misses < 30)); }; do
   sleep 10
 done
 [ "$(sweep_status)" = WORKFLOW_EXECUTION_STATUS_COMPLETED ] && rc=0 || rc=1
@@ -122,7 +123,8 @@ def rate(xs):
 first, last = rate(ends[:k]), rate(ends[-k:])
 # History: events and the largest event (its JSON size) over every run.
 def stored_size(e):
-    """The event's size with its payloads as bytes (the JSON shows them in base64)."""
+    """The event's size, its payloads as the JSON shows them (decoded, by
+    default; base64 data, if shown, counted as its bytes)."""
     size = len(json.dumps(e))
     def walk(v):
         nonlocal size

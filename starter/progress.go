@@ -216,7 +216,7 @@ func drawProgress(ctx context.Context, c client.Client, id string, p workflows.S
 	}
 	if tty {
 		if counts != "" {
-			lines = append([]string{counts}, lines...)
+			lines = append([]string{counts + eta(p, time.Now())}, lines...)
 		}
 		if drawn > 0 {
 			fmt.Fprintf(w, "\x1b[%dA", drawn)
@@ -228,9 +228,9 @@ func drawProgress(ctx context.Context, c client.Client, id string, p workflows.S
 	}
 	// Not a terminal: print a combination only when its epoch or status
 	// changes, so logs stay readable.
-	if counts != "" && last[""] != counts {
+	if counts != "" && last[""] != counts { // (not the estimate: it changes every second)
 		last[""] = counts
-		fmt.Fprintln(w, counts)
+		fmt.Fprintln(w, counts+eta(p, time.Now()))
 	}
 	for i, o := range p.Combos {
 		key := fmt.Sprintf("%d %s %s", o.EpochsDone, o.Status, notes[i])

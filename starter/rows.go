@@ -40,22 +40,26 @@ func countsLine(p workflows.SweepProgress) string {
 			parts = append(parts, fmt.Sprintf("%d %s", p.Counts[st], st))
 		}
 	}
-	return fmt.Sprintf("%d combinations: %s%s", p.Total, strings.Join(parts, ", "), eta(p, time.Now()))
+	return fmt.Sprintf("%d combinations: %s", p.Total, strings.Join(parts, ", "))
 }
 
-// eta estimates when a running sweep ends, from its pace so far ("" when
-// it cannot: ended, paused, or nothing has ended yet).
+// eta estimates when a running sweep ends, from the pace of the trainings
+// it ran so far (skipped ones took no time; paused time counts) ("" when
+// it cannot: ended, paused, or nothing has been trained yet).
 func eta(p workflows.SweepProgress, now time.Time) string {
-	ended := 0
+	ended, trained := 0, 0
 	for st, n := range p.Counts {
 		if st.Done() {
 			ended += n
+			if st != sweep.Skipped {
+				trained += n
+			}
 		}
 	}
-	if p.Done || p.Paused || p.Cancelled || ended == 0 || ended >= p.Total || p.Began.IsZero() || !now.After(p.Began) {
+	if p.Done || p.Paused || p.Cancelled || trained == 0 || ended >= p.Total || p.Began.IsZero() || !now.After(p.Began) {
 		return ""
 	}
-	left := time.Duration(float64(now.Sub(p.Began)) / float64(ended) * float64(p.Total-ended))
+	left := time.Duration(float64(now.Sub(p.Began)) / float64(trained) * float64(p.Total-ended))
 	unit := time.Minute
 	if left < 10*time.Minute {
 		unit = time.Second
@@ -147,7 +151,7 @@ func rowOf(c sweep.Combination, i int, p workflows.SweepProgress, live, stored m
 // printRows prints the progress's counts and the rows asked for.
 func printRows(ctx context.Context, o options, p workflows.SweepProgress, w io.Writer, notes map[string]string) error {
 	if line := countsLine(p); line != "" {
-		fmt.Fprintln(w, line)
+		fmt.Fprintln(w, line+eta(p, time.Now()))
 	}
 	if !o.all && !o.failed {
 		printTable(w, p.Combos, notes)

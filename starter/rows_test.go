@@ -128,8 +128,15 @@ func TestStatusEstimatesTheEnd(t *testing.T) {
 	if got := eta(p, now); got != "; at this pace the rest takes about 30m0s" {
 		t.Errorf("half done in 30 minutes: %q", got)
 	}
+	// Skipped trainings took no time: the pace is the trained ones'.
+	skips := workflows.SweepProgress{Total: 100, Began: p.Began,
+		Counts: map[sweep.Status]int{sweep.Skipped: 40, sweep.Completed: 10, sweep.Running: 8, sweep.Pending: 42}}
+	if got := eta(skips, now); got != "; at this pace the rest takes about 2h30m0s" {
+		t.Errorf("40 skipped and 10 trained in 30 minutes: %q", got)
+	}
 	for _, q := range []workflows.SweepProgress{
-		{Total: 100, Began: p.Began, Counts: map[sweep.Status]int{sweep.Running: 8, sweep.Pending: 92}}, // nothing ended yet
+		{Total: 100, Began: p.Began, Counts: map[sweep.Status]int{sweep.Running: 8, sweep.Pending: 92}},  // nothing ended yet
+		{Total: 100, Began: p.Began, Counts: map[sweep.Status]int{sweep.Skipped: 50, sweep.Pending: 50}}, // nothing trained yet
 		{Total: 100, Began: p.Began, Counts: p.Counts, Paused: true},
 		{Total: 100, Counts: p.Counts}, // a sweep from before Began was kept
 	} {

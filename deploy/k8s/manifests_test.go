@@ -27,6 +27,7 @@ func manifests(t *testing.T) map[string]map[string]object {
 	if len(files) == 0 {
 		t.Fatal("no manifests")
 	}
+	files = append(files, "secret.yaml.example") // applied once, by hand
 	out := map[string]map[string]object{}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -166,9 +167,13 @@ func TestManifestsNameWhatIsThere(t *testing.T) {
 				}
 			}
 		}
+		// The worker stops its two task queues one after the other.
 		grace, _ := at(d, "spec", "template", "spec", "terminationGracePeriodSeconds").(int)
-		if time.Duration(grace)*time.Second <= stop {
-			t.Errorf("%s: %d s of grace for a %v stop timeout: epochs are killed before they checkpoint", name, grace, stop)
+		if time.Duration(grace)*time.Second <= 2*stop {
+			t.Errorf("%s: %d s of grace for twice a %v stop timeout: epochs are killed before they checkpoint", name, grace, stop)
+		}
+		if at(d, "spec", "replicas") != nil {
+			t.Errorf("%s: replicas set: an apply would reset what the autoscaler set", name)
 		}
 		envs, _ := at(c, "env").([]any)
 		for _, e := range envs {
@@ -185,7 +190,11 @@ func TestManifestsNameWhatIsThere(t *testing.T) {
 				t.Errorf("ConfigMap resomap: nothing reads %s", k)
 			}
 		}
-		for _, from := range at(c, "envFrom").([]any) {
+		envFrom, _ := at(c, "envFrom").([]any)
+		if len(envFrom) == 0 {
+			t.Errorf("%s: no envFrom: the worker would not know Temporal or the store", name)
+		}
+		for _, from := range envFrom {
 			if n := str(from, "configMapRef", "name"); n != "" && all["ConfigMap"][n] == nil {
 				t.Errorf("%s: no ConfigMap %s", name, n)
 			}
