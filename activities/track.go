@@ -361,9 +361,8 @@ func (a *Activities) behindRuns(ctx context.Context, in workflows.TrackSweepInpu
 	ours := map[string]bool{} // the sweep's trainings, by either name of each
 	for _, c := range in.Spec.Combinations() {
 		ours[c.ID()] = true
-		if c.Seed == in.Spec.Seed {
-			c.Seed = 0 // the name it had before the sweep was given seeds
-			ours[c.ID()] = true
+		if alias, ok := in.Spec.Alias(c); ok && c.Seed != 0 { // the name it had before the sweep was given seeds
+			ours[alias.ID()] = true
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(stored)) {

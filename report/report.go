@@ -234,16 +234,10 @@ func (r *Report) aliases(c sweep.Combination) []string {
 	if r.Spec == nil {
 		return nil
 	}
-	alias := c
-	switch c.Seed {
-	case 0:
-		alias.Seed = r.Spec.Seed
-	case r.Spec.Seed:
-		alias.Seed = 0
-	default:
-		return nil
+	if alias, ok := r.Spec.Alias(c); ok {
+		return []string{alias.ID()}
 	}
-	return []string{alias.ID()}
+	return nil
 }
 
 // producedRow is o's row with the figures of the run that produced it: a

@@ -122,24 +122,22 @@ func rowOf(c sweep.Combination, i int, p workflows.SweepProgress, live, stored m
 	if o, ok := live[c.ID()]; ok {
 		return o
 	}
-	o := sweep.Outcome{Model: c.Model, Family: sweep.FamilyOf(c.Model), Resolution: c.Resolution, Seed: c.Seed}
+	var spec sweep.Spec // the epochs unknown without one
 	if p.Spec != nil {
-		o.Epochs = p.Spec.Epochs
+		spec = *p.Spec
 	}
+	o := spec.Pending(c)
 	switch {
 	case i >= p.Total-p.Unstarted:
-		o.Status, o.Reason = sweep.Cancelled, "sweep cancelled before it started"
+		o.Status, o.Reason = sweep.Cancelled, workflows.ReasonUnstarted
 		return o
 	case i >= p.Next:
-		o.Status = sweep.Pending
 		return o
 	}
 	if s, ok := stored[c.ID()]; ok {
 		return s
 	}
-	if p.Spec != nil && c.Seed == p.Spec.Seed { // named before the sweep was given seeds
-		alias := c
-		alias.Seed = 0
+	if alias, ok := spec.Alias(c); ok && p.Spec != nil && c.Seed != 0 { // named before the sweep was given seeds
 		if s, ok := stored[alias.ID()]; ok {
 			return s
 		}

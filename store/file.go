@@ -117,8 +117,8 @@ func (f *File) List(ctx context.Context, prefix string) ([]Info, error) {
 	// slash): a store of a large sweep holds tens of thousands of files,
 	// and a training lists small folders of its own several times.
 	start := f.root
-	if dir, _, ok := cutLast(prefix, "/"); ok && checkKey(dir) == nil {
-		start = filepath.Join(f.root, filepath.FromSlash(dir))
+	if i := strings.LastIndex(prefix, "/"); i >= 0 && checkKey(prefix[:i]) == nil {
+		start = filepath.Join(f.root, filepath.FromSlash(prefix[:i]))
 	}
 	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -207,12 +207,4 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-// cutLast slices s around the last instance of sep.
-func cutLast(s, sep string) (before, after string, found bool) {
-	if i := strings.LastIndex(s, sep); i >= 0 {
-		return s[:i], s[i+len(sep):], true
-	}
-	return s, "", false
 }

@@ -308,6 +308,27 @@ func parse(data []byte, source string) (Spec, Origins, error) {
 	return s, origins, nil
 }
 
+// Alias is c's other name, if it has one: a sweep without seeds names its
+// trainings model@res and trains them with its seed; grown by seeds, the
+// same training is model@res-seedN with N that seed. Either name is the
+// same training.
+func (s Spec) Alias(c Combination) (Combination, bool) {
+	switch c.Seed {
+	case 0:
+		c.Seed = s.Seed
+	case s.Seed:
+		c.Seed = 0
+	default:
+		return c, false
+	}
+	return c, true
+}
+
+// Pending is combination c's outcome before it starts.
+func (s Spec) Pending(c Combination) Outcome {
+	return Outcome{Model: c.Model, Family: FamilyOf(c.Model), Resolution: c.Resolution, Seed: c.Seed, Epochs: s.Epochs, Status: Pending}
+}
+
 // Combinations expands the sweep in a stable order: models as listed, each
 // at every resolution in ascending order, each once per seed of Seeds.
 func (s Spec) Combinations() []Combination {

@@ -1,7 +1,6 @@
 package trainer_test
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -76,9 +75,12 @@ func TestTorchvisionParity(t *testing.T) {
 			os.WriteFile(wp, weights, 0o644)
 			os.WriteFile(xp, batch.Images, 0o644)
 			os.WriteFile(lp, unsafe.Slice((*byte)(unsafe.Pointer(&logits[0])), 4*len(logits)), 0o644)
-			labels := strings.Trim(strings.Join(strings.Fields(fmt.Sprint(batch.Labels)), ","), "[]")
+			var labels []string
+			for _, l := range batch.Labels {
+				labels = append(labels, strconv.FormatInt(l, 10))
+			}
 			out, err := exec.Command(py, "testdata/parity.py", name, wp, xp, lp, strconv.Itoa(n), strconv.Itoa(c), strconv.Itoa(res),
-				strconv.Itoa(res), strconv.Itoa(nc), "0.5", "0.25", "11", labels, strconv.FormatFloat(trainLoss, 'g', -1, 64)).CombinedOutput()
+				strconv.Itoa(res), strconv.Itoa(nc), "0.5", "0.25", "11", strings.Join(labels, ","), strconv.FormatFloat(trainLoss, 'g', -1, 64)).CombinedOutput()
 			t.Logf("%s", out)
 			if err != nil {
 				t.Fatalf("torchvision parity failed: %v", err)

@@ -54,8 +54,8 @@ type ledger struct {
 	unstarted int
 }
 
-// reasonUnstarted is the reason of a combination cancelled before it started.
-const reasonUnstarted = "sweep cancelled before it started"
+// ReasonUnstarted is the reason of a combination cancelled before it started.
+const ReasonUnstarted = "sweep cancelled before it started"
 
 func newLedger() *ledger { return &ledger{counts: map[sweep.Status]int{}} }
 
@@ -84,17 +84,22 @@ func (l *ledger) replace(i int, o sweep.Outcome) {
 	l.counts[l.listed[k].Outcome.Status]--
 	l.counts[o.Status]++
 	l.listed[k].Outcome = o
-	if b := slices.IndexFunc(l.behind, func(b sweep.Outcome) bool { return b.ID() == o.ID() }); b >= 0 {
+	if b := l.behindAt(o.ID()); b >= 0 {
 		l.behind = slices.Delete(l.behind, b, b+1)
 	}
 	l.noteTracking(o)
+}
+
+// behindAt is where the training named id is in behind (-1: not there).
+func (l *ledger) behindAt(id string) int {
+	return slices.IndexFunc(l.behind, func(b sweep.Outcome) bool { return b.ID() == id })
 }
 
 func (l *ledger) noteTracking(o sweep.Outcome) {
 	if o.TrackingRun != "" {
 		l.reached = true
 	}
-	if o.Tracking == "" || slices.ContainsFunc(l.behind, func(b sweep.Outcome) bool { return b.ID() == o.ID() }) {
+	if o.Tracking == "" || l.behindAt(o.ID()) >= 0 {
 		return
 	}
 	if len(l.behind) < listBehind {
@@ -128,15 +133,6 @@ func (l *ledger) caughtUp() {
 	for k := range l.listed {
 		l.listed[k].Outcome.Tracking = ""
 	}
-}
-
-// ended is the number of ended combinations.
-func (l *ledger) ended() int {
-	n := 0
-	for _, c := range l.counts {
-		n += c
-	}
-	return n
 }
 
 // ledgerCarry is a ledger as continue-as-new carries it.

@@ -158,11 +158,7 @@ func (s *sweepRun) trimLedger() {
 func (s *sweepRun) listAll() bool { return len(s.combos) <= ListAllUpTo }
 
 // pendingOutcome is combination i's outcome before it starts.
-func (s *sweepRun) pendingOutcome(i int) sweep.Outcome {
-	c := s.combos[i]
-	return sweep.Outcome{Model: c.Model, Family: sweep.FamilyOf(c.Model), Resolution: c.Resolution, Seed: c.Seed,
-		Epochs: s.spec.Epochs, Status: sweep.Pending}
-}
+func (s *sweepRun) pendingOutcome(i int) sweep.Outcome { return s.spec.Pending(s.combos[i]) }
 
 func (s *sweepRun) progress() SweepProgress {
 	spec := s.spec
@@ -175,7 +171,7 @@ func (s *sweepRun) progress() SweepProgress {
 // outcomes that were cancelled before they started.
 func (s *sweepRun) countUnstarted(outcomes []sweep.Outcome) int {
 	n := 0
-	for i := len(outcomes) - 1; i >= 0 && outcomes[i].Status == sweep.Cancelled && outcomes[i].Reason == reasonUnstarted; i-- {
+	for i := len(outcomes) - 1; i >= 0 && outcomes[i].Status == sweep.Cancelled && outcomes[i].Reason == ReasonUnstarted; i-- {
 		n++
 	}
 	return n
@@ -358,7 +354,7 @@ func (s *sweepRun) run(ctx workflow.Context) (SweepProgress, error) {
 		if s.ctl.cancelled {
 			for ; s.next < len(s.combos); s.next++ {
 				o := s.pendingOutcome(s.next)
-				o.Status, o.Reason = sweep.Cancelled, reasonUnstarted
+				o.Status, o.Reason = sweep.Cancelled, ReasonUnstarted
 				s.book.add(s.next, o, s.listAll())
 				s.book.unstarted++
 			}
