@@ -44,6 +44,10 @@ func TestReplayRecordedHistories(t *testing.T) {
 		// waiting (downtime-is-waiting).
 		{"testdata/sweep_history_v6.json", "sweep-default"},
 		{"testdata/combination_history_v6.json", "sweep-default/smallcnn@16"},
+		// Recorded by the version whose sweep keeps a ledger (its result
+		// carries counts, the spec and its order; no command changed).
+		{"testdata/sweep_history_v7.json", "sweep-default"},
+		{"testdata/combination_history_v7.json", "sweep-default/smallcnn@16"},
 	} {
 		f, err := os.Open(tc.file)
 		if err != nil {
