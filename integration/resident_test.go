@@ -32,14 +32,17 @@ activity: {heartbeat_timeout_seconds: 3, max_attempts: 5, sticky_seconds: 2}
 `, name)
 }
 
-// storedBy reads a worker's log: the epochs it stored.
-func storedBy(t *testing.T, w *workerProc) []int {
+// trainedBy reads a worker's log: the epochs it trained to the end, as a
+// set. "epoch done" is logged before the epoch is written to the store, so
+// a worker frozen between that write and its "epoch stored" line (or its
+// activity's completion) still counts as the one that trained the epoch.
+func trainedBy(t *testing.T, w *workerProc) map[int]bool {
 	t.Helper()
 	b, _ := os.ReadFile(w.log.Name())
-	var out []int
-	for _, m := range regexp.MustCompile(`msg="epoch stored".* epoch=(\d+)`).FindAllSubmatch(b, -1) {
+	out := map[int]bool{}
+	for _, m := range regexp.MustCompile(`msg="epoch done".* epoch=(\d+)`).FindAllSubmatch(b, -1) {
 		e, _ := strconv.Atoi(string(m[1]))
-		out = append(out, e)
+		out[e] = true
 	}
 	return out
 }
@@ -104,11 +107,18 @@ func TestResidentEpochsEndTheSameHoweverTheyMove(t *testing.T) {
 			signal(ws[e%2], syscall.SIGCONT)
 			signal(ws[(e-1)%2], syscall.SIGSTOP)
 		}
+		// Only the worker not frozen can write epoch e, so A trained 1 and 3
+		// and B 2 and 4, each going on past a model two epochs stale. The
+		// log may hold more: the server can hand the next task to a frozen
+		// worker's open poll (it then times out and moves, as a task does),
+		// and a stale attempt can finish an epoch again once thawed. Which
+		// worker completes which activity is the server's choice, so it is
+		// not asserted.
 		o := result(t, c, "sweep-res-alt", 5*time.Minute).Combos[0]
-		a, b := storedBy(t, ws[0]), storedBy(t, ws[1])
-		t.Logf("worker A stored epochs %v, worker B %v; resident epochs %d", a, b, o.ResidentEpochs)
-		if o.Status != sweep.Completed || fmt.Sprint(a) != "[1 3]" || fmt.Sprint(b) != "[2 4]" {
-			t.Fatalf("%s; worker A stored %v, B %v; want [1 3] and [2 4]", o.Status, a, b)
+		a, b := trainedBy(t, ws[0]), trainedBy(t, ws[1])
+		t.Logf("worker A trained epochs %v, worker B %v; resident epochs %d", a, b, o.ResidentEpochs)
+		if o.Status != sweep.Completed || !a[1] || !a[3] || !b[2] || !b[4] {
+			t.Fatalf("%s; worker A trained %v, B %v; want 1 and 3 on A, 2 and 4 on B", o.Status, a, b)
 		}
 		if !bytes.Equal(finalWeights(t, store, "32"), want) {
 			t.Fatal("final weights differ from the uninterrupted run's")
