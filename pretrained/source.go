@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -41,6 +42,12 @@ var torchvision = map[string]string{
 	"mobilenet_v3_large": "mobilenet_v3_large-8738ca79.pth", "mobilenet_v3_small": "mobilenet_v3_small-047dcff4.pth",
 	"efficientnet_b0": "efficientnet_b0_rwightman-3dd342df.pth", "efficientnet_b1": "efficientnet_b1_rwightman-533bc792.pth",
 	"efficientnet_b2": "efficientnet_b2_rwightman-bcdf34b7.pth", "efficientnet_b3": "efficientnet_b3_rwightman-cf984f9c.pth",
+	"convnext_tiny": "convnext_tiny-983f1562.pth", "convnext_small": "convnext_small-0c510722.pth",
+	"convnext_base":  "convnext_base-6075fbad.pth",
+	"regnet_y_400mf": "regnet_y_400mf-c65dace8.pth", "regnet_y_800mf": "regnet_y_800mf-1b27b58c.pth",
+	"regnet_y_1_6gf": "regnet_y_1_6gf-b11a554e.pth", "regnet_x_400mf": "regnet_x_400mf-adf1edd5.pth",
+	"regnet_x_800mf": "regnet_x_800mf-ad17e45c.pth",
+	"vit_b_16":       "vit_b_16-c867db91.pth",
 }
 
 // TorchvisionPrefix names torchvision's weights of a model in a source.
@@ -102,7 +109,8 @@ func (f Fetcher) Fetch(ctx context.Context, source string) (Fetched, error) {
 	if name, ok := strings.CutPrefix(source, TorchvisionPrefix); ok {
 		file, ok := torchvision[name]
 		if !ok {
-			return Fetched{}, fmt.Errorf("%w: %s: torchvision has no ImageNet weights ResoMap knows for %q (known: resnet18, resnet34, resnet50, vgg11…vgg19, _bn, mobilenet_v3_large, _small, efficientnet_b0…b3)", ErrMissing, source, name)
+			return Fetched{}, fmt.Errorf("%w: %s: torchvision has no ImageNet weights ResoMap knows for %q (known: %s)", ErrMissing, source, name,
+				strings.Join(slices.Sorted(maps.Keys(torchvision)), ", "))
 		}
 		base := f.Base
 		if base == "" {

@@ -15,6 +15,9 @@ type ModelInfo struct {
 	// Classifier is the state-dict prefix of the last layer, which
 	// fine-tuning replaces for the data's classes (torchvision's names).
 	Classifier string
+	// Patch, where set, is a ViT's patch size: resolutions are multiples
+	// of it (torchvision's ViT drops the pixels past the last whole patch).
+	Patch int
 }
 
 // MaxResolution bounds the input size; beyond it a single image is larger
@@ -22,22 +25,38 @@ type ModelInfo struct {
 const MaxResolution = 2048
 
 var models = []ModelInfo{
-	{"smallcnn", "cnn", 8, "classifier.0."},
-	{"vgg11", "vgg", 32, vggHead}, {"vgg11_bn", "vgg", 32, vggHead},
-	{"vgg13", "vgg", 32, vggHead}, {"vgg13_bn", "vgg", 32, vggHead},
-	{"vgg16", "vgg", 32, vggHead}, {"vgg16_bn", "vgg", 32, vggHead},
-	{"vgg19", "vgg", 32, vggHead}, {"vgg19_bn", "vgg", 32, vggHead},
-	{"resnet18", "resnet", 32, resnetHead}, {"resnet34", "resnet", 32, resnetHead}, {"resnet50", "resnet", 32, resnetHead},
-	{"mobilenet_v3_large", "mobilenet", 32, mobilenetHead}, {"mobilenet_v3_small", "mobilenet", 32, mobilenetHead},
-	{"efficientnet_b0", "efficientnet", 32, efficientnetHead}, {"efficientnet_b1", "efficientnet", 32, efficientnetHead},
-	{"efficientnet_b2", "efficientnet", 32, efficientnetHead}, {"efficientnet_b3", "efficientnet", 32, efficientnetHead},
+	conv("smallcnn", "cnn", 8, "classifier.0."),
+	conv("vgg11", "vgg", 32, vggHead), conv("vgg11_bn", "vgg", 32, vggHead),
+	conv("vgg13", "vgg", 32, vggHead), conv("vgg13_bn", "vgg", 32, vggHead),
+	conv("vgg16", "vgg", 32, vggHead), conv("vgg16_bn", "vgg", 32, vggHead),
+	conv("vgg19", "vgg", 32, vggHead), conv("vgg19_bn", "vgg", 32, vggHead),
+	conv("resnet18", "resnet", 32, resnetHead), conv("resnet34", "resnet", 32, resnetHead), conv("resnet50", "resnet", 32, resnetHead),
+	conv("mobilenet_v3_large", "mobilenet", 32, mobilenetHead), conv("mobilenet_v3_small", "mobilenet", 32, mobilenetHead),
+	conv("efficientnet_b0", "efficientnet", 32, efficientnetHead), conv("efficientnet_b1", "efficientnet", 32, efficientnetHead),
+	conv("efficientnet_b2", "efficientnet", 32, efficientnetHead), conv("efficientnet_b3", "efficientnet", 32, efficientnetHead),
+	conv("convnext_tiny", "convnext", 32, convnextHead), conv("convnext_small", "convnext", 32, convnextHead),
+	conv("convnext_base", "convnext", 32, convnextHead),
+	conv("regnet_y_400mf", "regnet", 32, resnetHead), conv("regnet_y_800mf", "regnet", 32, resnetHead),
+	conv("regnet_y_1_6gf", "regnet", 32, resnetHead), conv("regnet_x_400mf", "regnet", 32, resnetHead),
+	conv("regnet_x_800mf", "regnet", 32, resnetHead),
+	{Name: "vit_b_16", Family: "vit", MinResolution: 32, Classifier: "heads.head.", Patch: 16},
 }
+
+// conv describes a convolutional network: any resolution from min up.
+func conv(name, family string, min int, head string) ModelInfo {
+	return ModelInfo{Name: name, Family: family, MinResolution: min, Classifier: head}
+}
+
+// PositionEmbedding is the state-dict key of a ViT's position embedding,
+// which weights made for another image size bring in resized.
+const PositionEmbedding = "encoder.pos_embedding"
 
 const (
 	vggHead          = "classifier.6."
 	resnetHead       = "fc."
 	mobilenetHead    = "classifier.3."
 	efficientnetHead = "classifier.1."
+	convnextHead     = "classifier.2."
 )
 
 // Models lists every supported architecture.
@@ -66,8 +85,10 @@ func FamilyOf(model string) string {
 
 // MicroBatchChangesResult says whether splitting a batch into
 // micro-batches changes what model learns: with BatchNorm layers (every
-// model but VGG without _bn) each micro-batch is normalised over itself,
-// so its size is part of the training's identity.
+// CNN but VGG without _bn) each micro-batch is normalised over itself,
+// so its size is part of the training's identity. ConvNeXt and ViT have no
+// BatchNorm, but ConvNeXt draws its stochastic-depth masks per
+// micro-batch; both keep the size in their identity, as the safe side.
 func MicroBatchChangesResult(model string) bool {
 	return strings.HasPrefix(model, "vgg") == strings.HasSuffix(model, "_bn")
 }
@@ -76,6 +97,10 @@ func MicroBatchChangesResult(model string) bool {
 func (m ModelInfo) CheckResolution(res int) error {
 	if res < m.MinResolution || res > MaxResolution {
 		return fmt.Errorf("%w: resolution %d out of range for %s (%d..%d px)", ErrInvalid, res, m.Name, m.MinResolution, MaxResolution)
+	}
+	if m.Patch > 0 && res%m.Patch != 0 {
+		return fmt.Errorf("%w: resolution %d for %s: not a multiple of its %d px patches (try %d or %d)", ErrInvalid, res, m.Name,
+			m.Patch, res/m.Patch*m.Patch, (res/m.Patch+1)*m.Patch)
 	}
 	return nil
 }

@@ -18,7 +18,7 @@ import (
 )
 
 // ABIVersion is the version of csrc/resomap.h this package speaks.
-const ABIVersion = 4
+const ABIVersion = 5
 
 // Status codes of the C ABI.
 const (
@@ -67,10 +67,11 @@ type Lib struct {
 	takeMetrics   func(m uintptr, lossSums *float64, corrects *int64, capacity int32, count *int32) int32
 	evaluate      func(m uintptr, images *byte, labels *int64, n int64, c, h, w int32,
 		lossSum *float64, correct *int64, logits *float32) int32
-	stateCount func(m uintptr) int32
-	stateInfo  func(m uintptr, i int32, name **byte, dtype, ndim *int32, shape *int64, nbytes *int64) int32
-	stateRead  func(m uintptr, i int32, dst unsafe.Pointer, nbytes int64) int32
-	stateWrite func(m uintptr, i int32, src unsafe.Pointer, nbytes int64) int32
+	stateCount        func(m uintptr) int32
+	stateInfo         func(m uintptr, i int32, name **byte, dtype, ndim *int32, shape *int64, nbytes *int64) int32
+	stateRead         func(m uintptr, i int32, dst unsafe.Pointer, nbytes int64) int32
+	stateWrite        func(m uintptr, i int32, src unsafe.Pointer, nbytes int64) int32
+	stateWriteResized func(m uintptr, i int32, src unsafe.Pointer, ndim int32, shape *int64) int32
 }
 
 var (
@@ -164,6 +165,7 @@ func Open(path string) (*Lib, error) {
 	reg(&l.stateInfo, "rm_state_info")
 	reg(&l.stateRead, "rm_state_read")
 	reg(&l.stateWrite, "rm_state_write")
+	reg(&l.stateWriteResized, "rm_state_write_resized")
 	if err != nil {
 		return nil, err
 	}

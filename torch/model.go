@@ -2,6 +2,7 @@ package torch
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"strconv"
@@ -37,6 +38,9 @@ type ModelSpec struct {
 	// they pay off on CUDA, so callers turn them on there (see UseFastGPUPaths).
 	MixedPrecision bool
 	ChannelsLast   bool
+	// ImageSize is the resolution the model trains at; a ViT sizes its
+	// position embedding by it (other models ignore it).
+	ImageSize int
 }
 
 // Model is a network plus its optimiser state, living in libtorch.
@@ -73,6 +77,19 @@ const (
 	U8
 )
 
+// Size is the bytes of one element.
+func (d DType) Size() int64 {
+	switch d {
+	case F64, I64:
+		return 8
+	case F32, I32:
+		return 4
+	case BF16, F16:
+		return 2
+	}
+	return 1
+}
+
 func b2i(b bool) int32 {
 	if b {
 		return 1
@@ -103,6 +120,7 @@ type modelOptions struct {
 	momentum, weightDecay, beta1, beta2, eps float64
 	inChannels, numClasses, optimizer        int32
 	nesterov, mixedPrecision, channelsLast   int32
+	imageSize                                int32
 }
 
 // cString is s as a NUL-terminated C string.
@@ -122,7 +140,8 @@ func (l *Lib) NewModel(s ModelSpec) (*Model, error) {
 	o := &modelOptions{name: cString(s.Name), device: cString(s.Device), initSeed: s.InitSeed,
 		mean: &s.Mean[0], std: &s.Std[0], momentum: s.Momentum, weightDecay: s.WeightDecay,
 		beta1: s.Beta1, beta2: s.Beta2, eps: s.Eps, inChannels: int32(s.InChannels), numClasses: int32(s.NumClasses),
-		optimizer: int32(s.Optimizer), nesterov: b2i(s.Nesterov), mixedPrecision: b2i(s.MixedPrecision), channelsLast: b2i(s.ChannelsLast)}
+		optimizer: int32(s.Optimizer), nesterov: b2i(s.Nesterov), mixedPrecision: b2i(s.MixedPrecision), channelsLast: b2i(s.ChannelsLast),
+		imageSize: int32(s.ImageSize)}
 	o.size = uint64(unsafe.Sizeof(*o))
 	var h uintptr
 	err := l.call(func() int32 { return l.modelNew(o, &h) })
@@ -318,6 +337,26 @@ func (m *Model) WriteTensor(i int, src []byte) error {
 		return nil
 	}
 	return m.lib.call(func() int32 { return m.lib.stateWrite(m.h, int32(i), unsafe.Pointer(&src[0]), int64(len(src))) })
+}
+
+// WriteTensorResized writes src, tensor i made for another shape (same
+// element type), where the model knows how to resize it: a ViT's position
+// embedding made for another image size. ErrInvalid for any other tensor.
+func (m *Model) WriteTensorResized(i int, shape []int64, src []byte) error {
+	ti := m.tensors[i]
+	n, size := int64(1), ti.DType.Size()
+	for _, d := range shape {
+		if d < 0 || (d > 0 && n > math.MaxInt64/d) {
+			return fmt.Errorf("%w: %s: shape %v", ErrInvalid, ti.Name, shape)
+		}
+		n *= d
+	}
+	if len(shape) > 8 || n == 0 || int64(len(src)) != n*size {
+		return fmt.Errorf("%w: %s: shape %v in %d bytes", ErrInvalid, ti.Name, shape, len(src))
+	}
+	return m.lib.call(func() int32 {
+		return m.lib.stateWriteResized(m.h, int32(i), unsafe.Pointer(&src[0]), int32(len(shape)), &shape[0])
+	})
 }
 
 // Seed seeds the model's own generator (dropout masks); the trainer seeds

@@ -34,7 +34,7 @@ func TestEveryModelTrains(t *testing.T) {
 		}
 		b := randomBatch(rand.New(rand.NewPCG(3, 4)), n, c, res, nc, false)
 		t.Run(info.Name, func(t *testing.T) {
-			m, err := tr.Lib.NewModel(torch.ModelSpec{Name: info.Name, InChannels: c, NumClasses: nc, InitSeed: 9,
+			m, err := tr.Lib.NewModel(torch.ModelSpec{Name: info.Name, InChannels: c, NumClasses: nc, InitSeed: 9, ImageSize: res,
 				Optimizer: opt, Momentum: 0.9, WeightDecay: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
 				Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}})
 			if err != nil {

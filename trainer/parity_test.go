@@ -31,6 +31,9 @@ func TestTorchvisionParity(t *testing.T) {
 	}{
 		{"vgg11", 2, 32}, {"vgg11_bn", 2, 32}, {"resnet18", 2, 32}, {"mobilenet_v3_large", 2, 32}, {"mobilenet_v3_small", 2, 32},
 		{"efficientnet_b0", 4, 96}, {"efficientnet_b1", 4, 96}, {"efficientnet_b2", 4, 96}, {"efficientnet_b3", 4, 96},
+		{"convnext_tiny", 2, 32}, // _small and _base differ in depth and width only
+		{"regnet_y_400mf", 4, 64}, {"regnet_y_800mf", 4, 64}, {"regnet_y_1_6gf", 4, 64}, {"regnet_x_400mf", 4, 64}, {"regnet_x_800mf", 4, 64},
+		{"vit_b_16", 2, 32},
 	} {
 		name, n, res := tc.name, tc.n, tc.res
 		rng := rand.New(rand.NewPCG(1, 2))
@@ -39,7 +42,7 @@ func TestTorchvisionParity(t *testing.T) {
 			batch.Images[i] = byte(rng.IntN(256))
 		}
 		t.Run(name, func(t *testing.T) {
-			m, err := tr.Lib.NewModel(torch.ModelSpec{Name: name, InChannels: c, NumClasses: nc, InitSeed: 5,
+			m, err := tr.Lib.NewModel(torch.ModelSpec{Name: name, InChannels: c, NumClasses: nc, InitSeed: 5, ImageSize: res,
 				Momentum: 0.9, Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}})
 			if err != nil {
 				t.Fatal(err)

@@ -23,10 +23,13 @@ var ErrWeightsMismatch = errors.New("pretrained weights do not fit the model")
 // LoadPretrained writes a state dict into m's weights and buffers, every
 // key checked: each tensor of the model must be in weights with its type
 // and shape, and weights must hold nothing else. Colour weights on grey
-// data are the one shape change made: the first convolution's kernels are
+// data are one shape change made: the first convolution's kernels are
 // summed over their three input channels, as timm's adapt_input_conv does
 // (a grey image x seen as (x, x, x) gives the same response), a function
-// of the weights and the data, both in the training's identity. With replaceClassifier,
+// of the weights and the data, both in the training's identity. A ViT's
+// position embedding made for another image size is the other: resized
+// to the model's grid as torchvision's interpolate_embeddings does (a
+// function of the weights and the resolution, both in the identity). With replaceClassifier,
 // the last layer (sweep.ModelInfo.Classifier) keeps m's fresh
 // initialisation (as torchvision initialises it) for the data's classes,
 // and the weights' own classifier is left out. The first mismatch, in the
@@ -48,6 +51,14 @@ func LoadPretrained(m *torch.Model, weights map[string]checkpoint.Tensor, replac
 		}
 		if greyFromColour(ti, t) {
 			t = sumInputChannels(t)
+		}
+		if ti.Name == sweep.PositionEmbedding && t.DType == dtypeNames[ti.DType] && !slices.Equal(t.Shape, ti.Shape) {
+			if err := m.WriteTensorResized(i, t.Shape, t.Data); err != nil {
+				return fmt.Errorf("%w: %s is %s%v in the weights, %v in %s at %d px: %w", ErrWeightsMismatch, ti.Name, t.DType, t.Shape,
+					ti.Shape, info.Name, m.Spec().ImageSize, err)
+			}
+			used[ti.Name] = true
+			continue
 		}
 		if t.DType != dtypeNames[ti.DType] || !slices.Equal(t.Shape, ti.Shape) {
 			return fmt.Errorf("%w: %s is %s%v in the weights, %s%v in %s%s", ErrWeightsMismatch, ti.Name, t.DType, t.Shape,

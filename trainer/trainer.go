@@ -213,7 +213,7 @@ func (t *Trainer) newModel(cfg sweep.Config, channels, classes int, mean, std []
 		InitSeed:  initSeed(cfg),
 		Optimizer: opt, Momentum: cfg.Momentum, Nesterov: cfg.Nesterov, WeightDecay: cfg.WeightDecay,
 		Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, Mean: mean, Std: std,
-		MixedPrecision: t.MixedPrecision, ChannelsLast: t.ChannelsLast,
+		MixedPrecision: t.MixedPrecision, ChannelsLast: t.ChannelsLast, ImageSize: cfg.Resolution,
 	})
 }
 

@@ -49,7 +49,7 @@ func goStepsFed(lib *torch.Lib, model string, res, bs, steps, warm int, device s
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	m, err := lib.NewModel(torch.ModelSpec{Name: model, InChannels: 3, NumClasses: 10, Device: device, InitSeed: 1,
-		Momentum: 0.9, Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}, MixedPrecision: amp, ChannelsLast: amp})
+		Momentum: 0.9, Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}, MixedPrecision: amp, ChannelsLast: amp, ImageSize: res})
 	if err != nil {
 		return 0, err
 	}

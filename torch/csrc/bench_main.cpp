@@ -34,6 +34,7 @@ int main(int argc, char **argv) {
   o.eps = 1e-8;
   o.in_channels = 3;
   o.num_classes = 10;
+  o.image_size = res;
   if (rm_model_new(&o, &m) != RM_OK) {
     std::fprintf(stderr, "%s\n", rm_last_error());
     return 1;

@@ -85,6 +85,12 @@ using GeneratorSlot = std::shared_ptr<at::Generator>;
 struct Net : nn::Module {
   GeneratorSlot gen = std::make_shared<at::Generator>();
   virtual torch::Tensor forward(torch::Tensor x) = 0;
+  // src, made for another shape of the tensor called name, in shape to:
+  // only where the model knows how (ViT's position embedding).
+  virtual torch::Tensor resized(const std::string &name, const torch::Tensor &src, at::IntArrayRef to) {
+    throw InvalidArgument(name + " is " + c10::str(src.sizes()) + " in the weights, " + c10::str(to) +
+                          " in the model, which cannot resize it");
+  }
 };
 
 // nn::Dropout drawing from the model's generator. On CPU it computes what
@@ -290,15 +296,17 @@ Stack conv_norm_act(int in, int out, int k, int stride, int groups, double eps, 
 // EfficientNet with SiLU/sigmoid.
 struct SqueezeExcitationImpl : nn::Module {
   nn::Conv2d fc1{nullptr}, fc2{nullptr};
-  bool hard;
-  SqueezeExcitationImpl(int in, int squeeze, bool hard) : hard(hard) {
+  bool silu, hard_gate;
+  // MobileNetV3: ReLU, hardsigmoid; EfficientNet: SiLU, sigmoid; RegNet:
+  // ReLU, sigmoid.
+  SqueezeExcitationImpl(int in, int squeeze, bool silu, bool hard_gate) : silu(silu), hard_gate(hard_gate) {
     fc1 = register_module("fc1", nn::Conv2d(nn::Conv2dOptions(in, squeeze, 1)));
     fc2 = register_module("fc2", nn::Conv2d(nn::Conv2dOptions(squeeze, in, 1)));
   }
   torch::Tensor forward(torch::Tensor x) {
     auto s = fc1(torch::adaptive_avg_pool2d(x, {1, 1}));
-    s = fc2(hard ? torch::relu(s) : torch::silu(s));
-    return x * (hard ? torch::hardsigmoid(s) : torch::sigmoid(s));
+    s = fc2(silu ? torch::silu(s) : torch::relu(s));
+    return x * (hard_gate ? torch::hardsigmoid(s) : torch::sigmoid(s));
   }
 };
 TORCH_MODULE(SqueezeExcitation);
@@ -313,7 +321,7 @@ struct InvertedResidualImpl : nn::Module {
     const double eps = 0.001, momentum = 0.01;
     if (expanded != in) block->push_back(conv_norm_act(in, expanded, 1, 1, 1, eps, momentum, act));
     block->push_back(conv_norm_act(expanded, expanded, k, stride, expanded, eps, momentum, act));
-    if (se) block->push_back(SqueezeExcitation(expanded, make_divisible(expanded / 4, 8), true));
+    if (se) block->push_back(SqueezeExcitation(expanded, make_divisible(expanded / 4, 8), false, true));
     block->push_back(conv_norm_act(expanded, out, 1, 1, 1, eps, momentum, Act::None));
     register_module("block", block);
     residual = stride == 1 && in == out;
@@ -391,7 +399,7 @@ struct MBConvImpl : nn::Module {
     const int expanded = make_divisible(in * expand_ratio, 8);
     if (expanded != in) block->push_back(conv_norm_act(in, expanded, 1, 1, 1, eps, momentum, Act::SiLU));
     block->push_back(conv_norm_act(expanded, expanded, k, stride, expanded, eps, momentum, Act::SiLU));
-    block->push_back(SqueezeExcitation(expanded, std::max(1, in / 4), false));
+    block->push_back(SqueezeExcitation(expanded, std::max(1, in / 4), true, false));
     block->push_back(conv_norm_act(expanded, out, 1, 1, 1, eps, momentum, Act::None));
     register_module("block", block);
     residual = stride == 1 && in == out;
@@ -450,7 +458,299 @@ struct EfficientNet : Net {
   }
 };
 
-std::shared_ptr<Net> make_net(const std::string &name, int in_ch, int nc) {
+// PyTorch's nn.init.trunc_normal_ (mean 0, cut at -2 and 2 absolute), drawn
+// the same way: uniform over the normal CDF's range, erfinv, scaled, clamped.
+void trunc_normal_(torch::Tensor t, double std) {
+  torch::NoGradGuard ng;
+  const double a = -2, b = 2;
+  auto cdf = [](double x) { return (1 + std::erf(x / std::sqrt(2.0))) / 2; };
+  t.uniform_(2 * cdf(a / std) - 1, 2 * cdf(b / std) - 1);
+  t.erfinv_();
+  t.mul_(std * std::sqrt(2.0));
+  t.clamp_(a, b);
+}
+
+nn::Functional permute(std::vector<int64_t> dims) {
+  return nn::Functional([dims](torch::Tensor x) { return x.permute(dims); });
+}
+
+nn::Functional gelu() {
+  return nn::Functional([](torch::Tensor x) { return torch::gelu(x); });
+}
+
+// torchvision's LayerNorm2d: LayerNorm over the channels of an NCHW map.
+struct LayerNorm2dImpl : nn::LayerNormImpl {
+  explicit LayerNorm2dImpl(int64_t dim) : nn::LayerNormImpl(nn::LayerNormOptions({dim}).eps(1e-6)) {}
+  torch::Tensor forward(const torch::Tensor &x) {
+    return nn::LayerNormImpl::forward(x.permute({0, 2, 3, 1})).permute({0, 3, 1, 2});
+  }
+};
+TORCH_MODULE(LayerNorm2d);
+
+// ConvNeXt's CNBlock: depthwise 7x7, LayerNorm, an MLP of four times the
+// width with GELU, scaled per channel by layer_scale; stochastic depth on
+// the residual branch.
+struct CNBlockImpl : nn::Module {
+  nn::Sequential block;
+  torch::Tensor layer_scale;
+  double sd_prob;
+  GeneratorSlot gen;
+  CNBlockImpl(int dim, double sd_prob, GeneratorSlot gen) : sd_prob(sd_prob), gen(std::move(gen)) {
+    block = register_module(
+        "block", nn::Sequential(nn::Conv2d(nn::Conv2dOptions(dim, dim, 7).padding(3).groups(dim)), permute({0, 2, 3, 1}),
+                                nn::LayerNorm(nn::LayerNormOptions({dim}).eps(1e-6)), nn::Linear(dim, 4 * dim), gelu(),
+                                nn::Linear(4 * dim, dim), permute({0, 3, 1, 2})));
+    layer_scale = register_parameter("layer_scale", torch::full({dim, 1, 1}, 1e-6));
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    auto r = layer_scale * block->forward(x);
+    return stochastic_depth(r, sd_prob, is_training(), *gen) + x;
+  }
+};
+TORCH_MODULE(CNBlock);
+
+// ConvNeXt as torchvision builds it: a 4x4 patchify stem, four stages of
+// CNBlocks with a LayerNorm + 2x2 convolution between them, stochastic
+// depth rising linearly over the blocks, classifier (LayerNorm2d,
+// flatten, Linear); truncated-normal weights.
+struct ConvNeXt : Net {
+  nn::Sequential features, classifier;
+  ConvNeXt(int width, const std::vector<int> &depths, double sd, int in_ch, int nc) {
+    features->push_back(Stack(nn::Conv2d(nn::Conv2dOptions(in_ch, width, 4).stride(4)), LayerNorm2d(width)));
+    int total = 0;
+    for (int d : depths) total += d;
+    int id = 0, dim = width;
+    for (size_t s = 0; s < depths.size(); s++) {
+      Stack stage;
+      for (int j = 0; j < depths[s]; j++, id++) stage->push_back(CNBlock(dim, sd * id / (total - 1.0), gen));
+      features->push_back(stage);
+      if (s + 1 < depths.size()) {
+        features->push_back(Stack(LayerNorm2d(dim), nn::Conv2d(nn::Conv2dOptions(dim, 2 * dim, 2).stride(2))));
+        dim *= 2;
+      }
+    }
+    classifier = nn::Sequential(LayerNorm2d(dim), nn::Flatten(nn::FlattenOptions().start_dim(1)), nn::Linear(dim, nc));
+    register_module("features", features);
+    register_module("classifier", classifier);
+    torch::NoGradGuard ng;
+    for (auto &mod : modules(false)) {
+      if (auto *conv = mod->as<nn::Conv2d>()) {
+        trunc_normal_(conv->weight, 0.02);
+        nn::init::zeros_(conv->bias);
+      } else if (auto *lin = mod->as<nn::Linear>()) {
+        trunc_normal_(lin->weight, 0.02);
+        nn::init::zeros_(lin->bias);
+      }
+    }
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    return classifier->forward(torch::adaptive_avg_pool2d(features->forward(x), {1, 1}));
+  }
+};
+
+// RegNet's ResBottleneckBlock: a (1x1, grouped 3x3, squeeze-excitation
+// for RegNetY, 1x1) bottleneck beside a projection when the shape
+// changes, then ReLU.
+struct ResBottleneckBlockImpl : nn::Module {
+  Stack proj{nullptr};
+  nn::Sequential f;
+  ResBottleneckBlockImpl(int w_in, int w_out, int stride, int group_width, double se_ratio) {
+    const double eps = 1e-5, momentum = 0.1;
+    if (w_in != w_out || stride != 1)
+      proj = register_module("proj", conv_norm_act(w_in, w_out, 1, stride, 1, eps, momentum, Act::None));
+    const int w_b = w_out, groups = w_b / group_width;  // bottleneck multiplier 1
+    f->push_back("a", conv_norm_act(w_in, w_b, 1, 1, 1, eps, momentum, Act::ReLU));
+    f->push_back("b", conv_norm_act(w_b, w_b, 3, stride, groups, eps, momentum, Act::ReLU));
+    if (se_ratio > 0) f->push_back("se", SqueezeExcitation(w_b, int(std::nearbyint(se_ratio * w_in)), false, false));
+    f->push_back("c", conv_norm_act(w_b, w_out, 1, 1, 1, eps, momentum, Act::None));
+    register_module("f", f);
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    auto y = f->forward(x);
+    return torch::relu(proj ? proj->forward(x) + y : x + y);
+  }
+};
+TORCH_MODULE(ResBottleneckBlock);
+
+// RegNet as torchvision builds it from its four parameters (depth, w_0,
+// w_a, w_m): BlockParams.from_init_params's quantised widths, computed
+// with the same float32 tensor operations, then stem / trunk_output /
+// fc with ResNet-style initialisation.
+struct RegNet : Net {
+  Stack stem{nullptr};
+  nn::Sequential trunk_output;
+  nn::Linear fc{nullptr};
+  RegNet(int depth, int w_0, double w_a, double w_m, int group_width, double se_ratio, int in_ch, int nc) {
+    auto widths_cont = torch::arange(depth) * w_a + w_0;
+    auto capacity = torch::round(torch::log(widths_cont / w_0) / std::log(w_m));
+    auto quantised = torch::round(torch::pow(w_m, capacity) * w_0 / 8) * 8;
+    std::vector<int> widths;
+    for (int i = 0; i < depth; i++) widths.push_back(quantised[i].item<float>());
+    // Stages: runs of equal width, each width then fitted to its groups.
+    std::vector<std::pair<int, int>> stages;  // width, depth
+    for (int w : widths) {
+      if (stages.empty() || stages.back().first != w) stages.push_back({w, 0});
+      stages.back().second++;
+    }
+    stem = register_module("stem", conv_norm_act(in_ch, 32, 3, 2, 1, 1e-5, 0.1, Act::ReLU));
+    int current = 32;
+    for (size_t i = 0; i < stages.size(); i++) {
+      const int g = std::min(group_width, stages[i].first), w = make_divisible(stages[i].first, g);
+      Stack stage;
+      for (int j = 0; j < stages[i].second; j++) {
+        stage->push_back("block" + std::to_string(i + 1) + "-" + std::to_string(j),
+                         ResBottleneckBlock(j == 0 ? current : w, w, j == 0 ? 2 : 1, g, se_ratio));
+      }
+      trunk_output->push_back("block" + std::to_string(i + 1), stage);
+      current = w;
+    }
+    register_module("trunk_output", trunk_output);
+    fc = register_module("fc", nn::Linear(current, nc));
+    torch::NoGradGuard ng;
+    for (auto &mod : modules(false)) {
+      if (auto *conv = mod->as<nn::Conv2d>()) {
+        const auto &k = conv->options.kernel_size();
+        nn::init::normal_(conv->weight, 0, std::sqrt(2.0 / (k->at(0) * k->at(1) * conv->options.out_channels())));
+      } else if (auto *bn = mod->as<nn::BatchNorm2d>()) {
+        nn::init::ones_(bn->weight);
+        nn::init::zeros_(bn->bias);
+      } else if (auto *lin = mod->as<nn::Linear>()) {
+        nn::init::normal_(lin->weight, 0, 0.01);
+        nn::init::zeros_(lin->bias);
+      }
+    }
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    x = torch::adaptive_avg_pool2d(trunk_output->forward(stem->forward(x)), {1, 1});
+    return fc(torch::flatten(x, 1));
+  }
+};
+
+// Self-attention with nn.MultiheadAttention's parameters (in_proj_weight,
+// in_proj_bias, out_proj) and its arithmetic: queries scaled by
+// 1/sqrt(head size), softmax over the keys.
+struct SelfAttentionImpl : nn::Module {
+  torch::Tensor in_proj_weight, in_proj_bias;
+  nn::Linear out_proj{nullptr};
+  int64_t heads;
+  SelfAttentionImpl(int64_t dim, int64_t heads) : heads(heads) {
+    in_proj_weight = register_parameter("in_proj_weight", torch::empty({3 * dim, dim}));
+    in_proj_bias = register_parameter("in_proj_bias", torch::zeros({3 * dim}));
+    out_proj = register_module("out_proj", nn::Linear(dim, dim));
+    torch::NoGradGuard ng;
+    nn::init::xavier_uniform_(in_proj_weight);
+    nn::init::zeros_(out_proj->bias);
+  }
+  torch::Tensor forward(const torch::Tensor &x) {  // [N, L, E]
+    const int64_t n = x.size(0), l = x.size(1), e = x.size(2), d = e / heads;
+    auto qkv = torch::linear(x, in_proj_weight, in_proj_bias).view({n, l, 3, heads, d}).permute({2, 0, 3, 1, 4});
+    auto q = qkv[0] / std::sqrt(double(d)), k = qkv[1], v = qkv[2];  // [N, H, L, D]
+    auto attn = torch::softmax(torch::matmul(q, k.transpose(-2, -1)), -1);
+    return out_proj(torch::matmul(attn, v).transpose(1, 2).reshape({n, l, e}));
+  }
+};
+TORCH_MODULE(SelfAttention);
+
+// ViT's EncoderBlock: pre-norm self-attention and MLP, each added back.
+struct EncoderBlockImpl : nn::Module {
+  nn::LayerNorm ln_1{nullptr}, ln_2{nullptr};
+  SelfAttention self_attention{nullptr};
+  nn::Sequential mlp;
+  EncoderBlockImpl(int64_t dim, int64_t heads, int64_t mlp_dim, GeneratorSlot gen) {
+    ln_1 = register_module("ln_1", nn::LayerNorm(nn::LayerNormOptions({dim}).eps(1e-6)));
+    self_attention = register_module("self_attention", SelfAttention(dim, heads));
+    ln_2 = register_module("ln_2", nn::LayerNorm(nn::LayerNormOptions({dim}).eps(1e-6)));
+    mlp = register_module("mlp", nn::Sequential(nn::Linear(dim, mlp_dim), gelu(), SeededDropout(0.0, gen),
+                                                nn::Linear(mlp_dim, dim), SeededDropout(0.0, gen)));
+    torch::NoGradGuard ng;
+    for (auto &mod : mlp->modules(false)) {
+      if (auto *lin = mod->as<nn::Linear>()) {
+        nn::init::xavier_uniform_(lin->weight);
+        nn::init::normal_(lin->bias, 0, 1e-6);
+      }
+    }
+  }
+  torch::Tensor forward(const torch::Tensor &input) {
+    auto x = self_attention(ln_1(input)) + input;
+    return x + mlp->forward(ln_2(x));
+  }
+};
+TORCH_MODULE(EncoderBlock);
+
+// torchvision's interpolate_embeddings: the class token's embedding kept,
+// the patch grid's resized bicubically (align_corners) to rows x cols.
+torch::Tensor resize_pos_embedding(const torch::Tensor &pe, int64_t rows, int64_t cols) {
+  const int64_t seq = pe.size(1) - 1, dim = pe.size(2), side = std::llround(std::sqrt(double(seq)));
+  if (pe.dim() != 3 || pe.size(0) != 1 || side * side != seq)
+    throw InvalidArgument("position embedding " + c10::str(pe.sizes()) + " is not [1, 1 + a square grid, width]");
+  if (side == rows && side == cols) return pe;
+  auto grid = pe.narrow(1, 1, seq).permute({0, 2, 1}).reshape({1, dim, side, side});
+  grid = nn::functional::interpolate(
+      grid, nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{rows, cols}).mode(torch::kBicubic).align_corners(true));
+  return torch::cat({pe.narrow(1, 0, 1), grid.reshape({1, dim, rows * cols}).permute({0, 2, 1})}, 1);
+}
+
+struct ViTEncoderImpl : nn::Module {
+  torch::Tensor pos_embedding;
+  nn::Sequential layers;
+  nn::LayerNorm ln{nullptr};
+  ViTEncoderImpl(int64_t seq, int64_t depth, int64_t dim, int64_t heads, int64_t mlp_dim, GeneratorSlot gen) {
+    pos_embedding = register_parameter("pos_embedding", torch::empty({1, seq, dim}).normal_(0, 0.02));
+    for (int64_t i = 0; i < depth; i++)
+      layers->push_back("encoder_layer_" + std::to_string(i), EncoderBlock(dim, heads, mlp_dim, gen));
+    register_module("layers", layers);
+    ln = register_module("ln", nn::LayerNorm(nn::LayerNormOptions({dim}).eps(1e-6)));
+  }
+};
+TORCH_MODULE(ViTEncoder);
+
+// VisionTransformer as torchvision builds it for one image size: patches
+// by a strided convolution, a class token, a learned position embedding
+// of (size / patch)^2 + 1 rows, the encoder, heads.head on the class
+// token. An input of another size (evaluation at a test resolution) uses
+// the embedding resized to its grid, and weights made for another size
+// load resized, as torchvision's interpolate_embeddings does.
+struct VisionTransformer : Net {
+  nn::Conv2d conv_proj{nullptr};
+  torch::Tensor class_token;
+  ViTEncoder encoder{nullptr};
+  nn::Sequential heads;
+  int64_t patch;
+  VisionTransformer(int64_t image_size, int64_t patch, int64_t depth, int64_t n_heads, int64_t dim, int64_t mlp_dim,
+                    int in_ch, int nc)
+      : patch(patch) {
+    if (image_size < patch || image_size % patch != 0)
+      throw InvalidArgument("a ViT with " + std::to_string(patch) + " px patches needs an image size that is a multiple of " +
+                            std::to_string(patch) + ", not " + std::to_string(image_size));
+    conv_proj = register_module("conv_proj", nn::Conv2d(nn::Conv2dOptions(in_ch, dim, patch).stride(patch)));
+    class_token = register_parameter("class_token", torch::zeros({1, 1, dim}));
+    const int64_t grid = image_size / patch;
+    encoder = register_module("encoder", ViTEncoder(grid * grid + 1, depth, dim, n_heads, mlp_dim, gen));
+    heads->push_back("head", nn::Linear(dim, nc));
+    register_module("heads", heads);
+    torch::NoGradGuard ng;
+    trunc_normal_(conv_proj->weight, std::sqrt(1.0 / (in_ch * patch * patch)));
+    nn::init::zeros_(conv_proj->bias);
+    for (auto &p : heads->parameters()) nn::init::zeros_(p);
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    x = conv_proj(x);  // [N, E, rows, cols]
+    const int64_t n = x.size(0), rows = x.size(2), cols = x.size(3);
+    x = x.flatten(2).transpose(1, 2);
+    x = torch::cat({class_token.expand({n, -1, -1}), x}, 1);
+    x = x + resize_pos_embedding(encoder->pos_embedding, rows, cols);
+    x = encoder->ln(encoder->layers->forward(x));
+    return heads->forward(x.select(1, 0));
+  }
+  torch::Tensor resized(const std::string &name, const torch::Tensor &src, at::IntArrayRef to) override {
+    if (name != "encoder.pos_embedding" || to.size() != 3 || src.dim() != 3 || src.size(2) != to[2])
+      return Net::resized(name, src, to);
+    const int64_t side = std::llround(std::sqrt(double(to[1] - 1)));
+    return resize_pos_embedding(src, side, side);
+  }
+};
+
+std::shared_ptr<Net> make_net(const std::string &name, int in_ch, int nc, int image_size) {
   // 0 marks a max-pool, as 'M' does in torchvision's cfgs.
   static const std::vector<int> A = {64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0};
   static const std::vector<int> B = {64, 64, 0, 128, 128, 0, 256, 256, 0,
@@ -477,6 +777,15 @@ std::shared_ptr<Net> make_net(const std::string &name, int in_ch, int nc) {
   if (name == "efficientnet_b1") return std::make_shared<EfficientNet>(1.0, 1.1, 0.2, in_ch, nc);
   if (name == "efficientnet_b2") return std::make_shared<EfficientNet>(1.1, 1.2, 0.3, in_ch, nc);
   if (name == "efficientnet_b3") return std::make_shared<EfficientNet>(1.2, 1.4, 0.3, in_ch, nc);
+  if (name == "convnext_tiny") return std::make_shared<ConvNeXt>(96, std::vector<int>{3, 3, 9, 3}, 0.1, in_ch, nc);
+  if (name == "convnext_small") return std::make_shared<ConvNeXt>(96, std::vector<int>{3, 3, 27, 3}, 0.4, in_ch, nc);
+  if (name == "convnext_base") return std::make_shared<ConvNeXt>(128, std::vector<int>{3, 3, 27, 3}, 0.5, in_ch, nc);
+  if (name == "regnet_y_400mf") return std::make_shared<RegNet>(16, 48, 27.89, 2.09, 8, 0.25, in_ch, nc);
+  if (name == "regnet_y_800mf") return std::make_shared<RegNet>(14, 56, 38.84, 2.4, 16, 0.25, in_ch, nc);
+  if (name == "regnet_y_1_6gf") return std::make_shared<RegNet>(27, 48, 20.71, 2.65, 24, 0.25, in_ch, nc);
+  if (name == "regnet_x_400mf") return std::make_shared<RegNet>(22, 24, 24.48, 2.54, 16, 0, in_ch, nc);
+  if (name == "regnet_x_800mf") return std::make_shared<RegNet>(16, 56, 35.73, 2.28, 16, 0, in_ch, nc);
+  if (name == "vit_b_16") return std::make_shared<VisionTransformer>(image_size, 16, 12, 12, 768, 3072, in_ch, nc);
   throw InvalidArgument("unknown model \"" + name + "\"");
 }
 
@@ -638,7 +947,7 @@ int32_t rm_model_new(const rm_model_options *o, rm_model **out) {
       static std::mutex init_mu;
       std::lock_guard<std::mutex> lock(init_mu);
       torch::manual_seed(o->init_seed);
-      m->net = make_net(name, in_channels, num_classes);
+      m->net = make_net(name, in_channels, num_classes, o->image_size);
     }
     m->net->to(m->device);
     *m->net->gen = at::globalContext().defaultGenerator(m->device).clone();
@@ -881,6 +1190,22 @@ int32_t rm_state_read(rm_model *m, int32_t i, void *dst, int64_t nbytes) {
     auto t = m->state[i].second.detach().to(torch::kCPU).contiguous();
     if (nbytes != (int64_t)(t.numel() * t.element_size())) throw InvalidArgument("size mismatch for " + m->state[i].first);
     std::memcpy(dst, t.data_ptr(), nbytes);
+  });
+}
+
+int32_t rm_state_write_resized(rm_model *m, int32_t i, const void *src, int32_t ndim, const int64_t *shape) {
+  return guard([&] {
+    if (i < 0 || i >= (int32_t)m->state.size()) throw InvalidArgument("state index out of range");
+    if (ndim < 0 || ndim > 8) throw InvalidArgument("a tensor has 0..8 dimensions");
+    auto &t = m->state[i].second;
+    std::vector<int64_t> sizes(shape, shape + ndim);
+    for (int64_t d : sizes)
+      if (d < 0) throw InvalidArgument("negative size in " + c10::str(sizes));
+    auto cpu = torch::from_blob(const_cast<void *>(src), sizes, t.scalar_type());
+    auto r = m->net->resized(m->state[i].first, cpu, t.sizes());
+    if (!r.sizes().equals(t.sizes())) throw InvalidArgument("resized " + m->state[i].first + " has the wrong shape");
+    torch::NoGradGuard ng;
+    t.copy_(r);
   });
 }
 

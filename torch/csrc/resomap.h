@@ -9,7 +9,7 @@
 extern "C" {
 #endif
 
-#define RM_ABI_VERSION 4
+#define RM_ABI_VERSION 5
 
 /* Status codes returned by every call that can fail. */
 #define RM_OK 0
@@ -50,6 +50,7 @@ typedef struct rm_model_options {
   int32_t in_channels, num_classes;
   int32_t optimizer; /* 0 = SGD, 1 = AdamW */
   int32_t nesterov, mixed_precision, channels_last; /* 0 or 1 */
+  int32_t image_size; /* the resolution it trains at: a ViT sizes its position embedding by it */
 } rm_model_options;
 
 int32_t rm_model_new(const rm_model_options *opts, rm_model **out);
@@ -98,6 +99,11 @@ int32_t rm_state_count(rm_model *m);
 int32_t rm_state_info(rm_model *m, int32_t i, const char **name, int32_t *dtype,
                       int32_t *ndim, int64_t *shape /* [8] */, int64_t *nbytes);
 int32_t rm_state_read(rm_model *m, int32_t i, void *dst, int64_t nbytes);
+/* Writes a tensor of another shape (ndim sizes in shape, the state's dtype)
+ * into state i where the model knows how to resize it: a ViT's position
+ * embedding made for another image size, resized as torchvision's
+ * interpolate_embeddings does. RM_INVALID for any other tensor. */
+int32_t rm_state_write_resized(rm_model *m, int32_t i, const void *src, int32_t ndim, const int64_t *shape);
 int32_t rm_state_write(rm_model *m, int32_t i, const void *src, int64_t nbytes);
 
 #ifdef __cplusplus

@@ -1,0 +1,100 @@
+package trainer_test
+
+import (
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"unsafe"
+
+	"github.com/resomap/resomap/pretrained"
+	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/torch"
+	"github.com/resomap/resomap/trainer"
+)
+
+// A ViT trained at one size evaluates at another with its position
+// embedding resized as torchvision's interpolate_embeddings resizes it
+// (what the train x test map reads), and weights made for one size load
+// into a model for another resized the same way: the two give the same
+// logits, bit for bit, and torchvision's own resize gives them too.
+func TestViTPositionEmbeddingFollowsTheImageSize(t *testing.T) {
+	py := pythonTorch(t)
+	tr := newTrainer(t, t.TempDir())
+	const n, c, nc = 2, 3, 10
+	model := func(size int) *torch.Model {
+		m, err := tr.Lib.NewModel(torch.ModelSpec{Name: "vit_b_16", InChannels: c, NumClasses: nc, InitSeed: 5, ImageSize: size,
+			Momentum: 0.9, Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		return m
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	small, large := randomBatch(rng, n, c, 32, nc, true), randomBatch(rng, n, c, 64, nc, true)
+	trained := model(32)
+	// One step, so that the head (zeros at first, as torchvision's) is not.
+	if _, _, err := trained.ForwardBackward(small, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := trained.Step(0.05); err != nil {
+		t.Fatal(err)
+	}
+	atLarge := make([]float32, n*nc)
+	if _, _, err := trained.Evaluate(large, atLarge); err != nil {
+		t.Fatal(err)
+	}
+	export, _, err := trainer.Export(trained)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	wp, xp, lp := filepath.Join(dir, "w.safetensors"), filepath.Join(dir, "x.bin"), filepath.Join(dir, "l.bin")
+	os.WriteFile(wp, export, 0o644)
+	os.WriteFile(xp, large.Images, 0o644)
+	os.WriteFile(lp, unsafe.Slice((*byte)(unsafe.Pointer(&atLarge[0])), 4*len(atLarge)), 0o644)
+
+	weights, err := pretrained.Read(wp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resized := model(64)
+	if err := trainer.LoadPretrained(resized, weights, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, ti := range resized.Tensors() {
+		if ti.Name == sweep.PositionEmbedding && !slices.Equal(ti.Shape, []int64{1, 17, 768}) {
+			t.Fatalf("%s at 64 px is %v, want [1 17 768]", ti.Name, ti.Shape)
+		}
+	}
+	loaded := make([]float32, n*nc)
+	if _, _, err := resized.Evaluate(large, loaded); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(loaded, atLarge) {
+		t.Fatalf("at 64 px, the 32 px model gives %v, its weights loaded resized %v", atLarge, loaded)
+	}
+	if slices.Equal(atLarge, make([]float32, n*nc)) {
+		t.Fatal("the logits are all zero: the comparison says nothing")
+	}
+	out, err := exec.Command(py, "testdata/vit_resize.py", wp, "64", xp, lp, "2", "3", "10", "0.5", "0.25").CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("torchvision's interpolate_embeddings disagrees: %v", err)
+	}
+
+	// A size that is no multiple of the patches is refused, by the model
+	// table and by the bridge alike.
+	info, _ := sweep.LookupModel("vit_b_16")
+	if err := info.CheckResolution(40); !errors.Is(err, sweep.ErrInvalid) {
+		t.Fatalf("CheckResolution(40) = %v, want ErrInvalid", err)
+	}
+	if _, err := tr.Lib.NewModel(torch.ModelSpec{Name: "vit_b_16", InChannels: c, NumClasses: nc, ImageSize: 40,
+		Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}}); !errors.Is(err, torch.ErrInvalid) {
+		t.Fatalf("a ViT for 40 px: %v, want ErrInvalid", err)
+	}
+}
