@@ -60,6 +60,19 @@ func idxSide(path string) (int, error) {
 	return int(min(h, w)), nil
 }
 
+// Channels is the number of channels a data set's images are trained
+// with: 1 for IDX files (grey), 3 for an image folder (decoded to RGB).
+func Channels(spec string, opts Options) (int, error) {
+	dir, err := resolve(spec, opts.Roots)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := findIDX(dir); err == nil {
+		return 1, nil
+	}
+	return 3, nil
+}
+
 // headerSide is an image file's shorter side, from its header.
 func headerSide(path string, opts Options) (int, error) {
 	f, err := opts.open(path)

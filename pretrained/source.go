@@ -50,6 +50,9 @@ var torchvision = map[string]string{
 	"vit_b_16":       "vit_b_16-c867db91.pth",
 }
 
+// TorchvisionModels lists the models torchvision:NAME names weights for.
+func TorchvisionModels() []string { return slices.Sorted(maps.Keys(torchvision)) }
+
 // TorchvisionPrefix names torchvision's weights of a model in a source.
 const TorchvisionPrefix = "torchvision:"
 
@@ -110,7 +113,7 @@ func (f Fetcher) Fetch(ctx context.Context, source string) (Fetched, error) {
 		file, ok := torchvision[name]
 		if !ok {
 			return Fetched{}, fmt.Errorf("%w: %s: torchvision has no ImageNet weights ResoMap knows for %q (known: %s)", ErrMissing, source, name,
-				strings.Join(slices.Sorted(maps.Keys(torchvision)), ", "))
+				strings.Join(TorchvisionModels(), ", "))
 		}
 		base := f.Base
 		if base == "" {

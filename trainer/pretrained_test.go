@@ -1,6 +1,7 @@
 package trainer_test
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/pretrained"
+	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/torch"
 	"github.com/resomap/resomap/trainer"
 )
@@ -239,5 +241,54 @@ func TestColourWeightsOnGreyDataSumTheFirstConvolution(t *testing.T) {
 	err := trainer.LoadPretrained(model(2), weights, false)
 	if !errors.Is(err, trainer.ErrWeightsMismatch) || !strings.Contains(err.Error(), "the data has 2 channels") {
 		t.Errorf("colour weights into a 2-channel model: %v", err)
+	}
+}
+
+// Weights of another architecture are refused when the training is
+// prepared (non-retryable, naming the first key that does not fit), not at
+// its first epoch; weights that fit pass, and so do a ViT's made for
+// another image size.
+func TestPrepareRefusesWeightsOfAnotherArchitecture(t *testing.T) {
+	tr := newTrainer(t, t.TempDir())
+	tr.Weights.CacheDir = t.TempDir()
+	m, err := tr.Lib.NewModel(torch.ModelSpec{Name: "smallcnn", InChannels: 1, NumClasses: 10, Mean: []float32{0.5}, Std: []float32{0.25}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	weights, _, err := trainer.Export(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "smallcnn.safetensors")
+	os.WriteFile(path, weights, 0o644)
+	hyper := sweep.Hyper{BatchSize: 32, Optimizer: "sgd", LR: 0.05, Schedule: "constant"}
+	prepare := func(model string, res int) error {
+		init := &sweep.Init{Weights: path, LRScale: 1, BatchNorm: sweep.BatchNormKeep}
+		_, err := tr.Prepare(context.Background(), sweep.Config{Model: model, Resolution: res, Epochs: 1, Hyper: hyper, Seed: 1,
+			Data: sweep.DefaultData, Init: init})
+		return err
+	}
+	if err := prepare("smallcnn", 28); err != nil {
+		t.Fatalf("smallcnn's own weights: %v", err)
+	}
+	err = prepare("resnet18", 32)
+	if !errors.Is(err, trainer.ErrWeightsMismatch) || !strings.Contains(err.Error(), "conv1.weight") {
+		t.Fatalf("smallcnn's weights for resnet18: %v, want a mismatch naming conv1.weight", err)
+	}
+
+	// A ViT's weights for 32 px prepare a training at 48 px (resized).
+	vit, err := tr.Lib.NewModel(torch.ModelSpec{Name: "vit_b_16", InChannels: 1, NumClasses: 10, ImageSize: 32,
+		Mean: []float32{0.5}, Std: []float32{0.25}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vit.Close()
+	if weights, _, err = trainer.Export(vit); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(path, weights, 0o644)
+	if err := prepare("vit_b_16", 48); err != nil {
+		t.Fatalf("a ViT's weights for 32 px at 48 px: %v", err)
 	}
 }

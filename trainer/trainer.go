@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -45,21 +46,52 @@ type Trainer struct {
 	Weights pretrained.Fetcher
 	Logger  *slog.Logger
 	hashes  dataset.HashMemo // data set content hashes, per process
-	// readable memoises, by SHA-256, weights files that read as a state
-	// dict (checkWeights).
-	readable sync.Map
+	// fitting memoises weights that fit a model (checkWeights), by
+	// weightsFit's key.
+	fitting   sync.Map
+	fittingMu sync.Mutex
 }
 
-// checkWeights reads fetched weights once per content, so that a file that
-// is no state dict (or a hostile one) fails Prepare, not every first epoch.
-func (t *Trainer) checkWeights(f pretrained.Fetched) error {
-	if _, ok := t.readable.Load(f.SHA256); ok {
-		return nil
-	}
-	if _, err := pretrained.Read(f.Path); err != nil {
+// checkWeights reads fetched weights and loads them into a fresh model of
+// cfg's architecture for the data's channels, as the first epoch will: a
+// file that is no state dict (or a hostile one), or weights of another
+// architecture, fail Prepare, not every first epoch. Once per weights,
+// model, channels and (for a ViT's position embedding) resolution.
+func (t *Trainer) checkWeights(cfg sweep.Config, f pretrained.Fetched) error {
+	channels, err := dataset.Channels(cfg.Data, t.dataOptions())
+	if err != nil {
 		return err
 	}
-	t.readable.Store(f.SHA256, true)
+	size := 0
+	if info, err := sweep.LookupModel(cfg.Model); err == nil && info.Patch > 0 {
+		size = cfg.Resolution
+	}
+	key := fmt.Sprintf("%s %s %d %d", f.SHA256, cfg.Model, channels, size)
+	if _, ok := t.fitting.Load(key); ok {
+		return nil
+	}
+	// One check at a time: a sweep prepares its combinations in parallel,
+	// and each check holds a model and its weights in memory.
+	t.fittingMu.Lock()
+	defer t.fittingMu.Unlock()
+	if _, ok := t.fitting.Load(key); ok {
+		return nil
+	}
+	w, err := pretrained.Read(f.Path)
+	if err != nil {
+		return err
+	}
+	unit := slices.Repeat([]float32{1}, channels)
+	m, err := t.Lib.NewModel(torch.ModelSpec{Name: cfg.Model, InChannels: channels, NumClasses: 2, ImageSize: cfg.Resolution,
+		Mean: unit, Std: unit})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if err := LoadPretrained(m, w, true); err != nil {
+		return err
+	}
+	t.fitting.Store(key, true)
 	return nil
 }
 
@@ -157,7 +189,7 @@ func (t *Trainer) Prepare(ctx context.Context, cfg sweep.Config) (sweep.Config, 
 		if err != nil {
 			return cfg, err
 		}
-		if err := t.checkWeights(f); err != nil {
+		if err := t.checkWeights(cfg, f); err != nil {
 			return cfg, fmt.Errorf("init.weights %s: %w", redact.URL(cfg.Init.Weights), err)
 		}
 		init := *cfg.Init
