@@ -12,7 +12,6 @@ package activities
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -22,12 +21,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/resomap/resomap/checkpoint"
-	"github.com/resomap/resomap/dataset"
-	"github.com/resomap/resomap/pretrained"
+	"github.com/resomap/resomap/internal/errkind"
 	"github.com/resomap/resomap/results"
 	"github.com/resomap/resomap/store"
-	"github.com/resomap/resomap/sweep"
-	"github.com/resomap/resomap/torch"
 	"github.com/resomap/resomap/trainer"
 	"github.com/resomap/resomap/workflows"
 )
@@ -103,14 +99,14 @@ func invalid(err error) error {
 	return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeInvalidInput, err)
 }
 
+// classify turns an error of a kind that retrying cannot mend into one
+// Temporal does not retry, by its kind (internal/errkind), which every
+// package's sentinels name where they are made.
 func classify(err error) error {
-	switch {
-	case errors.Is(err, torch.ErrOutOfMemory):
+	switch errkind.Of(err) {
+	case errkind.OutOfMemory:
 		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeOutOfMemory, err)
-	case errors.Is(err, torch.ErrInvalid), errors.Is(err, dataset.ErrBadData), errors.Is(err, checkpoint.ErrForeign),
-		errors.Is(err, sweep.ErrInvalid), errors.Is(err, trainer.ErrDiverged),
-		errors.Is(err, trainer.ErrWeightsMismatch), errors.Is(err, pretrained.ErrFormat), errors.Is(err, pretrained.ErrMissing),
-		errors.Is(err, pretrained.ErrRefused):
+	case errkind.Invalid:
 		return invalid(err)
 	}
 	return err

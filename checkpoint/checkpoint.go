@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/resomap/resomap/internal/errkind"
 	"github.com/resomap/resomap/sweep"
 )
 
@@ -24,7 +25,7 @@ const Format = "resomap-checkpoint/1"
 var ErrCorrupt = errors.New("corrupt checkpoint")
 
 // ErrForeign marks a checkpoint that belongs to another training config.
-var ErrForeign = errors.New("checkpoint does not belong to this training")
+var ErrForeign = errkind.New(errkind.Invalid, "checkpoint does not belong to this training")
 
 // Kind says why a checkpoint was written.
 type Kind string

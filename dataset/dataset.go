@@ -18,10 +18,11 @@ import (
 	"time"
 
 	"github.com/resomap/resomap/internal/confine"
+	"github.com/resomap/resomap/internal/errkind"
 )
 
 // ErrBadData marks missing or malformed input data.
-var ErrBadData = errors.New("bad data")
+var ErrBadData = errkind.New(errkind.Invalid, "bad data")
 
 // FashionMNISTDir is where Debian's dataset-fashion-mnist installs the data.
 const FashionMNISTDir = "/usr/share/datasets/fashion-mnist"

@@ -21,10 +21,11 @@ import (
 	"github.com/nlpodyssey/gopickle/types"
 
 	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/internal/errkind"
 )
 
 // ErrFormat marks a file that holds no state dict ResoMap can read.
-var ErrFormat = errors.New("not a state dict")
+var ErrFormat = errkind.New(errkind.Invalid, "not a state dict")
 
 // Read returns the tensors of a state dict in a .pth or safetensors file,
 // by name (a "module." prefix that DataParallel adds is dropped).

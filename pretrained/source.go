@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/resomap/resomap/internal/confine"
+	"github.com/resomap/resomap/internal/errkind"
 	"github.com/resomap/resomap/internal/iowatch"
 	"github.com/resomap/resomap/internal/redact"
 )
@@ -61,12 +62,12 @@ var ErrChecksum = errors.New("checksum mismatch")
 
 // ErrMissing marks weights that are not where the source says (a local
 // path, or a name torchvision has not).
-var ErrMissing = errors.New("no such weights")
+var ErrMissing = errkind.New(errkind.Invalid, "no such weights")
 
 // ErrRefused marks weights this worker will not fetch or read: a host off
 // its allow-list, a path outside its roots, a file over its size limit, an
 // address a spec must not reach (link-local: cloud metadata services).
-var ErrRefused = errors.New("weights refused")
+var ErrRefused = errkind.New(errkind.Invalid, "weights refused")
 
 // Download bounds, the defaults of Fetcher's.
 const (

@@ -19,13 +19,14 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/resomap/resomap/dataset"
+	"github.com/resomap/resomap/internal/errkind"
 )
 
 //go:embed presets/*.yaml
 var presets embed.FS
 
 // ErrInvalid marks a spec that must not start.
-var ErrInvalid = errors.New("invalid sweep spec")
+var ErrInvalid = errkind.New(errkind.Invalid, "invalid sweep spec")
 
 // SpecHyper is a spec's hyper: section: the training settings every
 // combination shares, and the micro-batch, which bounds memory; it is part

@@ -15,6 +15,8 @@ import (
 	"unsafe"
 
 	"github.com/ebitengine/purego"
+
+	"github.com/resomap/resomap/internal/errkind"
 )
 
 // ABIVersion is the version of csrc/resomap.h this package speaks.
@@ -30,10 +32,10 @@ const (
 
 // ErrOutOfMemory marks an allocation failure inside libtorch (CPU or CUDA);
 // the orchestration retries such a step with a smaller micro-batch.
-var ErrOutOfMemory = errors.New("out of memory")
+var ErrOutOfMemory = errkind.New(errkind.OutOfMemory, "out of memory")
 
 // ErrInvalid marks bad input detected by libtorch (unknown model, wrong shape).
-var ErrInvalid = errors.New("invalid argument")
+var ErrInvalid = errkind.New(errkind.Invalid, "invalid argument")
 
 // ErrLibraryMissing is returned by Open when the bridge library is absent.
 var ErrLibraryMissing = errors.New("libresomap.so not found")

@@ -3,13 +3,13 @@ package trainer
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strings"
 
 	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/internal/errkind"
 	"github.com/resomap/resomap/internal/redact"
 	"github.com/resomap/resomap/pretrained"
 	"github.com/resomap/resomap/sweep"
@@ -18,7 +18,7 @@ import (
 
 // ErrWeightsMismatch marks pretrained weights that do not fit the model:
 // another architecture, missing or extra keys, wrong shapes.
-var ErrWeightsMismatch = errors.New("pretrained weights do not fit the model")
+var ErrWeightsMismatch = errkind.New(errkind.Invalid, "pretrained weights do not fit the model")
 
 // LoadPretrained writes a state dict into m's weights and buffers, every
 // key checked: each tensor of the model must be in weights with its type

@@ -11,6 +11,7 @@ import (
 
 	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/dataset"
+	"github.com/resomap/resomap/internal/errkind"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/torch"
 )
@@ -416,7 +417,7 @@ func (r *run) finishEpoch(ctx context.Context) error {
 // ErrDiverged: training reached a loss that is not a number. Training the
 // same config again gives the same (it is deterministic), so it is not
 // retried; a record cannot hold it either (JSON has no NaN).
-var ErrDiverged = errors.New("training diverged")
+var ErrDiverged = errkind.New(errkind.Invalid, "training diverged")
 
 // deviceFraction is the share of the device this training had over its
 // epoch's part in this call (1 when the caller does not count it).
