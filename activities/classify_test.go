@@ -52,3 +52,22 @@ func TestClassifyByKind(t *testing.T) {
 		}
 	}
 }
+
+// A test size a model cannot take is skipped in the model's own words.
+func TestSkipReasonSaysWhyAModelCannotTakeASize(t *testing.T) {
+	vit, _ := sweep.LookupModel("vit_b_16")
+	cnn, _ := sweep.LookupModel("smallcnn")
+	for _, tc := range []struct {
+		info sweep.ModelInfo
+		res  int
+		want string
+	}{
+		{vit, 40, "resolution 40 for vit_b_16: not a multiple of its 16 px patches (try 32 or 48)"},
+		{vit, 48, ""},
+		{cnn, 4, "resolution 4 out of range for smallcnn (8..2048 px)"},
+	} {
+		if got := skipReason(tc.info, tc.res, 0, true); got != tc.want {
+			t.Errorf("%s at %d px: %q, want %q", tc.info.Name, tc.res, got, tc.want)
+		}
+	}
+}

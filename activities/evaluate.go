@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/resomap/resomap/dataset"
@@ -103,9 +104,11 @@ func (a *Activities) storedOrSkipped(ctx context.Context, in workflows.EvaluateI
 
 // skipReason says why a sweep does not evaluate size res ("": it does).
 func skipReason(info sweep.ModelInfo, res, native int, allowUpsampling bool) string {
+	if err := info.CheckResolution(res); err != nil {
+		// Its own words: out of range, or not a multiple of a ViT's patch.
+		return strings.TrimPrefix(err.Error(), sweep.ErrInvalid.Error()+": ")
+	}
 	switch {
-	case info.CheckResolution(res) != nil:
-		return fmt.Sprintf("%d px is outside %s's range", res, info.Name)
 	case sweep.Upsampled(res, native) && !allowUpsampling:
 		return fmt.Sprintf("%d px would measure upsampling of %d px images", res, native)
 	}

@@ -58,7 +58,9 @@ def main():
     name = meta["model"]
     if not hasattr(torchvision.models, name):
         sys.exit("%s is not a torchvision model" % name)
-    model = getattr(torchvision.models, name)(num_classes=len(classes))
+    # A ViT is built for the size it was trained at (its position embedding).
+    sized = {"image_size": int(meta["input_size"])} if name.startswith("vit_") else {}
+    model = getattr(torchvision.models, name)(num_classes=len(classes), **sized)
     model.load_state_dict(tensors, strict=True)
     model.eval()
     channels = len(json.loads(meta["mean"]))

@@ -242,7 +242,7 @@ func (c Config) TrainMicroBatch() (micro int, ok bool) {
 func (c Config) CheckMicroBatch(micro int) error {
 	want, ok := c.TrainMicroBatch()
 	if got := c.MicroBatchFor(micro); ok && got != want {
-		return fmt.Errorf("%w: %s@%d: micro-batch %d, but its config names %d: with BatchNorm the micro-batch changes the result (set hyper.micro_batch to train another)",
+		return fmt.Errorf("%w: %s@%d: micro-batch %d, but its config names %d: with BatchNorm or stochastic depth the micro-batch changes the result (set hyper.micro_batch to train another)",
 			ErrInvalid, c.Model, c.Resolution, got, want)
 	}
 	return nil

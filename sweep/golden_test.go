@@ -139,6 +139,11 @@ func TestMicroBatchNamesBatchNormTrainings(t *testing.T) {
 	if !sweep.MicroBatchChangesResult("resnet18") || !sweep.MicroBatchChangesResult("smallcnn") || sweep.MicroBatchChangesResult("vgg16") {
 		t.Error("BatchNorm models misnamed")
 	}
+	// ConvNeXt's stochastic-depth masks are drawn per micro-batch; a ViT
+	// has neither BatchNorm nor random layers.
+	if !sweep.MicroBatchChangesResult("convnext_tiny") || !sweep.MicroBatchChangesResult("regnet_y_400mf") || sweep.MicroBatchChangesResult("vit_b_16") {
+		t.Error("ConvNeXt, RegNet or ViT misnamed")
+	}
 	c := spec.Config(sweep.Combination{Model: "resnet18", Resolution: 32})
 	if err := c.CheckMicroBatch(spec.Hyper.BatchSize / 2); err == nil {
 		t.Error("resnet18 config of whole batches accepted half-batch micro-batches")

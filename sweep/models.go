@@ -86,10 +86,14 @@ func FamilyOf(model string) string {
 // MicroBatchChangesResult says whether splitting a batch into
 // micro-batches changes what model learns: with BatchNorm layers (every
 // CNN but VGG without _bn) each micro-batch is normalised over itself,
-// so its size is part of the training's identity. ConvNeXt and ViT have no
-// BatchNorm, but ConvNeXt draws its stochastic-depth masks per
-// micro-batch; both keep the size in their identity, as the safe side.
+// so its size is part of the training's identity. ConvNeXt has no
+// BatchNorm but draws its stochastic-depth masks per micro-batch, which
+// changes them too. ViT (LayerNorm, no dropout or stochastic depth)
+// learns the same from any split, as VGG does.
 func MicroBatchChangesResult(model string) bool {
+	if FamilyOf(model) == "vit" {
+		return false
+	}
 	return strings.HasPrefix(model, "vgg") == strings.HasSuffix(model, "_bn")
 }
 

@@ -73,7 +73,7 @@ type Lib struct {
 	stateInfo         func(m uintptr, i int32, name **byte, dtype, ndim *int32, shape *int64, nbytes *int64) int32
 	stateRead         func(m uintptr, i int32, dst unsafe.Pointer, nbytes int64) int32
 	stateWrite        func(m uintptr, i int32, src unsafe.Pointer, nbytes int64) int32
-	stateWriteResized func(m uintptr, i int32, src unsafe.Pointer, ndim int32, shape *int64) int32
+	stateWriteResized func(m uintptr, i int32, src unsafe.Pointer, nbytes int64, ndim int32, shape *int64) int32
 }
 
 var (

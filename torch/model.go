@@ -343,19 +343,25 @@ func (m *Model) WriteTensor(i int, src []byte) error {
 // element type), where the model knows how to resize it: a ViT's position
 // embedding made for another image size. ErrInvalid for any other tensor.
 func (m *Model) WriteTensorResized(i int, shape []int64, src []byte) error {
+	if i < 0 || i >= len(m.tensors) {
+		return fmt.Errorf("%w: tensor %d of %d", ErrInvalid, i, len(m.tensors))
+	}
 	ti := m.tensors[i]
-	n, size := int64(1), ti.DType.Size()
+	if len(shape) < 1 || len(shape) > 8 {
+		return fmt.Errorf("%w: %s: shape %v (1..8 dimensions)", ErrInvalid, ti.Name, shape)
+	}
+	n := ti.DType.Size()
 	for _, d := range shape {
 		if d < 0 || (d > 0 && n > math.MaxInt64/d) {
 			return fmt.Errorf("%w: %s: shape %v", ErrInvalid, ti.Name, shape)
 		}
 		n *= d
 	}
-	if len(shape) > 8 || n == 0 || int64(len(src)) != n*size {
+	if n == 0 || int64(len(src)) != n {
 		return fmt.Errorf("%w: %s: shape %v in %d bytes", ErrInvalid, ti.Name, shape, len(src))
 	}
 	return m.lib.call(func() int32 {
-		return m.lib.stateWriteResized(m.h, int32(i), unsafe.Pointer(&src[0]), int32(len(shape)), &shape[0])
+		return m.lib.stateWriteResized(m.h, int32(i), unsafe.Pointer(&src[0]), int64(len(src)), int32(len(shape)), &shape[0])
 	})
 }
 

@@ -87,11 +87,42 @@ func TestViTPositionEmbeddingFollowsTheImageSize(t *testing.T) {
 		t.Fatalf("torchvision's interpolate_embeddings disagrees: %v", err)
 	}
 
+	// Shapes a hostile weights file could declare are refused in one line.
+	index := map[string]int{}
+	for i, ti := range resized.Tensors() {
+		index[ti.Name] = i
+	}
+	pe := index[sweep.PositionEmbedding]
+	for _, tc := range []struct {
+		at    int
+		shape []int64
+		bytes int
+	}{
+		{pe, []int64{}, 4}, // no dimensions
+		{pe, []int64{1, 6004799503160662, 768}, 2048},           // its byte count overflows to 2048
+		{pe, []int64{1, 1, 768}, 4 * 768},                       // no grid
+		{pe, []int64{1, 6, 768}, 4 * 6 * 768},                   // not a square grid
+		{pe, []int64{1, 5, 768}, 4 * 5 * 768 / 2},               // too few bytes
+		{pe, []int64{1, 5, 512}, 4 * 5 * 512},                   // another width
+		{index["class_token"], []int64{1, 2, 768}, 4 * 2 * 768}, // not resizable
+		{len(index), []int64{1, 5, 768}, 4 * 5 * 768},           // no such tensor
+	} {
+		if err := resized.WriteTensorResized(tc.at, tc.shape, make([]byte, tc.bytes)); !errors.Is(err, torch.ErrInvalid) {
+			t.Errorf("resize %v in %d bytes: %v, want ErrInvalid", tc.shape, tc.bytes, err)
+		}
+	}
+	if err := resized.WriteTensorResized(pe, []int64{1, 5, 768}, make([]byte, 4*5*768)); err != nil {
+		t.Errorf("a 2x2 grid into 4x4: %v", err)
+	}
+
 	// A size that is no multiple of the patches is refused, by the model
 	// table and by the bridge alike.
 	info, _ := sweep.LookupModel("vit_b_16")
 	if err := info.CheckResolution(40); !errors.Is(err, sweep.ErrInvalid) {
 		t.Fatalf("CheckResolution(40) = %v, want ErrInvalid", err)
+	}
+	if _, _, err := trained.Evaluate(randomBatch(rng, n, c, 40, nc, true), nil); !errors.Is(err, torch.ErrInvalid) {
+		t.Fatalf("a ViT evaluated at 40 px: %v, want ErrInvalid", err)
 	}
 	if _, err := tr.Lib.NewModel(torch.ModelSpec{Name: "vit_b_16", InChannels: c, NumClasses: nc, ImageSize: 40,
 		Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}}); !errors.Is(err, torch.ErrInvalid) {

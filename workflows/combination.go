@@ -491,7 +491,7 @@ func (c *combination) epochFailed(ctx workflow.Context, epoch int, err error) *e
 		// With BatchNorm a smaller micro-batch is another training: it is
 		// never continued under this one's name.
 		c.out.OOMs++
-		return &ending{sweep.Failed, fmt.Sprintf("epoch %d: out of memory with micro-batches of %d: with BatchNorm the micro-batch changes the result, "+
+		return &ending{sweep.Failed, fmt.Sprintf("epoch %d: out of memory with micro-batches of %d: with BatchNorm or stochastic depth the micro-batch changes the result, "+
 			"so it is not halved under this training's name; set hyper.micro_batch: %d (a training of its own) or a smaller batch_size",
 			epoch, c.out.MicroBatch, max(1, c.out.MicroBatch/2))}
 	case errors.As(err, &appErr) && appErr.Type() == ErrTypeOutOfMemory && c.out.MicroBatch > 1:

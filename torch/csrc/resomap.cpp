@@ -680,8 +680,10 @@ TORCH_MODULE(EncoderBlock);
 // torchvision's interpolate_embeddings: the class token's embedding kept,
 // the patch grid's resized bicubically (align_corners) to rows x cols.
 torch::Tensor resize_pos_embedding(const torch::Tensor &pe, int64_t rows, int64_t cols) {
+  if (pe.dim() != 3 || pe.size(0) != 1 || pe.size(1) < 2 || pe.size(2) < 1)
+    throw InvalidArgument("position embedding " + c10::str(pe.sizes()) + " is not [1, 1 + a square grid, width]");
   const int64_t seq = pe.size(1) - 1, dim = pe.size(2), side = std::llround(std::sqrt(double(seq)));
-  if (pe.dim() != 3 || pe.size(0) != 1 || side * side != seq)
+  if (side * side != seq)
     throw InvalidArgument("position embedding " + c10::str(pe.sizes()) + " is not [1, 1 + a square grid, width]");
   if (side == rows && side == cols) return pe;
   auto grid = pe.narrow(1, 1, seq).permute({0, 2, 1}).reshape({1, dim, side, side});
@@ -734,6 +736,10 @@ struct VisionTransformer : Net {
     for (auto &p : heads->parameters()) nn::init::zeros_(p);
   }
   torch::Tensor forward(torch::Tensor x) override {
+    // torchvision would drop the pixels past the last whole patch.
+    if (x.size(2) % patch != 0 || x.size(3) % patch != 0)
+      throw InvalidArgument("a ViT with " + std::to_string(patch) + " px patches takes multiples of " +
+                            std::to_string(patch) + " px, not " + c10::str(x.sizes()));
     x = conv_proj(x);  // [N, E, rows, cols]
     const int64_t n = x.size(0), rows = x.size(2), cols = x.size(3);
     x = x.flatten(2).transpose(1, 2);
@@ -1193,14 +1199,19 @@ int32_t rm_state_read(rm_model *m, int32_t i, void *dst, int64_t nbytes) {
   });
 }
 
-int32_t rm_state_write_resized(rm_model *m, int32_t i, const void *src, int32_t ndim, const int64_t *shape) {
+int32_t rm_state_write_resized(rm_model *m, int32_t i, const void *src, int64_t nbytes, int32_t ndim,
+                               const int64_t *shape) {
   return guard([&] {
     if (i < 0 || i >= (int32_t)m->state.size()) throw InvalidArgument("state index out of range");
-    if (ndim < 0 || ndim > 8) throw InvalidArgument("a tensor has 0..8 dimensions");
+    if (ndim < 1 || ndim > 8) throw InvalidArgument("a tensor to resize has 1..8 dimensions");
     auto &t = m->state[i].second;
     std::vector<int64_t> sizes(shape, shape + ndim);
-    for (int64_t d : sizes)
-      if (d < 0) throw InvalidArgument("negative size in " + c10::str(sizes));
+    int64_t want = (int64_t)t.element_size();
+    for (int64_t d : sizes) {
+      if (d < 0 || (d > 0 && want > INT64_MAX / d)) throw InvalidArgument("bad size in " + c10::str(sizes));
+      want *= d;
+    }
+    if (want != nbytes) throw InvalidArgument("size mismatch for " + m->state[i].first + " of shape " + c10::str(sizes));
     auto cpu = torch::from_blob(const_cast<void *>(src), sizes, t.scalar_type());
     auto r = m->net->resized(m->state[i].first, cpu, t.sizes());
     if (!r.sizes().equals(t.sizes())) throw InvalidArgument("resized " + m->state[i].first + " has the wrong shape");

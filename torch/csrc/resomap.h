@@ -99,11 +99,13 @@ int32_t rm_state_count(rm_model *m);
 int32_t rm_state_info(rm_model *m, int32_t i, const char **name, int32_t *dtype,
                       int32_t *ndim, int64_t *shape /* [8] */, int64_t *nbytes);
 int32_t rm_state_read(rm_model *m, int32_t i, void *dst, int64_t nbytes);
-/* Writes a tensor of another shape (ndim sizes in shape, the state's dtype)
+/* Writes a tensor of another shape (ndim sizes in shape, the state's dtype,
+ * nbytes in src)
  * into state i where the model knows how to resize it: a ViT's position
  * embedding made for another image size, resized as torchvision's
  * interpolate_embeddings does. RM_INVALID for any other tensor. */
-int32_t rm_state_write_resized(rm_model *m, int32_t i, const void *src, int32_t ndim, const int64_t *shape);
+int32_t rm_state_write_resized(rm_model *m, int32_t i, const void *src, int64_t nbytes, int32_t ndim,
+                               const int64_t *shape);
 int32_t rm_state_write(rm_model *m, int32_t i, const void *src, int64_t nbytes);
 
 #ifdef __cplusplus
