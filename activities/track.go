@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"time"
@@ -108,15 +109,44 @@ func (a *Activities) trainingRun(ctx context.Context, in workflows.TrackInput) (
 	if o.Status.Done() && !o.FinishedAt.IsZero() {
 		t.End = o.FinishedAt.UnixMilli()
 	}
+	t.Tags = append(t.Tags, sourceTags()...)
 	t.Metrics = epochMetrics(o, in.Started)
+	t.Inputs = []tracking.DatasetInput{dataInput(cfg)}
 	if in.Tracking.LogModels && o.Status == sweep.Completed && o.Keys.Best != "" {
 		arts, err := a.modelArtifacts(ctx, o.Keys.Best)
 		if err != nil {
 			return t, err
 		}
 		t.Artifacts = arts
+		// One registered model per sweep and architecture; each training's
+		// best model a version, named by its alias.
+		t.Register = &tracking.Registration{Model: in.Sweep + "." + cfg.Model, Folder: "best_model",
+			Alias: fmt.Sprintf("res%d_seed%d", cfg.Resolution, cfg.Seed)}
 	}
 	return t, nil
+}
+
+// dataInput is the training's data set as an MLflow dataset input: its
+// content hash is the digest (the first 36 characters, what MLflow's SQL
+// store keeps; the whole hash is the data_hash tag).
+func dataInput(cfg sweep.Config) tracking.DatasetInput {
+	source, _ := json.Marshal(map[string]string{"uri": cfg.Data})
+	return tracking.DatasetInput{Tags: []tracking.Tag{{Key: "mlflow.data.context", Value: "training"}},
+		Dataset: tracking.Dataset{Name: cfg.Data, Digest: cfg.DataHash[:min(36, len(cfg.DataHash))], SourceType: "local", Source: string(source)}}
+}
+
+// sourceTags are MLflow's source tags: what made the run, and the commit
+// this program was built from where the build recorded it.
+func sourceTags() []tracking.Tag {
+	tags := []tracking.Tag{{Key: "mlflow.source.name", Value: "resomap worker"}, {Key: "mlflow.source.type", Value: "JOB"}}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				tags = append(tags, tracking.Tag{Key: "mlflow.source.git.commit", Value: s.Value})
+			}
+		}
+	}
+	return tags
 }
 
 // configParams are every setting of the training config, by its JSON

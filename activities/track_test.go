@@ -89,6 +89,20 @@ func TestTrackTrainingFollowsTheStore(t *testing.T) {
 	if n := srv.Calls("artifacts/put"); n != 2 {
 		t.Errorf("%d uploads, want 2", n)
 	}
+	// One dataset input, digested by the data's hash; MLflow's source
+	// tags; the best model registered once (however often the sync ran),
+	// with the training's alias pointing at it.
+	inputs := srv.DatasetInputs(run.ID)
+	if len(inputs) != 1 || inputs[0].Name != p.Config.Data || inputs[0].Context != "training" ||
+		inputs[0].Digest != p.Config.DataHash[:min(36, len(p.Config.DataHash))] {
+		t.Errorf("dataset inputs %+v, want one of %s digested %.36s", inputs, p.Config.Data, p.Config.DataHash)
+	}
+	if run.Tags["mlflow.source.type"] != "JOB" || run.Tags["mlflow.source.name"] == "" {
+		t.Errorf("source tags %v", run.Tags)
+	}
+	if versions, aliasRun := srv.ModelVersions("act.smallcnn", "res16_seed"+fmt.Sprint(p.Config.Seed)); versions != 1 || aliasRun != run.ID {
+		t.Errorf("registry: %d versions of act.smallcnn, alias on run %q; want 1, on %s", versions, aliasRun, run.ID)
+	}
 
 	v, err := env.ExecuteActivity(acts.FindTracked, workflows.FindTrackedInput{Tracking: ts, Sweep: "act", ConfigHash: p.ConfigHash})
 	if err != nil {

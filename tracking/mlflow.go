@@ -60,13 +60,16 @@ type RunInfo struct {
 	LifecycleStage string `json:"lifecycle_stage"`
 }
 
-// Run is a run with its params and tags.
+// Run is a run with its params, tags and dataset inputs.
 type Run struct {
 	Info RunInfo `json:"info"`
 	Data struct {
 		Params []Tag `json:"params"`
 		Tags   []Tag `json:"tags"`
 	} `json:"data"`
+	Inputs struct {
+		DatasetInputs []DatasetInput `json:"dataset_inputs"`
+	} `json:"inputs"`
 }
 
 // Tag returns the value of tag key ("" if absent).

@@ -51,6 +51,11 @@ type Training struct {
 	// Adopted: this sweep skipped the training (another trained it), so a
 	// run that exists is left as it is; one is made only when none does.
 	Adopted bool
+	// Inputs are the run's dataset inputs, logged once each.
+	Inputs []DatasetInput
+	// Register, when set, registers the run's model (after its artifacts
+	// are uploaded) and points an alias at that version.
+	Register *Registration
 }
 
 // Artifact is a file to attach to a run.
@@ -65,8 +70,10 @@ type Synced struct {
 	ExperimentID string
 	ParentRunID  string
 	RunID        string
-	MetricsSent  int // points logged now (0: the run had them all)
-	Uploaded     int // artifacts uploaded now
+	MetricsSent  int    // points logged now (0: the run had them all)
+	Uploaded     int    // artifacts uploaded now
+	InputsSent   int    // dataset inputs logged now
+	Version      string // the registered model version (Register)
 }
 
 // SyncTraining brings t's run up to date: the sweep's parent run and the
@@ -115,6 +122,14 @@ func (c *Client) syncTraining(ctx context.Context, t Training) (Synced, error) {
 	}
 	if s.Uploaded, err = c.uploadMissing(ctx, run, t.Artifacts); err != nil {
 		return s, err
+	}
+	if s.InputsSent, err = c.logMissingInputs(ctx, run, t.Inputs); err != nil {
+		return s, err
+	}
+	if t.Register != nil {
+		if s.Version, err = c.register(ctx, run, *t.Register); err != nil {
+			return s, err
+		}
 	}
 	if run.Info.Status != t.Status || (t.End > 0 && run.Info.EndTime != t.End) {
 		if err := c.UpdateRun(ctx, s.RunID, t.Status, t.End); err != nil {

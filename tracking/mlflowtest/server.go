@@ -6,7 +6,8 @@
 // type, a param's value fixed once logged, metric points identical in key,
 // step, timestamp and value stored once, log-batch metrics needing a
 // timestamp, errors as {"error_code", "message"}. A call outside that part
-// is answered 501 and listed by Unexpected, so a test sees it.
+// is answered 501 and listed by Unexpected, so a test sees it. Dataset
+// inputs and the model registry (versions by run, aliases) are kept too.
 package mlflowtest
 
 import (
@@ -29,6 +30,7 @@ type Server struct {
 	mu          sync.Mutex
 	experiments []*experiment
 	runs        map[string]*run
+	models      map[string]*registeredModel
 	nextRun     int
 	unexpected  []string
 	calls       map[string]int
@@ -52,6 +54,7 @@ type run struct {
 	params, tags                 []kv
 	metrics                      []point
 	artifacts                    map[string][]byte
+	inputs                       []datasetInput
 }
 
 type kv struct{ Key, Value string }
@@ -65,7 +68,7 @@ type point struct {
 
 // New starts a server; Close stops it.
 func New() *Server {
-	s := &Server{runs: map[string]*run{}, calls: map[string]int{}}
+	s := &Server{runs: map[string]*run{}, calls: map[string]int{}, models: map[string]*registeredModel{}}
 	s.experiments = []*experiment{{id: "0", name: "Default", stage: "active"}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
@@ -246,6 +249,18 @@ func (s *Server) route(r *http.Request) (any, *apiError) {
 		return s.history(q.Get("run_id"), q.Get("metric_key"))
 	case "GET artifacts/list":
 		return s.listArtifacts(q.Get("run_id"), q.Get("path"))
+	case "POST runs/log-inputs":
+		return s.logInputs(body)
+	case "POST registered-models/create":
+		return s.createRegisteredModel(str(body, "name"))
+	case "POST model-versions/create":
+		return s.createModelVersion(body)
+	case "GET model-versions/search":
+		return s.searchModelVersions(q.Get("filter"))
+	case "POST registered-models/alias":
+		return s.setAlias(body)
+	case "GET registered-models/alias":
+		return s.getAlias(q.Get("name"), q.Get("alias"))
 	}
 	return s.unknown(r)
 }
@@ -388,7 +403,7 @@ func (r *run) view() map[string]any {
 	if r.end != 0 {
 		info["end_time"] = r.end
 	}
-	return map[string]any{"info": info, "data": map[string]any{"tags": tags, "params": params}}
+	return map[string]any{"info": info, "data": map[string]any{"tags": tags, "params": params}, "inputs": r.inputsView()}
 }
 
 func (s *Server) getRun(id string) (any, *apiError) {
