@@ -48,6 +48,9 @@ func TestRealServerSync(t *testing.T) {
 	wg.Wait()
 	tr.Status, tr.End = tracking.StatusFinished, 9000
 	tr.Artifacts = []tracking.Artifact{artifact("best_model/best_model.json", `{"a":1}`)}
+	tr.Inputs = []tracking.DatasetInput{{Tags: []tracking.Tag{{Key: "mlflow.data.context", Value: "training"}},
+		Dataset: tracking.Dataset{Name: "fashion-mnist", Digest: "0123456789abcdef0123456789abcdef0123", SourceType: "local", Source: `{"uri": "fashion-mnist"}`}}}
+	tr.Register = &tracking.Registration{Model: "resomap-test-" + unique, Folder: "best_model", Alias: "res32_seed1"}
 	s, err := c.SyncTraining(ctx, tr)
 	if err != nil {
 		t.Fatal(err)
@@ -72,5 +75,18 @@ func TestRealServerSync(t *testing.T) {
 	sizes, err := c.ArtifactSizes(ctx, s.RunID, "best_model")
 	if err != nil || sizes["best_model/best_model.json"] != 7 {
 		t.Errorf("artifacts %v %v", sizes, err)
+	}
+	// Two syncs: one dataset input, one model version, the alias on it.
+	run, err := c.GetRun(ctx, s.RunID)
+	if err != nil || len(run.Inputs.DatasetInputs) != 1 || run.Inputs.DatasetInputs[0].Context() != "training" {
+		t.Errorf("dataset inputs %+v (%v), want one", run.Inputs, err)
+	}
+	versions, err := c.RunModelVersions(ctx, tr.Register.Model, s.RunID)
+	if err != nil || len(versions) != 1 {
+		t.Fatalf("versions of the run: %+v (%v), want one", versions, err)
+	}
+	v, err := c.AliasVersion(ctx, tr.Register.Model, tr.Register.Alias)
+	if err != nil || v.Version != versions[0].Version || v.RunID != s.RunID {
+		t.Errorf("alias: %+v (%v), want version %s of run %s", v, err, versions[0].Version, s.RunID)
 	}
 }

@@ -138,13 +138,16 @@ func (s *Server) searchModelVersions(filter string) (any, *apiError) {
 	if f == nil {
 		return nil, fail(400, "INVALID_PARAMETER_VALUE", "mlflowtest does not parse the filter %q", filter)
 	}
-	out := []map[string]any{}
+	var out []map[string]any
 	if m, ok := s.models[f[1]]; ok {
 		for _, v := range m.versions {
 			if v.RunID == f[2] {
 				out = append(out, v.view(f[1]))
 			}
 		}
+	}
+	if len(out) == 0 {
+		return map[string]any{}, nil // the real server leaves an empty list out
 	}
 	return map[string]any{"model_versions": out}, nil
 }
@@ -173,7 +176,7 @@ func (s *Server) getAlias(name, alias string) (any, *apiError) {
 	}
 	v, ok := m.aliases[alias]
 	if !ok {
-		return nil, fail(404, "INVALID_PARAMETER_VALUE", "Registered model alias %s not found.", alias)
+		return nil, fail(400, "INVALID_PARAMETER_VALUE", "Registered model alias %s not found.", alias)
 	}
 	n, _ := strconv.Atoi(v)
 	return map[string]any{"model_version": m.versions[n-1].view(name)}, nil

@@ -7,7 +7,8 @@
 // step, timestamp and value stored once, log-batch metrics needing a
 // timestamp, errors as {"error_code", "message"}. A call outside that part
 // is answered 501 and listed by Unexpected, so a test sees it. Dataset
-// inputs and the model registry (versions by run, aliases) are kept too.
+// inputs and the model registry (versions by run, aliases) are kept too,
+// answered as MLflow 2.10.2 answered them by hand.
 package mlflowtest
 
 import (
