@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -119,8 +120,9 @@ func (a *Activities) trainingRun(ctx context.Context, in workflows.TrackInput) (
 		}
 		t.Artifacts = arts
 		// One registered model per sweep and architecture; each training's
-		// best model a version, named by its alias.
-		t.Register = &tracking.Registration{Model: in.Sweep + "." + cfg.Model, Folder: "best_model",
+		// best model a version, named by its alias. Neither '.' (a Unity
+		// Catalog namespace) nor ':' (script:NAME) in the name.
+		t.Register = &tracking.Registration{Model: in.Sweep + "-" + strings.ReplaceAll(cfg.Model, ":", "_"), Folder: "best_model",
 			Alias: fmt.Sprintf("res%d_seed%d", cfg.Resolution, cfg.Seed)}
 	}
 	return t, nil

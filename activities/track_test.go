@@ -100,8 +100,8 @@ func TestTrackTrainingFollowsTheStore(t *testing.T) {
 	if run.Tags["mlflow.source.type"] != "JOB" || run.Tags["mlflow.source.name"] == "" {
 		t.Errorf("source tags %v", run.Tags)
 	}
-	if versions, aliasRun := srv.ModelVersions("act.smallcnn", "res16_seed"+fmt.Sprint(p.Config.Seed)); versions != 1 || aliasRun != run.ID {
-		t.Errorf("registry: %d versions of act.smallcnn, alias on run %q; want 1, on %s", versions, aliasRun, run.ID)
+	if versions, aliasRun := srv.ModelVersions("act-smallcnn", "res16_seed"+fmt.Sprint(p.Config.Seed)); versions != 1 || aliasRun != run.ID {
+		t.Errorf("registry: %d versions of act-smallcnn, alias on run %q; want 1, on %s", versions, aliasRun, run.ID)
 	}
 
 	v, err := env.ExecuteActivity(acts.FindTracked, workflows.FindTrackedInput{Tracking: ts, Sweep: "act", ConfigHash: p.ConfigHash})

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/palette/moreland"
@@ -338,7 +339,7 @@ func (r *Report) learningCurves(dir string) ([]string, error) {
 		// compare by eye.
 		shareY(top)
 		shareY(bottom)
-		out, err := save([][]*plot.Plot{top, bottom}, px(80+300*len(top)), px(620), filepath.Join(dir, "learning_curves_"+name), false)
+		out, err := save([][]*plot.Plot{top, bottom}, px(80+300*len(top)), px(620), filepath.Join(dir, "learning_curves_"+strings.ReplaceAll(name, ":", "_")), false)
 		files = append(files, out...)
 		if err != nil {
 			return files, err

@@ -82,6 +82,9 @@ type Config struct {
 	// was trained with where the worker had libturbojpeg0) and where no
 	// decoder makes the pixels, so those configs keep their hashes.
 	Decoder string `json:"decoder,omitempty"`
+	// Script is the TorchScript model of a model named script:NAME (nil
+	// for a built-in one, as every config before it: omitted then).
+	Script *Script `json:"script,omitempty"`
 }
 
 // Init is fine-tuning from pretrained weights. The classifier is replaced
@@ -140,6 +143,12 @@ func (c Config) Validate() error {
 	}
 	if err := info.CheckResolution(c.Resolution); err != nil {
 		return err
+	}
+	switch {
+	case IsScript(c.Model) && (c.Script == nil || c.Script.File == ""):
+		return bad("script", "%s needs its file", c.Model)
+	case !IsScript(c.Model) && c.Script != nil:
+		return bad("script", "set for the built-in model %s", c.Model)
 	}
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 	switch {
@@ -221,6 +230,11 @@ func (c Config) Hash() string {
 		init := *c.Init
 		init.Weights = "" // named by content: the same weights from another place train the same
 		c.Init = &init
+	}
+	if c.Script != nil {
+		script := *c.Script
+		script.File = "" // named by content, as init weights are
+		c.Script = &script
 	}
 	b, _ := json.Marshal(c)
 	h := sha256.Sum256(b)

@@ -64,6 +64,9 @@ func Models() []ModelInfo { return slices.Clone(models) }
 
 // LookupModel returns the architecture called name.
 func LookupModel(name string) (ModelInfo, error) {
+	if info, ok, err := scriptModel(name); ok {
+		return info, err
+	}
 	for _, m := range models {
 		if m.Name == name {
 			return m, nil

@@ -14,11 +14,21 @@ func (s Spec) CheckURLs() error {
 	if urlHasCredentials(s.Tracking.URI) {
 		return fmt.Errorf("%w: tracking.uri: an URL with credentials (user:secret@): the spec is stored and shown; a worker's credentials come from its MLFLOW_TRACKING_* environment", ErrInvalid)
 	}
+	for _, set := range s.Scripts {
+		if urlHasCredentials(set.File) {
+			return errScriptURL
+		}
+	}
 	return checkWeightsURL(s.Init.Weights)
 }
 
+var errScriptURL = fmt.Errorf("%w: scripts: a file URL with credentials (user:secret@): the spec is stored and shown; serve the file without them, or give a path", ErrInvalid)
+
 // CheckURLs is Spec.CheckURLs for one training's config.
 func (c Config) CheckURLs() error {
+	if c.Script != nil && urlHasCredentials(c.Script.File) {
+		return errScriptURL
+	}
 	if c.Init == nil {
 		return nil
 	}

@@ -171,6 +171,8 @@ type Spec struct {
 	Tracking TrackingSettings `yaml:"tracking" json:"tracking,omitzero"`
 	// Init: pretrained weights every training starts from.
 	Init InitSettings `yaml:"init" json:"init"`
+	// Scripts are the TorchScript models models names as script:NAME.
+	Scripts map[string]ScriptSettings `yaml:"scripts,omitempty" json:"scripts,omitempty"`
 }
 
 // EffectiveTestResolutions are the sizes to evaluate at, ascending.
@@ -360,7 +362,7 @@ func (s Spec) Config(c Combination) Config {
 	return Config{Model: c.Model, Resolution: c.Resolution, Epochs: s.Epochs, Hyper: s.Hyper.Hyper,
 		Seed: seed, Data: s.Data, TrainLimit: s.TrainLimit, ValLimit: s.ValLimit,
 		Augment: s.Augment, SkipBadImages: s.SkipBadImages, Patience: s.Patience, Init: s.Init.config(c.Model, c.Resolution),
-		MicroBatch: s.microBatchOf(c.Model), Decoder: configDecoder(s.Decoder)}
+		MicroBatch: s.microBatchOf(c.Model), Decoder: configDecoder(s.Decoder), Script: s.scriptOf(c.Model)}
 }
 
 // configDecoder is a config's Decoder for the spec's choice: omitted for
@@ -431,6 +433,9 @@ func (s Spec) Validate() error {
 			return bad("models", "%s listed twice", m)
 		}
 		seen[m] = true
+	}
+	if err := s.checkScripts(); err != nil {
+		return err
 	}
 	if err := s.checkSeeds(); err != nil {
 		return err

@@ -66,6 +66,9 @@ func TestInvalidSpecsNameTheField(t *testing.T) {
 		{func(s *Spec) { s.Init.Weights, s.Init.BatchNorm = "w.pth", "update" }, "init.batchnorm"},
 		{func(s *Spec) { s.Init.Weights = "torchvision" }, "torchvision has no weights of smallcnn"},
 		{func(s *Spec) { s.Init.Weights = "torchvision:{model}" }, "torchvision has no weights of smallcnn"},
+		{func(s *Spec) { s.Models = []string{"script:net"} }, "script:net: no file (add scripts: {net: {file: PATH}})"},
+		{func(s *Spec) { s.Models = []string{"script:a/b"} }, "a TorchScript model's name"},
+		{func(s *Spec) { s.Models = []string{"script:"} }, "a TorchScript model's name"},
 	}
 	for _, tc := range cases {
 		s := base
@@ -121,6 +124,9 @@ func TestURLsWithCredentialsAreRefusedOutsideValidate(t *testing.T) {
 	for _, edit := range []func(*Spec){
 		func(s *Spec) { s.Tracking.URI = "https://me:token@mlflow.example/" },
 		func(s *Spec) { s.Init.Weights = "https://me:token@host/w.pth" },
+		func(s *Spec) {
+			s.Models, s.Scripts = []string{"script:net"}, map[string]ScriptSettings{"net": {File: "https://me:token@host/net.pt"}}
+		},
 	} {
 		s := Defaults()
 		s.Name, s.Models, s.Resolutions = "t", []string{"resnet18"}, []int{32}
@@ -132,10 +138,51 @@ func TestURLsWithCredentialsAreRefusedOutsideValidate(t *testing.T) {
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "credentials") || strings.Contains(err.Error(), "token") {
 			t.Errorf("CheckURLs: %v", err)
 		}
-		if s.Init.Weights != "" {
+		if s.Init.Weights != "" || s.Scripts != nil {
 			if err := s.Config(s.Combinations()[0]).CheckURLs(); !errors.Is(err, ErrInvalid) {
 				t.Errorf("Config.CheckURLs: %v", err)
 			}
 		}
+	}
+}
+
+// A TorchScript model's config carries its file and classifier; the
+// training is named by the file's content, not its place; a config of a
+// built-in model refuses a script and a script model needs one.
+func TestScriptModelsConfig(t *testing.T) {
+	s := Defaults()
+	s.Name, s.Models, s.Resolutions = "t", []string{"script:net", "smallcnn"}, []int{16}
+	s.Scripts = map[string]ScriptSettings{"net": {File: "/models/net.pt", Classifier: "fc."}}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c := s.Config(Combination{Model: "script:net", Resolution: 16})
+	if c.Script == nil || c.Script.File != "/models/net.pt" || c.Classifier() != "fc." || FamilyOf(c.Model) != ScriptFamily {
+		t.Fatalf("config %+v, classifier %q", c.Script, c.Classifier())
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cnn := s.Config(Combination{Model: "smallcnn", Resolution: 16}); cnn.Script != nil || cnn.Classifier() != "classifier.0." {
+		t.Fatalf("smallcnn's config %+v", cnn.Script)
+	}
+	a, b := c, c
+	a.Script = &Script{File: "/a/net.pt", SHA256: "ab"}
+	b.Script = &Script{File: "https://host/net.pt", SHA256: "ab"}
+	if a.Hash() != b.Hash() {
+		t.Error("the file's place changed the training's name")
+	}
+	b.Script.SHA256 = "cd"
+	if a.Hash() == b.Hash() {
+		t.Error("the file's content did not change the training's name")
+	}
+	c.Script = nil
+	if err := c.Validate(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "needs its file") {
+		t.Errorf("a script model without its file: %v", err)
+	}
+	cnn := s.Config(Combination{Model: "smallcnn", Resolution: 16})
+	cnn.Script = &Script{File: "x"}
+	if err := cnn.Validate(); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a built-in model with a script: %v", err)
 	}
 }

@@ -41,6 +41,10 @@ type ModelSpec struct {
 	// ImageSize is the resolution the model trains at; a ViT sizes its
 	// position embedding by it (other models ignore it).
 	ImageSize int
+	// ScriptPath, when set, is a TorchScript model's file: the model is
+	// that one (its own parameters, names and initial weights), and Name
+	// only names it.
+	ScriptPath string
 }
 
 // Model is a network plus its optimiser state, living in libtorch.
@@ -121,6 +125,7 @@ type modelOptions struct {
 	inChannels, numClasses, optimizer        int32
 	nesterov, mixedPrecision, channelsLast   int32
 	imageSize                                int32
+	scriptPath                               *byte
 }
 
 // cString is s as a NUL-terminated C string.
@@ -142,6 +147,9 @@ func (l *Lib) NewModel(s ModelSpec) (*Model, error) {
 		beta1: s.Beta1, beta2: s.Beta2, eps: s.Eps, inChannels: int32(s.InChannels), numClasses: int32(s.NumClasses),
 		optimizer: int32(s.Optimizer), nesterov: b2i(s.Nesterov), mixedPrecision: b2i(s.MixedPrecision), channelsLast: b2i(s.ChannelsLast),
 		imageSize: int32(s.ImageSize)}
+	if s.ScriptPath != "" {
+		o.scriptPath = cString(s.ScriptPath)
+	}
 	o.size = uint64(unsafe.Sizeof(*o))
 	var h uintptr
 	err := l.call(func() int32 { return l.modelNew(o, &h) })

@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"context"
 	"runtime"
 
 	"github.com/resomap/resomap/checkpoint"
@@ -73,7 +74,9 @@ func (t *Trainer) evaluateOne(cfg sweep.Config, rec checkpoint.Record, weights [
 		if d := rec.Data; d != nil && len(d.Mean) == ds.Train.C {
 			mean, std = d.Mean, d.Std // the normalisation it was trained with
 		}
-		if *m, err = t.newModel(cfg, ds.Train.C, len(ds.Classes), mean, std); err != nil {
+		// No context here: a TorchScript model's file is in the fetch cache
+		// (its training fetched it) or local.
+		if *m, err = t.newModel(context.Background(), cfg, ds.Train.C, len(ds.Classes), mean, std); err != nil {
 			return Evaluation{}, err
 		}
 		if err := restoreWeights(*m, weights); err != nil {

@@ -29,17 +29,18 @@ var ErrWeightsMismatch = errkind.New(errkind.Invalid, "pretrained weights do not
 // of the weights and the data, both in the training's identity. A ViT's
 // position embedding made for another image size is the other: resized
 // to the model's grid as torchvision's interpolate_embeddings does (a
-// function of the weights and the resolution, both in the identity). With replaceClassifier,
-// the last layer (sweep.ModelInfo.Classifier) keeps m's fresh
-// initialisation (as torchvision initialises it) for the data's classes,
-// and the weights' own classifier is left out. The first mismatch, in the
-// model's order, is named.
-func LoadPretrained(m *torch.Model, weights map[string]checkpoint.Tensor, replaceClassifier bool) error {
+// function of the weights and the resolution, both in the identity). With
+// a classifier (the last layer's state-dict prefix: sweep.Config.Classifier;
+// "" keeps every layer), that layer keeps m's fresh initialisation (as
+// torchvision initialises it) for the data's classes, and the weights' own
+// classifier is left out. The first mismatch, in the model's order, is
+// named.
+func LoadPretrained(m *torch.Model, weights map[string]checkpoint.Tensor, classifier string) error {
 	info, err := sweep.LookupModel(m.Spec().Name)
 	if err != nil {
 		return err
 	}
-	head := func(name string) bool { return replaceClassifier && strings.HasPrefix(name, info.Classifier) }
+	head := func(name string) bool { return classifier != "" && strings.HasPrefix(name, classifier) }
 	used := map[string]bool{}
 	for i, ti := range m.Tensors() {
 		if strings.HasPrefix(ti.Name, optimPrefix) || head(ti.Name) {
@@ -134,7 +135,7 @@ func (r *run) startFrom(ctx context.Context, init *sweep.Init) error {
 	if err != nil {
 		return err
 	}
-	if err := LoadPretrained(r.m, w, true); err != nil {
+	if err := LoadPretrained(r.m, w, r.cfg.Classifier()); err != nil {
 		return fmt.Errorf("%s: %w", redact.URL(init.Weights), err)
 	}
 	if init.BatchNorm == sweep.BatchNormReestimate {

@@ -53,7 +53,7 @@ func TestPretrainedPthLoadsWithPyTorchsLogits(t *testing.T) {
 			t.Fatal(err)
 		}
 		m := model(1000)
-		if err := trainer.LoadPretrained(m, w, false); err != nil {
+		if err := trainer.LoadPretrained(m, w, ""); err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}
 		logits := make([]float32, n*1000)
@@ -72,14 +72,14 @@ func TestPretrainedPthLoadsWithPyTorchsLogits(t *testing.T) {
 	}
 	// Fine-tuning for 10 classes: the classifier is replaced, the rest kept.
 	w, _ := pretrained.Read(filepath.Join(dir, "resnet18.pth"))
-	if err := trainer.LoadPretrained(model(10), w, true); err != nil {
+	if err := trainer.LoadPretrained(model(10), w, "fc."); err != nil {
 		t.Fatalf("with the classifier replaced: %v", err)
 	}
-	if err := trainer.LoadPretrained(model(10), w, false); !errors.Is(err, trainer.ErrWeightsMismatch) || !strings.Contains(err.Error(), "fc.weight") {
+	if err := trainer.LoadPretrained(model(10), w, ""); !errors.Is(err, trainer.ErrWeightsMismatch) || !strings.Contains(err.Error(), "fc.weight") {
 		t.Errorf("1000-class weights into a 10-class classifier: %v", err)
 	}
 	other, _ := pretrained.Read(filepath.Join(dir, "vgg11.pth"))
-	err := trainer.LoadPretrained(model(10), other, true)
+	err := trainer.LoadPretrained(model(10), other, "fc.")
 	if !errors.Is(err, trainer.ErrWeightsMismatch) || !strings.Contains(err.Error(), "conv1.weight") {
 		t.Errorf("vgg11's weights into resnet18: %v, want the first key named (conv1.weight)", err)
 	}
@@ -214,7 +214,7 @@ func TestColourWeightsOnGreyDataSumTheFirstConvolution(t *testing.T) {
 		weights[ti.Name] = checkpoint.Tensor{Name: ti.Name, DType: dtype, Shape: ti.Shape, Data: b}
 	}
 	grey := model(1)
-	if err := trainer.LoadPretrained(grey, weights, false); err != nil {
+	if err := trainer.LoadPretrained(grey, weights, ""); err != nil {
 		t.Fatalf("colour weights into a grey resnet18: %v", err)
 	}
 	f := func(b []byte, i int) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])) }
@@ -238,7 +238,7 @@ func TestColourWeightsOnGreyDataSumTheFirstConvolution(t *testing.T) {
 		}
 	}
 	// A 2-channel model is no grey one: refused, naming the channels.
-	err := trainer.LoadPretrained(model(2), weights, false)
+	err := trainer.LoadPretrained(model(2), weights, "")
 	if !errors.Is(err, trainer.ErrWeightsMismatch) || !strings.Contains(err.Error(), "the data has 2 channels") {
 		t.Errorf("colour weights into a 2-channel model: %v", err)
 	}

@@ -135,7 +135,7 @@ func (t *Trainer) Open(ctx context.Context, cfg sweep.Config, from *checkpoint.C
 	r.rec.Data = dataInfo(r.ds, cfg)
 	describeInputs(r.meta, r.rec.Data, cfg.Resolution)
 	phase(PhaseBuildingModel)
-	if r.m, err = t.NewModel(cfg, r.ds); err != nil {
+	if r.m, err = t.NewModel(ctx, cfg, r.ds); err != nil {
 		return nil, err
 	}
 	if err := r.resume(ctx, from); err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/dataset/turbojpeg"
+	"github.com/resomap/resomap/internal/errkind"
 	"github.com/resomap/resomap/internal/redact"
 	"github.com/resomap/resomap/internal/seed"
 	"github.com/resomap/resomap/pretrained"
@@ -57,7 +58,7 @@ type Trainer struct {
 // file that is no state dict (or a hostile one), or weights of another
 // architecture, fail Prepare, not every first epoch. Once per weights,
 // model, channels and (for a ViT's position embedding) resolution.
-func (t *Trainer) checkWeights(cfg sweep.Config, f pretrained.Fetched) error {
+func (t *Trainer) checkWeights(ctx context.Context, cfg sweep.Config, f pretrained.Fetched) error {
 	channels, err := dataset.Channels(cfg.Data, t.dataOptions())
 	if err != nil {
 		return err
@@ -82,13 +83,17 @@ func (t *Trainer) checkWeights(cfg sweep.Config, f pretrained.Fetched) error {
 		return err
 	}
 	unit := slices.Repeat([]float32{1}, channels)
+	script, err := t.scriptFile(ctx, cfg)
+	if err != nil {
+		return err
+	}
 	m, err := t.Lib.NewModel(torch.ModelSpec{Name: cfg.Model, InChannels: channels, NumClasses: 2, ImageSize: cfg.Resolution,
-		Mean: unit, Std: unit})
+		Mean: unit, Std: unit, ScriptPath: script.Path})
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	if err := LoadPretrained(m, w, true); err != nil {
+	if err := LoadPretrained(m, w, cfg.Classifier()); err != nil {
 		return err
 	}
 	t.fitting.Store(key, true)
@@ -184,12 +189,17 @@ func (t *Trainer) Prepare(ctx context.Context, cfg sweep.Config) (sweep.Config, 
 		return cfg, err
 	}
 	cfg.DataHash = h
+	if cfg.Script != nil {
+		if cfg, err = t.prepareScript(ctx, cfg); err != nil {
+			return cfg, err
+		}
+	}
 	if cfg.Init != nil {
 		f, err := t.Weights.Fetch(ctx, cfg.Init.Weights)
 		if err != nil {
 			return cfg, err
 		}
-		if err := t.checkWeights(cfg, f); err != nil {
+		if err := t.checkWeights(ctx, cfg, f); err != nil {
 			return cfg, fmt.Errorf("init.weights %s: %w", redact.URL(cfg.Init.Weights), err)
 		}
 		init := *cfg.Init
@@ -228,19 +238,69 @@ func (t *Trainer) DataIdentity(data string) (dataset.Identity, error) {
 	return dataset.Describe(data, t.dataOptions())
 }
 
+// prepareScript stamps the content of cfg's TorchScript model into it and
+// loads it once per content, so that a file that is no TorchScript model
+// fails Prepare, not every first epoch.
+func (t *Trainer) prepareScript(ctx context.Context, cfg sweep.Config) (sweep.Config, error) {
+	f, err := t.scriptFile(ctx, cfg)
+	if err != nil {
+		return cfg, err
+	}
+	script := *cfg.Script
+	script.SHA256 = f.SHA256
+	cfg.Script = &script
+	if _, ok := t.fitting.Load("script " + f.SHA256); ok {
+		return cfg, nil
+	}
+	m, err := t.Lib.NewModel(torch.ModelSpec{Name: cfg.Model, InChannels: 1, NumClasses: 2, Mean: []float32{0}, Std: []float32{1},
+		ScriptPath: f.Path})
+	if err != nil {
+		return cfg, fmt.Errorf("scripts: %s: %w", redact.URL(cfg.Script.File), err)
+	}
+	m.Close()
+	t.fitting.Store("script "+f.SHA256, true)
+	return cfg, nil
+}
+
 // NewModel builds the model and optimiser of cfg for a data set.
-func (t *Trainer) NewModel(cfg sweep.Config, ds *dataset.Set) (*torch.Model, error) {
-	return t.newModel(cfg, ds.Train.C, len(ds.Classes), ds.Mean, ds.Std)
+func (t *Trainer) NewModel(ctx context.Context, cfg sweep.Config, ds *dataset.Set) (*torch.Model, error) {
+	return t.newModel(ctx, cfg, ds.Train.C, len(ds.Classes), ds.Mean, ds.Std)
+}
+
+// ErrScriptChanged marks a TorchScript model whose file no longer holds
+// what the training was prepared with.
+var ErrScriptChanged = errkind.New(errkind.Invalid, "TorchScript model changed")
+
+// scriptFile is the local file of cfg's TorchScript model ("" for a
+// built-in model): fetched in ctx (or found in the cache), and the content
+// Prepare named (a Prepare stamps it).
+func (t *Trainer) scriptFile(ctx context.Context, cfg sweep.Config) (pretrained.Fetched, error) {
+	if cfg.Script == nil {
+		return pretrained.Fetched{}, nil
+	}
+	f, err := t.Weights.Fetch(ctx, cfg.Script.File)
+	if err != nil {
+		return f, fmt.Errorf("scripts: %s: %w", redact.URL(cfg.Script.File), err)
+	}
+	if cfg.Script.SHA256 != "" && f.SHA256 != cfg.Script.SHA256 {
+		return f, fmt.Errorf("%w: %s is %.12s… here, %.12s… when the training was prepared", ErrScriptChanged,
+			redact.URL(cfg.Script.File), f.SHA256, cfg.Script.SHA256)
+	}
+	return f, nil
 }
 
 // newModel builds cfg's model and optimiser for images of channels and
 // classes, normalised by mean and std (part of the model).
-func (t *Trainer) newModel(cfg sweep.Config, channels, classes int, mean, std []float32) (*torch.Model, error) {
+func (t *Trainer) newModel(ctx context.Context, cfg sweep.Config, channels, classes int, mean, std []float32) (*torch.Model, error) {
 	opt := torch.SGD
 	if cfg.Optimizer == "adamw" {
 		opt = torch.AdamW
 	}
-	return t.Lib.NewModel(torch.ModelSpec{
+	script, err := t.scriptFile(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return t.Lib.NewModel(torch.ModelSpec{ScriptPath: script.Path,
 		Name: cfg.Model, InChannels: channels, NumClasses: classes, Device: t.Device,
 		InitSeed:  initSeed(cfg),
 		Optimizer: opt, Momentum: cfg.Momentum, Nesterov: cfg.Nesterov, WeightDecay: cfg.WeightDecay,

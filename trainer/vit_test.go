@@ -63,7 +63,7 @@ func TestViTPositionEmbeddingFollowsTheImageSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	resized := model(64)
-	if err := trainer.LoadPretrained(resized, weights, false); err != nil {
+	if err := trainer.LoadPretrained(resized, weights, ""); err != nil {
 		t.Fatal(err)
 	}
 	for _, ti := range resized.Tensors() {

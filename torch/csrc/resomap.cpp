@@ -2,6 +2,7 @@
 // that parameter and buffer names are exactly torchvision's state_dict keys.
 #include "resomap.h"
 
+#include <torch/script.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 #include <ATen/autocast_mode.h>
@@ -82,9 +83,27 @@ void init_conv_bn(nn::Module &root, bool vgg_linear) {
 // two trainings in one process would otherwise interleave their streams.
 using GeneratorSlot = std::shared_ptr<at::Generator>;
 
+// The default generator: models are initialised from it (seeded), and a
+// TorchScript model's dropout draws from it (its state swapped with the
+// model's own generator around each forward). One user at a time.
+std::mutex g_default_generator_mu;
+
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
 struct Net : nn::Module {
   GeneratorSlot gen = std::make_shared<at::Generator>();
   virtual torch::Tensor forward(torch::Tensor x) = 0;
+  // The parameters and buffers under their state-dict names.
+  virtual NamedTensors state_parameters() {
+    NamedTensors out;
+    for (auto &p : named_parameters()) out.emplace_back(p.key(), p.value());
+    return out;
+  }
+  virtual NamedTensors state_buffers() {
+    NamedTensors out;
+    for (auto &b : named_buffers()) out.emplace_back(b.key(), b.value());
+    return out;
+  }
   // src, made for another shape of the tensor called name, in shape to:
   // only where the model knows how (ViT's position embedding).
   virtual torch::Tensor resized(const std::string &name, const torch::Tensor &src, at::IntArrayRef to) {
@@ -756,7 +775,74 @@ struct VisionTransformer : Net {
   }
 };
 
-std::shared_ptr<Net> make_net(const std::string &name, int in_ch, int nc, int image_size) {
+// A TorchScript model a user brings (torch.jit.script(model).save(path)):
+// its parameters and buffers under their own names, trained like a
+// built-in model. Its dropout draws from the default generator, which is
+// set from the model's own generator for each forward (and the model's
+// advanced by what was drawn), so its randomness is seeded per step as
+// every model's is. A failure inside its code says so, not retried.
+struct ScriptNet : Net {
+  torch::jit::Module mod;
+  explicit ScriptNet(const std::string &path) {
+    try {
+      mod = torch::jit::load(path);
+    } catch (const c10::Error &e) {
+      throw InvalidArgument("not a TorchScript model (torch.jit.script(model).save(...)): " +
+                            std::string(e.what_without_backtrace()).substr(0, 300));
+    }
+    if (!mod.find_method("forward")) throw InvalidArgument("the TorchScript model has no forward method");
+    mod.train();
+  }
+  NamedTensors state_parameters() override {
+    NamedTensors out;
+    for (const auto &p : mod.named_parameters(true)) out.emplace_back(p.name, p.value);
+    return out;
+  }
+  NamedTensors state_buffers() override {
+    NamedTensors out;
+    for (const auto &b : mod.named_buffers(true)) out.emplace_back(b.name, b.value);
+    return out;
+  }
+  void to(torch::Device device, bool non_blocking = false) override { mod.to(device, non_blocking); }
+  void train(bool on = true) override {
+    nn::Module::train(on);
+    mod.train(on);
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    std::lock_guard<std::mutex> lock(g_default_generator_mu);
+    auto def = at::globalContext().defaultGenerator(x.device());
+    torch::Tensor saved;
+    {
+      std::lock_guard<std::mutex> g(def.mutex());
+      saved = def.get_state();
+      def.set_state(gen->get_state());
+    }
+    auto restore = [&] {
+      std::lock_guard<std::mutex> g(def.mutex());
+      gen->set_state(def.get_state());
+      def.set_state(saved);
+    };
+    torch::Tensor out;
+    try {
+      auto r = mod.forward({x});
+      if (!r.isTensor()) throw InvalidArgument("the TorchScript model's forward returns no tensor");
+      out = r.toTensor();
+    } catch (const c10::Error &e) {
+      restore();
+      std::string msg = e.what_without_backtrace();
+      if (is_oom_message(msg)) throw;
+      throw InvalidArgument("the TorchScript model failed: " + msg.substr(0, 500));
+    } catch (...) {
+      restore();
+      throw;
+    }
+    restore();
+    return out;
+  }
+};
+
+std::shared_ptr<Net> make_net(const std::string &name, int in_ch, int nc, int image_size, const char *script) {
+  if (script != nullptr && *script != 0) return std::make_shared<ScriptNet>(script);
   // 0 marks a max-pool, as 'M' does in torchvision's cfgs.
   static const std::vector<int> A = {64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0};
   static const std::vector<int> B = {64, 64, 0, 128, 128, 0, 256, 256, 0,
@@ -889,6 +975,14 @@ struct rm_model {
                               std::to_string(num_classes) + ")");
     return upload(torch::from_blob(const_cast<int64_t *>(labels), {n}, torch::kInt64));
   }
+  // A model's output must be one score per class for each image (a
+  // TorchScript model's is whatever its code makes).
+  const torch::Tensor &check_logits(const torch::Tensor &logits, int64_t n) const {
+    if (logits.dim() != 2 || logits.size(0) != n || logits.size(1) != num_classes)
+      throw InvalidArgument("the model gives " + c10::str(logits.sizes()) + " for " + std::to_string(n) +
+                            " images; the data has " + std::to_string(num_classes) + " classes");
+    return logits;
+  }
   // Forward and backward of one micro-batch; returns the mean loss (a device
   // scalar, unscaled) and the correct count without waiting for either.
   std::pair<torch::Tensor, torch::Tensor> forward_backward(const torch::Tensor &x, const torch::Tensor &y,
@@ -897,7 +991,7 @@ struct rm_model {
     torch::Tensor logits, loss;
     {
       AutocastScope amp_scope(device.type(), amp);
-      logits = net->forward(x);
+      logits = check_logits(net->forward(x), x.size(0));
       loss = torch::nn::functional::cross_entropy(
           logits.to(torch::kFloat32), y,
           torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(label_smoothing));
@@ -950,10 +1044,9 @@ int32_t rm_model_new(const rm_model_options *o, rm_model **out) {
                             std::to_string(torch::cuda::device_count()) + " CUDA devices");
     {
       // Initial weights come from the default generator: one model at a time.
-      static std::mutex init_mu;
-      std::lock_guard<std::mutex> lock(init_mu);
+      std::lock_guard<std::mutex> lock(g_default_generator_mu);
       torch::manual_seed(o->init_seed);
-      m->net = make_net(name, in_channels, num_classes, o->image_size);
+      m->net = make_net(name, in_channels, num_classes, o->image_size, o->script_path);
     }
     m->net->to(m->device);
     *m->net->gen = at::globalContext().defaultGenerator(m->device).clone();
@@ -973,24 +1066,24 @@ int32_t rm_model_new(const rm_model_options *o, rm_model **out) {
     m->channels_last = o->channels_last != 0;
     if (m->channels_last) {
       torch::NoGradGuard ng;
-      for (auto &p : m->net->parameters())
-        if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+      for (auto &p : m->net->state_parameters())
+        if (p.second.dim() == 4) p.second.set_data(p.second.contiguous(torch::MemoryFormat::ChannelsLast));
     }
     m->mean = torch::from_blob(const_cast<float *>(o->mean), {1, in_channels, 1, 1}, torch::kFloat32).clone().to(m->device);
     m->std = torch::from_blob(const_cast<float *>(o->std), {1, in_channels, 1, 1}, torch::kFloat32).clone().to(m->device);
-    for (auto &p : m->net->named_parameters()) {
-      m->state.emplace_back(p.key(), p.value());
-      m->params.push_back(p.value());
-      m->param_names.push_back(p.key());
+    for (auto &p : m->net->state_parameters()) {
+      m->state.emplace_back(p.first, p.second);
+      m->params.push_back(p.second);
+      m->param_names.push_back(p.first);
     }
+    if (m->params.empty()) throw InvalidArgument(std::string("model ") + name + " has no parameters to train");
     m->lr_scale.assign(m->params.size(), 1.0);
-    for (auto &b : m->net->named_buffers()) m->state.emplace_back(b.key(), b.value());
+    for (auto &b : m->net->state_buffers()) m->state.emplace_back(b.first, b.second);
     // Optimiser state is allocated up front (zeros are exactly PyTorch's first
     // step for dampening 0) so that a checkpoint always has the same tensors.
-    auto names = m->net->named_parameters();
     for (size_t i = 0; i < m->params.size(); i++) {
       auto &p = m->params[i];
-      const std::string &pn = names[i].key();
+      const std::string &pn = m->param_names[i];
       if (optimizer == 0) {
         if (o->momentum != 0) {
           m->buf1.push_back(torch::zeros_like(p));
@@ -1158,7 +1251,7 @@ int32_t rm_evaluate(rm_model *m, const uint8_t *images, const int64_t *labels, i
     torch::Tensor logits;
     try {
       AutocastScope amp(m->device.type(), m->amp);
-      logits = m->net->forward(x).to(torch::kFloat32);
+      logits = m->check_logits(m->net->forward(x), x.size(0)).to(torch::kFloat32);
     } catch (...) {
       m->net->train();
       throw;

@@ -51,6 +51,7 @@ typedef struct rm_model_options {
   int32_t optimizer; /* 0 = SGD, 1 = AdamW */
   int32_t nesterov, mixed_precision, channels_last; /* 0 or 1 */
   int32_t image_size; /* the resolution it trains at: a ViT sizes its position embedding by it */
+  const char *script_path; /* a TorchScript model's file (NULL or "": the built-in model name) */
 } rm_model_options;
 
 int32_t rm_model_new(const rm_model_options *opts, rm_model **out);

@@ -1,0 +1,133 @@
+package trainer_test
+
+import (
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/torch"
+	"github.com/resomap/resomap/trainer"
+)
+
+// scriptModel writes testdata/script_model.py's Net as TorchScript.
+func scriptModel(t *testing.T, py string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "net.pt")
+	if out, err := exec.Command(py, "testdata/script_model.py", "save", path).CombinedOutput(); err != nil {
+		t.Fatalf("script_model.py save: %v\n%s", err, out)
+	}
+	return path
+}
+
+// A TorchScript model trains like a built-in one: its own names, an export
+// that loads into its Python class with strict=True and gives its logits,
+// dropout masks drawn from the model's generator (PyTorch's after
+// torch.manual_seed), a wrong class count and a file that is no
+// TorchScript refused in one line.
+func TestTorchScriptModelMatchesItsPythonClass(t *testing.T) {
+	py := pythonTorch(t)
+	tr := newTrainer(t, t.TempDir())
+	path := scriptModel(t, py)
+	const n, res = 4, 16
+	spec := torch.ModelSpec{Name: "script:net", ScriptPath: path, InChannels: 1, NumClasses: 10, Momentum: 0.9,
+		Mean: []float32{0.5}, Std: []float32{0.25}}
+	m, err := tr.Lib.NewModel(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var names []string
+	for _, ti := range m.Tensors() {
+		names = append(names, ti.Name)
+	}
+	if got := strings.Join(names[:3], " "); got != "features.0.weight features.0.bias features.1.weight" {
+		t.Fatalf("tensors %v: want the module's own state-dict names", names)
+	}
+	b := randomBatch(rand.New(rand.NewPCG(1, 2)), n, 1, res, 10, true)
+	if _, _, err := m.ForwardBackward(b, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Step(0.05); err != nil {
+		t.Fatal(err)
+	}
+	logits := make([]float32, n*10)
+	if _, _, err := m.Evaluate(b, logits); err != nil {
+		t.Fatal(err)
+	}
+	weights, _, err := trainer.Export(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Seed(11); err != nil {
+		t.Fatal(err)
+	}
+	loss, _, err := m.ForwardBackward(b, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	wp, xp, lp := filepath.Join(dir, "w.safetensors"), filepath.Join(dir, "x.bin"), filepath.Join(dir, "l.bin")
+	os.WriteFile(wp, weights, 0o644)
+	os.WriteFile(xp, b.Images, 0o644)
+	os.WriteFile(lp, unsafe.Slice((*byte)(unsafe.Pointer(&logits[0])), 4*len(logits)), 0o644)
+	var labels []string
+	for _, l := range b.Labels {
+		labels = append(labels, strconv.FormatInt(l, 10))
+	}
+	out, err := exec.Command(py, "testdata/script_model.py", "parity", wp, xp, lp, strconv.Itoa(n), strconv.Itoa(res), "11",
+		strings.Join(labels, ","), strconv.FormatFloat(loss, 'g', -1, 64)).CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("the Python class disagrees: %v", err)
+	}
+
+	five := spec
+	five.NumClasses = 5
+	m5, err := tr.Lib.NewModel(five)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m5.Close()
+	five5 := randomBatch(rand.New(rand.NewPCG(1, 2)), n, 1, res, 5, true)
+	if _, _, err := m5.ForwardBackward(five5, 1, 0); !errors.Is(err, torch.ErrInvalid) || !strings.Contains(err.Error(), "5 classes") {
+		t.Fatalf("10 outputs for 5 classes: %v, want ErrInvalid naming the classes", err)
+	}
+	bad := filepath.Join(dir, "bad.pt")
+	os.WriteFile(bad, []byte("not a zip"), 0o644)
+	spec.ScriptPath = bad
+	if _, err := tr.Lib.NewModel(spec); !errors.Is(err, torch.ErrInvalid) || !strings.Contains(err.Error(), "TorchScript") {
+		t.Fatalf("a file that is no TorchScript: %v", err)
+	}
+}
+
+// A sweep's TorchScript model (script:NAME with its file) is prepared (its
+// content names the training), trains, and resumes in fresh processes bit
+// for bit.
+func TestTorchScriptModelTrainsAndResumesExactly(t *testing.T) {
+	py := pythonTorch(t)
+	path := scriptModel(t, py)
+	cfg := resumeConfig()
+	cfg.Model, cfg.Script = "script:net", &sweep.Script{File: path}
+	tr := newTrainer(t, t.TempDir())
+	tr.Weights.CacheDir = t.TempDir()
+	prepared, err := tr.Prepare(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(prepared.Script.SHA256) != 64 || prepared.Hash() == cfg.Hash() {
+		t.Fatalf("prepared script %+v: want its SHA-256 stamped into the training's name", prepared.Script)
+	}
+	moved := prepared
+	moved.Script = &sweep.Script{File: "/elsewhere/net.pt", SHA256: prepared.Script.SHA256}
+	if moved.Hash() != prepared.Hash() {
+		t.Fatal("the script's place changed the training's name")
+	}
+	testExactResume(t, cfg, false)
+}
