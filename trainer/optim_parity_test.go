@@ -80,3 +80,58 @@ func TestOptimizersMatchPyTorch(t *testing.T) {
 		})
 	}
 }
+
+// One training step of the native models with blocks other than ResNet's
+// (which TestOptimizersMatchPyTorch covers) ends where torch.optim's step of
+// torchvision's model ends from the same weights and batch: its gradients are torchvision's (dropout and
+// stochastic depth drawn alike: the model's generator seeded as
+// torch.manual_seed is). Image sizes as TestTorchvisionParity's.
+func TestOneStepMatchesTorchvision(t *testing.T) {
+	py := pythonTorch(t)
+	tr := newTrainer(t, t.TempDir())
+	const c, nc, seed = 3, 7, 40
+	for _, tc := range []struct {
+		name   string
+		n, res int
+	}{
+		// One of each block kind: MBConv with stochastic depth, CNBlock,
+		// RegNet's bottleneck with squeeze-excitation, attention.
+		{"efficientnet_b0", 4, 96}, {"convnext_tiny", 2, 32}, {"regnet_y_400mf", 4, 64}, {"vit_b_16", 2, 32},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := randomBatch(rand.New(rand.NewPCG(9, 10)), tc.n, c, tc.res, nc, true)
+			m, err := tr.Lib.NewModel(torch.ModelSpec{Name: tc.name, InChannels: c, NumClasses: nc, InitSeed: 4, ImageSize: tc.res,
+				Optimizer: torch.SGD, Momentum: 0.9, Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			dir := t.TempDir()
+			w0, _ := export(t, m)
+			os.WriteFile(filepath.Join(dir, "w0.st"), w0, 0o644)
+			if err := m.Seed(seed + 1); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := m.ForwardBackward(b, 1, 0.1); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Step(0.01); err != nil {
+				t.Fatal(err)
+			}
+			w1, o1 := export(t, m)
+			os.WriteFile(filepath.Join(dir, "w1.st"), w1, 0o644)
+			os.WriteFile(filepath.Join(dir, "o1.st"), o1, 0o644)
+			os.WriteFile(filepath.Join(dir, "x.bin"), b.Images, 0o644)
+			os.WriteFile(filepath.Join(dir, "y.bin"), unsafe.Slice((*byte)(unsafe.Pointer(&b.Labels[0])), 8*tc.n), 0o644)
+			hp, _ := json.Marshal(map[string]any{"lrs": []float64{0.01}, "momentum": 0.9, "nesterov": false, "weight_decay": 0,
+				"label_smoothing": 0.1, "seed": seed})
+			out, err := exec.Command(py, "testdata/optim_parity.py", tc.name, dir, "1", filepath.Join(dir, "x.bin"),
+				filepath.Join(dir, "y.bin"), fmt.Sprint(tc.n), fmt.Sprint(c), fmt.Sprint(tc.res), fmt.Sprint(tc.res), fmt.Sprint(nc),
+				"0.5", "0.25", "sgd", string(hp)).CombinedOutput()
+			t.Logf("%s", out)
+			if err != nil {
+				t.Fatalf("one step differs from torchvision's: %v", err)
+			}
+		})
+	}
+}

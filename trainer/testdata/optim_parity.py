@@ -27,7 +27,11 @@ torch.set_num_threads(2)
 x = np.fromfile(xpath, dtype=np.uint8).reshape(n, c, h, w)
 x = (torch.from_numpy(x).float() / 255.0 - mean) / std
 y = torch.from_numpy(np.fromfile(ypath, dtype=np.int64))
-model = torchvision.models.__dict__[name](num_classes=nc)
+# A ViT is built for its image size; with "seed" in the hyper-parameters,
+# step k's dropout and stochastic depth draw after torch.manual_seed(seed+k),
+# as ResoMap's model generator seeded alike does.
+sized = {"image_size": h} if name.startswith("vit_") else {}
+model = torchvision.models.__dict__[name](num_classes=nc, **sized)
 model.train()
 params = dict(model.named_parameters())
 
@@ -71,6 +75,8 @@ for k in range(1, steps + 1):
     if k > 1:
         restore(opt, load(os.path.join(d, "o%d.st" % (k - 1))), k - 1)
     opt.zero_grad(set_to_none=True)
+    if "seed" in hp:
+        torch.manual_seed(hp["seed"] + k)
     loss = torch.nn.functional.cross_entropy(model(x), y, label_smoothing=hp["label_smoothing"])
     loss.backward()
     opt.step()
