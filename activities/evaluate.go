@@ -57,7 +57,7 @@ func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.Eva
 		return a.index().PutTestResult(ctx, in.ConfigHash, r)
 	}
 	progress := func(res int, p dataset.BuildProgress) { beat(fmt.Sprintf("evaluating at %d px: %s", res, p)) }
-	if perr := runLogged(ctx, slot, func() { err = a.Trainer.EvaluateAt(in.Config, rec, weights, todo, in.MicroBatch, store, progress) }); perr != nil {
+	if perr := runLogged(ctx, slot, func() { err = a.Trainer.EvaluateAt(ctx, in.Config, rec, weights, todo, in.MicroBatch, store, progress) }); perr != nil {
 		err = perr
 	}
 	trainer.ReleaseMemory(int64(len(weights))) // before the next training opens

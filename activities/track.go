@@ -13,7 +13,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -51,6 +50,9 @@ func (a *Activities) TrackTraining(ctx context.Context, in workflows.TrackInput)
 	if s.MetricsSent > 0 || s.Uploaded > 0 {
 		activity.GetLogger(ctx).Info("tracked", "training", in.Outcome.ID(), "run", s.RunID, "server", c,
 			"points", s.MetricsSent, "artifacts", s.Uploaded, "status", t.Status)
+	}
+	if len(s.Unsupported) > 0 {
+		activity.GetLogger(ctx).Warn("the tracking server has no endpoint for these: left out", "server", c, "left_out", s.Unsupported)
 	}
 	return out, nil
 }
@@ -120,9 +122,8 @@ func (a *Activities) trainingRun(ctx context.Context, in workflows.TrackInput) (
 		}
 		t.Artifacts = arts
 		// One registered model per sweep and architecture; each training's
-		// best model a version, named by its alias. Neither '.' (a Unity
-		// Catalog namespace) nor ':' (script:NAME) in the name.
-		t.Register = &tracking.Registration{Model: in.Sweep + "-" + strings.ReplaceAll(cfg.Model, ":", "_"), Folder: "best_model",
+		// best model a version, named by its alias.
+		t.Register = &tracking.Registration{Model: tracking.RegisteredModelName(in.Sweep + "-" + cfg.Model), Folder: "best_model",
 			Alias: fmt.Sprintf("res%d_seed%d", cfg.Resolution, cfg.Seed)}
 	}
 	return t, nil

@@ -166,13 +166,9 @@ func (f Fetcher) download(ctx context.Context, u *url.URL) (Fetched, error) {
 	if err := f.allowHost(u); err != nil {
 		return Fetched{}, err
 	}
-	dir := f.CacheDir
-	if dir == "" {
-		c, err := os.UserCacheDir()
-		if err != nil {
-			return Fetched{}, fmt.Errorf("weights cache: %w (give a path to the weights instead)", err)
-		}
-		dir = filepath.Join(c, "resomap", "weights")
+	dir, err := f.cacheDir()
+	if err != nil {
+		return Fetched{}, err
 	}
 	name := path.Base(u.Path)
 	if name == "" || name == "/" || name == "." {

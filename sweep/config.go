@@ -149,6 +149,10 @@ func (c Config) Validate() error {
 		return bad("script", "%s needs its file", c.Model)
 	case !IsScript(c.Model) && c.Script != nil:
 		return bad("script", "set for the built-in model %s", c.Model)
+	case c.Script != nil && c.Script.Classifier == "" && c.Init != nil && c.Init.FreezeEpochs > 0:
+		// Without a classifier every layer is a pretrained one: frozen,
+		// nothing would train.
+		return bad("init.freeze_epochs", "%s names no classifier (scripts: …: classifier: PREFIX), so freezing the pretrained layers freezes all", c.Model)
 	}
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 	switch {

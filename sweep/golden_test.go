@@ -144,6 +144,9 @@ func TestMicroBatchNamesBatchNormTrainings(t *testing.T) {
 	if !sweep.MicroBatchChangesResult("convnext_tiny") || !sweep.MicroBatchChangesResult("regnet_y_400mf") || sweep.MicroBatchChangesResult("vit_b_16") {
 		t.Error("ConvNeXt, RegNet or ViT misnamed")
 	}
+	if !sweep.MicroBatchChangesResult("script:net_bn") || !sweep.MicroBatchChangesResult("script:vgg11") {
+		t.Error("a TorchScript model's micro-batches must name its training, whatever its name")
+	}
 	c := spec.Config(sweep.Combination{Model: "resnet18", Resolution: 32})
 	if err := c.CheckMicroBatch(spec.Hyper.BatchSize / 2); err == nil {
 		t.Error("resnet18 config of whole batches accepted half-batch micro-batches")

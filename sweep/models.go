@@ -94,8 +94,11 @@ func FamilyOf(model string) string {
 // changes them too. ViT (LayerNorm, no dropout or stochastic depth)
 // learns the same from any split, as VGG does.
 func MicroBatchChangesResult(model string) bool {
-	if FamilyOf(model) == "vit" {
+	switch FamilyOf(model) {
+	case "vit":
 		return false
+	case ScriptFamily: // whatever it holds: the safe side
+		return true
 	}
 	return strings.HasPrefix(model, "vgg") == strings.HasSuffix(model, "_bn")
 }

@@ -23,6 +23,10 @@ type ScriptSettings struct {
 	// Classifier is the state-dict prefix of its last layer, which
 	// fine-tuning (init) leaves out ("": fine-tuning loads every layer).
 	Classifier string `yaml:"classifier" json:"classifier,omitempty"`
+	// SHA256, if given, pins the file's content: a file that holds
+	// anything else is refused (without it, each training is named by
+	// the content its Prepare found).
+	SHA256 string `yaml:"sha256" json:"sha256,omitempty"`
 }
 
 // Script is a training's TorchScript model: where its file is (not in the
@@ -61,7 +65,7 @@ func (s Spec) scriptOf(model string) *Script {
 		return nil
 	}
 	set := s.Scripts[n]
-	return &Script{File: set.File, Classifier: set.Classifier}
+	return &Script{File: set.File, Classifier: set.Classifier, SHA256: set.SHA256}
 }
 
 // checkScripts refuses a TorchScript model the spec lists without a file.

@@ -180,6 +180,11 @@ func TestScriptModelsConfig(t *testing.T) {
 	if err := c.Validate(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "needs its file") {
 		t.Errorf("a script model without its file: %v", err)
 	}
+	c = s.Config(Combination{Model: "script:net", Resolution: 16})
+	c.Script.Classifier, c.Init = "", &Init{Weights: "w.pth", FreezeEpochs: 1, BatchNorm: BatchNormKeep}
+	if err := c.Validate(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "freezes all") {
+		t.Errorf("freezing a script model without a classifier: %v", err)
+	}
 	cnn := s.Config(Combination{Model: "smallcnn", Resolution: 16})
 	cnn.Script = &Script{File: "x"}
 	if err := cnn.Validate(); !errors.Is(err, ErrInvalid) {

@@ -1,10 +1,14 @@
 package tracking
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -60,18 +64,52 @@ func (c *Client) CreateRegisteredModel(ctx context.Context, name string) error {
 }
 
 // RunModelVersions lists the versions of the registered model name made
-// from run runID.
+// from run runID, lowest first. The search is by the run's ID alone (hex:
+// nothing to quote) and the name compared here.
 func (c *Client) RunModelVersions(ctx context.Context, name, runID string) ([]ModelVersion, error) {
 	var out struct {
-		Versions []ModelVersion `json:"model_versions"`
+		Versions []ModelVersion `json:"model_versions"` // absent when none
 	}
-	filter := fmt.Sprintf("name=%s and run_id=%s", quote(name), quote(runID))
-	err := c.call(ctx, http.MethodGet, "model-versions/search", url.Values{"filter": {filter}}, nil, &out)
-	return out.Versions, err
+	if !hexID.MatchString(runID) {
+		return nil, fmt.Errorf("mlflow: run ID %q is not an ID", runID)
+	}
+	filter := fmt.Sprintf("run_id='%s'", runID)
+	if err := c.call(ctx, http.MethodGet, "model-versions/search", url.Values{"filter": {filter}}, nil, &out); err != nil {
+		return nil, err
+	}
+	var mine []ModelVersion
+	for _, v := range out.Versions {
+		if v.Name == name {
+			mine = append(mine, v)
+		}
+	}
+	slices.SortFunc(mine, func(a, b ModelVersion) int { return cmp.Compare(versionNumber(a), versionNumber(b)) })
+	return mine, nil
 }
 
-// quote is a string literal of MLflow's search filters.
-func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `\'`) + "'" }
+var hexID = regexp.MustCompile(`^[0-9a-fA-F-]{1,64}$`)
+
+func versionNumber(v ModelVersion) int {
+	n, _ := strconv.Atoi(v.Version)
+	return n
+}
+
+// DeleteModelVersion deletes a version of a registered model.
+func (c *Client) DeleteModelVersion(ctx context.Context, name, version string) error {
+	return c.call(ctx, http.MethodDelete, "model-versions/delete", nil, map[string]any{"name": name, "version": version}, nil)
+}
+
+// RegisteredModelName is name as MLflow's registries take it everywhere:
+// letters, digits, '_' and '-' ('.' is a namespace separator in Unity
+// Catalog; ':' and '/' are refused by some).
+func RegisteredModelName(name string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 128 && (r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return r
+		}
+		return '_'
+	}, name)
+}
 
 // CreateModelVersion registers the model at source (an artifact URI) as
 // a new version of name, from run runID.
@@ -117,7 +155,8 @@ func (c *Client) logMissingInputs(ctx context.Context, run Run, want []DatasetIn
 }
 
 // register makes the run's version of r.Model (once: found by the run's
-// ID) and points r.Alias at it.
+// ID; two syncs that both made one keep the lowest) and points r.Alias at
+// it.
 func (c *Client) register(ctx context.Context, run Run, r Registration) (string, error) {
 	if err := c.CreateRegisteredModel(ctx, r.Model); err != nil {
 		return "", err
@@ -126,12 +165,21 @@ func (c *Client) register(ctx context.Context, run Run, r Registration) (string,
 	if err != nil {
 		return "", err
 	}
-	var v ModelVersion
-	if len(versions) > 0 {
-		v = versions[0]
-	} else {
+	if len(versions) == 0 {
 		source := strings.TrimSuffix(run.Info.ArtifactURI, "/") + "/" + r.Folder
-		if v, err = c.CreateModelVersion(ctx, r.Model, source, run.Info.RunID); err != nil {
+		if _, err = c.CreateModelVersion(ctx, r.Model, source, run.Info.RunID); err != nil {
+			return "", err
+		}
+		if versions, err = c.RunModelVersions(ctx, r.Model, run.Info.RunID); err != nil {
+			return "", err
+		}
+		if len(versions) == 0 {
+			return "", fmt.Errorf("mlflow: the version of %s made from run %s is not found", r.Model, run.Info.RunID)
+		}
+	}
+	v := versions[0]
+	for _, extra := range versions[1:] { // a racing sync's
+		if err := c.DeleteModelVersion(ctx, r.Model, extra.Version); err != nil && !IsCode(err, "RESOURCE_DOES_NOT_EXIST") {
 			return "", err
 		}
 	}

@@ -2,6 +2,7 @@ package tracking
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -74,6 +75,19 @@ type Synced struct {
 	Uploaded     int    // artifacts uploaded now
 	InputsSent   int    // dataset inputs logged now
 	Version      string // the registered model version (Register)
+	// Unsupported names what the server has no endpoint for (left out).
+	Unsupported []string
+}
+
+// unsupported says whether err is a server's answer that it has no such
+// endpoint: an older MLflow or another server (a 404 with no MLflow error
+// code, ENDPOINT_NOT_FOUND, 405 or 501).
+func unsupported(err error) bool {
+	var e *APIError
+	if !errors.As(err, &e) {
+		return false
+	}
+	return e.Status == 404 && (e.Code == "" || e.Code == "ENDPOINT_NOT_FOUND") || e.Status == 405 || e.Status == 501
 }
 
 // SyncTraining brings t's run up to date: the sweep's parent run and the
@@ -123,11 +137,18 @@ func (c *Client) syncTraining(ctx context.Context, t Training) (Synced, error) {
 	if s.Uploaded, err = c.uploadMissing(ctx, run, t.Artifacts); err != nil {
 		return s, err
 	}
-	if s.InputsSent, err = c.logMissingInputs(ctx, run, t.Inputs); err != nil {
+	// Dataset inputs (MLflow 2.4+) and aliases (2.3+) are what a server
+	// may not have: without them the run is still completed, and the
+	// sync says what it left out.
+	if s.InputsSent, err = c.logMissingInputs(ctx, run, t.Inputs); unsupported(err) {
+		s.Unsupported = append(s.Unsupported, "dataset inputs")
+	} else if err != nil {
 		return s, err
 	}
 	if t.Register != nil {
-		if s.Version, err = c.register(ctx, run, *t.Register); err != nil {
+		if s.Version, err = c.register(ctx, run, *t.Register); unsupported(err) {
+			s.Unsupported = append(s.Unsupported, "the model registry")
+		} else if err != nil {
 			return s, err
 		}
 	}

@@ -18,14 +18,15 @@ type Evaluation struct {
 }
 
 // EvaluateAt evaluates the weights of a checkpoint of the prepared cfg
-// (rec is its record) at each test resolution: the validation images
+// (rec is its record) at each test resolution (ctx bounds fetching a
+// TorchScript model's file): the validation images
 // through cfg's validation transform at that size, in micro-batches of
 // micro (the record's, so that at the training's own resolution the
 // figures are the training's own, bit for bit). One model serves every
 // size, normalised as it was trained (the record's mean/std); only its
 // weights are loaded, not the optimiser's state. done gets each result as
 // it comes (an error stops); progress hears cache builds.
-func (t *Trainer) EvaluateAt(cfg sweep.Config, rec checkpoint.Record, weights []byte, resolutions []int, micro int,
+func (t *Trainer) EvaluateAt(ctx context.Context, cfg sweep.Config, rec checkpoint.Record, weights []byte, resolutions []int, micro int,
 	done func(Evaluation) error, progress func(res int, p dataset.BuildProgress)) error {
 	info, err := sweep.LookupModel(cfg.Model)
 	if err != nil {
@@ -43,7 +44,7 @@ func (t *Trainer) EvaluateAt(cfg sweep.Config, rec checkpoint.Record, weights []
 		if err := info.CheckResolution(res); err != nil {
 			return err
 		}
-		ev, err := t.evaluateOne(cfg, rec, weights, res, micro, &m, progress)
+		ev, err := t.evaluateOne(ctx, cfg, rec, weights, res, micro, &m, progress)
 		if err != nil {
 			return err
 		}
@@ -56,7 +57,7 @@ func (t *Trainer) EvaluateAt(cfg sweep.Config, rec checkpoint.Record, weights []
 
 // evaluateOne opens the data at res (building *m from it the first time)
 // and evaluates.
-func (t *Trainer) evaluateOne(cfg sweep.Config, rec checkpoint.Record, weights []byte, res, micro int, m **torch.Model,
+func (t *Trainer) evaluateOne(ctx context.Context, cfg sweep.Config, rec checkpoint.Record, weights []byte, res, micro int, m **torch.Model,
 	progress func(int, dataset.BuildProgress)) (Evaluation, error) {
 	at := cfg
 	at.Resolution = res
@@ -74,9 +75,7 @@ func (t *Trainer) evaluateOne(cfg sweep.Config, rec checkpoint.Record, weights [
 		if d := rec.Data; d != nil && len(d.Mean) == ds.Train.C {
 			mean, std = d.Mean, d.Std // the normalisation it was trained with
 		}
-		// No context here: a TorchScript model's file is in the fetch cache
-		// (its training fetched it) or local.
-		if *m, err = t.newModel(context.Background(), cfg, ds.Train.C, len(ds.Classes), mean, std); err != nil {
+		if *m, err = t.newModel(ctx, cfg, ds.Train.C, len(ds.Classes), mean, std); err != nil {
 			return Evaluation{}, err
 		}
 		if err := restoreWeights(*m, weights); err != nil {

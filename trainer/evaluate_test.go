@@ -80,7 +80,7 @@ func TestEvaluateAtResolutions(t *testing.T) {
 		t.Fatal(err)
 	}
 	var evals []trainer.Evaluation
-	err = tr.EvaluateAt(prepared, c.Record, c.Model, []int{cfg.Resolution, 24}, c.Record.MicroBatch,
+	err = tr.EvaluateAt(context.Background(), prepared, c.Record, c.Model, []int{cfg.Resolution, 24}, c.Record.MicroBatch,
 		func(e trainer.Evaluation) error { evals = append(evals, e); return nil }, nil)
 	if err != nil || len(evals) != 2 {
 		t.Fatal(err, evals)

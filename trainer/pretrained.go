@@ -183,9 +183,5 @@ func (r *run) fineTuneEpoch() error {
 	if r.rec.EpochsDone < init.FreezeEpochs {
 		scale = 0
 	}
-	info, err := sweep.LookupModel(r.cfg.Model)
-	if err != nil {
-		return err
-	}
-	return r.m.SetLRScale(info.Classifier, scale)
+	return r.m.SetLRScale(r.cfg.Classifier(), scale)
 }

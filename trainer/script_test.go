@@ -99,6 +99,34 @@ func TestTorchScriptModelMatchesItsPythonClass(t *testing.T) {
 	if _, _, err := m5.ForwardBackward(five5, 1, 0); !errors.Is(err, torch.ErrInvalid) || !strings.Contains(err.Error(), "5 classes") {
 		t.Fatalf("10 outputs for 5 classes: %v, want ErrInvalid naming the classes", err)
 	}
+	// Its code failing (a size it refuses) is its error, not retried; tied
+	// weights (stepped twice) and a buffer type ResoMap does not store are
+	// refused when the model is built.
+	picky := filepath.Join(dir, "picky.pt")
+	if out, err := exec.Command(py, "testdata/script_model.py", "save-picky", picky).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	pspec := spec
+	pspec.ScriptPath = picky
+	mp, err := tr.Lib.NewModel(pspec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mp.Close()
+	if _, _, err := mp.ForwardBackward(randomBatch(rand.New(rand.NewPCG(1, 2)), n, 1, 24, 10, true), 1, 0); !errors.Is(err, torch.ErrInvalid) || !strings.Contains(err.Error(), "16 px only") {
+		t.Fatalf("its code raising: %v, want ErrInvalid with its message", err)
+	}
+	for kind, want := range map[string]string{"save-tied": "tied weights", "save-flagged": "a type ResoMap does not store"} {
+		p := filepath.Join(dir, kind+".pt")
+		if out, err := exec.Command(py, "testdata/script_model.py", kind, p).CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		s := spec
+		s.ScriptPath = p
+		if _, err := tr.Lib.NewModel(s); !errors.Is(err, torch.ErrInvalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want ErrInvalid saying %q", kind, err, want)
+		}
+	}
 	bad := filepath.Join(dir, "bad.pt")
 	os.WriteFile(bad, []byte("not a zip"), 0o644)
 	spec.ScriptPath = bad

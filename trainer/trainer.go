@@ -67,7 +67,11 @@ func (t *Trainer) checkWeights(ctx context.Context, cfg sweep.Config, f pretrain
 	if info, err := sweep.LookupModel(cfg.Model); err == nil && info.Patch > 0 {
 		size = cfg.Resolution
 	}
-	key := fmt.Sprintf("%s %s %d %d", f.SHA256, cfg.Model, channels, size)
+	var script sweep.Script
+	if cfg.Script != nil {
+		script = *cfg.Script
+	}
+	key := fmt.Sprintf("%s %s %d %d %s %q", f.SHA256, cfg.Model, channels, size, script.SHA256, script.Classifier)
 	if _, ok := t.fitting.Load(key); ok {
 		return nil
 	}
@@ -83,12 +87,12 @@ func (t *Trainer) checkWeights(ctx context.Context, cfg sweep.Config, f pretrain
 		return err
 	}
 	unit := slices.Repeat([]float32{1}, channels)
-	script, err := t.scriptFile(ctx, cfg)
+	file, err := t.scriptFile(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	m, err := t.Lib.NewModel(torch.ModelSpec{Name: cfg.Model, InChannels: channels, NumClasses: 2, ImageSize: cfg.Resolution,
-		Mean: unit, Std: unit, ScriptPath: script.Path})
+		Mean: unit, Std: unit, ScriptPath: file.Path})
 	if err != nil {
 		return err
 	}
@@ -283,8 +287,13 @@ func (t *Trainer) scriptFile(ctx context.Context, cfg sweep.Config) (pretrained.
 		return f, fmt.Errorf("scripts: %s: %w", redact.URL(cfg.Script.File), err)
 	}
 	if cfg.Script.SHA256 != "" && f.SHA256 != cfg.Script.SHA256 {
-		return f, fmt.Errorf("%w: %s is %.12s… here, %.12s… when the training was prepared", ErrScriptChanged,
+		return f, fmt.Errorf("%w: %s is %.12s… here, %.12s… in the training's config", ErrScriptChanged,
 			redact.URL(cfg.Script.File), f.SHA256, cfg.Script.SHA256)
+	}
+	// libtorch opens it by path: a copy named by its content is exactly
+	// what was hashed.
+	if f.Path, err = t.Weights.Pin(ctx, f); err != nil {
+		return f, fmt.Errorf("%w: %s: %w", ErrScriptChanged, redact.URL(cfg.Script.File), err)
 	}
 	return f, nil
 }

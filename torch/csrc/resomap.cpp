@@ -791,6 +791,18 @@ struct ScriptNet : Net {
                             std::string(e.what_without_backtrace()).substr(0, 300));
     }
     if (!mod.find_method("forward")) throw InvalidArgument("the TorchScript model has no forward method");
+    // The graph executor's profiling and fusion pick other kernels after
+    // its first runs: a resumed process would not run what an
+    // uninterrupted one does. The graph runs as scripted.
+    torch::jit::setGraphExecutorOptimize(false);
+    // A tensor under two names (tied weights) would step twice.
+    std::map<const void *, std::string> seen;
+    for (const auto &p : mod.named_parameters(true)) {
+      auto [it, fresh] = seen.emplace(p.value.unsafeGetTensorImpl(), p.name);
+      if (!fresh)
+        throw InvalidArgument("the TorchScript model's parameters " + it->second + " and " + p.name +
+                              " are one tensor (tied weights), which ResoMap would step twice");
+    }
     mod.train();
   }
   NamedTensors state_parameters() override {
@@ -827,10 +839,16 @@ struct ScriptNet : Net {
       auto r = mod.forward({x});
       if (!r.isTensor()) throw InvalidArgument("the TorchScript model's forward returns no tensor");
       out = r.toTensor();
-    } catch (const c10::Error &e) {
+    } catch (const InvalidArgument &) {
       restore();
-      std::string msg = e.what_without_backtrace();
-      if (is_oom_message(msg)) throw;
+      throw;
+    } catch (const std::exception &e) {
+      // The interpreter rethrows its ops' failures as std::runtime_error:
+      // the model's code, not a passing fault, unless memory ran out.
+      restore();
+      const c10::Error *ce = dynamic_cast<const c10::Error *>(&e);
+      std::string msg = ce ? ce->what_without_backtrace() : e.what();
+      if (is_oom_message(msg) || dynamic_cast<const std::bad_alloc *>(&e)) throw;
       throw InvalidArgument("the TorchScript model failed: " + msg.substr(0, 500));
     } catch (...) {
       restore();
@@ -1079,6 +1097,14 @@ int32_t rm_model_new(const rm_model_options *o, rm_model **out) {
     if (m->params.empty()) throw InvalidArgument(std::string("model ") + name + " has no parameters to train");
     m->lr_scale.assign(m->params.size(), 1.0);
     for (auto &b : m->net->state_buffers()) m->state.emplace_back(b.first, b.second);
+    for (auto &e : m->state) {  // a TorchScript model's may be of any type
+      try {
+        dtype_code(e.second.scalar_type());
+      } catch (const std::runtime_error &) {
+        throw InvalidArgument("tensor " + e.first + " is " + std::string(c10::toString(e.second.scalar_type())) +
+                              ", a type ResoMap does not store");
+      }
+    }
     // Optimiser state is allocated up front (zeros are exactly PyTorch's first
     // step for dampening 0) so that a checkpoint always has the same tensors.
     for (size_t i = 0; i < m->params.size(); i++) {

@@ -2,6 +2,7 @@ package mlflowtest
 
 import (
 	"encoding/json"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -22,6 +23,7 @@ type registeredModel struct {
 
 type modelVersion struct {
 	Version, Source, RunID string
+	deleted                bool
 }
 
 // DatasetInputs returns a run's dataset inputs (for tests).
@@ -47,7 +49,32 @@ func (s *Server) ModelVersions(name, alias string) (versions int, aliasRun strin
 		n, _ := strconv.Atoi(v)
 		aliasRun = m.versions[n-1].RunID
 	}
-	return len(m.versions), aliasRun
+	for _, v := range m.versions {
+		if !v.deleted {
+			versions++
+		}
+	}
+	return versions, aliasRun
+}
+
+// AddModelVersion registers a version of name (made as needed) from run
+// runID, as a racing client would.
+func (s *Server) AddModelVersion(name, runID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.models[name]; !ok {
+		s.models[name] = &registeredModel{aliases: map[string]string{}}
+	}
+	m := s.models[name]
+	m.versions = append(m.versions, modelVersion{Version: strconv.Itoa(len(m.versions) + 1), Source: "x", RunID: runID})
+}
+
+// Lacks makes the server answer calls to these paths (e.g.
+// "runs/log-inputs") as a server without them does: 404, no error code.
+func (s *Server) Lacks(paths ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lacks = append(s.lacks, paths...)
 }
 
 func (s *Server) logInputs(body map[string]json.RawMessage) (any, *apiError) {
@@ -130,8 +157,8 @@ func (v modelVersion) view(name string) map[string]any {
 	return map[string]any{"name": name, "version": v.Version, "source": v.Source, "run_id": v.RunID, "status": "READY"}
 }
 
-// The filter ResoMap sends: name='…' and run_id='…'.
-var versionFilter = regexp.MustCompile(`^name='([^']*)' and run_id='([^']*)'$`)
+// The filter ResoMap sends: run_id='…'.
+var versionFilter = regexp.MustCompile(`^run_id='([^']*)'$`)
 
 func (s *Server) searchModelVersions(filter string) (any, *apiError) {
 	f := versionFilter.FindStringSubmatch(filter)
@@ -139,10 +166,10 @@ func (s *Server) searchModelVersions(filter string) (any, *apiError) {
 		return nil, fail(400, "INVALID_PARAMETER_VALUE", "mlflowtest does not parse the filter %q", filter)
 	}
 	var out []map[string]any
-	if m, ok := s.models[f[1]]; ok {
-		for _, v := range m.versions {
-			if v.RunID == f[2] {
-				out = append(out, v.view(f[1]))
+	for _, name := range slices.Sorted(maps.Keys(s.models)) {
+		for _, v := range s.models[name].versions {
+			if v.RunID == f[1] && !v.deleted {
+				out = append(out, v.view(name))
 			}
 		}
 	}
@@ -152,6 +179,22 @@ func (s *Server) searchModelVersions(filter string) (any, *apiError) {
 	return map[string]any{"model_versions": out}, nil
 }
 
+func (s *Server) deleteModelVersion(body map[string]json.RawMessage) (any, *apiError) {
+	name, version := str(body, "name"), str(body, "version")
+	m, ok := s.models[name]
+	n, err := strconv.Atoi(version)
+	if !ok || err != nil || n < 1 || n > len(m.versions) || m.versions[n-1].deleted {
+		return nil, fail(404, "RESOURCE_DOES_NOT_EXIST", "Model Version (name=%s, version=%s) not found", name, version)
+	}
+	m.versions[n-1].deleted = true
+	for a, v := range m.aliases {
+		if v == version {
+			delete(m.aliases, a)
+		}
+	}
+	return map[string]any{}, nil
+}
+
 func (s *Server) setAlias(body map[string]json.RawMessage) (any, *apiError) {
 	name, alias, version := str(body, "name"), str(body, "alias"), str(body, "version")
 	m, ok := s.models[name]
@@ -159,7 +202,7 @@ func (s *Server) setAlias(body map[string]json.RawMessage) (any, *apiError) {
 		return nil, fail(404, "RESOURCE_DOES_NOT_EXIST", "Registered Model with name=%s not found", name)
 	}
 	n, err := strconv.Atoi(version)
-	if err != nil || n < 1 || n > len(m.versions) {
+	if err != nil || n < 1 || n > len(m.versions) || m.versions[n-1].deleted {
 		return nil, fail(404, "RESOURCE_DOES_NOT_EXIST", "Model Version (name=%s, version=%s) not found", name, version)
 	}
 	if !regexp.MustCompile(`^[\w-]+$`).MatchString(alias) || alias == "latest" {

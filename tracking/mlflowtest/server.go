@@ -32,6 +32,7 @@ type Server struct {
 	experiments []*experiment
 	runs        map[string]*run
 	models      map[string]*registeredModel
+	lacks       []string // paths answered as by a server without them
 	nextRun     int
 	unexpected  []string
 	calls       map[string]int
@@ -213,11 +214,14 @@ func (s *Server) route(r *http.Request) (any, *apiError) {
 		return s.unknown(r)
 	}
 	s.calls[p]++
+	if slices.Contains(s.lacks, p) {
+		return nil, &apiError{status: 404, msg: "<!doctype html><title>404 Not Found</title>"}
+	}
 	if r.Method == http.MethodPost && r.Header.Get("Content-Type") != "application/json" {
 		return nil, fail(400, "BAD_REQUEST", "POST needs Content-Type: application/json")
 	}
 	var body map[string]json.RawMessage
-	if r.Method == http.MethodPost {
+	if r.Method == http.MethodPost || r.Method == http.MethodDelete {
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
 			return nil, fail(400, "MALFORMED_REQUEST", "bad JSON: %v", err)
 		}
@@ -258,6 +262,8 @@ func (s *Server) route(r *http.Request) (any, *apiError) {
 		return s.createModelVersion(body)
 	case "GET model-versions/search":
 		return s.searchModelVersions(q.Get("filter"))
+	case "DELETE model-versions/delete":
+		return s.deleteModelVersion(body)
 	case "POST registered-models/alias":
 		return s.setAlias(body)
 	case "GET registered-models/alias":

@@ -1,6 +1,8 @@
 """A small model a user brings as TorchScript (BatchNorm and dropout, for
 1-channel images, 10 classes).
   script_model.py save OUT.pt            writes torch.jit.script(Net()).save(OUT.pt)
+  script_model.py save-picky|save-tied|save-flagged OUT.pt   models ResoMap refuses:
+      one whose code raises for sizes other than 16 px, tied weights, a bool buffer
   script_model.py parity W.safetensors X.bin LOGITS.bin N H SEED LABELS LOSS
       loads ResoMap's export into the Python class with strict=True and
       compares eval-mode logits and a training-mode loss after
@@ -23,9 +25,36 @@ class Net(nn.Module):
         return self.fc(self.drop(torch.flatten(self.features(x), 1)))
 
 
-if sys.argv[1] == "save":
+class Picky(Net):
+    """Takes 16 px only: its code raises for anything else."""
+
+    def forward(self, x):
+        if x.shape[-1] != 16:
+            raise ValueError("16 px only")
+        return self.fc(self.drop(torch.flatten(self.features(x), 1)))
+
+
+class Tied(Net):
+    """Two layers sharing one weight."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc2 = nn.Linear(8 * 16, 10)
+        self.fc2.weight = self.fc.weight
+
+
+class Flagged(Net):
+    """A bool buffer."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mask", torch.ones(3, dtype=torch.bool))
+
+
+kinds = {"save": Net, "save-picky": Picky, "save-tied": Tied, "save-flagged": Flagged}
+if sys.argv[1] in kinds:
     torch.manual_seed(0)
-    torch.jit.script(Net()).save(sys.argv[2])
+    torch.jit.script(kinds[sys.argv[1]]()).save(sys.argv[2])
     sys.exit(0)
 
 wpath, xpath, lpath = sys.argv[2:5]
