@@ -67,12 +67,26 @@ class SmallCNN(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-def model_for(name, nc):
+def model_for(name, nc, res):
     if name == "smallcnn":
         return SmallCNN(1, nc)
-    net = getattr(torchvision.models, name)(num_classes=nc)
-    net.conv1 = nn.Conv2d(1, 64, 7, 2, 3, bias=False)
-    nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
+    if name.startswith("resnet"):
+        net = getattr(torchvision.models, name)(num_classes=nc)
+        net.conv1 = nn.Conv2d(1, 64, 7, 2, 3, bias=False)
+        nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
+        return net
+    # Any other torchvision model: built for res if it is a ViT, its first
+    # convolution taking one channel (what a user adapting it to grey
+    # images writes; the speed is what is compared).
+    net = getattr(torchvision.models, name)(num_classes=nc, **({"image_size": res} if name.startswith("vit_") else {}))
+    for parent in net.modules():
+        for child_name, child in parent.named_children():
+            if isinstance(child, nn.Conv2d):
+                setattr(parent, child_name, nn.Conv2d(1, child.out_channels, child.kernel_size, child.stride,
+                                                      child.padding, bias=child.bias is not None))
+                if name.startswith("vit_"):
+                    net.conv_proj = getattr(parent, child_name)
+                return net
     return net
 
 
@@ -144,7 +158,7 @@ def main():
                                         drop_last=True, num_workers=0)
     val = torch.utils.data.DataLoader(Images(val_pix, val_y, val_tf), batch_size=a.batch, num_workers=0)
 
-    net = model_for(a.model, 10)
+    net = model_for(a.model, 10, a.res)
     opt = torch.optim.SGD(net.parameters(), lr=a.lr, momentum=a.momentum, nesterov=True, weight_decay=a.weight_decay)
     steps = len(train)
     rows, best_loss, best_acc, t = [], math.inf, 0.0, 0

@@ -106,18 +106,11 @@ func readPth(path string, load func(path string, size int64) (any, error)) ([]ch
 	if err != nil {
 		return nil, err
 	}
-	obj, err := load(path, fi.Size())
-	if errors.Is(err, ErrFormat) {
+	top, err := loadTopDict(path, fi.Size(), load)
+	if err != nil {
 		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
-	}
-	d, ok := asDict(obj)
-	if !ok {
-		return nil, fmt.Errorf("%w: the file holds a %T, want a dict of tensors (save model.state_dict(), not the model)", ErrFormat, obj)
-	}
-	d, err = stateDictIn(d)
+	d, err := stateDictIn(top)
 	if err != nil {
 		return nil, err
 	}
@@ -206,6 +199,22 @@ func holdsTensors(d map[string]any) bool {
 }
 
 // asDict returns a pickled dict or OrderedDict by string key.
+// loadTopDict unpickles a .pth's top-level dict.
+func loadTopDict(path string, size int64, load func(path string, size int64) (any, error)) (map[string]any, error) {
+	obj, err := load(path, size)
+	if errors.Is(err, ErrFormat) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
+	}
+	d, ok := asDict(obj)
+	if !ok {
+		return nil, fmt.Errorf("%w: the file holds a %T, want a dict of tensors (save model.state_dict(), not the model)", ErrFormat, obj)
+	}
+	return d, nil
+}
+
 func asDict(obj any) (map[string]any, bool) {
 	out := map[string]any{}
 	switch d := obj.(type) {

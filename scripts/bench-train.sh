@@ -10,14 +10,19 @@ cd "$(dirname "$0")/.."
 SEEDS=${RESOMAP_BENCH_SEEDS:-5}             # accuracy seeds (resnet18 at 32 px, 3 and 5 epochs)
 SPEED_SEEDS=${RESOMAP_BENCH_SPEED_SEEDS:-2} # throughput-only jobs: resnet18 at 64 px, smallcnn at 32 px
 TRAIN=${RESOMAP_BENCH_TRAIN:-5120}
+# The models since ResNet, for speed only: one epoch of a few images each
+# (they are slow on 2 cores), validated on 256.
+NEW_MODELS=${RESOMAP_BENCH_NEW_MODELS-mobilenet_v3_small efficientnet_b0 convnext_tiny regnet_y_400mf vit_b_16}
+NEW_TRAIN=${RESOMAP_BENCH_NEW_TRAIN:-512}
 out=${RESOMAP_BENCH_OUT:-build/bench-train.jsonl}
 cache=$(mktemp -d)
 trap 'rm -rf "$cache"' EXIT
 mkdir -p "$(dirname "$out")"
 : >"$out"
-run() { # MODEL RES EPOCHS SEED
-  local ours=(build/resomap-bench --job "$1,$2,$3,$TRAIN,$4" --data-cache "$cache")
-  local script=(/usr/bin/python3 bench/torch_train_reference.py --model "$1" --res "$2" --epochs "$3" --seed "$4" --train "$TRAIN")
+run() { # MODEL RES EPOCHS SEED [TRAIN VAL]
+  local train=${5:-$TRAIN} val=${6:-2000}
+  local ours=(build/resomap-bench --job "$1,$2,$3,$train,$4,$val" --data-cache "$cache")
+  local script=(/usr/bin/python3 bench/torch_train_reference.py --model "$1" --res "$2" --epochs "$3" --seed "$4" --train "$train" --val "$val")
   if (($4 % 2)); then
     "${ours[@]}" 2>/dev/null >>"$out"
     "${script[@]}" >>"$out"
@@ -27,6 +32,9 @@ run() { # MODEL RES EPOCHS SEED
   fi
   echo "bench-train: $1@$2 $3 epochs seed $4 done" >&2
 }
+for model in $NEW_MODELS; do
+  run "$model" 32 1 1 "$NEW_TRAIN" 256
+done
 for seed in $(seq 1 "$SEEDS"); do
   run resnet18 32 3 "$seed"
   run resnet18 32 5 "$seed"

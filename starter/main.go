@@ -53,6 +53,8 @@ var commands = []command{
 		[]string{"sweep", "id", "out", "watch", "watch-every", "price-per-hour"}},
 	{[]string{"checkpoints"}, "starter checkpoints [--models a,b] [--resolutions 16,32]", []string{"models", "resolutions"}},
 	{[]string{"gc"}, "starter gc [--dry-run]", []string{"dry-run"}},
+	{[]string{"import"}, "starter import --dir DIR   (what a tree of the Python tool's checkpoints, DIR/{family}/{model}/{res}/best_model.pt, holds, and the init line that starts from it)",
+		[]string{"dir"}},
 	{[]string{"dev-server-flags"}, "", nil}, // for scripts that start a dev server
 }
 
@@ -93,12 +95,12 @@ func commandNames() string {
 
 // options are the flags shared by every sub-command.
 type options struct {
-	sweep, id, models, resolutions, seeds, data, combination, store, out, taskQueue, init string
-	epochs                                                                                int
-	pricePerHour                                                                          float64
-	wait, dryRun, watch, all, failed                                                      bool
-	watchEvery                                                                            time.Duration
-	set                                                                                   map[string]bool // flags given
+	sweep, id, models, resolutions, seeds, data, combination, store, out, taskQueue, init, dir string
+	epochs                                                                                     int
+	pricePerHour                                                                               float64
+	wait, dryRun, watch, all, failed                                                           bool
+	watchEvery                                                                                 time.Duration
+	set                                                                                        map[string]bool // flags given
 }
 
 func parse(args []string) (string, options, error) {
@@ -121,6 +123,7 @@ func parse(args []string) (string, options, error) {
 	fs.StringVar(&o.store, "store", temporalx.EnvOr("RESOMAP_STORE", "file://state/store"), "checkpoint store URL")
 	fs.StringVar(&o.out, "out", "", "report folder (default reports/<sweep>)")
 	fs.StringVar(&o.taskQueue, "task-queue", temporalx.EnvOr("RESOMAP_TASK_QUEUE", workflows.TaskQueue), "Temporal task queue")
+	fs.StringVar(&o.dir, "dir", "", "import: the folder of the Python tool's checkpoints")
 	fs.BoolVar(&o.wait, "wait", false, "follow the sweep with live progress until it ends")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "gc: list what would be deleted")
 	fs.BoolVar(&o.all, "all", false, "status: a row for every combination (a large sweep shows a summary)")
@@ -333,6 +336,8 @@ func run(ctx context.Context, cmd string, o options, w io.Writer, logger *slog.L
 		return checkpoints(ctx, o, w)
 	case "gc":
 		return gc(ctx, o, w)
+	case "import":
+		return importTree(o, w)
 	case "explain":
 		return explain(o, w)
 	case "dev-server-flags":

@@ -1,7 +1,9 @@
 package trainer_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/torch"
 	"github.com/resomap/resomap/trainer"
@@ -158,4 +161,42 @@ func TestTorchScriptModelTrainsAndResumesExactly(t *testing.T) {
 		t.Fatal("the script's place changed the training's name")
 	}
 	testExactResume(t, cfg, false)
+}
+
+// A scripted torchvision model (shufflenet_v2_x1_0, as a user scripts
+// one) trains on photos, resumes in fresh processes bit for bit, and its
+// checkpoint evaluates at two test resolutions.
+func TestScriptedTorchvisionModelTrainsResumesAndEvaluates(t *testing.T) {
+	py := pythonTorch(t)
+	path := filepath.Join(t.TempDir(), "shufflenet.pt")
+	if out, err := exec.Command(py, "testdata/script_model.py", "save-torchvision", path, "shufflenet_v2_x1_0", "2").CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	cfg := resumeConfig()
+	cfg.Model, cfg.Script, cfg.Resolution = "script:shufflenet", &sweep.Script{File: path}, 32
+	cfg.Data = photoFolder(t, 720)
+	testExactResume(t, cfg, false)
+
+	tr := newTrainer(t, t.TempDir())
+	tr.Weights.CacheDir = t.TempDir()
+	cfg.Epochs = 1
+	var last *checkpoint.Checkpoint
+	if _, err := tr.Train(t.Context(), cfg, nil, trainer.RunOptions{OnCheckpoint: func(_ context.Context, c *checkpoint.Checkpoint) error {
+		last = c
+		return nil
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	err := tr.EvaluateAt(t.Context(), cfg, last.Record, last.Model, []int{32, 48}, last.Record.MicroBatch,
+		func(ev trainer.Evaluation) error {
+			if !(ev.Loss > 0) || ev.Images == 0 {
+				return fmt.Errorf("at %d px: %+v", ev.Resolution, ev)
+			}
+			sizes = append(sizes, ev.Resolution)
+			return nil
+		}, nil)
+	if err != nil || fmt.Sprint(sizes) != "[32 48]" {
+		t.Fatalf("evaluated at %v: %v", sizes, err)
+	}
 }

@@ -151,7 +151,7 @@ func main() {
 	data := flag.String("data", "", "data for --epochs (an image folder or IDX folder)")
 	batch := flag.Int("batch", 256, "batch size for --epochs")
 	limit := flag.Int("train-limit", 0, "first N training (and validation) images for --epochs (0 = all)")
-	jobSpec := flag.String("job", "", "train MODEL,RES,EPOCHS,TRAIN,SEED: the Fashion-MNIST job of bench/torch_train_reference.py, through the real activities; prints one JSON line")
+	jobSpec := flag.String("job", "", "train MODEL,RES,EPOCHS,TRAIN,SEED[,VAL]: the Fashion-MNIST job of bench/torch_train_reference.py, through the real activities; prints one JSON line")
 	compare := flag.String("compare", "", "print the --job runs and bench/torch_train_reference.py runs in this JSON-lines file side by side")
 	flag.Parse()
 	if *compare != "" {
@@ -338,13 +338,13 @@ func gpu(lib *torch.Lib, device, out string) {
 	}
 }
 
-// fashionJobFlag runs --job MODEL,RES,EPOCHS,TRAIN,SEED.
+// fashionJobFlag runs --job MODEL,RES,EPOCHS,TRAIN,SEED[,VAL].
 func fashionJobFlag(spec, cacheDir string, threads int) error {
 	f := strings.Split(spec, ",")
-	if len(f) != 5 {
-		return fmt.Errorf("--job %q: want MODEL,RES,EPOCHS,TRAIN,SEED", spec)
+	if len(f) != 5 && len(f) != 6 {
+		return fmt.Errorf("--job %q: want MODEL,RES,EPOCHS,TRAIN,SEED[,VAL]", spec)
 	}
-	var n [4]int
+	n := []int{0, 0, 0, 0, 2000}
 	for i, s := range f[1:] {
 		v, err := strconv.Atoi(s)
 		if err != nil || v <= 0 {
@@ -352,5 +352,7 @@ func fashionJobFlag(spec, cacheDir string, threads int) error {
 		}
 		n[i] = v
 	}
-	return runFashionJob(fashionJob(f[0], n[0], n[1], n[2], uint64(n[3]), cacheDir, threads))
+	j := fashionJob(f[0], n[0], n[1], n[2], uint64(n[3]), cacheDir, threads)
+	j.spec.ValLimit = n[4]
+	return runFashionJob(j)
 }

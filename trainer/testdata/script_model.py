@@ -3,6 +3,7 @@
   script_model.py save OUT.pt            writes torch.jit.script(Net()).save(OUT.pt)
   script_model.py save-picky|save-tied|save-flagged OUT.pt   models ResoMap refuses:
       one whose code raises for sizes other than 16 px, tied weights, a bool buffer
+  script_model.py save-torchvision OUT.pt NAME CLASSES   a scripted torchvision model
   script_model.py parity W.safetensors X.bin LOGITS.bin N H SEED LABELS LOSS
       loads ResoMap's export into the Python class with strict=True and
       compares eval-mode logits and a training-mode loss after
@@ -52,6 +53,11 @@ class Flagged(Net):
 
 
 kinds = {"save": Net, "save-picky": Picky, "save-tied": Tied, "save-flagged": Flagged}
+if sys.argv[1] == "save-torchvision":  # save-torchvision OUT.pt NAME CLASSES
+    import torchvision
+    torch.manual_seed(0)
+    torch.jit.script(getattr(torchvision.models, sys.argv[3])(num_classes=int(sys.argv[4]))).save(sys.argv[2])
+    sys.exit(0)
 if sys.argv[1] in kinds:
     torch.manual_seed(0)
     torch.jit.script(kinds[sys.argv[1]]()).save(sys.argv[2])

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/resomap/resomap/internal/testfixture"
+)
+
+// treePy writes the Python tool's checkpoint tree with python3-torch:
+// resnet18 at 32 px (its checkpoint dict), a model ResoMap has not, and a
+// truncated file.
+const treePy = `
+import os, sys, torch, torchvision
+root = sys.argv[1]
+def save(family, model, res, obj):
+    d = os.path.join(root, family, model, str(res)); os.makedirs(d, exist_ok=True)
+    torch.save(obj, os.path.join(d, "best_model.pt"))
+torch.manual_seed(0)
+save("resnet", "resnet18", 32, {"model_state_dict": torchvision.models.resnet18(num_classes=10).state_dict(), "model": "resnet18",
+    "resolution": 32, "epoch": 7, "val_loss": 0.5, "val_accuracy": 0.8125})
+save("cnn", "alexnet", 64, {"model_state_dict": {"w": torch.zeros(2)}, "epoch": 1})
+save("resnet", "resnet34", 64, {"model_state_dict": {"w": torch.zeros(2)}})
+p = os.path.join(root, "resnet", "resnet34", "64", "best_model.pt")
+data = open(p, "rb").read(); open(p, "wb").write(data[: len(data) // 2])
+`
+
+// starter import lists a tree of the Python tool's checkpoints (model,
+// resolution, epoch, validation accuracy), says which files a sweep would
+// start from and why not the others, and prints the init line.
+func TestImportListsThePythonToolsTree(t *testing.T) {
+	testfixture.Long(t, "writes checkpoints with python3-torch")
+	dir := t.TempDir()
+	if out, err := exec.Command("/usr/bin/python3", "-c", treePy, dir).CombinedOutput(); err != nil {
+		t.Fatalf("needs Debian's python3-torch and python3-torchvision (make deps): %v\n%s", err, out)
+	}
+	var buf bytes.Buffer
+	if err := importTree(options{dir: dir}, &buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	t.Log(out)
+	for _, want := range []string{
+		"resnet18  32   7      0.8125   0.5000    122      starts from it",
+		`alexnet   64   1      -        -         1        skips it: invalid sweep spec: unknown model "alexnet"`,
+		"resnet34  64   -      -        -         0        refuses it: ",
+		"models: [resnet18]\n  resolutions: [32]\n  init: " + filepath.Join(dir, "{family}", "{model}", "{res}", "best_model.pt"),
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q", want)
+		}
+	}
+	if err := importTree(options{dir: t.TempDir()}, &buf); err == nil {
+		t.Error("an empty folder: no error")
+	}
+	if err := importTree(options{}, &buf); !errors.Is(err, errUsage) {
+		t.Errorf("no --dir: %v", err)
+	}
+}
