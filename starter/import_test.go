@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -59,5 +60,25 @@ func TestImportListsThePythonToolsTree(t *testing.T) {
 	}
 	if err := importTree(options{}, &buf); !errors.Is(err, errUsage) {
 		t.Errorf("no --dir: %v", err)
+	}
+}
+
+// A sweep whose init weights on this machine are no state dict is refused
+// before it starts, as a bad spec (exit 2), naming the file; a path that
+// is not here (on the workers only) is left to them.
+func TestStarterReadsLocalInitWeights(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "model.pth")
+	if err := os.WriteFile(bad, []byte("PK\x03\x04 truncated"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := options{sweep: "default", init: bad, set: map[string]bool{"init": true}}
+	_, err := loadSpec(o)
+	if exitCode(err) != 2 || !strings.Contains(err.Error(), "init.weights "+bad) {
+		t.Fatalf("truncated local weights: %v (exit %d), want exit 2 naming the file", err, exitCode(err))
+	}
+	o.init = filepath.Join(dir, "elsewhere.pth")
+	if _, err := loadSpec(o); err != nil {
+		t.Fatalf("weights not on this machine: %v", err)
 	}
 }

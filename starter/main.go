@@ -19,6 +19,7 @@ import (
 
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/internal/temporalx"
+	"github.com/resomap/resomap/pretrained"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/tracking"
 	"github.com/resomap/resomap/workflows"
@@ -252,7 +253,34 @@ func applyFlags(spec sweep.Spec, o options) (sweep.Spec, error) {
 	if err := spec.Validate(); err != nil {
 		return spec, err
 	}
-	return spec, spec.CheckURLs()
+	if err := spec.CheckURLs(); err != nil {
+		return spec, err
+	}
+	return spec, checkLocalWeights(spec)
+}
+
+// checkLocalWeights reads every init weights file the spec names that is
+// on this machine, as the workers will: a file that is no state dict (a
+// whole pickled model, a truncated file) is refused before the sweep
+// starts. A path not here may be on the workers; URLs and torchvision
+// weights are theirs to fetch; whether the weights fit the model is for
+// Prepare (it builds the model).
+func checkLocalWeights(spec sweep.Spec) error {
+	read := map[string]bool{}
+	for _, c := range spec.Combinations() {
+		init := spec.Config(c).Init
+		if init == nil || strings.Contains(init.Weights, "://") || strings.HasPrefix(init.Weights, pretrained.TorchvisionPrefix) || read[init.Weights] {
+			continue
+		}
+		read[init.Weights] = true
+		if st, err := os.Stat(init.Weights); err != nil || !st.Mode().IsRegular() {
+			continue
+		}
+		if _, err := pretrained.Read(init.Weights); err != nil {
+			return fmt.Errorf("%w: init.weights %s: %v", sweep.ErrInvalid, init.Weights, err)
+		}
+	}
+	return nil
 }
 
 func splitList(s string) []string {
