@@ -26,7 +26,7 @@ func TestOthersOnTheHostAreMeasured(t *testing.T) {
 		}
 	}()
 	a := sampleHost()
-	if !a.ok || a.cpus < 1 {
+	if !a.OK || a.CPUs < 1 {
 		t.Fatalf("no /proc/stat: %+v", a)
 	}
 	deadline := time.Now().Add(time.Second)

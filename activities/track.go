@@ -91,6 +91,18 @@ var metricNames = []struct {
 }
 
 // trainingRun is what the training's run must show, read from the store.
+// systemMetricNames are the host's figures of each epoch under MLflow's
+// system-metric names (one point per epoch, where MLflow's sampler takes
+// one every 10 s).
+var systemMetricNames = []struct {
+	key string
+	of  func(sweep.EpochMetrics) float64
+}{
+	{"system/cpu_utilization_percentage", func(m sweep.EpochMetrics) float64 { return m.HostCPUPercent }},
+	{"system/system_memory_usage_megabytes", func(m sweep.EpochMetrics) float64 { return m.HostMemoryMB }},
+	{"system/system_memory_usage_percentage", func(m sweep.EpochMetrics) float64 { return m.HostMemoryPercent }},
+}
+
 func (a *Activities) trainingRun(ctx context.Context, in workflows.TrackInput) (tracking.Training, error) {
 	o := in.Outcome
 	o.ConfigHash = in.Prepared.ConfigHash
@@ -195,6 +207,11 @@ func epochMetrics(o sweep.Outcome, started time.Time) []tracking.Metric {
 		}
 		for _, n := range metricNames {
 			out = append(out, tracking.Metric{Key: n.key, Value: n.of(m), Timestamp: at.UnixMilli(), Step: int64(m.Epoch)})
+		}
+		if m.HostMemoryMB > 0 { // kept since records had them
+			for _, n := range systemMetricNames {
+				out = append(out, tracking.Metric{Key: n.key, Value: n.of(m), Timestamp: at.UnixMilli(), Step: int64(m.Epoch)})
+			}
 		}
 	}
 	if o.Status == sweep.Completed {

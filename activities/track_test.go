@@ -68,7 +68,8 @@ func TestTrackTrainingFollowsTheStore(t *testing.T) {
 	if run.ID != out.RunID || run.Status != tracking.StatusFinished || run.End != o.FinishedAt.UnixMilli() {
 		t.Errorf("run %s: %s ending %d, want %s FINISHED ending %d", run.ID, run.Status, run.End, out.RunID, o.FinishedAt.UnixMilli())
 	}
-	for _, k := range []string{"train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s", "epoch_seconds"} {
+	for _, k := range []string{"train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s", "epoch_seconds",
+		"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes", "system/system_memory_usage_percentage"} {
 		if got := fmt.Sprint(run.Steps(k)); got != "[1 2]" {
 			t.Errorf("%s: steps %s, want [1 2]", k, got)
 		}

@@ -18,6 +18,13 @@ type EpochMetrics struct {
 	// DeviceSeconds is the training's own share of its worker's device
 	// over Seconds (0 in records written before it was kept: Seconds).
 	DeviceSeconds float64 `json:"device_seconds,omitempty"`
+	// The host's CPU utilisation over the epoch's training and validation
+	// (0..100, all cores, as MLflow's system metrics count it) and its
+	// memory in use when the epoch ended: what else ran shows here. Zero in
+	// records written before they were kept.
+	HostCPUPercent    float64 `json:"host_cpu_percent,omitempty"`
+	HostMemoryMB      float64 `json:"host_memory_mb,omitempty"`
+	HostMemoryPercent float64 `json:"host_memory_percent,omitempty"`
 	// FinishedAt is when the epoch's figures were known: stored with them,
 	// so each figure has one time wherever it is shown (MLflow's metric
 	// timestamps); zero in records written before it was kept.

@@ -103,6 +103,7 @@ func testExactResume(t *testing.T, cfg sweep.Config, fastPaths bool) {
 		out := append([]sweep.EpochMetrics(nil), ms...)
 		for i := range out {
 			out[i].Seconds, out[i].ImagesPS, out[i].DeviceSeconds, out[i].FinishedAt = 0, 0, 0, time.Time{} // wall-clock figures
+			out[i].HostCPUPercent, out[i].HostMemoryMB, out[i].HostMemoryPercent = 0, 0, 0                  // the host's
 		}
 		return out
 	}

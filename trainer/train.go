@@ -12,6 +12,7 @@ import (
 	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/internal/errkind"
+	"github.com/resomap/resomap/internal/hoststat"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/torch"
 )
@@ -243,6 +244,9 @@ type run struct {
 	// shareOwn, shareWall: DeviceShare when the current epoch's part in
 	// this call began.
 	shareOwn, shareWall float64
+	// hostCPU: the host's CPU time when the current epoch's part in this
+	// process began (its figures are the part's: a resumed epoch's last).
+	hostCPU hoststat.CPU
 }
 
 // newRun checks from against cfg and starts the record.
@@ -343,6 +347,7 @@ func (r *run) epoch(ctx context.Context) error {
 	if r.opts.DeviceShare != nil {
 		r.shareOwn, r.shareWall = r.opts.DeviceShare()
 	}
+	r.hostCPU = hoststat.SampleCPU()
 	if err := r.fineTuneEpoch(); err != nil {
 		return err
 	}
@@ -436,12 +441,15 @@ func (r *run) deviceFraction() float64 {
 func (r *run) recordEpoch(vloss, vacc, evalSeconds float64) {
 	p := r.rec.Partial
 	epoch := r.rec.EpochsDone + 1
-	r.rec.Metrics = append(r.rec.Metrics, sweep.EpochMetrics{
+	m := sweep.EpochMetrics{
 		Epoch: epoch, TrainLoss: p.LossSum / float64(p.Seen), TrainAcc: float64(p.Correct) / float64(p.Seen),
 		ValLoss: vloss, ValAcc: vacc, LR: r.lr, Seconds: p.Seconds + evalSeconds, ImagesPS: float64(p.Seen) / p.Seconds,
 		DeviceSeconds: (p.Seconds + evalSeconds) * r.deviceFraction(),
 		FinishedAt:    time.Now().UTC().Truncate(time.Millisecond),
-	})
+	}
+	m.HostCPUPercent, _ = hoststat.Percent(r.hostCPU, hoststat.SampleCPU())
+	m.HostMemoryMB, m.HostMemoryPercent, _ = hoststat.Memory()
+	r.rec.Metrics = append(r.rec.Metrics, m)
 	r.rec.EpochsDone, r.rec.StepInEpoch, r.rec.Partial = epoch, 0, checkpoint.Partial{}
 	r.rec.IsBest = r.rec.BestEpoch == 0 || vloss < r.rec.BestValLoss
 	if r.rec.IsBest {
