@@ -4,7 +4,8 @@ Trains torchvision's models on synthetic data with plain PyTorch (SGD with
 momentum, cuDNN benchmark mode) and writes one JSON row per case, in the form
 `build/resomap-bench --device cuda --json` writes, so scripts/gpu-check.sh can
 put the two side by side. The cases are the same: resnet18 and vgg11 at 224
-(batch 256) and 512 px (batch 64), fp32 and bf16 autocast + channels-last.
+(batch 256) and 512 px (batch 64), one model of each later family at 224
+(batch 128), fp32 and bf16 autocast + channels-last.
 
 Usage: python3 bench/torch_reference.py OUT.json [--steps 12] [--warmup 4]
 """
@@ -15,7 +16,8 @@ import time
 import torch
 import torchvision
 
-CASES = [(model, res, 256 if res == 224 else 64) for model in ("resnet18", "vgg11") for res in (224, 512)]
+CASES = [(model, res, 256 if res == 224 else 64) for model in ("resnet18", "vgg11") for res in (224, 512)] + [
+    (model, 224, 128) for model in ("mobilenet_v3_large", "efficientnet_b0", "convnext_tiny", "regnet_y_400mf", "vit_b_16")]
 
 
 def images_per_second(model_name, res, batch, fast, steps, warmup):

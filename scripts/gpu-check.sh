@@ -4,7 +4,9 @@
 # Within RESOMAP_GPU_BUDGET_S seconds (default 480, install included) it:
 #   1. builds the bridge against that machine's PyTorch (CUDA libtorch);
 #   2. compares ResoMap with PyTorch (bench/torch_reference.py): resnet18
-#      and vgg11 at 224 and 512 px, fp32 and bf16 + channels-last
+#      and vgg11 at 224 and 512 px, mobilenet_v3_large, efficientnet_b0,
+#      convnext_tiny, regnet_y_400mf and vit_b_16 at 224, fp32 and bf16 +
+#      channels-last
 #      (target: ResoMap >= 0.95x in every row);
 #   3. checks the loader: resnet18 at 224 from a 2,000-photo folder's cache
 #      against one synthetic batch (target: ratio >= 0.95);
@@ -96,7 +98,7 @@ epochs() {
   fi
   build/resomap-bench --device cuda --epochs 3 --batch 256 --data "$dir" --data-cache build-cuda/data-cache
 }
-step compare 150 'worst ratio' compare
+step compare 240 'worst ratio' compare
 step loader 60 'ratio' loader
 step epochs 150 'per epoch' epochs
 { echo; echo "gpu-check summary (${BUDGET}s budget, $((SECONDS - START))s used; figures in $LOG)"

@@ -311,25 +311,33 @@ func checkpointShare(lib *torch.Lib, imgPerSec float64) error {
 }
 
 // gpu prints rows comparable with shared/bench/pytorch_anchor.py.
+// gpuCases are bench/torch_reference.py's CASES: resnet18 and vgg11 at 224
+// (batch 256) and 512 px (batch 64), and one model of each family since
+// at 224 (batch 128).
+func gpuCases() []row {
+	var out []row
+	for _, name := range []string{"resnet18", "vgg11"} {
+		out = append(out, row{Model: name, Res: 224, BS: 256}, row{Model: name, Res: 512, BS: 64})
+	}
+	for _, name := range []string{"mobilenet_v3_large", "efficientnet_b0", "convnext_tiny", "regnet_y_400mf", "vit_b_16"} {
+		out = append(out, row{Model: name, Res: 224, BS: 128})
+	}
+	return out
+}
+
 func gpu(lib *torch.Lib, device, out string) {
 	var rows []row
-	for _, name := range []string{"resnet18", "vgg11"} {
-		for _, res := range []int{224, 512} {
-			bs := 256
-			if res == 512 {
-				bs = 64
+	for _, c := range gpuCases() {
+		for _, amp := range []bool{false, true} {
+			v, err := goSteps(lib, c.Model, c.Res, c.BS, 12, 4, device, amp)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
 			}
-			for _, amp := range []bool{false, true} {
-				v, err := goSteps(lib, name, res, bs, 12, 4, device, amp)
-				if err != nil {
-					fmt.Fprintln(os.Stderr, err)
-					os.Exit(1)
-				}
-				r := row{Model: name, Res: res, BS: bs, BF16: amp, ChannelsLast: amp, ImgS: float64(int(v*10)) / 10}
-				b, _ := json.Marshal(r)
-				fmt.Println(string(b))
-				rows = append(rows, r)
-			}
+			r := row{Model: c.Model, Res: c.Res, BS: c.BS, BF16: amp, ChannelsLast: amp, ImgS: float64(int(v*10)) / 10}
+			b, _ := json.Marshal(r)
+			fmt.Println(string(b))
+			rows = append(rows, r)
 		}
 	}
 	if out != "" {
