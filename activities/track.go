@@ -76,11 +76,14 @@ func trackingError(ctx context.Context, what string, err error) error {
 	return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeTracking, err)
 }
 
-// metricNames are the per-epoch figures a run shows, by MLflow key.
-var metricNames = []struct {
+// epochFigure is one figure of an epoch's record under its MLflow key.
+type epochFigure struct {
 	key string
 	of  func(sweep.EpochMetrics) float64
-}{
+}
+
+// metricNames are the per-epoch figures a run shows, by MLflow key.
+var metricNames = []epochFigure{
 	{"train_loss", func(m sweep.EpochMetrics) float64 { return m.TrainLoss }},
 	{"train_acc", func(m sweep.EpochMetrics) float64 { return m.TrainAcc }},
 	{"val_loss", func(m sweep.EpochMetrics) float64 { return m.ValLoss }},
@@ -94,10 +97,7 @@ var metricNames = []struct {
 // systemMetricNames are the host's figures of each epoch under MLflow's
 // system-metric names (one point per epoch, where MLflow's sampler takes
 // one every 10 s).
-var systemMetricNames = []struct {
-	key string
-	of  func(sweep.EpochMetrics) float64
-}{
+var systemMetricNames = []epochFigure{
 	{"system/cpu_utilization_percentage", func(m sweep.EpochMetrics) float64 { return m.HostCPUPercent }},
 	{"system/system_memory_usage_megabytes", func(m sweep.EpochMetrics) float64 { return m.HostMemoryMB }},
 	{"system/system_memory_usage_percentage", func(m sweep.EpochMetrics) float64 { return m.HostMemoryPercent }},
@@ -205,13 +205,12 @@ func epochMetrics(o sweep.Outcome, started time.Time) []tracking.Metric {
 		if at.IsZero() { // records older than the field: a time that repeats
 			at = started.Add(time.Duration(m.Epoch) * time.Millisecond)
 		}
-		for _, n := range metricNames {
-			out = append(out, tracking.Metric{Key: n.key, Value: n.of(m), Timestamp: at.UnixMilli(), Step: int64(m.Epoch)})
-		}
+		figures := metricNames
 		if m.HostMemoryMB > 0 { // kept since records had them
-			for _, n := range systemMetricNames {
-				out = append(out, tracking.Metric{Key: n.key, Value: n.of(m), Timestamp: at.UnixMilli(), Step: int64(m.Epoch)})
-			}
+			figures = append(slices.Clip(figures), systemMetricNames...)
+		}
+		for _, n := range figures {
+			out = append(out, tracking.Metric{Key: n.key, Value: n.of(m), Timestamp: at.UnixMilli(), Step: int64(m.Epoch)})
 		}
 	}
 	if o.Status == sweep.Completed {

@@ -1,7 +1,6 @@
 package pretrained
 
 import (
-	"bytes"
 	"fmt"
 	"math/big"
 	"os"
@@ -23,30 +22,9 @@ func Describe(path string) (Summary, error) {
 		return Summary{}, err
 	}
 	s := Summary{Tensors: len(ts), Scalars: map[string]any{}}
-	head := make([]byte, 4)
-	f, err := os.Open(path)
-	if err != nil {
-		return s, err
-	}
-	_, err = f.Read(head)
-	f.Close()
-	if err != nil {
-		return s, err
-	}
-	var load func(string, int64) (any, error)
-	switch {
-	case bytes.Equal(head, []byte("PK\x03\x04")):
-		load = loadPth
-	case isLegacyPth(head):
-		load = func(path string, size int64) (any, error) {
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return nil, err
-			}
-			return loadLegacyPth(data)
-		}
-	default:
-		return s, nil // safetensors: tensors only
+	load, err := pthLoader(path)
+	if err != nil || load == nil {
+		return s, err // safetensors: tensors only
 	}
 	fi, err := os.Stat(path)
 	if err != nil {

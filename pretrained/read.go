@@ -30,29 +30,14 @@ var ErrFormat = errkind.New(errkind.Invalid, "not a state dict")
 // Read returns the tensors of a state dict in a .pth or safetensors file,
 // by name (a "module." prefix that DataParallel adds is dropped).
 func Read(path string) (map[string]checkpoint.Tensor, error) {
-	head := make([]byte, 4)
-	f, err := os.Open(path)
+	load, err := pthLoader(path)
 	if err != nil {
 		return nil, err
 	}
-	_, err = f.Read(head)
-	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
 	var ts []checkpoint.Tensor
-	switch {
-	case bytes.Equal(head, []byte("PK\x03\x04")):
-		ts, err = readPth(path, loadPth)
-	case isLegacyPth(head):
-		ts, err = readPth(path, func(path string, size int64) (any, error) {
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return nil, err
-			}
-			return loadLegacyPth(data)
-		})
-	default:
+	if load != nil {
+		ts, err = readPth(path, load)
+	} else {
 		ts, err = readSafetensors(path)
 	}
 	if err != nil {
@@ -199,6 +184,35 @@ func holdsTensors(d map[string]any) bool {
 }
 
 // asDict returns a pickled dict or OrderedDict by string key.
+// pthLoader is the unpickler of the .pth at path by its first bytes:
+// torch.save's zip format or the legacy one (nil: not a .pth, so
+// safetensors or nothing).
+func pthLoader(path string) (func(path string, size int64) (any, error), error) {
+	head := make([]byte, 4)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	_, err = f.Read(head)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	switch {
+	case bytes.Equal(head, []byte("PK\x03\x04")):
+		return loadPth, nil
+	case isLegacyPth(head):
+		return func(path string, size int64) (any, error) {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return nil, err
+			}
+			return loadLegacyPth(data)
+		}, nil
+	}
+	return nil, nil
+}
+
 // loadTopDict unpickles a .pth's top-level dict.
 func loadTopDict(path string, size int64, load func(path string, size int64) (any, error)) (map[string]any, error) {
 	obj, err := load(path, size)

@@ -186,3 +186,16 @@ func photoFolder(t testing.TB, n int) string {
 			}
 		}}.Write(t, t.TempDir())
 }
+
+// trainToEnd trains cfg and returns its last checkpoint.
+func trainToEnd(t *testing.T, tr *trainer.Trainer, cfg sweep.Config) *checkpoint.Checkpoint {
+	t.Helper()
+	var last *checkpoint.Checkpoint
+	if _, err := tr.Train(t.Context(), cfg, nil, trainer.RunOptions{OnCheckpoint: func(_ context.Context, c *checkpoint.Checkpoint) error {
+		last = c
+		return nil
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	return last
+}

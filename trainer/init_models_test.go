@@ -1,17 +1,14 @@
 package trainer_test
 
 import (
-	"context"
 	"image"
 	"math/rand/v2"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
-	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/internal/testfixture"
 	"github.com/resomap/resomap/sweep"
-	"github.com/resomap/resomap/trainer"
 )
 
 // One model of each family since ResNet, initialised from a torchvision
@@ -44,13 +41,7 @@ func TestTorchvisionWeightsStartEveryFamily(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var last *checkpoint.Checkpoint
-			if _, err := tr.Train(t.Context(), cfg, nil, trainer.RunOptions{OnCheckpoint: func(_ context.Context, c *checkpoint.Checkpoint) error {
-				last = c
-				return nil
-			}}); err != nil {
-				t.Fatal(err)
-			}
+			last := trainToEnd(t, tr, cfg)
 			if last == nil || last.Record.EpochsDone != 1 || !(last.Record.Metrics[0].ValLoss > 0) {
 				t.Fatalf("%s from torchvision's .pth: %+v", model, last)
 			}

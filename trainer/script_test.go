@@ -1,7 +1,6 @@
 package trainer_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"unsafe"
 
-	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/torch"
 	"github.com/resomap/resomap/trainer"
@@ -180,13 +178,7 @@ func TestScriptedTorchvisionModelTrainsResumesAndEvaluates(t *testing.T) {
 	tr := newTrainer(t, t.TempDir())
 	tr.Weights.CacheDir = t.TempDir()
 	cfg.Epochs = 1
-	var last *checkpoint.Checkpoint
-	if _, err := tr.Train(t.Context(), cfg, nil, trainer.RunOptions{OnCheckpoint: func(_ context.Context, c *checkpoint.Checkpoint) error {
-		last = c
-		return nil
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	last := trainToEnd(t, tr, cfg)
 	var sizes []int
 	err := tr.EvaluateAt(t.Context(), cfg, last.Record, last.Model, []int{32, 48}, last.Record.MicroBatch,
 		func(ev trainer.Evaluation) error {
