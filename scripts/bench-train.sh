@@ -32,6 +32,11 @@ run() { # MODEL RES EPOCHS SEED [TRAIN VAL]
   fi
   echo "bench-train: $1@$2 $3 epochs seed $4 done" >&2
 }
+if [ -n "$NEW_MODELS" ]; then
+  # The data cache at 32 px is built here, untimed: a one-epoch job would
+  # otherwise count it against whichever model comes first.
+  build/resomap-bench --job "smallcnn,32,1,$NEW_TRAIN,1,256" --data-cache "$cache" >/dev/null 2>&1
+fi
 for model in $NEW_MODELS; do
   run "$model" 32 1 1 "$NEW_TRAIN" 256
 done
