@@ -48,5 +48,5 @@ for seed in $(seq 1 "$SPEED_SEEDS"); do
   run resnet18 64 3 "$seed"
   run smallcnn 32 3 "$seed"
 done
-echo "== ResoMap against bench/torch_train_reference.py, $TRAIN Fashion-MNIST images, 2 threads ($out)"
+echo "== ResoMap against bench/torch_train_reference.py, $TRAIN Fashion-MNIST images ($NEW_TRAIN for the one-epoch rows), 2 threads ($out)"
 build/resomap-bench --compare "$out"
