@@ -93,7 +93,6 @@ var metricNames = []epochFigure{
 	{"epoch_seconds", func(m sweep.EpochMetrics) float64 { return m.Seconds }},
 }
 
-// trainingRun is what the training's run must show, read from the store.
 // systemMetricNames are the host's figures of each epoch under MLflow's
 // system-metric names (one point per epoch, where MLflow's sampler takes
 // one every 10 s).
@@ -103,6 +102,7 @@ var systemMetricNames = []epochFigure{
 	{"system/system_memory_usage_percentage", func(m sweep.EpochMetrics) float64 { return m.HostMemoryPercent }},
 }
 
+// trainingRun is what the training's run must show, read from the store.
 func (a *Activities) trainingRun(ctx context.Context, in workflows.TrackInput) (tracking.Training, error) {
 	o := in.Outcome
 	o.ConfigHash = in.Prepared.ConfigHash
@@ -205,12 +205,13 @@ func epochMetrics(o sweep.Outcome, started time.Time) []tracking.Metric {
 		if at.IsZero() { // records older than the field: a time that repeats
 			at = started.Add(time.Duration(m.Epoch) * time.Millisecond)
 		}
-		figures := metricNames
-		if m.HostMemoryMB > 0 { // kept since records had them
-			figures = append(slices.Clip(figures), systemMetricNames...)
-		}
-		for _, n := range figures {
+		for _, n := range metricNames {
 			out = append(out, tracking.Metric{Key: n.key, Value: n.of(m), Timestamp: at.UnixMilli(), Step: int64(m.Epoch)})
+		}
+		for _, n := range systemMetricNames {
+			if v := n.of(m); v > 0 { // 0: not known (an older record, a resumed epoch's CPU)
+				out = append(out, tracking.Metric{Key: n.key, Value: v, Timestamp: at.UnixMilli(), Step: int64(m.Epoch)})
+			}
 		}
 	}
 	if o.Status == sweep.Completed {

@@ -23,17 +23,21 @@ func (f Fetcher) Pin(ctx context.Context, fetched Fetched) (string, error) {
 		return "", err
 	}
 	dst := filepath.Join(dir, "by-sha256", fetched.SHA256)
-	if _, err := os.Stat(dst); err == nil {
-		return dst, nil // written whole (renamed into place) after its hash was checked
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return "", err
-	}
 	src, err := os.Open(fetched.Path)
 	if err != nil {
 		return "", err
 	}
 	defer src.Close()
+	srcInfo, err := src.Stat()
+	if err != nil {
+		return "", err
+	}
+	if st, err := os.Stat(dst); err == nil && st.Size() == srcInfo.Size() {
+		return dst, nil // synced and renamed into place after its hash was checked
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", err
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(dst), ".pin-*")
 	if err != nil {
 		return "", err
@@ -42,6 +46,9 @@ func (f Fetcher) Pin(ctx context.Context, fetched Fetched) (string, error) {
 	defer iowatch.Begin(ctx)()
 	h := sha256.New()
 	_, err = io.Copy(io.MultiWriter(tmp, h), io.LimitReader(iowatch.Reader(ctx, ctxReader{ctx, src}), f.maxBytes()+1))
+	if err == nil {
+		err = tmp.Sync() // on disk before it is renamed into place
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

@@ -183,7 +183,6 @@ func holdsTensors(d map[string]any) bool {
 	return false
 }
 
-// asDict returns a pickled dict or OrderedDict by string key.
 // pthLoader is the unpickler of the .pth at path by its first bytes:
 // torch.save's zip format or the legacy one (nil: not a .pth, so
 // safetensors or nothing).
@@ -229,6 +228,7 @@ func loadTopDict(path string, size int64, load func(path string, size int64) (an
 	return d, nil
 }
 
+// asDict returns a pickled dict or OrderedDict by string key.
 func asDict(obj any) (map[string]any, bool) {
 	out := map[string]any{}
 	switch d := obj.(type) {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -16,42 +17,50 @@ import (
 // importTree lists what a tree of the Python tool's checkpoints
 // (DIR/{family}/{model}/{res}/best_model.pt) holds, read as a sweep reads
 // them, and the init line and models and resolutions that start a sweep's
-// combinations each from its own file. It changes nothing.
+// combinations each from its own file (naming the combinations that would
+// have none). It changes nothing.
 func importTree(o options, w io.Writer) error {
 	if o.dir == "" {
 		return fmt.Errorf("%w: starter import needs --dir, the folder holding {family}/{model}/{res}/best_model.pt", errUsage)
 	}
-	files, err := filepath.Glob(filepath.Join(o.dir, "*", "*", "*", "best_model.pt"))
+	dir, err := filepath.Abs(o.dir) // the workers read it from their own folders
+	if err != nil {
+		return err
+	}
+	files, err := checkpointTree(dir)
 	if err != nil {
 		return err
 	}
 	if len(files) == 0 {
-		return fmt.Errorf("%w: no {family}/{model}/{res}/best_model.pt under %s", sweep.ErrInvalid, o.dir)
+		return fmt.Errorf("%w: no {family}/{model}/{res}/best_model.pt under %s", sweep.ErrInvalid, dir)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MODEL\tRES\tEPOCH\tVAL ACC\tVAL LOSS\tTENSORS\tA SWEEP")
 	var models []string
 	var resolutions []int
-	usable := 0
+	usable := map[string]bool{}
 	for _, f := range files {
-		rel, _ := filepath.Rel(o.dir, f)
-		parts := strings.Split(filepath.ToSlash(rel), "/") // family, model, res, file
-		model, resText := parts[1], parts[2]
+		family, model, resText := f[0], f[1], f[2]
+		res, resErr := strconv.Atoi(resText)
+		info, lookupErr := sweep.LookupModel(model)
+		var sum pretrained.Summary
 		verdict := "starts from it"
-		res, err := strconv.Atoi(resText)
-		info, lerr := sweep.LookupModel(model)
-		sum, derr := pretrained.Describe(f)
 		switch {
-		case err != nil:
+		case resErr != nil:
 			verdict = fmt.Sprintf("skips it: %q is no resolution", resText)
-		case lerr != nil:
-			verdict = "skips it: " + lerr.Error()
+		case lookupErr != nil:
+			verdict = "skips it: " + lookupErr.Error()
+		case family != info.Family:
+			verdict = fmt.Sprintf("skips it: a sweep looks for %s in %s/, not %s/", model, info.Family, family)
 		case info.CheckResolution(res) != nil:
 			verdict = "skips it: " + info.CheckResolution(res).Error()
-		case derr != nil:
-			verdict = "refuses it: " + derr.Error()
 		default:
-			usable++
+			var err error
+			if sum, err = pretrained.Describe(filepath.Join(dir, family, model, resText, "best_model.pt")); err != nil {
+				verdict = "refuses it: " + err.Error()
+				break
+			}
+			usable[sweep.TrainingID(model, res, 0)] = true
 			if !slices.Contains(models, model) {
 				models = append(models, model)
 			}
@@ -63,14 +72,52 @@ func importTree(o options, w io.Writer) error {
 			scalar(sum, "val_loss"), sum.Tensors, verdict)
 	}
 	tw.Flush()
-	if usable == 0 {
+	if len(usable) == 0 {
 		return fmt.Errorf("%w: none of the %d files can start a training", sweep.ErrInvalid, len(files))
 	}
 	slices.Sort(models)
 	slices.Sort(resolutions)
-	fmt.Fprintf(w, "\nIn a sweep file, each combination starts from its own file with:\n  models: %v\n  resolutions: %v\n  init: %s\n",
-		models, resolutions, filepath.Join(o.dir, "{family}", "{model}", "{res}", "best_model.pt"))
+	var res []string
+	for _, r := range resolutions {
+		res = append(res, strconv.Itoa(r))
+	}
+	fmt.Fprintf(w, "\nIn a sweep file, each combination starts from its own file with:\n  models: [%s]\n  resolutions: [%s]\n  init: %s\n",
+		strings.Join(models, ", "), strings.Join(res, ", "), filepath.Join(dir, "{family}", "{model}", "{res}", "best_model.pt"))
+	var gaps []string
+	for _, m := range models {
+		for _, r := range resolutions {
+			if id := sweep.TrainingID(m, r, 0); !usable[id] {
+				gaps = append(gaps, id)
+			}
+		}
+	}
+	if len(gaps) > 0 {
+		fmt.Fprintf(w, "These combinations would have no file to start from (they would fail): %s\n", strings.Join(gaps, ", "))
+	}
 	return nil
+}
+
+// checkpointTree lists dir's {family}/{model}/{res}/best_model.pt regular
+// files as (family, model, res) triples.
+func checkpointTree(dir string) ([][3]string, error) {
+	var out [][3]string
+	families, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, fam := range families {
+		models, _ := os.ReadDir(filepath.Join(dir, fam.Name()))
+		for _, m := range models {
+			resolutions, _ := os.ReadDir(filepath.Join(dir, fam.Name(), m.Name()))
+			for _, r := range resolutions {
+				st, err := os.Stat(filepath.Join(dir, fam.Name(), m.Name(), r.Name(), "best_model.pt"))
+				if err == nil && st.Mode().IsRegular() {
+					out = append(out, [3]string{fam.Name(), m.Name(), r.Name()})
+				}
+			}
+		}
+	}
+	return out, nil
 }
 
 // scalar is the first of keys the summary holds, as text ("-": none).

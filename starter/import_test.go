@@ -9,7 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/internal/testfixture"
+	"github.com/resomap/resomap/torch"
 )
 
 // treePy writes the Python tool's checkpoint tree with python3-torch:
@@ -26,6 +28,9 @@ save("resnet", "resnet18", 32, {"model_state_dict": torchvision.models.resnet18(
     "resolution": 32, "epoch": 7, "val_loss": 0.5, "val_accuracy": 0.8125})
 save("cnn", "alexnet", 64, {"model_state_dict": {"w": torch.zeros(2)}, "epoch": 1})
 save("resnet", "resnet34", 64, {"model_state_dict": {"w": torch.zeros(2)}})
+save("resnet", "resnet18", 64, {"model_state_dict": {"w": torch.zeros(2)}, "epoch": 3})
+save("cnn", "smallcnn", 32, {"model_state_dict": {"w": torch.zeros(2)}})
+save("vgg", "resnet50", 32, {"model_state_dict": {"w": torch.zeros(2)}})
 p = os.path.join(root, "resnet", "resnet34", "64", "best_model.pt")
 data = open(p, "rb").read(); open(p, "wb").write(data[: len(data) // 2])
 `
@@ -47,9 +52,11 @@ func TestImportListsThePythonToolsTree(t *testing.T) {
 	t.Log(out)
 	for _, want := range []string{
 		"resnet18  32   7      0.8125   0.5000    122      starts from it",
-		`alexnet   64   1      -        -         1        skips it: invalid sweep spec: unknown model "alexnet"`,
+		`alexnet   64   -      -        -         0        skips it: invalid sweep spec: unknown model "alexnet"`,
 		"resnet34  64   -      -        -         0        refuses it: ",
-		"models: [resnet18]\n  resolutions: [32]\n  init: " + filepath.Join(dir, "{family}", "{model}", "{res}", "best_model.pt"),
+		"resnet50  32   -      -        -         0        skips it: a sweep looks for resnet50 in resnet/, not vgg/",
+		"models: [resnet18, smallcnn]\n  resolutions: [32, 64]\n  init: " + filepath.Join(dir, "{family}", "{model}", "{res}", "best_model.pt"),
+		"would have no file to start from (they would fail): smallcnn@64",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q", want)
@@ -80,5 +87,19 @@ func TestStarterReadsLocalInitWeights(t *testing.T) {
 	o.init = filepath.Join(dir, "elsewhere.pth")
 	if _, err := loadSpec(o); err != nil {
 		t.Fatalf("weights not on this machine: %v", err)
+	}
+	// With the bridge and the data here, weights of another architecture
+	// are refused as Prepare would refuse them.
+	if _, err := torch.Open(""); err != nil {
+		t.Fatalf("needs the bridge (make shim): %v", err)
+	}
+	other, _ := checkpoint.EncodeSafetensors([]checkpoint.Tensor{{Name: "conv1.weight", DType: "F32", Shape: []int64{1}, Data: make([]byte, 4)}}, nil)
+	o.init = filepath.Join(dir, "other.safetensors")
+	if err := os.WriteFile(o.init, other, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = loadSpec(o)
+	if exitCode(err) != 2 || !strings.Contains(err.Error(), "do not fit the model") {
+		t.Fatalf("weights of another architecture: %v (exit %d), want exit 2, not fitting", err, exitCode(err))
 	}
 }

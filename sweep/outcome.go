@@ -19,7 +19,8 @@ type EpochMetrics struct {
 	// over Seconds (0 in records written before it was kept: Seconds).
 	DeviceSeconds float64 `json:"device_seconds,omitempty"`
 	// The host's CPU utilisation over the epoch's training and validation
-	// (0..100, all cores, as MLflow's system metrics count it) and its
+	// (0..100, all cores, as MLflow's system metrics count it; 0 when the
+	// epoch was resumed mid-way, so not timed whole in one process) and its
 	// memory in use when the epoch ended: what else ran shows here. Zero in
 	// records written before they were kept.
 	HostCPUPercent    float64 `json:"host_cpu_percent,omitempty"`

@@ -38,7 +38,10 @@ type Script struct {
 	Classifier string `json:"classifier,omitempty"`
 }
 
-var scriptName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+var (
+	scriptName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	sha256Hex  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
 
 // scriptModel describes a TorchScript model by its name in a sweep; ok
 // false for any other name.
@@ -74,6 +77,11 @@ func (s Spec) checkScripts() error {
 		n, ok := strings.CutPrefix(m, ScriptPrefix)
 		if ok && s.Scripts[n].File == "" {
 			return fmt.Errorf("%w: models: %s: no file (add scripts: {%s: {file: PATH}})", ErrInvalid, m, n)
+		}
+	}
+	for n, set := range s.Scripts {
+		if set.SHA256 != "" && !sha256Hex.MatchString(set.SHA256) {
+			return fmt.Errorf("%w: scripts: %s: sha256 %q: want 64 lower-case hex digits (sha256sum's)", ErrInvalid, n, set.SHA256)
 		}
 	}
 	return nil

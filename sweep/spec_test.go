@@ -69,6 +69,9 @@ func TestInvalidSpecsNameTheField(t *testing.T) {
 		{func(s *Spec) { s.Models = []string{"script:net"} }, "script:net: no file (add scripts: {net: {file: PATH}})"},
 		{func(s *Spec) { s.Models = []string{"script:a/b"} }, "a TorchScript model's name"},
 		{func(s *Spec) { s.Models = []string{"script:"} }, "a TorchScript model's name"},
+		{func(s *Spec) {
+			s.Models, s.Scripts = []string{"script:n"}, map[string]ScriptSettings{"n": {File: "n.pt", SHA256: "sha256:AB"}}
+		}, "want 64 lower-case hex digits"},
 	}
 	for _, tc := range cases {
 		s := base

@@ -3,6 +3,9 @@ package tracking
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -70,8 +73,8 @@ func (c *Client) RunModelVersions(ctx context.Context, name, runID string) ([]Mo
 	var out struct {
 		Versions []ModelVersion `json:"model_versions"` // absent when none
 	}
-	if !hexID.MatchString(runID) {
-		return nil, fmt.Errorf("mlflow: run ID %q is not an ID", runID)
+	if !plainID.MatchString(runID) {
+		return nil, fmt.Errorf("%w: run ID %q", errUnquotableID, runID)
 	}
 	filter := fmt.Sprintf("run_id='%s'", runID)
 	if err := c.call(ctx, http.MethodGet, "model-versions/search", url.Values{"filter": {filter}}, nil, &out); err != nil {
@@ -87,7 +90,13 @@ func (c *Client) RunModelVersions(ctx context.Context, name, runID string) ([]Mo
 	return mine, nil
 }
 
-var hexID = regexp.MustCompile(`^[0-9a-fA-F-]{1,64}$`)
+// plainID is a run ID that needs no escaping in a filter's quotes
+// (MLflow's are hex; other servers' names of letters, digits, _ and -).
+var plainID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// errUnquotableID: a run ID this client will not put in a search filter;
+// the registration is left out, not the run.
+var errUnquotableID = errors.New("a run ID with other characters than letters, digits, _ and -")
 
 func versionNumber(v ModelVersion) int {
 	n, _ := strconv.Atoi(v.Version)
@@ -102,13 +111,20 @@ func (c *Client) DeleteModelVersion(ctx context.Context, name, version string) e
 // RegisteredModelName is name as MLflow's registries take it everywhere:
 // letters, digits, '_' and '-' ('.' is a namespace separator in Unity
 // Catalog; ':' and '/' are refused by some).
+// A name that had to change gets a short hash of itself, so that two names
+// mapping alike ("exp.1", "exp_1") stay two registered models.
 func RegisteredModelName(name string) string {
-	return strings.Map(func(r rune) rune {
+	out := strings.Map(func(r rune) rune {
 		if r < 128 && (r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
 			return r
 		}
 		return '_'
 	}, name)
+	if out != name {
+		sum := sha256.Sum256([]byte(name))
+		out += "-" + hex.EncodeToString(sum[:3])
+	}
+	return out
 }
 
 // CreateModelVersion registers the model at source (an artifact URI) as

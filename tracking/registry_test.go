@@ -23,7 +23,8 @@ func TestRegistrationIsOnePerRun(t *testing.T) {
 	tr.Inputs = []tracking.DatasetInput{{Tags: []tracking.Tag{{Key: "mlflow.data.context", Value: "training"}},
 		Dataset: tracking.Dataset{Name: "fashion-mnist", Digest: "0123abcd", SourceType: "local", Source: `{"uri": "fashion-mnist"}`}}}
 	name := tracking.RegisteredModelName("my sweep's-script:net.v2")
-	if name != "my_sweep_s-script_net_v2" {
+	if name != "my_sweep_s-script_net_v2-"+name[len(name)-6:] || tracking.RegisteredModelName("exp.1") == tracking.RegisteredModelName("exp_1") ||
+		tracking.RegisteredModelName("exp_1") != "exp_1" {
 		t.Fatalf("registered name %q", name)
 	}
 	tr.Register = &tracking.Registration{Model: name, Folder: "best_model", Alias: "res32_seed1"}

@@ -146,7 +146,7 @@ func (c *Client) syncTraining(ctx context.Context, t Training) (Synced, error) {
 		return s, err
 	}
 	if t.Register != nil {
-		if s.Version, err = c.register(ctx, run, *t.Register); unsupported(err) {
+		if s.Version, err = c.register(ctx, run, *t.Register); unsupported(err) || errors.Is(err, errUnquotableID) {
 			s.Unsupported = append(s.Unsupported, "the model registry")
 		} else if err != nil {
 			return s, err

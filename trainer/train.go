@@ -244,8 +244,8 @@ type run struct {
 	// shareOwn, shareWall: DeviceShare when the current epoch's part in
 	// this call began.
 	shareOwn, shareWall float64
-	// hostCPU: the host's CPU time when the current epoch's part in this
-	// process began (its figures are the part's: a resumed epoch's last).
+	// hostCPU: the host's CPU time when the current epoch began in this
+	// process (not sampled for an epoch resumed mid-way: no figure then).
 	hostCPU hoststat.CPU
 }
 
@@ -347,7 +347,10 @@ func (r *run) epoch(ctx context.Context) error {
 	if r.opts.DeviceShare != nil {
 		r.shareOwn, r.shareWall = r.opts.DeviceShare()
 	}
-	r.hostCPU = hoststat.SampleCPU()
+	r.hostCPU = hoststat.CPU{} // a resumed epoch's part in this process is not the epoch
+	if r.rec.StepInEpoch == 0 {
+		r.hostCPU = hoststat.SampleCPU()
+	}
 	if err := r.fineTuneEpoch(); err != nil {
 		return err
 	}
@@ -447,8 +450,12 @@ func (r *run) recordEpoch(vloss, vacc, evalSeconds float64) {
 		DeviceSeconds: (p.Seconds + evalSeconds) * r.deviceFraction(),
 		FinishedAt:    time.Now().UTC().Truncate(time.Millisecond),
 	}
-	m.HostCPUPercent, _ = hoststat.Percent(r.hostCPU, hoststat.SampleCPU())
-	m.HostMemoryMB, m.HostMemoryPercent, _ = hoststat.Memory()
+	if pct, ok := hoststat.Percent(r.hostCPU, hoststat.SampleCPU()); ok {
+		m.HostCPUPercent = max(pct, 0.01) // a figure, never "not known"
+	}
+	if mb, pct, ok := hoststat.Memory(); ok {
+		m.HostMemoryMB, m.HostMemoryPercent = mb, pct
+	}
 	r.rec.Metrics = append(r.rec.Metrics, m)
 	r.rec.EpochsDone, r.rec.StepInEpoch, r.rec.Partial = epoch, 0, checkpoint.Partial{}
 	r.rec.IsBest = r.rec.BestEpoch == 0 || vloss < r.rec.BestValLoss

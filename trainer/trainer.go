@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/dataset/turbojpeg"
 	"github.com/resomap/resomap/internal/errkind"
@@ -86,22 +87,30 @@ func (t *Trainer) checkWeights(ctx context.Context, cfg sweep.Config, f pretrain
 	if err != nil {
 		return err
 	}
-	unit := slices.Repeat([]float32{1}, channels)
 	file, err := t.scriptFile(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	m, err := t.Lib.NewModel(torch.ModelSpec{Name: cfg.Model, InChannels: channels, NumClasses: 2, ImageSize: cfg.Resolution,
-		Mean: unit, Std: unit, ScriptPath: file.Path})
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	if err := LoadPretrained(m, w, cfg.Classifier()); err != nil {
+	if err := WeightsFit(t.Lib, cfg, channels, file.Path, w); err != nil {
 		return err
 	}
 	t.fitting.Store(key, true)
 	return nil
+}
+
+// WeightsFit loads weights into a fresh model of cfg's architecture (a
+// TorchScript model's from script) for images of channels, as a training's
+// first epoch does: nil when they fit, ErrWeightsMismatch naming the first
+// key that does not. Prepare checks so, and the starter where it can.
+func WeightsFit(lib *torch.Lib, cfg sweep.Config, channels int, script string, weights map[string]checkpoint.Tensor) error {
+	unit := slices.Repeat([]float32{1}, channels)
+	m, err := lib.NewModel(torch.ModelSpec{Name: cfg.Model, InChannels: channels, NumClasses: 2, ImageSize: cfg.Resolution,
+		Mean: unit, Std: unit, ScriptPath: script})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return LoadPretrained(m, weights, cfg.Classifier())
 }
 
 // dataOptions are the data options with the trainer's hash memo.
@@ -292,8 +301,10 @@ func (t *Trainer) scriptFile(ctx context.Context, cfg sweep.Config) (pretrained.
 	}
 	// libtorch opens it by path: a copy named by its content is exactly
 	// what was hashed.
-	if f.Path, err = t.Weights.Pin(ctx, f); err != nil {
+	if f.Path, err = t.Weights.Pin(ctx, f); errors.Is(err, pretrained.ErrChecksum) {
 		return f, fmt.Errorf("%w: %s: %w", ErrScriptChanged, redact.URL(cfg.Script.File), err)
+	} else if err != nil { // the cache's folder: another attempt or worker may do
+		return f, fmt.Errorf("scripts: %s: %w", redact.URL(cfg.Script.File), err)
 	}
 	return f, nil
 }

@@ -80,8 +80,9 @@ func Memory() (mb, pct float64, ok bool) {
 			}
 		}
 	}
-	total, avail := kb["MemTotal"], kb["MemAvailable"]
-	if total <= 0 {
+	total := kb["MemTotal"]
+	avail, ok := kb["MemAvailable"] // kernels before 3.14 lack it
+	if !ok || total <= 0 {
 		return 0, 0, false
 	}
 	used := total - avail
