@@ -17,14 +17,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/internal/temporalx"
 	"github.com/resomap/resomap/pretrained"
 	"github.com/resomap/resomap/sweep"
-	"github.com/resomap/resomap/torch"
 	"github.com/resomap/resomap/tracking"
-	"github.com/resomap/resomap/trainer"
 	"github.com/resomap/resomap/workflows"
 )
 
@@ -265,66 +262,27 @@ func applyFlags(spec sweep.Spec, o options) (sweep.Spec, error) {
 // checkLocalWeights reads every init weights file the spec names that is
 // on this machine, as the workers will: a file that is no state dict (a
 // whole pickled model, a truncated file) is refused before the sweep
-// starts. Where this machine also has the bridge (RESOMAP_LIB, or the
-// build folder) and the data, the weights are loaded into each model as
-// Prepare will, so weights of another architecture are refused here too. A
-// path not here may be on the workers; URLs, torchvision weights and
-// TorchScript models are theirs to fetch.
+// starts. Whether the weights fit the model is for Prepare: building a
+// model needs libtorch, which the starter does not link. A path not here
+// may be on the workers; URLs and torchvision weights are theirs to fetch.
 func checkLocalWeights(spec sweep.Spec) error {
-	fits := weightsChecker(spec)
-	byPath := map[string][]sweep.Config{}
-	var paths []string
+	read := map[string]bool{}
 	for _, c := range spec.Combinations() {
-		cfg := spec.Config(c)
-		init := cfg.Init
-		if init == nil || strings.Contains(init.Weights, "://") || strings.HasPrefix(init.Weights, pretrained.TorchvisionPrefix) {
+		init := spec.Config(c).Init
+		if init == nil || strings.Contains(init.Weights, "://") || strings.HasPrefix(init.Weights, pretrained.TorchvisionPrefix) || read[init.Weights] {
 			continue
 		}
-		if byPath[init.Weights] == nil {
-			paths = append(paths, init.Weights)
-		}
-		byPath[init.Weights] = append(byPath[init.Weights], cfg)
-	}
-	for _, path := range paths {
+		read[init.Weights] = true
 		// Not here, or past the workers' own size limit (they refuse it,
 		// saying so): left to them.
-		if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() || st.Size() > pretrained.DefaultMaxBytes {
+		if st, err := os.Stat(init.Weights); err != nil || !st.Mode().IsRegular() || st.Size() > pretrained.DefaultMaxBytes {
 			continue
 		}
-		w, err := pretrained.Read(path)
-		fitted := map[string]bool{}
-		for _, cfg := range byPath[path] {
-			key := fmt.Sprint(cfg.Model, " ", cfg.Resolution)
-			if info, _ := sweep.LookupModel(cfg.Model); info.Patch == 0 {
-				key = cfg.Model // only a ViT's fit depends on the size
-			}
-			if err != nil || fits == nil || cfg.Script != nil || fitted[key] {
-				continue
-			}
-			fitted[key] = true
-			err = fits(cfg, w)
-		}
-		if err != nil {
-			return fmt.Errorf("%w: init.weights %s: %v", sweep.ErrInvalid, path, err)
+		if _, err := pretrained.Read(init.Weights); err != nil {
+			return fmt.Errorf("%w: init.weights %s: %v", sweep.ErrInvalid, init.Weights, err)
 		}
 	}
 	return nil
-}
-
-// weightsChecker is trainer.WeightsFit on this machine's bridge for the
-// spec's data, nil where either is not here.
-func weightsChecker(spec sweep.Spec) func(sweep.Config, map[string]checkpoint.Tensor) error {
-	lib, err := torch.Open(os.Getenv("RESOMAP_LIB"))
-	if err != nil {
-		return nil
-	}
-	channels, err := dataset.Channels(spec.Data, dataset.Options{})
-	if err != nil {
-		return nil
-	}
-	return func(cfg sweep.Config, w map[string]checkpoint.Tensor) error {
-		return trainer.WeightsFit(lib, cfg, channels, "", w)
-	}
 }
 
 func splitList(s string) []string {

@@ -101,7 +101,7 @@ func (t *Trainer) checkWeights(ctx context.Context, cfg sweep.Config, f pretrain
 // WeightsFit loads weights into a fresh model of cfg's architecture (a
 // TorchScript model's from script) for images of channels, as a training's
 // first epoch does: nil when they fit, ErrWeightsMismatch naming the first
-// key that does not. Prepare checks so, and the starter where it can.
+// key that does not. Prepare checks so before any epoch.
 func WeightsFit(lib *torch.Lib, cfg sweep.Config, channels int, script string, weights map[string]checkpoint.Tensor) error {
 	unit := slices.Repeat([]float32{1}, channels)
 	m, err := lib.NewModel(torch.ModelSpec{Name: cfg.Model, InChannels: channels, NumClasses: 2, ImageSize: cfg.Resolution,
