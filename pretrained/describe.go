@@ -1,9 +1,7 @@
 package pretrained
 
 import (
-	"fmt"
 	"math/big"
-	"os"
 	"strings"
 )
 
@@ -17,23 +15,11 @@ type Summary struct {
 
 // Describe reads path as Read does and summarises it.
 func Describe(path string) (Summary, error) {
-	ts, err := Read(path)
+	ts, top, err := read(path)
 	if err != nil {
 		return Summary{}, err
 	}
 	s := Summary{Tensors: len(ts), Scalars: map[string]any{}}
-	load, err := pthLoader(path)
-	if err != nil || load == nil {
-		return s, err // safetensors: tensors only
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return s, err
-	}
-	top, err := loadTopDict(path, fi.Size(), load)
-	if err != nil {
-		return s, fmt.Errorf("%s: %w", path, err)
-	}
 	for k, v := range top {
 		switch v := v.(type) {
 		case int, int64, float64, bool:

@@ -30,28 +30,36 @@ var ErrFormat = errkind.New(errkind.Invalid, "not a state dict")
 // Read returns the tensors of a state dict in a .pth or safetensors file,
 // by name (a "module." prefix that DataParallel adds is dropped).
 func Read(path string) (map[string]checkpoint.Tensor, error) {
+	ts, _, err := read(path)
+	return ts, err
+}
+
+// read is Read, and a .pth's top-level dict besides (nil for safetensors):
+// a checkpoint dict's other entries (Describe).
+func read(path string) (map[string]checkpoint.Tensor, map[string]any, error) {
 	load, err := pthLoader(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var ts []checkpoint.Tensor
+	var top map[string]any
 	if load != nil {
-		ts, err = readPth(path, load)
+		ts, top, err = readPth(path, load)
 	} else {
 		ts, err = readSafetensors(path)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	out := make(map[string]checkpoint.Tensor, len(ts))
 	for _, t := range ts {
 		t.Name = strings.TrimPrefix(t.Name, "module.")
 		if _, twice := out[t.Name]; twice {
-			return nil, fmt.Errorf("%s: %w: %.200q is there with and without DataParallel's module. prefix", path, ErrFormat, t.Name)
+			return nil, nil, fmt.Errorf("%s: %w: %.200q is there with and without DataParallel's module. prefix", path, ErrFormat, t.Name)
 		}
 		out[t.Name] = t
 	}
-	return withoutWrapperPrefix(out), nil
+	return withoutWrapperPrefix(out), top, nil
 }
 
 // withoutWrapperPrefix drops a prefix every name shares that a training
@@ -85,19 +93,18 @@ func readSafetensors(path string) ([]checkpoint.Tensor, error) {
 
 // readPth reads a .pth that load unpickles (torch.save's zip format, or
 // the legacy one): a pickled dict of tensors, or a checkpoint dict holding
-// one (stateDictIn).
-func readPth(path string, load func(path string, size int64) (any, error)) ([]checkpoint.Tensor, error) {
+// one (stateDictIn); top is the file's top-level dict.
+func readPth(path string, load func(path string, size int64) (any, error)) (ts []checkpoint.Tensor, top map[string]any, err error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	top, err := loadTopDict(path, fi.Size(), load)
-	if err != nil {
-		return nil, err
+	if top, err = loadTopDict(path, fi.Size(), load); err != nil {
+		return nil, nil, err
 	}
 	d, err := stateDictIn(top)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	names := make([]string, 0, len(d))
 	for k := range d {
@@ -115,14 +122,14 @@ func readPth(path string, load func(path string, size int64) (any, error)) ([]ch
 		}
 		t, err := tensorOf(name, pt, &budget)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, t)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: no tensors in it", ErrFormat)
+		return nil, nil, fmt.Errorf("%w: no tensors in it", ErrFormat)
 	}
-	return out, nil
+	return out, top, nil
 }
 
 // checkpointKeys are where training scripts keep the state dict in a
