@@ -58,8 +58,9 @@ type Trainer struct {
 // cfg's architecture for the data's channels, as the first epoch will: a
 // file that is no state dict (or a hostile one), or weights of another
 // architecture, fail Prepare, not every first epoch. Once per weights,
-// model, channels and (for a ViT's position embedding) resolution.
-func (t *Trainer) checkWeights(ctx context.Context, cfg sweep.Config, f pretrained.Fetched) error {
+// model, channels and (for a ViT's position embedding) resolution. script
+// is the TorchScript model's pinned file ("" for a built-in model).
+func (t *Trainer) checkWeights(cfg sweep.Config, f pretrained.Fetched, script string) error {
 	channels, err := dataset.Channels(cfg.Data, t.dataOptions())
 	if err != nil {
 		return err
@@ -68,11 +69,11 @@ func (t *Trainer) checkWeights(ctx context.Context, cfg sweep.Config, f pretrain
 	if info, err := sweep.LookupModel(cfg.Model); err == nil && info.Patch > 0 {
 		size = cfg.Resolution
 	}
-	var script sweep.Script
+	var model sweep.Script
 	if cfg.Script != nil {
-		script = *cfg.Script
+		model = *cfg.Script
 	}
-	key := fmt.Sprintf("%s %s %d %d %s %q", f.SHA256, cfg.Model, channels, size, script.SHA256, script.Classifier)
+	key := fmt.Sprintf("%s %s %d %d %s %q", f.SHA256, cfg.Model, channels, size, model.SHA256, model.Classifier)
 	if _, ok := t.fitting.Load(key); ok {
 		return nil
 	}
@@ -87,11 +88,7 @@ func (t *Trainer) checkWeights(ctx context.Context, cfg sweep.Config, f pretrain
 	if err != nil {
 		return err
 	}
-	file, err := t.scriptFile(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	if err := WeightsFit(t.Lib, cfg, channels, file.Path, w); err != nil {
+	if err := WeightsFit(t.Lib, cfg, channels, script, w); err != nil {
 		return err
 	}
 	t.fitting.Store(key, true)
@@ -202,8 +199,9 @@ func (t *Trainer) Prepare(ctx context.Context, cfg sweep.Config) (sweep.Config, 
 		return cfg, err
 	}
 	cfg.DataHash = h
+	var script string
 	if cfg.Script != nil {
-		if cfg, err = t.prepareScript(ctx, cfg); err != nil {
+		if cfg, script, err = t.prepareScript(ctx, cfg); err != nil {
 			return cfg, err
 		}
 	}
@@ -212,7 +210,7 @@ func (t *Trainer) Prepare(ctx context.Context, cfg sweep.Config) (sweep.Config, 
 		if err != nil {
 			return cfg, err
 		}
-		if err := t.checkWeights(ctx, cfg, f); err != nil {
+		if err := t.checkWeights(cfg, f, script); err != nil {
 			return cfg, fmt.Errorf("init.weights %s: %w", redact.URL(cfg.Init.Weights), err)
 		}
 		init := *cfg.Init
@@ -253,26 +251,26 @@ func (t *Trainer) DataIdentity(data string) (dataset.Identity, error) {
 
 // prepareScript stamps the content of cfg's TorchScript model into it and
 // loads it once per content, so that a file that is no TorchScript model
-// fails Prepare, not every first epoch.
-func (t *Trainer) prepareScript(ctx context.Context, cfg sweep.Config) (sweep.Config, error) {
+// fails Prepare, not every first epoch. path is its pinned file.
+func (t *Trainer) prepareScript(ctx context.Context, cfg sweep.Config) (_ sweep.Config, path string, err error) {
 	f, err := t.scriptFile(ctx, cfg)
 	if err != nil {
-		return cfg, err
+		return cfg, "", err
 	}
 	script := *cfg.Script
 	script.SHA256 = f.SHA256
 	cfg.Script = &script
 	if _, ok := t.fitting.Load("script " + f.SHA256); ok {
-		return cfg, nil
+		return cfg, f.Path, nil
 	}
 	m, err := t.Lib.NewModel(torch.ModelSpec{Name: cfg.Model, InChannels: 1, NumClasses: 2, Mean: []float32{0}, Std: []float32{1},
 		ScriptPath: f.Path})
 	if err != nil {
-		return cfg, fmt.Errorf("scripts: %s: %w", redact.URL(cfg.Script.File), err)
+		return cfg, "", fmt.Errorf("scripts: %s: %w", redact.URL(cfg.Script.File), err)
 	}
 	m.Close()
 	t.fitting.Store("script "+f.SHA256, true)
-	return cfg, nil
+	return cfg, f.Path, nil
 }
 
 // NewModel builds the model and optimiser of cfg for a data set.
