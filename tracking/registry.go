@@ -67,8 +67,8 @@ func (c *Client) CreateRegisteredModel(ctx context.Context, name string) error {
 }
 
 // RunModelVersions lists the versions of the registered model name made
-// from run runID, lowest first. The search is by the run's ID alone (hex:
-// nothing to quote) and the name compared here.
+// from run runID, lowest first. The search is by the run's ID alone (a
+// plainID: nothing to quote) and the name compared here.
 func (c *Client) RunModelVersions(ctx context.Context, name, runID string) ([]ModelVersion, error) {
 	var out struct {
 		Versions []ModelVersion `json:"model_versions"` // absent when none
@@ -110,9 +110,9 @@ func (c *Client) DeleteModelVersion(ctx context.Context, name, version string) e
 
 // RegisteredModelName is name as MLflow's registries take it everywhere:
 // letters, digits, '_' and '-' ('.' is a namespace separator in Unity
-// Catalog; ':' and '/' are refused by some).
-// A name that had to change gets a short hash of itself, so that two names
-// mapping alike ("exp.1", "exp_1") stay two registered models.
+// Catalog; ':' and '/' are refused by some). A name that had to change
+// gets a short hash of itself, so that two names mapping alike ("exp.1",
+// "exp_1") stay two registered models.
 func RegisteredModelName(name string) string {
 	out := strings.Map(func(r rune) rune {
 		if r < 128 && (r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
@@ -156,11 +156,9 @@ func (c *Client) AliasVersion(ctx context.Context, name, alias string) (ModelVer
 func (c *Client) logMissingInputs(ctx context.Context, run Run, want []DatasetInput) (int, error) {
 	var missing []DatasetInput
 	for _, w := range want {
-		has := false
-		for _, h := range run.Inputs.DatasetInputs {
-			has = has || (h.Dataset.Name == w.Dataset.Name && h.Dataset.Digest == w.Dataset.Digest && h.Context() == w.Context())
-		}
-		if !has {
+		if !slices.ContainsFunc(run.Inputs.DatasetInputs, func(h DatasetInput) bool {
+			return h.Dataset.Name == w.Dataset.Name && h.Dataset.Digest == w.Dataset.Digest && h.Context() == w.Context()
+		}) {
 			missing = append(missing, w)
 		}
 	}
