@@ -10,13 +10,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/internal/testfixture"
 	"github.com/resomap/resomap/store"
 	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/torch"
 	"github.com/resomap/resomap/trainer"
 )
 
@@ -198,4 +202,56 @@ func trainToEnd(t *testing.T, tr *trainer.Trainer, cfg sweep.Config) *checkpoint
 		t.Fatal(err)
 	}
 	return last
+}
+
+// oneStepForParity is what the Python parity scripts compare: after one
+// SGD step at lr on b, m's eval-mode logits on b and its export, then a
+// training-mode loss sum on b with its generator seeded 11 (the dropout
+// masks PyTorch draws after torch.manual_seed(11)).
+func oneStepForParity(t *testing.T, m *torch.Model, b dataset.Batch, classes int, lr float64) (logits []float32, weights []byte, seededLoss float64) {
+	t.Helper()
+	if _, _, err := m.ForwardBackward(b, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Step(lr); err != nil {
+		t.Fatal(err)
+	}
+	logits = make([]float32, b.N()*classes)
+	if _, _, err := m.Evaluate(b, logits); err != nil {
+		t.Fatal(err)
+	}
+	weights, _, err := trainer.Export(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Seed(11); err != nil {
+		t.Fatal(err)
+	}
+	if seededLoss, _, err = m.ForwardBackward(b, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	return logits, weights, seededLoss
+}
+
+// parityFiles writes an export, a batch's images and logits where the
+// Python scripts read them.
+func parityFiles(t *testing.T, weights, images []byte, logits []float32) (wp, xp, lp string) {
+	t.Helper()
+	dir := t.TempDir()
+	wp, xp, lp = filepath.Join(dir, "w.safetensors"), filepath.Join(dir, "x.bin"), filepath.Join(dir, "l.bin")
+	for path, b := range map[string][]byte{wp: weights, xp: images, lp: unsafe.Slice((*byte)(unsafe.Pointer(&logits[0])), 4*len(logits))} {
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return wp, xp, lp
+}
+
+// labelList is labels as the Python scripts take them: "3,7,1".
+func labelList(labels []int64) string {
+	var out []string
+	for _, l := range labels {
+		out = append(out, strconv.FormatInt(l, 10))
+	}
+	return strings.Join(out, ",")
 }

@@ -2,17 +2,12 @@ package trainer_test
 
 import (
 	"math/rand/v2"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
-	"unsafe"
 
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/torch"
-	"github.com/resomap/resomap/trainer"
 )
 
 // A fresh model exported by ResoMap loads into torchvision's model of the
@@ -50,40 +45,10 @@ func TestTorchvisionParity(t *testing.T) {
 			defer m.Close()
 			// One training step first, so BatchNorm running statistics are
 			// not their defaults and eval mode is really exercised.
-			if _, _, err := m.ForwardBackward(batch, 1, 0); err != nil {
-				t.Fatal(err)
-			}
-			if err := m.Step(0.01); err != nil {
-				t.Fatal(err)
-			}
-			logits := make([]float32, n*nc)
-			if _, _, err := m.Evaluate(batch, logits); err != nil {
-				t.Fatal(err)
-			}
-			weights, _, err := trainer.Export(m)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// A training-mode loss with the model's generator seeded: the
-			// same dropout masks as PyTorch's after torch.manual_seed.
-			if err := m.Seed(11); err != nil {
-				t.Fatal(err)
-			}
-			trainLoss, _, err := m.ForwardBackward(batch, 1, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dir := t.TempDir()
-			wp, xp, lp := filepath.Join(dir, "w.safetensors"), filepath.Join(dir, "x.bin"), filepath.Join(dir, "l.bin")
-			os.WriteFile(wp, weights, 0o644)
-			os.WriteFile(xp, batch.Images, 0o644)
-			os.WriteFile(lp, unsafe.Slice((*byte)(unsafe.Pointer(&logits[0])), 4*len(logits)), 0o644)
-			var labels []string
-			for _, l := range batch.Labels {
-				labels = append(labels, strconv.FormatInt(l, 10))
-			}
+			logits, weights, trainLoss := oneStepForParity(t, m, batch, nc, 0.01)
+			wp, xp, lp := parityFiles(t, weights, batch.Images, logits)
 			out, err := exec.Command(py, "testdata/parity.py", name, wp, xp, lp, strconv.Itoa(n), strconv.Itoa(c), strconv.Itoa(res),
-				strconv.Itoa(res), strconv.Itoa(nc), "0.5", "0.25", "11", strings.Join(labels, ","), strconv.FormatFloat(trainLoss, 'g', -1, 64)).CombinedOutput()
+				strconv.Itoa(res), strconv.Itoa(nc), "0.5", "0.25", "11", labelList(batch.Labels), strconv.FormatFloat(trainLoss, 'g', -1, 64)).CombinedOutput()
 			t.Logf("%s", out)
 			if err != nil {
 				t.Fatalf("torchvision parity failed: %v", err)

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"unsafe"
 
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/torch"
@@ -52,38 +51,11 @@ func TestTorchScriptModelMatchesItsPythonClass(t *testing.T) {
 		t.Fatalf("tensors %v: want the module's own state-dict names", names)
 	}
 	b := randomBatch(rand.New(rand.NewPCG(1, 2)), n, 1, res, 10, true)
-	if _, _, err := m.ForwardBackward(b, 1, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Step(0.05); err != nil {
-		t.Fatal(err)
-	}
-	logits := make([]float32, n*10)
-	if _, _, err := m.Evaluate(b, logits); err != nil {
-		t.Fatal(err)
-	}
-	weights, _, err := trainer.Export(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Seed(11); err != nil {
-		t.Fatal(err)
-	}
-	loss, _, err := m.ForwardBackward(b, 1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	logits, weights, loss := oneStepForParity(t, m, b, 10, 0.05)
+	wp, xp, lp := parityFiles(t, weights, b.Images, logits)
 	dir := t.TempDir()
-	wp, xp, lp := filepath.Join(dir, "w.safetensors"), filepath.Join(dir, "x.bin"), filepath.Join(dir, "l.bin")
-	os.WriteFile(wp, weights, 0o644)
-	os.WriteFile(xp, b.Images, 0o644)
-	os.WriteFile(lp, unsafe.Slice((*byte)(unsafe.Pointer(&logits[0])), 4*len(logits)), 0o644)
-	var labels []string
-	for _, l := range b.Labels {
-		labels = append(labels, strconv.FormatInt(l, 10))
-	}
 	out, err := exec.Command(py, "testdata/script_model.py", "parity", wp, xp, lp, strconv.Itoa(n), strconv.Itoa(res), "11",
-		strings.Join(labels, ","), strconv.FormatFloat(loss, 'g', -1, 64)).CombinedOutput()
+		labelList(b.Labels), strconv.FormatFloat(loss, 'g', -1, 64)).CombinedOutput()
 	t.Logf("%s", out)
 	if err != nil {
 		t.Fatalf("the Python class disagrees: %v", err)

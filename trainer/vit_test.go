@@ -3,12 +3,9 @@ package trainer_test
 import (
 	"errors"
 	"math/rand/v2"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"testing"
-	"unsafe"
 
 	"github.com/resomap/resomap/pretrained"
 	"github.com/resomap/resomap/sweep"
@@ -52,11 +49,7 @@ func TestViTPositionEmbeddingFollowsTheImageSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	wp, xp, lp := filepath.Join(dir, "w.safetensors"), filepath.Join(dir, "x.bin"), filepath.Join(dir, "l.bin")
-	os.WriteFile(wp, export, 0o644)
-	os.WriteFile(xp, large.Images, 0o644)
-	os.WriteFile(lp, unsafe.Slice((*byte)(unsafe.Pointer(&atLarge[0])), 4*len(atLarge)), 0o644)
+	wp, xp, lp := parityFiles(t, export, large.Images, atLarge)
 
 	weights, err := pretrained.Read(wp)
 	if err != nil {
