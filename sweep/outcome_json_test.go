@@ -1,0 +1,101 @@
+package sweep
+
+import (
+	"encoding/json"
+	"hash/fnv"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// An outcome's JSON is what the workflows' histories, the results index
+// and every report read: however Outcome is arranged in Go, its JSON keeps
+// the names and values of testdata/golden_outcome.json, written from an
+// outcome with every field set (RESOMAP_UPDATE_GOLDEN=1 rewrites it, for
+// a change that means to add a field).
+func TestOutcomeJSONIsUnchanged(t *testing.T) {
+	var full Outcome
+	fill(reflect.ValueOf(&full).Elem(), "")
+	got, err := json.MarshalIndent(full, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const path = "testdata/golden_outcome.json"
+	if os.Getenv("RESOMAP_UPDATE_GOLDEN") != "" {
+		if err := os.WriteFile(path, append(got, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	golden, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, have any
+	if err := json.Unmarshal(golden, &want); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(got, &have); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(have, want) {
+		t.Errorf("an outcome's JSON changed:\n got %s\nwant %s", got, golden)
+	}
+	// And what was stored reads back whole: nothing in it is left out.
+	var back Outcome
+	if err := json.Unmarshal(golden, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, full) {
+		t.Errorf("the golden outcome reads back as\n%+v\nwant\n%+v", back, full)
+	}
+}
+
+// fill sets every field under v to a value made from its path's JSON
+// names, so that the value a key holds does not depend on where the field
+// sits in Go.
+func fill(v reflect.Value, path string) {
+	h := fnv.New32a()
+	h.Write([]byte(path))
+	n := 1 + int64(h.Sum32()%1000)
+	switch v.Kind() {
+	case reflect.Struct:
+		if v.Type() == reflect.TypeFor[time.Time]() {
+			v.Set(reflect.ValueOf(time.Date(2026, 1, 2, 3, 4, int(n%60), 0, time.UTC)))
+			return
+		}
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name := strings.Split(f.Tag.Get("json"), ",")[0]
+			if f.Anonymous && name == "" {
+				fill(v.Field(i), path) // its fields are the outcome's own in JSON
+				continue
+			}
+			fill(v.Field(i), path+"/"+name)
+		}
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fill(v.Elem(), path)
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 2, 2))
+		for i := range 2 {
+			fill(v.Index(i), path+"/"+string(rune('0'+i)))
+		}
+	case reflect.String:
+		v.SetString(path)
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		v.SetInt(n)
+	case reflect.Uint64, reflect.Uint32, reflect.Uint:
+		v.SetUint(uint64(n))
+	case reflect.Float64, reflect.Float32:
+		v.SetFloat(float64(n) + 0.5)
+	default:
+		panic("fill: " + v.Kind().String() + " at " + path)
+	}
+}
