@@ -37,7 +37,9 @@ import (
 // A model-based test of the measurement: random sequences of what users
 // do — start a sweep, grow it while it runs and after it finished (models,
 // resolutions, seeds), pause and resume, cancel, start it again, while
-// epochs' workers die and the store refuses RecordResult for a while —
+// epochs' workers die, the store refuses RecordResult for a while and
+// the sweep continues as new at any point (the children still running
+// then are terminated with the run that started them, as a user can) —
 // run through the real Sweep and Combination workflows (the SDK's test
 // server) against a world whose trainings are pure functions of their
 // config and whose results index is the real one. After every schedule, a
@@ -75,6 +77,9 @@ func TestReportMatchesACleanSweepWhateverUsersDid(t *testing.T) {
 // run shows what it exercised.
 type oracleStats struct {
 	GrownWhileRunning, GrownWhenFinished, Cancelled, RecordRefused, NotRecorded, ResumedAcrossRuns, Legacy int
+	// ChildrenTerminated: schedules where a run continued as new while
+	// children ran, and they ended with it without recording an outcome.
+	ChildrenTerminated int
 }
 
 // oracleSchedule plays one schedule and returns what the final report got
@@ -135,6 +140,7 @@ func (w *pureWorld) tally(log []string, met *oracleStats) {
 	count(&met.NotRecorded, w.ended[sweep.Failed] > 0)
 	count(&met.ResumedAcrossRuns, w.resumed > 0)
 	count(&met.Legacy, w.legacy)
+	count(&met.ChildrenTerminated, w.terminated > 0)
 }
 
 // plantLegacyResult stores what an earlier version recorded of the spec's
@@ -171,9 +177,9 @@ func randomSpec(rng *rand.Rand) sweep.Spec {
 		s.TestResolutions = []int{32, 48}
 	} // else the sweep's resolutions and 1.25x the largest: they grow with it
 	s.MaxParallel = 1 + rng.IntN(3)
-	if s.MaxParallel == 1 && rng.IntN(2) == 0 {
-		// Continue-as-new with children running is the adversary's (its
-		// ghosts); here a run continues as new between children.
+	if rng.IntN(2) == 0 {
+		// A run continues as new at any point, children running or not;
+		// those still running are terminated with it (pureWorld.Describe).
 		s.ContinueAsNewAfter = 1 + rng.IntN(2)
 	}
 	return s
@@ -209,12 +215,19 @@ type pureWorld struct {
 	refused int
 	resumed int
 	legacy  bool
+	// recorded is what each combination workflow (by ID) of this session
+	// recorded as its outcome; terminated counts the children that ended
+	// with the run that started them, before recording one.
+	recorded   map[string]sweep.Outcome
+	terminated int
+	// pausedByUser: the user paused the sweep and has not yet resumed it.
+	pausedByUser bool
 }
 
 func newPureWorld(seed uint64) *pureWorld {
 	st := &memStore{objects: map[string][]byte{}}
 	return &pureWorld{seed: seed, st: st, idx: results.Index{Store: st}, stored: map[string]int{}, attempts: map[string]int{},
-		ended: map[sweep.Status]int{}}
+		ended: map[sweep.Status]int{}, recorded: map[string]sweep.Outcome{}}
 }
 
 // session runs the sweep spec (one run and those it continues as) until
@@ -224,7 +237,8 @@ func (w *pureWorld) session(rng *rand.Rand, spec sweep.Spec, faults bool, log *[
 	*log = append(*log, fmt.Sprintf("start %v %v seeds %v, %d epochs, max_parallel %d, continue-as-new after %d, faults %v",
 		spec.Models, spec.Resolutions, spec.Seeds, spec.Epochs, spec.MaxParallel, spec.ContinueAsNewAfter, faults))
 	w.mu.Lock()
-	w.faulty, w.recordDown = faults, false
+	w.faulty, w.recordDown, w.pausedByUser = faults, false, false
+	clear(w.recorded) // a new sweep starts its children anew
 	w.mu.Unlock()
 	in := workflows.SweepInput{Spec: spec}
 	union := spec
@@ -232,7 +246,7 @@ func (w *pureWorld) session(rng *rand.Rand, spec sweep.Spec, faults bool, log *[
 		if generation > 60 {
 			return union, errors.New("more than 60 continue-as-new generations")
 		}
-		env := w.newEnv()
+		env := w.newEnv(!faults)
 		if faults {
 			w.schedule(rng, env, &union, log)
 		}
@@ -275,10 +289,23 @@ func (w *pureWorld) schedule(rng *rand.Rand, env *testsuite.TestWorkflowEnvironm
 			}}, add)
 		}, at())
 	}
-	if rng.IntN(3) == 0 { // pause, then resume
+	// A user's resume reaches the sweep's latest run: one that the run the
+	// pause went to did not live to get goes to the next run.
+	resume := func() {
+		if signal(env, workflows.SignalResume) {
+			w.pausedByUser = false
+		}
+	}
+	if w.pausedByUser {
+		env.RegisterDelayedCallback(resume, time.Duration(1+rng.IntN(30))*time.Minute)
+	} else if rng.IntN(3) == 0 { // pause, then resume
 		t0 := at()
-		env.RegisterDelayedCallback(func() { signal(env, workflows.SignalPause) }, t0)
-		env.RegisterDelayedCallback(func() { signal(env, workflows.SignalResume) }, t0+time.Duration(1+rng.IntN(30))*time.Minute)
+		env.RegisterDelayedCallback(func() {
+			if signal(env, workflows.SignalPause) {
+				w.pausedByUser = true
+			}
+		}, t0)
+		env.RegisterDelayedCallback(resume, t0+time.Duration(1+rng.IntN(30))*time.Minute)
 	}
 	if rng.IntN(4) == 0 {
 		t0 := at()
@@ -295,10 +322,13 @@ func (w *pureWorld) schedule(rng *rand.Rand, env *testsuite.TestWorkflowEnvironm
 	}
 }
 
-func signal(env *testsuite.TestWorkflowEnvironment, name string) {
-	if !env.IsWorkflowCompleted() {
-		env.SignalWorkflow(name, nil)
+// signal sends the running sweep a signal; false when it has ended.
+func signal(env *testsuite.TestWorkflowEnvironment, name string) bool {
+	if env.IsWorkflowCompleted() {
+		return false
 	}
+	env.SignalWorkflow(name, nil)
+	return true
 }
 
 func (w *pureWorld) setRecordDown(down bool) {
@@ -314,7 +344,7 @@ func (c *addCallbacks) Accept()                           {}
 func (c *addCallbacks) Reject(err error)                  { c.done(err) }
 func (c *addCallbacks) Complete(_ interface{}, err error) { c.done(err) }
 
-func (w *pureWorld) newEnv() *testsuite.TestWorkflowEnvironment {
+func (w *pureWorld) newEnv(childrenOutlive bool) *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	env := s.NewTestWorkflowEnvironment()
@@ -329,6 +359,16 @@ func (w *pureWorld) newEnv() *testsuite.TestWorkflowEnvironment {
 	env.OnActivity(workflows.ActivityPrepare, mock.Anything, mock.Anything).After(3 * time.Minute).Return(acts.Prepare)
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.SweepID("oracle")})
 	env.SetTestTimeout(30 * time.Second)
+	// A run that continues as new leaves its children behind in this
+	// environment. In a session with faults they end with it, as if a user
+	// terminated them; in the clean start they run to their end first
+	// (as they outlive the run on a server). DescribeChildren tells the
+	// next run either way.
+	env.SetDetachedChildWait(childrenOutlive)
+	// Signals to them (the sweep relays pause, resume and cancel) find
+	// no workflow: the server's answer for a closed one.
+	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, mock.Anything, mock.Anything, mock.Anything).Return(
+		errors.New("workflow not found or already closed"))
 	return env
 }
 
@@ -473,11 +513,37 @@ func (a *pureActivities) RecordResult(ctx context.Context, in workflows.RecordIn
 		}
 		out.Key, o.ResultKey = key, key
 	}
-	return out, w.idx.PutOutcome(ctx, in.Sweep, o)
+	if err := w.idx.PutOutcome(ctx, in.Sweep, o); err != nil {
+		return out, err
+	}
+	if in.Owner != "" { // what its workflow returns when it ends
+		done := in.Outcome
+		done.ResultKey = out.Key
+		w.mu.Lock()
+		w.recorded[in.Owner] = done
+		w.mu.Unlock()
+	}
+	return out, nil
 }
 
-func (a *pureActivities) DescribeChildren(context.Context, workflows.ChildrenInput) (workflows.ChildrenOutput, error) {
-	return workflows.ChildrenOutput{}, nil
+// DescribeChildren says how the children of earlier runs ended: every one
+// closed with the run that started it (the next run has a new test
+// environment), with its outcome if it recorded one, else terminated.
+func (a *pureActivities) DescribeChildren(_ context.Context, in workflows.ChildrenInput) (workflows.ChildrenOutput, error) {
+	w := a.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out workflows.ChildrenOutput
+	for _, id := range in.IDs {
+		c := workflows.ClosedChild{ID: id, Status: sweep.Terminated, Reason: "terminated without recording an outcome"}
+		if o, ok := w.recorded[id]; ok {
+			c.Result, c.Status, c.Reason = &o, o.Status, ""
+		} else {
+			w.terminated++
+		}
+		out.Closed = append(out.Closed, c)
+	}
+	return out, nil
 }
 
 func (a *pureActivities) TrackTraining(context.Context, workflows.TrackInput) (workflows.TrackOutput, error) {
