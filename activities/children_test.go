@@ -56,7 +56,7 @@ func (r run) Get(_ context.Context, v any) error {
 
 // Only closed children are reported, each with how it really ended.
 func TestDescribeChildrenReportsHowClosedChildrenEnded(t *testing.T) {
-	done := sweep.Outcome{Model: "smallcnn", Resolution: 16, Seed: 2, Status: sweep.Completed}
+	done := sweep.Outcome{Identity: sweep.Identity{Model: "smallcnn", Resolution: 16, Seed: 2}, Status: sweep.Completed}
 	acts := &activities.Activities{Temporal: children{
 		status: map[string]enumspb.WorkflowExecutionStatus{
 			"running": enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, "done": enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED,

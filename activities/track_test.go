@@ -25,7 +25,7 @@ func TestTrackTrainingFollowsTheStore(t *testing.T) {
 	defer srv.Close()
 	ts := sweep.TrackingSettings{URI: srv.URL, Experiment: "act", LogModels: true}
 	started := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
-	o := sweep.Outcome{Model: "smallcnn", Family: p.Family, Resolution: 16, Epochs: 2, Status: sweep.Running, ConfigHash: p.ConfigHash}
+	o := sweep.Outcome{Identity: sweep.Identity{Model: "smallcnn", Family: p.Family, Resolution: 16, ConfigHash: p.ConfigHash}, Epochs: 2, Status: sweep.Running}
 	sync := func() workflows.TrackOutput {
 		t.Helper()
 		v, err := env.ExecuteActivity(acts.TrackTraining, workflows.TrackInput{Sweep: "act", SweepID: "sweep-act",
@@ -138,8 +138,11 @@ func TestTrackSweepCatchesUpFromTheStore(t *testing.T) {
 		}
 		var res workflows.TrainEpochOutput
 		v.Get(&res)
-		o := sweep.Outcome{Model: "smallcnn", Family: p.Family, Resolution: 16, Epochs: 2, Status: sweep.Failed, ConfigHash: p.ConfigHash,
-			Progress: res.Progress, Keys: sweep.Keys{Latest: res.Key, Best: res.BestKey}, Reason: "stopped"}
+		o := sweep.Outcome{
+			Identity: sweep.Identity{Model: "smallcnn", Family: p.Family, Resolution: 16, ConfigHash: p.ConfigHash},
+			Epochs:   2, Status: sweep.Failed, Progress: res.Progress, Reason: "stopped",
+			Recorded: sweep.Recorded{Keys: sweep.Keys{Latest: res.Key, Best: res.BestKey}},
+		}
 		o.Summarise()
 		idx := results.Index{Store: acts.Store}
 		if err := idx.PutOutcome(t.Context(), spec.Name, o); err != nil {
@@ -178,7 +181,7 @@ func TestTrackTrainingErrors(t *testing.T) {
 	srv := mlflowtest.New()
 	defer srv.Close()
 	in := workflows.TrackInput{Sweep: "act", SweepID: "sweep-act", Tracking: sweep.TrackingSettings{URI: srv.URL},
-		Prepared: p, Outcome: sweep.Outcome{Model: "smallcnn", Resolution: 16, Status: sweep.Running}}
+		Prepared: p, Outcome: sweep.Outcome{Identity: sweep.Identity{Model: "smallcnn", Resolution: 16}, Status: sweep.Running}}
 	srv.RequireToken("secret")
 	_, err := env.ExecuteActivity(acts.TrackTraining, in)
 	var appErr *temporal.ApplicationError

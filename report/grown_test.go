@@ -17,10 +17,14 @@ import (
 
 // trained is a completed training's outcome as its run records it.
 func trained(res int, seed uint64, hash string, acc, deviceSeconds float64) sweep.Outcome {
-	o := sweep.Outcome{Model: "smallcnn", Family: "cnn", Resolution: res, Seed: seed, Status: sweep.Completed, ConfigHash: hash, Epochs: 1,
-		ValImages: 1000, EpochRuns: 1, TrainSeconds: deviceSeconds, DeviceSeconds: deviceSeconds, EpochSeconds: deviceSeconds + 1,
-		WallSeconds: deviceSeconds + 2, Keys: sweep.Keys{Best: "b", Final: "f"},
-		TestResults: []sweep.TestResult{{Resolution: res, ValAcc: acc, Images: 1000}}}
+	o := sweep.Outcome{
+		Identity: sweep.Identity{Model: "smallcnn", Family: "cnn", Resolution: res, Seed: seed, ConfigHash: hash},
+		Status:   sweep.Completed, Epochs: 1,
+		Recorded:  sweep.Recorded{Keys: sweep.Keys{Best: "b", Final: "f"}},
+		Timings:   sweep.Timings{EpochRuns: 1, TrainSeconds: deviceSeconds, DeviceSeconds: deviceSeconds, EpochSeconds: deviceSeconds + 1, WallSeconds: deviceSeconds + 2},
+		DataFacts: sweep.DataFacts{ValImages: 1000},
+		TestFacts: sweep.TestFacts{TestResults: []sweep.TestResult{{Resolution: res, ValAcc: acc, Images: 1000}}},
+	}
 	o.Progress = sweep.Progress{EpochsDone: 1, BestEpoch: 1, BestValAcc: acc, Metrics: []sweep.EpochMetrics{{Epoch: 1, ValAcc: acc, ImagesPS: 500}}}
 	return o
 }
@@ -28,8 +32,11 @@ func trained(res int, seed uint64, hash string, acc, deviceSeconds float64) swee
 // adopted is what a grown sweep's workflow records of a training it
 // skipped: the accuracies, not the rest (as skipIfDone copies them).
 func adopted(o sweep.Outcome, seed uint64) sweep.Outcome {
-	return sweep.Outcome{Model: o.Model, Family: o.Family, Resolution: o.Resolution, Seed: seed, Status: sweep.Skipped,
-		ConfigHash: o.ConfigHash, Epochs: o.Epochs, Progress: o.Progress, Keys: o.Keys, Reason: "already completed by sweep g"}
+	return sweep.Outcome{
+		Identity: sweep.Identity{Model: o.Model, Family: o.Family, Resolution: o.Resolution, Seed: seed, ConfigHash: o.ConfigHash},
+		Status:   sweep.Skipped, Epochs: o.Epochs, Progress: o.Progress, Reason: "already completed by sweep g",
+		Recorded: sweep.Recorded{Keys: o.Keys},
+	}
 }
 
 // A finished one-seed, one-resolution sweep grown by seeds and by a

@@ -151,8 +151,10 @@ func (w *pureWorld) plantLegacyResult(spec sweep.Spec, log *[]string) {
 	cfg := spec.Config(c)
 	cfg.DataHash, cfg.Augment = "pure-data", "cifar"
 	h := cfg.Hash()
-	o := sweep.Outcome{Model: c.Model, Family: sweep.FamilyOf(c.Model), Resolution: c.Resolution, Seed: c.Seed, Status: sweep.Completed,
-		ConfigHash: h, Epochs: spec.Epochs, Progress: pureProgress(cfg, h, spec.Epochs)}
+	o := sweep.Outcome{
+		Identity: sweep.Identity{Model: c.Model, Family: sweep.FamilyOf(c.Model), Resolution: c.Resolution, Seed: c.Seed, ConfigHash: h},
+		Status:   sweep.Completed, Epochs: spec.Epochs, Progress: pureProgress(cfg, h, spec.Epochs),
+	}
 	if _, err := w.idx.Record(context.Background(), "earlier", o); err != nil {
 		panic(err)
 	}

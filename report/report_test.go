@@ -50,9 +50,13 @@ func recordSmallSweep(t *testing.T, st store.Store) map[string]sweep.Outcome {
 			t.Fatal(err)
 		}
 		rec := r.Last.Record
-		o := sweep.Outcome{Model: "smallcnn", Family: "cnn", Resolution: res, Status: sweep.Completed, Epochs: 2,
-			Progress: rec.Progress, Device: "cpu", WallSeconds: 30, EpochSeconds: 3, ConfigHash: rec.ConfigHash,
-			Augment: rec.Data.Augment, NativeSide: 14, EpochRuns: 2, TrainSeconds: 2, EvalSeconds: 0.5, CkptSeconds: 0.1, RestoreSeconds: 0.2}
+		o := sweep.Outcome{
+			Identity: sweep.Identity{Model: "smallcnn", Family: "cnn", Resolution: res, ConfigHash: rec.ConfigHash},
+			Status:   sweep.Completed, Epochs: 2, Progress: rec.Progress,
+			Course:    sweep.Course{Device: "cpu"},
+			Timings:   sweep.Timings{WallSeconds: 30, EpochSeconds: 3, EpochRuns: 2, TrainSeconds: 2, EvalSeconds: 0.5, CkptSeconds: 0.1, RestoreSeconds: 0.2},
+			DataFacts: sweep.DataFacts{Augment: rec.Data.Augment, NativeSide: 14},
+		}
 		if res == 16 {
 			// Ten seconds an epoch queued or paused, 4 s preparing, 3 s
 			// building a cold data cache, one of the two epochs next to
@@ -67,8 +71,8 @@ func recordSmallSweep(t *testing.T, st store.Store) map[string]sweep.Outcome {
 		}
 		out[o.ID()] = o
 	}
-	out["smallcnn@32"] = sweep.Outcome{Model: "smallcnn", Family: "cnn", Resolution: 32, Status: sweep.Failed, Epochs: 2, Reason: "epoch 1: out of memory"}
-	out["resnet18@16"] = sweep.Outcome{Model: "resnet18", Family: "resnet", Resolution: 16, Status: sweep.Cancelled, Epochs: 2, Reason: "cancelled by signal"}
+	out["smallcnn@32"] = sweep.Outcome{Identity: sweep.Identity{Model: "smallcnn", Family: "cnn", Resolution: 32}, Status: sweep.Failed, Epochs: 2, Reason: "epoch 1: out of memory"}
+	out["resnet18@16"] = sweep.Outcome{Identity: sweep.Identity{Model: "resnet18", Family: "resnet", Resolution: 16}, Status: sweep.Cancelled, Epochs: 2, Reason: "cancelled by signal"}
 	for _, o := range out {
 		if err := idx.PutOutcome(ctx, "tiny", o); err != nil {
 			t.Fatal(err)

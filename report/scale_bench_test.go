@@ -37,9 +37,11 @@ func BenchmarkReportOfManyTrainings(b *testing.B) {
 				b.Fatal(err)
 			}
 			for k, c := range spec.Combinations() {
-				o := sweep.Outcome{Model: c.Model, Family: sweep.FamilyOf(c.Model), Resolution: c.Resolution, Seed: c.Seed, Epochs: 5,
-					Status: sweep.Completed, ConfigHash: fmt.Sprintf("%064x", k), EpochSeconds: 50, TrainSeconds: 40, EvalSeconds: 5,
-					DeviceSeconds: 45, WallSeconds: 60}
+				o := sweep.Outcome{
+					Identity: sweep.Identity{Model: c.Model, Family: sweep.FamilyOf(c.Model), Resolution: c.Resolution, Seed: c.Seed, ConfigHash: fmt.Sprintf("%064x", k)},
+					Epochs:   5, Status: sweep.Completed,
+					Timings: sweep.Timings{EpochSeconds: 50, TrainSeconds: 40, EvalSeconds: 5, DeviceSeconds: 45, WallSeconds: 60},
+				}
 				for e := 1; e <= 5; e++ {
 					acc := 0.5 + 0.1*float64(e)/5 + float64(c.Resolution)/2000 + float64(k%7)/1000
 					o.Metrics = append(o.Metrics, sweep.EpochMetrics{Epoch: e, TrainLoss: 1 / float64(e), TrainAcc: acc, ValLoss: 1.1 / float64(e),

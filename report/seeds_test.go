@@ -34,7 +34,7 @@ func TestSeedIntervalsMatchAReferenceComputation(t *testing.T) {
 		seed uint64
 		acc  float64
 	}{{16, 1, 0.80}, {16, 2, 0.84}, {24, 1, 0.81}} {
-		o := sweep.Outcome{Model: "smallcnn", Family: "cnn", Resolution: run.res, Seed: run.seed, Status: sweep.Completed, Epochs: 1, ValImages: 2000}
+		o := sweep.Outcome{Identity: sweep.Identity{Model: "smallcnn", Family: "cnn", Resolution: run.res, Seed: run.seed}, Status: sweep.Completed, Epochs: 1, DataFacts: sweep.DataFacts{ValImages: 2000}}
 		o.BestEpoch, o.BestValAcc = 1, run.acc
 		if err := idx.PutOutcome(ctx, "seeds", o); err != nil {
 			t.Fatal(err)

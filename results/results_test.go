@@ -21,7 +21,7 @@ func TestResultIsWrittenOnceButHealed(t *testing.T) {
 	}
 	x := results.Index{Store: st}
 	hash := "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00"
-	o := sweep.Outcome{Model: "smallcnn", Resolution: 16, Status: sweep.Completed, ConfigHash: hash}
+	o := sweep.Outcome{Identity: sweep.Identity{Model: "smallcnn", Resolution: 16, ConfigHash: hash}, Status: sweep.Completed}
 	broken := o
 	broken.Keys.Latest = "runs/x/epoch_0003.json"
 	if _, err := x.Record(ctx, "a", broken); err != nil {

@@ -69,8 +69,12 @@ func TestExplainAMinimalSweepFile(t *testing.T) {
 func TestExplainEstimatesFromEarlierRuns(t *testing.T) {
 	dir := t.TempDir()
 	st, _ := store.NewFile(dir)
-	o := sweep.Outcome{Model: "smallcnn", Resolution: 32, Status: sweep.Completed, ConfigHash: strings.Repeat("a", 64),
-		Device: "cpu", Progress: sweep.Progress{EpochsDone: 3}, EpochRuns: 3, TrainSeconds: 30, EvalSeconds: 3}
+	o := sweep.Outcome{
+		Identity: sweep.Identity{Model: "smallcnn", Resolution: 32, ConfigHash: strings.Repeat("a", 64)},
+		Status:   sweep.Completed, Progress: sweep.Progress{EpochsDone: 3},
+		Course:  sweep.Course{Device: "cpu"},
+		Timings: sweep.Timings{EpochRuns: 3, TrainSeconds: 30, EvalSeconds: 3},
+	}
 	if _, err := (results.Index{Store: st}).Record(context.Background(), "earlier", o); err != nil {
 		t.Fatal(err)
 	}

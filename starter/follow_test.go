@@ -64,7 +64,7 @@ func TestStatusNamesWhyAnEpochDoesNotProgress(t *testing.T) {
 // bad command or spec, 1 for anything else.
 func TestWaitsExitCodeSaysHowTheSweepEnded(t *testing.T) {
 	o := func(status sweep.Status) sweep.Outcome {
-		return sweep.Outcome{Model: "smallcnn", Resolution: 16 + 8*len(status), Status: status}
+		return sweep.Outcome{Identity: sweep.Identity{Model: "smallcnn", Resolution: 16 + 8*len(status)}, Status: status}
 	}
 	for _, c := range []struct {
 		p    workflows.SweepProgress

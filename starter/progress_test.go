@@ -24,7 +24,7 @@ func TestStatusShowsRetriedEpochs(t *testing.T) {
 		t.Errorf("first attempt: note %q, want none", n)
 	}
 	var out bytes.Buffer
-	o := sweep.Outcome{Model: "smallcnn", Resolution: 16, Status: sweep.Running, Epochs: 3}
+	o := sweep.Outcome{Identity: sweep.Identity{Model: "smallcnn", Resolution: 16}, Status: sweep.Running, Epochs: 3}
 	printTable(&out, []sweep.Outcome{o}, map[string]string{o.ID(): epochState{retry: note}.note()})
 	if !strings.Contains(out.String(), "retrying, attempt 4:") || !strings.Contains(out.String(), "no space left on device") {
 		t.Errorf("status table does not show the retry:\n%s", out.String())

@@ -35,8 +35,10 @@ func TestStatusOfALargeSweepPagesItsRows(t *testing.T) {
 	idx := results.Index{Store: st}
 	outcome := func(i int, s sweep.Status) sweep.Outcome {
 		c := combos[i]
-		return sweep.Outcome{Model: c.Model, Family: "cnn", Resolution: c.Resolution, Epochs: 2, Status: s,
-			Progress: sweep.Progress{EpochsDone: 2, BestEpoch: 2, BestValAcc: 0.5}}
+		return sweep.Outcome{
+			Identity: sweep.Identity{Model: c.Model, Family: "cnn", Resolution: c.Resolution},
+			Epochs:   2, Status: s, Progress: sweep.Progress{EpochsDone: 2, BestEpoch: 2, BestValAcc: 0.5},
+		}
 	}
 	// 90 ended (every tenth failed), 2 running, 8 not started.
 	for i := range 90 {

@@ -10,7 +10,7 @@ import (
 // scaled to that time only where it shared the device (a training alone
 // that left cores idle trained no faster than it measured).
 func TestDeviceTimeScalesThroughputOnlyWhenShared(t *testing.T) {
-	o := sweep.Outcome{Status: sweep.Completed, TrainSeconds: 9, EvalSeconds: 1, DeviceSeconds: 5}
+	o := sweep.Outcome{Status: sweep.Completed, Timings: sweep.Timings{TrainSeconds: 9, EvalSeconds: 1, DeviceSeconds: 5}}
 	o.Metrics = []sweep.EpochMetrics{{ImagesPS: 100}}
 	if h := o.ComputeHours(); h != 5.0/3600 {
 		t.Fatalf("compute hours %v, want the 5 device seconds", h)

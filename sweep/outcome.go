@@ -91,17 +91,38 @@ type Resume struct {
 }
 
 // Outcome is everything known about one combination of a sweep; the
-// workflows keep it as state and the report reads it.
+// workflows keep it as state, the results index stores it and the report
+// reads it. Its parts say what each figure is about; in JSON their fields
+// are the outcome's own (testdata/golden_outcome.json).
 type Outcome struct {
+	Identity
+	Status Status `json:"status"`
+	Reason string `json:"reason,omitempty"`
+	Epochs int    `json:"epochs"` // asked for
+	Progress
+	Course
+	Recorded
+	Timings
+	DataFacts
+	TestFacts
+	TrackingInfo
+}
+
+// Identity is which training an outcome is of.
+type Identity struct {
 	Model      string `json:"model"`
 	Family     string `json:"family"`
 	Resolution int    `json:"resolution"`
 	Seed       uint64 `json:"seed,omitempty"` // of the sweep's seeds list (0: none)
-	Status     Status `json:"status"`
-	Reason     string `json:"reason,omitempty"`
 	ConfigHash string `json:"config_hash,omitempty"`
-	Epochs     int    `json:"epochs"`
-	Progress
+	// StartedFrom names the pretrained weights a fine-tuned training
+	// started from ("": from scratch).
+	StartedFrom string `json:"started_from,omitempty"`
+}
+
+// Course is how the training went on the way: where it stands within an
+// epoch, what stopped or shrank it, where it resumed and on what.
+type Course struct {
 	// Last is the latest epoch's figures, kept when Summarise drops Metrics.
 	Last         *EpochMetrics `json:"last_epoch,omitempty"`
 	Step         int           `json:"step,omitempty"` // steps done in epoch EpochsDone+1
@@ -109,19 +130,32 @@ type Outcome struct {
 	MicroBatch   int           `json:"micro_batch,omitempty"`
 	OOMs         int           `json:"ooms,omitempty"`
 	Resumes      []Resume      `json:"resumes,omitempty"`
-	Keys         Keys          `json:"keys"`
-	ResultKey    string        `json:"result_key,omitempty"` // results index entry
 	Device       string        `json:"device,omitempty"`
 	// Numerics are the distinct fingerprints (Numerics.String) its epochs
 	// ran under, in the order first met: more than one means it moved
 	// between unlike workers (MixedNumerics).
-	Numerics     []string `json:"numerics,omitempty"`
-	TrainSeconds float64  `json:"train_seconds,omitempty"`
-	EvalSeconds  float64  `json:"eval_seconds,omitempty"`
-	CkptSeconds  float64  `json:"checkpoint_seconds,omitempty"`
-	EpochSeconds float64  `json:"epoch_activity_seconds,omitempty"` // TrainEpoch activities, wall
-	OtherSeconds float64  `json:"other_seconds,omitempty"`          // checkpoint I/O, validation, set-up
-	WallSeconds  float64  `json:"wall_seconds,omitempty"`
+	Numerics []string `json:"numerics,omitempty"`
+}
+
+// Recorded is where the training's products are: its checkpoints, its
+// results index entry, the sweep that trained it when this one skipped
+// it, and when it ended.
+type Recorded struct {
+	Keys        Keys      `json:"keys"`
+	ResultKey   string    `json:"result_key,omitempty"`   // results index entry
+	SkippedFrom string    `json:"skipped_from,omitempty"` // sweep that trained it
+	FinishedAt  time.Time `json:"finished_at,omitzero"`
+}
+
+// Timings are where the training's time went and what it cost; their
+// arithmetic (EpochSplit, CarryEpochCosts, ...) is theirs alone.
+type Timings struct {
+	TrainSeconds float64 `json:"train_seconds,omitempty"`
+	EvalSeconds  float64 `json:"eval_seconds,omitempty"`
+	CkptSeconds  float64 `json:"checkpoint_seconds,omitempty"`
+	EpochSeconds float64 `json:"epoch_activity_seconds,omitempty"` // TrainEpoch activities, wall
+	OtherSeconds float64 `json:"other_seconds,omitempty"`          // checkpoint I/O, validation, set-up
+	WallSeconds  float64 `json:"wall_seconds,omitempty"`
 	// RestoreSeconds: finding and restoring checkpoints, opening the data,
 	// building models, summed over the epochs (EpochRuns) trained here;
 	// ResidentEpochs of them went on from a model held in memory.
@@ -160,7 +194,12 @@ type Outcome struct {
 	// epochs: a summary's mean images/s, the same as the full outcome's.
 	ImagesPSSum    float64 `json:"images_ps_sum,omitempty"`
 	ImagesPSEpochs int     `json:"images_ps_epochs,omitempty"`
-	SkippedFrom    string  `json:"skipped_from,omitempty"` // sweep that trained it
+	// TestSeconds: evaluating the best checkpoint at the test resolutions.
+	TestSeconds float64 `json:"test_seconds,omitempty"`
+}
+
+// DataFacts are what the training's data was: its recipe, its images.
+type DataFacts struct {
 	// Augment is the data recipe; SkippedImages did not decode and were
 	// left out (skip_bad_images).
 	Augment       string `json:"augment,omitempty"`
@@ -169,17 +208,18 @@ type Outcome struct {
 	NativeSide int `json:"native_side,omitempty"`
 	// ValImages is the size of the validation set the accuracies are on.
 	ValImages int `json:"val_images,omitempty"`
-	// TestResults are the best checkpoint's figures at each test
-	// resolution (train x test resolution map).
+}
+
+// TestFacts are the best checkpoint's figures at each test resolution
+// (the train x test resolution map), or why there are none.
+type TestFacts struct {
 	TestResults []TestResult `json:"test_results,omitempty"`
-	TestError   string       `json:"test_error,omitempty"`   // why there are none
-	TestSeconds float64      `json:"test_seconds,omitempty"` // evaluating them
-	FinishedAt  time.Time    `json:"finished_at,omitzero"`
-	// StartedFrom names the pretrained weights a fine-tuned training
-	// started from ("": from scratch).
-	StartedFrom string `json:"started_from,omitempty"`
-	// TrackingRun is the training's MLflow run; Tracking says how far it
-	// is ("" while tracking is off, "behind: why" when it lags).
+	TestError   string       `json:"test_error,omitempty"`
+}
+
+// TrackingInfo is the training's MLflow run; Tracking says how far it is
+// ("" while tracking is off, "behind: why" when it lags).
+type TrackingInfo struct {
 	TrackingRun string `json:"mlflow_run,omitempty"`
 	TrackingURL string `json:"mlflow_url,omitempty"` // the run's page
 	Tracking    string `json:"tracking,omitempty"`
@@ -220,8 +260,8 @@ type EpochSplit struct {
 	Waiting                                           float64
 }
 
-// EpochSplit splits the outcome's time per epoch; false before any epoch.
-func (o Outcome) EpochSplit() (EpochSplit, bool) {
+// EpochSplit splits the training's time per epoch; false before any epoch.
+func (o Timings) EpochSplit() (EpochSplit, bool) {
 	if o.EpochRuns == 0 {
 		return EpochSplit{}, false
 	}
@@ -267,7 +307,7 @@ func (o Outcome) ComputeHours() float64 {
 }
 
 // deviceSeconds is the training's and validation's own device time.
-func (o Outcome) deviceSeconds() float64 {
+func (o Timings) deviceSeconds() float64 {
 	if o.DeviceSeconds > 0 {
 		return o.DeviceSeconds
 	}
@@ -294,7 +334,7 @@ const ContendedShare = 0.2
 
 // AddHostOthers notes an epoch during which other processes used share of
 // its host's CPUs.
-func (o *Outcome) AddHostOthers(share float64) {
+func (o *Timings) AddHostOthers(share float64) {
 	if share > ContendedShare {
 		o.ContendedEpochs++
 	}
@@ -305,7 +345,7 @@ func (o *Outcome) AddHostOthers(share float64) {
 // an earlier run, their figures from its checkpoints) in its costs, so
 // that its compute hours are the whole training's, not those of the
 // epochs this run trains.
-func (o *Outcome) CarryEpochCosts(earlier []EpochMetrics) {
+func (o *Timings) CarryEpochCosts(earlier []EpochMetrics) {
 	for _, m := range earlier {
 		device := m.DeviceSeconds
 		if device <= 0 {
@@ -350,7 +390,7 @@ func (o Outcome) ImagesPerSec() float64 {
 
 // AddEpochThroughput counts an epoch's throughput in the running mean a
 // summary keeps (ImagesPerSec).
-func (o *Outcome) AddEpochThroughput(m EpochMetrics) {
+func (o *Timings) AddEpochThroughput(m EpochMetrics) {
 	o.ImagesPSSum += m.ImagesPS
 	o.ImagesPSEpochs++
 }

@@ -329,7 +329,7 @@ func (s Spec) Alias(c Combination) (Combination, bool) {
 
 // Pending is combination c's outcome before it starts.
 func (s Spec) Pending(c Combination) Outcome {
-	return Outcome{Model: c.Model, Family: FamilyOf(c.Model), Resolution: c.Resolution, Seed: c.Seed, Epochs: s.Epochs, Status: Pending}
+	return Outcome{Identity: Identity{Model: c.Model, Family: FamilyOf(c.Model), Resolution: c.Resolution, Seed: c.Seed}, Epochs: s.Epochs, Status: Pending}
 }
 
 // Combinations expands the sweep in a stable order: models as listed, each

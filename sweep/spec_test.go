@@ -94,7 +94,7 @@ func TestInvalidSpecsNameTheField(t *testing.T) {
 // An outcome's time splits per epoch into what the epochs spent it on and
 // the rest of the combination's wall time.
 func TestEpochSplit(t *testing.T) {
-	o := Outcome{EpochRuns: 4, TrainSeconds: 20, EvalSeconds: 2, CkptSeconds: 0.4, RestoreSeconds: 0.8, EpochSeconds: 24, WallSeconds: 25}
+	o := Outcome{Timings: Timings{EpochRuns: 4, TrainSeconds: 20, EvalSeconds: 2, CkptSeconds: 0.4, RestoreSeconds: 0.8, EpochSeconds: 24, WallSeconds: 25}}
 	s, ok := o.EpochSplit()
 	if !ok || s.Train != 5 || s.Validation != 0.5 || s.CheckpointWait != 0.1 || s.Restore != 0.2 || math.Abs(s.Other-0.45) > 1e-12 {
 		t.Fatalf("split %+v", s)

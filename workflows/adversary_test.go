@@ -386,8 +386,10 @@ func (adv *adversary) ghostOutcome(i int, st sweep.Status) sweep.Outcome {
 	adv.w.mu.Lock()
 	done := adv.w.done[trainingOf(cfg)]
 	adv.w.mu.Unlock()
-	return sweep.Outcome{Model: c.Model, Family: "cnn", Resolution: c.Resolution, Seed: c.Seed, Epochs: adv.spec.Epochs,
-		Status: st, Progress: progressOf(cfg, done)}
+	return sweep.Outcome{
+		Identity: sweep.Identity{Model: c.Model, Family: "cnn", Resolution: c.Resolution, Seed: c.Seed},
+		Epochs:   adv.spec.Epochs, Status: st, Progress: progressOf(cfg, done),
+	}
 }
 
 // closeGhost ends ghost i with status; it records its outcome as a real

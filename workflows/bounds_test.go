@@ -114,9 +114,12 @@ func TestLargeSweepStaysBounded(t *testing.T) {
 	spec.Epochs, spec.MaxParallel = epochs, 8
 	summary := func(c sweep.Combination) sweep.Outcome {
 		last := sweep.EpochMetrics{Epoch: epochs, ValLoss: 0.3, ValAcc: 0.9, ImagesPS: 1000}
-		return sweep.Outcome{Model: c.Model, Family: "cnn", Resolution: c.Resolution, Status: sweep.Completed, Epochs: epochs,
-			Progress: sweep.Progress{EpochsDone: epochs, BestEpoch: epochs, BestValLoss: 0.3, BestValAcc: 0.9}, Last: &last,
-			Keys: sweep.Keys{Best: "runs/x/epoch_0100.json", Final: "runs/x/epoch_0100.json", Latest: "runs/x/epoch_0100.json"}}
+		return sweep.Outcome{
+			Identity: sweep.Identity{Model: c.Model, Family: "cnn", Resolution: c.Resolution},
+			Status:   sweep.Completed, Epochs: epochs, Progress: sweep.Progress{EpochsDone: epochs, BestEpoch: epochs, BestValLoss: 0.3, BestValAcc: 0.9},
+			Course:   sweep.Course{Last: &last},
+			Recorded: sweep.Recorded{Keys: sweep.Keys{Best: "runs/x/epoch_0100.json", Final: "runs/x/epoch_0100.json", Latest: "runs/x/epoch_0100.json"}},
+		}
 	}
 	var meter payloadMeter
 	in := SweepInput{Spec: spec}

@@ -54,8 +54,11 @@ func newCombination(in CombinationInput) *combination {
 	spec := in.Spec // completed when decoded (sweep.Spec.UnmarshalJSON)
 	cfg := spec.Config(in.Combination)
 	c := &combination{spec: spec, cfg: cfg, combo: in.Combination}
-	c.out = sweep.Outcome{Model: cfg.Model, Family: sweep.FamilyOf(cfg.Model), Resolution: cfg.Resolution, Seed: in.Combination.Seed, Epochs: cfg.Epochs,
-		Status: sweep.Pending, MicroBatch: cfg.MicroBatchFor(spec.Hyper.MicroBatch)}
+	c.out = sweep.Outcome{
+		Identity: sweep.Identity{Model: cfg.Model, Family: sweep.FamilyOf(cfg.Model), Resolution: cfg.Resolution, Seed: in.Combination.Seed},
+		Epochs:   cfg.Epochs, Status: sweep.Pending,
+		Course: sweep.Course{MicroBatch: cfg.MicroBatchFor(spec.Hyper.MicroBatch)},
+	}
 	c.ctl = &control{what: c.out.ID(), paused: in.Paused, finished: func() bool { return c.out.Status.Done() },
 		changed: c.controlled, answer: func() any { return string(c.out.Status) }}
 	if k := in.Carry; k != nil {

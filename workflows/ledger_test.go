@@ -26,7 +26,7 @@ func TestLedgerKeepsWhatItPromises(t *testing.T) {
 		behind := 0
 		n := rng.IntN(3000)
 		for i := range n {
-			o := sweep.Outcome{Model: "smallcnn", Resolution: 8 + i, Status: statuses[rng.IntN(len(statuses))]}
+			o := sweep.Outcome{Identity: sweep.Identity{Model: "smallcnn", Resolution: 8 + i}, Status: statuses[rng.IntN(len(statuses))]}
 			if rng.IntN(10) == 0 {
 				o.Tracking = "behind: down"
 				behind++
@@ -73,9 +73,9 @@ func TestLedgerKeepsWhatItPromises(t *testing.T) {
 func TestLedgerOfASmallSweepListsEveryOne(t *testing.T) {
 	l := newLedger()
 	for i := range ListAllUpTo {
-		l.add(i, sweep.Outcome{Model: "smallcnn", Resolution: 8 + i, Status: sweep.Failed, Reason: fmt.Sprint(i)}, true)
+		l.add(i, sweep.Outcome{Identity: sweep.Identity{Model: "smallcnn", Resolution: 8 + i}, Status: sweep.Failed, Reason: fmt.Sprint(i)}, true)
 	}
-	l.replace(3, sweep.Outcome{Model: "smallcnn", Resolution: 11, Status: sweep.Completed})
+	l.replace(3, sweep.Outcome{Identity: sweep.Identity{Model: "smallcnn", Resolution: 11}, Status: sweep.Completed})
 	if len(l.listed) != ListAllUpTo || l.counts[sweep.Failed] != ListAllUpTo-1 || l.counts[sweep.Completed] != 1 ||
 		l.listed[3].Outcome.Status != sweep.Completed {
 		t.Errorf("listed %d, counts %v", len(l.listed), l.counts)
@@ -92,15 +92,17 @@ func TestLegacyCarryIsTakenOver(t *testing.T) {
 	f.register(env, time.Minute)
 	env.OnActivity(a.DescribeChildren, mockAny, mockAny).Return(ChildrenOutput{}, nil)
 	spec := testSpec(16, 24, 32)
-	ghost := sweep.Outcome{Model: "smallcnn", Resolution: 32, Epochs: 3, Status: sweep.Completed}
+	ghost := sweep.Outcome{Identity: sweep.Identity{Model: "smallcnn", Resolution: 32}, Epochs: 3, Status: sweep.Completed}
 	in := SweepInput{Spec: spec, Carry: &SweepCarry{Next: 1, Runs: 1, Running: []int{0}, Outcomes: []sweep.Outcome{
-		{Model: "smallcnn", Resolution: 16, Epochs: 3, Status: sweep.Running},
-		{Model: "smallcnn", Resolution: 24, Epochs: 3, Status: sweep.Pending},
+		{Identity: sweep.Identity{Model: "smallcnn", Resolution: 16}, Epochs: 3, Status: sweep.Running},
+		{Identity: sweep.Identity{Model: "smallcnn", Resolution: 24}, Epochs: 3, Status: sweep.Pending},
 		ghost,
 	}}}
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(SignalProgress, sweep.Outcome{Model: "smallcnn", Resolution: 16, Epochs: 3, Status: sweep.Completed,
-			Progress: sweep.Progress{EpochsDone: 3}})
+		env.SignalWorkflow(SignalProgress, sweep.Outcome{
+			Identity: sweep.Identity{Model: "smallcnn", Resolution: 16},
+			Epochs:   3, Status: sweep.Completed, Progress: sweep.Progress{EpochsDone: 3},
+		})
 	}, time.Minute)
 	env.ExecuteWorkflow(Sweep, in)
 	p := sweepResult(t, env)

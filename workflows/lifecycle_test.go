@@ -201,8 +201,10 @@ func TestSeedsKeepTheirOwnRowsAcrossContinueAsNew(t *testing.T) {
 	env2 := newLifecycleEnv(w, 10*time.Minute)
 	cfg := in.Spec.Config(sweep.Combination{Model: "smallcnn", Resolution: 16, Seed: 1})
 	env2.RegisterDelayedCallback(func() {
-		env2.SignalWorkflow(SignalProgress, sweep.Outcome{Model: "smallcnn", Resolution: 16, Seed: 1, Epochs: 3,
-			Status: sweep.Completed, Progress: progressOf(cfg, 3)})
+		env2.SignalWorkflow(SignalProgress, sweep.Outcome{
+			Identity: sweep.Identity{Model: "smallcnn", Resolution: 16, Seed: 1},
+			Epochs:   3, Status: sweep.Completed, Progress: progressOf(cfg, 3),
+		})
 	}, 10*time.Minute)
 	env2.ExecuteWorkflow(Sweep, in)
 	p := sweepResult(t, env2)
@@ -221,8 +223,8 @@ func TestSilentChildrenOfEarlierRunsAreFound(t *testing.T) {
 		w := newWorld()
 		spec := testSpec(16, 24)
 		in := SweepInput{Spec: spec, Carry: &SweepCarry{Next: 2, Runs: 1, Running: []int{0, 1}, Outcomes: []sweep.Outcome{
-			{Model: "smallcnn", Resolution: 16, Epochs: 3, Status: sweep.Running},
-			{Model: "smallcnn", Resolution: 24, Epochs: 3, Status: sweep.Running},
+			{Identity: sweep.Identity{Model: "smallcnn", Resolution: 16}, Epochs: 3, Status: sweep.Running},
+			{Identity: sweep.Identity{Model: "smallcnn", Resolution: 24}, Epochs: 3, Status: sweep.Running},
 		}}}
 		env := newLifecycleEnv(w, 10*time.Minute)
 		id := ChildID(SweepID("unit"), "smallcnn@16")
@@ -233,8 +235,10 @@ func TestSilentChildrenOfEarlierRunsAreFound(t *testing.T) {
 				env.CancelWorkflow()
 				return
 			}
-			env.SignalWorkflow(SignalProgress, sweep.Outcome{Model: "smallcnn", Resolution: 24, Epochs: 3, Status: sweep.Completed,
-				Progress: sweep.Progress{EpochsDone: 3}})
+			env.SignalWorkflow(SignalProgress, sweep.Outcome{
+				Identity: sweep.Identity{Model: "smallcnn", Resolution: 24},
+				Epochs:   3, Status: sweep.Completed, Progress: sweep.Progress{EpochsDone: 3},
+			})
 		}, 5*time.Minute)
 		if cancel { // the running one ends cancelled, by its last signal
 			w.closed[ChildID(SweepID("unit"), "smallcnn@24")] = ClosedChild{ID: ChildID(SweepID("unit"), "smallcnn@24"), Status: sweep.Cancelled}

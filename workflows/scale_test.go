@@ -46,10 +46,13 @@ func simulateSweep(t *testing.T, resolutions, seeds, failEvery int) scaleRun {
 		index[c.ID()] = i
 	}
 	outcomeOf := func(c sweep.Combination) sweep.Outcome {
-		o := sweep.Outcome{Model: c.Model, Family: "cnn", Resolution: c.Resolution, Seed: c.Seed, Epochs: 2, Status: sweep.Completed,
-			ConfigHash: hashOf(c.Resolution), Progress: sweep.Progress{EpochsDone: 2, BestEpoch: 2, BestValLoss: 0.3, BestValAcc: 0.9},
-			Last: &sweep.EpochMetrics{Epoch: 2, ValLoss: 0.3, ValAcc: 0.9, ImagesPS: 1000}, DeviceSeconds: 7,
-			Keys: sweep.Keys{Best: "runs/x/epoch_0002.json", Final: "runs/x/epoch_0002.json", Latest: "runs/x/epoch_0002.json"}}
+		o := sweep.Outcome{
+			Identity: sweep.Identity{Model: c.Model, Family: "cnn", Resolution: c.Resolution, Seed: c.Seed, ConfigHash: hashOf(c.Resolution)},
+			Epochs:   2, Status: sweep.Completed, Progress: sweep.Progress{EpochsDone: 2, BestEpoch: 2, BestValLoss: 0.3, BestValAcc: 0.9},
+			Course:   sweep.Course{Last: &sweep.EpochMetrics{Epoch: 2, ValLoss: 0.3, ValAcc: 0.9, ImagesPS: 1000}},
+			Recorded: sweep.Recorded{Keys: sweep.Keys{Best: "runs/x/epoch_0002.json", Final: "runs/x/epoch_0002.json", Latest: "runs/x/epoch_0002.json"}},
+			Timings:  sweep.Timings{DeviceSeconds: 7},
+		}
 		if index[c.ID()]%failEvery == failEvery-1 {
 			o.Status, o.Reason = sweep.Failed, "diverged: loss is NaN at epoch 2 (lower lr)"
 		}

@@ -58,8 +58,10 @@ func (f *fakeTracker) register(env *testsuite.TestWorkflowEnvironment) {
 		if !f.finished[in.ConfigHash] {
 			return LookupOutput{}, nil
 		}
-		return LookupOutput{Found: true, Key: "mlflow run r1", Outcome: sweep.Outcome{TrackingRun: "r1",
-			Progress: sweep.Progress{EpochsDone: 3, BestEpoch: 2, BestValAcc: 0.8}}}, nil
+		return LookupOutput{Found: true, Key: "mlflow run r1", Outcome: sweep.Outcome{
+			Progress:     sweep.Progress{EpochsDone: 3, BestEpoch: 2, BestValAcc: 0.8},
+			TrackingInfo: sweep.TrackingInfo{TrackingRun: "r1"},
+		}}, nil
 	})
 }
 

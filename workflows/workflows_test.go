@@ -76,7 +76,7 @@ func (f *fakeTraining) register(env *testsuite.TestWorkflowEnvironment, trainDel
 			return LookupOutput{Found: true, Sweep: "earlier", Outcome: sweep.Outcome{Status: sweep.Completed, Progress: sweep.Progress{EpochsDone: 3, BestEpoch: 3, BestValAcc: 0.9}}}, nil
 		}
 		if f.done[hash] {
-			return LookupOutput{Found: true, Sweep: "earlier", Outcome: sweep.Outcome{Status: sweep.Completed, Keys: sweep.Keys{Best: "b", Final: "f"}, Progress: sweep.Progress{EpochsDone: 3, BestEpoch: 3, BestValAcc: 0.9}}}, nil
+			return LookupOutput{Found: true, Sweep: "earlier", Outcome: sweep.Outcome{Status: sweep.Completed, Progress: sweep.Progress{EpochsDone: 3, BestEpoch: 3, BestValAcc: 0.9}, Recorded: sweep.Recorded{Keys: sweep.Keys{Best: "b", Final: "f"}}}}, nil
 		}
 		return LookupOutput{}, nil
 	})

@@ -136,8 +136,9 @@ func epochSplit(device, data, cacheDir string, epochs, batch, limit int) error {
 	j := job{device: device, cacheDir: cacheDir, spec: spec, combo: sweep.Combination{Model: "resnet18", Resolution: 224}}
 	var total sweep.Outcome
 	err := j.run(func(e int, out workflows.TrainEpochOutput) {
-		o := sweep.Outcome{EpochRuns: 1, TrainSeconds: out.TrainSeconds, EvalSeconds: out.EvalSeconds, CkptSeconds: out.CheckpointSeconds,
-			RestoreSeconds: out.RestoreSeconds, EpochSeconds: out.WallSeconds, CacheBuildSeconds: out.CacheBuildSeconds}
+		o := sweep.Outcome{
+			Timings: sweep.Timings{EpochRuns: 1, TrainSeconds: out.TrainSeconds, EvalSeconds: out.EvalSeconds, CkptSeconds: out.CheckpointSeconds, RestoreSeconds: out.RestoreSeconds, EpochSeconds: out.WallSeconds, CacheBuildSeconds: out.CacheBuildSeconds},
+		}
 		sp, _ := o.EpochSplit()
 		fmt.Printf("epoch %d (resident %v): %s", e, out.Resident, sp)
 		if o.CacheBuildSeconds > 0 {
