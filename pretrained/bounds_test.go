@@ -231,3 +231,83 @@ func TestLocalWeightsAreBoundedFiles(t *testing.T) {
 		}
 	}
 }
+
+// A server that drips bytes, each in time for the idle bound, is given up
+// once a window of the download moved less than the minimum rate; a
+// download over the minimum is not, however many windows it takes.
+func TestTrickleDownloadIsGivenUp(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/steady.pth" {
+			for range 8 { // 8 x 32 KiB, paced: about 640 KiB/s
+				w.Write(make([]byte, 32<<10))
+				w.(http.Flusher).Flush()
+				time.Sleep(50 * time.Millisecond)
+			}
+			return
+		}
+		w.Header().Set("Content-Length", "1000000")
+		for {
+			w.Write([]byte("x"))
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(20 * time.Millisecond): // 50 bytes/s, a byte well within the idle bound
+			}
+		}
+	}))
+	defer srv.Close()
+	f := pretrained.Fetcher{CacheDir: t.TempDir(), IdleTimeout: time.Second, MinRate: 1000, RateWindow: 100 * time.Millisecond}
+	t0 := time.Now()
+	_, err := f.Fetch(context.Background(), srv.URL+"/trickle.pth")
+	if err == nil || !strings.Contains(err.Error(), "under this worker's minimum of 1000") {
+		t.Fatalf("trickling download: %v, want the minimum rate's reason", err)
+	}
+	if took := time.Since(t0); took > 10*time.Second {
+		t.Errorf("given up after %v", took)
+	}
+	if left, _ := filepath.Glob(filepath.Join(f.CacheDir, "*", "*")); len(left) > 0 {
+		t.Errorf("a given-up download left %v", left)
+	}
+	got, err := f.Fetch(context.Background(), srv.URL+"/steady.pth")
+	if err != nil {
+		t.Fatalf("a download over the minimum rate: %v", err)
+	}
+	if fi, err := os.Stat(got.Path); err != nil || fi.Size() != 8*32<<10 {
+		t.Errorf("steady download: %v, %v", fi, err)
+	}
+}
+
+// An allow-list entry with a port allows that port only; without one,
+// any; an entry a worker cannot read stops it from starting.
+func TestAllowListPorts(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("weights")) }))
+	defer srv.Close()
+	_, port, _ := strings.Cut(strings.TrimPrefix(srv.URL, "http://"), ":")
+	ctx := context.Background()
+	for _, c := range []struct {
+		allow []string
+		ok    bool
+	}{
+		{[]string{"127.0.0.1"}, true},
+		{[]string{"127.0.0.1:" + port}, true},
+		{[]string{"127.0.0.1:0" + port}, true}, // a leading zero is the same port
+		{[]string{"127.0.0.1:1"}, false},
+		{[]string{"localhost:" + port}, false}, // the URL's host is 127.0.0.1
+		{[]string{"example.com:1", "127.0.0.1:" + port}, true},
+	} {
+		f := pretrained.Fetcher{CacheDir: t.TempDir(), AllowHosts: c.allow}
+		_, err := f.Fetch(ctx, srv.URL+"/w.pth")
+		if c.ok && err != nil || !c.ok && !errors.Is(err, pretrained.ErrRefused) {
+			t.Errorf("allow %v: %v, want allowed %v", c.allow, err, c.ok)
+		}
+	}
+	if err := pretrained.CheckAllowHosts([]string{"example.com", ".example.com:8443", "[::1]:8080", "::1", "10.0.0.1:80"}); err != nil {
+		t.Errorf("valid entries: %v", err)
+	}
+	for _, bad := range []string{"example.com:0", "example.com:99999", "example.com:https", ":80", "example.com:"} {
+		if err := pretrained.CheckAllowHosts([]string{bad}); err == nil {
+			t.Errorf("%q: accepted, want refused", bad)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -77,6 +78,11 @@ const (
 	// DefaultIdleTimeout: a download that moves no byte this long (a server
 	// that sent its headers and stalled) is given up.
 	DefaultIdleTimeout = 2 * time.Minute
+	// DefaultMinRate and DefaultRateWindow: a download that moves bytes,
+	// but fewer than MinRate a second over each RateWindow (a server
+	// dripping a byte a minute keeps the idle bound at bay), is given up.
+	DefaultMinRate    = 8 << 10
+	DefaultRateWindow = 2 * time.Minute
 )
 
 // Fetcher finds weights: a local path, an http(s) URL (downloaded once into
@@ -93,8 +99,11 @@ type Fetcher struct {
 
 	MaxBytes    int64         // a download's limit (0: DefaultMaxBytes)
 	IdleTimeout time.Duration // 0: DefaultIdleTimeout
+	MinRate     int64         // bytes/s over each RateWindow (0: DefaultMinRate)
+	RateWindow  time.Duration // 0: DefaultRateWindow
 	// AllowHosts, if any, are the hosts weights may come from (redirects
-	// included): "example.com" that host, ".example.com" its subdomains.
+	// included): "example.com" that host, ".example.com" its subdomains,
+	// on any port; "example.com:8443" only on that port (CheckAllowHosts).
 	AllowHosts []string
 	// Roots, if any, are the folders local weights files must lie in.
 	Roots confine.Roots
@@ -191,19 +200,74 @@ func (f Fetcher) download(ctx context.Context, u *url.URL) (Fetched, error) {
 // maxBytes is the largest weights file this fetcher takes.
 func (f Fetcher) maxBytes() int64 { return cmp.Or(f.MaxBytes, DefaultMaxBytes) }
 
-// allowHost refuses a URL whose host is off the allow-list (if any).
+// allowHost refuses a URL whose host (and port) is off the allow-list
+// (if any).
 func (f Fetcher) allowHost(u *url.URL) error {
 	if len(f.AllowHosts) == 0 {
 		return nil
 	}
-	host := strings.ToLower(u.Hostname())
-	for _, a := range f.AllowHosts {
-		a = strings.ToLower(a)
-		if host == a || strings.HasPrefix(a, ".") && strings.HasSuffix(host, a) {
+	host, port := strings.ToLower(u.Hostname()), urlPort(u)
+	for _, entry := range f.AllowHosts {
+		a, aport, err := allowEntry(entry)
+		if err != nil {
+			continue // CheckAllowHosts refused it when the worker started
+		}
+		if (host == a || strings.HasPrefix(a, ".") && strings.HasSuffix(host, a)) && (aport == "" || aport == port) {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: %s: host %s is not among the hosts this worker fetches weights from (%s)", ErrRefused, redact.URL(u.String()), host, strings.Join(f.AllowHosts, ", "))
+	return fmt.Errorf("%w: %s: %s is not among the hosts this worker fetches weights from (%s)", ErrRefused, redact.URL(u.String()),
+		net.JoinHostPort(host, port), strings.Join(f.AllowHosts, ", "))
+}
+
+// urlPort is u's port, its scheme's when it names none.
+func urlPort(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err == nil {
+			return strconv.Itoa(n) // "08443" is 8443
+		}
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "https") {
+		return "443"
+	}
+	return "80"
+}
+
+// allowEntry splits an allow-list entry into its host (lower case, an
+// IPv6 address without brackets) and its port ("": any).
+func allowEntry(entry string) (host, port string, err error) {
+	entry = strings.ToLower(strings.TrimSpace(entry))
+	if _, perr := netip.ParseAddr(entry); perr == nil { // an IPv6 address has colons of its own
+		return entry, "", nil
+	}
+	if !strings.Contains(entry, ":") {
+		return entry, "", nil
+	}
+	host, port, err = net.SplitHostPort(entry)
+	if err != nil {
+		return "", "", fmt.Errorf("allowed host %q: %w", entry, err)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return "", "", fmt.Errorf("allowed host %q: port %q is not 1..65535", entry, port)
+	}
+	if host == "" {
+		return "", "", fmt.Errorf("allowed host %q: no host", entry)
+	}
+	return host, strconv.Itoa(n), nil // "08443" is 8443, as in a URL
+}
+
+// CheckAllowHosts refuses an allow-list with an entry allowHost cannot
+// read, so that a worker does not start with a list that allows less (or
+// other) than its operator wrote.
+func CheckAllowHosts(entries []string) error {
+	for _, e := range entries {
+		if _, _, err := allowEntry(e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // urlKey names u's folder in the cache: the whole URL (credentials apart,
@@ -318,7 +382,9 @@ func (f Fetcher) get(ctx context.Context, u *url.URL, dst string) (string, error
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
-	body := &idleReader{r: iowatch.Reader(ctx, resp.Body), timer: stalled, idle: idle}
+	body := &idleReader{r: iowatch.Reader(ctx, resp.Body), timer: stalled, idle: idle,
+		minRate: cmp.Or(f.MinRate, DefaultMinRate), window: cmp.Or(f.RateWindow, DefaultRateWindow), since: time.Now(),
+		slow: func(err error) { cancel(err) }}
 	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(body, limit+1))
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
@@ -373,17 +439,35 @@ func downloadError(ctx context.Context, err error) error {
 	return fmt.Errorf("%w (an offline machine: download it elsewhere and give its path)", err)
 }
 
-// idleReader restarts the idle bound on every read that moved bytes.
+// idleReader restarts the idle bound on every read that moved bytes, and
+// gives the download up (slow) when a window of its time moved fewer
+// bytes than minRate a second: a trickle is bounded too.
 type idleReader struct {
 	r     io.Reader
 	timer *time.Timer
 	idle  time.Duration
+
+	minRate int64
+	window  time.Duration
+	since   time.Time // this window's start
+	moved   int64     // in this window
+	slow    func(error)
 }
 
 func (r *idleReader) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
 	if n > 0 {
 		r.timer.Reset(r.idle)
+	}
+	r.moved += int64(n)
+	if took := time.Since(r.since); took >= r.window {
+		if rate := float64(r.moved) / took.Seconds(); rate < float64(r.minRate) {
+			cause := fmt.Errorf("%.0f bytes/s over %v, under this worker's minimum of %d: download given up (the server or the link is too slow)",
+				rate, took.Round(time.Second), r.minRate)
+			r.slow(cause)
+			return n, cause
+		}
+		r.since, r.moved = time.Now(), 0
 	}
 	return n, err
 }

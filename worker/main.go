@@ -60,6 +60,8 @@ func main() {
 	flag.StringVar(&set.allowHosts, "allow-hosts", temporalx.EnvOr("RESOMAP_ALLOW_HOSTS", ""),
 		"hosts (','-separated; .example.com for its subdomains) weights may be downloaded from (default: any)")
 	flag.Int64Var(&set.weightsMaxBytes, "weights-max-bytes", pretrained.DefaultMaxBytes, "the largest weights file this worker downloads")
+	flag.Int64Var(&set.weightsMinRate, "weights-min-rate", pretrained.DefaultMinRate,
+		"bytes/s a weights download must move over each 2 minutes, or it is given up (a server that trickles)")
 	flag.Parse()
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -91,11 +93,12 @@ type settings struct {
 	amp, sticky, pinSlots                      bool
 	stopTimeout, stuckTimeout                  time.Duration
 	allowPaths, allowHosts                     string
-	weightsMaxBytes                            int64
+	weightsMaxBytes, weightsMinRate            int64
 }
 
-// confine bounds what a spec may make this worker read and fetch.
-func (set settings) confine(tr *trainer.Trainer) {
+// confine bounds what a spec may make this worker read and fetch; an
+// allow-list entry it cannot read stops the worker.
+func (set settings) confine(tr *trainer.Trainer) error {
 	roots := confine.Parse(set.allowPaths)
 	tr.Data.Roots, tr.Weights.Roots = roots, roots
 	for _, h := range strings.Split(set.allowHosts, ",") {
@@ -103,8 +106,12 @@ func (set settings) confine(tr *trainer.Trainer) {
 			tr.Weights.AllowHosts = append(tr.Weights.AllowHosts, h)
 		}
 	}
-	tr.Weights.MaxBytes = set.weightsMaxBytes
+	if err := pretrained.CheckAllowHosts(tr.Weights.AllowHosts); err != nil {
+		return fmt.Errorf("--allow-hosts: %w", err)
+	}
+	tr.Weights.MaxBytes, tr.Weights.MinRate = set.weightsMaxBytes, set.weightsMinRate
 	tr.Weights.Client = pretrained.NewClient() // one pool of connections for the worker's downloads
+	return nil
 }
 
 // threadsFor is libtorch's thread count: --threads, else on a CPU the
@@ -154,7 +161,9 @@ func run(logger *slog.Logger, set settings) error {
 	}
 	tr.Logger = logger
 	tr.Data.CacheDir = set.cacheDir
-	set.confine(tr)
+	if err := set.confine(tr); err != nil {
+		return err
+	}
 	tr.UseFastGPUPaths(set.amp)
 	if set.stuckTimeout > 0 {
 		go watchForStuckCalls(logger, tr.Lib, set.stuckTimeout)

@@ -3,6 +3,7 @@ package main
 import (
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/resomap/resomap/trainer"
@@ -38,9 +39,16 @@ func TestSlotsArePinnedOnlyOnACPUWhenAskedAndTheyFit(t *testing.T) {
 // weights alike, hosts and the size bound the downloads.
 func TestConfineSettingsReachTheTrainer(t *testing.T) {
 	var tr trainer.Trainer
-	settings{allowPaths: "/data:/models,", allowHosts: "download.pytorch.org, .example.com,", weightsMaxBytes: 1 << 20}.confine(&tr)
+	set := settings{allowPaths: "/data:/models,", allowHosts: "download.pytorch.org, .example.com:8443,", weightsMaxBytes: 1 << 20, weightsMinRate: 4096}
+	if err := set.confine(&tr); err != nil {
+		t.Fatal(err)
+	}
 	if !slices.Equal(tr.Data.Roots, []string{"/data", "/models"}) || !slices.Equal(tr.Weights.Roots, tr.Data.Roots) ||
-		!slices.Equal(tr.Weights.AllowHosts, []string{"download.pytorch.org", ".example.com"}) || tr.Weights.MaxBytes != 1<<20 {
-		t.Fatalf("data roots %q, weights roots %q, hosts %q, max %d", tr.Data.Roots, tr.Weights.Roots, tr.Weights.AllowHosts, tr.Weights.MaxBytes)
+		!slices.Equal(tr.Weights.AllowHosts, []string{"download.pytorch.org", ".example.com:8443"}) || tr.Weights.MaxBytes != 1<<20 || tr.Weights.MinRate != 4096 {
+		t.Fatalf("data roots %q, weights roots %q, hosts %q, max %d, min rate %d", tr.Data.Roots, tr.Weights.Roots, tr.Weights.AllowHosts, tr.Weights.MaxBytes, tr.Weights.MinRate)
+	}
+	set.allowHosts = "example.com:https"
+	if err := set.confine(&trainer.Trainer{}); err == nil || !strings.Contains(err.Error(), "--allow-hosts") {
+		t.Errorf("an unreadable entry: %v, want the worker refused to start", err)
 	}
 }
