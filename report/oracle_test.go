@@ -12,6 +12,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -70,7 +71,7 @@ func TestReportMatchesACleanSweepWhateverUsersDid(t *testing.T) {
 				s, s, strings.Join(problems, "\n"))
 		}
 	}
-	t.Logf("%d schedules from seed %d in %v; schedules that met: %+v", runs, seed, time.Since(started), met)
+	t.Logf("%d schedules from seed %d in %v (%d goroutines left); schedules that met: %+v", runs, seed, time.Since(started), runtime.NumGoroutine(), met)
 }
 
 // oracleStats counts the schedules that met each situation, so that a
@@ -78,8 +79,10 @@ func TestReportMatchesACleanSweepWhateverUsersDid(t *testing.T) {
 type oracleStats struct {
 	GrownWhileRunning, GrownWhenFinished, Cancelled, RecordRefused, NotRecorded, ResumedAcrossRuns, Legacy int
 	// ChildrenTerminated: schedules where a run continued as new while
-	// children ran, and they ended with it without recording an outcome.
-	ChildrenTerminated int
+	// children ran, and they ended with it without recording an outcome;
+	// ChildrenOutlived: where such children ran on and their last progress
+	// signal went to the next run.
+	ChildrenTerminated, ChildrenOutlived int
 }
 
 // oracleSchedule plays one schedule and returns what the final report got
@@ -141,6 +144,7 @@ func (w *pureWorld) tally(log []string, met *oracleStats) {
 	count(&met.ResumedAcrossRuns, w.resumed > 0)
 	count(&met.Legacy, w.legacy)
 	count(&met.ChildrenTerminated, w.terminated > 0)
+	count(&met.ChildrenOutlived, w.lateSignals > 0)
 }
 
 // plantLegacyResult stores what an earlier version recorded of the spec's
@@ -180,8 +184,8 @@ func randomSpec(rng *rand.Rand) sweep.Spec {
 	} // else the sweep's resolutions and 1.25x the largest: they grow with it
 	s.MaxParallel = 1 + rng.IntN(3)
 	if rng.IntN(2) == 0 {
-		// A run continues as new at any point, children running or not;
-		// those still running are terminated with it (pureWorld.Describe).
+		// A run continues as new at any point, children running or not
+		// (pureWorld.session says how they end).
 		s.ContinueAsNewAfter = 1 + rng.IntN(2)
 	}
 	return s
@@ -217,11 +221,15 @@ type pureWorld struct {
 	refused int
 	resumed int
 	legacy  bool
-	// recorded is what each combination workflow (by ID) of this session
-	// recorded as its outcome; terminated counts the children that ended
-	// with the run that started them, before recording one.
-	recorded   map[string]sweep.Outcome
-	terminated int
+	// closed is how each combination workflow (by ID) of this session
+	// ended, as the server describes it; late are the outcomes of children
+	// that ended after the run that started them, whose last progress
+	// signal goes to the next run; terminated counts the children that
+	// ended with their run, terminated by the user.
+	closed      map[string]workflows.ClosedChild
+	late        []sweep.Outcome
+	lateSignals int
+	terminated  int
 	// pausedByUser: the user paused the sweep and has not yet resumed it.
 	pausedByUser bool
 }
@@ -229,7 +237,7 @@ type pureWorld struct {
 func newPureWorld(seed uint64) *pureWorld {
 	st := &memStore{objects: map[string][]byte{}}
 	return &pureWorld{seed: seed, st: st, idx: results.Index{Store: st}, stored: map[string]int{}, attempts: map[string]int{},
-		ended: map[sweep.Status]int{}, recorded: map[string]sweep.Outcome{}}
+		ended: map[sweep.Status]int{}, closed: map[string]workflows.ClosedChild{}}
 }
 
 // session runs the sweep spec (one run and those it continues as) until
@@ -240,7 +248,8 @@ func (w *pureWorld) session(rng *rand.Rand, spec sweep.Spec, faults bool, log *[
 		spec.Models, spec.Resolutions, spec.Seeds, spec.Epochs, spec.MaxParallel, spec.ContinueAsNewAfter, faults))
 	w.mu.Lock()
 	w.faulty, w.recordDown, w.pausedByUser = faults, false, false
-	clear(w.recorded) // a new sweep starts its children anew
+	clear(w.closed) // a new sweep starts its children anew
+	w.late = nil
 	w.mu.Unlock()
 	in := workflows.SweepInput{Spec: spec}
 	union := spec
@@ -248,9 +257,14 @@ func (w *pureWorld) session(rng *rand.Rand, spec sweep.Spec, faults bool, log *[
 		if generation > 60 {
 			return union, errors.New("more than 60 continue-as-new generations")
 		}
-		env := w.newEnv(!faults)
+		// Children still running when this run continues as new run to
+		// their end, as on a server (always in the clean start), or, with
+		// faults now and then, the user terminates them with their run.
+		outlive := !faults || rng.IntN(2) == 0
+		env := w.newEnv(outlive)
+		w.signalLate(rng, env)
 		if faults {
-			w.schedule(rng, env, &union, log)
+			w.schedule(rng, env, &union, !outlive, log)
 		}
 		env.ExecuteWorkflow(workflows.Sweep, in)
 		if !env.IsWorkflowCompleted() {
@@ -263,6 +277,13 @@ func (w *pureWorld) session(rng *rand.Rand, spec sweep.Spec, faults bool, log *[
 			if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &in); err != nil {
 				return union, err
 			}
+			// What was asked goes on: the next run's spec has every
+			// training the union has (an accepted add is never lost).
+			for _, c := range union.Combinations() {
+				if !slices.Contains(in.Spec.Combinations(), c) {
+					return union, fmt.Errorf("the run continued as new without %s, which was asked for", c.ID())
+				}
+			}
 			union = in.Spec
 			continue
 		}
@@ -272,7 +293,9 @@ func (w *pureWorld) session(rng *rand.Rand, spec sweep.Spec, faults bool, log *[
 
 // schedule registers a session's user actions and outages at random
 // times of the test clock.
-func (w *pureWorld) schedule(rng *rand.Rand, env *testsuite.TestWorkflowEnvironment, union *sweep.Spec, log *[]string) {
+// A pause only when the run's children are not waited for at its end:
+// those paused then would wait for a resume that goes to the next run.
+func (w *pureWorld) schedule(rng *rand.Rand, env *testsuite.TestWorkflowEnvironment, union *sweep.Spec, pauses bool, log *[]string) {
 	horizon := time.Duration(union.Epochs*len(union.Combinations())+2) * 10 * time.Minute
 	at := func() time.Duration { return time.Duration(rng.Int64N(int64(horizon))) }
 	for range rng.IntN(3) {
@@ -300,7 +323,7 @@ func (w *pureWorld) schedule(rng *rand.Rand, env *testsuite.TestWorkflowEnvironm
 	}
 	if w.pausedByUser {
 		env.RegisterDelayedCallback(resume, time.Duration(1+rng.IntN(30))*time.Minute)
-	} else if rng.IntN(3) == 0 { // pause, then resume
+	} else if pauses && rng.IntN(3) == 0 { // pause, then resume
 		t0 := at()
 		env.RegisterDelayedCallback(func() {
 			if signal(env, workflows.SignalPause) {
@@ -316,7 +339,12 @@ func (w *pureWorld) schedule(rng *rand.Rand, env *testsuite.TestWorkflowEnvironm
 			signal(env, workflows.SignalCancel)
 		}, t0)
 	}
-	if rng.IntN(2) == 0 { // the store refuses RecordResult for a while (up to 20 min: past its retries, now and then)
+	w.mu.Lock()
+	down := w.recordDown
+	w.mu.Unlock()
+	if down { // an outage that outlived the run before it ends in this one
+		env.RegisterDelayedCallback(func() { w.setRecordDown(false) }, time.Duration(1+rng.IntN(20))*time.Minute)
+	} else if rng.IntN(2) == 0 { // the store refuses RecordResult for a while (up to 20 min: past its retries, now and then)
 		t0, d := at(), time.Duration(1+rng.IntN(20))*time.Minute
 		env.RegisterDelayedCallback(func() { w.setRecordDown(true) }, t0)
 		env.RegisterDelayedCallback(func() { w.setRecordDown(false) }, t0+d)
@@ -351,7 +379,7 @@ func (w *pureWorld) newEnv(childrenOutlive bool) *testsuite.TestWorkflowEnvironm
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflow(workflows.Sweep)
-	env.RegisterWorkflow(workflows.Combination)
+	env.RegisterWorkflowWithOptions(w.combination(env), workflow.RegisterOptions{Name: "Combination"})
 	acts := &pureActivities{w: w}
 	env.RegisterActivity(acts)
 	// An epoch takes ten minutes of the test clock, so that what users do
@@ -362,10 +390,9 @@ func (w *pureWorld) newEnv(childrenOutlive bool) *testsuite.TestWorkflowEnvironm
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.SweepID("oracle")})
 	env.SetTestTimeout(30 * time.Second)
 	// A run that continues as new leaves its children behind in this
-	// environment. In a session with faults they end with it, as if a user
-	// terminated them; in the clean start they run to their end first
-	// (as they outlive the run on a server). DescribeChildren tells the
-	// next run either way.
+	// environment: they run to their end first (as they outlive the run on
+	// a server), or end with it, as if the user terminated them.
+	// DescribeChildren and their last signals tell the next run.
 	env.SetDetachedChildWait(childrenOutlive)
 	// Signals to them (the sweep relays pause, resume and cancel) find
 	// no workflow: the server's answer for a closed one.
@@ -515,37 +542,66 @@ func (a *pureActivities) RecordResult(ctx context.Context, in workflows.RecordIn
 		}
 		out.Key, o.ResultKey = key, key
 	}
-	if err := w.idx.PutOutcome(ctx, in.Sweep, o); err != nil {
-		return out, err
-	}
-	if in.Owner != "" { // what its workflow returns when it ends
-		done := in.Outcome
-		done.ResultKey = out.Key
-		w.mu.Lock()
-		w.recorded[in.Owner] = done
-		w.mu.Unlock()
-	}
-	return out, nil
+	return out, w.idx.PutOutcome(ctx, in.Sweep, o)
 }
 
-// DescribeChildren says how the children of earlier runs ended: every one
-// closed with the run that started it (the next run has a new test
-// environment), with its outcome if it recorded one, else terminated.
+// DescribeChildren says how the children of earlier runs ended: each
+// closed before the next run began (it has a test environment of its
+// own), as its workflow ended, or terminated with its run.
 func (a *pureActivities) DescribeChildren(_ context.Context, in workflows.ChildrenInput) (workflows.ChildrenOutput, error) {
 	w := a.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var out workflows.ChildrenOutput
 	for _, id := range in.IDs {
-		c := workflows.ClosedChild{ID: id, Status: sweep.Terminated, Reason: "terminated without recording an outcome"}
-		if o, ok := w.recorded[id]; ok {
-			c.Result, c.Status, c.Reason = &o, o.Status, ""
-		} else {
+		c, ok := w.closed[id]
+		if !ok {
+			c = workflows.ClosedChild{ID: id, Status: sweep.Terminated, Reason: "terminated without recording an outcome"}
+			w.closed[id] = c
 			w.terminated++
 		}
 		out.Closed = append(out.Closed, c)
 	}
 	return out, nil
+}
+
+// combination is the Combination workflow, noting how each ended as the
+// server would describe it; one that ended after its sweep's run did
+// sends its last progress signal to the next run (signalLate).
+func (w *pureWorld) combination(env *testsuite.TestWorkflowEnvironment) func(workflow.Context, workflows.CombinationInput) (sweep.Outcome, error) {
+	return func(ctx workflow.Context, in workflows.CombinationInput) (sweep.Outcome, error) {
+		o, err := workflows.Combination(ctx, in)
+		id := workflow.GetInfo(ctx).WorkflowExecution.ID
+		c := workflows.ClosedChild{ID: id, Result: &o, Status: o.Status}
+		if err != nil {
+			c = workflows.ClosedChild{ID: id, Status: sweep.Failed, Reason: "failed without recording an outcome"}
+		}
+		w.mu.Lock()
+		w.closed[id] = c
+		if err == nil && env.IsWorkflowCompleted() {
+			w.late = append(w.late, o)
+		}
+		w.mu.Unlock()
+		return o, err
+	}
+}
+
+// signalLate delivers the last progress signals of the children that
+// ended after the run they would have told: a signal goes to a workflow's
+// latest run.
+func (w *pureWorld) signalLate(rng *rand.Rand, env *testsuite.TestWorkflowEnvironment) {
+	w.mu.Lock()
+	late := w.late
+	w.late = nil
+	w.lateSignals += len(late)
+	w.mu.Unlock()
+	for _, o := range late {
+		env.RegisterDelayedCallback(func() {
+			if !env.IsWorkflowCompleted() {
+				env.SignalWorkflow(workflows.SignalProgress, o)
+			}
+		}, time.Duration(rng.IntN(120))*time.Second)
+	}
 }
 
 func (a *pureActivities) TrackTraining(context.Context, workflows.TrackInput) (workflows.TrackOutput, error) {
