@@ -147,8 +147,10 @@ type Recorded struct {
 	FinishedAt  time.Time `json:"finished_at,omitzero"`
 }
 
-// Timings are where the training's time went and what it cost; their
-// arithmetic (EpochSplit, CarryEpochCosts, ...) is theirs alone.
+// Timings are where the training's time went and what it cost, with the
+// arithmetic that needs nothing else (EpochSplit, CarryEpochCosts, ...);
+// what also needs its status or epochs (ComputeHours, ImagesPerSec) is
+// Outcome's.
 type Timings struct {
 	TrainSeconds float64 `json:"train_seconds,omitempty"`
 	EvalSeconds  float64 `json:"eval_seconds,omitempty"`

@@ -13,9 +13,24 @@ import (
 // An outcome's JSON is what the workflows' histories, the results index
 // and every report read: however Outcome is arranged in Go, its JSON keeps
 // the names and values of testdata/golden_outcome.json, written from an
-// outcome with every field set (RESOMAP_UPDATE_GOLDEN=1 rewrites it, for
-// a change that means to add a field).
+// outcome with every field set to a value made from its Go name (two
+// fields that swapped keys would show), and an empty outcome keeps the
+// few keys it always writes (omitempty and omitzero unchanged).
+// RESOMAP_UPDATE_GOLDEN=1 rewrites the file, for a change that means to
+// add a field.
 func TestOutcomeJSONIsUnchanged(t *testing.T) {
+	empty, err := json.Marshal(Outcome{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const wantEmpty = `{"model":"","family":"","resolution":0,"status":"","epochs":0,"epochs_done":0,"keys":{}}`
+	var got0, want0 any
+	json.Unmarshal(empty, &got0)
+	json.Unmarshal([]byte(wantEmpty), &want0)
+	if !reflect.DeepEqual(got0, want0) {
+		t.Errorf("an empty outcome's JSON is %s, want %s", empty, wantEmpty)
+	}
+
 	var full Outcome
 	fill(reflect.ValueOf(&full).Elem(), "")
 	got, err := json.MarshalIndent(full, "", "  ")
@@ -52,9 +67,10 @@ func TestOutcomeJSONIsUnchanged(t *testing.T) {
 	}
 }
 
-// fill sets every field under v to a value made from its path's JSON
-// names, so that the value a key holds does not depend on where the field
-// sits in Go.
+// fill sets every field under v to a value made from its path of Go field
+// names, embedded structs left out: the value a field holds does not
+// depend on which part of Outcome it sits in, and follows the field, not
+// its JSON key.
 func fill(v reflect.Value, path string) {
 	h := fnv.New32a()
 	h.Write([]byte(path))
@@ -70,12 +86,11 @@ func fill(v reflect.Value, path string) {
 			if !f.IsExported() {
 				continue
 			}
-			name := strings.Split(f.Tag.Get("json"), ",")[0]
-			if f.Anonymous && name == "" {
+			if f.Anonymous && strings.Split(f.Tag.Get("json"), ",")[0] == "" {
 				fill(v.Field(i), path) // its fields are the outcome's own in JSON
 				continue
 			}
-			fill(v.Field(i), path+"/"+name)
+			fill(v.Field(i), path+"/"+f.Name)
 		}
 	case reflect.Pointer:
 		v.Set(reflect.New(v.Type().Elem()))
