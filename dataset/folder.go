@@ -104,8 +104,15 @@ func checkPixels(name string, w, h int) error {
 	return nil
 }
 
+// MaxDecodeBytes bounds the memory Go's decoder takes for one image: a
+// progressive JPEG keeps 4 bytes of coefficients per pixel and component
+// besides its pixels, so a CMYK one of a few kilobytes under the pixel
+// limit could take 4 GB.
+const MaxDecodeBytes = 2 << 30
+
 // decodeImage decodes an image file's bytes with Go's decoders, its size
-// read from its header and checked first.
+// (and, for a JPEG, what decoding it takes) read from its header and
+// checked first.
 func decodeImage(name string, data []byte) (image.Image, error) {
 	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
@@ -114,11 +121,52 @@ func decodeImage(name string, data []byte) (image.Image, error) {
 	if err := checkPixels(name, cfg.Width, cfg.Height); err != nil {
 		return nil, err
 	}
+	if components, progressive, ok := jpegFrame(data); ok {
+		perPixel := int64(components) + 3 // its pixels, then RGB
+		if progressive {
+			perPixel += 4 * int64(components)
+		}
+		if need := int64(cfg.Width) * int64(cfg.Height) * perPixel; need > MaxDecodeBytes {
+			return nil, fmt.Errorf("%w: %s is a %d x %d JPEG (%d components, progressive %v) that takes %d MB to decode, over %d MB",
+				ErrBadData, name, cfg.Width, cfg.Height, components, progressive, need>>20, MaxDecodeBytes>>20)
+		}
+	}
 	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%w: decode %s: %v", ErrBadData, name, err)
 	}
 	return img, nil
+}
+
+// jpegFrame reads a JPEG's frame header: its number of components and
+// whether it is progressive; false when data has no frame header.
+func jpegFrame(data []byte) (components int, progressive, ok bool) {
+	if !isJPEG(data) {
+		return 0, false, false
+	}
+	for i := 2; i+3 < len(data); {
+		if data[i] != 0xFF {
+			return 0, false, false
+		}
+		m := data[i+1]
+		switch {
+		case m == 0xFF: // fill byte
+			i++
+			continue
+		case m == 0x01 || m >= 0xD0 && m <= 0xD8: // no length
+			i += 2
+			continue
+		case m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC: // SOFn
+			if i+9 >= len(data) {
+				return 0, false, false
+			}
+			return int(data[i+9]), m == 0xC2 || m == 0xC6 || m == 0xCA || m == 0xCE, true
+		case m == 0xDA || m == 0xD9: // scan data or the end before a frame
+			return 0, false, false
+		}
+		i += 2 + (int(data[i+2])<<8 | int(data[i+3]))
+	}
+	return 0, false, false
 }
 
 // isJPEG tells JPEG data by its start-of-image marker.

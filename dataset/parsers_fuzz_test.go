@@ -189,3 +189,30 @@ func TestDecompressionBombInAFolderIsBadDataWithEitherDecoder(t *testing.T) {
 		}
 	}
 }
+
+// A progressive CMYK JPEG under the pixel limit still takes more to decode
+// than MaxDecodeBytes (4 bytes of coefficients per pixel and component): it
+// is bad data from its header, before Go's decoder allocates; a baseline
+// one of the same size is within the bound (and fails only as the
+// truncated file it is). Its frame is found past other segments.
+func TestProgressiveCMYKJPEGIsBoundedByItsMemory(t *testing.T) {
+	frame := func(sof byte, components int) []byte {
+		b := []byte{0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 'J', 'F', 'I', 'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0} // SOI, JFIF APP0
+		seg := []byte{0xFF, sof, 0, byte(8 + 3*components), 8, 0x27, 0x10, 0x27, 0x10, byte(components)}  // 10000 x 10000
+		for c := range components {
+			seg = append(seg, byte(c+1), 0x11, 0)
+		}
+		return append(b, seg...)
+	}
+	if c, p, ok := jpegFrame(frame(0xC2, 4)); !ok || c != 4 || !p {
+		t.Fatalf("jpegFrame: %d components, progressive %v, found %v", c, p, ok)
+	}
+	_, err := decodeImage("cmyk.jpg", frame(0xC2, 4))
+	if !errors.Is(err, ErrBadData) || !strings.Contains(err.Error(), "takes") {
+		t.Errorf("progressive CMYK 10000 x 10000: %v, want refused by its memory", err)
+	}
+	_, err = decodeImage("baseline.jpg", frame(0xC0, 4))
+	if err == nil || strings.Contains(err.Error(), "takes") {
+		t.Errorf("baseline CMYK 10000 x 10000: %v, want within the bound (and a truncated file)", err)
+	}
+}
