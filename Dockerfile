@@ -19,13 +19,13 @@ COPY torch/csrc torch/csrc
 COPY scripts/build-bridge.sh scripts/
 RUN bash scripts/build-bridge.sh /out
 COPY . .
-RUN go build -trimpath -o /out/ ./worker ./starter
+RUN go build -trimpath -o /out/ ./worker ./starter ./cmd/uigate
 
 FROM ${BASE}
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       libtorch1.13 libturbojpeg0 dataset-fashion-mnist ca-certificates >/dev/null \
     && rm -rf /var/lib/apt/lists/*
-COPY --from=build /out/worker /out/starter /usr/local/bin/
+COPY --from=build /out/worker /out/starter /out/uigate /usr/local/bin/
 COPY --from=build /out/libresomap.so /usr/local/lib/
 ENV RESOMAP_LIB=/usr/local/lib/libresomap.so
 ENTRYPOINT ["/usr/local/bin/worker"]

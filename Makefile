@@ -11,7 +11,7 @@ export GOBIN
 SHIM := $(BUILD)/libresomap.so
 export RESOMAP_LIB := $(abspath $(SHIM))
 
-.PHONY: all deps shim build test test-fast fuzz test-timing test-libtorch2 test-stack images chaos bench bench-train scale demo clean tools temporal-cli stop
+.PHONY: all deps shim build test test-fast fuzz test-timing test-libtorch2 test-stack images certs chaos bench bench-train scale demo clean tools temporal-cli stop
 all: shim build
 
 # System packages a fresh Debian/Ubuntu machine needs (run as root, or with sudo).
@@ -66,6 +66,11 @@ fuzz:
 # The team stack's images, with no registry (root the first time: debootstrap).
 images:
 	@bash scripts/build-images.sh
+
+# The secured stack's certificates (docker-compose.secure.yml): a CA, the
+# Temporal server's and the clients' certificates in deploy/secrets.
+certs:
+	@bash scripts/make-certs.sh deploy/secrets
 
 # The team stack for real: the images above, docker-compose.yml with
 # docker-compose.local.yml on a project of its own, three worker containers

@@ -185,3 +185,75 @@ func checkGPUProfile(t *testing.T, resolved []byte) {
 		t.Errorf("worker-gpu: want Dockerfile.cuda, RESOMAP_DEVICE=cuda and a GPU reservation, got %+v", gpu)
 	}
 }
+
+// The secured overlay resolves on top of the others: Temporal requires
+// client certificates, every client of it presents one, the UI sits behind
+// its gate, workers and the starter hold the workers' S3 account and not
+// the root key; it names what .env lacks, and holds no secret itself.
+func TestSecureComposeOverlay(t *testing.T) {
+	env := "POSTGRES_PASSWORD=p0stgres-test\nS3_ACCESS_KEY=resomap-root\nS3_SECRET_KEY=root-secret-test\n" +
+		"S3_WORKER_ACCESS_KEY=resomap-worker\nS3_WORKER_SECRET_KEY=worker-secret-test\nUI_PASSWORD=ui-password-test\n"
+	config := func(env string) ([]byte, error) {
+		envFile := filepath.Join(t.TempDir(), "env")
+		if err := os.WriteFile(envFile, []byte(env), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return exec.Command("docker-compose", "--env-file", envFile, "-f", "docker-compose.yml", "-f", "docker-compose.local.yml",
+			"-f", "docker-compose.secure.yml", "config").CombinedOutput()
+	}
+	out, err := config(env)
+	if err != nil {
+		t.Fatalf("docker-compose config with the secure overlay: %v\n%s", err, out)
+	}
+	var doc struct {
+		Services map[string]struct {
+			Environment map[string]string `yaml:"environment"`
+			NetworkMode string            `yaml:"network_mode"`
+			Command     []string          `yaml:"command"`
+			Entrypoint  []string          `yaml:"entrypoint"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(out, &doc); err != nil {
+		t.Fatal(err)
+	}
+	svc := doc.Services
+	if e := svc["temporal"].Environment; e["TEMPORAL_TLS_REQUIRE_CLIENT_AUTH"] != "true" || e["TEMPORAL_TLS_FRONTEND_CERT"] == "" ||
+		e["TEMPORAL_TLS_CLIENT1_CA_CERT"] == "" || e["TEMPORAL_TLS_CLIENT_CERT_PATH"] == "" {
+		t.Errorf("temporal: %v, want client certificates required and its health check presenting one", e)
+	}
+	for _, name := range []string{"worker", "starter"} {
+		e := svc[name].Environment
+		if e["TEMPORAL_TLS_CLIENT_CERT_PATH"] == "" || e["TEMPORAL_TLS_SERVER_CA_CERT_PATH"] == "" || e["TEMPORAL_TLS_SERVER_NAME"] != "temporal" {
+			t.Errorf("%s presents no client certificate: %v", name, e)
+		}
+		if e["AWS_ACCESS_KEY_ID"] != "resomap-worker" || e["AWS_SECRET_ACCESS_KEY"] != "worker-secret-test" {
+			t.Errorf("%s holds S3 key %q, want the workers' account", name, e["AWS_ACCESS_KEY_ID"])
+		}
+	}
+	if e := svc["temporal-ui"].Environment; e["TEMPORAL_UI_PORT"] != "8081" || e["TEMPORAL_TLS_CERT"] == "" {
+		t.Errorf("temporal-ui: %v, want it behind the gate on 8081, presenting a client certificate", e)
+	}
+	if g := svc["ui-gate"]; g.NetworkMode != "service:temporal-ui" || g.Environment["UI_PASSWORD"] != "ui-password-test" ||
+		!strings.Contains(strings.Join(g.Entrypoint, " "), "uigate") {
+		t.Errorf("ui-gate: %+v, want uigate in the UI's network with its password", g)
+	}
+	if !strings.Contains(strings.Join(svc["s3"].Command, " "), "--iam-dir") {
+		t.Errorf("s3: %v, want accounts (--iam-dir)", svc["s3"].Command)
+	}
+	for _, missing := range []string{"UI_PASSWORD", "S3_WORKER_SECRET_KEY"} {
+		var kept []string
+		for _, kv := range strings.Split(strings.TrimSpace(env), "\n") {
+			if !strings.HasPrefix(kv, missing+"=") {
+				kept = append(kept, kv)
+			}
+		}
+		if out, err := config(strings.Join(kept, "\n") + "\n"); err == nil || !strings.Contains(string(out), missing+" is empty") {
+			t.Errorf("without %s: %v\n%s; want refused naming it", missing, err, out)
+		}
+	}
+	b, err := os.ReadFile("docker-compose.secure.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkNoSecrets(t, b)
+}

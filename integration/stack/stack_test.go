@@ -52,6 +52,7 @@ const heartbeatSeconds = 10
 type stack struct {
 	t                    *testing.T
 	project, envFile     string
+	files                []string // compose files, after docker-compose.yml and docker-compose.local.yml
 	temporalPort, s3Port string
 	uiPort               string
 	start                time.Time
@@ -194,8 +195,11 @@ func (s *stack) compose(args ...string) string {
 }
 
 func (s *stack) composeErr(args ...string) (string, error) {
-	cmd := exec.Command("docker-compose", append([]string{"-p", s.project, "-f", "docker-compose.yml",
-		"-f", "docker-compose.local.yml", "--env-file", s.envFile}, args...)...)
+	base := []string{"-p", s.project, "-f", "docker-compose.yml", "-f", "docker-compose.local.yml"}
+	for _, f := range s.files {
+		base = append(base, "-f", f)
+	}
+	cmd := exec.Command("docker-compose", append(append(base, "--env-file", s.envFile), args...)...)
 	cmd.Dir = repo
 	out, err := cmd.CombinedOutput()
 	return string(out), err
