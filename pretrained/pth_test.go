@@ -169,6 +169,38 @@ func TestHostilePthIsRefusedWithoutAllocating(t *testing.T) {
 	}
 }
 
+// The three hostile files, kept in testdata for the end-to-end
+// test of a worker that is handed them (integration): they are what this
+// package's writer makes of them (RESOMAP_UPDATE_GOLDEN=1 rewrites them),
+// and each is refused.
+func TestHostileTestdataIsCurrent(t *testing.T) {
+	four := []float32{1, 2, 3, 4}
+	for name, ts := range map[string][]pthTensor{
+		"storage_2e30.pth":  {{name: "w", numel: 1 << 30, size: []int32{1 << 15, 1 << 15}, stride: []int32{1 << 15, 1}, data: four}},
+		"zero_stride.pth":   {{name: "w", numel: 4, size: []int32{1 << 28}, stride: []int32{0}, data: four}},
+		"negative_size.pth": {{name: "w", numel: 4, size: []int32{-4}, stride: []int32{1}, data: four}},
+	} {
+		made, err := os.ReadFile(writePth(t, pickleOf(ts), ts))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join("testdata", "hostile", name)
+		if os.Getenv("RESOMAP_UPDATE_GOLDEN") != "" {
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.WriteFile(p, made, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		kept, err := os.ReadFile(p)
+		if err != nil || !bytes.Equal(kept, made) {
+			t.Errorf("%s: %v; not what the writer makes (RESOMAP_UPDATE_GOLDEN=1 rewrites it)", p, err)
+		}
+		if _, err := Read(p); !errors.Is(err, ErrFormat) {
+			t.Errorf("%s: %v, want refused", p, err)
+		}
+	}
+}
+
 // Pickles whose lengths reach past their end are refused before the
 // unpickler allocates them (gopickle allocates a declared length first).
 func TestPickleLengthsAreCheckedBeforeUnpickling(t *testing.T) {

@@ -154,7 +154,7 @@ func TestWeightsThatAreNoStateDictFailPrepare(t *testing.T) {
 	cfg := resumeConfig()
 	cfg.Init = &sweep.Init{Weights: bad, LRScale: 1, BatchNorm: sweep.BatchNormKeep}
 	_, err := tr.Prepare(context.Background(), cfg)
-	if !errors.Is(err, pretrained.ErrFormat) || !strings.Contains(err.Error(), "init.weights "+bad) {
+	if !errors.Is(err, pretrained.ErrFormat) || !strings.Contains(err.Error(), "init.weights: "+bad) || strings.Count(err.Error(), bad) != 1 {
 		t.Fatalf("Prepare with a weights file that is no state dict: %v", err)
 	}
 }

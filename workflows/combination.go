@@ -588,9 +588,16 @@ func (c *combination) notifyParent(ctx workflow.Context) {
 	_ = workflow.SignalExternalWorkflow(dctx, p.ID, "", SignalProgress, c.out).Get(dctx, nil)
 }
 
+// errorMessage is what a failed activity says, in its own words: an
+// application error's message, without the chain of causes the SDK
+// appends (each wrapped error again, "(type: wrapError, retryable: true)":
+// a hostile weights file's one-line reason ran to 1,500 characters).
 func errorMessage(err error) string {
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
+		if m := appErr.Message(); m != "" {
+			return m
+		}
 		return appErr.Error()
 	}
 	for u := errors.Unwrap(err); u != nil; u = errors.Unwrap(u) {
