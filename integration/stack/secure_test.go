@@ -30,14 +30,7 @@ import (
 // password, workers hold an S3 account of their own and not the root key,
 // and a sweep started with the client certificate completes.
 func TestSecuredStack(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("the stack test drives Docker: run it as root (make test-stack; CI does)")
-	}
-	for _, img := range []string{"postgres", "temporal", "temporal-ui", "s3", "worker"} {
-		if exec.Command("docker", "image", "inspect", "resomap/"+img+":local").Run() != nil {
-			t.Fatalf("image resomap/%s:local is missing: run `make images`", img)
-		}
-	}
+	requireDockerAndImages(t)
 	s := &stack{t: t, project: fmt.Sprintf("resomapsecure%d", os.Getpid()), start: time.Now(), files: []string{"docker-compose.secure.yml"}}
 	s.last = s.start
 	certs := t.TempDir()

@@ -63,14 +63,7 @@ type stack struct {
 }
 
 func TestStack(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("the stack test drives Docker: run it as root (make test-stack; CI does)")
-	}
-	for _, img := range []string{"postgres", "temporal", "temporal-ui", "s3", "worker"} {
-		if exec.Command("docker", "image", "inspect", "resomap/"+img+":local").Run() != nil {
-			t.Fatalf("image resomap/%s:local is missing: run `make images`", img)
-		}
-	}
+	requireDockerAndImages(t)
 	s := &stack{t: t, project: fmt.Sprintf("resomapstack%d", os.Getpid()), start: time.Now()}
 	s.last = s.start
 	s.refusesPlaceholders()
@@ -133,6 +126,20 @@ func TestStack(t *testing.T) {
 	s.step("the finished sweep is there; a rerun skips everything")
 	s.reportThroughCompose()
 	t.Logf("faults: %s", strings.Join(s.faults, "; "))
+}
+
+// requireDockerAndImages: the stack tests drive Docker as root, on the
+// images `make images` built.
+func requireDockerAndImages(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("the stack test drives Docker: run it as root (make test-stack; CI does)")
+	}
+	for _, img := range []string{"postgres", "temporal", "temporal-ui", "s3", "worker"} {
+		if exec.Command("docker", "image", "inspect", "resomap/"+img+":local").Run() != nil {
+			t.Fatalf("image resomap/%s:local is missing: run `make images`", img)
+		}
+	}
 }
 
 // refusesPlaceholders: `up` with the example .env starts nothing and says
