@@ -121,14 +121,20 @@ func decodeImage(name string, data []byte) (image.Image, error) {
 	if err := checkPixels(name, cfg.Width, cfg.Height); err != nil {
 		return nil, err
 	}
-	if components, progressive, ok := jpegFrame(data); ok {
-		perPixel := int64(components) + 3 // its pixels, then RGB
-		if progressive {
-			perPixel += 4 * int64(components)
+	if isJPEG(data) {
+		planes, progressive, ok := jpegFrame(data)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s: a JPEG whose frame header this reader cannot find", ErrBadData, name)
 		}
-		if need := int64(cfg.Width) * int64(cfg.Height) * perPixel; need > MaxDecodeBytes {
-			return nil, fmt.Errorf("%w: %s is a %d x %d JPEG (%d components, progressive %v) that takes %d MB to decode, over %d MB",
-				ErrBadData, name, cfg.Width, cfg.Height, components, progressive, need>>20, MaxDecodeBytes>>20)
+		// Its planes, their coefficients when progressive (an int32 per
+		// sample), then toRGB's RGBA and RGB copies.
+		perPixel := planes + 7
+		if progressive {
+			perPixel += 4 * planes
+		}
+		if need := float64(cfg.Width) * float64(cfg.Height) * perPixel; need > MaxDecodeBytes {
+			return nil, fmt.Errorf("%w: %s is a %d x %d JPEG (%.1f samples a pixel, progressive %v) that takes %.0f MB to decode, over %d MB",
+				ErrBadData, name, cfg.Width, cfg.Height, planes, progressive, need/(1<<20), MaxDecodeBytes>>20)
 		}
 	}
 	img, _, err := image.Decode(bytes.NewReader(data))
@@ -138,35 +144,63 @@ func decodeImage(name string, data []byte) (image.Image, error) {
 	return img, nil
 }
 
-// jpegFrame reads a JPEG's frame header: its number of components and
-// whether it is progressive; false when data has no frame header.
-func jpegFrame(data []byte) (components int, progressive, ok bool) {
+// jpegFrame reads a JPEG's frame header as Go's decoder finds it (bytes
+// between segments and FF 00 skipped): whether it is progressive, and its
+// planes, the components' samples per pixel (3 for 4:4:4 YCbCr, 1.5 for
+// 4:2:0, 4 for CMYK); false when there is no frame header.
+func jpegFrame(data []byte) (planes float64, progressive, ok bool) {
 	if !isJPEG(data) {
 		return 0, false, false
 	}
-	for i := 2; i+3 < len(data); {
-		if data[i] != 0xFF {
-			return 0, false, false
+	for i := 2; i+1 < len(data); {
+		if data[i] != 0xFF || data[i+1] == 0x00 || data[i+1] == 0xFF {
+			i++ // stray bytes, stuffed zeros and fill bytes, skipped as Go's decoder does
+			continue
 		}
 		m := data[i+1]
-		switch {
-		case m == 0xFF: // fill byte
-			i++
-			continue
-		case m == 0x01 || m >= 0xD0 && m <= 0xD8: // no length
+		if m >= 0xD0 && m <= 0xD7 { // RSTn: no length
 			i += 2
 			continue
+		}
+		if i+3 >= len(data) {
+			return 0, false, false
+		}
+		n := int(data[i+2])<<8 | int(data[i+3])
+		switch {
 		case m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC: // SOFn
-			if i+9 >= len(data) {
-				return 0, false, false
-			}
-			return int(data[i+9]), m == 0xC2 || m == 0xC6 || m == 0xCA || m == 0xCE, true
+			return framePlanes(data[i+4 : min(len(data), i+2+n)]), m == 0xC2 || m == 0xC6 || m == 0xCA || m == 0xCE, true
 		case m == 0xDA || m == 0xD9: // scan data or the end before a frame
 			return 0, false, false
 		}
-		i += 2 + (int(data[i+2])<<8 | int(data[i+3]))
+		i += 2 + n
 	}
 	return 0, false, false
+}
+
+// framePlanes is a frame header's components' samples per pixel: each
+// component is sampled at its factors over the largest.
+func framePlanes(h []byte) float64 {
+	if len(h) < 6 {
+		return 0
+	}
+	nc := int(h[5])
+	var hmax, vmax int
+	for c := range nc {
+		if 6+3*c+1 >= len(h) {
+			return float64(nc) // a cut header: every component at full size
+		}
+		f := h[6+3*c+1]
+		hmax, vmax = max(hmax, int(f>>4)), max(vmax, int(f&15))
+	}
+	if hmax == 0 || vmax == 0 {
+		return float64(nc)
+	}
+	var planes float64
+	for c := range nc {
+		f := h[6+3*c+1]
+		planes += float64(max(1, int(f>>4))*max(1, int(f&15))) / float64(hmax*vmax)
+	}
+	return planes
 }
 
 // isJPEG tells JPEG data by its start-of-image marker.

@@ -204,15 +204,39 @@ func TestProgressiveCMYKJPEGIsBoundedByItsMemory(t *testing.T) {
 		}
 		return append(b, seg...)
 	}
-	if c, p, ok := jpegFrame(frame(0xC2, 4)); !ok || c != 4 || !p {
-		t.Fatalf("jpegFrame: %d components, progressive %v, found %v", c, p, ok)
+	if planes, p, ok := jpegFrame(frame(0xC2, 4)); !ok || planes != 4 || !p {
+		t.Fatalf("jpegFrame: %.1f planes, progressive %v, found %v", planes, p, ok)
 	}
-	_, err := decodeImage("cmyk.jpg", frame(0xC2, 4))
-	if !errors.Is(err, ErrBadData) || !strings.Contains(err.Error(), "takes") {
-		t.Errorf("progressive CMYK 10000 x 10000: %v, want refused by its memory", err)
+	// Bytes Go's decoder skips between segments do not hide the frame.
+	stray := frame(0xC2, 4)
+	stray = append(stray[:20:20], append([]byte{0x00, 0xFF, 0x00, 0x42}, stray[20:]...)...)
+	for what, b := range map[string][]byte{"progressive CMYK": frame(0xC2, 4), "with stray bytes before its frame": stray} {
+		_, err := decodeImage("cmyk.jpg", b)
+		if !errors.Is(err, ErrBadData) || !strings.Contains(err.Error(), "takes") {
+			t.Errorf("%s 10000 x 10000: %v, want refused by its memory", what, err)
+		}
 	}
-	_, err = decodeImage("baseline.jpg", frame(0xC0, 4))
+	_, err := decodeImage("baseline.jpg", frame(0xC0, 4))
 	if err == nil || strings.Contains(err.Error(), "takes") {
 		t.Errorf("baseline CMYK 10000 x 10000: %v, want within the bound (and a truncated file)", err)
+	}
+}
+
+// Subsampled chroma counts at its size: 4:2:0 is 1.5 samples a pixel.
+func TestJPEGFramePlanesFollowSampling(t *testing.T) {
+	sof := func(factors ...byte) []byte {
+		b := []byte{0xFF, 0xD8, 0xFF, 0xC0, 0, byte(8 + 3*len(factors)), 8, 0, 16, 0, 16, byte(len(factors))}
+		for c, f := range factors {
+			b = append(b, byte(c+1), f, 0)
+		}
+		return b
+	}
+	for _, c := range []struct {
+		frame []byte
+		want  float64
+	}{{sof(0x22, 0x11, 0x11), 1.5}, {sof(0x11, 0x11, 0x11), 3}, {sof(0x11), 1}, {sof(0x11, 0x11, 0x11, 0x11), 4}, {sof(0x21, 0x11, 0x11), 2}} {
+		if planes, _, ok := jpegFrame(c.frame); !ok || planes != c.want {
+			t.Errorf("% x: %.2f planes (found %v), want %.2f", c.frame, planes, ok, c.want)
+		}
 	}
 }
