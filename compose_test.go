@@ -199,7 +199,7 @@ func TestSecureComposeOverlay(t *testing.T) {
 			t.Fatal(err)
 		}
 		return exec.Command("docker-compose", "--env-file", envFile, "-f", "docker-compose.yml", "-f", "docker-compose.local.yml",
-			"-f", "docker-compose.secure.yml", "config").CombinedOutput()
+			"-f", "docker-compose.secure.yml", "--profile", "gpu", "config").CombinedOutput()
 	}
 	out, err := config(env)
 	if err != nil {
@@ -211,6 +211,7 @@ func TestSecureComposeOverlay(t *testing.T) {
 			NetworkMode string            `yaml:"network_mode"`
 			Command     []string          `yaml:"command"`
 			Entrypoint  []string          `yaml:"entrypoint"`
+			Volumes     []any             `yaml:"volumes"`
 		} `yaml:"services"`
 	}
 	if err := yaml.Unmarshal(out, &doc); err != nil {
@@ -221,7 +222,18 @@ func TestSecureComposeOverlay(t *testing.T) {
 		e["TEMPORAL_TLS_CLIENT1_CA_CERT"] == "" || e["TEMPORAL_TLS_CLIENT_CERT_PATH"] == "" {
 		t.Errorf("temporal: %v, want client certificates required and its health check presenting one", e)
 	}
-	for _, name := range []string{"worker", "starter"} {
+	for name, sv := range svc {
+		if _, ok := sv.Environment["AWS_ACCESS_KEY_ID"]; ok && sv.Environment["AWS_ACCESS_KEY_ID"] != "resomap-worker" {
+			t.Errorf("%s holds S3 key %q, want the workers' account", name, sv.Environment["AWS_ACCESS_KEY_ID"])
+		}
+		for _, v := range sv.Volumes { // single files, never the folder with the keys of others
+			b, _ := yaml.Marshal(v)
+			if strings.Contains(string(b), "/certs") && !strings.Contains(string(b), ".pem") || strings.Contains(string(b), "ca-private") {
+				t.Errorf("%s mounts %s", name, strings.TrimSpace(string(b)))
+			}
+		}
+	}
+	for _, name := range []string{"worker", "worker-gpu", "starter"} {
 		e := svc[name].Environment
 		if e["TEMPORAL_TLS_CLIENT_CERT_PATH"] == "" || e["TEMPORAL_TLS_SERVER_CA_CERT_PATH"] == "" || e["TEMPORAL_TLS_SERVER_NAME"] != "temporal" {
 			t.Errorf("%s presents no client certificate: %v", name, e)

@@ -99,7 +99,7 @@ type Fetcher struct {
 
 	MaxBytes    int64         // a download's limit (0: DefaultMaxBytes)
 	IdleTimeout time.Duration // 0: DefaultIdleTimeout
-	MinRate     int64         // bytes/s over each RateWindow (0: DefaultMinRate)
+	MinRate     int64         // bytes/s over each RateWindow (0: DefaultMinRate; negative: none)
 	RateWindow  time.Duration // 0: DefaultRateWindow
 	// AllowHosts, if any, are the hosts weights may come from (redirects
 	// included): "example.com" that host, ".example.com" its subdomains,
@@ -460,7 +460,7 @@ func (r *idleReader) Read(p []byte) (int, error) {
 		r.timer.Reset(r.idle)
 	}
 	r.moved += int64(n)
-	if took := time.Since(r.since); took >= r.window {
+	if took := time.Since(r.since); r.minRate > 0 && took >= r.window {
 		if rate := float64(r.moved) / took.Seconds(); rate < float64(r.minRate) {
 			cause := fmt.Errorf("%.0f bytes/s over %v, under this worker's minimum of %d: download given up (the server or the link is too slow)",
 				rate, took.Round(time.Second), r.minRate)

@@ -13,11 +13,14 @@ mkdir -p "$dir"
 cd "$dir"
 command -v openssl >/dev/null || { echo "make-certs: openssl is needed (apt-get install openssl)" >&2; exit 1; }
 
+# The CA's key apart (ca-private/): the stack mounts single files, never it.
+mkdir -p ca-private
+chmod 0700 ca-private
 if [ ! -f ca.pem ]; then
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca-key.pem -out ca.pem \
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca-private/ca-key.pem -out ca.pem \
     -days "$days" -subj "/CN=ResoMap stack CA" \
     -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
-  echo "make-certs: $dir/ca.pem (the authority; keep ca-key.pem off the servers)"
+  echo "make-certs: $dir/ca.pem (the authority; its key, ca-private/ca-key.pem, stays off the servers)"
 fi
 
 # cert NAME SUBJECT EXTENSIONS: a key and a certificate the CA signs.
@@ -26,7 +29,7 @@ cert() {
   [ -f "$name.pem" ] && return
   openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$name-key.pem" -out "$name.csr" -subj "$subject" 2>/dev/null
   printf '%s\n' "$ext" >"$name.ext"
-  openssl x509 -req -in "$name.csr" -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days "$days" -extfile "$name.ext" -out "$name.pem" 2>/dev/null
+  openssl x509 -req -in "$name.csr" -CA ca.pem -CAkey ca-private/ca-key.pem -CAcreateserial -CAserial ca-private/ca.srl -days "$days" -extfile "$name.ext" -out "$name.pem" 2>/dev/null
   rm -f "$name.csr" "$name.ext"
   echo "make-certs: $dir/$name.pem"
 }
@@ -49,4 +52,4 @@ keyUsage=critical,digitalSignature"
 # them; upstream images that run as another user (temporalio/* as uid 1000)
 # need them chowned to it.
 chmod 0644 ca.pem temporal.pem client.pem
-chmod 0600 ./*-key.pem
+chmod 0600 ./*-key.pem ca-private/ca-key.pem

@@ -211,7 +211,7 @@ func (t *Trainer) Prepare(ctx context.Context, cfg sweep.Config) (sweep.Config, 
 			return cfg, err
 		}
 		if err := t.checkWeights(cfg, f, script); err != nil {
-			if f.Path == cfg.Init.Weights { // the error names the file already
+			if strings.Contains(err.Error(), cfg.Init.Weights) { // the reader named the file already
 				return cfg, fmt.Errorf("init.weights: %w", err)
 			}
 			return cfg, fmt.Errorf("init.weights %s: %w", redact.URL(cfg.Init.Weights), err)

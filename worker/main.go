@@ -61,7 +61,7 @@ func main() {
 		"hosts (','-separated; .example.com for its subdomains) weights may be downloaded from (default: any)")
 	flag.Int64Var(&set.weightsMaxBytes, "weights-max-bytes", pretrained.DefaultMaxBytes, "the largest weights file this worker downloads")
 	flag.Int64Var(&set.weightsMinRate, "weights-min-rate", pretrained.DefaultMinRate,
-		"bytes/s a weights download must move over each 2 minutes, or it is given up (a server that trickles)")
+		"bytes/s a weights download must move over each 2 minutes, or it is given up (a server that trickles); 0: no minimum")
 	flag.Parse()
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -109,7 +109,13 @@ func (set settings) confine(tr *trainer.Trainer) error {
 	if err := pretrained.CheckAllowHosts(tr.Weights.AllowHosts); err != nil {
 		return fmt.Errorf("--allow-hosts: %w", err)
 	}
+	if set.weightsMinRate < 0 {
+		return fmt.Errorf("--weights-min-rate %d: want bytes/s >= 0 (0: no minimum)", set.weightsMinRate)
+	}
 	tr.Weights.MaxBytes, tr.Weights.MinRate = set.weightsMaxBytes, set.weightsMinRate
+	if set.weightsMinRate == 0 {
+		tr.Weights.MinRate = -1 // the Fetcher's "none"
+	}
 	tr.Weights.Client = pretrained.NewClient() // one pool of connections for the worker's downloads
 	return nil
 }

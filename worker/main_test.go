@@ -47,6 +47,15 @@ func TestConfineSettingsReachTheTrainer(t *testing.T) {
 		!slices.Equal(tr.Weights.AllowHosts, []string{"download.pytorch.org", ".example.com:8443"}) || tr.Weights.MaxBytes != 1<<20 || tr.Weights.MinRate != 4096 {
 		t.Fatalf("data roots %q, weights roots %q, hosts %q, max %d, min rate %d", tr.Data.Roots, tr.Weights.Roots, tr.Weights.AllowHosts, tr.Weights.MaxBytes, tr.Weights.MinRate)
 	}
+	set.weightsMinRate = 0
+	if err := set.confine(&tr); err != nil || tr.Weights.MinRate >= 0 {
+		t.Errorf("--weights-min-rate 0: %v, min rate %d; want no minimum", err, tr.Weights.MinRate)
+	}
+	set.weightsMinRate = -1
+	if err := set.confine(&trainer.Trainer{}); err == nil {
+		t.Error("--weights-min-rate -1 accepted")
+	}
+	set.weightsMinRate = 4096
 	set.allowHosts = "example.com:https"
 	if err := set.confine(&trainer.Trainer{}); err == nil || !strings.Contains(err.Error(), "--allow-hosts") {
 		t.Errorf("an unreadable entry: %v, want the worker refused to start", err)

@@ -592,7 +592,16 @@ func (c *combination) notifyParent(ctx workflow.Context) {
 // application error's message, without the chain of causes the SDK
 // appends (each wrapped error again, "(type: wrapError, retryable: true)":
 // a hostile weights file's one-line reason ran to 1,500 characters).
+// A timeout says so first: its cause is the attempt before it's failure.
 func errorMessage(err error) string {
+	var timeout *temporal.TimeoutError
+	if errors.As(err, &timeout) {
+		msg := fmt.Sprintf("timed out (%s)", timeout.TimeoutType())
+		if cause := errors.Unwrap(timeout); cause != nil {
+			msg += "; the attempt before: " + errorMessage(cause)
+		}
+		return msg
+	}
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
 		if m := appErr.Message(); m != "" {

@@ -19,6 +19,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -26,8 +27,15 @@ import (
 // write action of the Web UI, over a port that may leave the machine.
 const minPassword = 12
 
-// failureDelay slows each refused request, so that guessing is slow.
-const failureDelay = 300 * time.Millisecond
+// failureDelay slows each refused request; maxFailures in failureWindow,
+// from anywhere, stop the gate from checking passwords until the window
+// has passed (429): guessing in parallel is as slow as in turn. A user
+// with the password waits out an attack too.
+const (
+	failureDelay  = 300 * time.Millisecond
+	maxFailures   = 20
+	failureWindow = time.Minute
+)
 
 func main() {
 	listen := flag.String("listen", envOr("UI_GATE_LISTEN", ":8080"), "address to serve on")
@@ -61,6 +69,10 @@ type gate struct {
 	user, password [sha256.Size]byte // digests: the comparison takes one time whatever the lengths
 	delay          time.Duration
 	logger         *slog.Logger
+
+	mu       sync.Mutex
+	failures []time.Time // refused logins in the last failureWindow
+	now      func() time.Time
 }
 
 func newGate(upstream, user, password string, logger *slog.Logger) (*gate, error) {
@@ -81,15 +93,21 @@ func newGate(upstream, user, password string, logger *slog.Logger) (*gate, error
 		r.Header.Del("Authorization") // the UI has no use for the gate's password
 	}
 	return &gate{proxy: proxy, user: sha256.Sum256([]byte(user)), password: sha256.Sum256([]byte(password)),
-		delay: failureDelay, logger: logger}, nil
+		delay: failureDelay, logger: logger, now: time.Now}, nil
 }
 
 func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	user, password, ok := r.BasicAuth()
+	if ok && g.overLimit() {
+		http.Error(w, "429 Too Many Requests: too many wrong passwords of late; try again in a minute", http.StatusTooManyRequests)
+		return
+	}
 	u, p := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(password))
 	if !ok || subtle.ConstantTimeCompare(u[:], g.user[:])&subtle.ConstantTimeCompare(p[:], g.password[:]) != 1 {
 		if ok {
-			g.logger.Warn("refused", "remote", r.RemoteAddr, "user", user, "path", r.URL.Path)
+			g.fail()
+			// Not the user name: a password typed there would be logged.
+			g.logger.Warn("refused a login", "remote", r.RemoteAddr, "path", r.URL.Path)
 			time.Sleep(g.delay)
 		}
 		w.Header().Set("WWW-Authenticate", `Basic realm="ResoMap", charset="UTF-8"`)
@@ -97,4 +115,22 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.proxy.ServeHTTP(w, r)
+}
+
+// overLimit says whether maxFailures logins were refused in the last
+// failureWindow.
+func (g *gate) overLimit() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cut := g.now().Add(-failureWindow)
+	for len(g.failures) > 0 && g.failures[0].Before(cut) {
+		g.failures = g.failures[1:]
+	}
+	return len(g.failures) >= maxFailures
+}
+
+func (g *gate) fail() {
+	g.mu.Lock()
+	g.failures = append(g.failures, g.now())
+	g.mu.Unlock()
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Only the right user and password reach the UI, and the UI never sees
@@ -72,5 +73,37 @@ func TestGateLetsOnlyItsUserThrough(t *testing.T) {
 	}
 	if _, err := newGate("127.0.0.1:8081", "resomap", "correct horse battery", nil); err == nil {
 		t.Error("an upstream without a scheme was accepted")
+	}
+}
+
+// Wrong passwords from anywhere, maxFailures in a minute, stop the gate
+// from checking any password (429) until the minute has passed.
+func TestGateLimitsGuessing(t *testing.T) {
+	ui := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ui") }))
+	defer ui.Close()
+	g, err := newGate(ui.URL, "resomap", "correct horse battery", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Unix(0, 0)
+	g.delay, g.now = 0, func() time.Time { return clock }
+	code := func(pw string) int {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.SetBasicAuth("resomap", pw)
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for i := range maxFailures {
+		if c := code("guess"); c != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d, want 401", i, c)
+		}
+	}
+	if c := code("correct horse battery"); c != http.StatusTooManyRequests {
+		t.Errorf("the right password during the attack: %d, want 429 (no password is checked)", c)
+	}
+	clock = clock.Add(failureWindow + time.Second)
+	if c := code("correct horse battery"); c != http.StatusOK {
+		t.Errorf("a minute later: %d, want 200", c)
 	}
 }
