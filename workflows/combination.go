@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -396,6 +397,7 @@ func (c *combination) runPrepare(ctx workflow.Context) *ending {
 // StickySeconds, else on any worker.
 func (c *combination) trainEpoch(ctx workflow.Context, epoch int) (TrainEpochOutput, error) {
 	if c.workerQueue != "" && since(ctx, changeStickyEpochs) {
+		t0 := workflow.Now(ctx)
 		res, err := c.runEpoch(ctx, epoch, c.workerQueue)
 		if !retryElsewhere(err) {
 			c.workerQueue = res.WorkerQueue
@@ -409,12 +411,24 @@ func (c *combination) trainEpoch(ctx workflow.Context, epoch int) (TrainEpochOut
 		if since(ctx, changeDowntimeIsWaiting) {
 			c.out.WaitSeconds += lostSince(ctx, err)
 		}
+		if neverStarted(err) && since(ctx, changeStickyWaitIsWaiting) {
+			c.out.WaitSeconds += workflow.Now(ctx).Sub(t0).Seconds()
+		}
 		workflow.GetLogger(ctx).Info("worker of the last epoch gone or busy: any worker takes the epoch",
 			"combination", c.out.ID(), "queue", c.workerQueue, "err", err)
 	}
 	res, err := c.runEpoch(ctx, epoch, "")
 	c.workerQueue = res.WorkerQueue
 	return res, err
+}
+
+// neverStarted says whether an epoch attempt on its worker's queue ended
+// before it trained: that worker did not take it in time, or had no slot.
+func neverStarted(err error) bool {
+	var timeout *temporal.TimeoutError
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &timeout) && timeout.TimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START ||
+		errors.As(err, &appErr) && appErr.Type() == ErrTypeWorkerBusy
 }
 
 // lostSince is how long ago the attempt that failed with err last showed

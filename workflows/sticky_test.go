@@ -83,3 +83,41 @@ func TestEpochsGoToTheirWorkerFirst(t *testing.T) {
 		t.Errorf("numerics %q", out.Numerics)
 	}
 }
+
+// An epoch that waits for its worker's own queue in vain (not taken
+// within StickySeconds) counts that wait as waiting, not as the training's
+// fixed cost ("other").
+func TestAStickyWaitInVainIsWaiting(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.OnActivity(a.Prepare, mockAny, mockAny).Return(func(_ context.Context, in PrepareInput) (Prepared, error) {
+		return Prepared{Config: in.Spec.Config(in.Combination), ConfigHash: hashOf(in.Combination.Resolution), Family: "cnn", Prefix: "runs/x"}, nil
+	})
+	env.OnActivity(a.LookupResult, mockAny, mockAny).Return(LookupOutput{}, nil)
+	env.OnActivity(a.FindResumePoint, mockAny, mockAny).Return(ResumePoint{}, nil)
+	env.OnActivity(a.ClaimTraining, mockAny, mockAny).Return(ClaimOutput{Granted: true}, nil)
+	env.OnActivity(a.RecordResult, mockAny, mockAny).Return(RecordOutput{}, nil)
+	const own = "resomap@worker-a"
+	spec := testSpec(16)
+	spec.Epochs = 3
+	sticky := time.Duration(spec.Activity.StickySeconds) * time.Second
+	// Every attempt takes the sticky wait of the test clock: on the
+	// worker's own queue it then times out (nobody took it).
+	env.OnActivity(a.TrainEpoch, mockAny, mockAny).After(sticky).Return(func(ctx context.Context, in TrainEpochInput) (TrainEpochOutput, error) {
+		if activity.GetInfo(ctx).TaskQueue == own {
+			return TrainEpochOutput{}, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START, nil)
+		}
+		m := sweep.EpochMetrics{Epoch: in.Epoch, ValLoss: 1, ValAcc: 0.5, ImagesPS: 1000}
+		return TrainEpochOutput{Key: fmt.Sprintf("runs/x/cnn/smallcnn/16/epoch_%04d.json", in.Epoch), Attempt: 1, WorkerQueue: own,
+			TrainSeconds: sticky.Seconds(), Progress: sweep.Progress{EpochsDone: in.Epoch, Metrics: []sweep.EpochMetrics{m}, BestEpoch: in.Epoch}}, nil
+	})
+	env.ExecuteWorkflow(Combination, CombinationInput{Spec: spec, Combination: sweep.Combination{Model: "smallcnn", Resolution: 16}})
+	var out sweep.Outcome
+	if err := env.GetWorkflowResult(&out); err != nil || out.Status != sweep.Completed {
+		t.Fatalf("%v %+v", err, out)
+	}
+	// Epochs 2 and 3 each waited for the own queue in vain.
+	if want := 2 * sticky.Seconds(); out.WaitSeconds < want || out.WaitSeconds > want+1 {
+		t.Errorf("waiting %.1f s, want the %.0f s spent on the worker's own queue in vain", out.WaitSeconds, want)
+	}
+}
