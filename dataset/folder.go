@@ -114,21 +114,25 @@ const MaxDecodeBytes = 2 << 30
 // (and, for a JPEG, what decoding it takes) read from its header and
 // checked first.
 func decodeImage(name string, data []byte) (image.Image, error) {
-	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%w: decode %s: %v", ErrBadData, name, err)
 	}
 	if err := checkPixels(name, cfg.Width, cfg.Height); err != nil {
 		return nil, err
 	}
-	if isJPEG(data) {
+	if format == "jpeg" { // Go's own verdict: FF D8 is enough for it
 		planes, progressive, ok := jpegFrame(data)
 		if !ok {
 			return nil, fmt.Errorf("%w: %s: a JPEG whose frame header this reader cannot find", ErrBadData, name)
 		}
 		// Its planes, their coefficients when progressive (an int32 per
-		// sample), then toRGB's RGBA and RGB copies.
+		// sample), a CMYK or Adobe RGB conversion's RGBA, then toRGB's
+		// RGBA and RGB copies.
 		perPixel := planes + 7
+		if planes > 3 {
+			perPixel += 4
+		}
 		if progressive {
 			perPixel += 4 * planes
 		}
@@ -149,7 +153,7 @@ func decodeImage(name string, data []byte) (image.Image, error) {
 // planes, the components' samples per pixel (3 for 4:4:4 YCbCr, 1.5 for
 // 4:2:0, 4 for CMYK); false when there is no frame header.
 func jpegFrame(data []byte) (planes float64, progressive, ok bool) {
-	if !isJPEG(data) {
+	if len(data) < 2 || data[0] != 0xFF || data[1] != 0xD8 {
 		return 0, false, false
 	}
 	for i := 2; i+1 < len(data); {
@@ -166,6 +170,9 @@ func jpegFrame(data []byte) (planes float64, progressive, ok bool) {
 			return 0, false, false
 		}
 		n := int(data[i+2])<<8 | int(data[i+3])
+		if n < 2 { // a length counts itself
+			return 0, false, false
+		}
 		switch {
 		case m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC: // SOFn
 			return framePlanes(data[i+4 : min(len(data), i+2+n)]), m == 0xC2 || m == 0xC6 || m == 0xCA || m == 0xCE, true

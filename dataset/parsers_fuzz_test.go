@@ -210,7 +210,11 @@ func TestProgressiveCMYKJPEGIsBoundedByItsMemory(t *testing.T) {
 	// Bytes Go's decoder skips between segments do not hide the frame.
 	stray := frame(0xC2, 4)
 	stray = append(stray[:20:20], append([]byte{0x00, 0xFF, 0x00, 0x42}, stray[20:]...)...)
-	for what, b := range map[string][]byte{"progressive CMYK": frame(0xC2, 4), "with stray bytes before its frame": stray} {
+	// Nor a stray byte right after the start marker, where Go's decoder
+	// skips it too (its magic is FF D8 alone).
+	early := append([]byte{0xFF, 0xD8, 0x00}, frame(0xC2, 4)[2:]...)
+	for what, b := range map[string][]byte{"progressive CMYK": frame(0xC2, 4), "with stray bytes before its frame": stray,
+		"with a stray byte after its start": early} {
 		_, err := decodeImage("cmyk.jpg", b)
 		if !errors.Is(err, ErrBadData) || !strings.Contains(err.Error(), "takes") {
 			t.Errorf("%s 10000 x 10000: %v, want refused by its memory", what, err)

@@ -593,12 +593,14 @@ func (w *pureWorld) signalLate(rng *rand.Rand, env *testsuite.TestWorkflowEnviro
 	w.mu.Lock()
 	late := w.late
 	w.late = nil
-	w.lateSignals += len(late)
 	w.mu.Unlock()
 	for _, o := range late {
 		env.RegisterDelayedCallback(func() {
 			if !env.IsWorkflowCompleted() {
 				env.SignalWorkflow(workflows.SignalProgress, o)
+				w.mu.Lock()
+				w.lateSignals++
+				w.mu.Unlock()
 			}
 		}, time.Duration(rng.IntN(120))*time.Second)
 	}

@@ -16,6 +16,13 @@ command -v openssl >/dev/null || { echo "make-certs: openssl is needed (apt-get 
 # The CA's key apart (ca-private/): the stack mounts single files, never it.
 mkdir -p ca-private
 chmod 0700 ca-private
+for f in ca-key.pem ca.srl; do # a folder made before the key moved
+  [ -f "$f" ] && [ ! -f "ca-private/$f" ] && mv "$f" "ca-private/$f"
+done
+if [ -f ca.pem ] && [ ! -f ca-private/ca-key.pem ]; then
+  echo "make-certs: $dir/ca.pem is there but not its key (ca-private/ca-key.pem): delete $dir to start over" >&2
+  exit 1
+fi
 if [ ! -f ca.pem ]; then
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca-private/ca-key.pem -out ca.pem \
     -days "$days" -subj "/CN=ResoMap stack CA" \
@@ -29,8 +36,9 @@ cert() {
   [ -f "$name.pem" ] && return
   openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$name-key.pem" -out "$name.csr" -subj "$subject" 2>/dev/null
   printf '%s\n' "$ext" >"$name.ext"
-  openssl x509 -req -in "$name.csr" -CA ca.pem -CAkey ca-private/ca-key.pem -CAcreateserial -CAserial ca-private/ca.srl -days "$days" -extfile "$name.ext" -out "$name.pem" 2>/dev/null
-  rm -f "$name.csr" "$name.ext"
+  openssl x509 -req -in "$name.csr" -CA ca.pem -CAkey ca-private/ca-key.pem -CAcreateserial -CAserial ca-private/ca.srl -days "$days" -extfile "$name.ext" -out "$name.pem" \
+    2>"$name.err" || { cat "$name.err" >&2; rm -f "$name.pem"; exit 1; }
+  rm -f "$name.csr" "$name.ext" "$name.err"
   echo "make-certs: $dir/$name.pem"
 }
 

@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -27,14 +28,17 @@ import (
 // write action of the Web UI, over a port that may leave the machine.
 const minPassword = 12
 
-// failureDelay slows each refused request; maxFailures in failureWindow,
-// from anywhere, stop the gate from checking passwords until the window
-// has passed (429): guessing in parallel is as slow as in turn. A user
-// with the password waits out an attack too.
+// failureDelay slows each refused request. maxFailures wrong passwords
+// from one address in failureWindow stop the gate from checking that
+// address's passwords until the window has passed (429), and
+// maxAllFailures from all addresses stop it for everyone: guessing in
+// parallel is as slow as in turn, and one guesser does not lock the user
+// out alone.
 const (
-	failureDelay  = 300 * time.Millisecond
-	maxFailures   = 20
-	failureWindow = time.Minute
+	failureDelay   = 300 * time.Millisecond
+	maxFailures    = 20
+	maxAllFailures = 200
+	failureWindow  = time.Minute
 )
 
 func main() {
@@ -71,8 +75,15 @@ type gate struct {
 	logger         *slog.Logger
 
 	mu       sync.Mutex
-	failures []time.Time // refused logins in the last failureWindow
+	failures []failure // refused (and pending) logins in the last failureWindow, oldest first
 	now      func() time.Time
+}
+
+// failure is a refused login, or one being checked (reserved before the
+// check, so that parallel guesses count at once).
+type failure struct {
+	at     time.Time
+	client string
 }
 
 func newGate(upstream, user, password string, logger *slog.Logger) (*gate, error) {
@@ -97,40 +108,75 @@ func newGate(upstream, user, password string, logger *slog.Logger) (*gate, error
 }
 
 func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	user, password, ok := r.BasicAuth()
-	if ok && g.overLimit() {
+	user, password, hasAuth := r.BasicAuth()
+	if !hasAuth {
+		g.refuse(w)
+		return
+	}
+	release, allowed := g.reserve(clientOf(r))
+	if !allowed {
 		http.Error(w, "429 Too Many Requests: too many wrong passwords of late; try again in a minute", http.StatusTooManyRequests)
 		return
 	}
 	u, p := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(password))
-	if !ok || subtle.ConstantTimeCompare(u[:], g.user[:])&subtle.ConstantTimeCompare(p[:], g.password[:]) != 1 {
-		if ok {
-			g.fail()
-			// Not the user name: a password typed there would be logged.
-			g.logger.Warn("refused a login", "remote", r.RemoteAddr, "path", r.URL.Path)
-			time.Sleep(g.delay)
-		}
-		w.Header().Set("WWW-Authenticate", `Basic realm="ResoMap", charset="UTF-8"`)
-		http.Error(w, "401 Unauthorized: the Web UI needs its user and password (UI_PASSWORD in .env)", http.StatusUnauthorized)
+	if subtle.ConstantTimeCompare(u[:], g.user[:])&subtle.ConstantTimeCompare(p[:], g.password[:]) != 1 {
+		// The reservation stays: a refused login. Not the user name in
+		// the log: a password typed there would be kept.
+		g.logger.Warn("refused a login", "remote", r.RemoteAddr, "path", r.URL.Path)
+		time.Sleep(g.delay)
+		g.refuse(w)
 		return
 	}
+	release()
 	g.proxy.ServeHTTP(w, r)
 }
 
-// overLimit says whether maxFailures logins were refused in the last
-// failureWindow.
-func (g *gate) overLimit() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	cut := g.now().Add(-failureWindow)
-	for len(g.failures) > 0 && g.failures[0].Before(cut) {
-		g.failures = g.failures[1:]
-	}
-	return len(g.failures) >= maxFailures
+// refuse asks for the user and password.
+func (g *gate) refuse(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="ResoMap", charset="UTF-8"`)
+	http.Error(w, "401 Unauthorized: the Web UI needs its user and password (UI_PASSWORD in .env)", http.StatusUnauthorized)
 }
 
-func (g *gate) fail() {
+// clientOf is the address a request came from (its host: one machine's
+// connections are one client).
+func clientOf(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
+
+// reserve counts a login about to be checked as refused, unless client's
+// or everyone's refusals in the last failureWindow reached their limit
+// (false); release takes it back when the password was right. Check and
+// count are one step, so parallel guesses cannot all slip under a limit.
+func (g *gate) reserve(client string) (release func(), ok bool) {
 	g.mu.Lock()
-	g.failures = append(g.failures, g.now())
-	g.mu.Unlock()
+	defer g.mu.Unlock()
+	now := g.now()
+	cut := now.Add(-failureWindow)
+	for len(g.failures) > 0 && g.failures[0].at.Before(cut) {
+		g.failures = g.failures[1:]
+	}
+	mine := 0
+	for _, f := range g.failures {
+		if f.client == client {
+			mine++
+		}
+	}
+	if mine >= maxFailures || len(g.failures) >= maxAllFailures {
+		return nil, false
+	}
+	f := &failure{at: now, client: client}
+	g.failures = append(g.failures, *f)
+	return func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		for i := range g.failures {
+			if g.failures[i] == *f {
+				g.failures = append(g.failures[:i], g.failures[i+1:]...)
+				return
+			}
+		}
+	}, true
 }

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -76,8 +78,10 @@ func TestGateLetsOnlyItsUserThrough(t *testing.T) {
 	}
 }
 
-// Wrong passwords from anywhere, maxFailures in a minute, stop the gate
-// from checking any password (429) until the minute has passed.
+// maxFailures wrong passwords from one address in a minute stop the gate
+// from checking that address's passwords (429) until the minute has
+// passed, while another address still gets in; maxAllFailures from all
+// addresses stop it for everyone. Guesses in parallel count at once.
 func TestGateLimitsGuessing(t *testing.T) {
 	ui := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ui") }))
 	defer ui.Close()
@@ -87,23 +91,45 @@ func TestGateLimitsGuessing(t *testing.T) {
 	}
 	clock := time.Unix(0, 0)
 	g.delay, g.now = 0, func() time.Time { return clock }
-	code := func(pw string) int {
+	code := func(from, pw string) int {
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.RemoteAddr = from + ":40000"
 		req.SetBasicAuth("resomap", pw)
 		rec := httptest.NewRecorder()
 		g.ServeHTTP(rec, req)
 		return rec.Code
 	}
-	for i := range maxFailures {
-		if c := code("guess"); c != http.StatusUnauthorized {
-			t.Fatalf("guess %d: %d, want 401", i, c)
+	// In parallel: exactly maxFailures of many guesses are checked.
+	codes := make(chan int, 3*maxFailures)
+	var wg sync.WaitGroup
+	for range 3 * maxFailures {
+		wg.Go(func() { codes <- code("10.0.0.1", "guess") })
+	}
+	wg.Wait()
+	close(codes)
+	counts := map[int]int{}
+	for c := range codes {
+		counts[c]++
+	}
+	if counts[http.StatusUnauthorized] != maxFailures || counts[http.StatusTooManyRequests] != 2*maxFailures {
+		t.Fatalf("parallel guesses: %v, want %d checked (401) and the rest 429", counts, maxFailures)
+	}
+	if c := code("10.0.0.1", "correct horse battery"); c != http.StatusTooManyRequests {
+		t.Errorf("the right password from the guessing address: %d, want 429 (no password is checked)", c)
+	}
+	if c := code("10.0.0.2", "correct horse battery"); c != http.StatusOK {
+		t.Errorf("the right password from another address: %d, want 200", c)
+	}
+	for i := range maxAllFailures / maxFailures {
+		for range maxFailures {
+			code(fmt.Sprintf("10.1.0.%d", i), "guess")
 		}
 	}
-	if c := code("correct horse battery"); c != http.StatusTooManyRequests {
-		t.Errorf("the right password during the attack: %d, want 429 (no password is checked)", c)
+	if c := code("10.0.0.3", "correct horse battery"); c != http.StatusTooManyRequests {
+		t.Errorf("after %d refusals from everywhere: %d, want 429 for everyone", maxAllFailures, c)
 	}
 	clock = clock.Add(failureWindow + time.Second)
-	if c := code("correct horse battery"); c != http.StatusOK {
+	if c := code("10.0.0.1", "correct horse battery"); c != http.StatusOK {
 		t.Errorf("a minute later: %d, want 200", c)
 	}
 }
