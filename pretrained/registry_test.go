@@ -1,6 +1,7 @@
 package pretrained_test
 
 import (
+	"regexp"
 	"slices"
 	"testing"
 
@@ -8,24 +9,27 @@ import (
 	"github.com/resomap/resomap/sweep"
 )
 
-// The model registry (sweep/models.go) and torchvision's weights agree:
-// every model torchvision has weights for is one ResoMap builds, and every
-// model ResoMap builds but its own small CNN has torchvision's weights
-// (the bridge builds every registered model: TestEveryModelTrains).
+// The model registry (sweep/models.go) names torchvision's weights of
+// every model ResoMap builds but its own small CNN, each by torch.hub's
+// file name (the model's name, a variant, and the start of its SHA-256,
+// which Fetch checks), and torchvision:NAME knows exactly those (the
+// bridge builds every registered model: TestEveryModelTrains).
 func TestTorchvisionWeightsCoverTheRegistry(t *testing.T) {
-	var registered []string
+	var named []string
 	for _, m := range sweep.Models() {
-		registered = append(registered, m.Name)
-	}
-	weights := pretrained.TorchvisionModels()
-	for _, name := range weights {
-		if !slices.Contains(registered, name) {
-			t.Errorf("torchvision:%s has weights but no model in sweep/models.go", name)
+		hub := regexp.MustCompile(`^` + regexp.QuoteMeta(m.Name) + `(_[a-z]+)?-[0-9a-f]{8}\.pth$`)
+		switch {
+		case m.Name == "smallcnn" && m.Torchvision != "":
+			t.Errorf("smallcnn names torchvision weights %q: torchvision has none", m.Torchvision)
+		case m.Name != "smallcnn" && !hub.MatchString(m.Torchvision):
+			t.Errorf("%s names torchvision weights %q, not torch.hub's name-<sha256 prefix>.pth", m.Name, m.Torchvision)
+		}
+		if m.Torchvision != "" {
+			named = append(named, m.Name)
 		}
 	}
-	for _, name := range registered {
-		if name != "smallcnn" && !slices.Contains(weights, name) {
-			t.Errorf("%s is registered but torchvision:%s names no weights (pretrained/source.go)", name, name)
-		}
+	slices.Sort(named)
+	if got := pretrained.TorchvisionModels(); !slices.Equal(got, named) {
+		t.Errorf("torchvision:NAME knows %v, the registry names weights for %v", got, named)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -27,33 +26,36 @@ import (
 	"github.com/resomap/resomap/internal/errkind"
 	"github.com/resomap/resomap/internal/iowatch"
 	"github.com/resomap/resomap/internal/redact"
+	"github.com/resomap/resomap/sweep"
 )
 
 // TorchvisionBase is where torchvision publishes its weights.
 const TorchvisionBase = "https://download.pytorch.org/models/"
 
-// torchvision maps ResoMap's model names to torchvision's ImageNet weights
-// (IMAGENET1K_V1, what pretrained=True gave), by file name: the hex after
-// the last '-' is the start of the file's SHA-256, as torch.hub checks it.
-var torchvision = map[string]string{
-	"resnet18": "resnet18-f37072fd.pth", "resnet34": "resnet34-b627a593.pth", "resnet50": "resnet50-0676ba61.pth",
-	"vgg11": "vgg11-8a719046.pth", "vgg11_bn": "vgg11_bn-6002323d.pth",
-	"vgg13": "vgg13-19584684.pth", "vgg13_bn": "vgg13_bn-abd245e5.pth",
-	"vgg16": "vgg16-397923af.pth", "vgg16_bn": "vgg16_bn-6c64b313.pth",
-	"vgg19": "vgg19-dcbb9e9d.pth", "vgg19_bn": "vgg19_bn-c79401a0.pth",
-	"mobilenet_v3_large": "mobilenet_v3_large-8738ca79.pth", "mobilenet_v3_small": "mobilenet_v3_small-047dcff4.pth",
-	"efficientnet_b0": "efficientnet_b0_rwightman-3dd342df.pth", "efficientnet_b1": "efficientnet_b1_rwightman-533bc792.pth",
-	"efficientnet_b2": "efficientnet_b2_rwightman-bcdf34b7.pth", "efficientnet_b3": "efficientnet_b3_rwightman-cf984f9c.pth",
-	"convnext_tiny": "convnext_tiny-983f1562.pth", "convnext_small": "convnext_small-0c510722.pth",
-	"convnext_base":  "convnext_base-6075fbad.pth",
-	"regnet_y_400mf": "regnet_y_400mf-c65dace8.pth", "regnet_y_800mf": "regnet_y_800mf-1b27b58c.pth",
-	"regnet_y_1_6gf": "regnet_y_1_6gf-b11a554e.pth", "regnet_x_400mf": "regnet_x_400mf-adf1edd5.pth",
-	"regnet_x_800mf": "regnet_x_800mf-ad17e45c.pth",
-	"vit_b_16":       "vit_b_16-c867db91.pth",
+// torchvisionFile is torchvision's ImageNet weights file of model
+// (IMAGENET1K_V1, what pretrained=True gave; "": none), from the model
+// registry (sweep.ModelInfo.Torchvision): the hex after the last '-' is
+// the start of the file's SHA-256, as torch.hub checks it.
+func torchvisionFile(model string) string {
+	for _, m := range sweep.Models() {
+		if m.Name == model {
+			return m.Torchvision
+		}
+	}
+	return ""
 }
 
 // TorchvisionModels lists the models torchvision:NAME names weights for.
-func TorchvisionModels() []string { return slices.Sorted(maps.Keys(torchvision)) }
+func TorchvisionModels() []string {
+	var out []string
+	for _, m := range sweep.Models() {
+		if m.Torchvision != "" {
+			out = append(out, m.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
 
 // TorchvisionPrefix names torchvision's weights of a model in a source.
 const TorchvisionPrefix = "torchvision:"
@@ -120,8 +122,8 @@ type Fetched struct {
 // is refused when its content does not match, downloaded or cached.
 func (f Fetcher) Fetch(ctx context.Context, source string) (Fetched, error) {
 	if name, ok := strings.CutPrefix(source, TorchvisionPrefix); ok {
-		file, ok := torchvision[name]
-		if !ok {
+		file := torchvisionFile(name)
+		if file == "" {
 			return Fetched{}, fmt.Errorf("%w: %s: torchvision has no ImageNet weights ResoMap knows for %q (known: %s)", ErrMissing, source, name,
 				strings.Join(TorchvisionModels(), ", "))
 		}

@@ -18,6 +18,9 @@ type ModelInfo struct {
 	// Patch, where set, is a ViT's patch size: resolutions are multiples
 	// of it (torchvision's ViT drops the pixels past the last whole patch).
 	Patch int
+	// Torchvision is the file of torchvision's ImageNet weights of it,
+	// under its download base ("": none; torchvision:NAME fetches it).
+	Torchvision string
 }
 
 // MaxResolution bounds the input size; beyond it a single image is larger
@@ -25,26 +28,33 @@ type ModelInfo struct {
 const MaxResolution = 2048
 
 var models = []ModelInfo{
-	conv("smallcnn", "cnn", 8, "classifier.0."),
-	conv("vgg11", "vgg", 32, vggHead), conv("vgg11_bn", "vgg", 32, vggHead),
-	conv("vgg13", "vgg", 32, vggHead), conv("vgg13_bn", "vgg", 32, vggHead),
-	conv("vgg16", "vgg", 32, vggHead), conv("vgg16_bn", "vgg", 32, vggHead),
-	conv("vgg19", "vgg", 32, vggHead), conv("vgg19_bn", "vgg", 32, vggHead),
-	conv("resnet18", "resnet", 32, resnetHead), conv("resnet34", "resnet", 32, resnetHead), conv("resnet50", "resnet", 32, resnetHead),
-	conv("mobilenet_v3_large", "mobilenet", 32, mobilenetHead), conv("mobilenet_v3_small", "mobilenet", 32, mobilenetHead),
-	conv("efficientnet_b0", "efficientnet", 32, efficientnetHead), conv("efficientnet_b1", "efficientnet", 32, efficientnetHead),
-	conv("efficientnet_b2", "efficientnet", 32, efficientnetHead), conv("efficientnet_b3", "efficientnet", 32, efficientnetHead),
-	conv("convnext_tiny", "convnext", 32, convnextHead), conv("convnext_small", "convnext", 32, convnextHead),
-	conv("convnext_base", "convnext", 32, convnextHead),
-	conv("regnet_y_400mf", "regnet", 32, resnetHead), conv("regnet_y_800mf", "regnet", 32, resnetHead),
-	conv("regnet_y_1_6gf", "regnet", 32, resnetHead), conv("regnet_x_400mf", "regnet", 32, resnetHead),
-	conv("regnet_x_800mf", "regnet", 32, resnetHead),
-	{Name: "vit_b_16", Family: "vit", MinResolution: 32, Classifier: "heads.head.", Patch: 16},
+	conv("smallcnn", "cnn", 8, "classifier.0.", ""),
+	conv("vgg11", "vgg", 32, vggHead, "vgg11-8a719046.pth"), conv("vgg11_bn", "vgg", 32, vggHead, "vgg11_bn-6002323d.pth"),
+	conv("vgg13", "vgg", 32, vggHead, "vgg13-19584684.pth"), conv("vgg13_bn", "vgg", 32, vggHead, "vgg13_bn-abd245e5.pth"),
+	conv("vgg16", "vgg", 32, vggHead, "vgg16-397923af.pth"), conv("vgg16_bn", "vgg", 32, vggHead, "vgg16_bn-6c64b313.pth"),
+	conv("vgg19", "vgg", 32, vggHead, "vgg19-dcbb9e9d.pth"), conv("vgg19_bn", "vgg", 32, vggHead, "vgg19_bn-c79401a0.pth"),
+	conv("resnet18", "resnet", 32, resnetHead, "resnet18-f37072fd.pth"), conv("resnet34", "resnet", 32, resnetHead, "resnet34-b627a593.pth"),
+	conv("resnet50", "resnet", 32, resnetHead, "resnet50-0676ba61.pth"),
+	conv("mobilenet_v3_large", "mobilenet", 32, mobilenetHead, "mobilenet_v3_large-8738ca79.pth"),
+	conv("mobilenet_v3_small", "mobilenet", 32, mobilenetHead, "mobilenet_v3_small-047dcff4.pth"),
+	conv("efficientnet_b0", "efficientnet", 32, efficientnetHead, "efficientnet_b0_rwightman-3dd342df.pth"),
+	conv("efficientnet_b1", "efficientnet", 32, efficientnetHead, "efficientnet_b1_rwightman-533bc792.pth"),
+	conv("efficientnet_b2", "efficientnet", 32, efficientnetHead, "efficientnet_b2_rwightman-bcdf34b7.pth"),
+	conv("efficientnet_b3", "efficientnet", 32, efficientnetHead, "efficientnet_b3_rwightman-cf984f9c.pth"),
+	conv("convnext_tiny", "convnext", 32, convnextHead, "convnext_tiny-983f1562.pth"),
+	conv("convnext_small", "convnext", 32, convnextHead, "convnext_small-0c510722.pth"),
+	conv("convnext_base", "convnext", 32, convnextHead, "convnext_base-6075fbad.pth"),
+	conv("regnet_y_400mf", "regnet", 32, resnetHead, "regnet_y_400mf-c65dace8.pth"),
+	conv("regnet_y_800mf", "regnet", 32, resnetHead, "regnet_y_800mf-1b27b58c.pth"),
+	conv("regnet_y_1_6gf", "regnet", 32, resnetHead, "regnet_y_1_6gf-b11a554e.pth"),
+	conv("regnet_x_400mf", "regnet", 32, resnetHead, "regnet_x_400mf-adf1edd5.pth"),
+	conv("regnet_x_800mf", "regnet", 32, resnetHead, "regnet_x_800mf-ad17e45c.pth"),
+	{Name: "vit_b_16", Family: "vit", MinResolution: 32, Classifier: "heads.head.", Patch: 16, Torchvision: "vit_b_16-c867db91.pth"},
 }
 
 // conv describes a convolutional network: any resolution from min up.
-func conv(name, family string, min int, head string) ModelInfo {
-	return ModelInfo{Name: name, Family: family, MinResolution: min, Classifier: head}
+func conv(name, family string, min int, head, torchvision string) ModelInfo {
+	return ModelInfo{Name: name, Family: family, MinResolution: min, Classifier: head, Torchvision: torchvision}
 }
 
 // PositionEmbedding is the state-dict key of a ViT's position embedding,
