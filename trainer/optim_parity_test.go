@@ -94,9 +94,16 @@ func TestOneStepMatchesTorchvision(t *testing.T) {
 		name   string
 		n, res int
 	}{
-		// One of each block kind: MBConv with stochastic depth, CNBlock,
-		// RegNet's bottleneck with squeeze-excitation, attention.
-		{"efficientnet_b0", 4, 96}, {"convnext_tiny", 2, 32}, {"regnet_y_400mf", 4, 64}, {"vit_b_16", 2, 32},
+		// Every model since ResNet: MobileNetV3's and EfficientNet's
+		// MBConv (squeeze-excitation, stochastic depth), ConvNeXt's
+		// CNBlock, RegNet's bottleneck with and without
+		// squeeze-excitation, attention; each variant's own widths and
+		// depths.
+		{"mobilenet_v3_large", 2, 32}, {"mobilenet_v3_small", 2, 32},
+		{"efficientnet_b0", 4, 96}, {"efficientnet_b1", 4, 96}, {"efficientnet_b2", 4, 96}, {"efficientnet_b3", 4, 96},
+		{"convnext_tiny", 2, 32}, {"convnext_small", 2, 32}, {"convnext_base", 2, 32},
+		{"regnet_y_400mf", 4, 64}, {"regnet_y_800mf", 4, 64}, {"regnet_y_1_6gf", 4, 64}, {"regnet_x_400mf", 4, 64}, {"regnet_x_800mf", 4, 64},
+		{"vit_b_16", 2, 32},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := randomBatch(rand.New(rand.NewPCG(9, 10)), tc.n, c, tc.res, nc, true)

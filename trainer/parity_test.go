@@ -26,7 +26,7 @@ func TestTorchvisionParity(t *testing.T) {
 	}{
 		{"vgg11", 2, 32}, {"vgg11_bn", 2, 32}, {"resnet18", 2, 32}, {"mobilenet_v3_large", 2, 32}, {"mobilenet_v3_small", 2, 32},
 		{"efficientnet_b0", 4, 96}, {"efficientnet_b1", 4, 96}, {"efficientnet_b2", 4, 96}, {"efficientnet_b3", 4, 96},
-		{"convnext_tiny", 2, 32}, // _small and _base differ in depth and width only
+		{"convnext_tiny", 2, 32}, {"convnext_small", 2, 32}, {"convnext_base", 2, 32},
 		{"regnet_y_400mf", 4, 64}, {"regnet_y_800mf", 4, 64}, {"regnet_y_1_6gf", 4, 64}, {"regnet_x_400mf", 4, 64}, {"regnet_x_800mf", 4, 64},
 		{"vit_b_16", 2, 32},
 	} {
