@@ -14,11 +14,9 @@ import (
 	"github.com/resomap/resomap/sweep"
 )
 
-// An epoch goes first to the queue of the worker that ran the epoch before
-// (its model is resident there); when that worker is busy, gone (its queue
-// not served in time) or dies mid-epoch, the epoch goes to the shared
-// queue.
-func TestEpochsGoToTheirWorkerFirst(t *testing.T) {
+// freshTrainingEnv runs a combination with no result, checkpoint or claim
+// of another: every epoch is TrainEpoch's, which the caller mocks.
+func freshTrainingEnv() *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.OnActivity(a.Prepare, mockAny, mockAny).Return(func(_ context.Context, in PrepareInput) (Prepared, error) {
@@ -28,6 +26,15 @@ func TestEpochsGoToTheirWorkerFirst(t *testing.T) {
 	env.OnActivity(a.FindResumePoint, mockAny, mockAny).Return(ResumePoint{}, nil)
 	env.OnActivity(a.ClaimTraining, mockAny, mockAny).Return(ClaimOutput{Granted: true}, nil)
 	env.OnActivity(a.RecordResult, mockAny, mockAny).Return(RecordOutput{}, nil)
+	return env
+}
+
+// An epoch goes first to the queue of the worker that ran the epoch before
+// (its model is resident there); when that worker is busy, gone (its queue
+// not served in time) or dies mid-epoch, the epoch goes to the shared
+// queue.
+func TestEpochsGoToTheirWorkerFirst(t *testing.T) {
+	env := freshTrainingEnv()
 	type call struct {
 		epoch int
 		queue string
@@ -88,15 +95,7 @@ func TestEpochsGoToTheirWorkerFirst(t *testing.T) {
 // within StickySeconds) counts that wait as waiting, not as the training's
 // fixed cost ("other").
 func TestAStickyWaitInVainIsWaiting(t *testing.T) {
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
-	env.OnActivity(a.Prepare, mockAny, mockAny).Return(func(_ context.Context, in PrepareInput) (Prepared, error) {
-		return Prepared{Config: in.Spec.Config(in.Combination), ConfigHash: hashOf(in.Combination.Resolution), Family: "cnn", Prefix: "runs/x"}, nil
-	})
-	env.OnActivity(a.LookupResult, mockAny, mockAny).Return(LookupOutput{}, nil)
-	env.OnActivity(a.FindResumePoint, mockAny, mockAny).Return(ResumePoint{}, nil)
-	env.OnActivity(a.ClaimTraining, mockAny, mockAny).Return(ClaimOutput{Granted: true}, nil)
-	env.OnActivity(a.RecordResult, mockAny, mockAny).Return(RecordOutput{}, nil)
+	env := freshTrainingEnv()
 	const own = "resomap@worker-a"
 	spec := testSpec(16)
 	spec.Epochs = 3
