@@ -37,12 +37,11 @@ const TorchvisionBase = "https://download.pytorch.org/models/"
 // registry (sweep.ModelInfo.Torchvision): the hex after the last '-' is
 // the start of the file's SHA-256, as torch.hub checks it.
 func torchvisionFile(model string) string {
-	for _, m := range sweep.Models() {
-		if m.Name == model {
-			return m.Torchvision
-		}
+	info, err := sweep.LookupModel(model)
+	if err != nil {
+		return ""
 	}
-	return ""
+	return info.Torchvision
 }
 
 // TorchvisionModels lists the models torchvision:NAME names weights for.
@@ -386,7 +385,7 @@ func (f Fetcher) get(ctx context.Context, u *url.URL, dst string) (string, error
 	h := sha256.New()
 	body := &idleReader{r: iowatch.Reader(ctx, resp.Body), timer: stalled, idle: idle,
 		minRate: cmp.Or(f.MinRate, DefaultMinRate), window: cmp.Or(f.RateWindow, DefaultRateWindow), since: time.Now(),
-		slow: func(err error) { cancel(err) }}
+		slow: cancel}
 	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(body, limit+1))
 	if cerr := tmp.Close(); err == nil {
 		err = cerr

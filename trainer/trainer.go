@@ -59,11 +59,14 @@ type Trainer struct {
 // file that is no state dict (or a hostile one), or weights of another
 // architecture, fail Prepare, not every first epoch. Once per weights,
 // model, channels and (for a ViT's position embedding) resolution. script
-// is the TorchScript model's pinned file ("" for a built-in model).
+// is the TorchScript model's pinned file ("" for a built-in model). Its
+// errors say init.weights and name the weights once: the reader names the
+// file it read, which is the source itself for a local one.
 func (t *Trainer) checkWeights(cfg sweep.Config, f pretrained.Fetched, script string) error {
+	named := func(err error) error { return fmt.Errorf("init.weights %s: %w", redact.URL(cfg.Init.Weights), err) }
 	channels, err := dataset.Channels(cfg.Data, t.dataOptions())
 	if err != nil {
-		return err
+		return named(err)
 	}
 	size := 0
 	if info, err := sweep.LookupModel(cfg.Model); err == nil && info.Patch > 0 {
@@ -85,11 +88,14 @@ func (t *Trainer) checkWeights(cfg sweep.Config, f pretrained.Fetched, script st
 		return nil
 	}
 	w, err := pretrained.Read(f.Path)
+	if err != nil && f.Path == cfg.Init.Weights {
+		return fmt.Errorf("init.weights: %w", err)
+	}
 	if err != nil {
-		return err
+		return named(err)
 	}
 	if err := WeightsFit(t.Lib, cfg, channels, script, w); err != nil {
-		return err
+		return named(err)
 	}
 	t.fitting.Store(key, true)
 	return nil
@@ -211,10 +217,7 @@ func (t *Trainer) Prepare(ctx context.Context, cfg sweep.Config) (sweep.Config, 
 			return cfg, err
 		}
 		if err := t.checkWeights(cfg, f, script); err != nil {
-			if strings.Contains(err.Error(), cfg.Init.Weights) { // the reader named the file already
-				return cfg, fmt.Errorf("init.weights: %w", err)
-			}
-			return cfg, fmt.Errorf("init.weights %s: %w", redact.URL(cfg.Init.Weights), err)
+			return cfg, err
 		}
 		init := *cfg.Init
 		init.SHA256 = f.SHA256
