@@ -4,6 +4,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -232,4 +233,17 @@ func outcomeOf(t *testing.T, c client.Client, id string) sweep.Outcome {
 		t.Fatal(err)
 	}
 	return o
+}
+
+// exitCode is a command's exit status from its error (0: none; -1: it did
+// not exit).
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if err == nil {
+		return 0
+	}
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	return -1
 }

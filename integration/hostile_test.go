@@ -2,9 +2,7 @@ package integration
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -65,17 +63,4 @@ func TestHostileWeightsFailTheirSweepsNotTheWorker(t *testing.T) {
 	} else {
 		t.Logf("the worker's peak resident memory: %d MB", peak>>20)
 	}
-}
-
-// exitCode is a command's exit status from its error (0: none; -1: it did
-// not exit).
-func exitCode(err error) int {
-	var ee *exec.ExitError
-	if err == nil {
-		return 0
-	}
-	if errors.As(err, &ee) {
-		return ee.ExitCode()
-	}
-	return -1
 }

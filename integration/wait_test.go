@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,9 +60,8 @@ func startStarter(t *testing.T, tq, store string, out *lockedBuffer, args ...str
 		case <-time.After(5 * time.Minute):
 			t.Fatalf("starter --wait did not end in 5 minutes:\n%s", out.String())
 		}
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			return exit.ExitCode(), nil
+		if code := exitCode(err); code >= 0 {
+			return code, nil
 		}
 		return 0, err
 	}
