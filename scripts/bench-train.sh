@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 SEEDS=${RESOMAP_BENCH_SEEDS:-5}             # accuracy seeds (resnet18 at 32 px, 3 and 5 epochs)
 SPEED_SEEDS=${RESOMAP_BENCH_SPEED_SEEDS:-2} # throughput-only jobs: resnet18 at 64 px, smallcnn at 32 px
 TRAIN=${RESOMAP_BENCH_TRAIN:-5120}
-# The models since ResNet, for speed only: one epoch of a few images each
-# (they are slow on 2 cores), validated on 256.
-NEW_MODELS=${RESOMAP_BENCH_NEW_MODELS-mobilenet_v3_small efficientnet_b0 convnext_tiny regnet_y_400mf vit_b_16}
+# Every model of the families since ResNet (the registry's, from
+# resomap-bench), for speed only: one epoch of a few images each (they are
+# slow on 2 cores), validated on 256.
+NEW_MODELS=${RESOMAP_BENCH_NEW_MODELS-$(build/resomap-bench --list-new-models)}
 NEW_TRAIN=${RESOMAP_BENCH_NEW_TRAIN:-512}
 out=${RESOMAP_BENCH_OUT:-build/bench-train.jsonl}
 cache=$(mktemp -d)

@@ -404,7 +404,15 @@ func (i InitSettings) config(model string, res int) *Init {
 }
 
 // Validate names the first invalid field. It is pure, so workflows call it.
-func (s Spec) Validate() error {
+func (s Spec) Validate() error { return s.validate(true) }
+
+// ValidateAsRecorded is Validate as sweeps recorded before the registry
+// decided which models torchvision has weights of: it passed a TorchScript
+// model with init torchvision (its combinations then failed at Prepare).
+// Workflow code replaying such a sweep, or carrying it on, calls this.
+func (s Spec) ValidateAsRecorded() error { return s.validate(false) }
+
+func (s Spec) validate(scriptsHaveNoTorchvision bool) error {
 	bad := func(field, format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
 	}
@@ -470,8 +478,10 @@ func (s Spec) Validate() error {
 			if err := c.Init.check(c.Epochs); err != nil {
 				return err
 			}
-			if m == "smallcnn" && c.Init.Weights == Torchvision+":"+m {
-				return bad("init.weights", "torchvision has no weights of smallcnn: give a file or an URL, or leave smallcnn out")
+			info, err := LookupModel(m) // an unknown model is refused below, as unknown
+			noWeights := err == nil && info.Torchvision == "" && (scriptsHaveNoTorchvision || !IsScript(m))
+			if noWeights && c.Init.Weights == Torchvision+":"+m {
+				return bad("init.weights", "torchvision has no weights of %s: give a file or an URL, or leave %s out", m, m)
 			}
 		}
 	}

@@ -91,6 +91,37 @@ func TestInvalidSpecsNameTheField(t *testing.T) {
 	}
 }
 
+// Which models torchvision has weights of is the registry's to say: a
+// TorchScript model with init torchvision is refused as the sweep starts
+// (before, only smallcnn was, by name). A sweep recorded before that
+// passed it, and still does as recorded.
+func TestTorchvisionWeightsByRegistry(t *testing.T) {
+	s, err := Load("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Models, s.Scripts = []string{"resnet18", "script:net"}, map[string]ScriptSettings{"net": {File: "/models/net.pt"}}
+	s.Resolutions = []int{32, 48}
+	s.Init.Weights = Torchvision
+	err = s.Validate()
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "torchvision has no weights of script:net") {
+		t.Fatalf("Validate: %v, want torchvision has no weights of script:net", err)
+	}
+	if err := s.ValidateAsRecorded(); err != nil {
+		t.Fatalf("ValidateAsRecorded: %v, want what it passed before", err)
+	}
+	s.Models = []string{"resnet18", "smallcnn"}
+	for name, validate := range map[string]func() error{"Validate": s.Validate, "ValidateAsRecorded": s.ValidateAsRecorded} {
+		if err := validate(); err == nil || !strings.Contains(err.Error(), "torchvision has no weights of smallcnn") {
+			t.Errorf("%s: %v, want smallcnn refused as before", name, err)
+		}
+	}
+	s.Models = []string{"resnet18", "nosuchnet"}
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), `unknown model "nosuchnet"`) {
+		t.Errorf("an unknown model: %v, want it named unknown", err)
+	}
+}
+
 // An outcome's time splits per epoch into what the epochs spent it on and
 // the rest of the combination's wall time.
 func TestEpochSplit(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +21,7 @@ import (
 )
 
 // ABIVersion is the version of csrc/resomap.h this package speaks.
-const ABIVersion = 5
+const ABIVersion = 6
 
 // Status codes of the C ABI.
 const (
@@ -53,6 +54,7 @@ type Lib struct {
 	abiVersion      func() int32
 	lastError       func() string
 	torchVersion    func() string
+	modelNames      func() string
 	setThreads      func(int32) int32
 	getThreads      func() int32
 	cudaDeviceCount func() int32
@@ -149,6 +151,7 @@ func Open(path string) (*Lib, error) {
 	}
 	reg(&l.lastError, "rm_last_error")
 	reg(&l.torchVersion, "rm_torch_version")
+	reg(&l.modelNames, "rm_model_names")
 	reg(&l.setThreads, "rm_set_threads")
 	reg(&l.getThreads, "rm_get_threads")
 	reg(&l.cudaDeviceCount, "rm_cuda_device_count")
@@ -181,6 +184,10 @@ func (l *Lib) Path() string { return l.path }
 
 // TorchVersion is the libtorch version the bridge was compiled against.
 func (l *Lib) TorchVersion() string { return l.torchVersion() }
+
+// ModelNames are the models the bridge builds by name (sweep.Models is the
+// registry; a test holds the two equal).
+func (l *Lib) ModelNames() []string { return strings.Split(l.modelNames(), ",") }
 
 // CUDADevices is the number of CUDA devices libtorch sees.
 // The call is watched: initialising CUDA can hang on a broken driver.

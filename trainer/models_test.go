@@ -2,6 +2,7 @@ package trainer_test
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/resomap/resomap/internal/testfixture"
@@ -59,5 +60,21 @@ func TestEveryModelTrains(t *testing.T) {
 				t.Fatalf("%s (optimizer %d): loss did not fall on a repeated batch: %v", info.Name, opt, losses)
 			}
 		})
+	}
+}
+
+// The bridge builds exactly the models of the registry: a model added to
+// one side only is caught here, in either direction.
+func TestBridgeBuildsTheRegistry(t *testing.T) {
+	tr := newTrainer(t, t.TempDir())
+	var registry []string
+	for _, info := range sweep.Models() {
+		registry = append(registry, info.Name)
+	}
+	bridge := tr.Lib.ModelNames()
+	slices.Sort(registry)
+	slices.Sort(bridge)
+	if !slices.Equal(registry, bridge) {
+		t.Fatalf("the bridge builds %v, the registry (sweep.Models) lists %v", bridge, registry)
 	}
 }

@@ -7,9 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"unsafe"
 
+	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/torch"
 )
 
@@ -90,21 +92,13 @@ func TestOneStepMatchesTorchvision(t *testing.T) {
 	py := pythonTorch(t)
 	tr := newTrainer(t, t.TempDir())
 	const c, nc, seed = 3, 7, 40
-	for _, tc := range []struct {
-		name   string
-		n, res int
-	}{
-		// Every model since ResNet: MobileNetV3's and EfficientNet's
-		// MBConv (squeeze-excitation, stochastic depth), ConvNeXt's
-		// CNBlock, RegNet's bottleneck with and without
-		// squeeze-excitation, attention; each variant's own widths and
-		// depths.
-		{"mobilenet_v3_large", 2, 32}, {"mobilenet_v3_small", 2, 32},
-		{"efficientnet_b0", 4, 96}, {"efficientnet_b1", 4, 96}, {"efficientnet_b2", 4, 96}, {"efficientnet_b3", 4, 96},
-		{"convnext_tiny", 2, 32}, {"convnext_small", 2, 32}, {"convnext_base", 2, 32},
-		{"regnet_y_400mf", 4, 64}, {"regnet_y_800mf", 4, 64}, {"regnet_y_1_6gf", 4, 64}, {"regnet_x_400mf", 4, 64}, {"regnet_x_800mf", 4, 64},
-		{"vit_b_16", 2, 32},
-	} {
+	// Every model since ResNet: MobileNetV3's and EfficientNet's MBConv
+	// (squeeze-excitation, stochastic depth), ConvNeXt's CNBlock, RegNet's
+	// bottleneck with and without squeeze-excitation, attention; each
+	// variant's own widths and depths. (resnet18's step with every
+	// optimiser is TestOptimizersMatchPyTorch's.)
+	older := []string{"cnn", "vgg", "resnet"}
+	for _, tc := range parityCases(func(info sweep.ModelInfo) bool { return !slices.Contains(older, info.Family) }) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := randomBatch(rand.New(rand.NewPCG(9, 10)), tc.n, c, tc.res, nc, true)
 			m, err := tr.Lib.NewModel(torch.ModelSpec{Name: tc.name, InChannels: c, NumClasses: nc, InitSeed: 4, ImageSize: tc.res,

@@ -113,6 +113,11 @@ const (
 	// counts that time as waiting; before, it was the training's "other"
 	// fixed cost (5 s on one epoch of make demo's sweep: 1.1 s per epoch).
 	changeStickyWaitIsWaiting = "sticky-wait-is-waiting"
+	// changeWeightsByRegistry: a sweep whose init asks torchvision for the
+	// weights of a model it has none of (a TorchScript model) is refused
+	// as it starts; before, only smallcnn was, and the others' combinations
+	// failed at Prepare.
+	changeWeightsByRegistry = "weights-by-registry"
 )
 
 // Search attributes shown and filterable in the Web UI, e.g.

@@ -30,8 +30,19 @@ type AddOutput struct {
 // Grown is the sweep spec with in's models, resolutions and seeds added
 // (in order, each once), and the combinations that adds, in the order they
 // train. A spec without seeds that is given some keeps its own seed as
-// the first.
+// the first. The grown spec must pass today's Validate.
 func Grown(spec sweep.Spec, in AddInput) (sweep.Spec, []sweep.Combination, error) {
+	return grownBy(spec, in, sweep.Spec.Validate)
+}
+
+// regrown is Grown as an add recorded earlier passed: the handler of an
+// accepted add and the carried growth take it by the rules it was
+// accepted under (a new add meets today's in the update's validator).
+func regrown(spec sweep.Spec, in AddInput) (sweep.Spec, []sweep.Combination, error) {
+	return grownBy(spec, in, sweep.Spec.ValidateAsRecorded)
+}
+
+func grownBy(spec sweep.Spec, in AddInput, validate func(sweep.Spec) error) (sweep.Spec, []sweep.Combination, error) {
 	old := spec.Combinations()
 	spec.Models = union(spec.Models, in.Models)
 	spec.Resolutions = union(spec.Resolutions, in.Resolutions)
@@ -41,7 +52,7 @@ func Grown(spec sweep.Spec, in AddInput) (sweep.Spec, []sweep.Combination, error
 		}
 		spec.Seeds = union(spec.Seeds, in.Seeds)
 	}
-	if err := spec.Validate(); err != nil {
+	if err := validate(spec); err != nil {
 		return spec, nil, err
 	}
 	had := map[sweep.Combination]bool{}
@@ -86,7 +97,7 @@ func union[T comparable](have, add []T) []T {
 // a start gives.
 func (s *sweepRun) listenForAdd(ctx workflow.Context) error {
 	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateAdd, func(ctx workflow.Context, in AddInput) (AddOutput, error) {
-		spec, added, err := s.canAdd(in)
+		spec, added, err := s.canAdd(in, regrown)
 		if err != nil {
 			return AddOutput{}, err
 		}
@@ -98,19 +109,19 @@ func (s *sweepRun) listenForAdd(ctx workflow.Context) error {
 		workflow.GetLogger(ctx).Info("sweep grew", "sweep", s.spec.Name, "added", out.Added)
 		return out, nil
 	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in AddInput) error {
-		_, _, err := s.canAdd(in)
+		_, _, err := s.canAdd(in, Grown)
 		return err
 	}})
 }
 
-func (s *sweepRun) canAdd(in AddInput) (sweep.Spec, []sweep.Combination, error) {
+func (s *sweepRun) canAdd(in AddInput, grown func(sweep.Spec, AddInput) (sweep.Spec, []sweep.Combination, error)) (sweep.Spec, []sweep.Combination, error) {
 	switch {
 	case s.finishing:
 		return s.spec, nil, fmt.Errorf("sweep %s has finished: start it again with the added combinations (starter add does)", s.spec.Name)
 	case s.ctl.cancelled:
 		return s.spec, nil, fmt.Errorf("sweep %s is cancelled: nothing can be added", s.spec.Name)
 	}
-	return Grown(s.spec, in)
+	return grown(s.spec, in)
 }
 
 // grow appends combinations to the sweep: they start after every one it

@@ -247,3 +247,41 @@ func endRunning(c *SweepCarry) {
 	}
 	c.Running, c.Live = nil, nil
 }
+
+// A sweep whose init asks torchvision for a TorchScript model's weights is
+// refused as it starts, and such an add is refused by the update's
+// validator; a carried run (started by earlier rules, which passed it to
+// fail at Prepare) goes on as it was.
+func TestTorchvisionWeightsOfAScriptAreRefusedAsNew(t *testing.T) {
+	spec := testSpec(32)
+	spec.Models, spec.Init.Weights = []string{"resnet18"}, sweep.Torchvision
+	spec.Scripts = map[string]sweep.ScriptSettings{"net": {File: "/models/net.pt"}}
+	const want = "torchvision has no weights of script:net"
+
+	env := newEnv(t)
+	newFake().register(env, time.Minute)
+	u := sendAdd(env, 30*time.Second, AddInput{Models: []string{"script:net"}})
+	env.ExecuteWorkflow(Sweep, SweepInput{Spec: spec})
+	if !u.answered || u.err == nil || !strings.Contains(u.err.Error(), want) {
+		t.Errorf("add of script:net: answered %v, %v, want %q", u.answered, u.err, want)
+	}
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatalf("the sweep without it: %v", err)
+	}
+
+	withScript := spec
+	withScript.Models = []string{"resnet18", "script:net"}
+	env = newEnv(t)
+	newFake().register(env, time.Minute)
+	env.ExecuteWorkflow(Sweep, SweepInput{Spec: withScript})
+	if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("a new sweep with script:net: %v, want %q", err, want)
+	}
+
+	env = newEnv(t)
+	newFake().register(env, time.Minute)
+	env.ExecuteWorkflow(Sweep, SweepInput{Spec: withScript, Carry: &SweepCarry{Runs: 1}})
+	if p := sweepResult(t, env); len(p.Combos) != 2 {
+		t.Fatalf("a carried run: %+v, want both combinations run", p)
+	}
+}

@@ -73,7 +73,7 @@ type sweepRun struct {
 // newSweep validates the spec and takes over the state of a previous run.
 func newSweep(ctx workflow.Context, in SweepInput) (*sweepRun, error) {
 	spec := in.Spec // completed when decoded (sweep.Spec.UnmarshalJSON)
-	if err := spec.Validate(); err != nil {
+	if err := validSpec(ctx, in); err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, err)
 	}
 	s := &sweepRun{spec: spec, combos: spec.Combinations(), children: map[int]workflow.ChildWorkflowFuture{},
@@ -86,6 +86,20 @@ func newSweep(ctx workflow.Context, in SweepInput) (*sweepRun, error) {
 		return s, s.takeCarry(c)
 	}
 	return s, nil
+}
+
+// validSpec holds a sweep's first run to today's Validate and a carried
+// one to the rules it started under (ValidateAsRecorded). Recorded first
+// runs that only today's rules refuse replay as they ran.
+func validSpec(ctx workflow.Context, in SweepInput) error {
+	if err := in.Spec.ValidateAsRecorded(); err != nil || in.Carry != nil {
+		return err
+	}
+	// Asked only where the two differ, so no other history gains a marker.
+	if err := in.Spec.Validate(); err != nil && since(ctx, changeWeightsByRegistry) {
+		return err
+	}
+	return nil
 }
 
 // takeCarry takes over the state continue-as-new carried, in either form.
@@ -137,7 +151,7 @@ func (s *sweepRun) takeCarry(c *SweepCarry) error {
 func (g *Growth) Combinations() ([]sweep.Combination, error) {
 	spec, combos := g.Base, g.Base.Combinations()
 	for _, in := range g.Adds {
-		grown, added, err := Grown(spec, in)
+		grown, added, err := regrown(spec, in)
 		if err != nil {
 			return nil, fmt.Errorf("sweep %s grown again by %+v: %w", spec.Name, in, err)
 		}

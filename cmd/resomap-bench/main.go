@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/internal/s3test"
 	"github.com/resomap/resomap/store"
+	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/torch"
 	"github.com/resomap/resomap/trainer"
 )
@@ -153,7 +155,14 @@ func main() {
 	limit := flag.Int("train-limit", 0, "first N training (and validation) images for --epochs (0 = all)")
 	jobSpec := flag.String("job", "", "train MODEL,RES,EPOCHS,TRAIN,SEED[,VAL]: the Fashion-MNIST job of bench/torch_train_reference.py, through the real activities; prints one JSON line")
 	compare := flag.String("compare", "", "print the --job runs and bench/torch_train_reference.py runs in this JSON-lines file side by side")
+	listNew := flag.Bool("list-new-models", false, "print the registry's models of the families since ResNet (make bench-train's one-epoch rows), one a line")
 	flag.Parse()
+	if *listNew {
+		for _, name := range newModels() {
+			fmt.Println(name)
+		}
+		return
+	}
 	if *compare != "" {
 		if err := compareJobs(*compare); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -184,6 +193,18 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// newModels are the registry's models of the families added since ResNet
+// (issue 33's), in the registry's order.
+func newModels() []string {
+	var names []string
+	for _, info := range sweep.Models() {
+		if !slices.Contains([]string{"cnn", "vgg", "resnet"}, info.Family) {
+			names = append(names, info.Name)
+		}
+	}
+	return names
 }
 
 // measureOne runs one Go measurement, MODEL,RES,BATCH,STEPS, and prints

@@ -859,8 +859,17 @@ struct ScriptNet : Net {
   }
 };
 
-std::shared_ptr<Net> make_net(const std::string &name, int in_ch, int nc, int image_size, const char *script) {
-  if (script != nullptr && *script != 0) return std::make_shared<ScriptNet>(script);
+// The bridge's models by name: each builds a fresh net for in_ch input
+// channels, nc classes and (a ViT's) image size. sweep.ModelInfo is the
+// registry; rm_model_names hands these names to the Go side, where a test
+// holds the two lists equal both ways.
+using NetFactory = std::shared_ptr<Net> (*)(int in_ch, int nc, int image_size);
+#define NET(...)                                                                     \
+  [](int in_ch, int nc, int image_size) -> std::shared_ptr<Net> {                    \
+    (void)image_size;                                                                \
+    return __VA_ARGS__;                                                              \
+  }
+const std::vector<std::pair<std::string, NetFactory>> &net_table() {
   // 0 marks a max-pool, as 'M' does in torchvision's cfgs.
   static const std::vector<int> A = {64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0};
   static const std::vector<int> B = {64, 64, 0, 128, 128, 0, 256, 256, 0,
@@ -869,34 +878,54 @@ std::shared_ptr<Net> make_net(const std::string &name, int in_ch, int nc, int im
                                      0,   512, 512, 512, 0,   512, 512, 512, 0};
   static const std::vector<int> E = {64,  64,  0,   128, 128, 0,   256, 256, 256, 256, 0,
                                      512, 512, 512, 512, 0,   512, 512, 512, 512, 0};
-  if (name == "smallcnn") return std::make_shared<SmallCNN>(in_ch, nc);
-  if (name == "vgg11") return std::make_shared<VGG>(A, false, in_ch, nc);
-  if (name == "vgg11_bn") return std::make_shared<VGG>(A, true, in_ch, nc);
-  if (name == "vgg13") return std::make_shared<VGG>(B, false, in_ch, nc);
-  if (name == "vgg13_bn") return std::make_shared<VGG>(B, true, in_ch, nc);
-  if (name == "vgg16") return std::make_shared<VGG>(D, false, in_ch, nc);
-  if (name == "vgg16_bn") return std::make_shared<VGG>(D, true, in_ch, nc);
-  if (name == "vgg19") return std::make_shared<VGG>(E, false, in_ch, nc);
-  if (name == "vgg19_bn") return std::make_shared<VGG>(E, true, in_ch, nc);
-  if (name == "resnet18") return std::make_shared<ResNet<BasicBlock>>(std::vector<int>{2, 2, 2, 2}, in_ch, nc);
-  if (name == "resnet34") return std::make_shared<ResNet<BasicBlock>>(std::vector<int>{3, 4, 6, 3}, in_ch, nc);
-  if (name == "resnet50") return std::make_shared<ResNet<Bottleneck>>(std::vector<int>{3, 4, 6, 3}, in_ch, nc);
-  if (name == "mobilenet_v3_large") return std::make_shared<MobileNetV3>(true, in_ch, nc);
-  if (name == "mobilenet_v3_small") return std::make_shared<MobileNetV3>(false, in_ch, nc);
-  if (name == "efficientnet_b0") return std::make_shared<EfficientNet>(1.0, 1.0, 0.2, in_ch, nc);
-  if (name == "efficientnet_b1") return std::make_shared<EfficientNet>(1.0, 1.1, 0.2, in_ch, nc);
-  if (name == "efficientnet_b2") return std::make_shared<EfficientNet>(1.1, 1.2, 0.3, in_ch, nc);
-  if (name == "efficientnet_b3") return std::make_shared<EfficientNet>(1.2, 1.4, 0.3, in_ch, nc);
-  if (name == "convnext_tiny") return std::make_shared<ConvNeXt>(96, std::vector<int>{3, 3, 9, 3}, 0.1, in_ch, nc);
-  if (name == "convnext_small") return std::make_shared<ConvNeXt>(96, std::vector<int>{3, 3, 27, 3}, 0.4, in_ch, nc);
-  if (name == "convnext_base") return std::make_shared<ConvNeXt>(128, std::vector<int>{3, 3, 27, 3}, 0.5, in_ch, nc);
-  if (name == "regnet_y_400mf") return std::make_shared<RegNet>(16, 48, 27.89, 2.09, 8, 0.25, in_ch, nc);
-  if (name == "regnet_y_800mf") return std::make_shared<RegNet>(14, 56, 38.84, 2.4, 16, 0.25, in_ch, nc);
-  if (name == "regnet_y_1_6gf") return std::make_shared<RegNet>(27, 48, 20.71, 2.65, 24, 0.25, in_ch, nc);
-  if (name == "regnet_x_400mf") return std::make_shared<RegNet>(22, 24, 24.48, 2.54, 16, 0, in_ch, nc);
-  if (name == "regnet_x_800mf") return std::make_shared<RegNet>(16, 56, 35.73, 2.28, 16, 0, in_ch, nc);
-  if (name == "vit_b_16") return std::make_shared<VisionTransformer>(image_size, 16, 12, 12, 768, 3072, in_ch, nc);
+  static const std::vector<std::pair<std::string, NetFactory>> table = {
+      {"smallcnn", NET(std::make_shared<SmallCNN>(in_ch, nc))},
+      {"vgg11", NET(std::make_shared<VGG>(A, false, in_ch, nc))},
+      {"vgg11_bn", NET(std::make_shared<VGG>(A, true, in_ch, nc))},
+      {"vgg13", NET(std::make_shared<VGG>(B, false, in_ch, nc))},
+      {"vgg13_bn", NET(std::make_shared<VGG>(B, true, in_ch, nc))},
+      {"vgg16", NET(std::make_shared<VGG>(D, false, in_ch, nc))},
+      {"vgg16_bn", NET(std::make_shared<VGG>(D, true, in_ch, nc))},
+      {"vgg19", NET(std::make_shared<VGG>(E, false, in_ch, nc))},
+      {"vgg19_bn", NET(std::make_shared<VGG>(E, true, in_ch, nc))},
+      {"resnet18", NET(std::make_shared<ResNet<BasicBlock>>(std::vector<int>{2, 2, 2, 2}, in_ch, nc))},
+      {"resnet34", NET(std::make_shared<ResNet<BasicBlock>>(std::vector<int>{3, 4, 6, 3}, in_ch, nc))},
+      {"resnet50", NET(std::make_shared<ResNet<Bottleneck>>(std::vector<int>{3, 4, 6, 3}, in_ch, nc))},
+      {"mobilenet_v3_large", NET(std::make_shared<MobileNetV3>(true, in_ch, nc))},
+      {"mobilenet_v3_small", NET(std::make_shared<MobileNetV3>(false, in_ch, nc))},
+      {"efficientnet_b0", NET(std::make_shared<EfficientNet>(1.0, 1.0, 0.2, in_ch, nc))},
+      {"efficientnet_b1", NET(std::make_shared<EfficientNet>(1.0, 1.1, 0.2, in_ch, nc))},
+      {"efficientnet_b2", NET(std::make_shared<EfficientNet>(1.1, 1.2, 0.3, in_ch, nc))},
+      {"efficientnet_b3", NET(std::make_shared<EfficientNet>(1.2, 1.4, 0.3, in_ch, nc))},
+      {"convnext_tiny", NET(std::make_shared<ConvNeXt>(96, std::vector<int>{3, 3, 9, 3}, 0.1, in_ch, nc))},
+      {"convnext_small", NET(std::make_shared<ConvNeXt>(96, std::vector<int>{3, 3, 27, 3}, 0.4, in_ch, nc))},
+      {"convnext_base", NET(std::make_shared<ConvNeXt>(128, std::vector<int>{3, 3, 27, 3}, 0.5, in_ch, nc))},
+      {"regnet_y_400mf", NET(std::make_shared<RegNet>(16, 48, 27.89, 2.09, 8, 0.25, in_ch, nc))},
+      {"regnet_y_800mf", NET(std::make_shared<RegNet>(14, 56, 38.84, 2.4, 16, 0.25, in_ch, nc))},
+      {"regnet_y_1_6gf", NET(std::make_shared<RegNet>(27, 48, 20.71, 2.65, 24, 0.25, in_ch, nc))},
+      {"regnet_x_400mf", NET(std::make_shared<RegNet>(22, 24, 24.48, 2.54, 16, 0, in_ch, nc))},
+      {"regnet_x_800mf", NET(std::make_shared<RegNet>(16, 56, 35.73, 2.28, 16, 0, in_ch, nc))},
+      {"vit_b_16", NET(std::make_shared<VisionTransformer>(image_size, 16, 12, 12, 768, 3072, in_ch, nc))},
+  };
+  return table;
+}
+#undef NET
+
+std::shared_ptr<Net> make_net(const std::string &name, int in_ch, int nc, int image_size, const char *script) {
+  if (script != nullptr && *script != 0) return std::make_shared<ScriptNet>(script);
+  for (const auto &entry : net_table())
+    if (entry.first == name) return entry.second(in_ch, nc, image_size);
   throw InvalidArgument("unknown model \"" + name + "\"");
+}
+
+// The names of net_table, comma-separated, built once.
+const std::string &model_names() {
+  static const std::string names = [] {
+    std::string s;
+    for (const auto &entry : net_table()) s += (s.empty() ? "" : ",") + entry.first;
+    return s;
+  }();
+  return names;
 }
 
 int32_t dtype_code(c10::ScalarType t) {
@@ -1024,6 +1053,7 @@ extern "C" {
 int32_t rm_abi_version(void) { return RM_ABI_VERSION; }
 const char *rm_last_error(void) { return g_error.c_str(); }
 const char *rm_torch_version(void) { return TORCH_VERSION; }
+const char *rm_model_names(void) { return model_names().c_str(); }
 
 int32_t rm_set_threads(int32_t n) {
   return guard([&] {

@@ -9,7 +9,7 @@
 extern "C" {
 #endif
 
-#define RM_ABI_VERSION 5
+#define RM_ABI_VERSION 6
 
 /* Status codes returned by every call that can fail. */
 #define RM_OK 0
@@ -32,6 +32,8 @@ int32_t rm_abi_version(void);
 /* Message of the last failed call on this OS thread. */
 const char *rm_last_error(void);
 const char *rm_torch_version(void);
+/* The names of the models the bridge builds, comma-separated (6). */
+const char *rm_model_names(void);
 int32_t rm_set_threads(int32_t n);
 int32_t rm_get_threads(void);
 int32_t rm_cuda_device_count(void);
