@@ -102,6 +102,24 @@ var systemMetricNames = []epochFigure{
 	{"system/system_memory_usage_percentage", func(m sweep.EpochMetrics) float64 { return m.HostMemoryPercent }},
 }
 
+type figure struct {
+	key   string
+	value float64
+}
+
+// gpuFigures are one GPU's figures of an epoch under MLflow's GPU
+// system-metric names (gpu_N_…, N NVML's index); power only where the GPU
+// reported it.
+func gpuFigures(g sweep.GPUFigures) []figure {
+	name := func(what string) string { return fmt.Sprintf("system/gpu_%d_%s", g.Index, what) }
+	figs := []figure{{name("utilization_percentage"), g.UtilizationPercent},
+		{name("memory_usage_megabytes"), g.MemoryMB}, {name("memory_usage_percentage"), g.MemoryPercent}}
+	if g.PowerWatts > 0 {
+		figs = append(figs, figure{name("power_usage_watts"), g.PowerWatts}, figure{name("power_usage_percentage"), g.PowerPercent})
+	}
+	return figs
+}
+
 // trainingRun is what the training's run must show, read from the store.
 func (a *Activities) trainingRun(ctx context.Context, in workflows.TrackInput) (tracking.Training, error) {
 	o := in.Outcome
@@ -211,6 +229,11 @@ func epochMetrics(o sweep.Outcome, started time.Time) []tracking.Metric {
 		for _, n := range systemMetricNames {
 			if v := n.of(m); v > 0 { // 0: not known (an older record, a resumed epoch's CPU)
 				out = append(out, tracking.Metric{Key: n.key, Value: v, Timestamp: at.UnixMilli(), Step: int64(m.Epoch)})
+			}
+		}
+		for _, g := range m.GPUs {
+			for _, f := range gpuFigures(g) {
+				out = append(out, tracking.Metric{Key: f.key, Value: f.value, Timestamp: at.UnixMilli(), Step: int64(m.Epoch)})
 			}
 		}
 	}

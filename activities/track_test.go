@@ -3,6 +3,8 @@ package activities_test
 import (
 	"errors"
 	"fmt"
+	"github.com/resomap/resomap/internal/gpustat"
+	"github.com/resomap/resomap/internal/gpustat/fakenvml"
 	"testing"
 	"time"
 
@@ -21,6 +23,11 @@ import (
 // the best model attached. A config whose run is FINISHED is found again.
 func TestTrackTrainingFollowsTheStore(t *testing.T) {
 	acts, p, env := setup(t)
+	nvml, err := gpustat.Open(fakenvml.Build(t)) // two GPUs, GPU 1 without power readings
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts.Trainer.GPUStats = nvml
 	srv := mlflowtest.New()
 	defer srv.Close()
 	ts := sweep.TrackingSettings{URI: srv.URL, Experiment: "act", LogModels: true}
@@ -69,10 +76,19 @@ func TestTrackTrainingFollowsTheStore(t *testing.T) {
 		t.Errorf("run %s: %s ending %d, want %s FINISHED ending %d", run.ID, run.Status, run.End, out.RunID, o.FinishedAt.UnixMilli())
 	}
 	for _, k := range []string{"train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s", "epoch_seconds",
-		"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes", "system/system_memory_usage_percentage"} {
+		"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes", "system/system_memory_usage_percentage",
+		"system/gpu_0_utilization_percentage", "system/gpu_0_memory_usage_megabytes", "system/gpu_0_memory_usage_percentage",
+		"system/gpu_0_power_usage_watts", "system/gpu_0_power_usage_percentage",
+		"system/gpu_1_utilization_percentage", "system/gpu_1_memory_usage_megabytes", "system/gpu_1_memory_usage_percentage"} {
 		if got := fmt.Sprint(run.Steps(k)); got != "[1 2]" {
 			t.Errorf("%s: steps %s, want [1 2]", k, got)
 		}
+	}
+	if pts := run.Metrics["system/gpu_1_power_usage_watts"]; len(pts) != 0 {
+		t.Errorf("GPU 1 reads no power, yet the run shows %v", pts)
+	}
+	if pts := run.Metrics["system/gpu_1_memory_usage_megabytes"]; len(pts) == 2 && pts[1].Value != 40000 {
+		t.Errorf("GPU 1's memory %v MB, want 40000", pts[1].Value)
 	}
 	if pts := run.Metrics["val_acc"]; len(pts) == 2 && (pts[0].Timestamp <= started.UnixMilli() || pts[0].Timestamp >= pts[1].Timestamp) {
 		t.Errorf("val_acc timestamps %d, %d: want the times the epochs ended", pts[0].Timestamp, pts[1].Timestamp)

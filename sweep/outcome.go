@@ -26,10 +26,26 @@ type EpochMetrics struct {
 	HostCPUPercent    float64 `json:"host_cpu_percent,omitempty"`
 	HostMemoryMB      float64 `json:"host_memory_mb,omitempty"`
 	HostMemoryPercent float64 `json:"host_memory_percent,omitempty"`
+	// GPUs are the host's GPUs over the epoch's training and validation
+	// (the mean of samples every few seconds; MLflow's gpu_N_* system
+	// metrics); none on a CPU host, where NVML could not be read, for an
+	// epoch resumed mid-way, and in records written before they were kept.
+	GPUs []GPUFigures `json:"gpus,omitempty"`
 	// FinishedAt is when the epoch's figures were known: stored with them,
 	// so each figure has one time wherever it is shown (MLflow's metric
 	// timestamps); zero in records written before it was kept.
 	FinishedAt time.Time `json:"finished_at,omitzero"`
+}
+
+// GPUFigures are one GPU's figures over an epoch, host-wide as nvidia-smi
+// shows them (what else ran on the GPU shows here).
+type GPUFigures struct {
+	Index              int     `json:"index"` // NVML's
+	UtilizationPercent float64 `json:"utilization_percent"`
+	MemoryMB           float64 `json:"memory_mb"` // used, 10^6 bytes
+	MemoryPercent      float64 `json:"memory_percent"`
+	PowerWatts         float64 `json:"power_watts,omitempty"`   // 0: not read on this GPU
+	PowerPercent       float64 `json:"power_percent,omitempty"` // of its enforced limit
 }
 
 // Progress is how far a training has come: the epochs done, their figures

@@ -12,6 +12,7 @@ import (
 	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/internal/errkind"
+	"github.com/resomap/resomap/internal/gpustat"
 	"github.com/resomap/resomap/internal/hoststat"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/torch"
@@ -245,9 +246,15 @@ type run struct {
 	// this call began.
 	shareOwn, shareWall float64
 	// hostCPU: the host's CPU time when the current epoch began in this
-	// process (not sampled for an epoch resumed mid-way: no figure then).
+	// process (not sampled for an epoch resumed mid-way: no figure then);
+	// gpus samples the GPUs over it likewise (nil: not sampled).
 	hostCPU hoststat.CPU
+	gpus    *gpustat.Sampler
 }
+
+// gpuSampleEvery is how often an epoch's GPU figures are sampled (MLflow's
+// monitor: every 10 s; epochs of a few seconds are common here).
+const gpuSampleEvery = 2 * time.Second
 
 // newRun checks from against cfg and starts the record.
 func (t *Trainer) newRun(cfg sweep.Config, from *checkpoint.Checkpoint) (*run, error) {
@@ -350,6 +357,10 @@ func (r *run) epoch(ctx context.Context) error {
 	r.hostCPU = hoststat.CPU{} // a resumed epoch's part in this process is not the epoch
 	if r.rec.StepInEpoch == 0 {
 		r.hostCPU = hoststat.SampleCPU()
+		if r.t.GPUStats != nil {
+			r.gpus = r.t.GPUStats.Start(gpuSampleEvery)
+			defer r.stopGPUs() // an epoch that fails keeps no sampler
+		}
 	}
 	if err := r.fineTuneEpoch(); err != nil {
 		return err
@@ -440,6 +451,16 @@ func (r *run) deviceFraction() float64 {
 	return 1
 }
 
+// stopGPUs ends the epoch's GPU sampling, if any, and gives its figures.
+func (r *run) stopGPUs() []*gpustat.Figures {
+	if r.gpus == nil {
+		return nil
+	}
+	figs := r.gpus.Stop()
+	r.gpus = nil
+	return figs
+}
+
 // recordEpoch puts the finished epoch's figures into the record.
 func (r *run) recordEpoch(vloss, vacc, evalSeconds float64) {
 	p := r.rec.Partial
@@ -455,6 +476,12 @@ func (r *run) recordEpoch(vloss, vacc, evalSeconds float64) {
 	}
 	if mb, pct, ok := hoststat.Memory(); ok {
 		m.HostMemoryMB, m.HostMemoryPercent = mb, pct
+	}
+	for i, f := range r.stopGPUs() {
+		if f != nil {
+			m.GPUs = append(m.GPUs, sweep.GPUFigures{Index: i, UtilizationPercent: f.UtilizationPercent, MemoryMB: f.MemoryMB,
+				MemoryPercent: f.MemoryPercent, PowerWatts: f.PowerWatts, PowerPercent: f.PowerPercent})
+		}
 	}
 	r.rec.Metrics = append(r.rec.Metrics, m)
 	r.rec.EpochsDone, r.rec.StepInEpoch, r.rec.Partial = epoch, 0, checkpoint.Partial{}

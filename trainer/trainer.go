@@ -19,6 +19,7 @@ import (
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/dataset/turbojpeg"
 	"github.com/resomap/resomap/internal/errkind"
+	"github.com/resomap/resomap/internal/gpustat"
 	"github.com/resomap/resomap/internal/redact"
 	"github.com/resomap/resomap/internal/seed"
 	"github.com/resomap/resomap/pretrained"
@@ -46,8 +47,11 @@ type Trainer struct {
 	// Weights finds pretrained weights (fine-tuning), downloading into its
 	// cache.
 	Weights pretrained.Fetcher
-	Logger  *slog.Logger
-	hashes  dataset.HashMemo // data set content hashes, per process
+	// GPUStats reads the host's GPUs for each epoch's record (MLflow's GPU
+	// system metrics); nil on a CPU device or where NVML is not there.
+	GPUStats *gpustat.NVML
+	Logger   *slog.Logger
+	hashes   dataset.HashMemo // data set content hashes, per process
 	// fitting memoises weights that fit a model (checkWeights), by
 	// weightsFit's key.
 	fitting   sync.Map
@@ -152,6 +156,11 @@ func New(libPath, device string, threads int) (*Trainer, error) {
 	if t.Data.JPEG, err = turbojpeg.Open(); err != nil {
 		t.Data.JPEG = nil // an untyped nil: Go's decoder
 		t.Logger.Warn("decoding JPEG photos with Go's decoder, several times slower", "err", err)
+	}
+	if strings.HasPrefix(device, "cuda") {
+		if t.GPUStats, err = gpustat.Open(""); err != nil {
+			t.Logger.Warn("epochs are recorded without GPU figures", "err", err)
+		}
 	}
 	return t, nil
 }
