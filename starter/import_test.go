@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"errors"
+	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/pretrained"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,5 +87,56 @@ func TestStarterReadsLocalInitWeights(t *testing.T) {
 	o.init = filepath.Join(dir, "elsewhere.pth")
 	if _, err := loadSpec(o); err != nil {
 		t.Fatalf("weights not on this machine: %v", err)
+	}
+}
+
+// safetensorsOf writes a state dict with model's recorded layout (zeros),
+// edited by edit, as a safetensors file.
+func safetensorsOf(t *testing.T, model string, edit func([]checkpoint.Tensor) []checkpoint.Tensor) string {
+	t.Helper()
+	layout, ok := pretrained.Layout(model)
+	if !ok {
+		t.Fatalf("no layout of %s", model)
+	}
+	var ts []checkpoint.Tensor
+	for _, l := range layout {
+		n := map[string]int64{"F32": 4, "I64": 8}[l.DType]
+		for _, d := range l.Shape {
+			n *= d
+		}
+		ts = append(ts, checkpoint.Tensor{Name: l.Name, DType: l.DType, Shape: l.Shape, Data: make([]byte, n)})
+	}
+	b, err := checkpoint.EncodeSafetensors(edit(ts), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), model+".safetensors")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Weights on this machine are checked against each model they are to
+// start, without libtorch: another architecture's, or a layer misshapen,
+// is refused before the sweep starts (exit 2) naming the first misfit and
+// the model; weights that fit pass.
+func TestStarterChecksLocalWeightsFitTheModel(t *testing.T) {
+	o := options{sweep: "default", models: "smallcnn", set: map[string]bool{"init": true, "models": true}}
+	o.init = safetensorsOf(t, "smallcnn", func(ts []checkpoint.Tensor) []checkpoint.Tensor { return ts })
+	if _, err := loadSpec(o); err != nil {
+		t.Fatalf("smallcnn's own layout: %v", err)
+	}
+	o.init = safetensorsOf(t, "smallcnn", func(ts []checkpoint.Tensor) []checkpoint.Tensor {
+		return append(ts, checkpoint.Tensor{Name: "features.99.weight", DType: "F32", Shape: []int64{1}, Data: make([]byte, 4)})
+	})
+	_, err := loadSpec(o)
+	if exitCode(err) != 2 || !strings.Contains(err.Error(), "init.weights "+o.init+" for smallcnn") ||
+		!strings.Contains(err.Error(), "the weights hold features.99.weight, which smallcnn has not") {
+		t.Fatalf("an extra layer: %v (exit %d)", err, exitCode(err))
+	}
+	o.init = safetensorsOf(t, "smallcnn", func(ts []checkpoint.Tensor) []checkpoint.Tensor { return ts[1:] })
+	if _, err := loadSpec(o); exitCode(err) != 2 || !strings.Contains(err.Error(), "the weights have no ") {
+		t.Fatalf("a layer missing: %v (exit %d)", err, exitCode(err))
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/internal/temporalx"
 	"github.com/resomap/resomap/pretrained"
@@ -260,26 +261,43 @@ func applyFlags(spec sweep.Spec, o options) (sweep.Spec, error) {
 }
 
 // checkLocalWeights reads every init weights file the spec names that is
-// on this machine, as the workers will: a file that is no state dict (a
-// whole pickled model, a truncated file) is refused before the sweep
-// starts. Whether the weights fit the model is for Prepare: building a
-// model needs libtorch, which the starter does not link. A path not here
-// may be on the workers; URLs and torchvision weights are theirs to fetch.
+// on this machine, as the workers will, and checks them against each
+// model they are to start (pretrained.CheckFits, from the models' recorded
+// layouts: the starter links no libtorch): a file that is no state dict (a
+// whole pickled model, a truncated file) or weights of another
+// architecture are refused before the sweep starts. What the data decides
+// (grey images, a ViT's size) is left to Prepare. A path not here may be
+// on the workers; URLs and torchvision weights are theirs to fetch.
 func checkLocalWeights(spec sweep.Spec) error {
-	read := map[string]bool{}
+	read := map[string]map[string]checkpoint.Tensor{}
+	checked := map[[2]string]bool{}
 	for _, c := range spec.Combinations() {
-		init := spec.Config(c).Init
-		if init == nil || strings.Contains(init.Weights, "://") || strings.HasPrefix(init.Weights, pretrained.TorchvisionPrefix) || read[init.Weights] {
+		cfg := spec.Config(c)
+		init := cfg.Init
+		if init == nil || strings.Contains(init.Weights, "://") || strings.HasPrefix(init.Weights, pretrained.TorchvisionPrefix) ||
+			checked[[2]string{init.Weights, c.Model}] {
 			continue
 		}
-		read[init.Weights] = true
-		// Not here, or past the workers' own size limit (they refuse it,
-		// saying so): left to them.
-		if st, err := os.Stat(init.Weights); err != nil || !st.Mode().IsRegular() || st.Size() > pretrained.DefaultMaxBytes {
-			continue
+		checked[[2]string{init.Weights, c.Model}] = true
+		weights, ok := read[init.Weights]
+		if !ok {
+			// Not here, or past the workers' own size limit (they refuse
+			// it, saying so): left to them.
+			if st, err := os.Stat(init.Weights); err != nil || !st.Mode().IsRegular() || st.Size() > pretrained.DefaultMaxBytes {
+				continue
+			}
+			var err error
+			if weights, err = pretrained.Read(init.Weights); err != nil {
+				return fmt.Errorf("%w: init.weights %s: %v", sweep.ErrInvalid, init.Weights, err)
+			}
+			for k, t := range weights { // shapes are what is checked: the data goes
+				t.Data = nil
+				weights[k] = t
+			}
+			read[init.Weights] = weights
 		}
-		if _, err := pretrained.Read(init.Weights); err != nil {
-			return fmt.Errorf("%w: init.weights %s: %v", sweep.ErrInvalid, init.Weights, err)
+		if err := pretrained.CheckFits(c.Model, cfg.Classifier(), weights); err != nil {
+			return fmt.Errorf("%w: init.weights %s for %s: %v", sweep.ErrInvalid, init.Weights, c.Model, err)
 		}
 	}
 	return nil

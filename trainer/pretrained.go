@@ -185,3 +185,17 @@ func (r *run) fineTuneEpoch() error {
 	}
 	return r.m.SetLRScale(r.cfg.Classifier(), scale)
 }
+
+// Layout is m's state dict as pretrained.CheckFits knows models: every
+// weight and buffer but the optimiser's and the classifier's (prefix
+// classifier), in the model's order.
+func Layout(m *torch.Model, classifier string) []pretrained.Tensor {
+	var out []pretrained.Tensor
+	for _, ti := range m.Tensors() {
+		if strings.HasPrefix(ti.Name, optimPrefix) || classifier != "" && strings.HasPrefix(ti.Name, classifier) {
+			continue
+		}
+		out = append(out, pretrained.Tensor{Name: ti.Name, DType: dtypeNames[ti.DType], Shape: ti.Shape})
+	}
+	return out
+}

@@ -1,0 +1,120 @@
+package pretrained
+
+import (
+	"bytes"
+	"compress/gzip"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/internal/errkind"
+	"github.com/resomap/resomap/sweep"
+)
+
+// Tensor is one entry of a model's state dict as the bridge builds it.
+type Tensor struct {
+	Name  string  `json:"name"`
+	DType string  `json:"dtype"` // safetensors' names: F32, I64, …
+	Shape []int64 `json:"shape"`
+}
+
+// layoutsFile holds, for every built-in model of the registry, its state
+// dict as the bridge builds it for colour images, the classifier left
+// out (its shape follows the data's classes) and the ViT at 224 px. The
+// trainer's TestRecordedLayoutsAreTheBridges holds it equal to the bridge
+// (RESOMAP_UPDATE_LAYOUTS=1 rewrites it), so a machine without libtorch,
+// the starter's, can tell whether weights fit a model.
+//
+//go:embed layouts.json.gz
+var layoutsFile []byte
+
+// LayoutsFile is where layoutsFile is kept, from the module's root.
+const LayoutsFile = "pretrained/layouts.json.gz"
+
+var layouts = sync.OnceValues(func() (map[string][]Tensor, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(layoutsFile))
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string][]Tensor
+	return m, json.Unmarshal(b, &m)
+})
+
+// Layout is model's recorded state dict (false for a TorchScript model or
+// one not recorded).
+func Layout(model string) ([]Tensor, bool) {
+	m, err := layouts()
+	if err != nil {
+		panic(fmt.Sprintf("pretrained: the embedded %s is damaged: %v", LayoutsFile, err)) // a build error, not an input's
+	}
+	l, ok := m[model]
+	return l, ok
+}
+
+// LayoutModels are the models whose layout is recorded.
+func LayoutModels() []string {
+	m, _ := layouts()
+	var names []string
+	for name := range m {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// ErrDoNotFit marks weights that do not fit the model they are to start.
+var ErrDoNotFit = errkind.New(errkind.Invalid, "the weights do not fit the model")
+
+// CheckFits tells, without libtorch, whether weights can start model, as
+// the workers' Prepare will find when it loads them into the model: every
+// key of the model's recorded layout is in the weights with its type and
+// shape, and the weights hold nothing else; the classifier (its state-dict
+// prefix) is left out, as the training replaces it. What only the data or
+// the resolution decides passes here and is Prepare's: a first convolution
+// for another number of input channels (colour weights on grey data), a
+// ViT's position embedding for another size. The first misfit is named.
+// A model with no recorded layout (a TorchScript one) passes.
+func CheckFits(model, classifier string, weights map[string]checkpoint.Tensor) error {
+	layout, ok := Layout(model)
+	if !ok {
+		return nil
+	}
+	head := func(name string) bool { return classifier != "" && strings.HasPrefix(name, classifier) }
+	known := map[string]bool{}
+	for _, want := range layout {
+		known[want.Name] = true
+		got, ok := weights[want.Name]
+		switch {
+		case !ok:
+			return fmt.Errorf("%w: the weights have no %s (are they %s's weights?)", ErrDoNotFit, want.Name, model)
+		case got.DType != want.DType || len(got.Shape) != len(want.Shape):
+		case want.Name == sweep.PositionEmbedding:
+			continue
+		case len(want.Shape) == 4 && want.Shape[1] == 3 && got.Shape[0] == want.Shape[0] && slices.Equal(got.Shape[2:], want.Shape[2:]):
+			continue // the first convolution: its input channels are the data's
+		case slices.Equal(got.Shape, want.Shape):
+			continue
+		}
+		return fmt.Errorf("%w: %s is %s%v in the weights, %s%v in %s", ErrDoNotFit, want.Name, got.DType, got.Shape, want.DType, want.Shape, model)
+	}
+	var extra []string
+	for name := range weights {
+		if !known[name] && !head(name) {
+			extra = append(extra, name)
+		}
+	}
+	if len(extra) > 0 {
+		slices.Sort(extra)
+		return fmt.Errorf("%w: the weights hold %s, which %s has not (%d such keys: another architecture?)", ErrDoNotFit, extra[0], model, len(extra))
+	}
+	return nil
+}
