@@ -108,14 +108,18 @@ type figure struct {
 }
 
 // gpuFigures are one GPU's figures of an epoch under MLflow's GPU
-// system-metric names (gpu_N_…, N NVML's index); power only where the GPU
-// reported it.
+// system-metric names (gpu_N_…, N NVML's index); utilisation and power
+// only where the GPU gave them.
 func gpuFigures(g sweep.GPUFigures) []figure {
 	name := func(what string) string { return fmt.Sprintf("system/gpu_%d_%s", g.Index, what) }
-	figs := []figure{{name("utilization_percentage"), g.UtilizationPercent},
-		{name("memory_usage_megabytes"), g.MemoryMB}, {name("memory_usage_percentage"), g.MemoryPercent}}
-	if g.PowerWatts > 0 {
-		figs = append(figs, figure{name("power_usage_watts"), g.PowerWatts}, figure{name("power_usage_percentage"), g.PowerPercent})
+	figs := []figure{{name("memory_usage_megabytes"), g.MemoryMB}, {name("memory_usage_percentage"), g.MemoryPercent}}
+	for _, f := range []struct {
+		what string
+		v    *float64
+	}{{"utilization_percentage", g.UtilizationPercent}, {"power_usage_watts", g.PowerWatts}, {"power_usage_percentage", g.PowerPercent}} {
+		if f.v != nil {
+			figs = append(figs, figure{name(f.what), *f.v})
+		}
 	}
 	return figs
 }

@@ -344,12 +344,18 @@ func defaultCacheDir() string {
 	return filepath.Join(os.TempDir(), "resomap-cache")
 }
 
+// MaxResolution is the largest image side ResoMap trains or evaluates at
+// (the one bound: sweep's models, test resolutions and prepare-data use
+// it): beyond it a single image is larger than any accelerator can train
+// on in a useful batch.
+const MaxResolution = 2048
+
 // Open returns the data set at resolution res, building its cache first if
 // needed. The cache is keyed by the source's content hash, the resolution
 // and the cache format, so a changed source is never served stale.
 func Open(spec string, res int, opts Options) (*Set, error) {
-	if res < 1 || res > 4096 {
-		return nil, fmt.Errorf("%w: resolution %d", ErrBadData, res)
+	if res < 1 || res > MaxResolution {
+		return nil, fmt.Errorf("%w: resolution %d, want 1..%d", ErrBadData, res, MaxResolution)
 	}
 	dir, err := resolve(spec, opts.Roots)
 	if err != nil {

@@ -71,6 +71,10 @@ func LayoutModels() []string {
 	return names
 }
 
+// IsStem says whether t, of a recorded (colour) layout, is the model's
+// first convolution: the one kernel that takes the image's 3 channels.
+func IsStem(t Tensor) bool { return len(t.Shape) == 4 && t.Shape[1] == 3 }
+
 // ErrDoNotFit marks weights that do not fit the model they are to start.
 var ErrDoNotFit = errkind.New(errkind.Invalid, "the weights do not fit the model")
 
@@ -97,10 +101,10 @@ func CheckFits(model, classifier string, weights map[string]checkpoint.Tensor) e
 		case !ok:
 			return fmt.Errorf("%w: the weights have no %s (are they %s's weights?)", ErrDoNotFit, want.Name, model)
 		case got.DType != want.DType || len(got.Shape) != len(want.Shape):
-		case want.Name == sweep.PositionEmbedding:
-			continue
-		case len(want.Shape) == 4 && want.Shape[1] == 3 && got.Shape[0] == want.Shape[0] && slices.Equal(got.Shape[2:], want.Shape[2:]):
-			continue // the first convolution: its input channels are the data's
+		case want.Name == sweep.PositionEmbedding && got.Shape[0] == 1 && got.Shape[2] == want.Shape[2]:
+			continue // resized to the training's size, its tokens the resolution's
+		case IsStem(want) && (got.Shape[1] == 1 || got.Shape[1] == 3) && got.Shape[0] == want.Shape[0] && slices.Equal(got.Shape[2:], want.Shape[2:]):
+			continue // colour or grey: the data decides which fits
 		case slices.Equal(got.Shape, want.Shape):
 			continue
 		}

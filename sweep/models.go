@@ -2,6 +2,7 @@ package sweep
 
 import (
 	"fmt"
+	"github.com/resomap/resomap/dataset"
 	"slices"
 	"strings"
 )
@@ -23,9 +24,9 @@ type ModelInfo struct {
 	Torchvision string
 }
 
-// MaxResolution bounds the input size; beyond it a single image is larger
-// than any accelerator can train on in a useful batch.
-const MaxResolution = 2048
+// MaxResolution bounds the input size (dataset.MaxResolution, the one
+// bound).
+const MaxResolution = dataset.MaxResolution
 
 var models = []ModelInfo{
 	conv("smallcnn", "cnn", 8, "classifier.0.", ""),

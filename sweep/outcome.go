@@ -38,14 +38,16 @@ type EpochMetrics struct {
 }
 
 // GPUFigures are one GPU's figures over an epoch, host-wide as nvidia-smi
-// shows them (what else ran on the GPU shows here).
+// shows them (what else ran on the GPU shows here). A figure the GPU does
+// not give (utilisation on a MIG-partitioned GPU, power on some boards) is
+// left out.
 type GPUFigures struct {
-	Index              int     `json:"index"` // NVML's
-	UtilizationPercent float64 `json:"utilization_percent"`
-	MemoryMB           float64 `json:"memory_mb"` // used, 10^6 bytes
-	MemoryPercent      float64 `json:"memory_percent"`
-	PowerWatts         float64 `json:"power_watts,omitempty"`   // 0: not read on this GPU
-	PowerPercent       float64 `json:"power_percent,omitempty"` // of its enforced limit
+	Index              int      `json:"index"`     // NVML's
+	MemoryMB           float64  `json:"memory_mb"` // used, 10^6 bytes
+	MemoryPercent      float64  `json:"memory_percent"`
+	UtilizationPercent *float64 `json:"utilization_percent,omitempty"`
+	PowerWatts         *float64 `json:"power_watts,omitempty"`
+	PowerPercent       *float64 `json:"power_percent,omitempty"` // of its enforced limit
 }
 
 // Progress is how far a training has come: the epochs done, their figures

@@ -406,13 +406,14 @@ func (i InitSettings) config(model string, res int) *Init {
 // Validate names the first invalid field. It is pure, so workflows call it.
 func (s Spec) Validate() error { return s.validate(true) }
 
-// ValidateAsRecorded is Validate as sweeps recorded before the registry
-// decided which models torchvision has weights of: it passed a TorchScript
-// model with init torchvision (its combinations then failed at Prepare).
-// Workflow code replaying such a sweep, or carrying it on, calls this.
+// ValidateAsRecorded is Validate as sweeps recorded before change
+// validation-rules-2 ran it: it passed a TorchScript model with init
+// torchvision (its combinations then failed at Prepare) and test
+// resolutions up to 4096 (past MaxResolution they were skipped). Workflow
+// code replaying such a sweep, or carrying it on, calls this.
 func (s Spec) ValidateAsRecorded() error { return s.validate(false) }
 
-func (s Spec) validate(scriptsHaveNoTorchvision bool) error {
+func (s Spec) validate(today bool) error {
 	bad := func(field, format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
 	}
@@ -448,9 +449,13 @@ func (s Spec) validate(scriptsHaveNoTorchvision bool) error {
 	if err := s.checkSeeds(); err != nil {
 		return err
 	}
+	maxTest := MaxResolution
+	if !today {
+		maxTest = 4096 // the bound as recorded sweeps ran it (a size past MaxResolution was skipped)
+	}
 	for _, r := range s.TestResolutions {
-		if r < 1 || r > 4096 {
-			return bad("test_resolutions", "%d, want 1..4096", r)
+		if r < 1 || r > maxTest {
+			return bad("test_resolutions", "%d, want 1..%d", r, maxTest)
 		}
 	}
 	seenRes := map[int]bool{}
@@ -479,7 +484,10 @@ func (s Spec) validate(scriptsHaveNoTorchvision bool) error {
 				return err
 			}
 			info, err := LookupModel(m) // an unknown model is refused below, as unknown
-			noWeights := err == nil && info.Torchvision == "" && (scriptsHaveNoTorchvision || !IsScript(m))
+			noWeights := err == nil && info.Torchvision == ""
+			if !today {
+				noWeights = m == "smallcnn" // the rule as recorded sweeps ran it
+			}
 			if noWeights && c.Init.Weights == Torchvision+":"+m {
 				return bad("init.weights", "torchvision has no weights of %s: give a file or an URL, or leave %s out", m, m)
 			}

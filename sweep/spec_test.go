@@ -2,6 +2,7 @@ package sweep
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -119,6 +120,26 @@ func TestTorchvisionWeightsByRegistry(t *testing.T) {
 	s.Models = []string{"resnet18", "nosuchnet"}
 	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), `unknown model "nosuchnet"`) {
 		t.Errorf("an unknown model: %v, want it named unknown", err)
+	}
+}
+
+// One resolution bound: test resolutions past MaxResolution are refused
+// (they passed up to 4096, to be skipped, and still do as recorded).
+func TestTestResolutionsHaveTheOneBound(t *testing.T) {
+	s, err := Load("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.TestResolutions = []int{224, MaxResolution}
+	if err := s.Validate(); err != nil {
+		t.Fatalf("test resolutions up to %d: %v", MaxResolution, err)
+	}
+	s.TestResolutions = []int{224, MaxResolution + 1}
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("test_resolutions: %d, want 1..%d", MaxResolution+1, MaxResolution)) {
+		t.Errorf("a test resolution past the bound: %v", err)
+	}
+	if err := s.ValidateAsRecorded(); err != nil {
+		t.Errorf("as recorded: %v, want it passed as before", err)
 	}
 }
 

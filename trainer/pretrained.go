@@ -50,7 +50,7 @@ func LoadPretrained(m *torch.Model, weights map[string]checkpoint.Tensor, classi
 		if !ok {
 			return fmt.Errorf("%w: the weights have no %s (are they %s's weights?)", ErrWeightsMismatch, ti.Name, info.Name)
 		}
-		if greyFromColour(ti, t) {
+		if greyFromColour(ti, t) && isStem(info.Name, ti.Name, m.Spec().InChannels) {
 			t = sumInputChannels(t)
 		}
 		if ti.Name == sweep.PositionEmbedding && t.DType == dtypeNames[ti.DType] && !slices.Equal(t.Shape, ti.Shape) {
@@ -88,6 +88,27 @@ func LoadPretrained(m *torch.Model, weights map[string]checkpoint.Tensor, classi
 func greyFromColour(model torch.TensorInfo, w checkpoint.Tensor) bool {
 	return w.DType == "F32" && dtypeNames[model.DType] == "F32" && len(model.Shape) == 4 && len(w.Shape) == 4 &&
 		model.Shape[1] == 1 && w.Shape[1] == 3 && model.Shape[0] == w.Shape[0] && slices.Equal(model.Shape[2:], w.Shape[2:])
+}
+
+// isStem says whether key is the first convolution of a model built for
+// grey images (channels 1): the one layer colour weights are adapted in
+// (a depthwise convolution's kernels also take one channel each, and are
+// never summed). A TorchScript model has no recorded layout: its one-
+// channel kernels are taken as stems on grey data, as before.
+func isStem(model, key string, channels int) bool {
+	if channels != 1 {
+		return false
+	}
+	layout, ok := pretrained.Layout(model)
+	if !ok {
+		return true
+	}
+	for _, t := range layout {
+		if t.Name == key {
+			return pretrained.IsStem(t)
+		}
+	}
+	return false
 }
 
 // sumInputChannels sums a [out, 3, kh, kw] F32 kernel over its input

@@ -479,8 +479,8 @@ func (r *run) recordEpoch(vloss, vacc, evalSeconds float64) {
 	}
 	for i, f := range r.stopGPUs() {
 		if f != nil {
-			m.GPUs = append(m.GPUs, sweep.GPUFigures{Index: i, UtilizationPercent: f.UtilizationPercent, MemoryMB: f.MemoryMB,
-				MemoryPercent: f.MemoryPercent, PowerWatts: f.PowerWatts, PowerPercent: f.PowerPercent})
+			m.GPUs = append(m.GPUs, sweep.GPUFigures{Index: i, MemoryMB: f.MemoryMB, MemoryPercent: f.MemoryPercent,
+				UtilizationPercent: f.UtilizationPercent, PowerWatts: f.PowerWatts, PowerPercent: f.PowerPercent})
 		}
 	}
 	r.rec.Metrics = append(r.rec.Metrics, m)

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/resomap/resomap/dataset"
 	"github.com/resomap/resomap/dataset/turbojpeg"
+	"github.com/resomap/resomap/internal/lists"
 	"github.com/resomap/resomap/internal/temporalx"
 )
 
@@ -110,13 +110,14 @@ func parseResolutions(s string) ([]int, error) {
 	if s == "" {
 		return nil, errors.New("--resolutions is required, e.g. --resolutions 224,320")
 	}
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		r, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || r < 1 || r > 4096 {
-			return nil, fmt.Errorf("--resolutions: %q is not a resolution in 1..4096", f)
+	out, err := lists.Ints("--resolutions", s)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range out {
+		if r < 1 || r > dataset.MaxResolution {
+			return nil, fmt.Errorf("--resolutions: %d is not a resolution in 1..%d", r, dataset.MaxResolution)
 		}
-		out = append(out, r)
 	}
 	return out, nil
 }

@@ -32,6 +32,11 @@ const (
 	UpdateCancel = "cancel-update"
 )
 
+// ErrTypeSweepFinished is the type of UpdateAdd's refusal of a sweep whose
+// combinations have all ended: the client starts it again with the union
+// (starter add does) once it has closed.
+const ErrTypeSweepFinished = "SweepFinished"
+
 // Change IDs for workflow.GetVersion: histories recorded before a change
 // replay the old way.
 const (
@@ -113,11 +118,13 @@ const (
 	// counts that time as waiting; before, it was the training's "other"
 	// fixed cost (5 s on one epoch of make demo's sweep: 1.1 s per epoch).
 	changeStickyWaitIsWaiting = "sticky-wait-is-waiting"
-	// changeWeightsByRegistry: a sweep whose init asks torchvision for the
-	// weights of a model it has none of (a TorchScript model) is refused
-	// as it starts; before, only smallcnn was, and the others' combinations
-	// failed at Prepare.
-	changeWeightsByRegistry = "weights-by-registry"
+	// changeValidationRules2: a sweep is refused as it starts by today's
+	// Spec.Validate where it differs from ValidateAsRecorded: init asking
+	// torchvision for the weights of a model it has none of (a TorchScript
+	// model; before, only smallcnn was refused, and the others'
+	// combinations failed at Prepare), and test resolutions past
+	// sweep.MaxResolution (before, up to 4096 passed, to be skipped).
+	changeValidationRules2 = "validation-rules-2"
 )
 
 // Search attributes shown and filterable in the Web UI, e.g.

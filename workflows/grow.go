@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/resomap/resomap/sweep"
@@ -30,19 +31,40 @@ type AddOutput struct {
 // Grown is the sweep spec with in's models, resolutions and seeds added
 // (in order, each once), and the combinations that adds, in the order they
 // train. A spec without seeds that is given some keeps its own seed as
-// the first. The grown spec must pass today's Validate.
+// the first. What the add brings must pass today's Validate (addMeetsToday).
 func Grown(spec sweep.Spec, in AddInput) (sweep.Spec, []sweep.Combination, error) {
-	return grownBy(spec, in, sweep.Spec.Validate)
+	grown, added, err := regrown(spec, in)
+	if err != nil {
+		return grown, added, err
+	}
+	return grown, added, addMeetsToday(spec, grown)
+}
+
+// addMeetsToday holds what an add brings to today's Validate. A sweep that
+// started under earlier rules (a TorchScript model with init torchvision)
+// keeps them for the models it had: its adds of resolutions or seeds are
+// not refused for what it already was.
+func addMeetsToday(had, grown sweep.Spec) error {
+	if had.Validate() == nil {
+		return grown.Validate()
+	}
+	brought := grown
+	brought.Models = nil
+	for _, m := range grown.Models {
+		if !slices.Contains(had.Models, m) {
+			brought.Models = append(brought.Models, m)
+		}
+	}
+	if len(brought.Models) == 0 {
+		return nil
+	}
+	return brought.Validate()
 }
 
 // regrown is Grown as an add recorded earlier passed: the handler of an
 // accepted add and the carried growth take it by the rules it was
 // accepted under (a new add meets today's in the update's validator).
 func regrown(spec sweep.Spec, in AddInput) (sweep.Spec, []sweep.Combination, error) {
-	return grownBy(spec, in, sweep.Spec.ValidateAsRecorded)
-}
-
-func grownBy(spec sweep.Spec, in AddInput, validate func(sweep.Spec) error) (sweep.Spec, []sweep.Combination, error) {
 	old := spec.Combinations()
 	spec.Models = union(spec.Models, in.Models)
 	spec.Resolutions = union(spec.Resolutions, in.Resolutions)
@@ -52,7 +74,7 @@ func grownBy(spec sweep.Spec, in AddInput, validate func(sweep.Spec) error) (swe
 		}
 		spec.Seeds = union(spec.Seeds, in.Seeds)
 	}
-	if err := validate(spec); err != nil {
+	if err := spec.ValidateAsRecorded(); err != nil {
 		return spec, nil, err
 	}
 	had := map[sweep.Combination]bool{}
@@ -110,6 +132,9 @@ func (s *sweepRun) listenForAdd(ctx workflow.Context) error {
 		return out, nil
 	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in AddInput) error {
 		_, _, err := s.canAdd(in, Grown)
+		if err != nil && s.finishing { // typed, so a client need not read the words
+			return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeSweepFinished, nil)
+		}
 		return err
 	}})
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/resomap/resomap/sweep"
 )
@@ -283,5 +284,28 @@ func TestTorchvisionWeightsOfAScriptAreRefusedAsNew(t *testing.T) {
 	env.ExecuteWorkflow(Sweep, SweepInput{Spec: withScript, Carry: &SweepCarry{Runs: 1}})
 	if p := sweepResult(t, env); len(p.Combos) != 2 {
 		t.Fatalf("a carried run: %+v, want both combinations run", p)
+	}
+
+	// A first run recorded before the change replays as it ran (no marker
+	// in its history: the default version), and such a sweep may still
+	// grow by resolutions; a model it brings meets today's rules.
+	for _, tc := range []struct {
+		add  AddInput
+		want string
+	}{{AddInput{Resolutions: []int{48}}, ""}, {AddInput{Models: []string{"script:other"}}, "torchvision has no weights of script:other"}} {
+		env = newEnv(t)
+		env.OnGetVersion(changeValidationRules2, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+		newFake().register(env, time.Minute)
+		legacy := withScript
+		legacy.Scripts = map[string]sweep.ScriptSettings{"net": {File: "/models/net.pt"}, "other": {File: "/models/other.pt"}}
+		u := sendAdd(env, 30*time.Second, tc.add)
+		env.ExecuteWorkflow(Sweep, SweepInput{Spec: legacy})
+		p := sweepResult(t, env)
+		switch {
+		case tc.want == "" && (u.err != nil || len(p.Combos) != 4):
+			t.Errorf("a recorded first run grown by %+v: %v, %d combinations; want it run and grown to 4", tc.add, u.err, len(p.Combos))
+		case tc.want != "" && (u.err == nil || !strings.Contains(u.err.Error(), tc.want)):
+			t.Errorf("a recorded first run grown by %+v: %v, want %q", tc.add, u.err, tc.want)
+		}
 	}
 }

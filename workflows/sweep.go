@@ -96,7 +96,7 @@ func validSpec(ctx workflow.Context, in SweepInput) error {
 		return err
 	}
 	// Asked only where the two differ, so no other history gains a marker.
-	if err := in.Spec.Validate(); err != nil && since(ctx, changeWeightsByRegistry) {
+	if err := in.Spec.Validate(); err != nil && since(ctx, changeValidationRules2) {
 		return err
 	}
 	return nil

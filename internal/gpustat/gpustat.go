@@ -15,14 +15,16 @@ import (
 )
 
 // Figures are one GPU's figures, under the units of MLflow's names
-// (gpu_N_utilization_percentage, gpu_N_memory_usage_megabytes and
-// _percentage, gpu_N_power_usage_watts and _percentage).
+// (gpu_N_memory_usage_megabytes and _percentage,
+// gpu_N_utilization_percentage, gpu_N_power_usage_watts and _percentage).
+// A figure the GPU does not give (utilisation on a MIG-partitioned GPU,
+// power on some boards) is nil, never a zero taken for a reading.
 type Figures struct {
-	UtilizationPercent float64
 	MemoryMB           float64 // used, in 10^6 bytes as MLflow counts
 	MemoryPercent      float64
-	PowerWatts         float64
-	PowerPercent       float64 // of the enforced power limit
+	UtilizationPercent *float64
+	PowerWatts         *float64
+	PowerPercent       *float64 // of the enforced power limit
 }
 
 // nvmlSuccess is NVML_SUCCESS.
@@ -97,55 +99,84 @@ func open(path string) (n *NVML, err error) {
 // GPUs is how many GPUs NVML sees.
 func (n *NVML) GPUs() int { return len(n.devices) }
 
-// Sample reads each GPU's figures now; ok[i] is false where a read of
-// GPU i failed (its figures are then left out, not taken as zero).
+// Sample reads each GPU's figures now; ok[i] is false where GPU i's
+// memory could not be read (its figures are then left out).
 func (n *NVML) Sample() (figs []Figures, ok []bool) {
 	figs, ok = make([]Figures, len(n.devices)), make([]bool, len(n.devices))
 	for i, dev := range n.devices {
-		var u utilization
 		var m memory
-		var mw, limit uint32
-		if n.utilization(dev, &u) != nvmlSuccess || n.memory(dev, &m) != nvmlSuccess || m.Total == 0 {
+		if n.memory(dev, &m) != nvmlSuccess || m.Total == 0 {
 			continue
 		}
-		f := Figures{UtilizationPercent: float64(u.GPU), MemoryMB: float64(m.Used) / 1e6,
-			MemoryPercent: 100 * float64(m.Used) / float64(m.Total)}
-		// Power is not read on every GPU (some report it unsupported):
-		// its figures are then 0, as MLflow's would be missing.
+		f := Figures{MemoryMB: float64(m.Used) / 1e6, MemoryPercent: 100 * float64(m.Used) / float64(m.Total)}
+		var u utilization
+		if n.utilization(dev, &u) == nvmlSuccess {
+			f.UtilizationPercent = ptr(float64(u.GPU))
+		}
+		var mw, limit uint32
 		if n.power(dev, &mw) == nvmlSuccess && n.powerLimit(dev, &limit) == nvmlSuccess && limit > 0 {
-			f.PowerWatts, f.PowerPercent = float64(mw)/1000, 100*float64(mw)/float64(limit)
+			f.PowerWatts, f.PowerPercent = ptr(float64(mw)/1000), ptr(100*float64(mw)/float64(limit))
 		}
 		figs[i], ok[i] = f, true
 	}
 	return figs, ok
 }
 
-// Sampler samples the GPUs every interval from Start to Stop.
+func ptr(v float64) *float64 { return &v }
+
+// mean is a running mean of the readings given.
+type mean struct {
+	sum float64
+	n   int
+}
+
+func (m *mean) add(v *float64) {
+	if v != nil {
+		m.sum += *v
+		m.n++
+	}
+}
+
+// value is the mean, nil with no reading.
+func (m mean) value() *float64 {
+	if m.n == 0 {
+		return nil
+	}
+	return ptr(m.sum / float64(m.n))
+}
+
+// span is one GPU's readings over a Sampler's span, each figure its own
+// mean (a figure not read in a sample does not pull its mean down).
+type span struct{ memoryMB, memoryPercent, utilization, power, powerPercent mean }
+
+// Sampler samples the GPUs from Start to Stop, in a goroutine of its own
+// (a hung driver call holds only it).
 type Sampler struct {
 	n    *NVML
 	stop chan struct{}
 	done chan struct{}
 
 	mu    sync.Mutex
-	sums  []Figures
-	count []int
+	spans []span
 }
 
-// Start samples now and every interval until Stop.
+// stopWait bounds how long Stop waits for the last sample.
+const stopWait = 2 * time.Second
+
+// Start samples now and every interval, and once more at Stop.
 func (n *NVML) Start(every time.Duration) *Sampler {
-	s := &Sampler{n: n, stop: make(chan struct{}), done: make(chan struct{}),
-		sums: make([]Figures, n.GPUs()), count: make([]int, n.GPUs())}
-	s.take()
+	s := &Sampler{n: n, stop: make(chan struct{}), done: make(chan struct{}), spans: make([]span, n.GPUs())}
 	go func() {
 		defer close(s.done)
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
+			s.take()
 			select {
 			case <-s.stop:
+				s.take()
 				return
 			case <-t.C:
-				s.take()
 			}
 		}
 	}()
@@ -160,30 +191,33 @@ func (s *Sampler) take() {
 		if !ok[i] {
 			continue
 		}
-		a := &s.sums[i]
-		a.UtilizationPercent += f.UtilizationPercent
-		a.MemoryMB += f.MemoryMB
-		a.MemoryPercent += f.MemoryPercent
-		a.PowerWatts += f.PowerWatts
-		a.PowerPercent += f.PowerPercent
-		s.count[i]++
+		sp := &s.spans[i]
+		sp.memoryMB.add(&f.MemoryMB)
+		sp.memoryPercent.add(&f.MemoryPercent)
+		sp.utilization.add(f.UtilizationPercent)
+		sp.power.add(f.PowerWatts)
+		sp.powerPercent.add(f.PowerPercent)
 	}
 }
 
-// Stop samples once more, ends the sampling and gives each GPU's mean over
-// the span (nil for a GPU never read).
+// Stop ends the sampling (after its last sample, or stopWait if the driver
+// does not answer) and gives each GPU's means over the span: nil for a GPU
+// never read.
 func (s *Sampler) Stop() []*Figures {
 	close(s.stop)
-	<-s.done
-	s.take()
+	select {
+	case <-s.done:
+	case <-time.After(stopWait):
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]*Figures, len(s.sums))
-	for i, a := range s.sums {
-		if c := float64(s.count[i]); c > 0 {
-			out[i] = &Figures{UtilizationPercent: a.UtilizationPercent / c, MemoryMB: a.MemoryMB / c,
-				MemoryPercent: a.MemoryPercent / c, PowerWatts: a.PowerWatts / c, PowerPercent: a.PowerPercent / c}
+	out := make([]*Figures, len(s.spans))
+	for i, sp := range s.spans {
+		if sp.memoryMB.n == 0 {
+			continue
 		}
+		out[i] = &Figures{MemoryMB: *sp.memoryMB.value(), MemoryPercent: *sp.memoryPercent.value(),
+			UtilizationPercent: sp.utilization.value(), PowerWatts: sp.power.value(), PowerPercent: sp.powerPercent.value()}
 	}
 	return out
 }

@@ -1,6 +1,8 @@
 /* A stand-in for libnvidia-ml with NVML's signatures, for gpustat's tests:
- * two GPUs whose figures move with each read, GPU 1 without power
- * readings, and FAKE_NVML_FAIL_INIT set to fail nvmlInit. */
+ * two GPUs. GPU 0 reads 10, 30, 50 ...% busy, 20 of 80 GB used, and
+ * 350 of 700 W on every other power read (the others fail). GPU 1 is like
+ * a MIG-partitioned GPU: 40 GB used, no utilisation and no power.
+ * FAKE_NVML_FAIL_INIT set fails nvmlInit. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -9,7 +11,7 @@ typedef struct { unsigned long long total, free, used; } nvmlMemory_t;
 typedef void *nvmlDevice_t;
 
 static int devices[2];
-static unsigned int reads[2];
+static unsigned int reads[2], power_reads;
 
 int nvmlInit_v2(void) { return getenv("FAKE_NVML_FAIL_INIT") ? 9 : 0; }
 int nvmlDeviceGetCount_v2(unsigned int *n) { *n = 2; return 0; }
@@ -19,10 +21,9 @@ int nvmlDeviceGetHandleByIndex_v2(unsigned int i, nvmlDevice_t *d) {
   return 0;
 }
 static int index_of(nvmlDevice_t d) { return (int *)d - devices; }
-/* GPU 0 reads 10, 30, 50 ...% busy; GPU 1 always 70%. */
 int nvmlDeviceGetUtilizationRates(nvmlDevice_t d, nvmlUtilization_t *u) {
-  int i = index_of(d);
-  u->gpu = i == 0 ? 10 + 20 * reads[0]++ : 70;
+  if (index_of(d) == 1) return 3; /* NVML_ERROR_NOT_SUPPORTED, as on MIG */
+  u->gpu = 10 + 20 * reads[0]++;
   u->memory = 0;
   return 0;
 }
@@ -34,7 +35,7 @@ int nvmlDeviceGetMemoryInfo(nvmlDevice_t d, nvmlMemory_t *m) {
   return 0;
 }
 int nvmlDeviceGetPowerUsage(nvmlDevice_t d, unsigned int *mw) {
-  if (index_of(d) == 1) return 3; /* NVML_ERROR_NOT_SUPPORTED */
+  if (index_of(d) == 1 || power_reads++ % 2 == 1) return 3; /* NVML_ERROR_NOT_SUPPORTED */
   *mw = 350000;
   return 0;
 }

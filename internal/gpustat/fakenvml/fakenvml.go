@@ -16,9 +16,11 @@ import (
 var source []byte
 
 // Build compiles the fake into t's temporary folder and gives its path:
-// two GPUs, GPU 0 10, 30, 50 …% busy on successive reads with 20 of
-// 80 GB used and 350 of 700 W drawn, GPU 1 always 70% with 40 GB and no
-// power readings; FAKE_NVML_FAIL_INIT in the environment fails nvmlInit.
+// two GPUs. GPU 0 reads 10, 30, 50 …% busy on successive reads, 20 of
+// 80 GB used, and 350 of 700 W drawn on every other power read (the
+// others fail); GPU 1, like a MIG-partitioned GPU, 40 GB used and no
+// utilisation or power. FAKE_NVML_FAIL_INIT in the environment fails
+// nvmlInit.
 func Build(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
