@@ -35,7 +35,7 @@ func TestReportFlagsTrainingsOfMixedNumerics(t *testing.T) {
 	}
 	two := render(Row{Model: "smallcnn", Resolution: 32, Numerics: []string{host}},
 		Row{Model: "smallcnn", Resolution: 48, Seed: 2, Numerics: moved.Numerics})
-	if !strings.Contains(two, "2 arithmetics") || !strings.Contains(two, "**smallcnn@48 seed 2** ran under 2: "+host+"; then "+box) ||
+	if !strings.Contains(two, "2 arithmetics") || !strings.Contains(two, "**smallcnn@48-seed2** ran under 2: "+host+"; then "+box) ||
 		strings.Contains(two, "smallcnn@32**") {
 		t.Errorf("a training that moved:\n%s", two)
 	}

@@ -11,6 +11,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/resomap/resomap/sweep"
 )
 
 // ParetoFront returns, sorted by cost, the indices of the points that no
@@ -167,7 +169,7 @@ func (r *Report) paretoLines() []string {
 	var out []string
 	for _, i := range ParetoFront(cost, acc) {
 		x := rows[i]
-		line := fmt.Sprintf("- %s@%d: accuracy %.4f for %.3f compute hours", x.Model, x.Resolution, *x.BestValAcc, *x.ComputeHours)
+		line := fmt.Sprintf("- %s: accuracy %.4f for %.3f compute hours", sweep.TrainingID(x.Model, x.Resolution, x.Seed), *x.BestValAcc, *x.ComputeHours)
 		if x.Cost != nil {
 			line += fmt.Sprintf(" (cost %.2f)", *x.Cost)
 		}

@@ -500,9 +500,9 @@ func (r *Report) writeMarkdown(w io.Writer, figs []string) error {
 		switch sweep.Status(x.Status) {
 		case sweep.Completed:
 		case sweep.Skipped:
-			problems = append(problems, fmt.Sprintf("- %s@%d skipped: %s", x.Model, x.Resolution, x.Reason))
+			problems = append(problems, fmt.Sprintf("- %s skipped: %s", sweep.TrainingID(x.Model, x.Resolution, x.Seed), x.Reason))
 		default:
-			problems = append(problems, fmt.Sprintf("- %s@%d **%s**: %s", x.Model, x.Resolution, x.Status, x.Reason))
+			problems = append(problems, fmt.Sprintf("- %s **%s**: %s", sweep.TrainingID(x.Model, x.Resolution, x.Seed), x.Status, x.Reason))
 		}
 	}
 	r.writeTestReading(w)
@@ -544,7 +544,7 @@ func (r *Report) writeNumerics(w io.Writer) {
 			unknown++
 		}
 		if len(x.Numerics) > 1 {
-			mixed = append(mixed, fmt.Sprintf("- **%s@%d%s** ran under %d: %s", x.Model, x.Resolution, seedSuffix(x.Seed),
+			mixed = append(mixed, fmt.Sprintf("- **%s** ran under %d: %s", sweep.TrainingID(x.Model, x.Resolution, x.Seed),
 				len(x.Numerics), strings.Join(x.Numerics, "; then ")))
 		}
 	}
@@ -569,14 +569,6 @@ func (r *Report) writeNumerics(w io.Writer) {
 	}
 }
 
-// seedSuffix is " seed N" for a row of a seeds list, "" otherwise.
-func seedSuffix(seed uint64) string {
-	if seed == 0 {
-		return ""
-	}
-	return fmt.Sprintf(" seed %d", seed)
-}
-
 // writeDataNotes says which recipe trained the results and which
 // combinations left out images that did not decode.
 func (r *Report) writeDataNotes(w io.Writer) {
@@ -587,7 +579,7 @@ func (r *Report) writeDataNotes(w io.Writer) {
 			recipes = append(recipes, x.Augment)
 		}
 		if x.SkippedImages > 0 {
-			skipped = append(skipped, fmt.Sprintf("%s@%d: %d", x.Model, x.Resolution, x.SkippedImages))
+			skipped = append(skipped, fmt.Sprintf("%s: %d", sweep.TrainingID(x.Model, x.Resolution, x.Seed), x.SkippedImages))
 		}
 	}
 	if len(recipes) > 0 {
@@ -599,7 +591,7 @@ func (r *Report) writeDataNotes(w io.Writer) {
 	var up []string
 	for _, x := range r.Rows {
 		if x.Upsampled {
-			up = append(up, fmt.Sprintf("%s@%d (data %d px)", x.Model, x.Resolution, x.NativeSide))
+			up = append(up, fmt.Sprintf("%s (data %d px)", sweep.TrainingID(x.Model, x.Resolution, x.Seed), x.NativeSide))
 		}
 	}
 	if len(up) > 0 {
@@ -617,17 +609,17 @@ func (r *Report) writeTimeTable(w io.Writer) {
 			continue
 		}
 		if o := x.outcome; o != nil && o.ContendedEpochs > 0 {
-			contended = append(contended, fmt.Sprintf("%s@%d%s (%d of %d epochs, others used up to %.0f%% of the host's CPUs)",
-				x.Model, x.Resolution, seedSuffix(x.Seed), o.ContendedEpochs, x.EpochsRun, 100*o.HostOthers))
+			contended = append(contended, fmt.Sprintf("%s (%d of %d epochs, others used up to %.0f%% of the host's CPUs)",
+				sweep.TrainingID(x.Model, x.Resolution, x.Seed), o.ContendedEpochs, x.EpochsRun, 100*o.HostOthers))
 		}
 		if o := x.outcome; o != nil && o.CarriedEpochs > 0 {
-			carried = append(carried, fmt.Sprintf("%s@%d%s (%d of %d epochs)", x.Model, x.Resolution, seedSuffix(x.Seed), o.CarriedEpochs, x.EpochsRun))
+			carried = append(carried, fmt.Sprintf("%s (%d of %d epochs)", sweep.TrainingID(x.Model, x.Resolution, x.Seed), o.CarriedEpochs, x.EpochsRun))
 		}
 		lines = append(lines, fmt.Sprintf("| %s | %d | %.2f | %.2f | %.3f | %.3f | %.3f | %.3f (%.1f%%) | %.2f | %s | %s |", x.Model, x.Resolution,
 			s.Train, s.Validation, s.CheckpointWait, s.Restore, s.Other, s.Fixed(), 100*s.Outside(), s.Waiting,
 			cell(x.PrepareSeconds, "%.1f"), cell(x.CacheBuildSeconds, "%.1f")))
 		if x.SharedEpochs > 0 {
-			shared = append(shared, fmt.Sprintf("%s@%d (%d of %d epochs)", x.Model, x.Resolution, x.SharedEpochs, x.EpochsRun))
+			shared = append(shared, fmt.Sprintf("%s (%d of %d epochs)", sweep.TrainingID(x.Model, x.Resolution, x.Seed), x.SharedEpochs, x.EpochsRun))
 		}
 	}
 	if len(lines) == 0 {
@@ -699,7 +691,7 @@ func (r *Report) writeStartedFrom(w io.Writer) {
 	var lines []string
 	for _, x := range r.Rows {
 		if x.StartedFrom != "" {
-			lines = append(lines, fmt.Sprintf("- %s@%d: fine-tuned from %s", x.Model, x.Resolution, x.StartedFrom))
+			lines = append(lines, fmt.Sprintf("- %s: fine-tuned from %s", sweep.TrainingID(x.Model, x.Resolution, x.Seed), x.StartedFrom))
 		}
 	}
 	if len(lines) == 0 {

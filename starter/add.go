@@ -7,14 +7,15 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"strconv"
 	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 
+	"github.com/resomap/resomap/internal/lists"
 	"github.com/resomap/resomap/internal/temporalx"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/workflows"
@@ -65,7 +66,7 @@ func add(ctx context.Context, o options, w io.Writer, logger *slog.Logger) error
 			fmt.Fprintf(w, "sweep %s grew by %d combinations: %s\nWeb UI: %s\n", id, len(out.Added), shortList(out.Added, 10), uiURL(id))
 			return nil
 		}
-		if !strings.Contains(err.Error(), "has finished") && !strings.Contains(err.Error(), "already completed") {
+		if !finishedMeanwhile(err) {
 			return fmt.Errorf("add to %s: %w", id, err)
 		}
 		// It ended meanwhile: wait for it to close, then start it again.
@@ -89,23 +90,31 @@ func add(ctx context.Context, o options, w io.Writer, logger *slog.Logger) error
 	return startSweep(ctx, c, id, grown, o, w)
 }
 
+// finishedMeanwhile says whether an add to a running sweep failed because
+// the sweep finished meanwhile: refused as finished (ErrTypeSweepFinished),
+// or closed before the update reached it (the server's NotFound, "workflow
+// execution already completed": the sweep was described running just
+// before). Workers older than the type refused in words only, matched last.
+func finishedMeanwhile(err error) bool {
+	var app *temporal.ApplicationError
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &app) && app.Type() == workflows.ErrTypeSweepFinished, errors.As(err, &nf):
+		return true
+	}
+	return strings.Contains(err.Error(), "has finished: start it again")
+}
+
 // addInput reads what --models, --resolutions and --seeds add.
 func addInput(o options) (workflows.AddInput, error) {
 	var in workflows.AddInput
-	in.Models = splitList(o.models)
-	for _, r := range splitList(o.resolutions) {
-		n, err := strconv.Atoi(r)
-		if err != nil {
-			return in, fmt.Errorf("%w: resolutions: %q is not a number", sweep.ErrInvalid, r)
-		}
-		in.Resolutions = append(in.Resolutions, n)
+	in.Models = lists.Strings(o.models)
+	var err error
+	if in.Resolutions, err = lists.Ints("resolutions", o.resolutions); err != nil {
+		return in, fmt.Errorf("%w: %w", sweep.ErrInvalid, err)
 	}
-	for _, v := range splitList(o.seeds) {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return in, fmt.Errorf("%w: seeds: %q is not a number", sweep.ErrInvalid, v)
-		}
-		in.Seeds = append(in.Seeds, n)
+	if in.Seeds, err = lists.Uint64s("seeds", o.seeds); err != nil {
+		return in, fmt.Errorf("%w: %w", sweep.ErrInvalid, err)
 	}
 	if len(in.Models)+len(in.Resolutions)+len(in.Seeds) == 0 {
 		return in, fmt.Errorf("%w: add needs --models, --resolutions or --seeds", errUsage)

@@ -13,12 +13,12 @@ import (
 	"maps"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/dataset"
+	"github.com/resomap/resomap/internal/lists"
 	"github.com/resomap/resomap/internal/temporalx"
 	"github.com/resomap/resomap/pretrained"
 	"github.com/resomap/resomap/sweep"
@@ -214,19 +214,15 @@ func checkLocalData(spec sweep.Spec) error {
 // applyFlags puts the command line's overrides into spec and validates it.
 func applyFlags(spec sweep.Spec, o options) (sweep.Spec, error) {
 	if o.set["models"] {
-		spec.Models = splitList(o.models)
+		spec.Models = lists.Strings(o.models)
 		if len(spec.Models) == 0 {
 			return spec, fmt.Errorf("%w: models: empty list", sweep.ErrInvalid)
 		}
 	}
 	if o.set["resolutions"] {
-		spec.Resolutions = nil
-		for _, r := range splitList(o.resolutions) {
-			n, err := strconv.Atoi(r)
-			if err != nil {
-				return spec, fmt.Errorf("%w: resolutions: %q is not a number", sweep.ErrInvalid, r)
-			}
-			spec.Resolutions = append(spec.Resolutions, n)
+		var err error
+		if spec.Resolutions, err = lists.Ints("resolutions", o.resolutions); err != nil {
+			return spec, fmt.Errorf("%w: %w", sweep.ErrInvalid, err)
 		}
 		if len(spec.Resolutions) == 0 {
 			return spec, fmt.Errorf("%w: resolutions: empty list", sweep.ErrInvalid)
@@ -236,13 +232,9 @@ func applyFlags(spec sweep.Spec, o options) (sweep.Spec, error) {
 		spec.Epochs = o.epochs
 	}
 	if o.set["seeds"] {
-		spec.Seeds = nil
-		for _, v := range splitList(o.seeds) {
-			n, err := strconv.ParseUint(v, 10, 64)
-			if err != nil {
-				return spec, fmt.Errorf("%w: seeds: %q is not a number", sweep.ErrInvalid, v)
-			}
-			spec.Seeds = append(spec.Seeds, n)
+		var err error
+		if spec.Seeds, err = lists.Uint64s("seeds", o.seeds); err != nil {
+			return spec, fmt.Errorf("%w: %w", sweep.ErrInvalid, err)
 		}
 	}
 	if o.set["data"] {
@@ -301,16 +293,6 @@ func checkLocalWeights(spec sweep.Spec) error {
 		}
 	}
 	return nil
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // sweepName is the name of the sweep --sweep names: a preset's or a YAML

@@ -17,6 +17,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/internal/lists"
 	"github.com/resomap/resomap/internal/temporalx"
 	"github.com/resomap/resomap/report"
 	"github.com/resomap/resomap/results"
@@ -45,11 +46,11 @@ func checkpoints(ctx context.Context, o options, w io.Writer) error {
 		return err
 	}
 	models := map[string]bool{}
-	for _, m := range splitList(o.models) {
+	for _, m := range lists.Strings(o.models) {
 		models[m] = true
 	}
 	resolutions := map[string]bool{}
-	for _, r := range splitList(o.resolutions) {
+	for _, r := range lists.Strings(o.resolutions) {
 		resolutions[r] = true
 	}
 	repo := checkpoint.Repo{Store: st}

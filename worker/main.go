@@ -16,7 +16,6 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 
 	"github.com/resomap/resomap/activities"
 	"github.com/resomap/resomap/internal/confine"
+	"github.com/resomap/resomap/internal/lists"
 	"github.com/resomap/resomap/internal/temporalx"
 	"github.com/resomap/resomap/pretrained"
 	"github.com/resomap/resomap/torch"
@@ -101,11 +101,7 @@ type settings struct {
 func (set settings) confine(tr *trainer.Trainer) error {
 	roots := confine.Parse(set.allowPaths)
 	tr.Data.Roots, tr.Weights.Roots = roots, roots
-	for _, h := range strings.Split(set.allowHosts, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			tr.Weights.AllowHosts = append(tr.Weights.AllowHosts, h)
-		}
-	}
+	tr.Weights.AllowHosts = lists.Strings(set.allowHosts)
 	if err := pretrained.CheckAllowHosts(tr.Weights.AllowHosts); err != nil {
 		return fmt.Errorf("--allow-hosts: %w", err)
 	}

@@ -231,3 +231,31 @@ func TestTrackingNeverReachedDoesNotHoldTheSweep(t *testing.T) {
 		t.Errorf("the sweep ended %v after it started, held by a server it never reached", d)
 	}
 }
+
+// An add that comes while the sweep finishes (every combination ended, its
+// MLflow catch-up still running) is refused with a type a client acts on
+// (starter add starts the sweep again with the union), not only in words.
+func TestAddToAFinishingSweepIsRefusedAsFinished(t *testing.T) {
+	env := newEnv(t)
+	newFake().register(env, time.Minute)
+	(&fakeTracker{}).register(env)
+	// Sent as the sweep's own MLflow sync starts: every combination ended.
+	u := &addUpdate{}
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		if info.ActivityType.Name != ActivityTrackSweep || u.answered {
+			return
+		}
+		env.RegisterDelayedCallback(func() {
+			env.UpdateWorkflow(UpdateAdd, "add", &testsuite.TestUpdateCallback{
+				OnAccept: func() {}, OnReject: func(err error) { u.err, u.answered = err, true },
+				OnComplete: func(_ any, err error) { u.err, u.answered = err, true },
+			}, AddInput{Resolutions: []int{48}})
+		}, 0)
+	})
+	env.ExecuteWorkflow(Sweep, SweepInput{Spec: trackedSpec(16, 32)})
+	sweepResult(t, env)
+	var app *temporal.ApplicationError
+	if !u.answered || !errors.As(u.err, &app) || app.Type() != ErrTypeSweepFinished {
+		t.Fatalf("add while finishing: answered %v, %v; want an error of type %s", u.answered, u.err, ErrTypeSweepFinished)
+	}
+}
