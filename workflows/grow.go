@@ -40,27 +40,6 @@ func Grown(spec sweep.Spec, in AddInput) (sweep.Spec, []sweep.Combination, error
 	return grown, added, addMeetsToday(spec, grown)
 }
 
-// addMeetsToday holds what an add brings to today's Validate. A sweep that
-// started under earlier rules (a TorchScript model with init torchvision)
-// keeps them for the models it had: its adds of resolutions or seeds are
-// not refused for what it already was.
-func addMeetsToday(had, grown sweep.Spec) error {
-	if had.Validate() == nil {
-		return grown.Validate()
-	}
-	brought := grown
-	brought.Models = nil
-	for _, m := range grown.Models {
-		if !slices.Contains(had.Models, m) {
-			brought.Models = append(brought.Models, m)
-		}
-	}
-	if len(brought.Models) == 0 {
-		return nil
-	}
-	return brought.Validate()
-}
-
 // regrown is Grown as an add recorded earlier passed: the handler of an
 // accepted add and the carried growth take it by the rules it was
 // accepted under (a new add meets today's in the update's validator).

@@ -74,13 +74,6 @@ func evaluateOptions(spec sweep.Spec, summary string) workflow.ActivityOptions {
 	}
 }
 
-// since says whether this run takes the path of change: a run that
-// started after the change did, and a recorded history replays the way it
-// was recorded (workflow.GetVersion with one version after the default).
-func since(ctx workflow.Context, change string) bool {
-	return workflow.GetVersion(ctx, change, workflow.DefaultVersion, 1) == 1
-}
-
 func epochSummary(id string, epoch, of int) string {
 	return fmt.Sprintf("%s epoch %d/%d", id, epoch, of)
 }

@@ -88,20 +88,6 @@ func newSweep(ctx workflow.Context, in SweepInput) (*sweepRun, error) {
 	return s, nil
 }
 
-// validSpec holds a sweep's first run to today's Validate and a carried
-// one to the rules it started under (ValidateAsRecorded). Recorded first
-// runs that only today's rules refuse replay as they ran.
-func validSpec(ctx workflow.Context, in SweepInput) error {
-	if err := in.Spec.ValidateAsRecorded(); err != nil || in.Carry != nil {
-		return err
-	}
-	// Asked only where the two differ, so no other history gains a marker.
-	if err := in.Spec.Validate(); err != nil && since(ctx, changeValidationRules2) {
-		return err
-	}
-	return nil
-}
-
 // takeCarry takes over the state continue-as-new carried, in either form.
 func (s *sweepRun) takeCarry(c *SweepCarry) error {
 	s.next, s.ctl.paused, s.ctl.cancelled, s.runs, s.running = c.Next, c.Paused, c.Cancelled, c.Runs, c.Running
