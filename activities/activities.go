@@ -4,8 +4,10 @@
 // training stands), train_epoch.go (one epoch, resuming from the last
 // heartbeat checkpoint when retried), heartbeat.go and attempt_store.go
 // (liveness, and checkpoints stored only by the current attempt),
-// resident.go (models kept in memory between epochs), evaluate.go (test
-// resolutions), record.go (results and best/final copies), retention.go.
+// evaluate.go (test resolutions), record.go (results and best/final
+// copies), retention.go, track.go (MLflow). The training itself runs in
+// the worker's engine (package engine: slots, models kept in memory,
+// device accounting); train_epoch.go and evaluate.go are its adapters.
 // They log through activity.GetLogger, so each line names its workflow,
 // run and attempt.
 package activities
@@ -13,7 +15,6 @@ package activities
 import (
 	"context"
 	"log/slog"
-	"runtime"
 	"sync"
 
 	"go.temporal.io/api/workflowservice/v1"
@@ -21,10 +22,11 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/engine"
 	"github.com/resomap/resomap/internal/errkind"
 	"github.com/resomap/resomap/results"
 	"github.com/resomap/resomap/store"
-	"github.com/resomap/resomap/trainer"
+	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/workflows"
 )
 
@@ -33,47 +35,24 @@ var _ workflows.ActivityAPI = (*Activities)(nil)
 
 // Activities hold the worker's dependencies.
 type Activities struct {
-	Trainer *trainer.Trainer
-	Store   store.Store
-	Logger  *slog.Logger
+	// Engine trains and evaluates: the worker's training slots, its
+	// models kept in memory between epochs, its device's accounting.
+	Engine *engine.Engine
+	Store  store.Store
+	Logger *slog.Logger
 	// Temporal confirms with the server, before a checkpoint is stored,
 	// that this attempt is still the current one, and says whether a
 	// claim's holder still runs (a Temporal client does both); nil skips
 	// the confirmation and counts every holder as running.
 	Temporal TemporalClient
-	// Resident holds trainings in memory between epochs, so that a
-	// combination's next epoch on this worker goes on from memory (nil:
-	// none is kept).
-	Resident *Residents
 	// WorkerQueue is this worker's own task queue: epochs are sent there
 	// first when this worker ran the epoch before ("": no stickiness).
 	WorkerQueue string
-	// Slots bounds the trainings running at once on this worker (its
-	// concurrency) over its shared and own queues, and runs their libtorch
-	// calls on threads of their own; nil: no bound.
-	Slots *Slots
+	// Report writes a sweep's report folder (report.WriteFolder), which
+	// log_report puts on the sweep's MLflow run; nil: none is.
+	Report func(ctx context.Context, st store.Store, spec sweep.Spec, dir string) (files []string, err error)
 
-	pruning sync.Map    // combination folders being pruned now
-	device  deviceShare // who uses the device now, for compute time
-}
-
-// cpuCores is the cores a CPU worker's device has (the Go scheduler's
-// count, which follows a container's CPU quota), 0 on a GPU (see
-// deviceShare).
-func (a *Activities) cpuCores() int {
-	if a.Trainer.Device != "cpu" {
-		return 0
-	}
-	return runtime.GOMAXPROCS(0)
-}
-
-// residents is the worker's resident-model cache (one that keeps nothing
-// when the worker has none).
-func (a *Activities) residents() *Residents {
-	if a.Resident == nil {
-		return &Residents{}
-	}
-	return a.Resident
+	pruning sync.Map // combination folders being pruned now
 }
 
 // TemporalClient is what activities ask the Temporal server directly.

@@ -17,6 +17,8 @@ import (
 	"github.com/resomap/resomap/activities"
 	"github.com/resomap/resomap/checkpoint"
 	"github.com/resomap/resomap/dataset"
+	"github.com/resomap/resomap/engine"
+	"github.com/resomap/resomap/report"
 	"github.com/resomap/resomap/store"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/trainer"
@@ -44,7 +46,7 @@ func setupOn(t *testing.T, data string, st store.Store) (*activities.Activities,
 		t.Fatal(err)
 	}
 	tr.Data = dataset.Options{CacheDir: t.TempDir()}
-	acts := &activities.Activities{Trainer: tr, Store: st, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	acts := &activities.Activities{Engine: &engine.Engine{Trainer: tr}, Store: st, Report: report.WriteFolder, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(acts)
@@ -93,7 +95,7 @@ func TestTrainEpochResumesFromHeartbeatCheckpoint(t *testing.T) {
 	}
 
 	// The same epoch without interruption, in another store.
-	ref, err := acts.Trainer.Train(context.Background(), p.Config, nil, trainer.RunOptions{UntilEpoch: 1})
+	ref, err := acts.Engine.Trainer.Train(context.Background(), p.Config, nil, trainer.RunOptions{UntilEpoch: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +132,7 @@ func interruptedAt(t *testing.T, acts *activities.Activities, p workflows.Prepar
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var key string
-	_, err := acts.Trainer.Train(ctx, p.Config, nil, trainer.RunOptions{
+	_, err := acts.Engine.Trainer.Train(ctx, p.Config, nil, trainer.RunOptions{
 		UntilEpoch: 1,
 		OnProgress: func(pr trainer.StepProgress) {
 			if pr.Step == step {

@@ -65,7 +65,7 @@ func TestTransientReadErrorIsRetried(t *testing.T) {
 	dir := photoFolder(t)
 	acts, p, env := setupWith(t, dir)
 	failures := 1
-	acts.Trainer.Data.OpenFile = func(path string) (io.ReadCloser, error) {
+	acts.Engine.Trainer.Data.OpenFile = func(path string) (io.ReadCloser, error) {
 		if failures > 0 {
 			failures--
 			return nil, &os.PathError{Op: "open", Path: path, Err: syscall.EIO}

@@ -6,9 +6,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/resomap/resomap/dataset"
+	"go.temporal.io/sdk/activity"
+
+	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/engine"
 	"github.com/resomap/resomap/sweep"
-	"github.com/resomap/resomap/trainer"
 	"github.com/resomap/resomap/workflows"
 )
 
@@ -36,35 +38,37 @@ func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.Eva
 	defer slot.Release()
 	out.WaitSeconds = waited
 	started = time.Now() // Seconds: evaluating, the slot's wait apart
-	use := a.device.start(a.cpuCores())
-	defer use.stop()
-	a.residents().reserve()
-	defer a.residents().drop(nil)
-	results, todo, err := a.storedOrSkipped(ctx, in)
-	if err != nil || len(todo) == 0 {
-		out.Results = ordered(in.Resolutions, results)
-		return out, err
-	}
-	rec, weights, err := a.repo(in.Prefix).LoadWeights(ctx, in.BestKey)
-	if err != nil {
-		return out, classify(err)
-	}
-	store := func(ev trainer.Evaluation) error {
-		beat(fmt.Sprintf("evaluated at %d px", ev.Resolution))
-		r := sweep.TestResult{Resolution: ev.Resolution, ValAcc: ev.Acc, ValLoss: ev.Loss, Images: ev.Images}
-		results[r.Resolution] = r
-		out.Evaluated++
-		return a.index().PutTestResult(ctx, in.ConfigHash, r)
-	}
-	progress := func(res int, p dataset.BuildProgress) { beat(fmt.Sprintf("evaluating at %d px: %s", res, p)) }
-	if perr := runLogged(ctx, slot, func() { err = a.Trainer.EvaluateAt(ctx, in.Config, rec, weights, todo, in.MicroBatch, store, progress) }); perr != nil {
-		err = perr
-	}
-	trainer.ReleaseMemory(int64(len(weights))) // before the next training opens
-	if err != nil {
-		return out, classify(err)
-	}
+	var results map[int]sweep.TestResult
+	var loadErr error // Load's, as it is to be returned
+	err = a.Engine.Evaluate(ctx, slot, engine.EvaluationRun{
+		Config: in.Config, MicroBatch: in.MicroBatch,
+		Load: func(ctx context.Context) (rec checkpoint.Record, weights []byte, todo []int, err error) {
+			defer func() { loadErr = err }()
+			if results, todo, err = a.storedOrSkipped(ctx, in); err != nil || len(todo) == 0 {
+				return rec, nil, nil, err
+			}
+			if rec, weights, err = a.repo(in.Prefix).LoadWeights(ctx, in.BestKey); err != nil {
+				return rec, nil, nil, classify(err)
+			}
+			return rec, weights, todo, nil
+		},
+		Store: func(ev engine.Evaluation) error {
+			beat(fmt.Sprintf("evaluated at %d px", ev.Resolution))
+			r := sweep.TestResult{Resolution: ev.Resolution, ValAcc: ev.Acc, ValLoss: ev.Loss, Images: ev.Images}
+			results[r.Resolution] = r
+			out.Evaluated++
+			return a.index().PutTestResult(ctx, in.ConfigHash, r)
+		},
+		Progress: func(res int, p engine.BuildProgress) { beat(fmt.Sprintf("evaluating at %d px: %s", res, p)) },
+		Log:      activity.GetLogger(ctx),
+	})
 	out.Results = ordered(in.Resolutions, results)
+	switch {
+	case err != nil && err == loadErr:
+		return out, err
+	case err != nil:
+		return out, classify(err)
+	}
 	return out, nil
 }
 
@@ -72,7 +76,7 @@ func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.Eva
 // the model's range, or upsampling the sweep does not allow), by size, and
 // the sizes left to evaluate.
 func (a *Activities) storedOrSkipped(ctx context.Context, in workflows.EvaluateInput) (map[int]sweep.TestResult, []int, error) {
-	native, err := a.Trainer.NativeSide(in.Config.Data)
+	native, err := a.Engine.Trainer.NativeSide(in.Config.Data)
 	if err != nil {
 		return nil, nil, classify(err)
 	}

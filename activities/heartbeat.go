@@ -4,15 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 
 	"github.com/resomap/resomap/checkpoint"
-	"github.com/resomap/resomap/internal/iowatch"
-	"github.com/resomap/resomap/trainer"
+	"github.com/resomap/resomap/engine"
 	"github.com/resomap/resomap/workflows"
 )
 
@@ -22,9 +20,9 @@ import (
 // retry continues.
 //
 // Heartbeats prove progress, not only that the process lives: the
-// heartbeater watches the attempt's I/O (store calls and transfers tell it,
-// through iowatch, that they wait and that they advance; a cache build
-// reports images made). When the attempt waits on I/O and nothing advanced
+// heartbeater's engine.StallWatch watches the attempt's I/O (store calls
+// and transfers tell it that they wait and that they advance; a cache
+// build reports images made). When the attempt waits on I/O and nothing advanced
 // for a heartbeat timeout, the store or the data folder hangs: it
 // heartbeats once more saying so, then stops, so the server gives the
 // attempt up (within about twice the heartbeat timeout) and retries it,
@@ -34,12 +32,11 @@ type heartbeater struct {
 	done       chan struct{}
 	stallAfter time.Duration // 0: no heartbeat timeout, no stall watch
 
-	mu          sync.Mutex
-	hb          workflows.Heartbeat
-	waits       int       // I/O operations in flight
-	ioPhase     bool      // the phase is a cache build: reading the data folder
-	lastAdvance time.Time // of anything: a step, bytes moved, a phase
-	onStall     func(error)
+	watch *engine.StallWatch
+
+	mu      sync.Mutex
+	hb      workflows.Heartbeat
+	onStall func(error)
 }
 
 // errStalled: the attempt waited on I/O without progress for a heartbeat
@@ -47,7 +44,7 @@ type heartbeater struct {
 var errStalled = errors.New("no progress")
 
 func newHeartbeater(ctx context.Context) *heartbeater {
-	h := &heartbeater{ctx: ctx, done: make(chan struct{}), lastAdvance: time.Now()}
+	h := &heartbeater{ctx: ctx, done: make(chan struct{}), watch: engine.NewStallWatch()}
 	every := time.Second
 	if t := activity.GetInfo(ctx).HeartbeatTimeout; t > 0 {
 		every = min(max(t/4, 100*time.Millisecond), 10*time.Second)
@@ -58,7 +55,7 @@ func newHeartbeater(ctx context.Context) *heartbeater {
 }
 
 // watching is ctx with h watching its I/O.
-func (h *heartbeater) watching(ctx context.Context) context.Context { return iowatch.With(ctx, h) }
+func (h *heartbeater) watching(ctx context.Context) context.Context { return h.watch.Watching(ctx) }
 
 // run heartbeats the current phase until stop, or until the attempt stalls.
 func (h *heartbeater) run(every time.Duration) {
@@ -83,12 +80,11 @@ func (h *heartbeater) run(every time.Duration) {
 // heartbeats why (starter status and the Web UI show it) and stops the
 // training.
 func (h *heartbeater) checkStall() bool {
-	h.mu.Lock()
-	idle := time.Since(h.lastAdvance)
-	if h.stallAfter == 0 || h.waits == 0 && !h.ioPhase || idle < h.stallAfter {
-		h.mu.Unlock()
+	idle := h.watch.Idle()
+	if h.stallAfter == 0 || idle == 0 || idle < h.stallAfter {
 		return false
 	}
+	h.mu.Lock()
 	stalled := fmt.Errorf("%w for %v while %s (the store, the data folder or a download hangs): attempt given up",
 		errStalled, idle.Round(time.Second), h.hb.Phase)
 	h.hb.Phase = workflows.PhaseStalled + stalled.Error()
@@ -129,40 +125,10 @@ func (h *heartbeater) stop() { close(h.done) }
 
 func (h *heartbeater) beat() { activity.RecordHeartbeat(h.ctx, h.details()) }
 
-// Begin and Advance make the heartbeater an iowatch.Watcher.
-func (h *heartbeater) Begin() (end func()) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.waits == 0 {
-		// Idle counts from the wait's start: work before it that told
-		// nobody (a long data digest) is no stall of this wait.
-		h.lastAdvance = time.Now()
-	}
-	h.waits++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			h.waits--
-			h.lastAdvance = time.Now()
-		})
-	}
-}
-
-func (h *heartbeater) Advance() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.lastAdvance = time.Now()
-}
-
-var _ iowatch.Watcher = (*heartbeater)(nil)
-
 func (h *heartbeater) setPhase(phase string) {
+	h.watch.Phase(phase)
 	h.mu.Lock()
 	h.hb.Phase = phase
-	h.ioPhase = strings.HasPrefix(phase, trainer.PhaseOpeningData)
-	h.lastAdvance = time.Now()
 	h.mu.Unlock()
 	h.beat()
 }
@@ -189,15 +155,15 @@ func (h *heartbeater) stored(key string, rec checkpoint.Record) {
 	if rec.Kind == checkpoint.KindEpoch {
 		h.hb.Done = 0
 	}
-	h.lastAdvance = time.Now()
 	h.mu.Unlock()
+	h.watch.Advance()
 	h.beat()
 }
 
-func (h *heartbeater) progress(p trainer.StepProgress) {
+func (h *heartbeater) progress(p engine.StepProgress) {
 	h.mu.Lock()
 	h.hb.Done, h.hb.Of = p.Step, p.StepsPerEpoch
-	h.lastAdvance = time.Now()
 	h.mu.Unlock()
+	h.watch.Advance()
 	h.beat()
 }

@@ -2,9 +2,8 @@ package activities
 
 import (
 	"context"
-	"fmt"
 
-	"github.com/resomap/resomap/dataset"
+	"github.com/resomap/resomap/engine"
 	"github.com/resomap/resomap/results"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/workflows"
@@ -27,7 +26,7 @@ func (a *Activities) Prepare(ctx context.Context, in workflows.PrepareInput) (wo
 
 // prepare is Prepare's work, for activities that prepare a config again.
 func (a *Activities) prepare(ctx context.Context, in workflows.PrepareInput) (workflows.Prepared, error) {
-	cfg, err := a.Trainer.Prepare(ctx, in.Spec.Config(in.Combination))
+	cfg, err := a.Engine.Trainer.Prepare(ctx, in.Spec.Config(in.Combination))
 	if err != nil {
 		return workflows.Prepared{}, classify(err)
 	}
@@ -35,14 +34,14 @@ func (a *Activities) prepare(ctx context.Context, in workflows.PrepareInput) (wo
 	if err := a.index().PutSpec(ctx, in.Spec); err != nil {
 		return workflows.Prepared{}, err
 	}
-	id, err := a.Trainer.DataIdentity(cfg.Data) // memoised: Prepare just computed it
+	id, err := a.Engine.Trainer.DataIdentity(cfg.Data) // memoised: Prepare just computed it
 	if err != nil {
 		return workflows.Prepared{}, classify(err)
 	}
 	if err := a.index().PutDataIdentity(ctx, id); err != nil {
 		return workflows.Prepared{}, err
 	}
-	native, err := a.Trainer.NativeSide(cfg.Data)
+	native, err := a.Engine.Trainer.NativeSide(cfg.Data)
 	if err != nil {
 		return workflows.Prepared{}, classify(err)
 	}
@@ -62,22 +61,8 @@ func (a *Activities) LookupResult(ctx context.Context, configHash string) (workf
 }
 
 // checkData makes sure this worker's copy of the data set is the one the
-// combination was prepared with (same content, wherever it lies and
-// whatever its files' times), and names the first file that differs.
+// combination was prepared with (engine.CheckData): a copy that differs is
+// bad input.
 func (a *Activities) checkData(ctx context.Context, cfg sweep.Config) error {
-	local, err := a.Trainer.DataIdentity(cfg.Data)
-	if err != nil {
-		return classify(err)
-	}
-	if local.Hash == cfg.DataHash {
-		return nil
-	}
-	diff := "its file list is not kept"
-	if want, err := a.index().DataIdentity(ctx, cfg.DataHash); err == nil {
-		if d := dataset.FirstDifference(want, local); d != "" {
-			diff = "first difference: " + d
-		}
-	}
-	return invalid(fmt.Errorf("%w: data set %s on this worker differs from the one this training was prepared with (%s)",
-		dataset.ErrBadData, cfg.Data, diff))
+	return classify(a.Engine.CheckData(cfg, func() (engine.DataIdentity, error) { return a.index().DataIdentity(ctx, cfg.DataHash) }))
 }

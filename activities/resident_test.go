@@ -5,8 +5,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/resomap/resomap/activities"
 	"github.com/resomap/resomap/checkpoint"
+	"github.com/resomap/resomap/engine"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/workflows"
 )
@@ -15,8 +15,8 @@ import (
 // with the same weights as a worker that restores from the store.
 func TestResidentModelContinuesExactly(t *testing.T) {
 	acts, p, env := setup(t)
-	acts.Resident = activities.NewResidents(1)
-	defer acts.Resident.Close()
+	acts.Engine.Residents = engine.NewResidents(1)
+	defer acts.Engine.Residents.Close()
 	run := func(epoch int) workflows.TrainEpochOutput {
 		v, err := env.ExecuteActivity(acts.TrainEpoch, workflows.TrainEpochInput{Prepared: p, Epoch: epoch})
 		if err != nil {
@@ -27,8 +27,8 @@ func TestResidentModelContinuesExactly(t *testing.T) {
 		return out
 	}
 	first := run(1)
-	if first.Resident || acts.Resident.Count() != 1 {
-		t.Fatalf("epoch 1: resident %v, %d held", first.Resident, acts.Resident.Count())
+	if first.Resident || acts.Engine.Residents.Count() != 1 {
+		t.Fatalf("epoch 1: resident %v, %d held", first.Resident, acts.Engine.Residents.Count())
 	}
 	// The worker's data cache was cold: epoch 1 built it, on a line of
 	// its own, not in its restore.
@@ -73,8 +73,8 @@ func TestResidentModelContinuesExactly(t *testing.T) {
 // worker trained meanwhile) makes it drop what it holds and use the store.
 func TestResidentModelIsDroppedWhenTheStoreMovedOn(t *testing.T) {
 	acts, p, env := setup(t)
-	acts.Resident = activities.NewResidents(1)
-	defer acts.Resident.Close()
+	acts.Engine.Residents = engine.NewResidents(1)
+	defer acts.Engine.Residents.Close()
 	if _, err := env.ExecuteActivity(acts.TrainEpoch, workflows.TrainEpochInput{Prepared: p, Epoch: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -92,8 +92,8 @@ func TestResidentModelIsDroppedWhenTheStoreMovedOn(t *testing.T) {
 	}
 	var out workflows.TrainEpochOutput
 	v.Get(&out)
-	if out.Resident || out.Progress.EpochsDone != 2 || acts.Resident.Count() != 0 {
-		t.Fatalf("resident %v, %d epochs done, %d held", out.Resident, out.Progress.EpochsDone, acts.Resident.Count())
+	if out.Resident || out.Progress.EpochsDone != 2 || acts.Engine.Residents.Count() != 0 {
+		t.Fatalf("resident %v, %d epochs done, %d held", out.Resident, out.Progress.EpochsDone, acts.Engine.Residents.Count())
 	}
 }
 
@@ -101,9 +101,9 @@ func TestResidentModelIsDroppedWhenTheStoreMovedOn(t *testing.T) {
 // epoch each, never holds more than two models (running or held).
 func TestResidentModelsAreBounded(t *testing.T) {
 	acts, p, env := setup(t)
-	acts.Resident = activities.NewResidents(2)
-	defer acts.Resident.Close()
-	base := acts.Trainer.Lib.LiveModels()
+	acts.Engine.Residents = engine.NewResidents(2)
+	defer acts.Engine.Residents.Close()
+	base := acts.Engine.Trainer.Lib.LiveModels()
 	spec := sweep.Defaults()
 	spec.Name, spec.Models, spec.Resolutions, spec.Epochs, spec.Data = "act", []string{"smallcnn"}, []int{16}, 2, p.Config.Data
 	spec.TrainLimit, spec.ValLimit, spec.Seed = 64, 32, 9
@@ -119,11 +119,11 @@ func TestResidentModelsAreBounded(t *testing.T) {
 		if _, err := env.ExecuteActivity(acts.TrainEpoch, workflows.TrainEpochInput{Prepared: pr, Epoch: 1}); err != nil {
 			t.Fatal(err)
 		}
-		if held, live := acts.Resident.Count(), acts.Trainer.Lib.LiveModels()-base; held > 2 || live > 2 {
+		if held, live := acts.Engine.Residents.Count(), acts.Engine.Trainer.Lib.LiveModels()-base; held > 2 || live > 2 {
 			t.Fatalf("after seed %d: %d held, %d models live; bound 2", seed, held, live)
 		}
 	}
-	if acts.Resident.Count() != 2 {
-		t.Fatalf("%d held, want the bound, 2", acts.Resident.Count())
+	if acts.Engine.Residents.Count() != 2 {
+		t.Fatalf("%d held, want the bound, 2", acts.Engine.Residents.Count())
 	}
 }

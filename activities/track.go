@@ -19,8 +19,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/resomap/resomap/checkpoint"
-	"github.com/resomap/resomap/internal/redact"
-	"github.com/resomap/resomap/report"
 	"github.com/resomap/resomap/store"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/tracking"
@@ -189,12 +187,7 @@ func sourceTags() []tracking.Tag {
 // configParams are every setting of the training config, by its JSON
 // name (hyper settings flattened in, as the config hashes them).
 func configParams(cfg sweep.Config) []tracking.Tag {
-	if cfg.Init != nil {
-		init := *cfg.Init
-		init.Weights = redact.URL(init.Weights) // a presigned URL's signature is a credential
-		cfg.Init = &init
-	}
-	b, _ := json.Marshal(cfg)
+	b, _ := json.Marshal(cfg.Shown()) // a presigned URL's signature is a credential
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)
 	var out []tracking.Tag
@@ -473,19 +466,15 @@ func (a *Activities) catchUp(ctx context.Context, in workflows.TrackSweepInput, 
 // reportArtifacts builds the sweep's report folder from the store and
 // returns its files, under report/.
 func (a *Activities) reportArtifacts(ctx context.Context, spec sweep.Spec) ([]tracking.Artifact, error) {
-	r, err := report.Build(ctx, a.Store, spec.Name)
-	if err != nil {
-		return nil, err
-	}
-	if spec.Cost.PerHour > 0 {
-		r.Price(spec.Cost.PerHour)
+	if a.Report == nil {
+		return nil, nil
 	}
 	dir, err := os.MkdirTemp("", "resomap-report-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	files, err := r.Write(dir)
+	files, err := a.Report(ctx, a.Store, spec, dir)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/resomap/resomap/internal/gpustat"
 	"github.com/resomap/resomap/internal/gpustat/fakenvml"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,7 +28,7 @@ func TestTrackTrainingFollowsTheStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acts.Trainer.GPUStats = nvml
+	acts.Engine.Trainer.GPUStats = nvml
 	srv := mlflowtest.New()
 	defer srv.Close()
 	ts := sweep.TrackingSettings{URI: srv.URL, Experiment: "act", LogModels: true}
@@ -149,6 +150,7 @@ func TestTrackSweepCatchesUpFromTheStore(t *testing.T) {
 		ts := sweep.TrackingSettings{URI: srv.URL, Experiment: "act"}
 		spec := actSpec("fashion-mnist")
 		spec.Tracking = ts
+		spec.Tracking.LogReport = fromStore // and the report folder on the sweep's run
 		spec.Resolutions = []int{16, 24}
 		v, err := env.ExecuteActivity(acts.TrainEpoch, workflows.TrainEpochInput{Prepared: p, Epoch: 1})
 		if err != nil {
@@ -183,6 +185,8 @@ func TestTrackSweepCatchesUpFromTheStore(t *testing.T) {
 		for _, r := range srv.Runs() {
 			if r.Tags[tracking.TagKind] == "training" {
 				trainings++
+			} else if got := r.Artifacts["report/index.html"] > 0 && r.Artifacts["report/results.csv"] > 0; got != fromStore {
+				t.Errorf("log_report %v: the sweep's run has the report: %v (artifacts %v)", fromStore, got, r.Artifacts)
 			}
 		}
 		if want := map[bool]int{false: 0, true: 1}[fromStore]; trainings != want {
@@ -215,3 +219,33 @@ func TestTrackTrainingErrors(t *testing.T) {
 }
 
 func hashOf(s string) string { return fmt.Sprintf("%064x", len(s)) }
+
+// A training's MLflow params show where its weights and script came from,
+// never a credential: a URL's user information and a presigned URL's
+// signature are elided (the config's hash still names the content).
+func TestTrackedParamsHoldNoCredentials(t *testing.T) {
+	acts, p, env := setup(t)
+	srv := mlflowtest.New()
+	defer srv.Close()
+	p.Config.Init = &sweep.Init{Weights: "https://user:hunter2@models.example.com/w.pth?X-Amz-Signature=s3cr3t", SHA256: "sha256:00"}
+	p.Config.Script = &sweep.Script{File: "https://me:t0ken@models.example.com/net.pt", SHA256: "sha256:00"}
+	in := workflows.TrackInput{Sweep: "act", SweepID: "sweep-act", Tracking: sweep.TrackingSettings{URI: srv.URL},
+		Prepared: p, Outcome: sweep.Outcome{Identity: sweep.Identity{Model: "smallcnn", Resolution: 16}, Status: sweep.Running}}
+	if _, err := env.ExecuteActivity(acts.TrackTraining, in); err != nil {
+		t.Fatal(err)
+	}
+	shown := 0
+	for _, r := range srv.Runs() {
+		for k, v := range r.Params {
+			if strings.Contains(v, "hunter2") || strings.Contains(v, "s3cr3t") || strings.Contains(v, "t0ken") {
+				t.Errorf("param %s = %q holds a credential", k, v)
+			}
+			if strings.Contains(v, "models.example.com") {
+				shown++
+			}
+		}
+	}
+	if shown < 2 {
+		t.Errorf("%d params name the weights' and the script's host, want both shown", shown)
+	}
+}

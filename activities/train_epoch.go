@@ -10,27 +10,26 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/resomap/resomap/checkpoint"
-	"github.com/resomap/resomap/sweep"
-	"github.com/resomap/resomap/trainer"
+	"github.com/resomap/resomap/engine"
 	"github.com/resomap/resomap/workflows"
 )
 
 // TrainEpoch trains one epoch. A retried attempt reads the last heartbeat
 // details and continues from that checkpoint's step, not from the start of
 // the epoch; without them it continues from the newest good checkpoint.
-// Cancellation and worker shutdown checkpoint first.
+// Cancellation and worker shutdown checkpoint first. It is the engine's
+// adapter: heartbeats, the attempt's store, the input and the output.
 func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInput) (workflows.TrainEpochOutput, error) {
 	started := time.Now()
 	repo := a.repo(in.Prefix)
 	hb := newHeartbeater(ctx)
 	defer hb.stop()
 	ctx = hb.watching(ctx) // store calls tell it when they wait and advance
-	store := &attemptStore{a: a, repo: repo, hb: hb}
 	info := activity.GetInfo(ctx)
-	out := workflows.TrainEpochOutput{Attempt: info.Attempt, Device: a.Trainer.Device, WorkerQueue: a.WorkerQueue}
+	out := workflows.TrainEpochOutput{Attempt: info.Attempt, Device: a.Engine.Device(), WorkerQueue: a.WorkerQueue}
 	// A worker that cannot make the training's photos says so before it
 	// waits for a slot (another worker can train it: retried).
-	if err := a.Trainer.CheckDecoder(in.Config); err != nil {
+	if err := a.Engine.Trainer.CheckDecoder(in.Config); err != nil {
 		return out, classify(err) // data that is not there is bad input; another decoder, another worker's
 	}
 	fetching, err := a.fetchWeights(ctx, in, hb)
@@ -42,34 +41,70 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 		return out, err
 	}
 	defer slot.Release()
-	slotted := time.Now()
 	out.WaitSeconds = max(0, waited-fetching)
-	// Opening builds the data cache when it is cold, on every core:
-	// trainings running meanwhile share the device with it.
-	opening := a.device.start(a.cpuCores())
-	s, from, err := a.openSession(ctx, in, hb, slot)
-	opening.stop()
-	if err != nil {
+	hb.setPhase(workflows.PhaseLoadingCheckpoint)
+	var tctx context.Context // the training's, once the session is open
+	run, err := a.Engine.TrainEpoch(ctx, slot, a.epoch(ctx, in, hb, &tctx))
+	switch {
+	case err != nil && !run.Opened:
 		return out, err
+	case err != nil:
+		return workflows.TrainEpochOutput{}, interrupted(ctx, tctx, hb.lastKey(), err)
 	}
-	out.RestoreSeconds = time.Since(slotted).Seconds() + fetching // a download is the training's, not waiting
-	if s == nil {
-		// Already done (a previous attempt finished but its result was
-		// lost): report it without training again.
-		out.ResumedFrom = sweep.Resume{Epoch: from.Record.EpochsDone + 1, Step: from.Record.StepInEpoch, Attempt: int(info.Attempt)}
-		return epochOutput(repo, from.Record, out, started), nil
+	run.At.Attempt = int(info.Attempt)
+	out.ResumedFrom, out.Resident = run.At, run.Resident
+	// A download is the training's, not waiting; the data cache build
+	// (0 when warm, or resident) apart.
+	out.RestoreSeconds = run.OpenSeconds + fetching - run.CacheBuildSeconds
+	out.CacheBuildSeconds = run.CacheBuildSeconds
+	if run.AlreadyDone {
+		// A previous attempt finished it but its result was lost: report
+		// it without training again.
+		return epochOutput(repo, run.Record, out, started), nil
 	}
-	at := s.Record()
-	out.ResumedFrom = sweep.Resume{Epoch: at.EpochsDone + 1, Step: at.StepInEpoch, Attempt: int(info.Attempt)}
-	out.Resident = from == nil && at.EpochsDone > 0
-	if !out.Resident { // opened here: its data cache build (0 when warm) apart
-		out.CacheBuildSeconds = s.DataBuildSeconds()
-		out.RestoreSeconds -= out.CacheBuildSeconds
+	activity.GetLogger(ctx).Info("epoch stored", "training", in.Config.Model+"@"+fmt.Sprint(in.Config.Resolution), "seed", in.Config.Seed,
+		"epoch", in.Epoch, "resident", out.Resident, "held_models", a.Engine.HeldModels(), "live_models", a.Engine.Trainer.Lib.LiveModels())
+	out.TrainSeconds, out.EvalSeconds, out.CheckpointSeconds = run.TrainSeconds, run.EvalSeconds, run.CheckpointSeconds
+	out.DeviceSeconds, out.SharedDevice, out.HostOthers = run.DeviceSeconds, run.SharedDevice, run.HostOthers
+	return epochOutput(repo, run.Record, out, started), nil
+}
+
+// epoch is what the engine needs of in's epoch: this attempt's store as
+// its hooks, the heartbeater as its ears, and the training's context
+// (kept in *tctx), ended (at a step boundary, with a checkpoint) when the
+// activity is cancelled, stalls, or the worker shuts down.
+func (a *Activities) epoch(ctx context.Context, in workflows.TrainEpochInput, hb *heartbeater, tctx *context.Context) engine.Epoch {
+	store := &attemptStore{a: a, repo: a.repo(in.Prefix), hb: hb}
+	return engine.Epoch{
+		Config: in.Config, Epoch: in.Epoch, MicroBatch: in.MicroBatch,
+		FromResident: !activity.HasHeartbeatDetails(ctx),
+		Newest:       func(ctx context.Context) (string, error) { return a.repo(in.Prefix).Newest(ctx, a.combo(in.Prepared)) },
+		CheckData: func(ctx context.Context) error {
+			hb.setPhase(workflows.PhaseCheckingData)
+			return a.checkData(ctx, in.Config)
+		},
+		ResumeFrom: func(ctx context.Context) (*checkpoint.Checkpoint, error) {
+			hb.setPhase(workflows.PhaseLoadingCheckpoint)
+			return a.resumeFrom(ctx, in.Prepared)
+		},
+		Phase: hb.setPhase,
+		Hooks: engine.RunOptions{CheckpointSteps: in.CheckpointSteps, CheckpointInterval: time.Duration(in.CheckpointSeconds) * time.Second,
+			OnProgress: hb.progress, OnCheckpoint: store.checkpoint, StoreFiles: store.storeFiles, OnPhase: hb.setPhase},
+		Interruptible: func() (context.Context, func()) {
+			var release func()
+			*tctx, release = interruptible(ctx, hb)
+			return *tctx, release
+		},
+		StoredKey: hb.lastKey,
+		Log:       activity.GetLogger(ctx),
 	}
-	// Training stops at a step boundary (with a checkpoint) when the
-	// activity is cancelled or the worker is shutting down.
+}
+
+// interruptible is the context an epoch trains under: ended with a cause
+// when the activity is cancelled, the heartbeater finds it stalled, or the
+// worker stops (training then stops at a step boundary, with a checkpoint).
+func interruptible(ctx context.Context, hb *heartbeater) (context.Context, func()) {
 	tctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	hb.stopOnStall(cancel)
 	go func() {
 		select {
@@ -78,48 +113,13 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 		case <-tctx.Done():
 		}
 	}()
-	use := a.device.start(a.cpuCores())
-	host := sampleHost()
-	var res *trainer.Result
-	if perr := runLogged(ctx, slot, func() {
-		res, err = s.Train(tctx, trainer.RunOptions{
-			UntilEpoch: in.Epoch, MicroBatch: in.MicroBatch, CheckpointSteps: in.CheckpointSteps,
-			CheckpointInterval: time.Duration(in.CheckpointSeconds) * time.Second,
-			OnProgress:         hb.progress, OnCheckpoint: store.checkpoint, StoreFiles: store.storeFiles, OnPhase: hb.setPhase,
-			DeviceShare: use.peek,
-		})
-	}); perr != nil {
-		res, err = nil, perr
-	}
-	own, wall, shared := use.stop()
-	if a.cpuCores() > 0 {
-		out.HostOthers = othersShare(host, sampleHost())
-	}
-	if err != nil {
-		a.residents().drop(s)
-		return workflows.TrainEpochOutput{}, interrupted(ctx, tctx, hb.lastKey(), err)
-	}
-	// The epoch's checkpoint is stored: the next epoch (this training's
-	// or another's) needs only its record, not its bytes in the Go heap.
-	last, size := res.Last.Record, res.Last.TensorBytes()
-	res.Last = nil
-	trainer.ReleaseMemory(size)
-	if last.IsFinal {
-		a.residents().drop(s) // nothing more to train: free it for the others
-	} else {
-		a.residents().put(in.Config.Hash(), hb.lastKey(), in.MicroBatch, s)
-	}
-	activity.GetLogger(ctx).Info("epoch stored", "combination", fmt.Sprintf("%s@%d", in.Config.Model, in.Config.Resolution), "seed", in.Config.Seed,
-		"epoch", in.Epoch, "resident", out.Resident, "held_models", a.residents().Count(), "live_models", a.Trainer.Lib.LiveModels())
-	out.TrainSeconds, out.EvalSeconds, out.CheckpointSeconds = res.TrainSeconds, res.EvalSeconds, res.CheckpointSeconds
-	out.DeviceSeconds, out.SharedDevice = (res.TrainSeconds+res.EvalSeconds)*own/max(wall, 1e-9), shared
-	return epochOutput(repo, last, out, started), nil
+	return tctx, func() { cancel(nil) }
 }
 
 // takeSlotWaiting takes a training slot (see takeSlot) for an attempt that
 // began running at started, and says how long it has waited since it was
 // scheduled: queued for a worker, then for the slot.
-func (a *Activities) takeSlotWaiting(ctx context.Context, phase func(string), started time.Time) (slot *Slot, waited float64, err error) {
+func (a *Activities) takeSlotWaiting(ctx context.Context, phase func(string), started time.Time) (slot *engine.Slot, waited float64, err error) {
 	if slot, err = a.takeSlot(ctx, phase); err != nil {
 		return nil, 0, err
 	}
@@ -150,78 +150,22 @@ func queued(info activity.Info, before workflows.Heartbeat, started time.Time) f
 }
 
 // takeSlot waits for a training slot (reporting the wait to phase); its
-// libtorch calls run on the slot's thread (slot.Run). An epoch sent to
-// this worker's own queue does not wait: with every slot taken it fails as
-// WorkerBusy, and the workflow sends it to the shared queue. Without Slots
-// there is no bound: the nil slot runs calls in place.
-func (a *Activities) takeSlot(ctx context.Context, phase func(string)) (*Slot, error) {
-	if a.Slots == nil {
-		return nil, nil
+// libtorch calls run on the slot's thread. An epoch sent to this worker's
+// own queue does not wait: with every slot taken it fails as WorkerBusy,
+// and the workflow sends it to the shared queue.
+func (a *Activities) takeSlot(ctx context.Context, phase func(string)) (*engine.Slot, error) {
+	own := a.WorkerQueue != "" && activity.GetInfo(ctx).TaskQueue == a.WorkerQueue
+	slot, err := a.Engine.TakeSlot(ctx, own, func() { phase(workflows.PhaseWaitingForSlot) })
+	if errors.Is(err, engine.ErrSlotsTaken) {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeWorkerBusy, nil)
 	}
-	if slot, ok := a.Slots.TryTake(); ok {
-		return slot, nil
-	}
-	if a.WorkerQueue != "" && activity.GetInfo(ctx).TaskQueue == a.WorkerQueue {
-		return nil, temporal.NewNonRetryableApplicationError("this worker's training slots are all taken", workflows.ErrTypeWorkerBusy, nil)
-	}
-	phase(workflows.PhaseWaitingForSlot)
-	return a.Slots.Take(ctx)
-}
-
-// openSession finds the training to continue: the session this worker holds
-// at the newest stored checkpoint (a first attempt only: a retry starts
-// from its heartbeat), or one opened from the newest good checkpoint. It
-// returns a nil session and the checkpoint when that is already past
-// in.Epoch. A session it opens is built on the slot's thread.
-func (a *Activities) openSession(ctx context.Context, in workflows.TrainEpochInput, hb *heartbeater, slot *Slot) (*trainer.Session, *checkpoint.Checkpoint, error) {
-	hb.setPhase(workflows.PhaseLoadingCheckpoint)
-	if !activity.HasHeartbeatDetails(ctx) {
-		newest, err := a.repo(in.Prefix).Newest(ctx, a.combo(in.Prepared))
-		if err != nil {
-			return nil, nil, err
-		}
-		if s := a.residents().take(in.Config.Hash(), newest, in.MicroBatch); s != nil {
-			if s.Record().EpochsDone < in.Epoch {
-				return s, nil, nil
-			}
-			a.residents().drop(s)
-		}
-	}
-	hb.setPhase(workflows.PhaseCheckingData)
-	if err := a.checkData(ctx, in.Config); err != nil {
-		return nil, nil, err
-	}
-	hb.setPhase(workflows.PhaseLoadingCheckpoint)
-	from, err := a.resumeFrom(ctx, in.Prepared)
-	if err != nil {
-		return nil, nil, err
-	}
-	if from != nil && from.Record.EpochsDone >= in.Epoch {
-		return nil, from, nil
-	}
-	a.residents().reserve()
-	var s *trainer.Session
-	if perr := runLogged(ctx, slot, func() { s, err = a.Trainer.Open(ctx, in.Config, from, hb.setPhase) }); perr != nil {
-		s, err = nil, perr
-	}
-	if err != nil {
-		a.residents().drop(nil)
-		return nil, nil, err
-	}
-	if from != nil {
-		// Its tensors are in the model now: the epoch needs only its
-		// record, not the bytes (1 GB for vgg11 with momentum).
-		size := from.TensorBytes()
-		from = &checkpoint.Checkpoint{Record: from.Record}
-		trainer.ReleaseMemory(size)
-	}
-	return s, from, nil
+	return slot, err
 }
 
 // interrupted turns a training error into the activity's: a worker
 // shutting down is retried elsewhere, a cancel reports the cancel.
 func interrupted(ctx, tctx context.Context, lastKey string, err error) error {
-	if !errors.Is(err, trainer.ErrInterrupted) {
+	if !errors.Is(err, engine.ErrInterrupted) {
 		return classify(err)
 	}
 	if errors.Is(context.Cause(tctx), errWorkerStopping) {
@@ -272,7 +216,7 @@ func (a *Activities) fetchWeights(ctx context.Context, in workflows.TrainEpochIn
 	t0 := time.Now()
 	hb.setPhase(workflows.PhaseFetchingWeights)
 	fctx, done := hb.cancelOnStall(ctx)
-	_, err := a.Trainer.Weights.Fetch(fctx, in.Config.Init.Weights)
+	_, err := a.Engine.Trainer.Weights.Fetch(fctx, in.Config.Init.Weights)
 	err = done(err)
 	took := time.Since(t0).Seconds()
 	switch {

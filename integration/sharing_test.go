@@ -38,7 +38,7 @@ hyper: {batch_size: 64, optimizer: sgd, lr: 0.05, momentum: 0.9, nesterov: true,
 // time split shows as waiting, not as fixed cost).
 //
 // The two-slot worker takes its default threads, one per slot, as a
-// user's would, and pins each slot to its own core (activities.Slots):
+// user's would, and pins each slot to its own core (engine.Slots):
 // unpinned, two trainings side by side each took 6-17% more CPU time per
 // image than one alone, pinned 1-5%. The one-slot worker trains on one
 // thread, pinned to one core, the other left to the worker's other work

@@ -120,6 +120,20 @@ func (r *Report) Price(perHour float64) {
 
 func ptr[T any](v T) *T { return &v }
 
+// WriteFolder builds sweep spec's report from the store, priced at its
+// cost per hour, into dir (what log_report puts on the sweep's MLflow run),
+// and names its files.
+func WriteFolder(ctx context.Context, st store.Store, spec sweep.Spec, dir string) ([]string, error) {
+	r, err := Build(ctx, st, spec.Name)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Cost.PerHour > 0 {
+		r.Price(spec.Cost.PerHour)
+	}
+	return r.Write(dir)
+}
+
 // Build reads a sweep's spec and outcomes from the store.
 func Build(ctx context.Context, st store.Store, name string) (*Report, error) {
 	idx := results.Index{Store: st}

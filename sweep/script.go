@@ -2,6 +2,7 @@ package sweep
 
 import (
 	"fmt"
+	"github.com/resomap/resomap/internal/redact"
 	"regexp"
 	"strings"
 )
@@ -95,4 +96,21 @@ func (c Config) Classifier() string {
 	}
 	info, _ := LookupModel(c.Model)
 	return info.Classifier
+}
+
+// Shown is the config as people and servers are shown it (MLflow's params,
+// logs): the weights' and the script's places without credentials or a
+// presigned URL's signature. The hash is the config's, not this.
+func (c Config) Shown() Config {
+	if c.Init != nil {
+		init := *c.Init
+		init.Weights = redact.URL(init.Weights)
+		c.Init = &init
+	}
+	if c.Script != nil {
+		script := *c.Script
+		script.File = redact.URL(script.File)
+		c.Script = &script
+	}
+	return c
 }

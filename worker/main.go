@@ -23,10 +23,12 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/resomap/resomap/activities"
+	"github.com/resomap/resomap/engine"
 	"github.com/resomap/resomap/internal/confine"
 	"github.com/resomap/resomap/internal/lists"
 	"github.com/resomap/resomap/internal/temporalx"
 	"github.com/resomap/resomap/pretrained"
+	"github.com/resomap/resomap/report"
 	"github.com/resomap/resomap/torch"
 	"github.com/resomap/resomap/trainer"
 	"github.com/resomap/resomap/workflows"
@@ -132,21 +134,21 @@ func (set settings) onCPU() bool { return set.device == "" || set.device == "cpu
 
 // slotsFor starts the worker's training slots. On a CPU each slot's
 // thread is pinned to cores of its own when every slot's threads fit
-// (activities.Slots says why) and --pin-slots is on: a worker pins as if
+// (engine.Slots says why) and --pin-slots is on: a worker pins as if
 // the machine's cores were its own, so several workers on one machine
 // would pin their first slots to the same cores. pinned lists them (""
 // when not pinned).
-func slotsFor(set settings, threads int) (slots *activities.Slots, pinned string, err error) {
+func slotsFor(set settings, threads int) (slots *engine.Slots, pinned string, err error) {
 	var cpus [][]int
 	if set.pinSlots && set.onCPU() {
-		if cpus, err = activities.SlotCPUs(set.concurrency, threads); err != nil {
+		if cpus, err = engine.SlotCPUs(set.concurrency, threads); err != nil {
 			return nil, "", err
 		}
 	}
 	if cpus != nil {
 		pinned = fmt.Sprint(cpus)
 	}
-	slots, err = activities.NewSlots(set.concurrency, cpus)
+	slots, err = engine.NewSlots(set.concurrency, cpus)
 	return slots, pinned, err
 }
 
@@ -180,13 +182,14 @@ func run(logger *slog.Logger, set settings) error {
 	}
 	defer c.Close()
 	stop()
-	resident := activities.NewResidents(set.concurrency)
+	resident := engine.NewResidents(set.concurrency)
 	defer resident.Close()
 	slots, pinned, err := slotsFor(set, tr.Lib.Threads())
 	if err != nil {
 		return err
 	}
-	acts := &activities.Activities{Trainer: tr, Store: st, Logger: logger, Temporal: c, Resident: resident, Slots: slots}
+	acts := &activities.Activities{Engine: &engine.Engine{Trainer: tr, Slots: slots, Residents: resident}, Store: st, Logger: logger, Temporal: c,
+		Report: report.WriteFolder}
 	logger.Info("worker started", "task_queue", set.taskQueue, "store", st.URL(), "device", set.device,
 		"torch", tr.Lib.TorchVersion(), "threads", tr.Lib.Threads(), "slots", set.concurrency, "slot_cores", pinned, "pid", os.Getpid(),
 		"allow_paths", cmp.Or(set.allowPaths, "any"), "allow_hosts", cmp.Or(set.allowHosts, "any"))

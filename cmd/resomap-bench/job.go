@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/resomap/resomap/activities"
+	"github.com/resomap/resomap/engine"
 	"github.com/resomap/resomap/store"
 	"github.com/resomap/resomap/sweep"
 	"github.com/resomap/resomap/trainer"
@@ -45,10 +46,10 @@ func (j job) run(onEpoch func(epoch int, out workflows.TrainEpochOutput)) error 
 	if err != nil {
 		return err
 	}
-	resident := activities.NewResidents(1)
+	resident := engine.NewResidents(1)
 	defer resident.Close()
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	acts := &activities.Activities{Trainer: tr, Store: st, Resident: resident, Logger: quiet}
+	acts := &activities.Activities{Engine: &engine.Engine{Trainer: tr, Residents: resident}, Store: st, Logger: quiet}
 	var suite testsuite.WorkflowTestSuite
 	suite.SetLogger(log.NewStructuredLogger(quiet))
 	env := suite.NewTestActivityEnvironment()

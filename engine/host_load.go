@@ -1,4 +1,4 @@
-package activities
+package engine
 
 import (
 	"github.com/resomap/resomap/internal/hoststat"

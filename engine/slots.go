@@ -1,4 +1,4 @@
-package activities
+package engine
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"runtime/debug"
 
-	"go.temporal.io/sdk/activity"
 	"golang.org/x/sys/unix"
 )
 
@@ -180,13 +179,19 @@ type panicError struct {
 func (p *panicError) Error() string { return fmt.Sprintf("%v: %.200v", errPanicked, p.value) }
 func (p *panicError) Unwrap() error { return errPanicked }
 
-// runLogged is slot.Run for an activity: a panic's stack goes to the
-// activity's log (the error holds one line).
-func runLogged(ctx context.Context, slot *Slot, f func()) error {
+// Logger is where the engine logs (an activity's logger).
+type Logger interface {
+	Info(msg string, keyvals ...any)
+	Error(msg string, keyvals ...any)
+}
+
+// RunLogged is slot.Run whose panic's stack goes to log (the error holds
+// one line).
+func RunLogged(log Logger, slot *Slot, f func()) error {
 	err := slot.Run(f)
 	var p *panicError
 	if errors.As(err, &p) {
-		activity.GetLogger(ctx).Error("panic in a training slot", "panic", fmt.Sprintf("%.200v", p.value), "stack", string(p.stack))
+		log.Error("panic in a training slot", "panic", fmt.Sprintf("%.200v", p.value), "stack", string(p.stack))
 	}
 	return err
 }
