@@ -39,11 +39,11 @@ func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.Eva
 	out.WaitSeconds = waited
 	started = time.Now() // Seconds: evaluating, the slot's wait apart
 	var results map[int]sweep.TestResult
-	var loadErr error // Load's, as it is to be returned
+	loaded := false // Load's errors are returned as they are
 	err = a.Engine.Evaluate(ctx, slot, engine.EvaluationRun{
 		Config: in.Config, MicroBatch: in.MicroBatch,
 		Load: func(ctx context.Context) (rec checkpoint.Record, weights []byte, todo []int, err error) {
-			defer func() { loadErr = err }()
+			defer func() { loaded = err == nil }()
 			if results, todo, err = a.storedOrSkipped(ctx, in); err != nil || len(todo) == 0 {
 				return rec, nil, nil, err
 			}
@@ -64,7 +64,7 @@ func (a *Activities) EvaluateAtResolutions(ctx context.Context, in workflows.Eva
 	})
 	out.Results = ordered(in.Resolutions, results)
 	switch {
-	case err != nil && err == loadErr:
+	case err != nil && !loaded:
 		return out, err
 	case err != nil:
 		return out, classify(err)

@@ -467,7 +467,7 @@ func (a *Activities) catchUp(ctx context.Context, in workflows.TrackSweepInput, 
 // returns its files, under report/.
 func (a *Activities) reportArtifacts(ctx context.Context, spec sweep.Spec) ([]tracking.Artifact, error) {
 	if a.Report == nil {
-		return nil, nil
+		return nil, errors.New("this worker writes no reports (Activities.Report is nil)")
 	}
 	dir, err := os.MkdirTemp("", "resomap-report-")
 	if err != nil {

@@ -62,7 +62,7 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 		// it without training again.
 		return epochOutput(repo, run.Record, out, started), nil
 	}
-	activity.GetLogger(ctx).Info("epoch stored", "training", in.Config.Model+"@"+fmt.Sprint(in.Config.Resolution), "seed", in.Config.Seed,
+	activity.GetLogger(ctx).Info("epoch stored", "combination", fmt.Sprintf("%s@%d", in.Config.Model, in.Config.Resolution), "seed", in.Config.Seed,
 		"epoch", in.Epoch, "resident", out.Resident, "held_models", a.Engine.HeldModels(), "live_models", a.Engine.Trainer.Lib.LiveModels())
 	out.TrainSeconds, out.EvalSeconds, out.CheckpointSeconds = run.TrainSeconds, run.EvalSeconds, run.CheckpointSeconds
 	out.DeviceSeconds, out.SharedDevice, out.HostOthers = run.DeviceSeconds, run.SharedDevice, run.HostOthers

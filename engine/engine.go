@@ -148,19 +148,35 @@ type Epoch struct {
 	Interruptible func() (context.Context, func())
 	// StoredKey is the key of the checkpoint the epoch stored last.
 	StoredKey func() string
-	Log       Logger
+	// Log hears a panic in a slot (nil: nobody).
+	Log Logger
+}
+
+// check says which of ep's hooks is missing: every one but Log is needed
+// (Newest only with FromResident), and a missing one found mid-run would
+// leave a model reserved or the device's accounting open.
+func (ep Epoch) check() error {
+	for name, missing := range map[string]bool{"Newest": ep.FromResident && ep.Newest == nil, "CheckData": ep.CheckData == nil,
+		"ResumeFrom": ep.ResumeFrom == nil, "Phase": ep.Phase == nil, "Interruptible": ep.Interruptible == nil, "StoredKey": ep.StoredKey == nil} {
+		if missing {
+			return fmt.Errorf("engine: an Epoch without %s", name)
+		}
+	}
+	return nil
 }
 
 // EpochRun is how an epoch's run went.
 type EpochRun struct {
-	// Opened: the session was open, so an error is training's (not
-	// finding, checking or opening the training's).
+	// Opened: the training was found and opened (or found already past
+	// the epoch), so an error is training's, not finding, checking or
+	// opening it. On an error, only Opened is set.
 	Opened bool
 	// Record is where the training stands: past the epoch when Done, or
 	// when a previous attempt had finished it (AlreadyDone: nothing ran).
 	Record      checkpoint.Record
 	AlreadyDone bool
-	// At is where it went on from: epochs done and the step within.
+	// At is where it went on from: the epoch it trained in (1-based) and
+	// the step within (Attempt is the adapter's to set).
 	At sweep.Resume
 	// Resident: it went on from memory. OpenSeconds: finding and opening
 	// its session, CacheBuildSeconds of it building the data cache.
@@ -182,6 +198,9 @@ type EpochRun struct {
 // next epoch, and accounts its device time.
 func (e *Engine) TrainEpoch(ctx context.Context, slot *Slot, ep Epoch) (EpochRun, error) {
 	var run EpochRun
+	if err := ep.check(); err != nil {
+		return run, err
+	}
 	began := time.Now()
 	// Opening builds the data cache when it is cold, on every core:
 	// trainings running meanwhile share the device with it.

@@ -185,12 +185,12 @@ type Logger interface {
 	Error(msg string, keyvals ...any)
 }
 
-// RunLogged is slot.Run whose panic's stack goes to log (the error holds
-// one line).
+// RunLogged is slot.Run whose panic's stack goes to log, if any (the error
+// holds one line).
 func RunLogged(log Logger, slot *Slot, f func()) error {
 	err := slot.Run(f)
 	var p *panicError
-	if errors.As(err, &p) {
+	if errors.As(err, &p) && log != nil {
 		log.Error("panic in a training slot", "panic", fmt.Sprintf("%.200v", p.value), "stack", string(p.stack))
 	}
 	return err
