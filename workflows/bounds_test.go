@@ -26,11 +26,7 @@ func (p *payloadMeter) note(v any) {
 // oneEpochFake trains by returning only the epoch's figures, as TrainEpoch
 // does, and counts the epochs of the current run.
 func oneEpochFake(env *testsuite.TestWorkflowEnvironment, meter *payloadMeter, thisRun *int) {
-	env.OnActivity(a.Prepare, mockAny, mockAny).Return(func(_ context.Context, in PrepareInput) (Prepared, error) {
-		return Prepared{Config: in.Spec.Config(in.Combination), ConfigHash: hashOf(in.Combination.Resolution), Family: "cnn", Prefix: "runs/x"}, nil
-	})
-	env.OnActivity(a.LookupResult, mockAny, mockAny).Return(LookupOutput{}, nil)
-	env.OnActivity(a.FindResumePoint, mockAny, mockAny).Return(ResumePoint{}, nil)
+	mockTrainingSetup(env, hashByResolution, nil)
 	env.OnActivity(a.TrainEpoch, mockAny, mockAny).Return(func(_ context.Context, in TrainEpochInput) (TrainEpochOutput, error) {
 		*thisRun++
 		m := sweep.EpochMetrics{Epoch: in.Epoch, ValLoss: 1 / float64(in.Epoch), ValAcc: 0.5, ImagesPS: 1000}
@@ -40,7 +36,6 @@ func oneEpochFake(env *testsuite.TestWorkflowEnvironment, meter *payloadMeter, t
 		meter.note(out)
 		return out, nil
 	})
-	env.OnActivity(a.ClaimTraining, mockAny, mockAny).Return(ClaimOutput{Granted: true}, nil)
 	env.OnActivity(a.RecordResult, mockAny, mockAny).Return(func(_ context.Context, in RecordInput) (RecordOutput, error) {
 		meter.note(in)
 		return RecordOutput{}, nil

@@ -35,18 +35,13 @@ func TestResumedTrainingsCountTheirEarlierEpochs(t *testing.T) {
 				{Epoch: 2, ValLoss: 0.8, ValAcc: 0.6, Seconds: 10, DeviceSeconds: 6, ImagesPS: 600},
 				{Epoch: 3, ValLoss: 0.7, ValAcc: 0.7, Seconds: 4, ImagesPS: 700},
 			}[:c.found]
-			env.OnActivity(a.Prepare, mockAny, mockAny).Return(func(_ context.Context, in PrepareInput) (Prepared, error) {
-				return Prepared{Config: in.Spec.Config(in.Combination), ConfigHash: hashOf(16), Family: "cnn", Prefix: "runs/x"}, nil
-			})
-			env.OnActivity(a.LookupResult, mockAny, mockAny).Return(LookupOutput{}, nil)
-			env.OnActivity(a.ClaimTraining, mockAny, mockAny).Return(ClaimOutput{Granted: true}, nil)
 			rp := ResumePoint{}
 			if c.found > 0 {
 				key := fmt.Sprintf("runs/x/cnn/smallcnn/16/epoch_%04d.json", c.found)
 				rp = ResumePoint{Key: key, BestKey: key, Progress: sweep.Progress{EpochsDone: c.found, Metrics: earlier,
 					BestEpoch: c.found, BestValLoss: earlier[c.found-1].ValLoss, BestValAcc: earlier[c.found-1].ValAcc}}
 			}
-			env.OnActivity(a.FindResumePoint, mockAny, mockAny).Return(rp, nil)
+			mockTrainingSetup(env, func(sweep.Config, sweep.Combination) string { return hashOf(16) }, func(Prepared) ResumePoint { return rp })
 			env.OnActivity(a.EvaluateAtResolutions, mockAny, mockAny).Return(EvaluateOutput{}, nil)
 			env.OnActivity(a.TrainEpoch, mockAny, mockAny).Return(func(_ context.Context, in TrainEpochInput) (TrainEpochOutput, error) {
 				m := sweep.EpochMetrics{Epoch: in.Epoch, ValLoss: 1 / float64(in.Epoch), ValAcc: 0.8, Seconds: 8, DeviceSeconds: 7, ImagesPS: 1000}

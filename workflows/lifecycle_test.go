@@ -78,21 +78,18 @@ func (w *world) register(env *testsuite.TestWorkflowEnvironment, epochTime time.
 	env.RegisterWorkflow(Sweep)
 	env.RegisterWorkflow(Combination)
 	env.RegisterActivity(a)
-	env.OnActivity(a.Prepare, mockAny, mockAny).Return(func(_ context.Context, in PrepareInput) (Prepared, error) {
-		cfg := in.Spec.Config(in.Combination)
-		return Prepared{Config: cfg, ConfigHash: fmt.Sprintf("%064x", len(trainingOf(cfg))) + trainingOf(cfg), Family: "cnn", Prefix: "runs/x"}, nil
-	})
-	env.OnActivity(a.LookupResult, mockAny, mockAny).Return(LookupOutput{}, nil)
-	env.OnActivity(a.ClaimTraining, mockAny, mockAny).Return(ClaimOutput{Granted: true}, nil)
-	env.OnActivity(a.FindResumePoint, mockAny, mockAny).Return(func(_ context.Context, p Prepared) (ResumePoint, error) {
+	hash := func(cfg sweep.Config, _ sweep.Combination) string {
+		return fmt.Sprintf("%064x", len(trainingOf(cfg))) + trainingOf(cfg)
+	}
+	mockTrainingSetup(env, hash, func(p Prepared) ResumePoint {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		n := max(w.done[trainingOf(p.Config)], w.found[trainingOf(p.Config)])
 		w.done[trainingOf(p.Config)] = n
 		if n == 0 {
-			return ResumePoint{}, nil
+			return ResumePoint{}
 		}
-		return ResumePoint{Key: fmt.Sprintf("runs/x/%s/epoch_%04d.json", trainingOf(p.Config), n), Progress: progressOf(p.Config, n)}, nil
+		return ResumePoint{Key: fmt.Sprintf("runs/x/%s/epoch_%04d.json", trainingOf(p.Config), n), Progress: progressOf(p.Config, n)}
 	})
 	env.OnActivity(a.TrainEpoch, mockAny, mockAny).After(epochTime).Return(func(ctx context.Context, in TrainEpochInput) (TrainEpochOutput, error) {
 		w.mu.Lock()

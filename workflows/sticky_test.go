@@ -14,17 +14,34 @@ import (
 	"github.com/resomap/resomap/sweep"
 )
 
+// mockTrainingSetup mocks what comes before a combination's epochs:
+// Prepare (the config hash hash gives), no recorded result, the claim
+// granted, and the resume point resume gives (nil: from the start). The
+// caller mocks the epochs and what follows them.
+func mockTrainingSetup(env *testsuite.TestWorkflowEnvironment, hash func(sweep.Config, sweep.Combination) string, resume func(Prepared) ResumePoint) {
+	env.OnActivity(a.Prepare, mockAny, mockAny).Return(func(_ context.Context, in PrepareInput) (Prepared, error) {
+		cfg := in.Spec.Config(in.Combination)
+		return Prepared{Config: cfg, ConfigHash: hash(cfg, in.Combination), Family: "cnn", Prefix: "runs/x"}, nil
+	})
+	env.OnActivity(a.LookupResult, mockAny, mockAny).Return(LookupOutput{}, nil)
+	env.OnActivity(a.ClaimTraining, mockAny, mockAny).Return(ClaimOutput{Granted: true}, nil)
+	env.OnActivity(a.FindResumePoint, mockAny, mockAny).Return(func(_ context.Context, p Prepared) (ResumePoint, error) {
+		if resume == nil {
+			return ResumePoint{}, nil
+		}
+		return resume(p), nil
+	})
+}
+
+// hashByResolution names a combination's config by its resolution.
+func hashByResolution(_ sweep.Config, c sweep.Combination) string { return hashOf(c.Resolution) }
+
 // freshTrainingEnv runs a combination with no result, checkpoint or claim
 // of another: every epoch is TrainEpoch's, which the caller mocks.
 func freshTrainingEnv() *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
-	env.OnActivity(a.Prepare, mockAny, mockAny).Return(func(_ context.Context, in PrepareInput) (Prepared, error) {
-		return Prepared{Config: in.Spec.Config(in.Combination), ConfigHash: hashOf(in.Combination.Resolution), Family: "cnn", Prefix: "runs/x"}, nil
-	})
-	env.OnActivity(a.LookupResult, mockAny, mockAny).Return(LookupOutput{}, nil)
-	env.OnActivity(a.FindResumePoint, mockAny, mockAny).Return(ResumePoint{}, nil)
-	env.OnActivity(a.ClaimTraining, mockAny, mockAny).Return(ClaimOutput{Granted: true}, nil)
+	mockTrainingSetup(env, hashByResolution, nil)
 	env.OnActivity(a.RecordResult, mockAny, mockAny).Return(RecordOutput{}, nil)
 	return env
 }
