@@ -12,12 +12,11 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/resomap/resomap/internal/lists"
 	"github.com/resomap/resomap/internal/temporalx"
 	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/sweepclient"
 	"github.com/resomap/resomap/workflows"
 )
 
@@ -56,17 +55,12 @@ func add(ctx context.Context, o options, w io.Writer, logger *slog.Logger) error
 				}
 			}
 		}
-		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.UpdateAdd,
-			Args: []any{in}, WaitForStage: client.WorkflowUpdateStageCompleted})
-		var out workflows.AddOutput
-		if err == nil {
-			err = h.Get(ctx, &out)
-		}
+		out, err := sweepclient.Client{Temporal: c}.Add(ctx, id, in)
 		if err == nil {
 			fmt.Fprintf(w, "sweep %s grew by %d combinations: %s\nWeb UI: %s\n", id, len(out.Added), shortList(out.Added, 10), uiURL(id))
 			return nil
 		}
-		if !finishedMeanwhile(err) {
+		if !sweepclient.FinishedMeanwhile(err) {
 			return fmt.Errorf("add to %s: %w", id, err)
 		}
 		// It ended meanwhile: wait for it to close, then start it again.
@@ -90,21 +84,6 @@ func add(ctx context.Context, o options, w io.Writer, logger *slog.Logger) error
 	return startSweep(ctx, c, id, grown, o, w)
 }
 
-// finishedMeanwhile says whether an add to a running sweep failed because
-// the sweep finished meanwhile: refused as finished (ErrTypeSweepFinished),
-// or closed before the update reached it (the server's NotFound, "workflow
-// execution already completed": the sweep was described running just
-// before). Workers older than the type refused in words only, matched last.
-func finishedMeanwhile(err error) bool {
-	var app *temporal.ApplicationError
-	var nf *serviceerror.NotFound
-	switch {
-	case errors.As(err, &app) && app.Type() == workflows.ErrTypeSweepFinished, errors.As(err, &nf):
-		return true
-	}
-	return strings.Contains(err.Error(), "has finished: start it again")
-}
-
 // addInput reads what --models, --resolutions and --seeds add.
 func addInput(o options) (workflows.AddInput, error) {
 	var in workflows.AddInput
@@ -122,24 +101,11 @@ func addInput(o options) (workflows.AddInput, error) {
 	return in, nil
 }
 
-// lastSpec is the spec the sweep last ran with: its latest run's input,
-// grown, once it has finished, by what its result's combinations show
-// were added while it ran; for a sweep the server does not know, the one
-// --sweep names.
+// lastSpec is the spec the sweep last ran with (sweepclient's LastSpec);
+// for a sweep the server does not know, the one --sweep names.
 func lastSpec(ctx context.Context, c client.Client, id string, o options, finished bool) (sweep.Spec, error) {
-	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	if it.HasNext() {
-		ev, err := it.Next()
-		if err == nil && ev.GetWorkflowExecutionStartedEventAttributes() != nil {
-			var in workflows.SweepInput
-			payloads := ev.GetWorkflowExecutionStartedEventAttributes().GetInput()
-			if err := converter.GetDefaultDataConverter().FromPayloads(payloads, &in); err == nil {
-				if !finished {
-					return in.Spec, nil
-				}
-				return withCombinationsOf(ctx, c, id, in.Spec), nil
-			}
-		}
+	if spec, ok := (sweepclient.Client{Temporal: c}).LastSpec(ctx, id, finished); ok {
+		return spec, nil
 	}
 	bare := o
 	bare.set = maps.Clone(o.set)
@@ -147,34 +113,6 @@ func lastSpec(ctx context.Context, c client.Client, id string, o options, finish
 		delete(bare.set, f) // here they add, not replace
 	}
 	return loadSpec(bare)
-}
-
-// withCombinationsOf grows spec by the combinations of the finished
-// sweep's result (those added while it ran are not in its input).
-func withCombinationsOf(ctx context.Context, c client.Client, id string, spec sweep.Spec) sweep.Spec {
-	var p workflows.SweepProgress
-	if err := c.GetWorkflow(ctx, id, "").Get(ctx, &p); err != nil {
-		return spec
-	}
-	if p.Spec != nil { // the sweep as it grew
-		in := workflows.AddInput{Models: p.Spec.Models, Resolutions: p.Spec.Resolutions, Seeds: p.Spec.Seeds}
-		if grown, _, err := workflows.Grown(spec, in); err == nil {
-			return grown
-		}
-		return spec
-	}
-	var in workflows.AddInput
-	for _, o := range p.Combos {
-		in.Models = append(in.Models, o.Model)
-		in.Resolutions = append(in.Resolutions, o.Resolution)
-		if o.Seed != 0 {
-			in.Seeds = append(in.Seeds, o.Seed)
-		}
-	}
-	if grown, _, err := workflows.Grown(spec, in); err == nil {
-		return grown
-	}
-	return spec
 }
 
 func ids(cs []sweep.Combination) []string {

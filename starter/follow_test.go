@@ -110,7 +110,4 @@ func TestWaitsExitCodeSaysHowTheSweepEnded(t *testing.T) {
 	if followTrouble(t.Context(), running, serviceerror.NewUnavailable("restarting")) == "" {
 		t.Error("an unavailable server is not waited out")
 	}
-	if !noRecentPoller(serviceerror.NewFailedPrecondition("no poller seen for task queue recently, worker may be down")) {
-		t.Error("a query refused for want of pollers is no worker answering")
-	}
 }

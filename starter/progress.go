@@ -18,6 +18,7 @@ import (
 	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/sweepclient"
 	"github.com/resomap/resomap/workflows"
 )
 
@@ -270,8 +271,9 @@ func progressLine(o sweep.Outcome, es epochState) string {
 }
 
 // errIncomplete: the sweep ended with combinations that neither completed
-// nor were skipped (failed, cancelled): `starter --wait` exits 3.
-var errIncomplete = errors.New("sweep incomplete")
+// nor were skipped (failed, cancelled), or its workflow ended otherwise:
+// `starter --wait` exits 3.
+var errIncomplete = sweepclient.ErrIncomplete
 
 // checkEnded says how a followed sweep ended: nil when every combination
 // completed or was skipped, errIncomplete naming the others otherwise.

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/resomap/resomap/internal/temporalx"
 	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/sweepclient"
 	"github.com/resomap/resomap/workflows"
 )
 
@@ -53,20 +53,15 @@ func start(ctx context.Context, o options, w io.Writer, logger *slog.Logger) err
 // startSweep starts spec's sweep as workflow id and, with --wait, follows
 // it and writes its report.
 func startSweep(ctx context.Context, c client.Client, id string, spec sweep.Spec, o options, w io.Writer) error {
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: id, TaskQueue: o.taskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		StaticSummary:            fmt.Sprintf("sweep %s: %d models x %d resolutions, %d epochs", spec.Name, len(spec.Models), len(spec.Resolutions), spec.Epochs),
-	}, workflows.Sweep, workflows.SweepInput{Spec: spec})
+	runID, err := sweepclient.Client{Temporal: c, TaskQueue: o.taskQueue}.Start(ctx, id, spec)
+	if errors.Is(err, sweepclient.ErrAlreadyRunning) {
+		return fmt.Errorf("sweep %s is already running as %s: follow it with `starter status --sweep %s`", spec.Name, id, spec.Name)
+	}
 	if err != nil {
-		var started *serviceerror.WorkflowExecutionAlreadyStarted
-		if errors.As(err, &started) {
-			return fmt.Errorf("sweep %s is already running as %s: follow it with `starter status --sweep %s`", spec.Name, id, spec.Name)
-		}
-		return fmt.Errorf("start sweep %s: %w", spec.Name, err)
+		return err
 	}
 	fmt.Fprintf(w, "started sweep %s: %d combinations (workflow %s, run %s)\nWeb UI: %s\n",
-		spec.Name, len(spec.Combinations()), id, run.GetRunID(), uiURL(id))
+		spec.Name, len(spec.Combinations()), id, runID, uiURL(id))
 	if !o.wait {
 		return nil
 	}
@@ -84,67 +79,19 @@ func startSweep(ctx context.Context, c client.Client, id string, spec sweep.Spec
 	return checkEnded(p)
 }
 
-// sweepProgress returns the live progress of a running sweep, or the result
-// of a finished one.
+// sweepProgress is sweepclient's Progress of sweep id.
 func sweepProgress(ctx context.Context, c client.Client, id string) (workflows.SweepProgress, enumspb.WorkflowExecutionStatus, error) {
-	var p workflows.SweepProgress
-	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
-	if err != nil {
-		var nf *serviceerror.NotFound
-		if errors.As(err, &nf) {
-			return p, 0, fmt.Errorf("%w with workflow ID %s (start it with `starter --sweep NAME`)", errNoSweep, id)
-		}
-		return p, 0, err
-	}
-	st := desc.WorkflowExecutionInfo.Status
-	if st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		err := c.GetWorkflow(ctx, id, "").Get(ctx, &p)
-		if err != nil && st != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
-			// Failed, terminated or timed out: the sweep ended, incomplete.
-			return p, st, fmt.Errorf("%w: sweep %s ended %s: %v", errIncomplete, id, strings.ToLower(strings.TrimPrefix(st.String(), "WORKFLOW_EXECUTION_STATUS_")), err)
-		}
-		if err != nil {
-			return p, st, fmt.Errorf("sweep %s completed, reading its result: %w", id, err)
-		}
-		return p, st, nil
-	}
-	// A query needs a worker to run the workflow: with none, it would
-	// wait until the deadline.
-	qctx, cancel := context.WithTimeout(ctx, workerWait)
-	defer cancel()
-	v, err := c.QueryWorkflow(qctx, id, "", workflows.QueryProgress)
-	if err != nil {
-		if ctx.Err() == nil && (waitedOut(qctx, err) || noRecentPoller(err)) {
-			return p, st, errNoWorker
-		}
-		return p, st, fmt.Errorf("query sweep %s: %w", id, err)
-	}
-	return p, st, v.Get(&p)
+	return sweepclient.Client{Temporal: c}.Progress(ctx, id)
 }
 
-// workerWait is how long a query or update waits for a worker to take it
-// before the starter answers from what the server knows.
-const workerWait = 3 * time.Second
+// The client's answers the starter acts on.
+var (
+	errNoWorker = sweepclient.ErrNoWorker
+	errNoSweep  = sweepclient.ErrNoSweep
+)
 
-// errNoWorker: no worker took a query or update in workerWait.
-var errNoWorker = errors.New("no worker answered")
-
-// noRecentPoller: the server refused a query at once because no worker
-// polled the workflow's task queue lately (FailedPrecondition).
-func noRecentPoller(err error) bool {
-	var fp *serviceerror.FailedPrecondition
-	return errors.As(err, &fp)
-}
-
-// errNoSweep: the server has no sweep by that workflow ID.
-var errNoSweep = errors.New("no sweep")
-
-// waitedOut: a call under ctx ended by its deadline, here or on the server
-// (which may answer DeadlineExceeded a moment before ctx ends).
-func waitedOut(ctx context.Context, err error) bool {
-	var de *serviceerror.DeadlineExceeded
-	return ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &de)
-}
+// workerWait is how long a query or update waits for a worker.
+const workerWait = sweepclient.WorkerWait
 
 func status(ctx context.Context, o options, w io.Writer, logger *slog.Logger) error {
 	if o.sweep == "" && o.id == "" {
@@ -213,36 +160,13 @@ func control(ctx context.Context, cmd string, o options, w io.Writer, logger *sl
 	if o.combination != "" {
 		target = workflows.ChildID(id, o.combination)
 	}
-	name := map[string]string{"pause": workflows.UpdatePause, "resume": workflows.UpdateResume, "cancel": workflows.UpdateCancel}[cmd]
-	desc, err := c.DescribeWorkflowExecution(ctx, target, "")
+	recorded, err := sweepclient.Client{Temporal: c}.Control(ctx, target, cmd)
 	if err != nil {
-		var nf *serviceerror.NotFound
-		if errors.As(err, &nf) {
-			return fmt.Errorf("nothing to %s: no workflow %s", cmd, target)
-		}
 		return err
 	}
-	if st := desc.WorkflowExecutionInfo.Status; st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		return fmt.Errorf("nothing to %s: %s has already finished (%s)", cmd, target, strings.ToLower(strings.TrimPrefix(st.String(), "WORKFLOW_EXECUTION_STATUS_")))
-	}
-	// An update needs a worker to run the workflow; with none (every
-	// worker stopped, a GPU box rebooting) the command goes as a signal,
-	// which the server keeps until a worker returns.
-	uctx, cancel := context.WithTimeout(ctx, workerWait)
-	defer cancel()
-	h, err := c.UpdateWorkflow(uctx, client.UpdateWorkflowOptions{WorkflowID: target, UpdateName: name, WaitForStage: client.WorkflowUpdateStageCompleted})
-	if err == nil {
-		err = h.Get(uctx, nil)
-	}
-	if err != nil && ctx.Err() == nil && waitedOut(uctx, err) {
-		if err := c.SignalWorkflow(ctx, target, "", cmd, nil); err != nil {
-			return fmt.Errorf("%s %s: %w", cmd, target, err)
-		}
+	if recorded {
 		fmt.Fprintf(w, "%s: no worker answered in %v; the %s is recorded and applies when a worker returns\n", target, workerWait, cmd)
 		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", cmd, target, err)
 	}
 	fmt.Fprintf(w, "%s: %s\n", target, map[string]string{"pause": "paused (running epochs checkpoint first)", "resume": "resumed", "cancel": "cancelled (running epochs checkpoint first)"}[cmd])
 	return nil

@@ -1,4 +1,4 @@
-package main
+package sweepclient
 
 import (
 	"errors"
@@ -26,8 +26,18 @@ func TestFinishedMeanwhile(t *testing.T) {
 		{temporal.NewApplicationError("invalid sweep spec: resolutions: 4, which has finished", workflows.ErrTypeInvalidInput), false},
 		{errors.New("sweep x is cancelled: nothing can be added"), false},
 	} {
-		if got := finishedMeanwhile(tc.err); got != tc.want {
+		if got := FinishedMeanwhile(tc.err); got != tc.want {
 			t.Errorf("%v: finished meanwhile %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// A query refused at once for want of pollers is no worker answering.
+func TestNoRecentPoller(t *testing.T) {
+	if !noRecentPoller(serviceerror.NewFailedPrecondition("no poller seen for task queue recently, worker may be down")) {
+		t.Error("a query refused for want of pollers is no worker answering")
+	}
+	if noRecentPoller(serviceerror.NewInvalidArgument("bad")) {
+		t.Error("an invalid argument taken for no pollers")
 	}
 }
