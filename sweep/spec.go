@@ -406,13 +406,6 @@ func (i InitSettings) config(model string, res int) *Init {
 // Validate names the first invalid field. It is pure, so workflows call it.
 func (s Spec) Validate() error { return s.validate(true) }
 
-// ValidateAsRecorded is Validate as sweeps recorded before change
-// validation-rules-2 ran it: it passed a TorchScript model with init
-// torchvision (its combinations then failed at Prepare) and test
-// resolutions up to 4096 (past MaxResolution they were skipped). Workflow
-// code replaying such a sweep, or carrying it on, calls this.
-func (s Spec) ValidateAsRecorded() error { return s.validate(false) }
-
 func (s Spec) validate(today bool) error {
 	bad := func(field, format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
