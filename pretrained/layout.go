@@ -71,6 +71,27 @@ func LayoutModels() []string {
 	return names
 }
 
+// Extra is what weights hold that a model has not (not in used, not its
+// classifier's): the first key by name and how many; n 0 for none.
+func Extra(weights map[string]checkpoint.Tensor, used map[string]bool, head func(string) bool) (first string, n int) {
+	var extra []string
+	for name := range weights {
+		if !used[name] && !head(name) {
+			extra = append(extra, name)
+		}
+	}
+	if len(extra) == 0 {
+		return "", 0
+	}
+	slices.Sort(extra)
+	return extra[0], len(extra)
+}
+
+// ExtraMessage says what Extra found, of model.
+func ExtraMessage(first string, n int, model string) string {
+	return fmt.Sprintf("the weights hold %s, which %s has not (%d such keys: another architecture?)", first, model, n)
+}
+
 // IsStem says whether t, of a recorded (colour) layout, is the model's
 // first convolution: the one kernel that takes the image's 3 channels.
 func IsStem(t Tensor) bool { return len(t.Shape) == 4 && t.Shape[1] == 3 }
@@ -110,15 +131,8 @@ func CheckFits(model, classifier string, weights map[string]checkpoint.Tensor) e
 		}
 		return fmt.Errorf("%w: %s is %s%v in the weights, %s%v in %s", ErrDoNotFit, want.Name, got.DType, got.Shape, want.DType, want.Shape, model)
 	}
-	var extra []string
-	for name := range weights {
-		if !known[name] && !head(name) {
-			extra = append(extra, name)
-		}
-	}
-	if len(extra) > 0 {
-		slices.Sort(extra)
-		return fmt.Errorf("%w: the weights hold %s, which %s has not (%d such keys: another architecture?)", ErrDoNotFit, extra[0], model, len(extra))
+	if first, n := Extra(weights, known, head); n > 0 {
+		return fmt.Errorf("%w: %s", ErrDoNotFit, ExtraMessage(first, n, model))
 	}
 	return nil
 }

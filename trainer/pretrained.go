@@ -70,15 +70,8 @@ func LoadPretrained(m *torch.Model, weights map[string]checkpoint.Tensor, classi
 		}
 		used[ti.Name] = true
 	}
-	var extra []string
-	for name := range weights {
-		if !used[name] && !head(name) {
-			extra = append(extra, name)
-		}
-	}
-	if len(extra) > 0 {
-		slices.Sort(extra)
-		return fmt.Errorf("%w: the weights hold %s, which %s has not (%d such keys: another architecture?)", ErrWeightsMismatch, extra[0], info.Name, len(extra))
+	if first, n := pretrained.Extra(weights, used, head); n > 0 {
+		return fmt.Errorf("%w: %s", ErrWeightsMismatch, pretrained.ExtraMessage(first, n, info.Name))
 	}
 	return nil
 }
