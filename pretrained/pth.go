@@ -290,59 +290,11 @@ func pickleLen(b []byte) (int, error) {
 	var m pickleMachine
 	for i := 0; i < len(b); {
 		at, op := i, b[i]
-		i++
-		var arg []byte // the opcode's argument (lines: without their newlines, joined by one)
-		switch {
-		case noArg[op]:
-		case fixedArg[op] > 0:
-			if i+fixedArg[op] > len(b) {
-				return 0, fmt.Errorf("%w: opcode %q at %d: cut short", errPickle, op, at)
-			}
-			arg = b[i : i+fixedArg[op]]
-			i += fixedArg[op]
-		case lineArgs[op] > 0:
-			from := i
-			for range lineArgs[op] {
-				n := bytes.IndexByte(b[i:], '\n')
-				if n < 0 {
-					return 0, fmt.Errorf("%w: opcode %q at %d: unterminated argument", errPickle, op, at)
-				}
-				if n > maxLine {
-					return 0, fmt.Errorf("%w: opcode %q at %d: an argument of %d bytes (at most %d in a state dict)", errPickle, op, at, n, maxLine)
-				}
-				i += n + 1
-			}
-			arg = b[from : i-1]
-		case lengthArg[op] > 0:
-			w := lengthArg[op]
-			if i+w > len(b) {
-				return 0, fmt.Errorf("%w: opcode %q at %d: cut short", errPickle, op, at)
-			}
-			var n uint64
-			switch w {
-			case 1:
-				n = uint64(b[i])
-			case 4:
-				n = uint64(binary.LittleEndian.Uint32(b[i:]))
-			case 8:
-				n = binary.LittleEndian.Uint64(b[i:])
-			}
-			i += w
-			if n > uint64(len(b)-i) {
-				return 0, fmt.Errorf("%w: opcode %q at %d declares %d bytes, %d remain", errPickle, op, at, n, len(b)-i)
-			}
-			if limit := argLimit[op]; op != opFrame && n > limit {
-				// A state dict's pickle holds names and small ints; big ones
-				// only cost (a long integer decodes in quadratic time).
-				return 0, fmt.Errorf("%w: opcode %q at %d: an argument of %d bytes (at most %d in a state dict)", errPickle, op, at, n, limit)
-			}
-			if op != opFrame { // a frame's bytes are opcodes: scan on inside it
-				arg = b[i : i+int(n)]
-				i += int(n)
-			}
-		default:
-			return 0, fmt.Errorf("%w: unknown opcode 0x%02x at %d", errPickle, op, at)
+		arg, next, err := opArg(b, at)
+		if err != nil {
+			return 0, err
 		}
+		i = next
 		if err := m.step(op, arg); err != nil {
 			return 0, fmt.Errorf("%w: opcode %q at %d: %v", errPickle, op, at, err)
 		}
@@ -351,6 +303,69 @@ func pickleLen(b []byte) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("%w: no STOP opcode", errPickle)
+}
+
+// opArg reads the argument of the opcode at b[at] (lines: without their
+// newlines, joined by one; a frame's: none, its bytes are opcodes to scan
+// on) and where the next opcode begins.
+func opArg(b []byte, at int) (arg []byte, next int, err error) {
+	op, i := b[at], at+1
+	switch {
+	case noArg[op]:
+		return nil, i, nil
+	case fixedArg[op] > 0:
+		if i+fixedArg[op] > len(b) {
+			return nil, 0, fmt.Errorf("%w: opcode %q at %d: cut short", errPickle, op, at)
+		}
+		return b[i : i+fixedArg[op]], i + fixedArg[op], nil
+	case lineArgs[op] > 0:
+		from := i
+		for range lineArgs[op] {
+			n := bytes.IndexByte(b[i:], '\n')
+			if n < 0 {
+				return nil, 0, fmt.Errorf("%w: opcode %q at %d: unterminated argument", errPickle, op, at)
+			}
+			if n > maxLine {
+				return nil, 0, fmt.Errorf("%w: opcode %q at %d: an argument of %d bytes (at most %d in a state dict)", errPickle, op, at, n, maxLine)
+			}
+			i += n + 1
+		}
+		return b[from : i-1], i, nil
+	case lengthArg[op] > 0:
+		return lengthPrefixed(b, at)
+	}
+	return nil, 0, fmt.Errorf("%w: unknown opcode 0x%02x at %d", errPickle, op, at)
+}
+
+// lengthPrefixed reads the argument of the length-prefixed opcode at b[at].
+func lengthPrefixed(b []byte, at int) (arg []byte, next int, err error) {
+	op, i := b[at], at+1
+	w := lengthArg[op]
+	if i+w > len(b) {
+		return nil, 0, fmt.Errorf("%w: opcode %q at %d: cut short", errPickle, op, at)
+	}
+	var n uint64
+	switch w {
+	case 1:
+		n = uint64(b[i])
+	case 4:
+		n = uint64(binary.LittleEndian.Uint32(b[i:]))
+	case 8:
+		n = binary.LittleEndian.Uint64(b[i:])
+	}
+	i += w
+	if n > uint64(len(b)-i) {
+		return nil, 0, fmt.Errorf("%w: opcode %q at %d declares %d bytes, %d remain", errPickle, op, at, n, len(b)-i)
+	}
+	if op == opFrame { // a frame's bytes are opcodes: scan on inside it
+		return nil, i, nil
+	}
+	if limit := argLimit[op]; n > limit {
+		// A state dict's pickle holds names and small ints; big ones
+		// only cost (a long integer decodes in quadratic time).
+		return nil, 0, fmt.Errorf("%w: opcode %q at %d: an argument of %d bytes (at most %d in a state dict)", errPickle, op, at, n, limit)
+	}
+	return b[i : i+int(n)], i + int(n), nil
 }
 
 // pickleMachine runs a pickle's opcodes on the kinds of its values, not
@@ -455,12 +470,56 @@ var torchClasses = map[string]pickleKind{
 	"collections\nOrderedDict":         kindOrderedDict,
 }
 
+// pushes are the opcodes that push one value of a kind and take none.
+var pushes = func() map[byte]pickleKind {
+	p := map[byte]pickleKind{')': kindEmptyTuple, '}': kindDict, 'P': kindValue}
+	for _, op := range []byte{'N', 0x88, 0x89, 'I', 'J', 'K', 'M', 'L', 0x8a, 0x8b, 'F', 'G'} {
+		p[op] = kindScalar // None, bools, numbers
+	}
+	for _, op := range []byte{'S', 'T', 'U', 'V', 'X', 0x8c, 0x8d} {
+		p[op] = kindString
+	}
+	for _, op := range []byte{'B', 'C', 0x8e, 0x96, ']', 0x8f} {
+		p[op] = kindValue // bytes, bytearray, empty list and set
+	}
+	return p
+}()
+
 func (m *pickleMachine) step(op byte, arg []byte) error {
 	if m.memo == nil {
 		m.memo = map[uint64]pickleKind{}
 	}
+	if k, ok := pushes[op]; ok {
+		m.push(k)
+		return nil
+	}
 	switch op {
 	case 0x80, opFrame: // PROTO, FRAME
+		return nil
+	case '(', '0', '1', '2':
+		return m.stackOp(op)
+	case 'c':
+		return m.global(string(arg))
+	case 't', 0x85, 0x86, 0x87, 'l', 0x91, 'd', 'a', 'e', 0x90, 's', 'u':
+		return m.container(op)
+	case 'Q', 'R', 'b':
+		return m.call(op)
+	case 'p', 'q', 'r', 0x94, 'g', 'h', 'j':
+		return m.memoOp(op, arg)
+	case '.':
+		if len(m.stack) != 1 || len(m.marks) != 0 {
+			return errors.New("STOP with other than one value on the stack")
+		}
+		return nil
+	}
+	// INST, OBJ, NEWOBJ(_EX), STACK_GLOBAL, EXT1-4, buffers: never in a
+	// state dict torch.save writes (protocol 2).
+	return errors.New("an opcode no state dict's pickle uses")
+}
+
+// stackOp runs MARK, POP, POP_MARK and DUP.
+func (m *pickleMachine) stackOp(op byte) error {
+	switch op {
 	case '(':
 		if len(m.marks) >= maxMarks {
 			return fmt.Errorf("nested more than %d deep", maxMarks)
@@ -478,26 +537,26 @@ func (m *pickleMachine) step(op byte, arg []byte) error {
 			m.push(k)
 		}
 		return err
-	case 'N', 0x88, 0x89, 'I', 'J', 'K', 'M', 'L', 0x8a, 0x8b, 'F', 'G':
-		m.push(kindScalar) // None, bools, numbers
-	case 'S', 'T', 'U', 'V', 'X', 0x8c, 0x8d:
-		m.push(kindString)
-	case 'B', 'C', 0x8e, 0x96, ']', 0x8f:
-		m.push(kindValue) // bytes, bytearray, empty list and set
-	case ')':
-		m.push(kindEmptyTuple)
-	case '}':
-		m.push(kindDict)
-	case 'c':
-		name := string(arg)
-		k, ok := torchClasses[name]
-		if !ok && strings.HasPrefix(name, "torch\n") && strings.HasSuffix(name, "Storage") {
-			k, ok = kindStorage, true
-		}
-		if !ok {
-			return fmt.Errorf("class %s: not one a state dict holds (a whole pickled model? save model.state_dict())", strings.ReplaceAll(name, "\n", "."))
-		}
-		m.push(k)
+	}
+	return nil
+}
+
+// global runs GLOBAL: only the classes a state dict's pickle names.
+func (m *pickleMachine) global(name string) error {
+	k, ok := torchClasses[name]
+	if !ok && strings.HasPrefix(name, "torch\n") && strings.HasSuffix(name, "Storage") {
+		k, ok = kindStorage, true
+	}
+	if !ok {
+		return fmt.Errorf("class %s: not one a state dict holds (a whole pickled model? save model.state_dict())", strings.ReplaceAll(name, "\n", "."))
+	}
+	m.push(k)
+	return nil
+}
+
+// container runs the opcodes that build tuples, lists, sets and dicts.
+func (m *pickleMachine) container(op byte) error {
+	switch op {
 	case 't':
 		n, err := m.popMark()
 		if err == nil {
@@ -525,29 +584,39 @@ func (m *pickleMachine) step(op byte, arg []byte) error {
 	case 'e', 0x90: // APPENDS, ADDITEMS
 		_, err := m.popMark()
 		return err
-	case 's', 'u': // SETITEM(S): onto a dict
-		var items []pickleKind
-		var err error
-		if op == 's' {
-			items, err = m.pop(2)
-		} else {
-			items, err = m.popMarkKinds()
-		}
-		if err == nil {
-			err = checkItems(items)
-		}
-		if err != nil {
-			return err
-		}
-		if k, err := m.top(); err != nil || k != kindDict && k != kindODict {
-			return errors.New("items set on what is not a dict")
-		}
-	case 'Q': // BINPERSID: a storage from its persistent ID
+	}
+	return m.setItems(op)
+}
+
+// setItems runs SETITEM(S): items onto a dict.
+func (m *pickleMachine) setItems(op byte) error {
+	var items []pickleKind
+	var err error
+	if op == 's' {
+		items, err = m.pop(2)
+	} else {
+		items, err = m.popMarkKinds()
+	}
+	if err == nil {
+		err = checkItems(items)
+	}
+	if err != nil {
+		return err
+	}
+	if k, err := m.top(); err != nil || k != kindDict && k != kindODict {
+		return errors.New("items set on what is not a dict")
+	}
+	return nil
+}
+
+// call runs BINPERSID (a storage from its persistent ID), REDUCE (torch's
+// tensor rebuild or OrderedDict()) and BUILD (an OrderedDict's state).
+func (m *pickleMachine) call(op byte) error {
+	switch op {
+	case 'Q':
 		_, err := m.pop(1)
 		m.push(kindValue)
 		return err
-	case 'P':
-		m.push(kindValue)
 	case 'R':
 		args, err := m.pop(2)
 		if err != nil {
@@ -561,18 +630,27 @@ func (m *pickleMachine) step(op byte, arg []byte) error {
 		default:
 			return errors.New("a call of what is not torch's tensor rebuild nor OrderedDict()")
 		}
-	case 'b': // BUILD: an OrderedDict's state (its _metadata), a dict
-		state, err := m.pop(1)
-		if err != nil {
-			return err
-		}
-		if state[0] != kindDict {
-			return errors.New("a state that is no dict")
-		}
-		if k, err := m.top(); err != nil || k != kindODict {
-			return errors.New("state set on what is not an OrderedDict")
-		}
-	case 'p', 'q', 'r', 0x94: // PUT, BINPUT, LONG_BINPUT, MEMOIZE
+		return nil
+	}
+	// BUILD: an OrderedDict's state (its _metadata), a dict.
+	state, err := m.pop(1)
+	if err != nil {
+		return err
+	}
+	if state[0] != kindDict {
+		return errors.New("a state that is no dict")
+	}
+	if k, err := m.top(); err != nil || k != kindODict {
+		return errors.New("state set on what is not an OrderedDict")
+	}
+	return nil
+}
+
+// memoOp runs PUT, BINPUT, LONG_BINPUT, MEMOIZE and GET, BINGET,
+// LONG_BINGET.
+func (m *pickleMachine) memoOp(op byte, arg []byte) error {
+	switch op {
+	case 'p', 'q', 'r', 0x94:
 		k, err := m.top()
 		if err != nil {
 			return err
@@ -586,25 +664,17 @@ func (m *pickleMachine) step(op byte, arg []byte) error {
 			m.next++
 		}
 		m.memo[idx] = k
-	case 'g', 'h', 'j': // GET, BINGET, LONG_BINGET
-		idx, err := memoIndex(op, arg)
-		if err != nil {
-			return err
-		}
-		k, ok := m.memo[idx]
-		if !ok {
-			return fmt.Errorf("memo %d was never put", idx)
-		}
-		m.push(k)
-	case '.':
-		if len(m.stack) != 1 || len(m.marks) != 0 {
-			return errors.New("STOP with other than one value on the stack")
-		}
-	default:
-		// INST, OBJ, NEWOBJ(_EX), STACK_GLOBAL, EXT1-4, buffers: never in
-		// a state dict torch.save writes (protocol 2).
-		return errors.New("an opcode no state dict's pickle uses")
+		return nil
 	}
+	idx, err := memoIndex(op, arg)
+	if err != nil {
+		return err
+	}
+	k, ok := m.memo[idx]
+	if !ok {
+		return fmt.Errorf("memo %d was never put", idx)
+	}
+	m.push(k)
 	return nil
 }
 

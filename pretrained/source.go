@@ -341,12 +341,7 @@ func (f Fetcher) get(ctx context.Context, u *url.URL, dst string) (string, error
 	if err := refuseTarget(ctx, u.Hostname()); err != nil {
 		return "", err
 	}
-	client := f.Client
-	if client == nil {
-		client = NewClient()
-	}
-	bounded := *client
-	bounded.CheckRedirect = f.checkRedirect(client.CheckRedirect)
+	bounded := f.boundedClient()
 	limit := f.maxBytes()
 	idle := cmp.Or(f.IdleTimeout, DefaultIdleTimeout)
 
@@ -369,13 +364,8 @@ func (f Fetcher) get(ctx context.Context, u *url.URL, dst string) (string, error
 		return "", downloadError(ctx, err)
 	}
 	defer resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
-		return "", fmt.Errorf("%w: download: %s", ErrMissing, resp.Status)
-	case resp.StatusCode != http.StatusOK:
-		return "", fmt.Errorf("download: %s", resp.Status)
-	case resp.ContentLength > limit:
-		return "", fmt.Errorf("%w: %d bytes, over this worker's limit of %d", ErrRefused, resp.ContentLength, limit)
+	if err := checkResponse(resp, limit); err != nil {
+		return "", err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(dst), ".download-*")
 	if err != nil {
@@ -403,6 +393,32 @@ func (f Fetcher) get(ctx context.Context, u *url.URL, dst string) (string, error
 		return "", err
 	}
 	return sum, os.Rename(tmp.Name(), dst)
+}
+
+// boundedClient is the fetcher's HTTP client with every redirect held to
+// the allow-list.
+func (f Fetcher) boundedClient() *http.Client {
+	client := f.Client
+	if client == nil {
+		client = NewClient()
+	}
+	bounded := *client
+	bounded.CheckRedirect = f.checkRedirect(client.CheckRedirect)
+	return &bounded
+}
+
+// checkResponse refuses a download's response that is no file, or one
+// that says it is larger than limit.
+func checkResponse(resp *http.Response, limit int64) error {
+	switch {
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
+		return fmt.Errorf("%w: download: %s", ErrMissing, resp.Status)
+	case resp.StatusCode != http.StatusOK:
+		return fmt.Errorf("download: %s", resp.Status)
+	case resp.ContentLength > limit:
+		return fmt.Errorf("%w: %d bytes, over this worker's limit of %d", ErrRefused, resp.ContentLength, limit)
+	}
+	return nil
 }
 
 // checkRedirect holds every hop of a redirect to the allow-list too.

@@ -237,10 +237,45 @@ func (t indexTicks) Ticks(min, max float64) []plot.Tick {
 }
 
 func (r *Report) heatMap() (*plot.Plot, error) {
+	g, labels, lo, hi := r.heatCells()
+	p := plot.New()
+	p.Title.Text = "Best validation accuracy (models × resolutions)"
+	p.X.Label.Text = "input resolution (px)"
+	p.X.Tick.Marker = indexTicks(intLabels(g.res))
+	p.Y.Tick.Marker = indexTicks(g.models)
+	pal := moreland.SmoothBlueRed()
+	if lo > hi { // nothing trained yet
+		lo, hi = 0, 1
+	}
+	if lo == hi {
+		lo, hi = lo-0.01, hi+0.01
+	}
+	pal.SetMin(lo)
+	pal.SetMax(hi)
+	h := plotter.NewHeatMap(g, pal.Palette(64))
+	h.Min, h.Max = lo, hi
+	h.NaN = color.Gray{Y: 220}
+	p.Add(h)
+	l, err := plotter.NewLabels(labels)
+	if err != nil {
+		return nil, err
+	}
+	for i := range l.TextStyle {
+		l.TextStyle[i].XAlign, l.TextStyle[i].YAlign = draw.XCenter, draw.YCenter
+	}
+	p.Add(l)
+	p.X.Min, p.X.Max = -0.5, float64(len(g.res))-0.5
+	p.Y.Min, p.Y.Max = -0.5, float64(len(g.models))-0.5
+	return p, nil
+}
+
+// heatCells are the heat map's cells (a cell per model and resolution:
+// the mean over seeds, or the row's own accuracy, NaN where none), each
+// cell's label, and the range of the values.
+func (r *Report) heatCells() (g grid, labels plotter.XYLabels, lo, hi float64) {
 	names, rows := r.byModel()
-	g := grid{res: r.resolutions(), models: names}
-	var labels plotter.XYLabels
-	lo, hi := math.Inf(1), math.Inf(-1)
+	g = grid{res: r.resolutions(), models: names}
+	lo, hi = math.Inf(1), math.Inf(-1)
 	cells := r.cellIntervals()
 	for mi, name := range names {
 		line := make([]float64, len(g.res))
@@ -269,35 +304,7 @@ func (r *Report) heatMap() (*plot.Plot, error) {
 		}
 		g.z = append(g.z, line)
 	}
-	p := plot.New()
-	p.Title.Text = "Best validation accuracy (models × resolutions)"
-	p.X.Label.Text = "input resolution (px)"
-	p.X.Tick.Marker = indexTicks(intLabels(g.res))
-	p.Y.Tick.Marker = indexTicks(names)
-	pal := moreland.SmoothBlueRed()
-	if lo > hi { // nothing trained yet
-		lo, hi = 0, 1
-	}
-	if lo == hi {
-		lo, hi = lo-0.01, hi+0.01
-	}
-	pal.SetMin(lo)
-	pal.SetMax(hi)
-	h := plotter.NewHeatMap(g, pal.Palette(64))
-	h.Min, h.Max = lo, hi
-	h.NaN = color.Gray{Y: 220}
-	p.Add(h)
-	l, err := plotter.NewLabels(labels)
-	if err != nil {
-		return nil, err
-	}
-	for i := range l.TextStyle {
-		l.TextStyle[i].XAlign, l.TextStyle[i].YAlign = draw.XCenter, draw.YCenter
-	}
-	p.Add(l)
-	p.X.Min, p.X.Max = -0.5, float64(len(g.res))-0.5
-	p.Y.Min, p.Y.Max = -0.5, float64(len(names))-0.5
-	return p, nil
+	return g, labels, lo, hi
 }
 
 func intLabels(v []int) []string {

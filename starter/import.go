@@ -36,57 +36,76 @@ func importTree(o options, w io.Writer) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MODEL\tRES\tEPOCH\tVAL ACC\tVAL LOSS\tTENSORS\tA SWEEP")
-	var models []string
-	var resolutions []int
-	usable := map[string]bool{}
+	var t importable
 	for _, f := range files {
-		family, model, resText := f[0], f[1], f[2]
-		res, resErr := strconv.Atoi(resText)
-		info, lookupErr := sweep.LookupModel(model)
-		var sum pretrained.Summary
-		verdict := "starts from it"
-		switch {
-		case resErr != nil:
-			verdict = fmt.Sprintf("skips it: %q is no resolution", resText)
-		case lookupErr != nil:
-			verdict = "skips it: " + lookupErr.Error()
-		case family != info.Family:
-			verdict = fmt.Sprintf("skips it: a sweep looks for %s in %s/, not %s/", model, info.Family, family)
-		case info.CheckResolution(res) != nil:
-			verdict = "skips it: " + info.CheckResolution(res).Error()
-		default:
-			var err error
-			if sum, err = pretrained.Describe(filepath.Join(dir, family, model, resText, "best_model.pt")); err != nil {
-				verdict = "refuses it: " + err.Error()
-				break
-			}
-			usable[sweep.TrainingID(model, res, 0)] = true
-			if !slices.Contains(models, model) {
-				models = append(models, model)
-			}
-			if !slices.Contains(resolutions, res) {
-				resolutions = append(resolutions, res)
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", model, resText, scalar(sum, "epoch"), scalar(sum, "val_accuracy", "val_acc", "best_acc1"),
+		sum, verdict := t.judge(dir, f)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", f[1], f[2], scalar(sum, "epoch"), scalar(sum, "val_accuracy", "val_acc", "best_acc1"),
 			scalar(sum, "val_loss"), sum.Tensors, verdict)
 	}
 	tw.Flush()
-	if len(usable) == 0 {
+	if len(t.usable) == 0 {
 		return fmt.Errorf("%w: none of the %d files can start a training", sweep.ErrInvalid, len(files))
 	}
-	slices.Sort(models)
-	slices.Sort(resolutions)
+	t.printInit(w, dir)
+	return nil
+}
+
+// importable is what a tree of checkpoints can start: its models and
+// resolutions, and the trainings that have a file.
+type importable struct {
+	models      []string
+	resolutions []int
+	usable      map[string]bool
+}
+
+// judge says what a sweep does with file f (family, model, res) of dir,
+// with the file's summary where it reads it.
+func (t *importable) judge(dir string, f [3]string) (pretrained.Summary, string) {
+	family, model, resText := f[0], f[1], f[2]
+	res, resErr := strconv.Atoi(resText)
+	info, lookupErr := sweep.LookupModel(model)
+	switch {
+	case resErr != nil:
+		return pretrained.Summary{}, fmt.Sprintf("skips it: %q is no resolution", resText)
+	case lookupErr != nil:
+		return pretrained.Summary{}, "skips it: " + lookupErr.Error()
+	case family != info.Family:
+		return pretrained.Summary{}, fmt.Sprintf("skips it: a sweep looks for %s in %s/, not %s/", model, info.Family, family)
+	case info.CheckResolution(res) != nil:
+		return pretrained.Summary{}, "skips it: " + info.CheckResolution(res).Error()
+	}
+	sum, err := pretrained.Describe(filepath.Join(dir, family, model, resText, "best_model.pt"))
+	if err != nil {
+		return sum, "refuses it: " + err.Error()
+	}
+	if t.usable == nil {
+		t.usable = map[string]bool{}
+	}
+	t.usable[sweep.TrainingID(model, res, 0)] = true
+	if !slices.Contains(t.models, model) {
+		t.models = append(t.models, model)
+	}
+	if !slices.Contains(t.resolutions, res) {
+		t.resolutions = append(t.resolutions, res)
+	}
+	return sum, "starts from it"
+}
+
+// printInit prints the sweep file's lines that start each combination from
+// its own file, and the combinations they would make with none.
+func (t *importable) printInit(w io.Writer, dir string) {
+	slices.Sort(t.models)
+	slices.Sort(t.resolutions)
 	var res []string
-	for _, r := range resolutions {
+	for _, r := range t.resolutions {
 		res = append(res, strconv.Itoa(r))
 	}
 	fmt.Fprintf(w, "\nIn a sweep file, each combination starts from its own file with:\n  models: [%s]\n  resolutions: [%s]\n  init: %s\n",
-		strings.Join(models, ", "), strings.Join(res, ", "), filepath.Join(dir, "{family}", "{model}", "{res}", "best_model.pt"))
+		strings.Join(t.models, ", "), strings.Join(res, ", "), filepath.Join(dir, "{family}", "{model}", "{res}", "best_model.pt"))
 	var gaps []string
-	for _, m := range models {
-		for _, r := range resolutions {
-			if id := sweep.TrainingID(m, r, 0); !usable[id] {
+	for _, m := range t.models {
+		for _, r := range t.resolutions {
+			if id := sweep.TrainingID(m, r, 0); !t.usable[id] {
 				gaps = append(gaps, id)
 			}
 		}
@@ -94,7 +113,6 @@ func importTree(o options, w io.Writer) error {
 	if len(gaps) > 0 {
 		fmt.Fprintf(w, "These combinations would have no file to start from (they would fail): %s\n", strings.Join(gaps, ", "))
 	}
-	return nil
 }
 
 // checkpointTree lists dir's {family}/{model}/{res}/best_model.pt regular

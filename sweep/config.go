@@ -134,9 +134,6 @@ const DefaultData = dataset.FashionMNIST
 
 // Validate reports the first invalid field by name.
 func (c Config) Validate() error {
-	bad := func(field, format string, args ...any) error {
-		return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
-	}
 	info, err := LookupModel(c.Model)
 	if err != nil {
 		return err
@@ -146,53 +143,61 @@ func (c Config) Validate() error {
 	}
 	switch {
 	case IsScript(c.Model) && (c.Script == nil || c.Script.File == ""):
-		return bad("script", "%s needs its file", c.Model)
+		return badField("script", "%s needs its file", c.Model)
 	case !IsScript(c.Model) && c.Script != nil:
-		return bad("script", "set for the built-in model %s", c.Model)
+		return badField("script", "set for the built-in model %s", c.Model)
 	case c.Script != nil && c.Script.Classifier == "" && c.Init != nil && c.Init.FreezeEpochs > 0:
 		// Without a classifier every layer is a pretrained one: frozen,
 		// nothing would train.
-		return bad("init.freeze_epochs", "%s names no classifier (scripts: …: classifier: PREFIX), so freezing the pretrained layers freezes all", c.Model)
+		return badField("init.freeze_epochs", "%s names no classifier (scripts: …: classifier: PREFIX), so freezing the pretrained layers freezes all", c.Model)
 	}
-	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
-	switch {
-	case c.Epochs < 1 || c.Epochs > 100000:
-		return bad("epochs", "%d, want 1..100000", c.Epochs)
-	case c.BatchSize < 1 || c.BatchSize > 65536:
-		return bad("batch_size", "%d, want 1..65536", c.BatchSize)
-	case c.Optimizer != "sgd" && c.Optimizer != "adamw":
-		return bad("optimizer", "%q, want sgd or adamw", c.Optimizer)
-	case !(c.LR > 0) || !finite(c.LR):
-		return bad("lr", "%v, want > 0", c.LR)
-	case c.Momentum < 0 || c.Momentum >= 1:
-		return bad("momentum", "%v, want 0 <= momentum < 1", c.Momentum)
-	case c.Nesterov && c.Momentum == 0:
-		return bad("nesterov", "needs momentum > 0")
-	case c.WeightDecay < 0 || !finite(c.WeightDecay):
-		return bad("weight_decay", "%v, want >= 0", c.WeightDecay)
-	case c.Optimizer == "adamw" && (c.Beta1 < 0 || c.Beta1 >= 1 || c.Beta2 < 0 || c.Beta2 >= 1 || !(c.Eps > 0)):
-		return bad("beta1/beta2/eps", "need 0 <= beta < 1 and eps > 0")
-	case c.Schedule != "cosine" && c.Schedule != "step" && c.Schedule != "constant":
-		return bad("schedule", "%q, want cosine, step or constant", c.Schedule)
-	case c.Schedule == "step" && (c.StepEpochs < 1 || !(c.Gamma > 0)):
-		return bad("step_epochs/gamma", "step schedule needs step_epochs >= 1 and gamma > 0")
-	case c.WarmupEpochs < 0 || c.WarmupEpochs > float64(c.Epochs):
-		return bad("warmup_epochs", "%v, want 0..epochs", c.WarmupEpochs)
-	case c.MinLR < 0 || c.MinLR > c.LR:
-		return bad("min_lr", "%v, want 0..lr", c.MinLR)
-	case c.LabelSmoothing < 0 || c.LabelSmoothing >= 1:
-		return bad("label_smoothing", "%v, want 0 <= x < 1", c.LabelSmoothing)
-	case c.CropPadding < 0 || c.CropPadding > c.Resolution/2:
-		return bad("crop_padding", "%d, want 0..resolution/2", c.CropPadding)
-	case c.TrainLimit < 0 || c.ValLimit < 0:
-		return bad("train_limit/val_limit", "must be >= 0")
-	case dataset.CheckAugment(c.Augment) != nil:
-		return bad("augment", "%q, want %s or %s", c.Augment, dataset.AugmentCIFAR, dataset.AugmentImageNet)
-	case dataset.CheckDecoderName(c.Decoder) != nil:
-		return bad("decoder", "%q, want %s (the default) or %s", c.Decoder, dataset.DecoderTurbo, dataset.DecoderGo)
+	if err := c.checkHyper(); err != nil {
+		return err
 	}
 	if c.Init != nil {
 		return c.Init.check(c.Epochs)
+	}
+	return nil
+}
+
+// checkHyper names the first invalid training setting.
+func (c Config) checkHyper() error {
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	switch {
+	case c.Epochs < 1 || c.Epochs > 100000:
+		return badField("epochs", "%d, want 1..100000", c.Epochs)
+	case c.BatchSize < 1 || c.BatchSize > 65536:
+		return badField("batch_size", "%d, want 1..65536", c.BatchSize)
+	case c.Optimizer != "sgd" && c.Optimizer != "adamw":
+		return badField("optimizer", "%q, want sgd or adamw", c.Optimizer)
+	case !(c.LR > 0) || !finite(c.LR):
+		return badField("lr", "%v, want > 0", c.LR)
+	case c.Momentum < 0 || c.Momentum >= 1:
+		return badField("momentum", "%v, want 0 <= momentum < 1", c.Momentum)
+	case c.Nesterov && c.Momentum == 0:
+		return badField("nesterov", "needs momentum > 0")
+	case c.WeightDecay < 0 || !finite(c.WeightDecay):
+		return badField("weight_decay", "%v, want >= 0", c.WeightDecay)
+	case c.Optimizer == "adamw" && (c.Beta1 < 0 || c.Beta1 >= 1 || c.Beta2 < 0 || c.Beta2 >= 1 || !(c.Eps > 0)):
+		return badField("beta1/beta2/eps", "need 0 <= beta < 1 and eps > 0")
+	case c.Schedule != "cosine" && c.Schedule != "step" && c.Schedule != "constant":
+		return badField("schedule", "%q, want cosine, step or constant", c.Schedule)
+	case c.Schedule == "step" && (c.StepEpochs < 1 || !(c.Gamma > 0)):
+		return badField("step_epochs/gamma", "step schedule needs step_epochs >= 1 and gamma > 0")
+	case c.WarmupEpochs < 0 || c.WarmupEpochs > float64(c.Epochs):
+		return badField("warmup_epochs", "%v, want 0..epochs", c.WarmupEpochs)
+	case c.MinLR < 0 || c.MinLR > c.LR:
+		return badField("min_lr", "%v, want 0..lr", c.MinLR)
+	case c.LabelSmoothing < 0 || c.LabelSmoothing >= 1:
+		return badField("label_smoothing", "%v, want 0 <= x < 1", c.LabelSmoothing)
+	case c.CropPadding < 0 || c.CropPadding > c.Resolution/2:
+		return badField("crop_padding", "%d, want 0..resolution/2", c.CropPadding)
+	case c.TrainLimit < 0 || c.ValLimit < 0:
+		return badField("train_limit/val_limit", "must be >= 0")
+	case dataset.CheckAugment(c.Augment) != nil:
+		return badField("augment", "%q, want %s or %s", c.Augment, dataset.AugmentCIFAR, dataset.AugmentImageNet)
+	case dataset.CheckDecoderName(c.Decoder) != nil:
+		return badField("decoder", "%q, want %s (the default) or %s", c.Decoder, dataset.DecoderTurbo, dataset.DecoderGo)
 	}
 	return nil
 }

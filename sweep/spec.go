@@ -407,110 +407,146 @@ func (i InitSettings) config(model string, res int) *Init {
 func (s Spec) Validate() error { return s.validate(true) }
 
 func (s Spec) validate(today bool) error {
-	bad := func(field, format string, args ...any) error {
-		return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
+	// In this order: the first invalid field is the one named.
+	for _, check := range []func() error{s.checkNames, s.checkLists, func() error { return s.checkResolutions(today) },
+		s.checkTraining, func() error { return s.checkInit(today) }, s.checkServices} {
+		if err := check(); err != nil {
+			return err
+		}
 	}
+	for _, c := range s.Combinations() {
+		if err := s.Config(c).Validate(); err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrInvalid, c.ID(), strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
+		}
+	}
+	return nil
+}
+
+// badField says that a spec's field is invalid, and why.
+func badField(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
+}
+
+// checkNames checks the decoder, the name and continue_as_new_after.
+func (s Spec) checkNames() error {
 	if err := dataset.CheckDecoderName(s.Decoder); err != nil {
-		return bad("decoder", "%q, want %s (the default) or %s", s.Decoder, dataset.DecoderTurbo, dataset.DecoderGo)
+		return badField("decoder", "%q, want %s (the default) or %s", s.Decoder, dataset.DecoderTurbo, dataset.DecoderGo)
 	}
 	// The name is a folder of the store and part of workflow IDs.
 	if s.Name == "" || s.Name == "." || s.Name == ".." || strings.ContainsAny(s.Name, "/\\ \t\n@") {
-		return bad("name", "%q must be non-empty, not . or .., without spaces, '/', '\\' or '@'", s.Name)
+		return badField("name", "%q must be non-empty, not . or .., without spaces, '/', '\\' or '@'", s.Name)
 	}
 	if s.ContinueAsNewAfter < 1 {
-		return bad("continue_as_new_after", "%d, want >= 1", s.ContinueAsNewAfter)
+		return badField("continue_as_new_after", "%d, want >= 1", s.ContinueAsNewAfter)
 	}
+	return nil
+}
+
+// checkLists checks models (known, each once, scripts), resolutions
+// (some) and seeds.
+func (s Spec) checkLists() error {
 	if len(s.Models) == 0 {
-		return bad("models", "empty: name at least one model")
+		return badField("models", "empty: name at least one model")
 	}
 	if len(s.Resolutions) == 0 {
-		return bad("resolutions", "empty: name at least one resolution")
+		return badField("resolutions", "empty: name at least one resolution")
 	}
 	seen := map[string]bool{}
 	for _, m := range s.Models {
 		if _, err := LookupModel(m); err != nil {
-			return bad("models", "%v", err)
+			return badField("models", "%v", err)
 		}
 		if seen[m] {
-			return bad("models", "%s listed twice", m)
+			return badField("models", "%s listed twice", m)
 		}
 		seen[m] = true
 	}
 	if err := s.checkScripts(); err != nil {
 		return err
 	}
-	if err := s.checkSeeds(); err != nil {
-		return err
-	}
+	return s.checkSeeds()
+}
+
+// checkResolutions checks test resolutions (within the bound of today's
+// rules, or the recorded ones') and that no resolution is listed twice.
+func (s Spec) checkResolutions(today bool) error {
 	maxTest := MaxResolution
 	if !today {
 		maxTest = 4096 // the bound as recorded sweeps ran it (a size past MaxResolution was skipped)
 	}
 	for _, r := range s.TestResolutions {
 		if r < 1 || r > maxTest {
-			return bad("test_resolutions", "%d, want 1..%d", r, maxTest)
+			return badField("test_resolutions", "%d, want 1..%d", r, maxTest)
 		}
 	}
 	seenRes := map[int]bool{}
 	for _, r := range s.Resolutions {
 		if seenRes[r] {
-			return bad("resolutions", "%d listed twice", r)
+			return badField("resolutions", "%d listed twice", r)
 		}
 		seenRes[r] = true
 	}
-	if s.Epochs < 1 {
-		return bad("epochs", "%d, want >= 1", s.Epochs)
+	return nil
+}
+
+// checkTraining checks epochs, max_parallel, patience and micro-batch.
+func (s Spec) checkTraining() error {
+	switch {
+	case s.Epochs < 1:
+		return badField("epochs", "%d, want >= 1", s.Epochs)
+	case s.MaxParallel < 1 || s.MaxParallel > 1000:
+		return badField("max_parallel", "%d, want 1..1000", s.MaxParallel)
+	case s.Patience < 0:
+		return badField("patience", "%d, want >= 0", s.Patience)
+	case s.Hyper.MicroBatch < 0 || s.Hyper.MicroBatch > s.Hyper.BatchSize:
+		return badField("hyper.micro_batch", "%d, want 0..batch_size", s.Hyper.MicroBatch)
 	}
-	if s.MaxParallel < 1 || s.MaxParallel > 1000 {
-		return bad("max_parallel", "%d, want 1..1000", s.MaxParallel)
+	return nil
+}
+
+// checkInit checks init for each model: its settings, and torchvision
+// weights only of a model torchvision has (by today's rules, or the
+// recorded ones').
+func (s Spec) checkInit(today bool) error {
+	if s.Init.Weights == "" {
+		return nil
 	}
-	if s.Patience < 0 {
-		return bad("patience", "%d, want >= 0", s.Patience)
-	}
-	if s.Hyper.MicroBatch < 0 || s.Hyper.MicroBatch > s.Hyper.BatchSize {
-		return bad("hyper.micro_batch", "%d, want 0..batch_size", s.Hyper.MicroBatch)
-	}
-	if s.Init.Weights != "" {
-		for _, m := range s.Models {
-			c := Config{Model: m, Epochs: s.Epochs, Init: s.Init.config(m, 0)}
-			if err := c.Init.check(c.Epochs); err != nil {
-				return err
-			}
-			info, err := LookupModel(m) // an unknown model is refused below, as unknown
-			noWeights := err == nil && info.Torchvision == ""
-			if !today {
-				noWeights = m == "smallcnn" // the rule as recorded sweeps ran it
-			}
-			if noWeights && c.Init.Weights == Torchvision+":"+m {
-				return bad("init.weights", "torchvision has no weights of %s: give a file or an URL, or leave %s out", m, m)
-			}
+	for _, m := range s.Models {
+		c := Config{Model: m, Epochs: s.Epochs, Init: s.Init.config(m, 0)}
+		if err := c.Init.check(c.Epochs); err != nil {
+			return err
+		}
+		info, err := LookupModel(m) // an unknown model is refused below, as unknown
+		noWeights := err == nil && info.Torchvision == ""
+		if !today {
+			noWeights = m == "smallcnn" // the rule as recorded sweeps ran it
+		}
+		if noWeights && c.Init.Weights == Torchvision+":"+m {
+			return badField("init.weights", "torchvision has no weights of %s: give a file or an URL, or leave %s out", m, m)
 		}
 	}
-	if u := s.Tracking.URI; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-		return bad("tracking.uri", "%q: want the tracking server's http(s):// address (ResoMap logs over MLflow's REST API)", u)
-	}
+	return nil
+}
 
-	if s.Cost.PerHour < 0 {
-		return bad("cost.per_hour", "%v, want >= 0", s.Cost.PerHour)
+// checkServices checks the tracking URI, the price, checkpoint intervals
+// and the activities' timeouts.
+func (s Spec) checkServices() error {
+	if u := s.Tracking.URI; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		return badField("tracking.uri", "%q: want the tracking server's http(s):// address (ResoMap logs over MLflow's REST API)", u)
 	}
-	if s.Checkpoint.EverySteps < 0 || s.Checkpoint.EverySeconds < 0 {
-		return bad("checkpoint", "intervals must be >= 0")
-	}
-	if s.Activity.HeartbeatTimeoutSeconds < 1 || s.Activity.MaxAttempts < 1 || s.Activity.StickySeconds < 1 {
-		return bad("activity", "heartbeat_timeout_seconds, max_attempts and sticky_seconds must be >= 1")
-	}
+	switch {
+	case s.Cost.PerHour < 0:
+		return badField("cost.per_hour", "%v, want >= 0", s.Cost.PerHour)
+	case s.Checkpoint.EverySteps < 0 || s.Checkpoint.EverySeconds < 0:
+		return badField("checkpoint", "intervals must be >= 0")
+	case s.Activity.HeartbeatTimeoutSeconds < 1 || s.Activity.MaxAttempts < 1 || s.Activity.StickySeconds < 1:
+		return badField("activity", "heartbeat_timeout_seconds, max_attempts and sticky_seconds must be >= 1")
 	// Upper bounds: a dead worker costs its heartbeat timeout, and a gone
 	// worker's queue holds an epoch for sticky_seconds.
-	if s.Activity.HeartbeatTimeoutSeconds > 3600 {
-		return bad("activity.heartbeat_timeout_seconds", "%d, want at most 3600 (a dead worker is noticed only after it)", s.Activity.HeartbeatTimeoutSeconds)
-	}
-	if s.Activity.StickySeconds > 600 {
-		return bad("activity.sticky_seconds", "%d, want at most 600 (an epoch waits that long for a gone worker)", s.Activity.StickySeconds)
-	}
-	for _, c := range s.Combinations() {
-		if err := s.Config(c).Validate(); err != nil {
-			return fmt.Errorf("%w: %s: %v", ErrInvalid, c.ID(), strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
-		}
+	case s.Activity.HeartbeatTimeoutSeconds > 3600:
+		return badField("activity.heartbeat_timeout_seconds", "%d, want at most 3600 (a dead worker is noticed only after it)", s.Activity.HeartbeatTimeoutSeconds)
+	case s.Activity.StickySeconds > 600:
+		return badField("activity.sticky_seconds", "%d, want at most 600 (an epoch waits that long for a gone worker)", s.Activity.StickySeconds)
 	}
 	return nil
 }

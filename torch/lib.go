@@ -131,52 +131,52 @@ func Open(path string) (*Lib, error) {
 		return nil, fmt.Errorf("load %s: %w (is libtorch on the library path?)", abs, err)
 	}
 	l := &Lib{path: abs}
+	if err := l.register(h); err != nil {
+		return nil, err
+	}
+	l.blas = blasKernel(h)
+	opened[abs] = l
+	return l, nil
+}
+
+// register binds l's calls to the library h, its ABI version first: a
+// library of another version is refused before any other symbol is looked
+// up.
+func (l *Lib) register(h uintptr) (err error) {
 	reg := func(fptr any, name string) {
 		if err != nil {
 			return
 		}
 		defer func() {
 			if r := recover(); r != nil {
-				err = fmt.Errorf("load %s: symbol %s: %v", abs, name, r)
+				err = fmt.Errorf("load %s: symbol %s: %v", l.path, name, r)
 			}
 		}()
 		purego.RegisterLibFunc(fptr, h, name)
 	}
 	reg(&l.abiVersion, "rm_abi_version")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if v := l.abiVersion(); v != ABIVersion {
-		return nil, fmt.Errorf("load %s: ABI version %d, this program needs %d: rebuild with `make shim`", abs, v, ABIVersion)
+		return fmt.Errorf("load %s: ABI version %d, this program needs %d: rebuild with `make shim`", l.path, v, ABIVersion)
 	}
-	reg(&l.lastError, "rm_last_error")
-	reg(&l.torchVersion, "rm_torch_version")
-	reg(&l.modelNames, "rm_model_names")
-	reg(&l.setThreads, "rm_set_threads")
-	reg(&l.getThreads, "rm_get_threads")
-	reg(&l.cudaDeviceCount, "rm_cuda_device_count")
-	reg(&l.modelSeed, "rm_model_seed")
-	reg(&l.modelNew, "rm_model_new")
-	reg(&l.modelFree, "rm_model_free")
-	reg(&l.zeroGrad, "rm_zero_grad")
-	reg(&l.forwardBackward, "rm_forward_backward")
-	reg(&l.optimizerStep, "rm_optimizer_step")
-	reg(&l.setLRScale, "rm_set_lr_scale")
-	reg(&l.stageBatch, "rm_stage_batch")
-	reg(&l.fbStaged, "rm_forward_backward_staged")
-	reg(&l.takeMetrics, "rm_take_metrics")
-	reg(&l.evaluate, "rm_evaluate")
-	reg(&l.stateCount, "rm_state_count")
-	reg(&l.stateInfo, "rm_state_info")
-	reg(&l.stateRead, "rm_state_read")
-	reg(&l.stateWrite, "rm_state_write")
-	reg(&l.stateWriteResized, "rm_state_write_resized")
-	if err != nil {
-		return nil, err
+	for _, s := range []struct {
+		fptr any
+		name string
+	}{
+		{&l.lastError, "rm_last_error"}, {&l.torchVersion, "rm_torch_version"}, {&l.modelNames, "rm_model_names"},
+		{&l.setThreads, "rm_set_threads"}, {&l.getThreads, "rm_get_threads"}, {&l.cudaDeviceCount, "rm_cuda_device_count"},
+		{&l.modelSeed, "rm_model_seed"}, {&l.modelNew, "rm_model_new"}, {&l.modelFree, "rm_model_free"},
+		{&l.zeroGrad, "rm_zero_grad"}, {&l.forwardBackward, "rm_forward_backward"}, {&l.optimizerStep, "rm_optimizer_step"},
+		{&l.setLRScale, "rm_set_lr_scale"}, {&l.stageBatch, "rm_stage_batch"}, {&l.fbStaged, "rm_forward_backward_staged"},
+		{&l.takeMetrics, "rm_take_metrics"}, {&l.evaluate, "rm_evaluate"}, {&l.stateCount, "rm_state_count"},
+		{&l.stateInfo, "rm_state_info"}, {&l.stateRead, "rm_state_read"}, {&l.stateWrite, "rm_state_write"},
+		{&l.stateWriteResized, "rm_state_write_resized"},
+	} {
+		reg(s.fptr, s.name)
 	}
-	l.blas = blasKernel(h)
-	opened[abs] = l
-	return l, nil
+	return err
 }
 
 // Path is the file the library was loaded from.

@@ -220,17 +220,9 @@ func (s *Server) route(r *http.Request) (any, *apiError) {
 	if r.Method == http.MethodPost && r.Header.Get("Content-Type") != "application/json" {
 		return nil, fail(400, "BAD_REQUEST", "POST needs Content-Type: application/json")
 	}
-	var body map[string]json.RawMessage
-	if r.Method == http.MethodPost || r.Method == http.MethodDelete {
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			return nil, fail(400, "MALFORMED_REQUEST", "bad JSON: %v", err)
-		}
-		for _, list := range []string{"metrics", "params", "tags", "experiment_ids"} {
-			if v, ok := body[list]; ok && string(v) == "null" {
-				// The real server: TypeError: 'NoneType' object is not iterable.
-				return nil, fail(500, "", "a null %s list", list)
-			}
-		}
+	body, apiErr := requestBody(r)
+	if apiErr != nil {
+		return nil, apiErr
 	}
 	q := r.URL.Query()
 	switch r.Method + " " + p {
@@ -270,6 +262,25 @@ func (s *Server) route(r *http.Request) (any, *apiError) {
 		return s.getAlias(q.Get("name"), q.Get("alias"))
 	}
 	return s.unknown(r)
+}
+
+// requestBody is a POST's or DELETE's JSON body, refused as the real server
+// refuses it.
+func requestBody(r *http.Request) (map[string]json.RawMessage, *apiError) {
+	var body map[string]json.RawMessage
+	if r.Method != http.MethodPost && r.Method != http.MethodDelete {
+		return body, nil
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		return nil, fail(400, "MALFORMED_REQUEST", "bad JSON: %v", err)
+	}
+	for _, list := range []string{"metrics", "params", "tags", "experiment_ids"} {
+		if v, ok := body[list]; ok && string(v) == "null" {
+			// The real server: TypeError: 'NoneType' object is not iterable.
+			return nil, fail(500, "", "a null %s list", list)
+		}
+	}
+	return body, nil
 }
 
 func (s *Server) unknown(r *http.Request) (any, *apiError) {
