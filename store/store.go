@@ -138,6 +138,26 @@ func Copy(ctx context.Context, st interface {
 	return st.Put(ctx, to, rc)
 }
 
+// createProbe creates the probe's key, tried three times: workers that
+// start together race on the probes' folder (versitygw's posix backend
+// removes a folder emptied by one worker's cleanup while another creates
+// in it, and answers ExistingObjectIsDirectory). On a retry, the key
+// already there is this probe's own first write (its name is random).
+func createProbe(ctx context.Context, s Store, key string) error {
+	var err error
+	for attempt := range 3 {
+		err = s.PutIfAbsent(ctx, key, []byte("first"))
+		switch {
+		case err == nil, attempt > 0 && errors.Is(err, ErrExists):
+			return nil
+		case errors.Is(err, ErrExists) || ctx.Err() != nil:
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
+	}
+	return err
+}
+
 // ErrNoCreateOnly: the store overwrites where a create-only write
 // (PutIfAbsent, S3's If-None-Match: *) must be refused.
 var ErrNoCreateOnly = errors.New("does not honour create-only writes (If-None-Match: *)")
@@ -150,7 +170,7 @@ func CheckCreateOnly(ctx context.Context, s Store) error {
 	var nonce [8]byte
 	_, _ = rand.Read(nonce[:])
 	key := "probes/create-only-" + hex.EncodeToString(nonce[:])
-	if err := s.PutIfAbsent(ctx, key, []byte("first")); err != nil {
+	if err := createProbe(ctx, s, key); err != nil {
 		return fmt.Errorf("store %s: create-only probe: %w", s.URL(), err)
 	}
 	defer func() { _ = s.Delete(context.WithoutCancel(ctx), key) }()

@@ -46,6 +46,8 @@ type helperJob struct {
 	FastPaths   bool // bf16 autocast and channels-last
 	StopAtEpoch int  // cancel once this 1-based epoch has completed StopAtStep steps
 	StopAtStep  int
+	// LoaderWorkers assemble batches (0: the trainer's default).
+	LoaderWorkers int
 }
 
 // TestMain lets a test re-run this binary as a fresh process that trains
@@ -80,6 +82,9 @@ func runHelper(spec string) error {
 	}
 	tr.Data.CacheDir = job.CacheDir
 	tr.MixedPrecision, tr.ChannelsLast = job.FastPaths, job.FastPaths
+	if job.LoaderWorkers > 0 {
+		tr.LoaderWorkers = job.LoaderWorkers
+	}
 	st, err := store.NewFile(job.StoreDir)
 	if err != nil {
 		return err

@@ -52,22 +52,13 @@ func TestExactResumeAcrossFreshProcesses(t *testing.T) {
 func testExactResume(t *testing.T, cfg sweep.Config, fastPaths bool) {
 	cache := t.TempDir()
 
-	// Uninterrupted reference run, in this process.
+	// Uninterrupted reference run, in a fresh process as each part of the
+	// interrupted one: what ran before in this test process (other tests'
+	// models) once changed efficientnet_b0's figures here, so the
+	// comparison is of fresh processes alike. Its batches are assembled by
+	// three producers, the resumed processes' by one.
 	refDir := t.TempDir()
-	tr := newTrainer(t, cache)
-	tr.MixedPrecision, tr.ChannelsLast = fastPaths, fastPaths
-	tr.LoaderWorkers = 3
-	st, _ := store.NewFile(refDir)
-	repo := checkpoint.Repo{Store: st}
-	res, err := tr.Train(context.Background(), cfg, nil, trainer.RunOptions{
-		OnCheckpoint: func(ctx context.Context, c *checkpoint.Checkpoint) error { _, err := repo.Save(ctx, c); return err },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.StepsRun != 2*20 {
-		t.Fatalf("reference ran %d steps, want 40", res.StepsRun)
-	}
+	runFreshProcess(t, helperJob{Config: cfg, StoreDir: refDir, CacheDir: cache, FastPaths: fastPaths, LoaderWorkers: 3})
 
 	// The same training, killed twice (inside epoch 1 and inside epoch 2),
 	// each part in its own process.
