@@ -81,7 +81,7 @@ func (h *heartbeater) run(every time.Duration) {
 // training.
 func (h *heartbeater) checkStall() bool {
 	idle := h.watch.Idle()
-	if h.stallAfter == 0 || idle == 0 || idle < h.stallAfter {
+	if h.stallAfter == 0 || idle < h.stallAfter { // idle is 0 when no I/O waits
 		return false
 	}
 	h.mu.Lock()

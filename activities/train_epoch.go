@@ -44,7 +44,7 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 	out.WaitSeconds = max(0, waited-fetching)
 	hb.setPhase(workflows.PhaseLoadingCheckpoint)
 	var tctx context.Context // the training's, once the session is open
-	run, err := a.Engine.TrainEpoch(ctx, slot, a.epoch(ctx, in, hb, &tctx))
+	run, err := a.Engine.TrainEpoch(ctx, slot, a.epoch(ctx, in, repo, hb, &tctx))
 	switch {
 	case err != nil && !run.Opened:
 		return out, err
@@ -73,12 +73,12 @@ func (a *Activities) TrainEpoch(ctx context.Context, in workflows.TrainEpochInpu
 // its hooks, the heartbeater as its ears, and the training's context
 // (kept in *tctx), ended (at a step boundary, with a checkpoint) when the
 // activity is cancelled, stalls, or the worker shuts down.
-func (a *Activities) epoch(ctx context.Context, in workflows.TrainEpochInput, hb *heartbeater, tctx *context.Context) engine.Epoch {
-	store := &attemptStore{a: a, repo: a.repo(in.Prefix), hb: hb}
+func (a *Activities) epoch(ctx context.Context, in workflows.TrainEpochInput, repo checkpoint.Repo, hb *heartbeater, tctx *context.Context) engine.Epoch {
+	store := &attemptStore{a: a, repo: repo, hb: hb}
 	return engine.Epoch{
 		Config: in.Config, Epoch: in.Epoch, MicroBatch: in.MicroBatch,
 		FromResident: !activity.HasHeartbeatDetails(ctx),
-		Newest:       func(ctx context.Context) (string, error) { return a.repo(in.Prefix).Newest(ctx, a.combo(in.Prepared)) },
+		Newest:       func(ctx context.Context) (string, error) { return repo.Newest(ctx, a.combo(in.Prepared)) },
 		CheckData: func(ctx context.Context) error {
 			hb.setPhase(workflows.PhaseCheckingData)
 			return a.checkData(ctx, in.Config)
@@ -87,7 +87,6 @@ func (a *Activities) epoch(ctx context.Context, in workflows.TrainEpochInput, hb
 			hb.setPhase(workflows.PhaseLoadingCheckpoint)
 			return a.resumeFrom(ctx, in.Prepared)
 		},
-		Phase: hb.setPhase,
 		Hooks: engine.RunOptions{CheckpointSteps: in.CheckpointSteps, CheckpointInterval: time.Duration(in.CheckpointSeconds) * time.Second,
 			OnProgress: hb.progress, OnCheckpoint: store.checkpoint, StoreFiles: store.storeFiles, OnPhase: hb.setPhase},
 		Interruptible: func() (context.Context, func()) {

@@ -139,9 +139,9 @@ type Epoch struct {
 	Newest     func(context.Context) (string, error)
 	CheckData  func(context.Context) error
 	ResumeFrom func(context.Context) (*checkpoint.Checkpoint, error)
-	// Phase hears what the run does next; Hooks are the training call's
-	// (its UntilEpoch, MicroBatch and DeviceShare are the engine's).
-	Phase func(string)
+	// Hooks are the training call's (its UntilEpoch, MicroBatch and
+	// DeviceShare are the engine's); Hooks.OnPhase also hears the
+	// session's opening.
 	Hooks RunOptions
 	// Interruptible gives, once the session is open, the context training
 	// runs under (ended to stop at a step boundary) and its release.
@@ -157,7 +157,7 @@ type Epoch struct {
 // leave a model reserved or the device's accounting open.
 func (ep Epoch) check() error {
 	for name, missing := range map[string]bool{"Newest": ep.FromResident && ep.Newest == nil, "CheckData": ep.CheckData == nil,
-		"ResumeFrom": ep.ResumeFrom == nil, "Phase": ep.Phase == nil, "Interruptible": ep.Interruptible == nil, "StoredKey": ep.StoredKey == nil} {
+		"ResumeFrom": ep.ResumeFrom == nil, "Hooks.OnPhase": ep.Hooks.OnPhase == nil, "Interruptible": ep.Interruptible == nil, "StoredKey": ep.StoredKey == nil} {
 		if missing {
 			return fmt.Errorf("engine: an Epoch without %s", name)
 		}
@@ -222,7 +222,7 @@ func (e *Engine) TrainEpoch(ctx context.Context, slot *Slot, ep Epoch) (EpochRun
 	if !run.Resident { // opened here: its data cache build (0 when warm) apart
 		run.CacheBuildSeconds = s.DataBuildSeconds()
 	}
-	res, err := e.train(ctx, slot, s, ep, &run)
+	res, err := e.train(slot, s, ep, &run)
 	if err != nil {
 		e.residents().drop(s)
 		return EpochRun{Opened: true}, err
@@ -244,7 +244,7 @@ func (e *Engine) TrainEpoch(ctx context.Context, slot *Slot, ep Epoch) (EpochRun
 
 // train runs the session's epoch under the adapter's interruptible
 // context, its device time and the host's load accounted into run.
-func (e *Engine) train(ctx context.Context, slot *Slot, s *trainer.Session, ep Epoch, run *EpochRun) (*trainer.Result, error) {
+func (e *Engine) train(slot *Slot, s *trainer.Session, ep Epoch, run *EpochRun) (*trainer.Result, error) {
 	tctx, release := ep.Interruptible()
 	defer release()
 	use := e.device.start(e.cpuCores())
@@ -297,7 +297,7 @@ func (e *Engine) openSession(ctx context.Context, slot *Slot, ep Epoch) (*traine
 	}
 	e.residents().reserve()
 	var s *trainer.Session
-	if perr := RunLogged(ep.Log, slot, func() { s, err = e.Trainer.Open(ctx, ep.Config, from, ep.Phase) }); perr != nil {
+	if perr := RunLogged(ep.Log, slot, func() { s, err = e.Trainer.Open(ctx, ep.Config, from, ep.Hooks.OnPhase) }); perr != nil {
 		s, err = nil, perr
 	}
 	if err != nil {

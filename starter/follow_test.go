@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/resomap/resomap/sweep"
+	"github.com/resomap/resomap/sweepclient"
 	"github.com/resomap/resomap/workflows"
 )
 
@@ -96,8 +97,8 @@ func TestWaitsExitCodeSaysHowTheSweepEnded(t *testing.T) {
 	}
 	// What --wait waits out, and what ends it.
 	running := enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
-	if followTrouble(t.Context(), running, errNoWorker) == "" || followTrouble(t.Context(), 0, errors.New("connection refused")) == "" ||
-		followTrouble(t.Context(), 0, fmt.Errorf("%w with workflow ID x", errNoSweep)) != "" ||
+	if followTrouble(t.Context(), running, sweepclient.ErrNoWorker) == "" || followTrouble(t.Context(), 0, errors.New("connection refused")) == "" ||
+		followTrouble(t.Context(), 0, fmt.Errorf("%w with workflow ID x", sweepclient.ErrNoSweep)) != "" ||
 		followTrouble(t.Context(), enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, errors.New("sweep ended failed")) != "" {
 		t.Error("followTrouble")
 	}

@@ -128,14 +128,14 @@ func follow(ctx context.Context, c client.Client, id string, w io.Writer) (workf
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		p, st, err := sweepProgress(ctx, c, id)
+		p, st, err := sweepclient.Client{Temporal: c}.Progress(ctx, id)
 		switch trouble := followTrouble(ctx, st, err); {
 		case trouble == "" && err != nil:
 			return p, err
 		case trouble != "":
 			if trouble != lastTrouble {
 				fmt.Fprintf(w, "%s; still following (Ctrl-C stops following, not the sweep)\n", trouble)
-				if errors.Is(err, errNoWorker) {
+				if errors.Is(err, sweepclient.ErrNoWorker) {
 					_ = statusFromServer(ctx, c, id, w)
 				}
 				lastTrouble, drawn = trouble, 0
@@ -164,10 +164,10 @@ func follow(ctx context.Context, c client.Client, id string, w io.Writer) (workf
 // sweep is not there, or has ended and its result says how).
 func followTrouble(ctx context.Context, st enumspb.WorkflowExecutionStatus, err error) string {
 	switch {
-	case err == nil || ctx.Err() != nil || errors.Is(err, errNoSweep):
+	case err == nil || ctx.Err() != nil || errors.Is(err, sweepclient.ErrNoSweep):
 		return ""
-	case errors.Is(err, errNoWorker):
-		return fmt.Sprintf("no worker answered in %v (none started yet, restarting, or busy)", workerWait)
+	case errors.Is(err, sweepclient.ErrNoWorker):
+		return fmt.Sprintf("no worker answered in %v (none started yet, restarting, or busy)", sweepclient.WorkerWait)
 	case (st == 0 || st == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING) && transient(err):
 		return fmt.Sprintf("the server did not answer (%v)", err)
 	}

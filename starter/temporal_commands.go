@@ -79,20 +79,6 @@ func startSweep(ctx context.Context, c client.Client, id string, spec sweep.Spec
 	return checkEnded(p)
 }
 
-// sweepProgress is sweepclient's Progress of sweep id.
-func sweepProgress(ctx context.Context, c client.Client, id string) (workflows.SweepProgress, enumspb.WorkflowExecutionStatus, error) {
-	return sweepclient.Client{Temporal: c}.Progress(ctx, id)
-}
-
-// The client's answers the starter acts on.
-var (
-	errNoWorker = sweepclient.ErrNoWorker
-	errNoSweep  = sweepclient.ErrNoSweep
-)
-
-// workerWait is how long a query or update waits for a worker.
-const workerWait = sweepclient.WorkerWait
-
 func status(ctx context.Context, o options, w io.Writer, logger *slog.Logger) error {
 	if o.sweep == "" && o.id == "" {
 		return fmt.Errorf("%w: status needs --sweep NAME or --id ID", errUsage)
@@ -119,8 +105,8 @@ func status(ctx context.Context, o options, w io.Writer, logger *slog.Logger) er
 		printTable(w, []sweep.Outcome{out}, retries)
 		return nil
 	}
-	p, st, err := sweepProgress(ctx, c, id)
-	if errors.Is(err, errNoWorker) {
+	p, st, err := sweepclient.Client{Temporal: c}.Progress(ctx, id)
+	if errors.Is(err, sweepclient.ErrNoWorker) {
 		return statusFromServer(ctx, c, id, w)
 	}
 	if err != nil {
@@ -165,7 +151,7 @@ func control(ctx context.Context, cmd string, o options, w io.Writer, logger *sl
 		return err
 	}
 	if recorded {
-		fmt.Fprintf(w, "%s: no worker answered in %v; the %s is recorded and applies when a worker returns\n", target, workerWait, cmd)
+		fmt.Fprintf(w, "%s: no worker answered in %v; the %s is recorded and applies when a worker returns\n", target, sweepclient.WorkerWait, cmd)
 		return nil
 	}
 	fmt.Fprintf(w, "%s: %s\n", target, map[string]string{"pause": "paused (running epochs checkpoint first)", "resume": "resumed", "cancel": "cancelled (running epochs checkpoint first)"}[cmd])
@@ -206,7 +192,7 @@ func statusFromServer(ctx context.Context, c client.Client, id string, w io.Writ
 		return fmt.Errorf("sweep %s: no worker answered, and listing its combinations failed: %w", id, err)
 	}
 	fmt.Fprintf(w, "sweep %s: no worker answered in %v; what the server knows (each combination's last reported state; commands apply when a worker returns)\nWeb UI: %s\n",
-		id, workerWait, uiURL(id))
+		id, sweepclient.WorkerWait, uiURL(id))
 	rows := map[string]string{}
 	var order []string
 	for _, name := range sweepCombinations(ctx, c, id) {

@@ -51,14 +51,10 @@ const DefaultLibrary = "libnvidia-ml.so.1"
 // (NVML counts its initialisations, so opening twice is harmless); an
 // error says why there are no GPU figures (no driver on a CPU host is the
 // usual one).
-func Open(path string) (*NVML, error) {
+func Open(path string) (n *NVML, err error) {
 	if path == "" {
 		path = DefaultLibrary
 	}
-	return open(path)
-}
-
-func open(path string) (n *NVML, err error) {
 	h, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_LOCAL)
 	if err != nil {
 		return nil, fmt.Errorf("gpustat: load %s: %w", path, err)
